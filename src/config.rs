@@ -1,0 +1,221 @@
+//! Host-wide options, named and defaulted as stock mod_muc names and defaults them, so an
+//! admin's existing config keeps working when `muc` becomes `muc_rs`.
+
+use std::collections::HashMap;
+
+/// How the host should read an option from its configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptionKind {
+    Boolean,
+    Integer,
+    /// A duration in seconds (Prosody 13 also accepts "5 minutes").
+    Period,
+    String,
+    /// Any plain value: `true`, `false` or a string (e.g. `restrict_room_creation`).
+    Any,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionSpec {
+    pub name: &'static str,
+    pub kind: OptionKind,
+}
+
+/// A value read from the host's configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OptionValue {
+    Bool(bool),
+    Int(i64),
+    Str(String),
+}
+
+/// Who may create rooms (`restrict_room_creation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomCreation {
+    Anyone,
+    /// Only users of the host this component belongs to (and admins).
+    Local,
+    AdminsOnly,
+}
+
+/// Configuration defaults for new rooms (`muc_room_default_*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomDefaults {
+    pub public: bool,
+    pub persistent: bool,
+    pub members_only: bool,
+    pub allow_member_invites: bool,
+    pub moderated: bool,
+    pub public_jids: bool,
+    pub change_subject: bool,
+    pub history_length: u32,
+    pub language: Option<String>,
+}
+
+impl Default for RoomDefaults {
+    fn default() -> Self {
+        RoomDefaults {
+            public: false,
+            persistent: false,
+            members_only: false,
+            allow_member_invites: false,
+            moderated: false,
+            public_jids: false,
+            change_subject: false,
+            history_length: 20,
+            language: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostConfig {
+    /// Major.minor of the host server, e.g. (0, 12) or (13, 0): some stock defaults differ.
+    pub server_version: (u32, u32),
+    /// Service name shown in disco (`name`).
+    pub name: String,
+    pub room_locking: bool,
+    pub room_lock_timeout: i64,
+    pub room_creation: RoomCreation,
+    pub admins_as_room_owners: bool,
+    pub max_history_messages: Option<u32>,
+    pub allow_unaffiliated_register: bool,
+    pub enforce_registered_nickname: bool,
+    pub defaults: RoomDefaults,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig::for_version((13, 0))
+    }
+}
+
+/// Every option muc_rs reads, for the host to look up.
+pub const OPTIONS: &[OptionSpec] = &[
+    OptionSpec { name: "name", kind: OptionKind::String },
+    OptionSpec { name: "muc_room_locking", kind: OptionKind::Boolean },
+    OptionSpec { name: "muc_room_lock_timeout", kind: OptionKind::Period },
+    OptionSpec { name: "restrict_room_creation", kind: OptionKind::Any },
+    OptionSpec { name: "component_admins_as_room_owners", kind: OptionKind::Boolean },
+    OptionSpec { name: "max_history_messages", kind: OptionKind::Integer },
+    OptionSpec { name: "allow_unaffiliated_register", kind: OptionKind::Boolean },
+    OptionSpec { name: "enforce_registered_nickname", kind: OptionKind::Boolean },
+    OptionSpec { name: "muc_room_default_public", kind: OptionKind::Boolean },
+    OptionSpec { name: "muc_room_default_persistent", kind: OptionKind::Boolean },
+    OptionSpec { name: "muc_room_default_members_only", kind: OptionKind::Boolean },
+    OptionSpec { name: "muc_room_default_allow_member_invites", kind: OptionKind::Boolean },
+    OptionSpec { name: "muc_room_default_moderated", kind: OptionKind::Boolean },
+    OptionSpec { name: "muc_room_default_public_jids", kind: OptionKind::Boolean },
+    OptionSpec { name: "muc_room_default_change_subject", kind: OptionKind::Boolean },
+    OptionSpec { name: "muc_room_default_history_length", kind: OptionKind::Integer },
+    OptionSpec { name: "muc_room_default_language", kind: OptionKind::String },
+];
+
+impl HostConfig {
+    /// Stock defaults for the given server version.
+    pub fn for_version(server_version: (u32, u32)) -> Self {
+        HostConfig {
+            server_version,
+            name: "Prosody Chatrooms".to_owned(),
+            room_locking: true,
+            room_lock_timeout: 300,
+            room_creation: RoomCreation::Anyone,
+            // Prosody 13 turned this off by default; 0.12 had it on.
+            admins_as_room_owners: server_version.0 < 13,
+            max_history_messages: None,
+            allow_unaffiliated_register: false,
+            enforce_registered_nickname: false,
+            defaults: RoomDefaults::default(),
+        }
+    }
+
+    /// Builds the configuration from the options the host found set; unset ones keep
+    /// their stock default. Returns the names of options with a value of the wrong type.
+    pub fn from_options(
+        server_version: (u32, u32),
+        options: &HashMap<String, OptionValue>,
+    ) -> (Self, Vec<String>) {
+        let mut config = HostConfig::for_version(server_version);
+        let mut invalid = Vec::new();
+        for (name, value) in options {
+            if !config.apply(name, value) {
+                invalid.push(name.clone());
+            }
+        }
+        invalid.sort();
+        (config, invalid)
+    }
+
+    /// Sets one option; false if the value does not fit it (or the option is unknown).
+    fn apply(&mut self, name: &str, value: &OptionValue) -> bool {
+        use OptionValue::*;
+        let d = &mut self.defaults;
+        match (name, value) {
+            ("name", Str(s)) => self.name = s.clone(),
+            ("muc_room_locking", Bool(b)) => self.room_locking = *b,
+            ("muc_room_lock_timeout", Int(n)) if *n >= 0 => self.room_lock_timeout = *n,
+            ("restrict_room_creation", Bool(b)) => {
+                self.room_creation = if *b { RoomCreation::AdminsOnly } else { RoomCreation::Anyone }
+            }
+            ("restrict_room_creation", Str(s)) if s == "local" => self.room_creation = RoomCreation::Local,
+            ("restrict_room_creation", Str(s)) if s == "admin" => {
+                self.room_creation = RoomCreation::AdminsOnly
+            }
+            ("component_admins_as_room_owners", Bool(b)) => self.admins_as_room_owners = *b,
+            ("max_history_messages", Int(n)) if *n >= 0 => self.max_history_messages = Some(clamp_u32(*n)),
+            ("allow_unaffiliated_register", Bool(b)) => self.allow_unaffiliated_register = *b,
+            ("enforce_registered_nickname", Bool(b)) => self.enforce_registered_nickname = *b,
+            ("muc_room_default_public", Bool(b)) => d.public = *b,
+            ("muc_room_default_persistent", Bool(b)) => d.persistent = *b,
+            ("muc_room_default_members_only", Bool(b)) => d.members_only = *b,
+            ("muc_room_default_allow_member_invites", Bool(b)) => d.allow_member_invites = *b,
+            ("muc_room_default_moderated", Bool(b)) => d.moderated = *b,
+            ("muc_room_default_public_jids", Bool(b)) => d.public_jids = *b,
+            ("muc_room_default_change_subject", Bool(b)) => d.change_subject = *b,
+            ("muc_room_default_history_length", Int(n)) if *n >= 0 => d.history_length = clamp_u32(*n),
+            ("muc_room_default_language", Str(s)) => d.language = Some(s.clone()),
+            _ => return false,
+        }
+        true
+    }
+}
+
+fn clamp_u32(n: i64) -> u32 {
+    n.clamp(0, u32::MAX as i64) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admins_own_rooms_by_default_only_before_13() {
+        assert!(HostConfig::for_version((0, 12)).admins_as_room_owners);
+        assert!(!HostConfig::for_version((13, 0)).admins_as_room_owners);
+    }
+
+    #[test]
+    fn options_override_defaults_and_bad_types_are_reported() {
+        let mut opts = HashMap::new();
+        opts.insert("muc_room_locking".to_owned(), OptionValue::Bool(false));
+        opts.insert("restrict_room_creation".to_owned(), OptionValue::Str("local".into()));
+        opts.insert("muc_room_default_moderated".to_owned(), OptionValue::Str("yes".into()));
+        let (config, invalid) = HostConfig::from_options((0, 12), &opts);
+        assert!(!config.room_locking);
+        assert_eq!(config.room_creation, RoomCreation::Local);
+        assert!(!config.defaults.moderated);
+        assert_eq!(invalid, vec!["muc_room_default_moderated".to_owned()]);
+    }
+
+    #[test]
+    fn every_listed_option_is_understood() {
+        for spec in OPTIONS {
+            let value = match spec.kind {
+                OptionKind::Boolean | OptionKind::Any => OptionValue::Bool(true),
+                OptionKind::Integer | OptionKind::Period => OptionValue::Int(1),
+                OptionKind::String => OptionValue::Str("x".into()),
+            };
+            assert!(HostConfig::default().apply(spec.name, &value), "{}", spec.name);
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! The service driven with stanzas, as a client would drive it: the seed scenario and the
+//! join, configuration, affiliation and registration rules it rests on.
+
+use super::*;
+use crate::env::FixedEnv;
+use crate::xml::{error_condition, NS_MUC_USER};
+
+const ROOM: &str = "room@conference.localhost";
+const ROMEO: &str = "romeo@localhost/r1";
+const JULIET: &str = "juliet@localhost/j1";
+
+fn host() -> MucHost {
+    MucHost::new("conference.localhost", HostConfig::for_version((13, 0))).unwrap()
+}
+
+fn env() -> FixedEnv {
+    FixedEnv { now: 1_000_000, admins: vec![] }
+}
+
+fn parse(xml: &str) -> Element {
+    xml.parse().expect("test stanza parses")
+}
+
+/// Sends `xml` (in jabber:client) and returns every delivery as (recipient, stanza).
+fn send(host: &mut MucHost, xml: &str) -> Vec<(String, Element)> {
+    let name_end = xml.find(' ').expect("stanzas have attributes");
+    let stanza = parse(&format!("{} xmlns='jabber:client'{}", &xml[..name_end], &xml[name_end..]));
+    let out = host.handle(stanza, &env());
+    out.deliveries
+        .into_iter()
+        .flat_map(|d| d.to.into_iter().map(move |to| (to.to_string(), d.stanza.clone())))
+        .collect()
+}
+
+fn to<'a>(deliveries: &'a [(String, Element)], jid: &str) -> Vec<&'a Element> {
+    deliveries.iter().filter(|(to, _)| to == jid).map(|(_, s)| s).collect()
+}
+
+fn codes(stanza: &Element) -> Vec<String> {
+    stanza
+        .get_child("x", NS_MUC_USER)
+        .map(|x| {
+            x.children()
+                .filter(|c| c.name() == "status")
+                .filter_map(|c| c.attr("code"))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn join(host: &mut MucHost, from: &str, nick: &str) -> Vec<(String, Element)> {
+    send(
+        host,
+        &format!("<presence from='{from}' to='{ROOM}/{nick}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"),
+    )
+}
+
+fn configure(host: &mut MucHost, fields: &str) -> Vec<(String, Element)> {
+    send(
+        host,
+        &format!(
+            "<iq from='{ROMEO}' to='{ROOM}' type='set' id='cfg'><query xmlns='http://jabber.org/protocol/muc#owner'>\
+             <x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>\
+             {fields}</x></query></iq>"
+        ),
+    )
+}
+
+#[test]
+fn first_join_creates_a_locked_room_owned_by_the_creator() {
+    let mut h = host();
+    let out = join(&mut h, ROMEO, "Romeo");
+    let romeo = to(&out, ROMEO);
+    assert_eq!(romeo.len(), 2, "{out:?}");
+    assert_eq!(codes(romeo[0]), vec!["201", "110"]);
+    let item = romeo[0].get_child("x", NS_MUC_USER).unwrap().get_child("item", NS_MUC_USER).unwrap();
+    assert_eq!(item.attr("affiliation"), Some("owner"));
+    assert_eq!(item.attr("role"), Some("moderator"));
+    assert_eq!(item.attr("jid"), Some(ROMEO));
+    assert!(romeo[1].get_child("subject", NS_CLIENT).is_some());
+
+    // Locked until configured: nobody else gets in.
+    let out = join(&mut h, JULIET, "Juliet");
+    assert_eq!(error_condition(to(&out, JULIET)[0]), Some("item-not-found"));
+    configure(&mut h, "");
+    let out = join(&mut h, JULIET, "Juliet");
+    let juliet = to(&out, JULIET);
+    assert_eq!(juliet[0].attr("from"), Some(&*format!("{ROOM}/Romeo")));
+    assert_eq!(juliet[1].attr("from"), Some(&*format!("{ROOM}/Juliet")));
+    assert_eq!(codes(juliet[1]), vec!["110"]);
+    // Romeo, a moderator, sees Juliet's real JID; Juliet does not see Romeo's.
+    let romeo_view =
+        to(&out, ROMEO)[0].get_child("x", NS_MUC_USER).unwrap().get_child("item", NS_MUC_USER).unwrap();
+    assert_eq!(romeo_view.attr("jid"), Some(JULIET));
+    let juliet_view = juliet[0].get_child("x", NS_MUC_USER).unwrap().get_child("item", NS_MUC_USER).unwrap();
+    assert_eq!(juliet_view.attr("jid"), None);
+}
+
+#[test]
+fn nick_conflicts_and_invalid_nicks_are_refused() {
+    let mut h = host();
+    join(&mut h, ROMEO, "Romeo");
+    configure(&mut h, "");
+    let out = join(&mut h, JULIET, "Romeo");
+    assert_eq!(error_condition(to(&out, JULIET)[0]), Some("conflict"));
+    let out = join(&mut h, JULIET, " ");
+    assert_eq!(error_condition(to(&out, JULIET)[0]), Some("not-allowed"));
+    assert_eq!(h.room(&ROOM.parse().unwrap()).unwrap().occupants().count(), 1);
+}
+
+#[test]
+fn members_only_room_kicks_a_member_who_unregisters() {
+    let mut h = host();
+    join(&mut h, ROMEO, "Romeo");
+    let out = configure(&mut h, "<field var='muc#roomconfig_membersonly'><value>1</value></field>");
+    assert_eq!(to(&out, ROMEO)[0].attr("type"), Some("result"));
+
+    // Outsiders are kept out.
+    let out = join(&mut h, JULIET, "Juliet");
+    assert_eq!(error_condition(to(&out, JULIET)[0]), Some("registration-required"));
+
+    // Making Juliet a member announces it to the room, with her bare JID.
+    let out = send(
+        &mut h,
+        &format!("<iq from='{ROMEO}' to='{ROOM}' type='set' id='m1'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='member' jid='juliet@localhost'/></query></iq>"),
+    );
+    let romeo = to(&out, ROMEO);
+    assert_eq!(romeo[0].name(), "message");
+    let item = romeo[0].get_child("x", NS_MUC_USER).unwrap().get_child("item", NS_MUC_USER).unwrap();
+    assert_eq!((item.attr("affiliation"), item.attr("jid")), (Some("member"), Some("juliet@localhost")));
+    assert_eq!(romeo[1].attr("type"), Some("result"));
+
+    join(&mut h, JULIET, "Juliet");
+    let out = send(
+        &mut h,
+        &format!("<iq from='{JULIET}' to='{ROOM}' type='set' id='u1'><query xmlns='jabber:iq:register'><remove/></query></iq>"),
+    );
+    let juliet = to(&out, JULIET);
+    assert_eq!(juliet[0].attr("type"), Some("unavailable"));
+    assert_eq!(codes(juliet[0]), vec!["321", "110"]);
+    assert_eq!(juliet[1].attr("type"), Some("result"));
+    let romeo = to(&out, ROMEO);
+    assert_eq!(codes(romeo[0]), vec!["321"]);
+    let item = romeo[0].get_child("x", NS_MUC_USER).unwrap().get_child("item", NS_MUC_USER).unwrap();
+    assert_eq!(
+        (item.attr("affiliation"), item.attr("role"), item.attr("jid")),
+        (Some("none"), Some("none"), Some(JULIET))
+    );
+    assert_eq!(h.room(&ROOM.parse().unwrap()).unwrap().occupants().count(), 1);
+}
+
+#[test]
+fn registration_makes_a_member_and_reserves_the_nick() {
+    let mut h = host();
+    h.config.allow_unaffiliated_register = true;
+    join(&mut h, ROMEO, "Romeo");
+    configure(&mut h, "");
+    let out = send(
+        &mut h,
+        &format!("<iq from='{JULIET}' to='{ROOM}' type='set' id='r1'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>\
+        <field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#register</value></field>\
+        <field var='muc#register_roomnick'><value>Jules</value></field></x></query></iq>"),
+    );
+    assert_eq!(to(&out, JULIET)[0].attr("type"), Some("result"));
+    let room = h.room(&ROOM.parse().unwrap()).unwrap();
+    assert_eq!(
+        room.stored_affiliation(&"juliet@localhost".parse().unwrap()),
+        crate::affiliation::Affiliation::Member
+    );
+    // Someone else may not take the reserved nick.
+    let out = join(&mut h, "paris@localhost/p", "Jules");
+    assert_eq!(error_condition(to(&out, "paris@localhost/p")[0]), Some("conflict"));
+}
+
+#[test]
+fn leaving_the_last_occupant_destroys_a_temporary_room() {
+    let mut h = host();
+    join(&mut h, ROMEO, "Romeo");
+    let out = send(&mut h, &format!("<presence from='{ROMEO}' to='{ROOM}/Romeo' type='unavailable'/>"));
+    let romeo = to(&out, ROMEO);
+    assert_eq!(romeo[0].attr("type"), Some("unavailable"));
+    assert_eq!(codes(romeo[0]), vec!["110"]);
+    assert_eq!(h.room_count(), 0);
+}
+
+#[test]
+fn malformed_requests_get_errors_and_leave_the_room_intact() {
+    let mut h = host();
+    join(&mut h, ROMEO, "Romeo");
+    for bad in [
+        format!("<iq from='{ROMEO}' to='{ROOM}' type='set' id='x'/>"),
+        format!("<iq from='{ROMEO}' to='{ROOM}' type='set' id='x'><query xmlns='http://jabber.org/protocol/muc#admin'/></iq>"),
+        format!("<iq from='{ROMEO}' to='{ROOM}' type='set' id='x'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='king' jid='a@b'/></query></iq>"),
+        format!("<iq from='{ROMEO}' to='{ROOM}' type='get' id='x'><query xmlns='urn:unknown'/></iq>"),
+        format!("<iq from='{ROMEO}' to='{ROOM}' type='set' id='x'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>wrong</value></field></x></query></iq>"),
+        format!("<message from='{ROMEO}' to='{ROOM}' type='normal'><x xmlns='http://jabber.org/protocol/muc#user'><bogus/></x></message>"),
+        format!("<presence from='{ROMEO}' to='{ROOM}/Romeo' type='subscribe'/>"),
+    ] {
+        let out = send(&mut h, &bad);
+        let replies = to(&out, ROMEO);
+        assert_eq!(replies.len(), 1, "{bad}: {out:?}");
+        assert_eq!(replies[0].attr("type"), Some("error"), "{bad}");
+    }
+    assert_eq!(h.room(&ROOM.parse().unwrap()).unwrap().occupants().count(), 1);
+}

@@ -1,0 +1,56 @@
+//! What handling one stanza produces: stanzas to deliver, and log lines.
+
+use jid::Jid;
+use minidom::Element;
+
+/// One stanza to deliver to one or more recipients.
+///
+/// The stanza carries no `to`: the host sets it for each recipient in turn, so a
+/// broadcast builds its payload once instead of once per recipient.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub stanza: Element,
+    pub to: Vec<Jid>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// Everything the host must do after one call into the core, in order.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Outcome {
+    pub deliveries: Vec<Delivery>,
+    pub log: Vec<(LogLevel, String)>,
+}
+
+impl Outcome {
+    pub fn send(&mut self, stanza: Element, to: Jid) {
+        self.deliveries.push(Delivery { stanza, to: vec![to] });
+    }
+
+    pub fn send_many(&mut self, stanza: Element, to: Vec<Jid>) {
+        if !to.is_empty() {
+            self.deliveries.push(Delivery { stanza, to });
+        }
+    }
+
+    pub fn log(&mut self, level: LogLevel, message: impl Into<String>) {
+        self.log.push((level, message.into()));
+    }
+}

@@ -1,0 +1,377 @@
+//! Messages: groupchat broadcast, subject changes, the discussion history, and private
+//! messages between occupants.
+
+use super::{Ctx, HistoryEntry, Room};
+use crate::affiliation::{Affiliation, Role};
+use crate::xml::{el, ElementExt, ErrorType, StanzaError, NS_CLIENT, NS_DELAY, NS_MUC, NS_MUC_USER};
+use jid::{FullJid, Jid};
+use minidom::Element;
+
+const NS_HINTS: &str = "urn:xmpp:hints";
+
+impl Room {
+    /// A groupchat message to the room.
+    pub fn handle_groupchat(&mut self, ctx: &mut Ctx, stanza: &Element, real_jid: &FullJid) {
+        let Some(occupant) = self.occupant_by_real_jid(real_jid).cloned() else {
+            ctx.error(stanza, StanzaError::not_in_room(), None);
+            return;
+        };
+        match occupant.role_or_none() {
+            Role::None => return ctx.error(stanza, StanzaError::not_in_room(), None),
+            Role::Visitor => {
+                let error = StanzaError::forbidden()
+                    .with_text("You do not currently have permission to speak in this chat");
+                return ctx.error(stanza, error, None);
+            }
+            _ => {}
+        }
+        let mut message = stanza.clone();
+        if message.attr("id").is_none() {
+            message.set("id", new_id(ctx.env.now(), &self.jid, self.history.len()));
+        }
+        if let Some(subject) = message.get_child("subject", NS_CLIENT) {
+            let is_subject_change =
+                !message.has_child("body", NS_CLIENT) && !message.has_child("thread", NS_CLIENT);
+            if is_subject_change {
+                let allowed = occupant.role == Some(Role::Moderator)
+                    || (occupant.role == Some(Role::Participant) && self.settings.change_subject);
+                if !allowed {
+                    let error =
+                        StanzaError::forbidden().with_text("You are not allowed to change the subject");
+                    return ctx.error(stanza, error, None);
+                }
+                let text = subject.text();
+                self.set_subject(ctx, occupant.nick.as_str(), &text);
+                return;
+            }
+        }
+        // Delays claiming to come from the room are the room's own to add.
+        let room_jid = self.jid.to_string();
+        let kept: Vec<minidom::Node> = message
+            .take_nodes()
+            .into_iter()
+            .filter(|node| match node {
+                minidom::Node::Element(e) => {
+                    let own_delay = (e.is("delay", NS_DELAY) || e.is("x", "jabber:x:delay"))
+                        && e.attr("from") == Some(room_jid.as_str());
+                    !own_delay
+                }
+                minidom::Node::Text(_) => true,
+            })
+            .collect();
+        for node in kept {
+            message.append_node(node);
+        }
+        message.set("from", occupant.nick.as_str());
+        message.unset("to");
+        self.broadcast_message(ctx, message);
+    }
+
+    /// Broadcasts a message from the room to everyone, keeping it in history if it is one
+    /// worth keeping.
+    pub fn broadcast_message(&mut self, ctx: &mut Ctx, message: Element) {
+        if is_historic(&message) {
+            self.add_history(ctx, &message);
+        }
+        self.broadcast(ctx, message, Role::None);
+    }
+
+    fn add_history(&mut self, ctx: &Ctx, message: &Element) {
+        let length = self.settings.history_length(ctx.config.max_history_messages) as usize;
+        if length == 0 {
+            self.history.clear();
+            return;
+        }
+        let now = ctx.env.now();
+        let mut stanza = message.clone();
+        stanza
+            .append_child(el("delay", NS_DELAY).with("from", self.jid.as_str()).with("stamp", datetime(now)));
+        self.history.push_back(HistoryEntry { stanza, timestamp: now, chars: None });
+        while self.history.len() > length {
+            self.history.pop_front();
+        }
+    }
+
+    /// Sends the history a join asks for (or the room's default amount).
+    pub fn send_history(&mut self, ctx: &mut Ctx, join: &Element, to: &FullJid) {
+        let request = join.get_child("x", NS_MUC).and_then(|x| x.get_child("history", NS_MUC));
+        let attr_num =
+            |name: &str| request.and_then(|h| h.attr(name)).and_then(|v| v.trim().parse::<f64>().ok());
+        let maxchars = attr_num("maxchars");
+        let mut maxstanzas = attr_num("maxstanzas");
+        let mut since = request.and_then(|h| h.attr("since")).and_then(parse_datetime);
+        if let Some(seconds) = attr_num("seconds") {
+            let from_seconds = ctx.env.now() - seconds as i64;
+            since = Some(since.map_or(from_seconds, |s| s.max(from_seconds)));
+        }
+        if maxchars.is_none() && maxstanzas.is_none() && since.is_none() {
+            maxstanzas = Some(self.settings.default_history_messages() as f64);
+        }
+        let maxstanzas = maxstanzas.unwrap_or(self.history.len() as f64);
+        let to_len = to.as_str().len();
+        let mut n = 0usize;
+        let mut charcount = 0usize;
+        for entry in self.history.iter_mut().rev() {
+            if let Some(maxchars) = maxchars {
+                let chars = *entry.chars.get_or_insert_with(|| serialized_len(&entry.stanza));
+                charcount += chars + to_len;
+                if charcount as f64 > maxchars {
+                    break;
+                }
+            }
+            if since.is_some_and(|s| s > entry.timestamp) {
+                break;
+            }
+            if (n + 1) as f64 > maxstanzas {
+                break;
+            }
+            n += 1;
+        }
+        let start = self.history.len() - n;
+        for entry in self.history.iter().skip(start) {
+            ctx.send(entry.stanza.clone(), to.clone().into());
+        }
+    }
+
+    /// Sends the current subject (empty if none) to one session.
+    pub fn send_subject(&self, ctx: &mut Ctx, to: &FullJid) {
+        let from = self.settings.subject_from.clone().unwrap_or_else(|| self.jid.to_string());
+        let mut msg = subject_message(&from, self.settings.subject.as_deref());
+        if let Some(time) = self.settings.subject_time {
+            msg.append_child(
+                el("delay", NS_DELAY).with("from", self.jid.as_str()).with("stamp", datetime(time)),
+            );
+        }
+        ctx.send(msg, to.clone().into());
+    }
+
+    fn set_subject(&mut self, ctx: &mut Ctx, from: &str, subject: &str) {
+        let subject = Some(subject.to_owned()).filter(|s| !s.is_empty());
+        let old_from = self.settings.subject_from.clone().unwrap_or_else(|| self.jid.to_string());
+        if self.settings.subject == subject && old_from == from {
+            return;
+        }
+        self.settings.subject_from = Some(from.to_owned());
+        self.settings.subject = subject;
+        self.settings.subject_time = Some(ctx.env.now());
+        let msg = subject_message(from, self.settings.subject.as_deref());
+        self.broadcast_message(ctx, msg);
+    }
+
+    /// A message to `room/nick`: a private message relayed to that occupant's sessions.
+    pub fn handle_message_to_occupant(
+        &mut self,
+        ctx: &mut Ctx,
+        stanza: &Element,
+        real_jid: &FullJid,
+        to: &FullJid,
+    ) {
+        let kind = stanza.attr("type");
+        let Some(sender) = self.occupant_by_real_jid(real_jid).cloned() else {
+            if kind != Some("error") {
+                ctx.error(stanza, StanzaError::not_in_room(), Some(self.jid_str()));
+            }
+            return;
+        };
+        if kind == Some("groupchat") {
+            return ctx.error(stanza, StanzaError::modify_bad_request(), Some(self.jid_str()));
+        }
+        if kind == Some("error") {
+            if is_kickable_error(stanza) {
+                self.handle_kickable(ctx, stanza, real_jid);
+            }
+            return;
+        }
+        let Some(recipient) = self.occupant_by_nick(to.resource().as_str()).cloned() else {
+            let error = StanzaError::item_not_found().with_text("Recipient not in room");
+            return ctx.error(stanza, error, Some(self.jid_str()));
+        };
+        let mut pm = crate::occupant::filter_muc_payloads(stanza);
+        pm.append_child(el("x", NS_MUC_USER));
+        pm.set("from", sender.nick.as_str());
+        pm.unset("to");
+        if ctx.config.server_version.0 >= 13 {
+            if let Some(refusal) = self.pm_refusal(ctx, &sender, &recipient) {
+                let error = StanzaError::new(ErrorType::Cancel, "policy-violation").with_text(refusal);
+                let mut bounce = crate::xml::error_reply(
+                    &pm.clone().with("to", to.as_str()),
+                    &error,
+                    Some(self.jid_str()),
+                );
+                bounce.unset("to");
+                let sessions = sender.session_jids().cloned().map(Jid::from).collect();
+                ctx.out.send_many(bounce, sessions);
+                return;
+            }
+        }
+        let sessions = recipient.session_jids().cloned().map(Jid::from).collect();
+        ctx.out.send_many(pm, sessions);
+    }
+
+    /// Prosody 13's private-message policy: why `from` may not write to `to`, if so.
+    fn pm_refusal(&self, ctx: &Ctx, from: &super::Occupant, to: &super::Occupant) -> Option<String> {
+        if from.bare_jid == to.bare_jid {
+            return None;
+        }
+        if self.settings.allow_modpm
+            && (to.role == Some(Role::Moderator) || from.role == Some(Role::Moderator))
+        {
+            return None;
+        }
+        let policy = self.settings.allow_pm.as_str();
+        let allowed = match policy {
+            "none" => false,
+            "affiliated" => self.affiliation(ctx, &from.bare_jid) > Affiliation::None,
+            role => Role::parse(role).is_some_and(|min| from.role_or_none() >= min),
+        };
+        if allowed {
+            return None;
+        }
+        let who = match policy {
+            "none" => "in this group",
+            "participant" => "from guests",
+            "moderator" => "from non-moderators",
+            _ => "from non-members",
+        };
+        Some(format!("Private messages are restricted {who}"))
+    }
+}
+
+/// Errors that mean the session is gone (stock's `is_kickable_error`).
+pub fn is_kickable_error(stanza: &Element) -> bool {
+    match crate::xml::error_condition(stanza) {
+        None => true,
+        Some(c) => matches!(
+            c,
+            "gone"
+                | "internal-server-error"
+                | "item-not-found"
+                | "jid-malformed"
+                | "recipient-unavailable"
+                | "redirect"
+                | "remote-server-not-found"
+                | "remote-server-timeout"
+                | "service-unavailable"
+        ),
+    }
+}
+
+fn subject_message(from: &str, subject: Option<&str>) -> Element {
+    el("message", NS_CLIENT)
+        .with("from", from)
+        .with("type", "groupchat")
+        .child(el("subject", NS_CLIENT).text(subject.unwrap_or("")))
+}
+
+/// Whether a message belongs in the history (stock's `muc-message-is-historic`).
+fn is_historic(message: &Element) -> bool {
+    if message.has_child("no-store", NS_HINTS) || message.has_child("no-permanent-store", NS_HINTS) {
+        return false;
+    }
+    message.has_child("store", NS_HINTS)
+        || message.has_child("body", NS_CLIENT)
+        || message.has_child("encryption", "urn:xmpp:eme:0")
+        || message.children().any(|c| c.ns() == "urn:xmpp:chat-markers:0")
+}
+
+fn serialized_len(stanza: &Element) -> usize {
+    let mut buf = Vec::new();
+    // Writing to a Vec cannot fail; an empty length only makes maxchars generous.
+    let _ = stanza.write_to(&mut buf);
+    buf.len()
+}
+
+/// A fresh stanza id for messages that came without one.
+fn new_id(now: i64, room: &jid::BareJid, salt: usize) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (now, room, salt, std::time::SystemTime::now()).hash(&mut h);
+    let v = h.finish();
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    (0..12).map(|i| ALPHABET[((v >> (i * 5)) & 63) as usize] as char).collect()
+}
+
+/// XEP-0082 date-time in UTC, as Prosody's `util.datetime.datetime`.
+pub fn datetime(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+}
+
+/// Parses an XEP-0082 date-time into Unix seconds.
+pub fn parse_datetime(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (date, rest) = s.split_once('T')?;
+    let mut parts = date.split('-');
+    let y: i64 = parts.next()?.parse().ok()?;
+    let m: u32 = parts.next()?.parse().ok()?;
+    let d: u32 = parts.next()?.parse().ok()?;
+    let (time, offset) = match rest.find(['Z', '+', '-']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let mut t = time.split(':');
+    let hh: i64 = t.next()?.parse().ok()?;
+    let mm: i64 = t.next()?.parse().ok()?;
+    let ss: f64 = t.next()?.parse().ok()?;
+    let offset_secs = match offset {
+        "" | "Z" => 0,
+        o => {
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            let (oh, om) = o[1..].split_once(':')?;
+            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60)
+        }
+    };
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    Some(days_from_civil(y, m, d) * 86_400 + hh * 3600 + mm * 60 + ss as i64 - offset_secs)
+}
+
+// Howard Hinnant's civil-calendar conversions.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = m as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetimes_round_trip() {
+        assert_eq!(datetime(0), "1970-01-01T00:00:00Z");
+        assert_eq!(datetime(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(parse_datetime("2023-11-14T22:13:20Z"), Some(1_700_000_000));
+        assert_eq!(parse_datetime("2023-11-14T23:13:20.5+01:00"), Some(1_700_000_000));
+        assert_eq!(parse_datetime("garbage"), None);
+    }
+
+    #[test]
+    fn history_keeps_bodies_and_store_hints_only() {
+        let body = el("message", NS_CLIENT).child(el("body", NS_CLIENT).text("hi"));
+        assert!(is_historic(&body));
+        assert!(!is_historic(&body.clone().child(el("no-store", NS_HINTS))));
+        assert!(!is_historic(
+            &el("message", NS_CLIENT).child(el("active", "http://jabber.org/protocol/chatstates"))
+        ));
+    }
+}

@@ -1,0 +1,689 @@
+//! One room: its occupants, affiliations and settings, and the primitives every feature
+//! uses — saving occupants, announcing their presence, changing affiliations and roles.
+//!
+//! The features live beside it, one module each, as Prosody splits muc/*.lib.lua:
+//! [`presence`] (joining, leaving, nick changes), [`message`] (groupchat, subject, history,
+//! private messages), [`admin`] (muc#admin), [`owner`] (muc#owner), [`register`]
+//! (jabber:iq:register) and [`disco`].
+
+pub mod admin;
+pub mod disco;
+pub mod message;
+pub mod owner;
+pub mod presence;
+pub mod register;
+pub mod settings;
+
+use crate::affiliation::{Affiliation, Role};
+use crate::config::HostConfig;
+use crate::env::Env;
+use crate::occupant::Occupant;
+use crate::outcome::{LogLevel, Outcome};
+use crate::xml::{el, error_reply, muc_user_x, ElementExt, StanzaError, NS_CLIENT, NS_MUC_USER};
+use indexmap::IndexMap;
+use jid::{BareJid, FullJid, Jid};
+use minidom::Element;
+use settings::{RoomSettings, Whois};
+use std::collections::{HashMap, VecDeque};
+
+/// What one call into a room may use: host configuration, the environment, and where
+/// its output goes.
+pub struct Ctx<'a> {
+    pub config: &'a HostConfig,
+    pub env: &'a dyn Env,
+    pub out: &'a mut Outcome,
+    /// The MUC service's own JID (errors raised by the service itself come from it).
+    pub host: &'a BareJid,
+}
+
+impl Ctx<'_> {
+    pub fn send(&mut self, stanza: Element, to: Jid) {
+        self.out.send(stanza, to);
+    }
+
+    /// Answers `stanza` with an error, unless it is itself an error.
+    pub fn error(&mut self, stanza: &Element, error: StanzaError, by: Option<&str>) {
+        if stanza.attr("type") == Some("error") {
+            return;
+        }
+        if let Some(to) = stanza.attr("from").and_then(|f| f.parse::<Jid>().ok()) {
+            self.out.send(error_reply(stanza, &error, by), to);
+        }
+    }
+
+    pub fn log(&mut self, level: LogLevel, message: impl Into<String>) {
+        self.out.log(level, message);
+    }
+}
+
+/// Data kept with an affiliation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AffiliationData {
+    pub reserved_nickname: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl AffiliationData {
+    fn is_empty(&self) -> bool {
+        self.reserved_nickname.is_none() && self.reason.is_none()
+    }
+}
+
+/// What to do with an affiliation's data when the affiliation is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataChange {
+    Keep,
+    Clear,
+    Set(AffiliationData),
+}
+
+/// Who asks for a change: a user (checked against the rules) or the room itself.
+#[derive(Debug, Clone, Copy)]
+pub enum Actor<'a> {
+    Room,
+    User(&'a Jid),
+}
+
+impl<'a> Actor<'a> {
+    fn jid(self) -> Option<&'a Jid> {
+        match self {
+            Actor::Room => None,
+            Actor::User(j) => Some(j),
+        }
+    }
+}
+
+/// The `<x/>` payloads of an occupant's presence: what everyone sees, and optionally
+/// what the occupant's own sessions see instead (before status 110 is added).
+pub struct PresenceX {
+    pub base: Element,
+    pub own: Option<Element>,
+}
+
+impl PresenceX {
+    pub fn codes(codes: &[u16]) -> Self {
+        PresenceX { base: muc_user_x(codes), own: None }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    /// The message as broadcast, with a `<delay/>` stamped by the room, without `to`.
+    pub stanza: Element,
+    pub timestamp: i64,
+    /// Serialized length, computed on demand for `maxchars`.
+    pub chars: Option<usize>,
+}
+
+pub struct Room {
+    pub jid: BareJid,
+    pub settings: RoomSettings,
+    /// In join order, keyed by nickname.
+    occupants: IndexMap<String, Occupant>,
+    /// Live sessions to their occupant's nickname.
+    jid_nick: HashMap<FullJid, String>,
+    /// In the order they were granted.
+    affiliations: IndexMap<BareJid, Affiliation>,
+    affiliation_data: HashMap<BareJid, AffiliationData>,
+    pub history: VecDeque<HistoryEntry>,
+    /// Set when an occupant has left since the host last looked: an empty temporary room
+    /// is destroyed then, and only then (a room whose first join failed stays, as stock).
+    pub occupant_left: bool,
+}
+
+impl Room {
+    pub fn new(jid: BareJid, settings: RoomSettings) -> Self {
+        Room {
+            jid,
+            settings,
+            occupants: IndexMap::new(),
+            jid_nick: HashMap::new(),
+            affiliations: IndexMap::new(),
+            affiliation_data: HashMap::new(),
+            history: VecDeque::new(),
+            occupant_left: false,
+        }
+    }
+
+    pub fn jid_str(&self) -> &str {
+        self.jid.as_str()
+    }
+
+    pub fn has_occupants(&self) -> bool {
+        !self.occupants.is_empty()
+    }
+
+    pub fn occupants(&self) -> impl Iterator<Item = &Occupant> {
+        self.occupants.values()
+    }
+
+    pub fn occupant_by_nick(&self, nick: &str) -> Option<&Occupant> {
+        self.occupants.get(nick)
+    }
+
+    /// The nickname a live session occupies.
+    pub fn nick_of(&self, real_jid: &FullJid) -> Option<&str> {
+        self.jid_nick.get(real_jid).map(String::as_str)
+    }
+
+    pub fn occupant_by_real_jid(&self, real_jid: &FullJid) -> Option<&Occupant> {
+        self.nick_of(real_jid).and_then(|n| self.occupants.get(n))
+    }
+
+    /// The in-room JID for a nickname.
+    pub fn nick_jid(&self, nick: &str) -> Option<FullJid> {
+        self.jid.with_resource_str(nick).ok()
+    }
+
+    // ----- affiliations -----
+
+    /// The stored affiliation, or `outcast` when the user's whole server is banned.
+    pub fn stored_affiliation(&self, jid: &BareJid) -> Affiliation {
+        if let Some(a) = self.affiliations.get(jid) {
+            return *a;
+        }
+        if jid.node().is_some() {
+            let host = BareJid::from_parts(None, jid.domain());
+            if self.affiliations.get(&host) == Some(&Affiliation::Outcast) {
+                return Affiliation::Outcast;
+            }
+        }
+        Affiliation::None
+    }
+
+    /// The effective affiliation: service admins own every room where the host says so.
+    pub fn affiliation(&self, ctx: &Ctx, jid: &BareJid) -> Affiliation {
+        if ctx.config.admins_as_room_owners && ctx.env.is_service_admin(jid) {
+            return Affiliation::Owner;
+        }
+        self.stored_affiliation(jid)
+    }
+
+    pub fn affiliations(&self) -> impl Iterator<Item = (&BareJid, Affiliation)> {
+        self.affiliations.iter().map(|(j, a)| (j, *a))
+    }
+
+    pub fn affiliation_data(&self, jid: &BareJid) -> Option<&AffiliationData> {
+        self.affiliation_data.get(jid)
+    }
+
+    pub fn registered_nick(&self, jid: &BareJid) -> Option<&str> {
+        self.affiliation_data.get(jid)?.reserved_nickname.as_deref()
+    }
+
+    /// Who reserved `nick`, if anyone.
+    pub fn registered_jid(&self, nick: &str) -> Option<&BareJid> {
+        self.affiliation_data
+            .iter()
+            .find(|(_, d)| d.reserved_nickname.as_deref() == Some(nick))
+            .map(|(j, _)| j)
+    }
+
+    /// The role a user of this affiliation gets on joining; `None` keeps them out.
+    pub fn default_role(&self, affiliation: Affiliation) -> Option<Role> {
+        match affiliation {
+            Affiliation::None if self.settings.members_only => None,
+            Affiliation::None if self.settings.moderated => Some(Role::Visitor),
+            Affiliation::Admin | Affiliation::Owner => Some(Role::Moderator),
+            Affiliation::None | Affiliation::Member => Some(Role::Participant),
+            Affiliation::Outcast => None,
+        }
+    }
+
+    // ----- occupants -----
+
+    pub fn new_occupant(&self, ctx: &Ctx, bare_jid: BareJid, nick: FullJid) -> Occupant {
+        let role = self.default_role(self.affiliation(ctx, &bare_jid));
+        Occupant::new(bare_jid, nick, role)
+    }
+
+    /// Stores an occupant; one with no role or no live session leaves the room.
+    /// Returns the occupant as stored.
+    pub fn save_occupant(&mut self, mut occupant: Occupant) -> Option<Occupant> {
+        occupant.prune_departed();
+        let nick = occupant.nick_str().to_owned();
+        if let Some(old) = self.occupants.get(&nick) {
+            for jid in old.session_jids() {
+                self.jid_nick.remove(jid);
+            }
+        }
+        let stays = occupant.role.is_some() && occupant.has_live_session();
+        if stays {
+            for s in occupant.sessions.iter().filter(|s| s.is_available()) {
+                self.jid_nick.insert(s.jid.clone(), nick.clone());
+            }
+            self.occupants.insert(nick, occupant.clone());
+            Some(occupant)
+        } else {
+            self.occupants.shift_remove(&nick);
+            None
+        }
+    }
+
+    pub fn can_see_real_jids(&self, occupant_role: Option<Role>) -> bool {
+        match self.settings.whois {
+            Whois::Anyone => true,
+            Whois::Moderators => occupant_role == Some(Role::Moderator),
+        }
+    }
+
+    /// Whether real JIDs are hidden from `jid` (stock's `is_anonymous_for`).
+    pub fn is_anonymous_for(&self, ctx: &Ctx, jid: &FullJid) -> bool {
+        if self.settings.whois == Whois::Anyone {
+            return false;
+        }
+        if self.affiliation(ctx, &jid.to_bare()) >= Affiliation::Admin {
+            return false;
+        }
+        !self.occupant_by_real_jid(jid).is_some_and(|o| self.can_see_real_jids(o.role))
+    }
+
+    /// `<item/>` elements describing `occupant`: one per session when real JIDs are shown.
+    #[allow(clippy::too_many_arguments)]
+    fn item_list(
+        &self,
+        ctx: &Ctx,
+        occupant: &Occupant,
+        anonymous: bool,
+        nick: Option<&str>,
+        actor_nick: Option<&str>,
+        actor_jid: Option<&str>,
+        reason: Option<&str>,
+    ) -> Vec<Element> {
+        let affiliation = self.affiliation(ctx, &occupant.bare_jid);
+        let role = occupant.role_or_none();
+        let item = |jid: Option<&str>| {
+            item_element(affiliation, Some(role), jid, nick, actor_nick, actor_jid, reason)
+        };
+        if anonymous {
+            vec![item(None)]
+        } else {
+            occupant.session_jids().map(|j| item(Some(j.as_str()))).collect()
+        }
+    }
+
+    /// Sends `occupant`'s presence to the room: the occupant's own sessions get theirs
+    /// with status 110; others get it with or without real JIDs, as whois allows.
+    #[allow(clippy::too_many_arguments)]
+    pub fn publicise(
+        &self,
+        ctx: &mut Ctx,
+        occupant: &Occupant,
+        x: &PresenceX,
+        nick: Option<&str>,
+        actor: Option<&Jid>,
+        reason: Option<&str>,
+        prev_role: Option<Role>,
+        force_unavailable: bool,
+    ) {
+        let base = self.base_presence(occupant, force_unavailable);
+        let actor_nick =
+            actor.and_then(|a| a.try_as_full().ok()).and_then(|a| self.nick_of(a)).map(str::to_owned);
+        let actor_nick = actor_nick.as_deref();
+        let build = |ctx: &Ctx, template: &Element, anonymous: bool, actor_jid: Option<&str>| {
+            let mut x = template.clone();
+            for item in self.item_list(ctx, occupant, anonymous, nick, actor_nick, actor_jid, reason) {
+                x.append_child(item);
+            }
+            x
+        };
+        let own_template = x.own.as_ref().unwrap_or(&x.base);
+        let mut self_x = build(ctx, own_template, false, None);
+
+        // Everyone else: real JIDs for those who may see them, the occupant's other
+        // nicknames see their own JIDs, the rest see none.
+        let (mut full_to, mut own_to, mut anon_to) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut full_gone, mut own_gone, mut anon_gone) = (Vec::new(), Vec::new(), Vec::new());
+        let broadcast = self.settings.broadcasts(occupant.role_or_none()) || force_unavailable;
+        let was_broadcast = prev_role.is_some_and(|r| self.settings.broadcasts(r));
+        for other in self.occupants.values() {
+            if other.nick == occupant.nick || !(broadcast || was_broadcast) {
+                continue;
+            }
+            let (to, gone) = if self.can_see_real_jids(other.role) {
+                (&mut full_to, &mut full_gone)
+            } else if other.bare_jid == occupant.bare_jid {
+                (&mut own_to, &mut own_gone)
+            } else {
+                (&mut anon_to, &mut anon_gone)
+            };
+            let list = if broadcast { to } else { gone };
+            list.extend(other.session_jids().cloned().map(Jid::from));
+        }
+        let actor_str = actor.map(|a| a.as_str().to_owned());
+        for (recipients, kind, unavailable) in [
+            (full_to, 0, false),
+            (full_gone, 0, true),
+            (own_to, 1, false),
+            (own_gone, 1, true),
+            (anon_to, 2, false),
+            (anon_gone, 2, true),
+        ] {
+            if recipients.is_empty() {
+                continue;
+            }
+            let payload = match kind {
+                0 => build(ctx, &x.base, false, actor_str.as_deref()),
+                1 => self_x.clone(),
+                _ => build(ctx, &x.base, true, None),
+            };
+            let mut p = base.clone().child(payload);
+            if unavailable {
+                p.set("type", "unavailable");
+            }
+            ctx.out.send_many(p, recipients);
+        }
+
+        // The occupant itself: status 110, on each session's own presence.
+        self_x.append_child(crate::xml::status(110));
+        if occupant.role.is_none() {
+            let to = occupant.session_jids().cloned().map(Jid::from).collect();
+            ctx.out.send_many(base.child(self_x), to);
+        } else {
+            for s in &occupant.sessions {
+                let mut p = s.presence.clone().child(self_x.clone());
+                p.unset("to");
+                ctx.send(p, s.jid.clone().into());
+            }
+        }
+    }
+
+    /// Sends `occupant`'s presence to one other occupant only (a reply to a probe).
+    pub fn publicise_to(&self, ctx: &mut Ctx, occupant: &Occupant, recipient: &Occupant) {
+        let base = self.base_presence(occupant, false);
+        let anonymous = if self.can_see_real_jids(recipient.role) {
+            false
+        } else {
+            occupant.bare_jid != recipient.bare_jid
+        };
+        let mut x = muc_user_x(&[]);
+        for item in self.item_list(ctx, occupant, anonymous, None, None, None, None) {
+            x.append_child(item);
+        }
+        let to = recipient.session_jids().cloned().map(Jid::from).collect();
+        ctx.out.send_many(base.child(x), to);
+    }
+
+    /// The presence others see for `occupant`: its primary session's, or a generated
+    /// unavailable one when it is leaving without having said so.
+    fn base_presence(&self, occupant: &Occupant, force_unavailable: bool) -> Element {
+        match occupant.presence(None) {
+            Some(pr)
+                if (occupant.role.is_some() || pr.attr("type") == Some("unavailable"))
+                    && !force_unavailable =>
+            {
+                let mut pr = pr.clone();
+                pr.unset("to");
+                pr
+            }
+            _ => el("presence", NS_CLIENT).with("from", occupant.nick.as_str()).with("type", "unavailable"),
+        }
+    }
+
+    /// Sends the presence of every occupant (but those `skip` rejects) to one session.
+    pub fn send_occupant_list(&self, ctx: &mut Ctx, to: &FullJid, skip: impl Fn(&Occupant) -> bool) {
+        let to_bare = to.to_bare();
+        let anonymous = self.is_anonymous_for(ctx, to);
+        for occupant in self.occupants.values() {
+            if skip(occupant) {
+                continue;
+            }
+            let own = occupant.bare_jid == to_bare;
+            if !(own || self.settings.broadcasts(occupant.role_or_none())) {
+                continue;
+            }
+            let mut x = muc_user_x(&[]);
+            for item in self.item_list(ctx, occupant, anonymous && !own, None, None, None, None) {
+                x.append_child(item);
+            }
+            if let Some(pr) = occupant.presence(None) {
+                let mut pr = pr.clone().child(x);
+                pr.unset("to");
+                ctx.send(pr, to.clone().into());
+            }
+        }
+        if self.settings.broadcasts(Role::None) {
+            // Affiliated users who are not here, when the room shows role "none".
+            for (jid, affiliation) in self.affiliations.iter() {
+                let nick = self.registered_nick(jid);
+                if (nick.is_none() && anonymous) || self.occupants.values().any(|o| &o.bare_jid == jid) {
+                    continue;
+                }
+                let from = match nick {
+                    Some(n) => format!("{}/{}", self.jid, n),
+                    None => self.jid.to_string(),
+                };
+                let item = item_element(
+                    *affiliation,
+                    Some(Role::None),
+                    (!anonymous).then_some(jid.as_str()),
+                    nick,
+                    None,
+                    None,
+                    None,
+                );
+                let pr = el("presence", NS_CLIENT)
+                    .with("from", from)
+                    .with("type", "unavailable")
+                    .child(muc_user_x(&[]).child(item));
+                ctx.send(pr, to.clone().into());
+            }
+        }
+    }
+
+    /// Sends `stanza` to every session of every occupant (with roles at least `min_role`).
+    pub fn broadcast(&self, ctx: &mut Ctx, stanza: Element, min_role: Role) {
+        let to: Vec<Jid> = self
+            .occupants
+            .values()
+            .filter(|o| o.role_or_none() >= min_role)
+            .flat_map(|o| o.session_jids().cloned().map(Jid::from))
+            .collect();
+        ctx.out.send_many(stanza, to);
+    }
+
+    // ----- changing affiliations and roles -----
+
+    /// Sets `jid`'s affiliation (stock's `set_affiliation`), announcing the change to the
+    /// room and updating the roles of the user's occupants.
+    pub fn set_affiliation(
+        &mut self,
+        ctx: &mut Ctx,
+        actor: Actor,
+        jid: &BareJid,
+        affiliation: Affiliation,
+        reason: Option<&str>,
+        data: DataChange,
+    ) -> Result<(), StanzaError> {
+        if affiliation != Affiliation::Owner
+            && ctx.config.admins_as_room_owners
+            && ctx.env.is_service_admin(jid)
+        {
+            return Err(StanzaError::not_acceptable());
+        }
+        let is_host_only = jid.node().is_none();
+        let target = self.affiliations.get(jid).copied().unwrap_or(Affiliation::None);
+        let is_downgrade = target > affiliation;
+        if let Actor::User(actor_jid) = actor {
+            let actor_bare = actor_jid.to_bare();
+            match self.affiliation(ctx, &actor_bare) {
+                Affiliation::Owner => {
+                    if &actor_bare == jid && is_downgrade {
+                        let other_owner =
+                            self.affiliations.iter().any(|(j, a)| *a == Affiliation::Owner && j != jid);
+                        if !other_owner {
+                            return Err(StanzaError::conflict());
+                        }
+                    }
+                }
+                Affiliation::Admin if affiliation < Affiliation::Admin && target < Affiliation::Admin => {}
+                _ => return Err(StanzaError::not_allowed()),
+            }
+        }
+
+        if affiliation == Affiliation::None {
+            self.affiliations.shift_remove(jid);
+        } else {
+            self.affiliations.insert(jid.clone(), affiliation);
+        }
+        match data {
+            _ if affiliation == Affiliation::None => {
+                self.affiliation_data.remove(jid);
+            }
+            DataChange::Clear => {
+                self.affiliation_data.remove(jid);
+            }
+            DataChange::Set(d) if d.is_empty() => {
+                self.affiliation_data.remove(jid);
+            }
+            DataChange::Set(d) => {
+                self.affiliation_data.insert(jid.clone(), d);
+            }
+            DataChange::Keep => {}
+        }
+
+        // Update the roles of the user's occupants (or, for a server ban, of its users').
+        let role = self.default_role(affiliation);
+        let mut updated: Vec<(Occupant, Option<Role>)> = Vec::new();
+        let affected: Vec<String> = self
+            .occupants
+            .values()
+            .filter(|o| {
+                &o.bare_jid == jid
+                    || (is_host_only
+                        && affiliation == Affiliation::Outcast
+                        && o.bare_jid.domain() == jid.domain())
+            })
+            .map(|o| o.nick_str().to_owned())
+            .collect();
+        for nick in affected {
+            let Some(mut occupant) = self.occupants.get(&nick).cloned() else { continue };
+            let old_role = occupant.role;
+            if occupant.role != role && (is_downgrade || occupant.role < role) {
+                occupant.role = role;
+                self.save_occupant(occupant.clone());
+            }
+            updated.push((occupant, old_role));
+        }
+
+        let x = match role {
+            None if affiliation == Affiliation::Outcast => muc_user_x(&[301]),
+            None => muc_user_x(&[321]),
+            Some(_) => muc_user_x(&[]),
+        };
+        let semi_anonymous = self.settings.whois == Whois::Moderators;
+        if updated.is_empty() {
+            // XEP-0045 example 195: tell the room about a user who is not in it.
+            let item = item_element(affiliation, None, Some(jid.as_str()), None, None, None, reason);
+            let msg = el("message", NS_CLIENT).with("from", self.jid.as_str()).child(x.child(item));
+            let min_role = if semi_anonymous { Role::Moderator } else { Role::None };
+            self.broadcast(ctx, msg, min_role);
+        } else {
+            let px = PresenceX { base: x, own: None };
+            let actor = actor.jid();
+            for (occupant, old_role) in &updated {
+                self.publicise(ctx, occupant, &px, None, actor, reason, *old_role, false);
+                if occupant.role.is_none() {
+                    self.occupant_left = true;
+                } else if semi_anonymous
+                    && ((*old_role == Some(Role::Moderator)) != (occupant.role == Some(Role::Moderator)))
+                {
+                    // Gained or lost moderator: which real JIDs they see has changed.
+                    for session in occupant.session_jids() {
+                        self.send_occupant_list(ctx, session, |o| &o.bare_jid == jid);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets an occupant's role (stock's `set_role`); `None` kicks (status 307).
+    pub fn set_role(
+        &mut self,
+        ctx: &mut Ctx,
+        actor: Actor,
+        nick: &str,
+        role: Option<Role>,
+        reason: Option<&str>,
+    ) -> Result<(), StanzaError> {
+        let Some(mut occupant) = self.occupants.get(nick).cloned() else {
+            return Err(StanzaError::new(crate::xml::ErrorType::Modify, "item-not-found"));
+        };
+        if let Actor::User(actor_jid) = actor {
+            self.may_set_role(ctx, actor_jid, &occupant, role)?;
+        }
+        let x = if role.is_none() { muc_user_x(&[307]) } else { muc_user_x(&[]) };
+        let prev_role = occupant.role;
+        occupant.role = role;
+        self.save_occupant(occupant.clone());
+        let px = PresenceX { base: x, own: None };
+        self.publicise(ctx, &occupant, &px, None, actor.jid(), reason, prev_role, false);
+        if role.is_none() {
+            self.occupant_left = true;
+        }
+        Ok(())
+    }
+
+    fn may_set_role(
+        &self,
+        ctx: &Ctx,
+        actor: &Jid,
+        occupant: &Occupant,
+        role: Option<Role>,
+    ) -> Result<(), StanzaError> {
+        let actor_affiliation = self.affiliation(ctx, &actor.to_bare());
+        let target_affiliation = self.affiliation(ctx, &occupant.bare_jid);
+        if actor_affiliation < target_affiliation {
+            return Err(StanzaError::not_allowed());
+        }
+        let touches_moderator = occupant.role == Some(Role::Moderator) || role == Some(Role::Moderator);
+        if touches_moderator && actor_affiliation < Affiliation::Admin {
+            return Err(StanzaError::not_allowed());
+        }
+        let actor_occupant = actor.try_as_full().ok().and_then(|a| self.occupant_by_real_jid(a));
+        if actor_occupant.is_none_or(|o| o.role != Some(Role::Moderator)) {
+            return Err(StanzaError::not_allowed());
+        }
+        Ok(())
+    }
+
+    /// Removes every occupant (the room is being destroyed), each told with `x`.
+    pub fn clear(&mut self, ctx: &mut Ctx, x: &PresenceX) {
+        let occupants: Vec<Occupant> = self.occupants.values().cloned().collect();
+        let mut removed = Vec::new();
+        for mut occupant in occupants {
+            let prev = occupant.role.take();
+            self.save_occupant(occupant.clone());
+            removed.push((occupant, prev));
+        }
+        for (occupant, prev) in &removed {
+            self.publicise(ctx, occupant, x, None, None, None, *prev, false);
+        }
+        self.occupant_left = true;
+    }
+}
+
+/// An `<item/>` as stock's `add_item` builds it.
+pub fn item_element(
+    affiliation: Affiliation,
+    role: Option<Role>,
+    jid: Option<&str>,
+    nick: Option<&str>,
+    actor_nick: Option<&str>,
+    actor_jid: Option<&str>,
+    reason: Option<&str>,
+) -> Element {
+    let mut item = el("item", NS_MUC_USER)
+        .with("affiliation", affiliation.as_str())
+        .with_opt("role", role.map(Role::as_str))
+        .with_opt("jid", jid)
+        .with_opt("nick", nick);
+    if actor_nick.is_some() || actor_jid.is_some() {
+        item.append_child(el("actor", NS_MUC_USER).with_opt("nick", actor_nick).with_opt("jid", actor_jid));
+    }
+    if let Some(reason) = reason {
+        item.append_child(el("reason", NS_MUC_USER).text(reason));
+    }
+    item
+}

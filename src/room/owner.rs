@@ -1,0 +1,168 @@
+//! muc#owner: the configuration form, and destroying the room.
+
+use super::settings::ConfigEffect;
+use super::{Ctx, PresenceX, Room};
+use crate::affiliation::{Affiliation, Role};
+use crate::dataform::{form_type, read_submitted};
+use crate::xml::{
+    child_text, el, muc_user_x, reply, ElementExt, StanzaError, NS_CLIENT, NS_DATA, NS_MUC_OWNER,
+    NS_MUC_ROOMCONFIG, NS_MUC_USER,
+};
+use jid::FullJid;
+use minidom::Element;
+
+/// What a muc#owner request did to the room's existence.
+#[derive(Debug, PartialEq, Eq)]
+pub enum OwnerOutcome {
+    Kept,
+    Destroyed,
+}
+
+impl Room {
+    fn only_owners(&self, ctx: &mut Ctx, stanza: &Element, actor: &FullJid) -> bool {
+        if self.affiliation(ctx, &actor.to_bare()) == Affiliation::Owner {
+            return true;
+        }
+        ctx.error(stanza, StanzaError::forbidden().with_text("Only owners can configure rooms"), None);
+        false
+    }
+
+    pub fn handle_owner_get(&mut self, ctx: &mut Ctx, stanza: &Element, actor: &FullJid) {
+        if !self.only_owners(ctx, stanza, actor) {
+            return;
+        }
+        let form = self
+            .settings
+            .form(self.jid_str(), ctx.config.server_version.0, ctx.config.max_history_messages)
+            .render("form");
+        ctx.send(reply(stanza).child(el("query", NS_MUC_OWNER).child(form)), actor.clone().into());
+    }
+
+    pub fn handle_owner_set(
+        &mut self,
+        ctx: &mut Ctx,
+        stanza: &Element,
+        query: &Element,
+        actor: &FullJid,
+    ) -> OwnerOutcome {
+        if !self.only_owners(ctx, stanza, actor) {
+            return OwnerOutcome::Kept;
+        }
+        let Some(child) = query.children().next() else {
+            ctx.error(stanza, StanzaError::modify_bad_request(), None);
+            return OwnerOutcome::Kept;
+        };
+        if child.is("destroy", NS_MUC_OWNER) {
+            let new_jid = child.attr("jid").map(str::to_owned);
+            let reason = child_text(child, "reason", NS_MUC_OWNER);
+            let password = child_text(child, "password", NS_MUC_OWNER);
+            self.destroy(ctx, new_jid.as_deref(), reason.as_deref(), password.as_deref());
+            ctx.send(reply(stanza), actor.clone().into());
+            OwnerOutcome::Destroyed
+        } else if child.is("x", NS_DATA) {
+            self.process_form(ctx, stanza, child, actor);
+            OwnerOutcome::Kept
+        } else {
+            ctx.error(stanza, StanzaError::service_unavailable(), None);
+            OwnerOutcome::Kept
+        }
+    }
+
+    fn process_form(&mut self, ctx: &mut Ctx, stanza: &Element, form: &Element, actor: &FullJid) {
+        match form.attr("type") {
+            Some("cancel") => return ctx.send(reply(stanza), actor.clone().into()),
+            Some("submit") => {}
+            _ => {
+                let error = StanzaError::bad_request().with_text("Not a submitted form");
+                return ctx.error(stanza, error, None);
+            }
+        }
+        let submitted = if form.children().next().is_none() {
+            Vec::new() // an instant room: accept the defaults
+        } else {
+            if form_type(form).as_deref() != Some(NS_MUC_ROOMCONFIG) {
+                let error = StanzaError::bad_request().with_text("Form is not of type room configuration");
+                return ctx.error(stanza, error, None);
+            }
+            let layout = self.settings.form(
+                self.jid_str(),
+                ctx.config.server_version.0,
+                ctx.config.max_history_messages,
+            );
+            read_submitted(&layout, form)
+        };
+        // Any configuration, even an instant room's, unlocks a new room.
+        self.settings.locked_until = None;
+        let (codes, effects) = self.settings.apply(&submitted);
+        for effect in effects {
+            match effect {
+                ConfigEffect::MembersOnlyEnabled => self.remove_non_members(ctx),
+                ConfigEffect::PresenceBroadcastChanged(old) => self.rebroadcast_presences(ctx, &old),
+            }
+        }
+        ctx.send(reply(stanza), actor.clone().into());
+        if !codes.is_empty() {
+            let mut x = el("x", NS_MUC_USER);
+            for code in codes {
+                x.append_child(crate::xml::status(code));
+            }
+            let msg =
+                el("message", NS_CLIENT).with("type", "groupchat").with("from", self.jid.as_str()).child(x);
+            self.broadcast_message(ctx, msg);
+        }
+    }
+
+    /// Members-only was switched on: everyone without an affiliation leaves (322).
+    fn remove_non_members(&mut self, ctx: &mut Ctx) {
+        let outsiders: Vec<_> = self
+            .occupants()
+            .filter(|o| self.affiliation(ctx, &o.bare_jid) <= Affiliation::None)
+            .cloned()
+            .collect();
+        let mut removed = Vec::new();
+        for mut occupant in outsiders {
+            occupant.role = None;
+            self.save_occupant(occupant.clone());
+            removed.push(occupant);
+        }
+        for occupant in &removed {
+            self.publicise(ctx, occupant, &PresenceX::codes(&[322]), None, None, None, None, false);
+            self.occupant_left = true;
+        }
+    }
+
+    /// The roles whose presence is shown changed: show or hide occupants accordingly.
+    fn rebroadcast_presences(&mut self, ctx: &mut Ctx, old: &[Role]) {
+        let occupants: Vec<_> = self.occupants().cloned().collect();
+        for occupant in &occupants {
+            let role = occupant.role_or_none();
+            let now_shown = self.settings.broadcasts(role);
+            let was_shown = old.contains(&role);
+            if now_shown && !was_shown {
+                self.publicise(ctx, occupant, &PresenceX::codes(&[]), None, None, None, None, false);
+            } else if was_shown && !now_shown {
+                self.publicise(ctx, occupant, &PresenceX::codes(&[]), None, None, None, None, true);
+            }
+        }
+    }
+
+    /// Destroys the room: every occupant is told, with the reason and alternative venue.
+    pub fn destroy(
+        &mut self,
+        ctx: &mut Ctx,
+        new_jid: Option<&str>,
+        reason: Option<&str>,
+        password: Option<&str>,
+    ) {
+        let mut destroy = el("destroy", NS_MUC_USER).with_opt("jid", new_jid);
+        if let Some(reason) = reason {
+            destroy.append_child(el("reason", NS_MUC_USER).text(reason));
+        }
+        if let Some(password) = password {
+            destroy.append_child(el("password", NS_MUC_USER).text(password));
+        }
+        let x = PresenceX { base: muc_user_x(&[]).child(destroy), own: None };
+        self.clear(ctx, &x);
+        self.settings.persistent = false;
+    }
+}

@@ -1,0 +1,102 @@
+//! jabber:iq:register to a room: reserving a nickname (which makes the user a member) and
+//! cancelling the registration.
+
+use super::{Actor, AffiliationData, Ctx, DataChange, Room};
+use crate::affiliation::Affiliation;
+use crate::dataform::{read_submitted, Field, FieldType, Form, Value};
+use crate::room::presence::is_strict_resource;
+use crate::xml::{el, reply, ElementExt, ErrorType, StanzaError, NS_DATA, NS_MUC_REGISTER, NS_REGISTER};
+use jid::FullJid;
+use minidom::Element;
+
+fn registration_form() -> Form {
+    Form {
+        title: None,
+        instructions: None,
+        fields: vec![
+            Field::hidden("FORM_TYPE", NS_MUC_REGISTER),
+            Field::new("muc#register_roomnick", FieldType::TextSingle).required().label("Nickname"),
+        ],
+    }
+}
+
+impl Room {
+    pub fn handle_register(&mut self, ctx: &mut Ctx, stanza: &Element, query: &Element, from: &FullJid) {
+        let user = from.to_bare();
+        let affiliation = self.affiliation(ctx, &user);
+        if affiliation == Affiliation::Outcast {
+            return ctx.error(stanza, StanzaError::forbidden(), None);
+        }
+        if affiliation == Affiliation::None && !ctx.config.allow_unaffiliated_register {
+            return ctx.error(stanza, StanzaError::new(ErrorType::Auth, "registration-required"), None);
+        }
+        let registered = self.registered_nick(&user).map(str::to_owned);
+        let bad_request = |text: &str| StanzaError::modify_bad_request().with_text(text);
+
+        if stanza.attr("type") == Some("get") {
+            let mut q = el("query", NS_REGISTER);
+            match registered {
+                Some(nick) => {
+                    q.append_child(el("registered", NS_REGISTER));
+                    q.append_child(el("username", NS_REGISTER).text(nick));
+                }
+                None => {
+                    q.append_child(registration_form().render("form"));
+                }
+            }
+            return ctx.send(reply(stanza).child(q), from.clone().into());
+        }
+
+        if query.has_child("remove", NS_REGISTER) {
+            // Membership goes; a higher affiliation stays.
+            let keep = if affiliation == Affiliation::Member { Affiliation::None } else { affiliation };
+            return match self.set_affiliation(ctx, Actor::Room, &user, keep, None, DataChange::Clear) {
+                Ok(()) => ctx.send(reply(stanza), from.clone().into()),
+                Err(e) => ctx.error(stanza, e, None),
+            };
+        }
+        let Some(form) = query.get_child("x", NS_DATA) else {
+            return ctx.error(stanza, bad_request("Missing dataform"), None);
+        };
+        match crate::dataform::form_type(form) {
+            None => return ctx.error(stanza, bad_request("Error with form: Missing FORM_TYPE"), None),
+            Some(t) if t != NS_MUC_REGISTER => return ctx.error(stanza, bad_request("Error in form"), None),
+            Some(_) => {}
+        }
+        let submitted = read_submitted(&registration_form(), form);
+        let desired = submitted.iter().find_map(|s| match &s.value {
+            Some(Value::Text(t)) if s.var == "muc#register_roomnick" => Some(t.clone()),
+            _ => None,
+        });
+        let Some(desired) = desired.filter(|n| is_strict_resource(n)) else {
+            return ctx.error(stanza, bad_request("Invalid Nickname"), None);
+        };
+        if self.occupant_by_nick(&desired).is_some_and(|o| o.bare_jid != user)
+            || self.registered_jid(&desired).is_some_and(|j| *j != user)
+        {
+            return ctx.error(stanza, StanzaError::conflict(), None);
+        }
+        if ctx.config.enforce_registered_nickname {
+            // Sessions of this user under other nicknames must go before the nick is theirs.
+            let others: Vec<String> = self
+                .occupants()
+                .filter(|o| o.bare_jid == user && o.nick_str() != desired)
+                .map(|o| o.nick_str().to_owned())
+                .collect();
+            for nick in others {
+                let _ = self.set_role(ctx, Actor::Room, &nick, None, None);
+            }
+        }
+        if registered.as_deref() != Some(desired.as_str()) {
+            let new_affiliation =
+                if affiliation == Affiliation::None { Affiliation::Member } else { affiliation };
+            let data = AffiliationData { reserved_nickname: Some(desired), reason: None };
+            if let Err(e) =
+                self.set_affiliation(ctx, Actor::Room, &user, new_affiliation, None, DataChange::Set(data))
+            {
+                return ctx.error(stanza, e, None);
+            }
+        }
+        ctx.send(reply(stanza), from.clone().into());
+    }
+}
