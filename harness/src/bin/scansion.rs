@@ -1,0 +1,390 @@
+//! `scansion`: runs .scs scripts against Prosody 0.12 and 13 with stock mod_muc and muc_rs.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use muc_harness::prosody::{repo_root, Install, ServerConfig, Version};
+use muc_harness::runner::{self, Outcome, RunOptions, Verdict};
+use muc_harness::script::Script;
+use tokio::sync::{mpsc, Mutex};
+
+const USAGE: &str = "\
+usage: scansion [OPTIONS] FILES_OR_DIRS...
+
+Runs scansion scripts (.scs; a directory means every .scs in it) against a fresh Prosody
+per script, version and MUC module. Default: the full matrix.
+
+options:
+  --prosody 0.12|13|all      Prosody versions (default all)
+  --module muc|muc_rs|all    MUC component module (default all)
+  --plugin-dir DIR           folder with mod_muc_rs.lua and muc_rs.so
+                             (default $MUC_RS_PLUGIN_DIR or <repo>/build/plugin)
+  --prosody-0.12 PATH        Prosody 0.12 executable (default $MUC_HARNESS_PROSODY_0_12
+                             or /usr/bin/prosody)
+  --prosody-13 PATH          Prosody 13 launcher (default $MUC_HARNESS_PROSODY_13 or
+                             <repo>/.deps/prosody-13/bin/prosody)
+  --config LINE              extra line for the config's global section (repeatable)
+  --component-config LINE    extra line for the MUC component section (repeatable)
+  --jobs N                   scripts run in parallel (default 2)
+  --timeout SECS             how long `receives:` waits (default 3)
+  --nothing-wait SECS        how long `receives: nothing` watches (default 1)
+  --expect-fail              a script that fails counts as passed, and vice versa
+  --keep-logs DIR            keep Prosody's log and config and the traffic of every run
+  -v, --verbose              debug-level Prosody logs, traffic in failure reports
+
+Scripts can add config lines with header tags:
+  ## config: muc_room_locking = false
+  ## component-config: max_history_messages = 5
+";
+
+struct Cli {
+    versions: Vec<Version>,
+    modules: Vec<String>,
+    plugin_dir: PathBuf,
+    executables: Vec<(Version, PathBuf)>,
+    config: Vec<String>,
+    component_config: Vec<String>,
+    jobs: usize,
+    opts: RunOptions,
+    expect_fail: bool,
+    keep_logs: Option<PathBuf>,
+    files: Vec<PathBuf>,
+}
+
+fn parse_args(args: Vec<String>) -> Result<Cli, String> {
+    let mut cli = Cli {
+        versions: Version::ALL.to_vec(),
+        modules: vec!["muc".into(), "muc_rs".into()],
+        plugin_dir: std::env::var_os("MUC_RS_PLUGIN_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join("build/plugin")),
+        executables: Vec::new(),
+        config: Vec::new(),
+        component_config: Vec::new(),
+        jobs: 2,
+        opts: RunOptions::default(),
+        expect_fail: false,
+        keep_logs: None,
+        files: Vec::new(),
+    };
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        let secs = |v: String, name: &str| {
+            v.parse::<f64>()
+                .ok()
+                .filter(|s| *s >= 0.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| format!("{name}: not a number of seconds: {v}"))
+        };
+        match arg.as_str() {
+            "-h" | "--help" => return Err(String::new()),
+            "--prosody" => {
+                let v = value("--prosody")?;
+                cli.versions = match v.as_str() {
+                    "all" => Version::ALL.to_vec(),
+                    s => vec![Version::parse(s).ok_or_else(|| format!("unknown version {s}"))?],
+                };
+            }
+            "--module" => {
+                let v = value("--module")?;
+                cli.modules = match v.as_str() {
+                    "all" => vec!["muc".into(), "muc_rs".into()],
+                    "muc" | "muc_rs" => vec![v],
+                    s => return Err(format!("unknown module {s}")),
+                };
+            }
+            "--plugin-dir" => cli.plugin_dir = PathBuf::from(value("--plugin-dir")?),
+            "--prosody-0.12" => cli.executables.push((Version::V0_12, value("--prosody-0.12")?.into())),
+            "--prosody-13" => cli.executables.push((Version::V13, value("--prosody-13")?.into())),
+            "--config" => cli.config.push(value("--config")?),
+            "--component-config" => cli.component_config.push(value("--component-config")?),
+            "--jobs" | "-j" => {
+                cli.jobs = value("--jobs")?
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or("--jobs needs a positive number")?
+            }
+            "--timeout" => cli.opts.receive_timeout = secs(value("--timeout")?, "--timeout")?,
+            "--nothing-wait" => cli.opts.nothing_wait = secs(value("--nothing-wait")?, "--nothing-wait")?,
+            "--expect-fail" => cli.expect_fail = true,
+            "--keep-logs" => cli.keep_logs = Some(value("--keep-logs")?.into()),
+            "-v" | "--verbose" => cli.opts.verbose = true,
+            s if s.starts_with('-') => return Err(format!("unknown option {s}")),
+            _ => cli.files.push(arg.into()),
+        }
+    }
+    if cli.files.is_empty() {
+        return Err("no scripts given".into());
+    }
+    Ok(cli)
+}
+
+/// Expands directories into their `.scs` files, sorted.
+fn collect_scripts(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| format!("{}: {e}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "scs"))
+                .collect();
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+struct Job {
+    script: Arc<Result<Script, String>>,
+    path: PathBuf,
+    version: Version,
+    module: String,
+}
+
+struct Shared {
+    installs: Vec<(Version, Result<Install, String>)>,
+    server: ServerConfig,
+    plugin_dir: PathBuf,
+    opts: RunOptions,
+}
+
+/// Outcome of a run that could not be carried out.
+fn setup_error(report: String) -> Outcome {
+    Outcome {
+        verdict: Verdict::Error,
+        duration: Duration::ZERO,
+        report,
+        prosody_log: String::new(),
+        prosody_config: String::new(),
+        traffic: String::new(),
+    }
+}
+
+async fn run_job(job: &Job, shared: &Shared) -> Outcome {
+    let script = match job.script.as_ref() {
+        Ok(s) => s,
+        Err(e) => return setup_error(format!("cannot parse the script: {e}")),
+    };
+    let install = match shared.installs.iter().find(|(v, _)| *v == job.version) {
+        Some((_, Ok(i))) => i,
+        Some((_, Err(e))) => return setup_error(e.clone()),
+        None => return setup_error("no such Prosody version".into()),
+    };
+    let mut server = shared.server.clone();
+    server.muc_module = job.module.clone();
+    if job.module == "muc_rs" {
+        if !shared.plugin_dir.join("mod_muc_rs.lua").is_file() {
+            return setup_error(format!(
+                "{} has no mod_muc_rs.lua: build the plugin first, or pass --plugin-dir",
+                shared.plugin_dir.display()
+            ));
+        }
+        server.plugin_paths.push(shared.plugin_dir.clone());
+    }
+    runner::run(script, install, &server, &shared.opts).await
+}
+
+fn keep_logs(dir: &Path, job: &Job, outcome: &Outcome) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let stem = job.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let base = format!("{stem}.{}.{}", job.version.label(), job.module);
+    std::fs::write(dir.join(format!("{base}.log")), &outcome.prosody_log)?;
+    std::fs::write(dir.join(format!("{base}.cfg.lua")), &outcome.prosody_config)?;
+    std::fs::write(dir.join(format!("{base}.traffic.txt")), &outcome.traffic)?;
+    Ok(())
+}
+
+/// PASS/FAIL after `--expect-fail`: only a real script failure counts as the expected one,
+/// not a run that could not be carried out.
+fn judged_pass(verdict: Verdict, expect_fail: bool) -> bool {
+    matches!((verdict, expect_fail), (Verdict::Pass, false) | (Verdict::Fail, true))
+}
+
+fn print_result(job: &Job, outcome: &Outcome, expect_fail: bool) -> bool {
+    let pass = judged_pass(outcome.verdict, expect_fail);
+    let name = job.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let note = match (outcome.verdict, expect_fail) {
+        (Verdict::Fail, true) => " (failed as expected)",
+        (Verdict::Pass, true) => " (passed, but it should fail)",
+        (Verdict::Error, _) => " (error)",
+        _ => "",
+    };
+    println!(
+        "{}  {:<4}  {:<6}  {name} ({:.1}s){note}",
+        if pass { "PASS" } else { "FAIL" },
+        job.version.label(),
+        job.module,
+        outcome.duration.as_secs_f64(),
+    );
+    // Reports of expected failures are shown too (briefly), to see that they fail right.
+    if !outcome.report.is_empty() && (!pass || expect_fail) {
+        let report = if pass {
+            outcome
+                .report
+                .lines()
+                .take_while(|l| !l.starts_with("Prosody log"))
+                .take(12)
+                .collect::<Vec<_>>()
+                .join("\n")
+        } else {
+            outcome.report.trim_end().to_owned()
+        };
+        for line in report.lines() {
+            println!("      {line}");
+        }
+    }
+    pass
+}
+
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "interrupted",
+        _ = term.recv() => "terminated",
+    }
+}
+
+// One thread is plenty (the work is waiting on sockets), and Prosody's death signal is tied
+// to the thread that spawned it, which must outlive the run.
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = match parse_args(std::env::args().skip(1).collect()) {
+        Ok(c) => c,
+        Err(msg) => {
+            if !msg.is_empty() {
+                eprintln!("scansion: {msg}\n");
+            }
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let files = match collect_scripts(&cli.files) {
+        Ok(f) if !f.is_empty() => f,
+        Ok(_) => {
+            eprintln!("scansion: no .scs files found");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("scansion: {e}");
+            return ExitCode::from(2);
+        }
+    };
+
+    let installs = cli
+        .versions
+        .iter()
+        .map(|&v| {
+            let found = match cli.executables.iter().rev().find(|(ev, _)| *ev == v) {
+                Some((_, path)) => Install::at(v, path.clone()),
+                None => Install::discover(v),
+            };
+            (v, found.map_err(|e| e.to_string()))
+        })
+        .collect();
+    let shared = Arc::new(Shared {
+        installs,
+        server: ServerConfig {
+            global_extra: cli.config.clone(),
+            component_extra: cli.component_config.clone(),
+            debug_log: cli.opts.verbose,
+            ..ServerConfig::default()
+        },
+        plugin_dir: cli.plugin_dir.clone(),
+        opts: cli.opts.clone(),
+    });
+
+    let mut jobs = Vec::new();
+    for path in &files {
+        let script = Arc::new(Script::from_file(path).map_err(|e| e.to_string()));
+        for &version in &cli.versions {
+            for module in &cli.modules {
+                jobs.push(Job {
+                    script: script.clone(),
+                    path: path.clone(),
+                    version,
+                    module: module.clone(),
+                });
+            }
+        }
+    }
+    let jobs = Arc::new(jobs);
+
+    // Workers take jobs in order; results are printed in job order as they become ready.
+    let next = Arc::new(Mutex::new(0usize));
+    let (tx, mut rx) = mpsc::unbounded_channel::<(usize, Outcome)>();
+    for _ in 0..cli.jobs.min(jobs.len()) {
+        let (jobs, shared, next, tx) = (jobs.clone(), shared.clone(), next.clone(), tx.clone());
+        tokio::spawn(async move {
+            loop {
+                let i = {
+                    let mut n = next.lock().await;
+                    let i = *n;
+                    *n += 1;
+                    i
+                };
+                if i >= jobs.len() {
+                    return;
+                }
+                // A task of its own, so that a panic becomes a failed run, not a lost one.
+                let (j, sh) = (jobs.clone(), shared.clone());
+                let outcome = tokio::spawn(async move { run_job(&j[i], &sh).await })
+                    .await
+                    .unwrap_or_else(|e| setup_error(format!("the runner panicked: {e}")));
+                if tx.send((i, outcome)).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    drop(tx);
+
+    let collect = async {
+        let mut ready: Vec<Option<Outcome>> = (0..jobs.len()).map(|_| None).collect();
+        let (mut printed, mut passed, mut failed) = (0, 0, 0);
+        while let Some((i, outcome)) = rx.recv().await {
+            if let Some(dir) = &cli.keep_logs {
+                if let Err(e) = keep_logs(dir, &jobs[i], &outcome) {
+                    eprintln!("scansion: cannot keep logs in {}: {e}", dir.display());
+                }
+            }
+            ready[i] = Some(outcome);
+            while let Some(Some(outcome)) = ready.get(printed) {
+                if print_result(&jobs[printed], outcome, cli.expect_fail) {
+                    passed += 1;
+                } else {
+                    failed += 1;
+                }
+                ready[printed] = None;
+                printed += 1;
+            }
+        }
+        (printed, passed, failed)
+    };
+    // On a signal, returning drops the runtime and with it every run: Prosodies are killed
+    // and temp dirs removed.
+    let (printed, passed, failed) = tokio::select! {
+        r = collect => r,
+        sig = interrupted() => {
+            eprintln!("scansion: {sig}, stopping");
+            return ExitCode::from(130);
+        }
+    };
+    println!("{passed} passed, {failed} failed");
+    if failed == 0 && printed == jobs.len() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,56 @@
+//! Test harness for muc_rs: runs Prosody-style scansion scripts (`.scs`) with real XMPP
+//! clients against a real Prosody that it starts itself.
+//!
+//! The pieces are usable on their own (restart tests and benchmarks reuse them):
+//! - [`prosody`]: find installs, write a config, start/stop Prosody, inspect its log;
+//! - [`xmpp`]: a lean async c2s client (plain TCP, SASL PLAIN, bind, kept stanza queue);
+//! - [`xml`]: incremental stream parser and a compact serializer;
+//! - [`script`]: the `.scs` parser; [`matcher`]: scansion's stanza matching rules;
+//! - [`runner`]: runs one parsed script against one Prosody.
+
+pub mod matcher;
+pub mod prosody;
+pub mod runner;
+pub mod script;
+pub mod xml;
+pub mod xmpp;
+
+use std::fmt;
+
+/// The harness's error: a message meant for a person reading a test report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error(pub String);
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn new(msg: impl Into<String>) -> Self {
+        Error(msg.into())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error(format!("I/O error: {e}"))
+    }
+}
+
+impl From<minidom::Error> for Error {
+    fn from(e: minidom::Error) -> Self {
+        Error(format!("XML error: {e}"))
+    }
+}
+
+/// Builds an [`Error`] from a format string.
+#[macro_export]
+macro_rules! err {
+    ($($arg:tt)*) => { $crate::Error(format!($($arg)*)) };
+}

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Sets up what muc_rs builds and tests need on a fresh Debian 12 machine (run as root).
+# Idempotent: a second run only checks and exits.
+#   - Prosody 0.12 (system /usr/bin/prosody), Lua 5.4, busted, pkg-config, lua-dbi-sqlite3
+#   - Prosody 13 from bookworm-backports, unpacked into <repo>/.deps/prosody-13 with its own
+#     launchers bin/prosody and bin/prosodyctl (the packaged ones hard-code /usr/lib/prosody).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+DEST="$ROOT/.deps/prosody-13"
+PACKAGES=(prosody lua5.4 liblua5.4-dev lua-busted pkg-config lua-dbi-sqlite3)
+BACKPORTS_LINE="deb http://deb.debian.org/debian bookworm-backports main"
+export DEBIAN_FRONTEND=noninteractive
+
+log() { echo "install-deps: $*"; }
+
+updated=0
+apt_update() {
+	if [ "$updated" = 0 ]; then
+		apt-get update -qq
+		updated=1
+	fi
+}
+
+is_installed() {
+	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
+
+# Stop a Prosody daemon that Debian's package may have started: tests start their own.
+stop_system_prosody() {
+	local pidfile pid
+	for pidfile in /run/prosody/prosody.pid /var/run/prosody/prosody.pid; do
+		[ -f "$pidfile" ] || continue
+		pid="$(cat "$pidfile" 2>/dev/null || true)"
+		if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+			log "stopping the system Prosody daemon (pid $pid)"
+			kill -TERM "$pid" 2>/dev/null || true
+			for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+		rm -f "$pidfile"
+	done
+}
+
+# 1. Debian packages (Prosody 0.12 and friends).
+missing=()
+for p in "${PACKAGES[@]}"; do
+	is_installed "$p" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+	log "installing ${missing[*]}"
+	apt_update
+	# Keep maintainer scripts from starting services (no systemd here; init.d would start one).
+	policy=/usr/sbin/policy-rc.d
+	own_policy=0
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\nexit 101\n' >"$policy"
+		chmod +x "$policy"
+		own_policy=1
+	fi
+	apt-get install -y -qq "${missing[@]}" || { [ "$own_policy" = 1 ] && rm -f "$policy"; exit 1; }
+	[ "$own_policy" = 1 ] && rm -f "$policy"
+else
+	log "Debian packages present: ${PACKAGES[*]}"
+fi
+stop_system_prosody
+
+# 2. Prosody 13 from bookworm-backports, unpacked beside the repo.
+if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+	log "adding bookworm-backports to apt sources"
+	echo "$BACKPORTS_LINE" >/etc/apt/sources.list.d/bookworm-backports.list
+	updated=0
+fi
+
+version_file="$DEST/usr/lib/prosody/prosody.version"
+if [ -x "$DEST/bin/prosody" ] && [ -x "$DEST/bin/prosodyctl" ] && grep -qs '^13\.' "$version_file"; then
+	log "Prosody $(cat "$version_file") present in $DEST"
+else
+	apt_update
+	tmp="$(mktemp -d)"
+	chmod 755 "$tmp" # apt downloads as _apt
+	trap 'rm -rf "$tmp"' EXIT
+	(cd "$tmp" && apt-get download -qq -o APT::Sandbox::User=root prosody/bookworm-backports)
+	deb="$(ls "$tmp"/prosody_*.deb)"
+	rm -rf "$DEST"
+	mkdir -p "$DEST/bin"
+	dpkg -x "$deb" "$DEST"
+	mkdir -p "$DEST/etc/prosody/conf.d" # the packaged prosody.cfg.lua includes it
+	# Launchers: the packaged scripts with their paths pointed into the unpacked tree.
+	for tool in prosody prosodyctl; do
+		sed -e "s|^CFG_SOURCEDIR=.*|CFG_SOURCEDIR='$DEST/usr/lib/prosody';|" \
+			-e "s|^CFG_PLUGINDIR=.*|CFG_PLUGINDIR='$DEST/usr/lib/prosody/modules/';|" \
+			-e "s|^CFG_CONFIGDIR=.*|CFG_CONFIGDIR='$DEST/etc/prosody';|" \
+			"$DEST/usr/bin/$tool" >"$DEST/bin/$tool"
+		chmod +x "$DEST/bin/$tool"
+	done
+	grep -qs '^13\.' "$version_file" || { log "unexpected Prosody version in $deb"; exit 1; }
+	log "Prosody $(cat "$version_file") unpacked into $DEST"
+fi
+
+log "done"
