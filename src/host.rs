@@ -8,8 +8,8 @@ use crate::room::owner::OwnerOutcome;
 use crate::room::settings::RoomSettings;
 use crate::room::{Ctx, Room};
 use crate::xml::{
-    StanzaError, NS_CLIENT, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC, NS_MUC_ADMIN, NS_MUC_OWNER, NS_MUC_USER,
-    NS_PING, NS_REGISTER,
+    el, reply, ElementExt, StanzaError, NS_CLIENT, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC, NS_MUC_ADMIN,
+    NS_MUC_OWNER, NS_MUC_USER, NS_PING, NS_REGISTER,
 };
 use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
@@ -83,7 +83,7 @@ impl MucHost {
             return out;
         }
         if to.node().is_none() {
-            Self::handle_to_service(&mut ctx, &stanza, &from);
+            self.handle_to_service(&mut ctx, &stanza, &from);
             return out;
         }
         let room_jid = to.to_bare();
@@ -138,15 +138,33 @@ impl MucHost {
         out
     }
 
-    fn handle_to_service(ctx: &mut Ctx, stanza: &Element, from: &FullJid) {
-        // The service's own disco is answered by the host server (mod_disco).
-        let _ = from;
-        let error = if stanza.name() == "iq" {
-            StanzaError::service_unavailable()
-        } else {
-            StanzaError::item_not_found()
-        };
-        ctx.error(stanza, error, None);
+    /// The service itself: its room list and unique room names. Its disco#info is the host
+    /// server's (mod_disco), which answers before this.
+    fn handle_to_service(&self, ctx: &mut Ctx, stanza: &Element, from: &FullJid) {
+        let query = stanza.children().next();
+        let get = stanza.name() == "iq" && stanza.attr("type") == Some("get");
+        match query {
+            Some(q) if get && q.is("query", NS_DISCO_ITEMS) => {
+                let mut items = el("query", NS_DISCO_ITEMS).with_opt("node", q.attr("node"));
+                if q.attr("node").is_none() {
+                    for (jid, name) in self.public_rooms() {
+                        items
+                            .append_child(el("item", NS_DISCO_ITEMS).with("jid", jid).with_opt("name", name));
+                    }
+                }
+                ctx.send(reply(stanza).child(items), from.clone().into());
+            }
+            Some(q) if get && q.is("unique", NS_MUC_UNIQUE) => {
+                let name = unique_name(ctx.env.now(), from);
+                ctx.send(reply(stanza).child(el("unique", NS_MUC_UNIQUE).text(name)), from.clone().into());
+            }
+            _ if stanza.name() == "iq" => {
+                if matches!(stanza.attr("type"), Some("get" | "set")) {
+                    ctx.error(stanza, StanzaError::service_unavailable(), None);
+                }
+            }
+            _ => ctx.error(stanza, StanzaError::item_not_found(), None),
+        }
     }
 
     /// A stanza for a room that does not exist: a join creates it, the rest is refused.
@@ -245,6 +263,29 @@ impl MucHost {
         ctx.error(stanza, StanzaError::feature_not_implemented(), Some(room.jid_str()));
         let _ = NS_CLIENT;
     }
+}
+
+const NS_MUC_UNIQUE: &str = "http://jabber.org/protocol/muc#unique";
+
+/// A room name nobody has used, for XEP-0045's unique room names: 128 bits from the
+/// clock, the requester and the process's randomly keyed hasher, in UUID form.
+fn unique_name(now: i64, from: &FullJid) -> String {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let state = std::collections::hash_map::RandomState::new();
+    let half = |salt: u8| {
+        let mut h = state.build_hasher();
+        (salt, now, from, std::time::SystemTime::now()).hash(&mut h);
+        h.finish()
+    };
+    let (a, b) = (half(1), half(2));
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        0x8000 | (b >> 48) & 0x3fff,
+        b & 0xffff_ffff_ffff
+    )
 }
 
 #[cfg(test)]

@@ -204,3 +204,18 @@ fn malformed_requests_get_errors_and_leave_the_room_intact() {
     }
     assert_eq!(h.room(&ROOM.parse().unwrap()).unwrap().occupants().count(), 1);
 }
+
+#[test]
+fn the_service_lists_public_rooms_only() {
+    let mut h = host();
+    join(&mut h, ROMEO, "Romeo");
+    configure(&mut h, "<field var='muc#roomconfig_publicroom'><value>1</value></field>");
+    send(&mut h, &format!("<presence from='{JULIET}' to='other@conference.localhost/J'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    let out = send(
+        &mut h,
+        &format!("<iq from='{ROMEO}' to='conference.localhost' type='get' id='d'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>"),
+    );
+    let query = to(&out, ROMEO)[0].get_child("query", NS_DISCO_ITEMS).unwrap();
+    let jids: Vec<_> = query.children().filter_map(|i| i.attr("jid")).collect();
+    assert_eq!(jids, vec![ROOM], "rooms are hidden unless made public");
+}
