@@ -88,6 +88,9 @@ impl MucHost {
         }
         let room_jid = to.to_bare();
         let nick = to.try_as_full().ok().cloned();
+        if stanza.name() == "iq" && nick.is_none() && matches!(kind, Some("result" | "error")) {
+            return out; // nobody here asked: replies to the room itself are dropped, as stock
+        }
         let Some(room) = self.rooms.get_mut(&room_jid) else {
             let created =
                 Self::handle_to_missing_room(&mut ctx, &stanza, &from, room_jid.clone(), nick.as_ref());
@@ -128,7 +131,6 @@ impl MucHost {
                 false
             }
         };
-        let _ = kind;
         let empty_temporary = room.occupant_left && !room.has_occupants() && !room.settings.persistent;
         room.occupant_left = false;
         if destroyed || empty_temporary {
@@ -180,7 +182,16 @@ impl MucHost {
             && stanza.attr("type").is_none()
             && stanza.get_child("x", NS_MUC).is_some();
         if !is_join {
-            ctx.error(stanza, StanzaError::item_not_found(), Some(&host));
+            // Stock answers the namespaces it serves with item-not-found; other iqs find no
+            // handler at all, which Prosody answers with service-unavailable.
+            let served = [NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC_ADMIN, NS_MUC_OWNER, NS_REGISTER];
+            let unserved_iq = stanza.name() == "iq"
+                && !stanza.children().next().is_some_and(|q| served.iter().any(|ns| q.is("query", *ns)));
+            if unserved_iq {
+                ctx.error(stanza, StanzaError::service_unavailable(), None);
+            } else {
+                ctx.error(stanza, StanzaError::item_not_found(), Some(&host));
+            }
             return None;
         }
         let Some(nick) = nick else {
@@ -270,13 +281,9 @@ const NS_MUC_UNIQUE: &str = "http://jabber.org/protocol/muc#unique";
 /// A room name nobody has used, for XEP-0045's unique room names: 128 bits from the
 /// clock, the requester and the process's randomly keyed hasher, in UUID form.
 fn unique_name(now: i64, from: &FullJid) -> String {
-    use std::hash::{BuildHasher, Hash, Hasher};
+    use std::hash::BuildHasher;
     let state = std::collections::hash_map::RandomState::new();
-    let half = |salt: u8| {
-        let mut h = state.build_hasher();
-        (salt, now, from, std::time::SystemTime::now()).hash(&mut h);
-        h.finish()
-    };
+    let half = |salt: u8| state.hash_one((salt, now, from, std::time::SystemTime::now()));
     let (a, b) = (half(1), half(2));
     format!(
         "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",

@@ -1,0 +1,226 @@
+-- The Lua-facing API of muc_rs.so: module table, host creation and options, handle(),
+-- the per-recipient fan-out, the panic guard and callback failures.
+-- Behaviour asserted here is what the core always does (e.g. an iq of an unknown namespace
+-- to the service is answered with an error to its sender), so it holds for the stub core
+-- and for the real one.
+local H = require "helpers.muc";
+local st, muc_rs = H.st, H.muc_rs;
+
+local function unknown_iq(id)
+	return st.iq({ from = "juliet@capulet.lit/balcony", to = H.domain, id = id or "u1", type = "get" })
+		:tag("query", { xmlns = "urn:example:unknown" }):up();
+end
+
+describe("muc_rs module", function ()
+	it("has a version and lists its options with their kinds", function ()
+		assert.matches("^%d+%.%d+%.%d+", muc_rs.version);
+		local kinds = {};
+		for _, option in ipairs(muc_rs.options()) do kinds[option.name] = option.kind; end
+		assert.equal("boolean", kinds.muc_room_locking);
+		assert.equal("period", kinds.muc_room_lock_timeout);
+		assert.equal("integer", kinds.max_history_messages);
+		assert.equal("string", kinds.name);
+		assert.equal("any", kinds.restrict_room_creation);
+	end);
+
+	it("creates a host from options without complaint", function ()
+		local host, rec = H.new_host({ name = "Chatrooms", muc_room_locking = false, muc_room_lock_timeout = 600,
+			max_history_messages = 50, restrict_room_creation = "local" });
+		assert.truthy(host);
+		assert.same({}, rec.logs);
+		assert.same({}, rec.admin_calls); -- is_admin is only asked when the core needs it
+	end);
+
+	it("takes what Prosody's getters return: math.huge periods, whole floats", function ()
+		local _, rec = H.new_host({ muc_room_lock_timeout = math.huge, max_history_messages = 20.0 });
+		assert.same({}, rec.logs);
+	end);
+
+	it("warns, naming them, about options with invalid values, and still works", function ()
+		local host, rec = H.new_host({ muc_room_locking = "yes", max_history_messages = -3,
+			muc_room_default_history_length = 2.5, restrict_room_creation = { "x" } });
+		local line = H.find_log(rec, "warn", "invalid value");
+		assert.truthy(line);
+		for _, name in ipairs { "muc_room_locking", "max_history_messages", "muc_room_default_history_length",
+				"restrict_room_creation" } do
+			assert.truthy(line.message:find(name, 1, true), name);
+		end
+		assert.is_true(host:handle(unknown_iq()));
+		assert.equal(1, #rec.sent);
+	end);
+
+	it("warns when the server version cannot be read", function ()
+		local _, rec = H.new_host({ server_version = "hg:0123456789ab" });
+		assert.truthy(H.find_log(rec, "warn", "server version"));
+	end);
+
+	it("raises for an invalid domain or missing callbacks (a configuration error)", function ()
+		assert.has_error(function () muc_rs.new_host("not a@domain@", {}, { send = print, log = print, stanza_mt = H.stanza_mt }) end);
+		assert.has_error(function () muc_rs.new_host(H.domain, {}, { log = print, stanza_mt = H.stanza_mt }) end);
+		assert.has_error(function () muc_rs.new_host(H.domain, {}, { send = print, log = print }) end);
+	end);
+end);
+
+describe("host:handle", function ()
+	it("answers an iq of an unknown namespace to the service with an error to its sender", function ()
+		local host, rec = H.new_host();
+		assert.is_true(host:handle(unknown_iq("q1")));
+		assert.equal(1, #rec.sent);
+		local reply = rec.sent[1].stanza;
+		assert.equal("juliet@capulet.lit/balcony", rec.sent[1].to);
+		assert.equal("error", reply.attr.type);
+		assert.equal("q1", reply.attr.id);
+		assert.equal(H.domain, reply.attr.from);
+		assert.equal("iq", reply.name);
+		assert.equal("cancel", (reply:get_error()));
+		assert.same({}, H.shape_errors(rec.sent[1].raw));
+	end);
+
+	it("never answers an error with an error", function ()
+		local host, rec = H.new_host();
+		local err = st.error_reply(st.message({ from = H.domain, to = "juliet@capulet.lit/balcony" }), "cancel", "gone");
+		err.attr.from, err.attr.to = "juliet@capulet.lit/balcony", "coven@"..H.domain;
+		assert.is_true(host:handle(err));
+		assert.equal(0, #rec.sent);
+	end);
+
+	it("drops a stanza without a from address, with a log line", function ()
+		local host, rec = H.new_host();
+		assert.is_true(host:handle(st.iq({ to = H.domain, id = "x", type = "get" }):tag("query", { xmlns = "urn:x" })));
+		assert.equal(0, #rec.sent);
+		assert.truthy(H.find_log(rec, "debug", "without a from"));
+	end);
+
+	it("answers a malformed stanza with bad-request, never raising", function ()
+		local host, rec = H.new_host();
+		local iq = unknown_iq("m1");
+		iq.tags[1].attr["bad name"] = "x";
+		assert.is_true(host:handle(iq));
+		assert.truthy(H.find_log(rec, "warn", "malformed"));
+		assert.equal(1, #rec.sent);
+		local _, condition = rec.sent[1].stanza:get_error();
+		assert.equal("bad-request", condition);
+		assert.equal("m1", rec.sent[1].stanza.attr.id);
+
+		local m = st.message({ from = "juliet@capulet.lit/balcony", to = "coven@"..H.domain, type = "groupchat" });
+		m[1] = function () end;
+		assert.is_true(host:handle(m));
+		assert.equal(2, #rec.sent);
+	end);
+
+	it("drops what cannot be answered: garbage roots and non-tables", function ()
+		local host, rec = H.new_host();
+		assert.is_true(host:handle(setmetatable({ name = 5, attr = { from = "a@b/c" }, tags = {} }, H.stanza_mt)));
+		assert.is_true(host:handle({ attr = { from = "a@b/c" } }));
+		assert.is_false(host:handle("presence"));
+		assert.equal(0, #rec.sent);
+		assert.truthy(H.find_log(rec, "warn", "stanza table"));
+	end);
+
+	it("logs a failing send callback and carries on", function ()
+		local calls = 0;
+		local host, rec = H.new_host(nil, { send = function () calls = calls + 1; error("route failed"); end });
+		assert.is_true(host:handle(unknown_iq()));
+		assert.equal(1, calls);
+		local line = H.find_log(rec, "error", "route failed");
+		assert.truthy(line);
+		assert.falsy(line.message:find("traceback", 1, true));
+		assert.is_true(host:handle(unknown_iq()));
+		assert.equal(2, calls);
+	end);
+
+	it("survives a failing log callback", function ()
+		local host = H.new_host({ muc_room_locking = "bad" }, { log = function () error("no log today") end });
+		assert.is_true(host:handle(unknown_iq()));
+	end);
+
+	it("can be re-entered from send (a reply routed back to the same host)", function ()
+		local host, rec;
+		local depth = 0;
+		host, rec = H.new_host(nil, {
+			send = function (s)
+				rec.sent[#rec.sent + 1] = { to = s.attr.to, stanza = st.clone(s) };
+				if depth == 0 then
+					depth = 1;
+					assert.is_true(host:handle(unknown_iq("inner")));
+				end
+			end;
+		});
+		assert.is_true(host:handle(unknown_iq("outer")));
+		assert.equal(2, #rec.sent);
+		assert.equal("outer", rec.sent[1].stanza.attr.id);
+		assert.equal("inner", rec.sent[2].stanza.attr.id);
+		assert.is_nil(H.find_log(rec, "error", ""));
+	end);
+end);
+
+describe("fan-out", function ()
+	it("sets attr.to for each recipient in turn on one real stanza", function ()
+		local host, rec = H.new_host();
+		local recipients = {};
+		for i = 1, 100 do recipients[i] = ("user%d@capulet.lit/r%d"):format(i, i); end
+		local presence = H.join_presence();
+		presence.attr.to = nil;
+		assert.is_true(host:_deliver(presence, recipients));
+		assert.equal(100, #rec.sent);
+		for i, sent in ipairs(rec.sent) do
+			assert.equal(recipients[i], sent.to);
+			assert.equal(recipients[i], sent.stanza.attr.to);
+			assert.truthy(sent.xml:find("to='"..recipients[i].."'", 1, true));
+			assert.equal(rec.sent[1].raw, sent.raw); -- built once, reused
+		end
+		local out = rec.sent[100].stanza;
+		assert.same({}, H.shape_errors(rec.sent[1].raw));
+		assert.equal("cauldronburn", out:get_child("x", "http://jabber.org/protocol/muc"):get_child_text("password"));
+		presence.attr.to = recipients[100];
+		assert.equal(H.canon(presence), H.canon(out));
+	end);
+
+	it("refuses invalid recipients without raising", function ()
+		local host, rec = H.new_host();
+		local ok, err = host:_deliver(st.message({ from = H.domain }), { "@@@" });
+		assert.is_nil(ok);
+		assert.truthy(err);
+		assert.equal(0, #rec.sent);
+	end);
+end);
+
+describe("panic guard", function ()
+	local function panic_iq(kind)
+		return st.iq({ from = "juliet@capulet.lit/balcony", to = "coven@"..H.domain, id = "p1", type = kind or "get" })
+			:tag("panic", { xmlns = muc_rs._test_ns }):up();
+	end
+
+	it("turns a panic into an error log line and internal-server-error, and the host keeps working", function ()
+		local host, rec = H.new_host({ _test_panic = true });
+		assert.is_true(host:handle(panic_iq()));
+		local line = H.find_log(rec, "error", "panic");
+		assert.truthy(line);
+		assert.truthy(line.message:find("forced panic", 1, true));
+		assert.equal(1, #rec.sent);
+		local reply = rec.sent[1].stanza;
+		assert.equal("juliet@capulet.lit/balcony", rec.sent[1].to);
+		assert.equal("p1", reply.attr.id);
+		local kind, condition = reply:get_error();
+		assert.equal("wait", kind);
+		assert.equal("internal-server-error", condition);
+
+		assert.is_true(host:handle(unknown_iq("after")));
+		assert.equal(2, #rec.sent);
+		assert.equal("after", rec.sent[2].stanza.attr.id);
+	end);
+
+	it("sends no error reply to a result or an error", function ()
+		local host, rec = H.new_host({ _test_panic = true });
+		assert.is_true(host:handle(panic_iq("result")));
+		assert.is_true(host:handle(panic_iq("error")));
+		assert.equal(0, #rec.sent);
+		assert.truthy(H.find_log(rec, "error", "panic"));
+	end);
+
+	it("is off unless the host was created with _test_panic", function ()
+		local host, rec = H.new_host();
+		assert.is_true(host:handle(panic_iq()));
+		assert.is_nil(H.find_log(rec, "error", "panic"));
+	end);
+end);

@@ -1,0 +1,107 @@
+-- Just enough of a running Prosody to load real modules: the real core.moduleapi,
+-- core.configmanager, util.events and stanzas, with stubs for the network, the user
+-- manager, the module manager's item lists and (on 13) authorization.
+-- Load order matters: moduleapi captures prosody.hosts when it is first required.
+local events = require "util.events";
+local multitable = require "util.multitable";
+local st = require "util.stanza";
+
+local P = { admins = {}, loaded = {} };
+
+_G.prosody = {
+	hosts = {}, events = events.new(), paths = {}, full_sessions = {}, bare_sessions = {},
+	core_post_stanza = function () end, version = "test",
+};
+local hosts = prosody.hosts;
+
+local function stub(name, value)
+	package.loaded[name] = value;
+	package.loaded["prosody."..name] = value;
+end
+stub("net.server", { add_task = function () end, timer = {} });
+stub("core.usermanager", { is_admin = function (jid, host) return P.admins[jid] == host; end });
+stub("core.hostmanager", { get_children = function () return {}; end });
+stub("core.rostermanager", { is_contact_subscribed = function () return false; end });
+stub("core.modulemanager", {
+	get_items = function (key, host)
+		local result = {};
+		for _, inst in ipairs(P.loaded) do
+			if inst.host == host and inst.items and inst.items[key] then
+				for _, item in ipairs(inst.items[key]) do result[#result + 1] = item; end
+			end
+		end
+		return result;
+	end;
+	get_module = function () end;
+});
+
+local api = require "core.moduleapi";
+local configmanager = require "core.configmanager";
+
+-- Roles as Prosody 13's authz sees them, reduced to: admins listed in P.admins, and
+-- everyone else a guest. default_permission() grants to the named role.
+local function new_authz(host)
+	local grants = {};
+	local function role(name)
+		return { name = name, may = function (_, action) return grants[name] and grants[name][action] or false; end };
+	end
+	return {
+		add_default_permission = function (role_name, permission)
+			grants[role_name] = grants[role_name] or {};
+			grants[role_name][permission] = true;
+		end;
+		get_jid_role = function (jid)
+			return role(P.admins[jid] == host and "prosody:admin" or "prosody:guest");
+		end;
+		get_user_role = function () return role("prosody:guest"); end;
+	};
+end
+
+-- A host with its own events; `config` goes to the real configmanager.
+local set_keys = {};
+function P.host(name, host_type, config)
+	for _, k in ipairs(set_keys[name] or {}) do configmanager.set(name, k, nil); end
+	set_keys[name] = {};
+	configmanager.set(name, "component_module", host_type == "component" and "muc_rs" or nil);
+	for k, v in pairs(config or {}) do
+		configmanager.set(name, k, v);
+		table.insert(set_keys[name], k);
+	end
+	P.loaded = {};
+	hosts[name] = { host = name, type = host_type, events = events.new(), authz = new_authz(name), modules = {} };
+	P.sent, P.logs, P.deps, P.hooks = {}, {}, {}, {};
+	return hosts[name];
+end
+
+-- Loads a module file on a host the way modulemanager does (its own environment with
+-- `module`), recording what it sends, logs and depends on.
+function P.load(host, name, path)
+	local inst = setmetatable({
+		name = name, host = host, path = path, event_handlers = multitable.new(),
+	}, { __index = api });
+	function inst.log(_, level, fmt, ...)
+		P.logs[#P.logs + 1] = { level = level, message = fmt:format(...), module = name };
+	end
+	function inst.depends(_, dep) P.deps[dep] = true; end
+	function inst.hook(self, event, handler, priority)
+		P.hooks[#P.hooks + 1] = { module = name, event = event, priority = priority or 0 };
+		return api.hook(self, event, handler, priority);
+	end
+	function inst.send(_, stanza)
+		P.sent[#P.sent + 1] = { to = stanza.attr.to, stanza = st.clone(stanza), xml = tostring(stanza) };
+	end
+	local env = setmetatable({ module = inst }, { __index = _G });
+	inst.environment = env;
+	local chunk = assert(loadfile(path, "t", env));
+	chunk();
+	P.loaded[#P.loaded + 1] = inst;
+	return inst, env;
+end
+
+-- Fires a stanza event on a host as the stanza router does; returns the handler's result.
+function P.fire(host, event_name, stanza)
+	local origin = { type = "c2s", send = function (s) P.sent[#P.sent + 1] = { to = s.attr.to, stanza = st.clone(s), xml = tostring(s) }; end };
+	return hosts[host].events.fire_event(event_name, { origin = origin, stanza = stanza });
+end
+
+return P;

@@ -1,0 +1,255 @@
+//! The host userdata: a `MucHost` plus the Lua callbacks it needs, the `Env` it is given,
+//! and the guard that keeps panics and callback errors out of Prosody.
+
+use super::convert::{self, Keys};
+use super::guard;
+use crate::env::Env;
+use crate::host::MucHost;
+use crate::outcome::Delivery;
+use crate::xml::{error_reply, ElementExt, StanzaError, NS_CLIENT};
+use jid::{BareJid, Jid};
+use minidom::Element;
+use mlua::{Function, Lua, Result as LuaResult, Table, UserData, UserDataMethods, Value};
+use std::cell::RefCell;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Stanzas carrying `<panic xmlns=TEST_NS/>` make the binding panic, when the host was
+/// created with the option `_test_panic = true` (for the specs of the panic guard).
+pub const TEST_NS: &str = "urn:xmpp:muc-rs:test:0";
+
+pub struct LuaHost {
+    /// Borrowed mutably only for the core call, never across a Lua callback that could
+    /// route a stanza back to this host (`send` may re-enter `handle` synchronously).
+    host: RefCell<MucHost>,
+    send: Function,
+    is_admin: Option<Function>,
+    log: Function,
+    stanza_mt: Table,
+    keys: Keys,
+    test_panic: bool,
+}
+
+impl LuaHost {
+    pub fn new(lua: &Lua, host: MucHost, callbacks: &Table, test_panic: bool) -> LuaResult<LuaHost> {
+        let send = callbacks
+            .get::<Option<Function>>("send")?
+            .ok_or_else(|| mlua::Error::runtime("muc_rs.new_host: callbacks.send must be a function"))?;
+        let log = callbacks
+            .get::<Option<Function>>("log")?
+            .ok_or_else(|| mlua::Error::runtime("muc_rs.new_host: callbacks.log must be a function"))?;
+        let stanza_mt = callbacks
+            .get::<Option<Table>>("stanza_mt")?
+            .ok_or_else(|| mlua::Error::runtime("muc_rs.new_host: callbacks.stanza_mt must be a table"))?;
+        let is_admin = callbacks.get::<Option<Function>>("is_admin")?;
+        Ok(LuaHost {
+            host: RefCell::new(host),
+            send,
+            is_admin,
+            log,
+            stanza_mt,
+            keys: Keys::new(lua)?,
+            test_panic,
+        })
+    }
+
+    /// Calls the `log` callback; if that fails too, stderr is all that is left.
+    pub fn log(&self, level: &str, message: &str) {
+        if let Err(e) = self.log.call::<()>((level, message)) {
+            eprintln!("muc_rs: log callback failed ({}); message was: {message}", summary(&e));
+        }
+    }
+
+    /// `host:handle(stanza)`: always answers true for a stanza table (it has been dealt
+    /// with, even if only by logging), false for anything else.
+    fn handle(&self, lua: &Lua, stanza: Value) -> bool {
+        let Value::Table(table) = stanza else {
+            self.log("warn", &format!("handle() expects a stanza table, got a {}", stanza.type_name()));
+            return false;
+        };
+        let head = Head::read(&self.keys, &table);
+        match guard::run(|| self.process(lua, &table, &head)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                self.log("error", &format!("failed to handle {}: {}", head.describe(), summary(&e)))
+            }
+            Err(panic) => {
+                self.log("error", &format!("panic while handling {}: {panic}", head.describe()));
+                if let Some(reply) = head.error_reply(&StanzaError::internal_server_error()) {
+                    if let Err(e) = guard::run(|| self.deliver(lua, &reply)).unwrap_or(Ok(())) {
+                        self.log("error", &format!("could not send the error reply: {}", summary(&e)));
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    fn process(&self, lua: &Lua, table: &Table, head: &Head) -> LuaResult<()> {
+        if head.from.is_none() {
+            self.log("debug", &format!("dropping {} without a from address", head.describe()));
+            return Ok(());
+        }
+        let element = match convert::element_from_table(&self.keys, table) {
+            Ok(element) => element,
+            Err(why) => {
+                self.log("warn", &format!("rejecting malformed {}: {why}", head.describe()));
+                if let Some(reply) = head.error_reply(&StanzaError::modify_bad_request()) {
+                    self.deliver(lua, &reply)?;
+                }
+                return Ok(());
+            }
+        };
+        let env = LuaEnv { is_admin: self.is_admin.as_ref(), errors: RefCell::new(Vec::new()) };
+        let outcome = {
+            let Ok(mut host) = self.host.try_borrow_mut() else {
+                // Only reachable if `is_admin` (called from inside the core) routes a stanza
+                // back to this host.
+                self.log("error", &format!("dropping {}: re-entered from is_admin", head.describe()));
+                return Ok(());
+            };
+            if self.test_panic && element.has_child("panic", TEST_NS) {
+                panic!("forced panic (test hook)");
+            }
+            host.handle(element, &env)
+        };
+        for error in env.errors.into_inner() {
+            self.log("error", &error);
+        }
+        for (level, message) in &outcome.log {
+            self.log(level.as_str(), message);
+        }
+        for delivery in &outcome.deliveries {
+            self.deliver(lua, delivery)?;
+        }
+        Ok(())
+    }
+
+    /// Builds the stanza table once and sends it to each recipient in turn, setting
+    /// `attr.to` in place (as stock mod_muc does). A failing `send` is logged, and the
+    /// remaining recipients still get theirs.
+    fn deliver(&self, lua: &Lua, delivery: &Delivery) -> LuaResult<()> {
+        let stanza = convert::table_from_element(lua, &self.keys, &self.stanza_mt, &delivery.stanza)?;
+        let attr: Table = stanza.raw_get(&self.keys.attr)?;
+        for to in &delivery.to {
+            attr.raw_set(&self.keys.to, to.as_str())?;
+            if let Err(e) = self.send.call::<()>(&stanza) {
+                self.log("error", &format!("send callback failed for {to}: {}", summary(&e)));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl UserData for LuaHost {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_method("handle", |lua, this, stanza: Value| Ok(this.handle(lua, stanza)));
+        // The service's name for its disco identity (the `name` option or stock's default).
+        methods.add_method("service_name", |_, this, ()| Ok(this.host.borrow().config().name.clone()));
+        // For specs and benchmarks: deliver `stanza` to each JID in `to` through the same
+        // conversion and fan-out as the core's deliveries. Returns true, or nil and why not.
+        methods.add_method("_deliver", |lua, this, (stanza, to): (Table, Vec<String>)| {
+            let stanza = match convert::element_from_table(&this.keys, &stanza) {
+                Ok(stanza) => stanza,
+                Err(why) => return Ok((None, Some(why))),
+            };
+            let to = match to.iter().map(|j| Jid::new(j)).collect::<Result<Vec<_>, _>>() {
+                Ok(to) => to,
+                Err(e) => return Ok((None, Some(e.to_string()))),
+            };
+            match guard::run(|| this.deliver(lua, &Delivery { stanza, to })) {
+                Ok(Ok(())) => Ok((Some(true), None)),
+                Ok(Err(e)) => Ok((None, Some(summary(&e)))),
+                Err(panic) => Ok((None, Some(format!("panic: {panic}")))),
+            }
+        });
+    }
+}
+
+/// What the core asks Prosody: the clock, and (lazily) whether a JID is a service admin.
+struct LuaEnv<'a> {
+    is_admin: Option<&'a Function>,
+    /// Failures of the `is_admin` callback, logged once the core has returned.
+    errors: RefCell<Vec<String>>,
+}
+
+impl Env for LuaEnv<'_> {
+    fn now(&self) -> i64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    }
+
+    fn is_service_admin(&self, jid: &BareJid) -> bool {
+        let Some(is_admin) = self.is_admin else { return false };
+        match is_admin.call::<Value>(jid.as_str()) {
+            Ok(v) => !matches!(v, Value::Nil | Value::Boolean(false)),
+            Err(e) => {
+                self.errors.borrow_mut().push(format!("is_admin callback failed for {jid}: {}", summary(&e)));
+                false
+            }
+        }
+    }
+}
+
+/// The top-level facts of a stanza, read before anything can go wrong, so an error reply
+/// can still be built after a malformed child or a panic.
+struct Head {
+    name: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    id: Option<String>,
+    kind: Option<String>,
+}
+
+impl Head {
+    fn read(keys: &Keys, table: &Table) -> Head {
+        let string = |t: &Table, key: &str| match t.raw_get::<Value>(key) {
+            Ok(Value::String(s)) => s.to_str().ok().map(|s| s.to_owned()),
+            _ => None,
+        };
+        let name = match table.raw_get::<Value>(&keys.name) {
+            Ok(Value::String(s)) => s.to_str().ok().map(|s| s.to_owned()),
+            _ => None,
+        };
+        match table.raw_get::<Value>(&keys.attr) {
+            Ok(Value::Table(attr)) => Head {
+                name,
+                from: string(&attr, "from"),
+                to: string(&attr, "to"),
+                id: string(&attr, "id"),
+                kind: string(&attr, "type"),
+            },
+            _ => Head { name, from: None, to: None, id: None, kind: None },
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("<{}> from {}", self.name.as_deref().unwrap_or("?"), self.from.as_deref().unwrap_or("(none)"))
+    }
+
+    /// An error reply to the sender, unless the stanza is itself an error or a result, is
+    /// not one of the three stanza kinds, or has no usable sender.
+    fn error_reply(&self, error: &StanzaError) -> Option<Delivery> {
+        let name = self.name.as_deref().filter(|n| matches!(*n, "iq" | "message" | "presence"))?;
+        if matches!(self.kind.as_deref(), Some("error" | "result")) {
+            return None;
+        }
+        let from = self.from.as_deref()?;
+        let to = Jid::new(from).ok()?;
+        let orig = Element::bare(name, NS_CLIENT)
+            .with("from", from)
+            .with_opt("to", self.to.as_deref())
+            .with_opt("id", self.id.as_deref())
+            .with_opt("type", self.kind.as_deref());
+        let mut reply = error_reply(&orig, error, None);
+        reply.unset("to");
+        Some(Delivery { stanza: reply, to: vec![to] })
+    }
+}
+
+/// The first line of a Lua error: the message without mlua's traceback.
+pub fn summary(e: &mlua::Error) -> String {
+    let text = match e {
+        mlua::Error::CallbackError { cause, .. } => cause.to_string(),
+        other => other.to_string(),
+    };
+    text.lines().next().unwrap_or("").to_owned()
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Builds the Lua module (cargo build --release) and assembles the Prosody plugin folder:
+#   build/plugin/mod_muc_rs.lua   the shim
+#   build/plugin/muc_rs.so        target/release/libmuc_rs.so, renamed for require "muc_rs"
+# Point Prosody's plugin_paths at build/plugin.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+OUT="$ROOT/build/plugin"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+
+cd "$ROOT"
+cargo build --release --lib -p muc_rs
+
+mkdir -p "$OUT"
+# Copy to a temporary name and rename: a running Prosody that has the old .so mapped keeps
+# its (unlinked) copy instead of seeing the file change under it.
+cp "$TARGET_DIR/release/libmuc_rs.so" "$OUT/.muc_rs.so.tmp"
+mv -f "$OUT/.muc_rs.so.tmp" "$OUT/muc_rs.so"
+cp "$ROOT/lua/mod_muc_rs.lua" "$OUT/mod_muc_rs.lua"
+echo "build-plugin: $OUT/mod_muc_rs.lua $OUT/muc_rs.so"
