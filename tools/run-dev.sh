@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Starts a Prosody (the system one, 0.12) on localhost with muc_rs serving
+# conference.localhost and two accounts, in the foreground. Ctrl-C stops it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD/build/run"
+port="${C2S_PORT:-5222}"
+prosody="${PROSODY:-/usr/bin/prosody}"
+prosodyctl="${PROSODYCTL:-/usr/bin/prosodyctl}"
+mkdir -p "$root/data" "$root/certs"
+cat > "$root/prosody.cfg.lua" <<CFG
+run_as_root = true
+daemonize = false
+pidfile = "$root/prosody.pid"
+data_path = "$root/data"
+certificates = "$root/certs"
+plugin_paths = { "$PWD/build/plugin" }
+interfaces = { "127.0.0.1", "::1" }
+c2s_ports = { $port }
+s2s_ports = {}
+http_ports = {}
+https_ports = {}
+component_ports = {}
+log = { info = "*console" }
+authentication = "internal_hashed"
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+modules_enabled = { "roster", "saslauth", "disco", "ping", "carbons" }
+admins = { "admin@localhost" }
+
+VirtualHost "localhost"
+
+Component "conference.localhost" "muc_rs"
+CFG
+for user in user user2; do
+  "$prosodyctl" --config "$root/prosody.cfg.lua" register "$user" localhost password >/dev/null 2>&1 || true
+done
+cat <<MSG
+Prosody with muc_rs on 127.0.0.1:$port (no TLS; allow plain authentication in your client).
+  accounts: user@localhost / password, user2@localhost / password
+  rooms:    anything@conference.localhost (join to create)
+MSG
+exec "$prosody" --config "$root/prosody.cfg.lua" -F

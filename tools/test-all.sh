@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs every suite and ends with one line over all of them: "N passed, M failed".
+# Each suite's own output is shown as it runs; a suite that cannot run counts as failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+passed=0
+failed=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+# add_counts FILE: adds the counts found in a suite's output.
+add_counts() {
+  local p f
+  # cargo: "test result: ok. 19 passed; 0 failed; ..."
+  while read -r p f; do
+    passed=$((passed + p)); failed=$((failed + f))
+  done < <(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' "$1")
+  # our runners: "N passed, M failed" alone on a line
+  while read -r p f; do
+    passed=$((passed + p)); failed=$((failed + f))
+  done < <(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$1")
+}
+
+# suite NAME CMD...: runs one suite; a non-zero exit with no failure counted is one failure.
+suite() {
+  local name=$1; shift
+  echo "=== $name"
+  local before=$failed
+  "$@" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  add_counts "$log"
+  if [ "$rc" -ne 0 ] && [ "$failed" -eq "$before" ]; then
+    echo "$name: exited $rc"
+    failed=$((failed + 1))
+  fi
+}
+
+suite "core (cargo test)" cargo test --no-default-features
+suite "harness (cargo test)" cargo test -p muc_harness
+suite "lint" bash -c 'cargo fmt --all -- --check && cargo clippy --workspace --all-targets -q -- -D warnings && cargo clippy --no-default-features --all-targets -q -- -D warnings && echo "1 passed, 0 failed"'
+suite "busted" bash spec/run-busted.sh
+suite "scansion self-test (must fail)" cargo run -q --release -p muc_harness --bin scansion -- \
+  --expect-fail --timeout 1 --plugin-dir "$PWD/build/plugin" spec/scansion-selftest/
+suite "scansion" cargo run -q --release -p muc_harness --bin scansion -- \
+  --plugin-dir "$PWD/build/plugin" spec/scansion/
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
