@@ -81,6 +81,8 @@ pub struct HostConfig {
     pub max_history_messages: Option<u32>,
     pub allow_unaffiliated_register: bool,
     pub enforce_registered_nickname: bool,
+    /// XEP-0421 occupant ids on presences and messages (`muc_occupant_id`).
+    pub occupant_id: bool,
     pub defaults: RoomDefaults,
 }
 
@@ -100,6 +102,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec { name: "max_history_messages", kind: OptionKind::Integer },
     OptionSpec { name: "allow_unaffiliated_register", kind: OptionKind::Boolean },
     OptionSpec { name: "enforce_registered_nickname", kind: OptionKind::Boolean },
+    OptionSpec { name: "muc_occupant_id", kind: OptionKind::Boolean },
     OptionSpec { name: "muc_room_default_public", kind: OptionKind::Boolean },
     OptionSpec { name: "muc_room_default_persistent", kind: OptionKind::Boolean },
     OptionSpec { name: "muc_room_default_members_only", kind: OptionKind::Boolean },
@@ -125,6 +128,7 @@ impl HostConfig {
             max_history_messages: None,
             allow_unaffiliated_register: false,
             enforce_registered_nickname: false,
+            occupant_id: true,
             defaults: RoomDefaults::default(),
         }
     }
@@ -165,6 +169,7 @@ impl HostConfig {
             ("max_history_messages", Int(n)) if *n >= 0 => self.max_history_messages = Some(clamp_u32(*n)),
             ("allow_unaffiliated_register", Bool(b)) => self.allow_unaffiliated_register = *b,
             ("enforce_registered_nickname", Bool(b)) => self.enforce_registered_nickname = *b,
+            ("muc_occupant_id", Bool(b)) => self.occupant_id = *b,
             ("muc_room_default_public", Bool(b)) => d.public = *b,
             ("muc_room_default_persistent", Bool(b)) => d.persistent = *b,
             ("muc_room_default_members_only", Bool(b)) => d.members_only = *b,

@@ -11,6 +11,7 @@ pub enum FieldType {
     Boolean,
     Fixed,
     Hidden,
+    JidSingle,
     ListMulti,
     ListSingle,
     TextPrivate,
@@ -23,6 +24,7 @@ impl FieldType {
             FieldType::Boolean => "boolean",
             FieldType::Fixed => "fixed",
             FieldType::Hidden => "hidden",
+            FieldType::JidSingle => "jid-single",
             FieldType::ListMulti => "list-multi",
             FieldType::ListSingle => "list-single",
             FieldType::TextPrivate => "text-private",
@@ -211,6 +213,9 @@ pub fn read_submitted(layout: &Form, form: &Element) -> Vec<Submitted> {
                 let values: Vec<String> =
                     tag.children().filter(|v| v.is("value", NS_DATA)).map(Element::text).collect();
                 (!values.is_empty()).then_some(Value::List(values))
+            }
+            FieldType::JidSingle => {
+                first_text().and_then(|t| t.parse::<jid::Jid>().ok()).map(|j| Value::Text(j.to_string()))
             }
             FieldType::ListSingle | FieldType::TextPrivate | FieldType::TextSingle => {
                 match (first_text(), field.datatype) {

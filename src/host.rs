@@ -8,8 +8,8 @@ use crate::room::owner::OwnerOutcome;
 use crate::room::settings::RoomSettings;
 use crate::room::{Ctx, Room};
 use crate::xml::{
-    el, reply, ElementExt, StanzaError, NS_CLIENT, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC, NS_MUC_ADMIN,
-    NS_MUC_OWNER, NS_MUC_USER, NS_PING, NS_REGISTER,
+    el, reply, ElementExt, StanzaError, NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC, NS_MUC_ADMIN,
+    NS_MUC_OWNER, NS_MUC_USER, NS_REGISTER,
 };
 use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
@@ -40,6 +40,11 @@ impl MucHost {
 
     pub fn room(&self, jid: &BareJid) -> Option<&Room> {
         self.rooms.get(jid)
+    }
+
+    /// Every room, in no particular order (read-only, for tests and checks).
+    pub fn rooms(&self) -> impl Iterator<Item = &Room> {
+        self.rooms.values()
     }
 
     pub fn room_count(&self) -> usize {
@@ -120,7 +125,7 @@ impl MucHost {
                 false
             }
             ("iq", Some(nick)) => {
-                Self::handle_iq_to_occupant(room, &mut ctx, &stanza, &from, &nick);
+                room.handle_iq_to_occupant(&mut ctx, &stanza, &from, &nick);
                 false
             }
             ("iq", None) => {
@@ -157,7 +162,7 @@ impl MucHost {
                 ctx.send(reply(stanza).child(items), from.clone().into());
             }
             Some(q) if get && q.is("unique", NS_MUC_UNIQUE) => {
-                let name = unique_name(ctx.env.now(), from);
+                let name = crate::id::uuid_v4();
                 ctx.send(reply(stanza).child(el("unique", NS_MUC_UNIQUE).text(name)), from.clone().into());
             }
             _ if stanza.name() == "iq" => {
@@ -198,7 +203,7 @@ impl MucHost {
             ctx.error(stanza, StanzaError::jid_malformed().with_text("A nickname is required"), Some(&host));
             return None;
         };
-        let lang = stanza.attr("xml:lang");
+        let lang = crate::xml::xml_lang(stanza);
         let settings = RoomSettings::with_defaults(&ctx.config.defaults, lang);
         let mut room = Room::new(room_jid, settings);
         room.handle_first_presence(ctx, stanza, from, nick).then_some(room)
@@ -214,15 +219,21 @@ impl MucHost {
             }
             None | Some("normal") => {
                 if let Some(x) = stanza.get_child("x", NS_MUC_USER) {
-                    let error = match x.children().next() {
-                        Some(p)
-                            if (p.name() == "invite" || p.name() == "decline") && p.attr("to").is_some() =>
-                        {
-                            StanzaError::feature_not_implemented()
+                    match x.children().next() {
+                        Some(p) if p.name() == "invite" && p.attr("to").is_some() => {
+                            room.handle_invite(ctx, stanza, p, from)
                         }
-                        _ => StanzaError::bad_request(),
-                    };
-                    return ctx.error(stanza, error, None);
+                        Some(p) if p.name() == "decline" && p.attr("to").is_some() => {
+                            room.handle_decline(ctx, stanza, p, from)
+                        }
+                        _ => ctx.error(stanza, StanzaError::bad_request(), None),
+                    }
+                    return;
+                }
+                if let Some(form) =
+                    stanza.get_child("x", NS_DATA).filter(|f| crate::room::invite::is_voice_request(f))
+                {
+                    return room.handle_voice_request(ctx, stanza, form, from);
                 }
                 ctx.error(stanza, StanzaError::service_unavailable(), None);
             }
@@ -251,49 +262,9 @@ impl MucHost {
         }
         OwnerOutcome::Kept
     }
-
-    fn handle_iq_to_occupant(room: &mut Room, ctx: &mut Ctx, stanza: &Element, from: &FullJid, to: &FullJid) {
-        let kind = stanza.attr("type").unwrap_or("");
-        if kind == "result" || kind == "error" {
-            return; // replies to relayed queries are not relayed yet
-        }
-        let Some(current) = room.nick_of(from).map(str::to_owned) else {
-            return ctx.error(stanza, StanzaError::not_in_room(), Some(room.jid_str()));
-        };
-        if room.occupant_by_nick(to.resource().as_str()).is_none() {
-            let error = StanzaError::item_not_found().with_text("Recipient not in room");
-            return ctx.error(stanza, error, Some(room.jid_str()));
-        }
-        // XEP-0410: a ping to one's own nick tells the client it is still joined.
-        let is_self_ping = current == to.resource().as_str()
-            && kind == "get"
-            && stanza.children().next().is_some_and(|c| c.is("ping", NS_PING));
-        if is_self_ping {
-            return ctx.send(crate::xml::reply(stanza), from.clone().into());
-        }
-        ctx.error(stanza, StanzaError::feature_not_implemented(), Some(room.jid_str()));
-        let _ = NS_CLIENT;
-    }
 }
 
 const NS_MUC_UNIQUE: &str = "http://jabber.org/protocol/muc#unique";
-
-/// A room name nobody has used, for XEP-0045's unique room names: 128 bits from the
-/// clock, the requester and the process's randomly keyed hasher, in UUID form.
-fn unique_name(now: i64, from: &FullJid) -> String {
-    use std::hash::BuildHasher;
-    let state = std::collections::hash_map::RandomState::new();
-    let half = |salt: u8| state.hash_one((salt, now, from, std::time::SystemTime::now()));
-    let (a, b) = (half(1), half(2));
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0xfff,
-        0x8000 | (b >> 48) & 0x3fff,
-        b & 0xffff_ffff_ffff
-    )
-}
 
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,7 @@ pub mod config;
 pub mod dataform;
 pub mod env;
 pub mod host;
+pub mod id;
 pub mod occupant;
 pub mod outcome;
 pub mod room;

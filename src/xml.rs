@@ -18,6 +18,7 @@ pub const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
 pub const NS_DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
 pub const NS_DELAY: &str = "urn:xmpp:delay";
 pub const NS_PING: &str = "urn:xmpp:ping";
+pub const NS_OCCUPANT_ID: &str = "urn:xmpp:occupant-id:0";
 
 /// Builds elements in a chain, like Prosody's `st.stanza(...):tag(...):up()`, but as values.
 pub trait ElementExt: Sized {
@@ -81,6 +82,11 @@ pub fn status(code: u16) -> Element {
     el("status", NS_MUC_USER).with("code", code.to_string())
 }
 
+/// A stanza's `xml:lang`, if it has one.
+pub fn xml_lang(stanza: &Element) -> Option<&str> {
+    stanza.attr_ns(minidom::rxml::Namespace::xml(), "lang")
+}
+
 /// The text of the first child `name` in `ns`, if any.
 pub fn child_text(element: &Element, name: &str, ns: &str) -> Option<String> {
     element.get_child(name, ns).map(Element::text)
@@ -117,6 +123,11 @@ pub struct StanzaError {
 impl StanzaError {
     pub fn new(kind: ErrorType, condition: &'static str) -> Self {
         StanzaError { kind, condition, text: None }
+    }
+    /// The same condition, as a `cancel` error (stock's type for some conditions).
+    pub fn with_kind_cancel(mut self) -> Self {
+        self.kind = ErrorType::Cancel;
+        self
     }
     pub fn with_text(mut self, text: impl Into<String>) -> Self {
         self.text = Some(text.into());
@@ -213,5 +224,12 @@ mod tests {
         assert_eq!(e.attr("by"), None);
         assert_eq!(e.attr("type"), Some("auth"));
         assert_eq!(error_condition(&err), Some("forbidden"));
+    }
+
+    #[test]
+    fn xml_lang_is_read_from_the_xml_namespace() {
+        let p: Element = "<presence xmlns='jabber:client' xml:lang='de'/>".parse().unwrap();
+        assert_eq!(xml_lang(&p), Some("de"));
+        assert_eq!(xml_lang(&el("presence", NS_CLIENT)), None);
     }
 }

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::env::FixedEnv;
-use crate::xml::{error_condition, NS_MUC_USER};
+use crate::xml::{error_condition, NS_CLIENT, NS_MUC_USER};
 
 const ROOM: &str = "room@conference.localhost";
 const ROMEO: &str = "romeo@localhost/r1";

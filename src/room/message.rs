@@ -27,7 +27,7 @@ impl Room {
         }
         let mut message = stanza.clone();
         if message.attr("id").is_none() {
-            message.set("id", new_id(ctx.env.now(), &self.jid, self.history.len()));
+            message.set("id", crate::id::stanza_id());
         }
         if let Some(subject) = message.get_child("subject", NS_CLIENT) {
             let is_subject_change =
@@ -62,6 +62,7 @@ impl Room {
         for node in kept {
             message.append_node(node);
         }
+        self.stamp_occupant_id(ctx, &mut message, &occupant.bare_jid);
         message.set("from", occupant.nick.as_str());
         message.unset("to");
         self.broadcast_message(ctx, message);
@@ -204,6 +205,7 @@ impl Room {
                 return;
             }
         }
+        self.stamp_occupant_id(ctx, &mut pm, &sender.bare_jid);
         let sessions = recipient.session_jids().cloned().map(Jid::from).collect();
         ctx.out.send_many(pm, sessions);
     }
@@ -279,16 +281,6 @@ fn serialized_len(stanza: &Element) -> usize {
     // Writing to a Vec cannot fail; an empty length only makes maxchars generous.
     let _ = stanza.write_to(&mut buf);
     buf.len()
-}
-
-/// A fresh stanza id for messages that came without one.
-fn new_id(now: i64, room: &jid::BareJid, salt: usize) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (now, room, salt, std::time::SystemTime::now()).hash(&mut h);
-    let v = h.finish();
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    (0..12).map(|i| ALPHABET[((v >> (i * 5)) & 63) as usize] as char).collect()
 }
 
 /// XEP-0082 date-time in UTC, as Prosody's `util.datetime.datetime`.

@@ -8,6 +8,8 @@
 
 pub mod admin;
 pub mod disco;
+pub mod invite;
+pub mod iq;
 pub mod message;
 pub mod owner;
 pub mod presence;
@@ -19,7 +21,9 @@ use crate::config::HostConfig;
 use crate::env::Env;
 use crate::occupant::Occupant;
 use crate::outcome::{LogLevel, Outcome};
-use crate::xml::{el, error_reply, muc_user_x, ElementExt, StanzaError, NS_CLIENT, NS_MUC_USER};
+use crate::xml::{
+    el, error_reply, muc_user_x, ElementExt, StanzaError, NS_CLIENT, NS_MUC_USER, NS_OCCUPANT_ID,
+};
 use indexmap::IndexMap;
 use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
@@ -166,6 +170,11 @@ impl Room {
         self.jid_nick.get(real_jid).map(String::as_str)
     }
 
+    /// Every live session with the nickname it occupies (read-only, for tests and checks).
+    pub fn live_sessions(&self) -> impl Iterator<Item = (&FullJid, &str)> {
+        self.jid_nick.iter().map(|(j, n)| (j, n.as_str()))
+    }
+
     pub fn occupant_by_real_jid(&self, real_jid: &FullJid) -> Option<&Occupant> {
         self.nick_of(real_jid).and_then(|n| self.occupants.get(n))
     }
@@ -231,6 +240,17 @@ impl Room {
     }
 
     // ----- occupants -----
+
+    /// Replaces any `<occupant-id/>` in `stanza` with the room's id for `bare_jid`
+    /// (XEP-0421), so clients can neither forge nor lose it.
+    pub fn stamp_occupant_id(&self, ctx: &Ctx, stanza: &mut Element, bare_jid: &BareJid) {
+        if !ctx.config.occupant_id {
+            return;
+        }
+        while stanza.remove_child("occupant-id", NS_OCCUPANT_ID).is_some() {}
+        let id = crate::id::occupant_id(bare_jid.as_str(), &self.settings.occupant_id_salt);
+        stanza.append_child(el("occupant-id", NS_OCCUPANT_ID).with("id", id));
+    }
 
     pub fn new_occupant(&self, ctx: &Ctx, bare_jid: BareJid, nick: FullJid) -> Occupant {
         let role = self.default_role(self.affiliation(ctx, &bare_jid));
@@ -316,7 +336,8 @@ impl Room {
         prev_role: Option<Role>,
         force_unavailable: bool,
     ) {
-        let base = self.base_presence(occupant, force_unavailable);
+        let mut base = self.base_presence(occupant, force_unavailable);
+        self.stamp_occupant_id(ctx, &mut base, &occupant.bare_jid);
         let actor_nick =
             actor.and_then(|a| a.try_as_full().ok()).and_then(|a| self.nick_of(a)).map(str::to_owned);
         let actor_nick = actor_nick.as_deref();

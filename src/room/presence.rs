@@ -69,7 +69,9 @@ impl Room {
             return true;
         }
         let nick_changed = &occupant.nick != to;
-        occupant.set_session(real_jid, stanza, false);
+        let mut stanza_with_id = stanza.clone();
+        self.stamp_occupant_id(ctx, &mut stanza_with_id, &occupant.bare_jid);
+        occupant.set_session(real_jid, &stanza_with_id, false);
         let mut codes = vec![201];
         if self.settings.whois == super::settings::Whois::Anyone {
             codes.push(100);
@@ -303,7 +305,9 @@ impl Room {
 
         // The session arrives at (or stays in) its new nickname.
         let Some(mut d) = dest else { return };
-        d.set_session(real_jid, stanza, false);
+        let mut stanza_with_id = stanza.clone();
+        self.stamp_occupant_id(ctx, &mut stanza_with_id, &d.bare_jid);
+        d.set_session(real_jid, &stanza_with_id, false);
         let Some(saved) = self.save_occupant(d.clone()) else { return };
         let joined = orig.is_none() || muc_x;
         if joined {

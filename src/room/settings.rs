@@ -52,6 +52,8 @@ pub struct RoomSettings {
     pub subject: Option<String>,
     pub subject_from: Option<String>,
     pub subject_time: Option<i64>,
+    /// Salt of the room's XEP-0421 occupant ids and relayed IQ ids.
+    pub occupant_id_salt: String,
 }
 
 impl Default for RoomSettings {
@@ -77,6 +79,7 @@ impl Default for RoomSettings {
             subject: None,
             subject_from: None,
             subject_time: None,
+            occupant_id_salt: crate::id::uuid_v4(),
         }
     }
 }

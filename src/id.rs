@@ -1,0 +1,106 @@
+//! Identifiers the service makes up: UUIDs (room salts, unique room names), stanza ids,
+//! XEP-0421 occupant ids and the ids of IQs relayed between occupants.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::hash::BuildHasher;
+
+/// 128 unpredictable-enough bits: the process's randomly keyed hasher over a counter and
+/// the clock. Nothing here needs cryptographic randomness; it needs no collisions.
+fn random_u128() -> u128 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let state = std::collections::hash_map::RandomState::new();
+    let now = std::time::SystemTime::now();
+    let a = state.hash_one((1u8, n, now));
+    let b = state.hash_one((2u8, n, now));
+    (u128::from(a) << 64) | u128::from(b)
+}
+
+/// A random (version 4) UUID in its usual text form.
+pub fn uuid_v4() -> String {
+    let v = random_u128();
+    let v = (v & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
+    let h = format!("{v:032x}");
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
+/// A short random id for stanzas that came without one.
+pub fn stanza_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let v = random_u128();
+    (0..12).map(|i| ALPHABET[((v >> (i * 6)) & 63) as usize] as char).collect()
+}
+
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
+}
+
+/// XEP-0421 occupant id, as stock derives it: base64(HMAC-SHA256(bare JID, room salt)).
+pub fn occupant_id(bare_jid: &str, room_salt: &str) -> String {
+    BASE64.encode(hmac_sha256(bare_jid.as_bytes(), room_salt.as_bytes()))
+}
+
+/// The id an IQ relayed from `from` to `target_session` carries, so that the reply can be
+/// routed back to `from` with its original id (stock's scheme, readable by stock).
+pub fn relayed_iq_id(target_session: &str, original_id: &str, from: &str, room_salt: &str) -> String {
+    let tag = hmac_sha256(room_salt.as_bytes(), from.as_bytes());
+    let mut raw = Vec::with_capacity(target_session.len() + original_id.len() + 10);
+    raw.extend_from_slice(target_session.as_bytes());
+    raw.push(0);
+    raw.extend_from_slice(original_id.as_bytes());
+    raw.push(0);
+    raw.extend_from_slice(&tag[..8]);
+    BASE64.encode(raw)
+}
+
+/// Splits a relayed IQ id into (target session, original id, sender tag).
+pub fn parse_relayed_iq_id(id: &str) -> Option<(String, String, Vec<u8>)> {
+    let raw = BASE64.decode(id).ok()?;
+    let mut parts = raw.splitn(3, |b| *b == 0);
+    let target = std::str::from_utf8(parts.next()?).ok()?.to_owned();
+    let original = std::str::from_utf8(parts.next()?).ok()?.to_owned();
+    let tag = parts.next()?.to_vec();
+    (!target.is_empty() && !tag.is_empty()).then_some((target, original, tag))
+}
+
+/// Whether `tag` is the sender tag of `session` in a relayed IQ id.
+pub fn relayed_iq_tag_matches(tag: &[u8], session: &str, room_salt: &str) -> bool {
+    hmac_sha256(room_salt.as_bytes(), session.as_bytes())[..8] == *tag
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_look_like_uuids_and_differ() {
+        let a = uuid_v4();
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+        assert_ne!(a, uuid_v4());
+        assert_ne!(stanza_id(), stanza_id());
+    }
+
+    #[test]
+    fn relayed_ids_round_trip() {
+        let id = relayed_iq_id("b@x/1", "orig-1", "a@x/2", "salt");
+        let (target, original, tag) = parse_relayed_iq_id(&id).unwrap();
+        assert_eq!((target.as_str(), original.as_str()), ("b@x/1", "orig-1"));
+        assert!(relayed_iq_tag_matches(&tag, "a@x/2", "salt"));
+        assert!(!relayed_iq_tag_matches(&tag, "a@x/3", "salt"));
+        assert!(parse_relayed_iq_id("not base64!").is_none());
+    }
+
+    #[test]
+    fn occupant_ids_are_stable_per_user_and_room() {
+        assert_eq!(occupant_id("a@x", "s1"), occupant_id("a@x", "s1"));
+        assert_ne!(occupant_id("a@x", "s1"), occupant_id("a@x", "s2"));
+        assert_eq!(occupant_id("a@x", "s1").len(), 44);
+    }
+}
