@@ -50,7 +50,38 @@ else
 	end
 end
 
+-- Rooms live in the stores stock mod_muc uses, in its record format, so an admin can
+-- switch between the two modules and keep every room.
+local jid_split = require "util.jid".split;
+local persistent_rooms = module:open_store("persistent", "map");
+local persistent_list = module:open_store("persistent");
+local room_configs = module:open_store("config");
+local room_state = module:open_store("state");
+
+-- Storage calls answer nil, err on failure; the core hears of it as a Lua error.
+local function check(ok, err)
+	if ok == nil and err ~= nil then error(tostring(err), 0); end
+	return ok;
+end
+
 local host = muc_rs.new_host(module.host, opts, {
+	load_room = function (jid)
+		local node = jid_split(jid);
+		local config = check(room_configs:get(node));
+		if config == nil then return nil; end
+		return config, (room_state:get(node));
+	end;
+	store_room = function (jid, config, state)
+		local node = jid_split(jid);
+		check(persistent_rooms:set(nil, jid, config and true or nil));
+		check(room_state:set(node, state));
+		check(room_configs:set(node, config));
+	end;
+	stored_rooms = function ()
+		local jids = {};
+		for jid in pairs(check(persistent_list:get(nil)) or {}) do jids[#jids + 1] = jid; end
+		return jids;
+	end;
 	send = function (stanza) module:send(stanza); end;
 	is_admin = is_admin;
 	log = function (level, message) module:log(level, "%s", message); end;
@@ -80,3 +111,7 @@ end
 
 -- The room list (disco#items to the service) comes from the core, not from mod_disco.
 module:hook("iq-get/host/http://jabber.org/protocol/disco#items:query", handle, 1);
+
+-- Live rooms, occupants included, are stored when the server stops or the module unloads.
+module:hook_global("server-stopping", function () host:save_all(); end, -300);
+function module.unload() host:save_all(); end

@@ -186,4 +186,33 @@ describe("mod_muc_rs", function ()
 		assert.is_true(P.fire(H.domain, "iq/host", result));
 		assert.equal(1, #captured.handled);
 	end);
+
+	it("keeps persistent rooms in stock's stores, where a reloaded module finds them", function ()
+		P.stores = {};
+		load_component();
+		local room = "coven@"..H.domain;
+		assert.is_true(P.fire(H.domain, "presence/full", H.join_presence()));
+		local form = st.iq({ from = juliet, to = room, id = "c1", type = "set" })
+			:query("http://jabber.org/protocol/muc#owner")
+			:tag("x", { xmlns = "jabber:x:data", type = "submit" })
+				:tag("field", { var = "FORM_TYPE" }):text_tag("value", "http://jabber.org/protocol/muc#roomconfig"):up()
+				:tag("field", { var = "muc#roomconfig_persistentroom" }):text_tag("value", "1"):up()
+				:tag("field", { var = "muc#roomconfig_roomname" }):text_tag("value", "The Coven"):up();
+		assert.is_true(P.fire(H.domain, "iq/bare", form));
+		local config = P.stores[H.domain.."/config"]["coven"];
+		assert.is_table(config, "stored under the room's node in the config store");
+		assert.equal(room, config._jid);
+		assert.equal("The Coven", config._data.name);
+		assert.equal("owner", config["juliet@capulet.lit"]);
+		assert.is_true(P.stores[H.domain.."/persistent"][""][room]);
+
+		-- The module loaded again (a restart) answers from storage: the room is not new.
+		load_component();
+		local info = st.iq({ from = juliet, to = room, id = "i1", type = "get" })
+			:query("http://jabber.org/protocol/disco#info");
+		assert.is_true(P.fire(H.domain, "iq/bare", info));
+		local reply = sent_to(juliet)[1];
+		assert.equal("result", reply.attr.type);
+		assert.equal("The Coven", reply:get_child("query", "http://jabber.org/protocol/disco#info"):get_child("identity").attr.name);
+	end);
 end);

@@ -83,6 +83,9 @@ pub struct HostConfig {
     pub enforce_registered_nickname: bool,
     /// XEP-0421 occupant ids on presences and messages (`muc_occupant_id`).
     pub occupant_id: bool,
+    /// Destroyed persistent rooms answer `gone` until this many seconds have passed.
+    pub tombstones: bool,
+    pub tombstone_expiry: i64,
     pub defaults: RoomDefaults,
 }
 
@@ -103,6 +106,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec { name: "allow_unaffiliated_register", kind: OptionKind::Boolean },
     OptionSpec { name: "enforce_registered_nickname", kind: OptionKind::Boolean },
     OptionSpec { name: "muc_occupant_id", kind: OptionKind::Boolean },
+    OptionSpec { name: "muc_tombstones", kind: OptionKind::Boolean },
+    OptionSpec { name: "muc_tombstone_expiry", kind: OptionKind::Period },
     OptionSpec { name: "muc_room_default_public", kind: OptionKind::Boolean },
     OptionSpec { name: "muc_room_default_persistent", kind: OptionKind::Boolean },
     OptionSpec { name: "muc_room_default_members_only", kind: OptionKind::Boolean },
@@ -129,6 +134,8 @@ impl HostConfig {
             allow_unaffiliated_register: false,
             enforce_registered_nickname: false,
             occupant_id: true,
+            tombstones: true,
+            tombstone_expiry: 31 * 86_400,
             defaults: RoomDefaults::default(),
         }
     }
@@ -170,6 +177,8 @@ impl HostConfig {
             ("allow_unaffiliated_register", Bool(b)) => self.allow_unaffiliated_register = *b,
             ("enforce_registered_nickname", Bool(b)) => self.enforce_registered_nickname = *b,
             ("muc_occupant_id", Bool(b)) => self.occupant_id = *b,
+            ("muc_tombstones", Bool(b)) => self.tombstones = *b,
+            ("muc_tombstone_expiry", Int(n)) if *n >= 0 => self.tombstone_expiry = *n,
             ("muc_room_default_public", Bool(b)) => d.public = *b,
             ("muc_room_default_persistent", Bool(b)) => d.persistent = *b,
             ("muc_room_default_members_only", Bool(b)) => d.members_only = *b,

@@ -1,6 +1,14 @@
 //! What the core cannot know by itself and asks its host for.
 
+use crate::persist::Data;
 use jid::BareJid;
+
+/// A room's records in the host's storage (see [`crate::persist`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRoom {
+    pub config: Data,
+    pub state: Option<Data>,
+}
 
 /// The host server's side of a stanza's handling: time and who is a service admin.
 pub trait Env {
@@ -8,6 +16,19 @@ pub trait Env {
     fn now(&self) -> i64;
     /// Whether `jid` is an administrator of this service (as the host server defines it).
     fn is_service_admin(&self, jid: &BareJid) -> bool;
+
+    /// The stored records of a room, if it has any. An error means storage failed.
+    fn load_room(&self, _room: &BareJid) -> Result<Option<StoredRoom>, String> {
+        Ok(None)
+    }
+    /// Writes a room's records, or deletes them (`None`), before any reply goes out.
+    fn store_room(&self, _room: &BareJid, _record: Option<&StoredRoom>) -> Result<(), String> {
+        Ok(())
+    }
+    /// Every room with stored records.
+    fn stored_rooms(&self) -> Result<Vec<BareJid>, String> {
+        Ok(Vec::new())
+    }
 }
 
 /// An environment with a fixed clock and a fixed admin list, for tests and simple hosts.

@@ -2,7 +2,7 @@
 //! join, destroying empty temporary ones) and answers what no room can.
 
 use crate::config::HostConfig;
-use crate::env::Env;
+use crate::env::{Env, StoredRoom};
 use crate::outcome::{LogLevel, Outcome};
 use crate::room::owner::OwnerOutcome;
 use crate::room::settings::RoomSettings;
@@ -53,14 +53,21 @@ impl MucHost {
 
     /// Public rooms with their names, for the service's disco#items.
     pub fn public_rooms(&self) -> Vec<(String, Option<String>)> {
-        let mut rooms: Vec<_> = self
-            .rooms
-            .values()
-            .filter(|r| !r.settings.hidden)
-            .map(|r| (r.jid.to_string(), r.settings.name.clone()))
-            .collect();
-        rooms.sort();
-        rooms
+        public_rooms(&self.rooms)
+    }
+
+    fn restore_all(rooms: &mut HashMap<BareJid, Room>, ctx: &mut Ctx) {
+        let stored = match ctx.env.stored_rooms() {
+            Ok(stored) => stored,
+            Err(e) => return ctx.log(LogLevel::Error, format!("could not list stored rooms: {e}")),
+        };
+        for jid in stored {
+            if let std::collections::hash_map::Entry::Vacant(slot) = rooms.entry(jid) {
+                if let Ok(Some(room)) = Self::load_room(ctx, slot.key()) {
+                    slot.insert(room);
+                }
+            }
+        }
     }
 
     /// Handles one stanza addressed to the service or one of its rooms.
@@ -88,13 +95,35 @@ impl MucHost {
             return out;
         }
         if to.node().is_none() {
-            self.handle_to_service(&mut ctx, &stanza, &from);
+            let lists_rooms = stanza.children().next().is_some_and(|q| q.is("query", NS_DISCO_ITEMS));
+            if lists_rooms {
+                // Stored rooms count too: bring them in, as stock does to list them.
+                Self::restore_all(&mut self.rooms, &mut ctx);
+            }
+            Self::handle_to_service(&self.rooms, &mut ctx, &stanza, &from);
             return out;
         }
         let room_jid = to.to_bare();
         let nick = to.try_as_full().ok().cloned();
         if stanza.name() == "iq" && nick.is_none() && matches!(kind, Some("result" | "error")) {
             return out; // nobody here asked: replies to the room itself are dropped, as stock
+        }
+        if !self.rooms.contains_key(&room_jid) {
+            match Self::load_room(&mut ctx, &room_jid) {
+                Ok(Some(room)) => {
+                    self.rooms.insert(room_jid.clone(), room);
+                }
+                Ok(None) => {}
+                Err(()) => {
+                    ctx.error(&stanza, StanzaError::internal_server_error(), Some(room_jid.as_str()));
+                    return out;
+                }
+            }
+        }
+        if self.rooms.get(&room_jid).is_some_and(|r| r.settings.tombstone.is_some())
+            && !Self::pass_tombstone(&mut self.rooms, &mut ctx, &stanza, &from, &room_jid)
+        {
+            return out;
         }
         let Some(room) = self.rooms.get_mut(&room_jid) else {
             let created =
@@ -104,6 +133,9 @@ impl MucHost {
             }
             return out;
         };
+        // A change that must be stored is undone if storing fails: keep what to go back to.
+        let snapshot = may_change_record(&stanza).then(|| room.clone());
+        let mark = ctx.out.deliveries.len();
         let destroyed = match (stanza.name(), nick) {
             ("presence", Some(nick)) => {
                 room.handle_presence_to_occupant(&mut ctx, &stanza, &from, &nick);
@@ -140,21 +172,108 @@ impl MucHost {
         room.occupant_left = false;
         if destroyed || empty_temporary {
             ctx.log(LogLevel::Debug, format!("{room_jid} destroyed"));
+            let was_persistent = room.settings.persistent;
+            let reason_and_venue = room.destroyed_with.take();
             self.rooms.remove(&room_jid);
+            let tombstone = (destroyed && was_persistent && ctx.config.tombstones).then(|| {
+                let (reason, new_jid) = reason_and_venue.unwrap_or_default();
+                tombstone_record(&room_jid, ctx.env.now() + ctx.config.tombstone_expiry, reason, new_jid)
+            });
+            if let Err(e) = ctx.env.store_room(&room_jid, tombstone.as_ref()) {
+                ctx.log(LogLevel::Error, format!("could not remove {room_jid} from storage: {e}"));
+            }
+        } else if std::mem::take(&mut room.needs_save) {
+            let record = room.settings.persistent.then(|| StoredRoom { config: room.freeze(), state: None });
+            if let Err(e) = ctx.env.store_room(&room_jid, record.as_ref()) {
+                ctx.log(LogLevel::Error, format!("could not store {room_jid}, change undone: {e}"));
+                if let Some(snapshot) = snapshot {
+                    *room = snapshot;
+                }
+                ctx.out.deliveries.truncate(mark);
+                ctx.error(&stanza, StanzaError::internal_server_error(), Some(room_jid.as_str()));
+            }
         }
         out
     }
 
+    /// Stores every live room with its occupants, as stock does when the server stops.
+    pub fn save_all(&mut self, env: &dyn Env) -> Outcome {
+        let mut out = Outcome::default();
+        for (jid, room) in &self.rooms {
+            let record = StoredRoom { config: room.freeze(), state: Some(room.freeze_state()) };
+            if let Err(e) = env.store_room(jid, Some(&record)) {
+                out.log(LogLevel::Error, format!("could not store {jid} on shutdown: {e}"));
+            }
+        }
+        out
+    }
+
+    /// A room from storage, if it has records there. Its saved state (if it was put away
+    /// live) is consumed.
+    fn load_room(ctx: &mut Ctx, jid: &BareJid) -> Result<Option<Room>, ()> {
+        let record = match ctx.env.load_room(jid) {
+            Ok(Some(record)) => record,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                ctx.log(LogLevel::Error, format!("could not load room {jid}: {e}"));
+                return Err(());
+            }
+        };
+        let room = Room::restore(&record.config, record.state.as_ref()).map_err(|e| {
+            ctx.log(LogLevel::Error, format!("stored room {jid} is unreadable: {e}"));
+        })?;
+        if record.state.is_some() {
+            let record = StoredRoom { config: record.config, state: None };
+            if let Err(e) = ctx.env.store_room(jid, Some(&record)) {
+                ctx.log(LogLevel::Warn, format!("could not clear the saved state of {jid}: {e}"));
+            }
+        }
+        ctx.log(LogLevel::Debug, format!("restored {jid} from storage"));
+        Ok(Some(room))
+    }
+
+    /// A destroyed room's remains answer `gone` until they expire (or an admin rejoins).
+    /// Returns whether the stanza may go on, the remains having been cleared.
+    fn pass_tombstone(
+        rooms: &mut HashMap<BareJid, Room>,
+        ctx: &mut Ctx,
+        stanza: &Element,
+        from: &FullJid,
+        jid: &BareJid,
+    ) -> bool {
+        let Some(room) = rooms.get(jid) else { return true };
+        let Some(tombstone) = room.settings.tombstone.clone() else { return true };
+        let expired = room.settings.locked_until.is_none_or(|until| until < ctx.env.now());
+        let admin_rejoins = stanza.name() == "presence"
+            && stanza.attr("type").is_none()
+            && ctx.env.is_service_admin(&from.to_bare());
+        if expired || admin_rejoins {
+            rooms.remove(jid);
+            if let Err(e) = ctx.env.store_room(jid, None) {
+                ctx.log(LogLevel::Error, format!("could not remove the remains of {jid}: {e}"));
+            }
+            return true;
+        }
+        if stanza.attr("type") != Some("error") {
+            let mut error = StanzaError::new(crate::xml::ErrorType::Cancel, "gone");
+            error.text = tombstone.reason.clone();
+            error.condition_text = tombstone.new_jid.map(|j| format!("xmpp:{j}?join"));
+            let host = ctx.host.to_string();
+            ctx.error(stanza, error, Some(&host));
+        }
+        false
+    }
+
     /// The service itself: its room list and unique room names. Its disco#info is the host
     /// server's (mod_disco), which answers before this.
-    fn handle_to_service(&self, ctx: &mut Ctx, stanza: &Element, from: &FullJid) {
+    fn handle_to_service(rooms: &HashMap<BareJid, Room>, ctx: &mut Ctx, stanza: &Element, from: &FullJid) {
         let query = stanza.children().next();
         let get = stanza.name() == "iq" && stanza.attr("type") == Some("get");
         match query {
             Some(q) if get && q.is("query", NS_DISCO_ITEMS) => {
                 let mut items = el("query", NS_DISCO_ITEMS).with_opt("node", q.attr("node"));
                 if q.attr("node").is_none() {
-                    for (jid, name) in self.public_rooms() {
+                    for (jid, name) in public_rooms(rooms) {
                         items
                             .append_child(el("item", NS_DISCO_ITEMS).with("jid", jid).with_opt("name", name));
                     }
@@ -262,6 +381,44 @@ impl MucHost {
         }
         OwnerOutcome::Kept
     }
+}
+
+/// Public rooms (not hidden, and not a destroyed room's remains) with their names.
+fn public_rooms(rooms: &HashMap<BareJid, Room>) -> Vec<(String, Option<String>)> {
+    let mut list: Vec<_> = rooms
+        .values()
+        .filter(|r| !r.settings.hidden && r.settings.tombstone.is_none())
+        .map(|r| (r.jid.to_string(), r.settings.name.clone()))
+        .collect();
+    list.sort();
+    list
+}
+
+/// Stanzas that may change what is stored about a room.
+fn may_change_record(stanza: &Element) -> bool {
+    match stanza.name() {
+        "iq" => stanza.attr("type") == Some("set"),
+        "message" => stanza.attr("type") != Some("error"),
+        _ => false,
+    }
+}
+
+/// The record a destroyed persistent room leaves (stock's tombstone): hidden, persistent,
+/// locked until it expires.
+fn tombstone_record(
+    jid: &BareJid,
+    until: i64,
+    reason: Option<String>,
+    new_jid: Option<String>,
+) -> StoredRoom {
+    let settings = RoomSettings {
+        persistent: true,
+        hidden: true,
+        locked_until: Some(until),
+        tombstone: Some(crate::room::settings::Tombstone { reason, new_jid }),
+        ..RoomSettings::default()
+    };
+    StoredRoom { config: Room::new(jid.clone(), settings).freeze(), state: None }
 }
 
 const NS_MUC_UNIQUE: &str = "http://jabber.org/protocol/muc#unique";

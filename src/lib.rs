@@ -13,6 +13,7 @@ pub mod host;
 pub mod id;
 pub mod occupant;
 pub mod outcome;
+pub mod persist;
 pub mod room;
 pub mod xml;
 

@@ -118,11 +118,13 @@ pub struct StanzaError {
     pub kind: ErrorType,
     pub condition: &'static str,
     pub text: Option<String>,
+    /// Text inside the condition element itself (e.g. the new address in `<gone/>`).
+    pub condition_text: Option<String>,
 }
 
 impl StanzaError {
     pub fn new(kind: ErrorType, condition: &'static str) -> Self {
-        StanzaError { kind, condition, text: None }
+        StanzaError { kind, condition, text: None, condition_text: None }
     }
     /// The same condition, as a `cancel` error (stock's type for some conditions).
     pub fn with_kind_cancel(mut self) -> Self {
@@ -192,7 +194,7 @@ pub fn error_reply(orig: &Element, error: &StanzaError, by: Option<&str>) -> Ele
     let mut err = el("error", NS_CLIENT)
         .with("type", error.kind.as_str())
         .with_opt("by", by)
-        .child(el(error.condition, NS_STANZAS));
+        .child(el(error.condition, NS_STANZAS).text(error.condition_text.clone().unwrap_or_default()));
     if let Some(text) = &error.text {
         err = err.text_child("text", NS_STANZAS, text.clone());
     }

@@ -13,6 +13,7 @@ _G.prosody = {
 	core_post_stanza = function () end, version = "test",
 };
 local hosts = prosody.hosts;
+P.stores = {};
 
 local function stub(name, value)
 	package.loaded[name] = value;
@@ -86,6 +87,28 @@ function P.load(host, name, path)
 	function inst.hook(self, event, handler, priority)
 		P.hooks[#P.hooks + 1] = { module = name, event = event, priority = priority or 0 };
 		return api.hook(self, event, handler, priority);
+	end
+	-- Stores in memory, shared by keyval and map views of one store, as Prosody's are;
+	-- P.stores survives P.host() so a module loaded anew finds what the last one kept.
+	function inst.open_store(_, store_name, kind)
+		local id = host.."/"..store_name;
+		P.stores[id] = P.stores[id] or {};
+		local data = P.stores[id];
+		if kind == "map" then
+			return {
+				get = function (_, user, key) return (data[user or ""] or {})[key]; end;
+				set = function (_, user, key, value)
+					local u = user or "";
+					data[u] = data[u] or {};
+					data[u][key] = value;
+					return true;
+				end;
+			};
+		end
+		return {
+			get = function (_, user) return data[user or ""]; end;
+			set = function (_, user, value) data[user or ""] = value; return true; end;
+		};
 	end
 	function inst.send(_, stanza)
 		P.sent[#P.sent + 1] = { to = stanza.attr.to, stanza = st.clone(stanza), xml = tostring(stanza) };

@@ -3,7 +3,8 @@
 
 use super::convert::{self, Keys};
 use super::guard;
-use crate::env::Env;
+use super::storage::Storage;
+use crate::env::{Env, StoredRoom};
 use crate::host::MucHost;
 use crate::outcome::Delivery;
 use crate::xml::{error_reply, ElementExt, StanzaError, NS_CLIENT};
@@ -26,6 +27,7 @@ pub struct LuaHost {
     log: Function,
     stanza_mt: Table,
     keys: Keys,
+    storage: Storage,
     test_panic: bool,
 }
 
@@ -41,6 +43,7 @@ impl LuaHost {
             .get::<Option<Table>>("stanza_mt")?
             .ok_or_else(|| mlua::Error::runtime("muc_rs.new_host: callbacks.stanza_mt must be a table"))?;
         let is_admin = callbacks.get::<Option<Function>>("is_admin")?;
+        let storage = Storage::from_callbacks(callbacks)?;
         Ok(LuaHost {
             host: RefCell::new(host),
             send,
@@ -48,8 +51,38 @@ impl LuaHost {
             log,
             stanza_mt,
             keys: Keys::new(lua)?,
+            storage,
             test_panic,
         })
+    }
+
+    fn env<'a>(&'a self, lua: &'a Lua) -> LuaEnv<'a> {
+        LuaEnv {
+            lua,
+            is_admin: self.is_admin.as_ref(),
+            storage: &self.storage,
+            errors: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Stores every live room with its occupants (when the server stops).
+    fn save_all(&self, lua: &Lua) {
+        let env = self.env(lua);
+        let outcome = match self.host.try_borrow_mut() {
+            Ok(mut host) => guard::run(|| host.save_all(&env)),
+            Err(_) => return self.log("error", "save_all: host busy"),
+        };
+        match outcome {
+            Ok(outcome) => {
+                for (level, message) in &outcome.log {
+                    self.log(level.as_str(), message);
+                }
+            }
+            Err(panic) => self.log("error", &format!("save_all panicked: {panic}")),
+        }
+        for e in env.errors.take() {
+            self.log("warn", &e);
+        }
     }
 
     /// Calls the `log` callback; if that fails too, stderr is all that is left.
@@ -99,7 +132,7 @@ impl LuaHost {
                 return Ok(());
             }
         };
-        let env = LuaEnv { is_admin: self.is_admin.as_ref(), errors: RefCell::new(Vec::new()) };
+        let env = self.env(lua);
         let outcome = {
             let Ok(mut host) = self.host.try_borrow_mut() else {
                 // Only reachable if `is_admin` (called from inside the core) routes a stanza
@@ -143,6 +176,10 @@ impl LuaHost {
 impl UserData for LuaHost {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
         methods.add_method("handle", |lua, this, stanza: Value| Ok(this.handle(lua, stanza)));
+        methods.add_method("save_all", |lua, this, ()| {
+            this.save_all(lua);
+            Ok(())
+        });
         // The service's name for its disco identity (the `name` option or stock's default).
         methods.add_method("service_name", |_, this, ()| Ok(this.host.borrow().config().name.clone()));
         // For specs and benchmarks: deliver `stanza` to each JID in `to` through the same
@@ -165,9 +202,12 @@ impl UserData for LuaHost {
     }
 }
 
-/// What the core asks Prosody: the clock, and (lazily) whether a JID is a service admin.
+/// What the core asks Prosody: the clock, (lazily) whether a JID is a service admin, and
+/// the rooms in its storage.
 struct LuaEnv<'a> {
+    lua: &'a Lua,
     is_admin: Option<&'a Function>,
+    storage: &'a Storage,
     /// Failures of the `is_admin` callback, logged once the core has returned.
     errors: RefCell<Vec<String>>,
 }
@@ -186,6 +226,18 @@ impl Env for LuaEnv<'_> {
                 false
             }
         }
+    }
+
+    fn load_room(&self, room: &BareJid) -> Result<Option<StoredRoom>, String> {
+        self.storage.load(room)
+    }
+
+    fn store_room(&self, room: &BareJid, record: Option<&StoredRoom>) -> Result<(), String> {
+        self.storage.store(self.lua, room, record)
+    }
+
+    fn stored_rooms(&self) -> Result<Vec<BareJid>, String> {
+        self.storage.list()
     }
 }
 

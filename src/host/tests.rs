@@ -4,6 +4,7 @@
 use super::*;
 use crate::env::FixedEnv;
 use crate::xml::{error_condition, NS_CLIENT, NS_MUC_USER};
+use jid::BareJid;
 
 const ROOM: &str = "room@conference.localhost";
 const ROMEO: &str = "romeo@localhost/r1";
@@ -218,4 +219,130 @@ fn the_service_lists_public_rooms_only() {
     let query = to(&out, ROMEO)[0].get_child("query", NS_DISCO_ITEMS).unwrap();
     let jids: Vec<_> = query.children().filter_map(|i| i.attr("jid")).collect();
     assert_eq!(jids, vec![ROOM], "rooms are hidden unless made public");
+}
+
+/// Storage as the host server keeps it, for persistence tests; `fail` makes writes fail.
+#[derive(Default)]
+struct MemoryStore {
+    rooms: std::cell::RefCell<std::collections::BTreeMap<String, crate::env::StoredRoom>>,
+    fail: std::cell::Cell<bool>,
+}
+
+impl Env for MemoryStore {
+    fn now(&self) -> i64 {
+        1_000_000
+    }
+    fn is_service_admin(&self, _: &BareJid) -> bool {
+        false
+    }
+    fn load_room(&self, room: &BareJid) -> Result<Option<crate::env::StoredRoom>, String> {
+        Ok(self.rooms.borrow().get(room.as_str()).cloned())
+    }
+    fn store_room(&self, room: &BareJid, record: Option<&crate::env::StoredRoom>) -> Result<(), String> {
+        if self.fail.get() {
+            return Err("disk full".into());
+        }
+        let mut rooms = self.rooms.borrow_mut();
+        match record {
+            Some(r) => rooms.insert(room.to_string(), r.clone()),
+            None => rooms.remove(room.as_str()),
+        };
+        Ok(())
+    }
+    fn stored_rooms(&self) -> Result<Vec<BareJid>, String> {
+        Ok(self.rooms.borrow().keys().map(|k| k.parse().unwrap()).collect())
+    }
+}
+
+fn send_with(host: &mut MucHost, env: &dyn Env, xml: &str) -> Vec<(String, Element)> {
+    let name_end = xml.find(' ').expect("stanzas have attributes");
+    let stanza = parse(&format!("{} xmlns='jabber:client'{}", &xml[..name_end], &xml[name_end..]));
+    host.handle(stanza, env)
+        .deliveries
+        .into_iter()
+        .flat_map(|d| d.to.into_iter().map(move |to| (to.to_string(), d.stanza.clone())))
+        .collect()
+}
+
+fn config_iq(fields: &str) -> String {
+    format!(
+        "<iq from='{ROMEO}' to='{ROOM}' type='set' id='cfg'><query xmlns='http://jabber.org/protocol/muc#owner'>\
+         <x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>\
+         {fields}</x></query></iq>"
+    )
+}
+
+const JOIN_ROMEO: &str = "<presence from='romeo@localhost/r1' to='room@conference.localhost/Romeo'><x xmlns='http://jabber.org/protocol/muc'/></presence>";
+const LEAVE_ROMEO: &str =
+    "<presence from='romeo@localhost/r1' to='room@conference.localhost/Romeo' type='unavailable'/>";
+
+#[test]
+fn persistent_rooms_are_stored_before_the_reply_and_come_back() {
+    let store = MemoryStore::default();
+    let mut h = host();
+    send_with(&mut h, &store, JOIN_ROMEO);
+    send_with(
+        &mut h,
+        &store,
+        &config_iq("<field var='muc#roomconfig_persistentroom'><value>1</value></field><field var='muc#roomconfig_membersonly'><value>1</value></field>"),
+    );
+    assert!(store.rooms.borrow().contains_key(ROOM), "stored when configured");
+    send_with(&mut h, &store, LEAVE_ROMEO);
+    assert_eq!(h.room_count(), 1, "a persistent room stays when empty");
+
+    // A new host (a restarted server) finds the room in storage.
+    let mut h = host();
+    let out = send_with(&mut h, &store, &format!("<presence from='{JULIET}' to='{ROOM}/Juliet'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    assert_eq!(error_condition(to(&out, JULIET)[0]), Some("registration-required"));
+    let out = send_with(&mut h, &store, JOIN_ROMEO);
+    let item =
+        to(&out, ROMEO)[0].get_child("x", NS_MUC_USER).unwrap().get_child("item", NS_MUC_USER).unwrap();
+    assert_eq!(item.attr("affiliation"), Some("owner"));
+    assert!(!codes(to(&out, ROMEO)[0]).contains(&"201".to_owned()), "not created again");
+}
+
+#[test]
+fn a_failed_write_undoes_the_change_and_tells_the_client() {
+    let store = MemoryStore::default();
+    let mut h = host();
+    send_with(&mut h, &store, JOIN_ROMEO);
+    send_with(
+        &mut h,
+        &store,
+        &config_iq("<field var='muc#roomconfig_persistentroom'><value>1</value></field>"),
+    );
+    store.fail.set(true);
+    let out = send_with(
+        &mut h,
+        &store,
+        &config_iq("<field var='muc#roomconfig_roomname'><value>New</value></field>"),
+    );
+    let replies = to(&out, ROMEO);
+    assert_eq!(replies.len(), 1, "only the error, no 104 broadcast: {out:?}");
+    assert_eq!(error_condition(replies[0]), Some("internal-server-error"));
+    assert_eq!(h.room(&ROOM.parse().unwrap()).unwrap().settings.name, None, "the change was undone");
+}
+
+#[test]
+fn destroyed_persistent_rooms_answer_gone_until_their_tombstone_expires() {
+    let store = MemoryStore::default();
+    let mut h = host();
+    send_with(&mut h, &store, JOIN_ROMEO);
+    send_with(
+        &mut h,
+        &store,
+        &config_iq("<field var='muc#roomconfig_persistentroom'><value>1</value></field>"),
+    );
+    send_with(
+        &mut h,
+        &store,
+        &format!("<iq from='{ROMEO}' to='{ROOM}' type='set' id='d'><query xmlns='http://jabber.org/protocol/muc#owner'><destroy jid='new@conference.localhost'><reason>moved</reason></destroy></query></iq>"),
+    );
+    assert_eq!(h.room_count(), 0);
+    let out = send_with(&mut h, &store, &format!("<presence from='{JULIET}' to='{ROOM}/Juliet'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    let error = to(&out, JULIET)[0];
+    assert_eq!(error_condition(error), Some("gone"));
+    let gone =
+        error.get_child("error", NS_CLIENT).unwrap().get_child("gone", crate::xml::NS_STANZAS).unwrap();
+    assert_eq!(gone.text(), "xmpp:new@conference.localhost?join");
 }

@@ -77,6 +77,7 @@ impl Room {
             },
             _ => Err(StanzaError::bad_request()),
         };
+        self.needs_save = true;
         match result {
             Ok(()) => ctx.send(reply(stanza), actor_jid),
             Err(e) => ctx.error(stanza, e, None),

@@ -155,6 +155,7 @@ impl Room {
         self.settings.subject_from = Some(from.to_owned());
         self.settings.subject = subject;
         self.settings.subject_time = Some(ctx.env.now());
+        self.needs_save = true;
         let msg = subject_message(from, self.settings.subject.as_deref());
         self.broadcast_message(ctx, msg);
     }

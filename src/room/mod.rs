@@ -61,20 +61,22 @@ impl Ctx<'_> {
 }
 
 /// Data kept with an affiliation.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AffiliationData {
     pub reserved_nickname: Option<String>,
     pub reason: Option<String>,
+    /// Keys other modules keep (e.g. hats), preserved as found.
+    pub extra: crate::persist::Table,
 }
 
 impl AffiliationData {
     fn is_empty(&self) -> bool {
-        self.reserved_nickname.is_none() && self.reason.is_none()
+        self.reserved_nickname.is_none() && self.reason.is_none() && self.extra.is_empty()
     }
 }
 
 /// What to do with an affiliation's data when the affiliation is set.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum DataChange {
     Keep,
     Clear,
@@ -119,6 +121,7 @@ pub struct HistoryEntry {
     pub chars: Option<usize>,
 }
 
+#[derive(Debug, Clone)]
 pub struct Room {
     pub jid: BareJid,
     pub settings: RoomSettings,
@@ -133,6 +136,10 @@ pub struct Room {
     /// Set when an occupant has left since the host last looked: an empty temporary room
     /// is destroyed then, and only then (a room whose first join failed stays, as stock).
     pub occupant_left: bool,
+    /// Set when the room's record changed and must be written before anyone is told.
+    pub needs_save: bool,
+    /// Reason and new venue given when an owner destroyed the room.
+    pub destroyed_with: Option<(Option<String>, Option<String>)>,
 }
 
 impl Room {
@@ -146,6 +153,8 @@ impl Room {
             affiliation_data: HashMap::new(),
             history: VecDeque::new(),
             occupant_left: false,
+            needs_save: false,
+            destroyed_with: None,
         }
     }
 
@@ -210,6 +219,22 @@ impl Room {
 
     pub fn affiliations(&self) -> impl Iterator<Item = (&BareJid, Affiliation)> {
         self.affiliations.iter().map(|(j, a)| (j, *a))
+    }
+
+    pub fn all_affiliation_data(&self) -> impl Iterator<Item = (&BareJid, &AffiliationData)> {
+        self.affiliation_data.iter()
+    }
+
+    pub(crate) fn restore_affiliation(&mut self, jid: BareJid, affiliation: Affiliation) {
+        if affiliation != Affiliation::None {
+            self.affiliations.insert(jid, affiliation);
+        }
+    }
+
+    pub(crate) fn restore_affiliation_data(&mut self, jid: BareJid, data: AffiliationData) {
+        if !data.is_empty() {
+            self.affiliation_data.insert(jid, data);
+        }
     }
 
     pub fn affiliation_data(&self, jid: &BareJid) -> Option<&AffiliationData> {
@@ -616,6 +641,7 @@ impl Room {
                 }
             }
         }
+        self.needs_save = true;
         Ok(())
     }
 

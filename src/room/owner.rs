@@ -94,6 +94,7 @@ impl Room {
         // Any configuration, even an instant room's, unlocks a new room.
         self.settings.locked_until = None;
         let (codes, effects) = self.settings.apply(&submitted);
+        self.needs_save = true;
         for effect in effects {
             match effect {
                 ConfigEffect::MembersOnlyEnabled => self.remove_non_members(ctx),
@@ -163,6 +164,6 @@ impl Room {
         }
         let x = PresenceX { base: muc_user_x(&[]).child(destroy), own: None };
         self.clear(ctx, &x);
-        self.settings.persistent = false;
+        self.destroyed_with = Some((reason.map(str::to_owned), new_jid.map(str::to_owned)));
     }
 }

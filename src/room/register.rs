@@ -90,7 +90,7 @@ impl Room {
         if registered.as_deref() != Some(desired.as_str()) {
             let new_affiliation =
                 if affiliation == Affiliation::None { Affiliation::Member } else { affiliation };
-            let data = AffiliationData { reserved_nickname: Some(desired), reason: None };
+            let data = AffiliationData { reserved_nickname: Some(desired), ..Default::default() };
             if let Err(e) =
                 self.set_affiliation(ctx, Actor::Room, &user, new_affiliation, None, DataChange::Set(data))
             {

@@ -54,6 +54,17 @@ pub struct RoomSettings {
     pub subject_time: Option<i64>,
     /// Salt of the room's XEP-0421 occupant ids and relayed IQ ids.
     pub occupant_id_salt: String,
+    /// Set on the stored remains of a destroyed persistent room (stock's tombstones).
+    pub tombstone: Option<Tombstone>,
+    /// Keys other modules keep in the room's data, preserved as found.
+    pub extra: crate::persist::Table,
+}
+
+/// What a destroyed room leaves behind until it expires.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tombstone {
+    pub reason: Option<String>,
+    pub new_jid: Option<String>,
 }
 
 impl Default for RoomSettings {
@@ -80,6 +91,8 @@ impl Default for RoomSettings {
             subject_from: None,
             subject_time: None,
             occupant_id_salt: crate::id::uuid_v4(),
+            tombstone: None,
+            extra: Default::default(),
         }
     }
 }

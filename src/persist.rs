@@ -1,0 +1,470 @@
+//! Rooms as stored: stock mod_muc's record format, so rooms move between `muc` and
+//! `muc_rs` in both directions through the same stores (`config`, `state`, `persistent`).
+//!
+//! [`Data`] is a plain value tree, the shape of what Prosody's storage API keeps; the host
+//! converts it to and from its own values. A room's record is its `config` entry (settings,
+//! affiliations and their data); its `state` entry (occupants, their presences, the last
+//! message) is written only when a live room is put away (eviction, shutdown).
+
+use crate::affiliation::{Affiliation, Role};
+use crate::occupant::Occupant;
+use crate::room::settings::{RoomSettings, Tombstone, Whois};
+use crate::room::{AffiliationData, HistoryEntry, Room};
+use crate::xml::{ElementExt, NS_CLIENT};
+use jid::{BareJid, FullJid};
+use minidom::{Element, Node};
+use std::collections::BTreeMap;
+
+/// A table key: Lua tables have string and integer keys.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Key {
+    Int(i64),
+    Str(String),
+}
+
+impl From<&str> for Key {
+    fn from(s: &str) -> Self {
+        Key::Str(s.to_owned())
+    }
+}
+
+/// A stored value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Data {
+    Bool(bool),
+    Int(i64),
+    Num(f64),
+    Str(String),
+    Table(BTreeMap<Key, Data>),
+}
+
+pub type Table = BTreeMap<Key, Data>;
+
+impl Data {
+    pub fn str(&self) -> Option<&str> {
+        match self {
+            Data::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn int(&self) -> Option<i64> {
+        match self {
+            Data::Int(n) => Some(*n),
+            Data::Num(f) if f.is_finite() => Some(*f as i64),
+            Data::Num(f) if *f > 0.0 => Some(i64::MAX),
+            _ => None,
+        }
+    }
+    pub fn truthy(&self) -> bool {
+        !matches!(self, Data::Bool(false))
+    }
+    pub fn table(&self) -> Option<&Table> {
+        match self {
+            Data::Table(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+fn get<'a>(t: &'a Table, key: &str) -> Option<&'a Data> {
+    t.get(&Key::Str(key.to_owned()))
+}
+
+fn put(t: &mut Table, key: &str, value: Data) {
+    t.insert(Key::Str(key.to_owned()), value);
+}
+
+fn put_opt(t: &mut Table, key: &str, value: Option<&str>) {
+    if let Some(v) = value {
+        put(t, key, Data::Str(v.to_owned()));
+    }
+}
+
+fn put_flag(t: &mut Table, key: &str, value: bool) {
+    if value {
+        put(t, key, Data::Bool(true));
+    }
+}
+
+/// The `_data` keys muc_rs understands; any other key is kept as it was found.
+const SETTINGS_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "language",
+    "persistent",
+    "hidden",
+    "password",
+    "members_only",
+    "allow_member_invites",
+    "moderated",
+    "whois",
+    "changesubject",
+    "history_length",
+    "default_history_messages",
+    "presence_broadcast",
+    "allow_pm",
+    "allow_modpm",
+    "locked",
+    "subject",
+    "subject_from",
+    "subject_time",
+    "occupant_id_salt",
+    "destroyed",
+    "reason",
+    "newjid",
+];
+
+fn settings_to_data(s: &RoomSettings) -> Table {
+    let mut t = s.extra.clone();
+    put_opt(&mut t, "name", s.name.as_deref());
+    put_opt(&mut t, "description", s.description.as_deref());
+    put_opt(&mut t, "language", s.language.as_deref());
+    put_flag(&mut t, "persistent", s.persistent);
+    put_flag(&mut t, "hidden", s.hidden);
+    put_opt(&mut t, "password", s.password.as_deref());
+    put_flag(&mut t, "members_only", s.members_only);
+    put_flag(&mut t, "allow_member_invites", s.allow_member_invites);
+    put_flag(&mut t, "moderated", s.moderated);
+    if s.whois == Whois::Anyone {
+        put(&mut t, "whois", Data::Str("anyone".into()));
+    }
+    put_flag(&mut t, "changesubject", s.change_subject);
+    if let Some(n) = s.history_length {
+        put(&mut t, "history_length", Data::Int(n.into()));
+    }
+    if let Some(n) = s.default_history_messages {
+        put(&mut t, "default_history_messages", Data::Int(n.into()));
+    }
+    if let Some(roles) = &s.presence_broadcast {
+        let roles = roles.iter().map(|r| (Key::from(r.as_str()), Data::Bool(true))).collect();
+        put(&mut t, "presence_broadcast", Data::Table(roles));
+    }
+    if s.allow_pm != "visitor" {
+        put(&mut t, "allow_pm", Data::Str(s.allow_pm.clone()));
+    }
+    put_flag(&mut t, "allow_modpm", s.allow_modpm);
+    if let Some(until) = s.locked_until {
+        put(&mut t, "locked", Data::Int(until));
+    }
+    put_opt(&mut t, "subject", s.subject.as_deref());
+    put_opt(&mut t, "subject_from", s.subject_from.as_deref());
+    if let Some(time) = s.subject_time {
+        put(&mut t, "subject_time", Data::Int(time));
+    }
+    put(&mut t, "occupant_id_salt", Data::Str(s.occupant_id_salt.clone()));
+    if let Some(tomb) = &s.tombstone {
+        put(&mut t, "destroyed", Data::Bool(true));
+        put_opt(&mut t, "reason", tomb.reason.as_deref());
+        put_opt(&mut t, "newjid", tomb.new_jid.as_deref());
+    }
+    t
+}
+
+fn settings_from_data(t: &Table) -> RoomSettings {
+    let text = |k: &str| get(t, k).and_then(Data::str).map(str::to_owned);
+    let flag = |k: &str| get(t, k).is_some_and(Data::truthy);
+    let count = |k: &str| get(t, k).and_then(Data::int).map(|n| n.clamp(0, u32::MAX as i64) as u32);
+    // Stock accepts its older names for the PM policy values.
+    let allow_pm = match text("allow_pm").as_deref() {
+        None => "visitor".to_owned(),
+        Some("everyone") => "visitor".to_owned(),
+        Some("participants") => "participant".to_owned(),
+        Some("moderators") => "moderator".to_owned(),
+        Some("members") => "affiliated".to_owned(),
+        Some(other) => other.to_owned(),
+    };
+    let presence_broadcast = get(t, "presence_broadcast").and_then(Data::table).map(|roles| {
+        let mut list: Vec<Role> = Role::ALL
+            .into_iter()
+            .filter(|r| roles.get(&Key::from(r.as_str())).is_some_and(Data::truthy))
+            .collect();
+        list.sort();
+        list
+    });
+    RoomSettings {
+        name: text("name"),
+        description: text("description"),
+        language: text("language"),
+        persistent: flag("persistent"),
+        hidden: flag("hidden"),
+        password: text("password"),
+        members_only: flag("members_only"),
+        allow_member_invites: flag("allow_member_invites"),
+        moderated: flag("moderated"),
+        whois: if text("whois").as_deref() == Some("anyone") { Whois::Anyone } else { Whois::Moderators },
+        change_subject: flag("changesubject"),
+        history_length: count("history_length"),
+        default_history_messages: count("default_history_messages"),
+        presence_broadcast,
+        allow_pm,
+        allow_modpm: flag("allow_modpm"),
+        locked_until: get(t, "locked").and_then(Data::int),
+        subject: text("subject"),
+        subject_from: text("subject_from"),
+        subject_time: get(t, "subject_time").and_then(Data::int),
+        occupant_id_salt: text("occupant_id_salt").unwrap_or_else(crate::id::uuid_v4),
+        tombstone: flag("destroyed").then(|| Tombstone { reason: text("reason"), new_jid: text("newjid") }),
+        extra: t
+            .iter()
+            .filter(|(k, _)| !matches!(k, Key::Str(s) if SETTINGS_KEYS.contains(&s.as_str())))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}
+
+fn affiliation_data_to_data(d: &AffiliationData) -> Table {
+    let mut t = d.extra.clone();
+    put_opt(&mut t, "reserved_nickname", d.reserved_nickname.as_deref());
+    put_opt(&mut t, "reason", d.reason.as_deref());
+    t
+}
+
+fn affiliation_data_from_data(t: &Table) -> AffiliationData {
+    AffiliationData {
+        reserved_nickname: get(t, "reserved_nickname").and_then(Data::str).map(str::to_owned),
+        reason: get(t, "reason").and_then(Data::str).map(str::to_owned),
+        extra: t
+            .iter()
+            .filter(|(k, _)| !matches!(k, Key::Str(s) if s == "reserved_nickname" || s == "reason"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}
+
+/// A stanza as Prosody's `st.preserialize` keeps it: `{name=, attr={}, [1]=child|text, …}`.
+pub fn element_to_data(e: &Element, parent_ns: &str) -> Data {
+    let mut t = Table::new();
+    put(&mut t, "name", Data::Str(e.name().to_owned()));
+    let mut attr = Table::new();
+    let ns = e.ns();
+    if ns != parent_ns {
+        attr.insert(Key::from("xmlns"), Data::Str(ns.clone()));
+    }
+    for ((attr_ns, name), value) in e.attrs().iter() {
+        let key = if attr_ns.is_none() {
+            name.to_string()
+        } else if attr_ns.as_str() == minidom::rxml::Namespace::xml().as_str() {
+            format!("xml:{name}")
+        } else {
+            format!("{}\u{1}{name}", attr_ns.as_str())
+        };
+        attr.insert(Key::Str(key), Data::Str(value.clone()));
+    }
+    put(&mut t, "attr", Data::Table(attr));
+    for (i, node) in e.nodes().enumerate() {
+        let child = match node {
+            Node::Element(c) => element_to_data(c, &ns),
+            Node::Text(s) => Data::Str(s.clone()),
+        };
+        t.insert(Key::Int(i as i64 + 1), child);
+    }
+    Data::Table(t)
+}
+
+/// Reads a preserialized stanza back; `None` if it is not one.
+pub fn element_from_data(d: &Data, parent_ns: &str) -> Option<Element> {
+    let t = d.table()?;
+    let name = get(t, "name")?.str()?;
+    let attrs = get(t, "attr").and_then(Data::table);
+    let ns =
+        attrs.and_then(|a| a.get(&Key::from("xmlns"))).and_then(Data::str).unwrap_or(parent_ns).to_owned();
+    minidom::rxml::NcName::try_from(name).ok()?;
+    let mut e = Element::bare(name, ns.clone());
+    for (k, v) in attrs.into_iter().flatten() {
+        let (Key::Str(k), Some(v)) = (k, v.str()) else { continue };
+        if k == "xmlns" {
+            continue;
+        }
+        if let Some(local) = k.strip_prefix("xml:") {
+            if let Ok(local) = minidom::rxml::NcName::try_from(local) {
+                e.attrs_mut().insert(minidom::rxml::Namespace::xml().clone(), local, v.to_owned());
+            }
+        } else if let Some((uri, local)) = k.split_once('\u{1}') {
+            if let Ok(local) = minidom::rxml::NcName::try_from(local) {
+                e.attrs_mut().insert(minidom::rxml::Namespace::from(uri.to_owned()), local, v.to_owned());
+            }
+        } else if minidom::rxml::NcName::try_from(k.as_str()).is_ok() {
+            e.set(k, v);
+        }
+    }
+    let mut i = 1;
+    while let Some(child) = t.get(&Key::Int(i)) {
+        match child {
+            Data::Str(s) => e.append_text_node(s.clone()),
+            other => {
+                if let Some(c) = element_from_data(other, &ns) {
+                    e.append_child(c);
+                }
+            }
+        }
+        i += 1;
+    }
+    Some(e)
+}
+
+impl Room {
+    /// The room's `config` record (stock's new storage format).
+    pub fn freeze(&self) -> Data {
+        let mut t = Table::new();
+        put(&mut t, "_jid", Data::Str(self.jid.to_string()));
+        put(&mut t, "_data", Data::Table(settings_to_data(&self.settings)));
+        let mut data = Table::new();
+        for (jid, d) in self.all_affiliation_data() {
+            data.insert(Key::Str(jid.to_string()), Data::Table(affiliation_data_to_data(d)));
+        }
+        put(&mut t, "_affiliation_data", Data::Table(data));
+        for (jid, affiliation) in self.affiliations() {
+            t.insert(Key::Str(jid.to_string()), Data::Str(affiliation.as_str().to_owned()));
+        }
+        Data::Table(t)
+    }
+
+    /// The room's live `state`: occupants, their sessions' presences and the last message.
+    pub fn freeze_state(&self) -> Data {
+        let mut t = Table::new();
+        for o in self.occupants() {
+            let mut entry = Table::new();
+            put(&mut entry, "bare_jid", Data::Str(o.bare_jid.to_string()));
+            if let Some(role) = o.role {
+                put(&mut entry, "role", Data::Str(role.as_str().to_owned()));
+            }
+            if let Some(primary) = &o.primary {
+                put(&mut entry, "jid", Data::Str(primary.to_string()));
+            }
+            t.insert(Key::Str(o.nick.to_string()), Data::Table(entry));
+            for s in &o.sessions {
+                t.insert(Key::Str(s.jid.to_string()), element_to_data(&s.presence, NS_CLIENT));
+            }
+        }
+        if let Some(last) = self.history.back() {
+            put(&mut t, "_last_message", element_to_data(&last.stanza, NS_CLIENT));
+            put(&mut t, "_last_message_at", Data::Int(last.timestamp));
+        }
+        Data::Table(t)
+    }
+
+    /// A room from its stored records. Accepts stock's old format too (`jid`,
+    /// `_affiliations`), and records written by stock mod_muc.
+    pub fn restore(config: &Data, state: Option<&Data>) -> Result<Room, String> {
+        let t = config.table().ok_or("room record is not a table")?;
+        let jid_text =
+            get(t, "_jid").or_else(|| get(t, "jid")).and_then(Data::str).ok_or("room record has no JID")?;
+        let jid: BareJid = jid_text.parse().map_err(|e| format!("room JID {jid_text:?}: {e}"))?;
+        let settings = get(t, "_data").and_then(Data::table).map(settings_from_data).unwrap_or_default();
+        let mut room = Room::new(jid.clone(), settings);
+        let affiliations: Box<dyn Iterator<Item = (&Key, &Data)>> =
+            match get(t, "_affiliations").and_then(Data::table) {
+                Some(old_format) => Box::new(old_format.iter()),
+                None => Box::new(t.iter()),
+            };
+        for (key, value) in affiliations {
+            let (Key::Str(k), Some(a)) = (key, value.str()) else { continue };
+            if k.starts_with('_') {
+                continue;
+            }
+            if let (Ok(j), Some(a)) = (k.parse::<BareJid>(), Affiliation::parse(a)) {
+                room.restore_affiliation(j, a);
+            }
+        }
+        for (key, value) in get(t, "_affiliation_data").and_then(Data::table).into_iter().flatten() {
+            let (Key::Str(k), Some(d)) = (key, value.table()) else { continue };
+            if let Ok(j) = k.parse::<BareJid>() {
+                room.restore_affiliation_data(j, affiliation_data_from_data(d));
+            }
+        }
+        if let Some(state) = state.and_then(Data::table) {
+            room.restore_state(state);
+        }
+        Ok(room)
+    }
+
+    fn restore_state(&mut self, state: &Table) {
+        if let (Some(msg), Some(at)) =
+            (get(state, "_last_message"), get(state, "_last_message_at").and_then(Data::int))
+        {
+            if let Some(stanza) = element_from_data(msg, NS_CLIENT) {
+                self.history.push_back(HistoryEntry { stanza, timestamp: at, chars: None });
+            }
+        }
+        let mut occupants: BTreeMap<String, Occupant> = BTreeMap::new();
+        for (key, value) in state {
+            let Key::Str(k) = key else { continue };
+            let Ok(full) = k.parse::<FullJid>() else { continue };
+            let Some(entry) = value.table() else { continue };
+            if full.to_bare() == self.jid {
+                // room/nick: who the occupant is and its role
+                let Some(bare) = get(entry, "bare_jid").and_then(Data::str).and_then(|b| b.parse().ok())
+                else {
+                    continue;
+                };
+                let role = get(entry, "role").and_then(Data::str).and_then(Role::parse);
+                let occupant = occupants
+                    .entry(full.to_string())
+                    .or_insert_with(|| Occupant::new(bare, full.clone(), role));
+                occupant.role = role;
+                occupant.primary = get(entry, "jid").and_then(Data::str).and_then(|j| j.parse().ok());
+            } else if get(entry, "name").and_then(Data::str) == Some("presence") {
+                // a session's presence, from its room/nick
+                let Some(presence) = element_from_data(value, NS_CLIENT) else { continue };
+                let Some(nick) = presence.attr("from").and_then(|f| f.parse::<FullJid>().ok()) else {
+                    continue;
+                };
+                let occupant = occupants
+                    .entry(nick.to_string())
+                    .or_insert_with(|| Occupant::new(full.to_bare(), nick.clone(), None));
+                let primary = occupant.primary.clone();
+                occupant.set_session(&full, &presence, false);
+                if primary.is_some() {
+                    occupant.primary = primary;
+                }
+            }
+        }
+        for (_, occupant) in occupants {
+            self.save_occupant(occupant);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stanzas_survive_preserialization() {
+        let p: Element = "<presence xmlns='jabber:client' from='r@m/n' xml:lang='en'><show>away</show>\
+            <x xmlns='urn:x'><y a='1'>t</y></x></presence>"
+            .parse()
+            .unwrap();
+        let d = element_to_data(&p, NS_CLIENT);
+        assert_eq!(element_from_data(&d, NS_CLIENT).unwrap(), p);
+    }
+
+    #[test]
+    fn records_of_stock_format_are_read() {
+        let mut data = Table::new();
+        put(&mut data, "members_only", Data::Bool(true));
+        put(&mut data, "name", Data::Str("Lounge".into()));
+        put(&mut data, "archiving", Data::Bool(true)); // another module's key
+        let mut aff_data = Table::new();
+        let mut juliet = Table::new();
+        put(&mut juliet, "reserved_nickname", Data::Str("Jules".into()));
+        aff_data.insert(Key::from("juliet@localhost"), Data::Table(juliet));
+        let mut t = Table::new();
+        put(&mut t, "_jid", Data::Str("room@muc.localhost".into()));
+        put(&mut t, "_data", Data::Table(data));
+        put(&mut t, "_affiliation_data", Data::Table(aff_data));
+        put(&mut t, "romeo@localhost", Data::Str("owner".into()));
+        put(&mut t, "juliet@localhost", Data::Str("member".into()));
+        let record = Data::Table(t);
+        let room = Room::restore(&record, None).unwrap();
+        assert!(room.settings.members_only);
+        assert_eq!(room.settings.name.as_deref(), Some("Lounge"));
+        assert_eq!(room.stored_affiliation(&"romeo@localhost".parse().unwrap()), Affiliation::Owner);
+        assert_eq!(room.registered_nick(&"juliet@localhost".parse().unwrap()), Some("Jules"));
+        // Written back, it is the same record (plus the salt muc_rs keeps, as stock does).
+        let again = Room::restore(&room.freeze(), None).unwrap().freeze();
+        let Data::Table(mut again) = again else { panic!() };
+        let Some(Data::Table(d)) = again.get_mut(&Key::from("_data")) else { panic!() };
+        assert_eq!(d.remove(&Key::from("archiving")), Some(Data::Bool(true)));
+    }
+}
