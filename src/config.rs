@@ -85,6 +85,10 @@ pub struct HostConfig {
     pub occupant_id: bool,
     /// Destroyed persistent rooms answer `gone` until this many seconds have passed.
     pub tombstones: bool,
+    /// Live rooms kept in memory (`muc_room_cache_size`); idle ones are stored away.
+    pub room_cache_size: usize,
+    /// A hard limit on rooms (`muc_max_rooms`): no eviction, new rooms are refused.
+    pub max_rooms: Option<usize>,
     pub tombstone_expiry: i64,
     pub defaults: RoomDefaults,
 }
@@ -107,6 +111,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec { name: "enforce_registered_nickname", kind: OptionKind::Boolean },
     OptionSpec { name: "muc_occupant_id", kind: OptionKind::Boolean },
     OptionSpec { name: "muc_tombstones", kind: OptionKind::Boolean },
+    OptionSpec { name: "muc_room_cache_size", kind: OptionKind::Integer },
+    OptionSpec { name: "muc_max_rooms", kind: OptionKind::Integer },
     OptionSpec { name: "muc_tombstone_expiry", kind: OptionKind::Period },
     OptionSpec { name: "muc_room_default_public", kind: OptionKind::Boolean },
     OptionSpec { name: "muc_room_default_persistent", kind: OptionKind::Boolean },
@@ -135,6 +141,8 @@ impl HostConfig {
             enforce_registered_nickname: false,
             occupant_id: true,
             tombstones: true,
+            room_cache_size: 100,
+            max_rooms: None,
             tombstone_expiry: 31 * 86_400,
             defaults: RoomDefaults::default(),
         }
@@ -178,6 +186,8 @@ impl HostConfig {
             ("enforce_registered_nickname", Bool(b)) => self.enforce_registered_nickname = *b,
             ("muc_occupant_id", Bool(b)) => self.occupant_id = *b,
             ("muc_tombstones", Bool(b)) => self.tombstones = *b,
+            ("muc_room_cache_size", Int(n)) if *n >= 1 => self.room_cache_size = *n as usize,
+            ("muc_max_rooms", Int(n)) if *n >= 0 => self.max_rooms = Some(*n as usize),
             ("muc_tombstone_expiry", Int(n)) if *n >= 0 => self.tombstone_expiry = *n,
             ("muc_room_default_public", Bool(b)) => d.public = *b,
             ("muc_room_default_persistent", Bool(b)) => d.persistent = *b,

@@ -1,6 +1,7 @@
 //! The MUC service on one host: routes each stanza to its room (creating rooms on first
 //! join, destroying empty temporary ones) and answers what no room can.
 
+use crate::cache::RoomCache;
 use crate::config::HostConfig;
 use crate::env::{Env, StoredRoom};
 use crate::outcome::{LogLevel, Outcome};
@@ -13,12 +14,11 @@ use crate::xml::{
 };
 use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
-use std::collections::HashMap;
 
 pub struct MucHost {
     domain: BareJid,
     config: HostConfig,
-    rooms: HashMap<BareJid, Room>,
+    rooms: RoomCache,
 }
 
 impl MucHost {
@@ -27,7 +27,8 @@ impl MucHost {
         if domain.node().is_some() {
             return Err(format!("invalid host {domain}: a MUC service has no node"));
         }
-        Ok(MucHost { domain, config, rooms: HashMap::new() })
+        let rooms = RoomCache::new(config.max_rooms.unwrap_or(config.room_cache_size));
+        Ok(MucHost { domain, config, rooms })
     }
 
     pub fn domain(&self) -> &BareJid {
@@ -44,7 +45,7 @@ impl MucHost {
 
     /// Every room, in no particular order (read-only, for tests and checks).
     pub fn rooms(&self) -> impl Iterator<Item = &Room> {
-        self.rooms.values()
+        self.rooms.rooms().map(|(_, r)| r)
     }
 
     pub fn room_count(&self) -> usize {
@@ -56,18 +57,26 @@ impl MucHost {
         public_rooms(&self.rooms)
     }
 
-    fn restore_all(rooms: &mut HashMap<BareJid, Room>, ctx: &mut Ctx) {
+    /// Public rooms that are only in storage, read without bringing them into memory.
+    fn stored_public_rooms(rooms: &RoomCache, ctx: &mut Ctx) -> Vec<(String, Option<String>)> {
         let stored = match ctx.env.stored_rooms() {
             Ok(stored) => stored,
-            Err(e) => return ctx.log(LogLevel::Error, format!("could not list stored rooms: {e}")),
+            Err(e) => {
+                ctx.log(LogLevel::Error, format!("could not list stored rooms: {e}"));
+                return Vec::new();
+            }
         };
-        for jid in stored {
-            if let std::collections::hash_map::Entry::Vacant(slot) = rooms.entry(jid) {
-                if let Ok(Some(room)) = Self::load_room(ctx, slot.key()) {
-                    slot.insert(room);
+        let mut public = Vec::new();
+        for jid in stored.into_iter().filter(|j| !rooms.contains(j)) {
+            match ctx.env.load_room(&jid).map(|r| r.map(|r| Room::restore(&r.config, None))) {
+                Ok(Some(Ok(room))) if !room.settings.hidden && room.settings.tombstone.is_none() => {
+                    public.push((jid.to_string(), room.settings.name))
                 }
+                Ok(_) => {}
+                Err(e) => ctx.log(LogLevel::Error, format!("could not read stored room {jid}: {e}")),
             }
         }
+        public
     }
 
     /// Handles one stanza addressed to the service or one of its rooms.
@@ -95,11 +104,6 @@ impl MucHost {
             return out;
         }
         if to.node().is_none() {
-            let lists_rooms = stanza.children().next().is_some_and(|q| q.is("query", NS_DISCO_ITEMS));
-            if lists_rooms {
-                // Stored rooms count too: bring them in, as stock does to list them.
-                Self::restore_all(&mut self.rooms, &mut ctx);
-            }
             Self::handle_to_service(&self.rooms, &mut ctx, &stanza, &from);
             return out;
         }
@@ -108,9 +112,14 @@ impl MucHost {
         if stanza.name() == "iq" && nick.is_none() && matches!(kind, Some("result" | "error")) {
             return out; // nobody here asked: replies to the room itself are dropped, as stock
         }
-        if !self.rooms.contains_key(&room_jid) {
+        if !self.rooms.contains(&room_jid) {
             match Self::load_room(&mut ctx, &room_jid) {
                 Ok(Some(room)) => {
+                    if Self::make_room_for_one(&mut self.rooms, &mut ctx).is_err() {
+                        let host = ctx.host.to_string();
+                        ctx.error(&stanza, StanzaError::resource_constraint(), Some(&host));
+                        return out;
+                    }
                     self.rooms.insert(room_jid.clone(), room);
                 }
                 Ok(None) => {}
@@ -126,8 +135,14 @@ impl MucHost {
             return out;
         }
         let Some(room) = self.rooms.get_mut(&room_jid) else {
-            let created =
-                Self::handle_to_missing_room(&mut ctx, &stanza, &from, room_jid.clone(), nick.as_ref());
+            let created = Self::handle_to_missing_room(
+                &mut self.rooms,
+                &mut ctx,
+                &stanza,
+                &from,
+                room_jid.clone(),
+                nick.as_ref(),
+            );
             if let Some(room) = created {
                 self.rooms.insert(room_jid, room);
             }
@@ -199,13 +214,37 @@ impl MucHost {
     /// Stores every live room with its occupants, as stock does when the server stops.
     pub fn save_all(&mut self, env: &dyn Env) -> Outcome {
         let mut out = Outcome::default();
-        for (jid, room) in &self.rooms {
+        for (jid, room) in self.rooms.rooms() {
             let record = StoredRoom { config: room.freeze(), state: Some(room.freeze_state()) };
             if let Err(e) = env.store_room(jid, Some(&record)) {
                 out.log(LogLevel::Error, format!("could not store {jid} on shutdown: {e}"));
             }
         }
         out
+    }
+
+    /// Evicts the least recently used room (stored with its occupants, as stock swaps
+    /// idle rooms to disk) if the cache is full; with `muc_max_rooms`, refuses instead.
+    fn make_room_for_one(rooms: &mut RoomCache, ctx: &mut Ctx) -> Result<(), crate::cache::Full> {
+        let limit = ctx.config.max_rooms.is_some();
+        let mut failures = Vec::new();
+        let result = rooms.reserve(limit, |jid, room| {
+            let record = StoredRoom { config: room.freeze(), state: Some(room.freeze_state()) };
+            match ctx.env.store_room(jid, Some(&record)) {
+                Ok(()) => true,
+                Err(e) => {
+                    failures.push(format!("could not swap inactive room {jid} to storage: {e}"));
+                    false
+                }
+            }
+        });
+        for failure in failures {
+            ctx.log(LogLevel::Error, failure);
+        }
+        if result == Err(crate::cache::Full::Limit) {
+            ctx.log(LogLevel::Info, "room limit reached, no new rooms allowed");
+        }
+        result
     }
 
     /// A room from storage, if it has records there. Its saved state (if it was put away
@@ -235,7 +274,7 @@ impl MucHost {
     /// A destroyed room's remains answer `gone` until they expire (or an admin rejoins).
     /// Returns whether the stanza may go on, the remains having been cleared.
     fn pass_tombstone(
-        rooms: &mut HashMap<BareJid, Room>,
+        rooms: &mut RoomCache,
         ctx: &mut Ctx,
         stanza: &Element,
         from: &FullJid,
@@ -266,14 +305,17 @@ impl MucHost {
 
     /// The service itself: its room list and unique room names. Its disco#info is the host
     /// server's (mod_disco), which answers before this.
-    fn handle_to_service(rooms: &HashMap<BareJid, Room>, ctx: &mut Ctx, stanza: &Element, from: &FullJid) {
+    fn handle_to_service(rooms: &RoomCache, ctx: &mut Ctx, stanza: &Element, from: &FullJid) {
         let query = stanza.children().next();
         let get = stanza.name() == "iq" && stanza.attr("type") == Some("get");
         match query {
             Some(q) if get && q.is("query", NS_DISCO_ITEMS) => {
                 let mut items = el("query", NS_DISCO_ITEMS).with_opt("node", q.attr("node"));
                 if q.attr("node").is_none() {
-                    for (jid, name) in public_rooms(rooms) {
+                    let mut listed = public_rooms(rooms);
+                    listed.extend(Self::stored_public_rooms(rooms, ctx));
+                    listed.sort();
+                    for (jid, name) in listed {
                         items
                             .append_child(el("item", NS_DISCO_ITEMS).with("jid", jid).with_opt("name", name));
                     }
@@ -295,6 +337,7 @@ impl MucHost {
 
     /// A stanza for a room that does not exist: a join creates it, the rest is refused.
     fn handle_to_missing_room(
+        rooms: &mut RoomCache,
         ctx: &mut Ctx,
         stanza: &Element,
         from: &FullJid,
@@ -322,6 +365,10 @@ impl MucHost {
             ctx.error(stanza, StanzaError::jid_malformed().with_text("A nickname is required"), Some(&host));
             return None;
         };
+        if Self::make_room_for_one(rooms, ctx).is_err() {
+            ctx.error(stanza, StanzaError::resource_constraint(), Some(&host));
+            return None;
+        }
         let lang = crate::xml::xml_lang(stanza);
         let settings = RoomSettings::with_defaults(&ctx.config.defaults, lang);
         let mut room = Room::new(room_jid, settings);
@@ -384,9 +431,10 @@ impl MucHost {
 }
 
 /// Public rooms (not hidden, and not a destroyed room's remains) with their names.
-fn public_rooms(rooms: &HashMap<BareJid, Room>) -> Vec<(String, Option<String>)> {
+fn public_rooms(rooms: &RoomCache) -> Vec<(String, Option<String>)> {
     let mut list: Vec<_> = rooms
-        .values()
+        .rooms()
+        .map(|(_, r)| r)
         .filter(|r| !r.settings.hidden && r.settings.tombstone.is_none())
         .map(|r| (r.jid.to_string(), r.settings.name.clone()))
         .collect();

@@ -6,6 +6,7 @@
 //! default `module` feature) and in the Lua shim `lua/mod_muc_rs.lua`.
 
 pub mod affiliation;
+pub mod cache;
 pub mod config;
 pub mod dataform;
 pub mod env;

@@ -165,6 +165,9 @@ impl StanzaError {
     pub fn conflict() -> Self {
         Self::new(ErrorType::Cancel, "conflict")
     }
+    pub fn resource_constraint() -> Self {
+        Self::new(ErrorType::Wait, "resource-constraint")
+    }
     pub fn internal_server_error() -> Self {
         Self::new(ErrorType::Wait, "internal-server-error")
     }

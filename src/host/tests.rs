@@ -346,3 +346,35 @@ fn destroyed_persistent_rooms_answer_gone_until_their_tombstone_expires() {
         error.get_child("error", NS_CLIENT).unwrap().get_child("gone", crate::xml::NS_STANZAS).unwrap();
     assert_eq!(gone.text(), "xmpp:new@conference.localhost?join");
 }
+
+#[test]
+fn idle_rooms_are_swapped_to_storage_and_come_back_with_their_occupants() {
+    let store = MemoryStore::default();
+    let mut config = HostConfig::for_version((13, 0));
+    config.room_cache_size = 1;
+    let mut h = MucHost::new("conference.localhost", config).unwrap();
+    send_with(&mut h, &store, JOIN_ROMEO);
+    send_with(&mut h, &store, &format!("<presence from='{JULIET}' to='other@conference.localhost/J'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    assert_eq!(h.room_count(), 1);
+    assert!(store.rooms.borrow()[ROOM].state.is_some(), "evicted with its occupants");
+
+    // Romeo, still in the evicted room, speaks: the room comes back with him in it.
+    let out = send_with(
+        &mut h,
+        &store,
+        &format!("<message from='{ROMEO}' to='{ROOM}' type='groupchat'><body>back</body></message>"),
+    );
+    assert_eq!(to(&out, ROMEO)[0].attr("from"), Some(&*format!("{ROOM}/Romeo")));
+    assert!(store.rooms.borrow()[ROOM].state.is_none(), "saved state is consumed on restore");
+}
+
+#[test]
+fn muc_max_rooms_refuses_new_rooms() {
+    let mut config = HostConfig::for_version((13, 0));
+    config.max_rooms = Some(1);
+    let mut h = MucHost::new("conference.localhost", config).unwrap();
+    join(&mut h, ROMEO, "Romeo");
+    let out = send(&mut h, &format!("<presence from='{JULIET}' to='other@conference.localhost/J'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    assert_eq!(error_condition(to(&out, JULIET)[0]), Some("resource-constraint"));
+    assert_eq!(h.room_count(), 1);
+}
