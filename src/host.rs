@@ -90,6 +90,13 @@ impl MucHost {
             ctx.log(LogLevel::Warn, format!("dropping <{}/> without valid from/to", stanza.name()));
             return out;
         };
+        if stanza.name() == "iq" && matches!(kind, Some("result" | "error")) {
+            // Replies to queries the room relayed; a user's server answers from the bare JID.
+            if let (Ok(nick), Some(room)) = (to.try_as_full(), self.rooms.get_mut(&to.to_bare())) {
+                room.relay_iq_reply(&mut ctx, &stanza, &from, nick);
+            }
+            return out;
+        }
         let Ok(from) = from.try_into_full() else {
             // Every MUC action is taken by a client session.
             ctx.error(
@@ -109,9 +116,6 @@ impl MucHost {
         }
         let room_jid = to.to_bare();
         let nick = to.try_as_full().ok().cloned();
-        if stanza.name() == "iq" && nick.is_none() && matches!(kind, Some("result" | "error")) {
-            return out; // nobody here asked: replies to the room itself are dropped, as stock
-        }
         if !self.rooms.contains(&room_jid) {
             match Self::load_room(&mut ctx, &room_jid) {
                 Ok(Some(room)) => {
@@ -172,7 +176,7 @@ impl MucHost {
                 false
             }
             ("iq", Some(nick)) => {
-                room.handle_iq_to_occupant(&mut ctx, &stanza, &from, &nick);
+                room.relay_iq_query(&mut ctx, &stanza, &from, &nick);
                 false
             }
             ("iq", None) => {

@@ -12,14 +12,7 @@ const BARE_JID_NAMESPACES: [&str; 3] =
     ["vcard-temp", "http://jabber.org/protocol/pubsub", "urn:ietf:params:xml:ns:vcard-4.0"];
 
 impl Room {
-    pub fn handle_iq_to_occupant(&mut self, ctx: &mut Ctx, stanza: &Element, from: &FullJid, to: &FullJid) {
-        match stanza.attr("type") {
-            Some("result" | "error") => self.relay_iq_reply(ctx, stanza, from, to),
-            _ => self.relay_iq_query(ctx, stanza, from, to),
-        }
-    }
-
-    fn relay_iq_query(&mut self, ctx: &mut Ctx, stanza: &Element, from: &FullJid, to: &FullJid) {
+    pub fn relay_iq_query(&mut self, ctx: &mut Ctx, stanza: &Element, from: &FullJid, to: &FullJid) {
         let Some(current_nick) = self.nick_of(from).and_then(|n| self.nick_jid(n)) else {
             return ctx.error(stanza, StanzaError::not_in_room(), Some(self.jid_str()));
         };
@@ -49,12 +42,16 @@ impl Room {
 
     /// A reply from an occupant's client to a relayed query: back to the asking session,
     /// with its own id. Anything that does not decode is dropped, as stock drops it.
-    fn relay_iq_reply(&mut self, ctx: &mut Ctx, stanza: &Element, from: &FullJid, to: &FullJid) {
+    /// `from` may be a bare JID: replies to queries relayed to a user's bare JID (vCards)
+    /// come from the user's server.
+    pub fn relay_iq_reply(&mut self, ctx: &mut Ctx, stanza: &Element, from: &Jid, to: &FullJid) {
         let Some(asker) = self.occupant_by_nick(to.resource().as_str()) else { return };
         let Some((target, original_id, tag)) = stanza.attr("id").and_then(parse_relayed_iq_id) else {
             return;
         };
-        if from.as_str() != target && from.to_bare().as_str() != target {
+        // From the session it was relayed to, or (bare-JID queries) from that user's server.
+        let target_bare = target.split('/').next().unwrap_or(&target);
+        if from.as_str() != target && from.as_str() != target_bare {
             return;
         }
         let Some(replier_nick) =
