@@ -24,7 +24,7 @@ build:
 
 install: build
 	install -d $(PLUGIN_DIR)
-	install -m 644 $(PLUGIN)/mod_muc_rs.lua $(PLUGIN_DIR)/mod_muc_rs.lua
+	install -m 644 $(PLUGIN)/*.lua $(PLUGIN_DIR)/
 	install -m 755 $(PLUGIN)/muc_rs.so $(PLUGIN_DIR)/muc_rs.so
 
 run: deps build
@@ -51,3 +51,52 @@ test-scansion: deps build
 clean:
 	$(CARGO) clean
 	rm -rf build
+
+# ----- fuzzing (tests/support/mod.rs has the generator and the invariants) -----
+# Built with plain cargo and cargo-fuzz's instrumentation flags on the stable toolchain;
+# where cargo-fuzz is installed, `cd fuzz && cargo fuzz run muc` works as well.
+FUZZ_TARGET_DIR ?= $(CURDIR)/fuzz/target
+FUZZ_TRIPLE := $(shell rustc -vV | sed -n 's/^host: //p')
+FUZZ_BIN := $(FUZZ_TARGET_DIR)/$(FUZZ_TRIPLE)/release/muc
+FUZZ_RUSTFLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+	-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+	-Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks
+FUZZ_SECONDS ?= 600
+FUZZ_OPTS := -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	-artifact_prefix=$(CURDIR)/fuzz/artifacts/
+
+.PHONY: fuzz-build fuzz fuzz-quick
+fuzz-build:
+	cd fuzz && RUSTFLAGS="$(FUZZ_RUSTFLAGS)" $(CARGO) build -q --release --target $(FUZZ_TRIPLE) \
+		--target-dir $(FUZZ_TARGET_DIR) --bin muc
+
+# Long run (FUZZ_SECONDS, default 10 min); new inputs go to fuzz/corpus/muc.run (not kept
+# in git), crashes to fuzz/artifacts/. Reproduce one with: $(FUZZ_BIN) fuzz/artifacts/crash-…
+fuzz: fuzz-build
+	mkdir -p fuzz/corpus/muc.run fuzz/artifacts
+	$(FUZZ_BIN) $(FUZZ_OPTS) -max_total_time=$(FUZZ_SECONDS) fuzz/corpus/muc.run fuzz/corpus/muc
+
+# Short run (30 s) from the seed corpus only, for `make test`; ends with "N passed, M failed".
+fuzz-quick: fuzz-build
+	@mkdir -p fuzz/artifacts; scratch=$$(mktemp -d); \
+	if $(FUZZ_BIN) $(FUZZ_OPTS) -max_total_time=30 $$scratch fuzz/corpus/muc >$$scratch.log 2>&1; then \
+		tail -n 12 $$scratch.log | grep -E '^(stat::|Done)' ; rm -rf $$scratch $$scratch.log; echo "1 passed, 0 failed"; \
+	else tail -n 60 $$scratch.log; rm -rf $$scratch $$scratch.log; echo "0 passed, 1 failed"; exit 1; fi
+
+# Benchmark: muc_rs against stock mod_muc on the same Prosody (harness/src/bin/muc-bench.rs).
+#   make bench                      every scenario, both GC settings, 5 repetitions, Prosody 0.12
+#   make bench BENCH_ARGS="--version 13 --reps 3"    (muc-bench --help lists the options)
+#   make bench-quick                small sizes, 2 repetitions: a smoke run
+# Results: table on stdout, CSV and SVG in build/bench/. Uses the release build; the plugin
+# is assembled in build/bench/plugin (build/plugin is left alone).
+.PHONY: bench bench-quick
+bench:
+	$(CARGO) build --release --lib -p muc_rs
+	$(CARGO) build --release -p muc_harness --bin muc-bench
+	T="$${CARGO_TARGET_DIR:-target}"; P=build/bench/plugin; mkdir -p $$P && \
+	cp "$$T/release/libmuc_rs.so" $$P/.muc_rs.so.tmp && mv -f $$P/.muc_rs.so.tmp $$P/muc_rs.so && \
+	cp lua/mod_muc_rs.lua $$P/mod_muc_rs.lua && \
+	"$$T/release/muc-bench" --plugin-dir $$P $(BENCH_ARGS)
+
+bench-quick:
+	$(MAKE) --no-print-directory bench BENCH_ARGS="--quick $(BENCH_ARGS)"

@@ -93,6 +93,12 @@ local host = muc_rs.new_host(module.host, opts, {
 module:depends("disco");
 module:add_identity("conference", "text", host:service_name());
 module:add_feature("http://jabber.org/protocol/muc");
+module:add_feature("http://jabber.org/protocol/muc#unique");
+if opts.muc_occupant_id ~= false then module:add_feature("urn:xmpp:occupant-id:0"); end
+
+-- Admins' ad-hoc commands (adds the commands feature, as stock's do).
+module:depends("adhoc");
+module:require("muc_rs_adhoc")(host);
 
 local function handle(event)
 	return host:handle(event.stanza);

@@ -3,6 +3,7 @@
 local H = require "helpers.muc";
 local P = require "helpers.prosody";
 local st, muc_rs = H.st, H.muc_rs;
+P.modules_dir = H.lib.."/modules";
 
 local shim_path = H.plugin.."/mod_muc_rs.lua";
 local juliet = "juliet@capulet.lit/balcony";

@@ -215,6 +215,78 @@ impl MucHost {
         out
     }
 
+    /// Every room, live or stored (for the admins' room list).
+    pub fn all_room_jids(&self, env: &dyn Env) -> Vec<String> {
+        let mut jids: Vec<String> = self.rooms.rooms().map(|(j, _)| j.to_string()).collect();
+        jids.extend(env.stored_rooms().unwrap_or_default().iter().map(|j| j.to_string()));
+        jids.sort();
+        jids.dedup();
+        jids
+    }
+
+    /// An admin command: destroys a room (live or stored), as its owner could.
+    pub fn admin_destroy(&mut self, room_jid: &str, env: &dyn Env) -> Result<Outcome, String> {
+        let jid: BareJid = room_jid.parse().map_err(|e| format!("{room_jid}: {e}"))?;
+        let mut out = Outcome::default();
+        let mut ctx = Ctx { config: &self.config, env, out: &mut out, host: &self.domain };
+        if !self.rooms.contains(&jid) {
+            match Self::load_room(&mut ctx, &jid) {
+                Ok(Some(room)) => self.rooms.insert(jid.clone(), room),
+                Ok(None) => return Err("No such room".into()),
+                Err(()) => return Err("Could not load the room".into()),
+            }
+        }
+        let Some(mut room) = self.rooms.remove(&jid) else { return Err("No such room".into()) };
+        room.destroy(&mut ctx, None, None, None);
+        let tombstone = (room.settings.persistent && ctx.config.tombstones)
+            .then(|| tombstone_record(&jid, ctx.env.now() + ctx.config.tombstone_expiry, None, None));
+        if let Err(e) = ctx.env.store_room(&jid, tombstone.as_ref()) {
+            ctx.log(LogLevel::Error, format!("could not remove {jid} from storage: {e}"));
+        }
+        Ok(out)
+    }
+
+    /// An admin command: sets an affiliation in a room with the room's own authority.
+    pub fn admin_set_affiliation(
+        &mut self,
+        room_jid: &str,
+        jid: &str,
+        affiliation: &str,
+        reason: Option<&str>,
+        env: &dyn Env,
+    ) -> Result<Outcome, String> {
+        let room_jid: BareJid = room_jid.parse().map_err(|e| format!("{room_jid}: {e}"))?;
+        let jid: BareJid = jid.parse::<Jid>().map_err(|e| format!("{jid}: {e}"))?.to_bare();
+        let affiliation = crate::affiliation::Affiliation::parse(affiliation)
+            .ok_or_else(|| format!("unknown affiliation {affiliation:?}"))?;
+        let mut out = Outcome::default();
+        let mut ctx = Ctx { config: &self.config, env, out: &mut out, host: &self.domain };
+        if !self.rooms.contains(&room_jid) {
+            match Self::load_room(&mut ctx, &room_jid) {
+                Ok(Some(room)) => self.rooms.insert(room_jid.clone(), room),
+                _ => return Err("No such room".into()),
+            }
+        }
+        let room = self.rooms.get_mut(&room_jid).ok_or("No such room")?;
+        let snapshot = room.clone();
+        room.set_affiliation(
+            &mut ctx,
+            crate::room::Actor::Room,
+            &jid,
+            affiliation,
+            reason,
+            crate::room::DataChange::Keep,
+        )
+        .map_err(|e| format!("{}:{}", e.kind.as_str(), e.condition))?;
+        let record = room.settings.persistent.then(|| StoredRoom { config: room.freeze(), state: None });
+        room.needs_save = false;
+        if let Err(e) = ctx.env.store_room(&room_jid, record.as_ref()) {
+            *room = snapshot;
+            return Err(format!("could not store the change: {e}"));
+        }
+        Ok(out)
+    }
+
     /// Stores every live room with its occupants, as stock does when the server stops.
     pub fn save_all(&mut self, env: &dyn Env) -> Outcome {
         let mut out = Outcome::default();

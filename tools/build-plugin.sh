@@ -17,5 +17,5 @@ mkdir -p "$OUT"
 # its (unlinked) copy instead of seeing the file change under it.
 cp "$TARGET_DIR/release/libmuc_rs.so" "$OUT/.muc_rs.so.tmp"
 mv -f "$OUT/.muc_rs.so.tmp" "$OUT/muc_rs.so"
-cp "$ROOT/lua/mod_muc_rs.lua" "$OUT/mod_muc_rs.lua"
+cp "$ROOT"/lua/*.lua "$OUT/"
 echo "build-plugin: $OUT/mod_muc_rs.lua $OUT/muc_rs.so"

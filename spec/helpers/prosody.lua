@@ -110,6 +110,20 @@ function P.load(host, name, path)
 			set = function (_, user, value) data[user or ""] = value; return true; end;
 		};
 	end
+	-- module:require as Prosody's plugin loader does it: <name>.lib.lua beside the module,
+	-- then among Prosody's own modules, in the module's environment.
+	function inst.require(self, lib)
+		local module_dir = path:match("^(.*)/[^/]*$") or ".";
+		for _, dir in ipairs { module_dir, P.modules_dir or "" } do
+			local file = dir.."/"..lib..".lib.lua";
+			local chunk = loadfile(file, "t", self.environment);
+			if chunk then return chunk(); end
+			local sub = dir.."/"..lib.."/"..lib..".lib.lua";
+			chunk = loadfile(sub, "t", self.environment);
+			if chunk then return chunk(); end
+		end
+		error("module:require: no "..lib..".lib.lua");
+	end
 	function inst.send(_, stanza)
 		P.sent[#P.sent + 1] = { to = stanza.attr.to, stanza = st.clone(stanza), xml = tostring(stanza) };
 	end

@@ -65,6 +65,40 @@ impl LuaHost {
         }
     }
 
+    /// Runs an admin operation on the core and sends what it produced; returns true, or
+    /// nil and the reason it failed (the shape Lua APIs use).
+    fn admin(
+        &self,
+        lua: &Lua,
+        operation: impl FnOnce(&mut MucHost, &LuaEnv) -> Result<crate::outcome::Outcome, String>,
+    ) -> (Option<bool>, Option<String>) {
+        let env = self.env(lua);
+        let result = match self.host.try_borrow_mut() {
+            Ok(mut host) => guard::run(|| operation(&mut host, &env)),
+            Err(_) => return (None, Some("host busy".into())),
+        };
+        for e in env.errors.take() {
+            self.log("warn", &e);
+        }
+        let outcome = match result {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(why)) => return (None, Some(why)),
+            Err(panic) => {
+                self.log("error", &format!("admin operation panicked: {panic}"));
+                return (None, Some("internal error".into()));
+            }
+        };
+        for (level, message) in &outcome.log {
+            self.log(level.as_str(), message);
+        }
+        for delivery in &outcome.deliveries {
+            if let Err(e) = self.deliver(lua, delivery) {
+                self.log("error", &format!("could not send: {}", summary(&e)));
+            }
+        }
+        (Some(true), None)
+    }
+
     /// Stores every live room with its occupants (when the server stops).
     fn save_all(&self, lua: &Lua) {
         let env = self.env(lua);
@@ -180,6 +214,23 @@ impl UserData for LuaHost {
             this.save_all(lua);
             Ok(())
         });
+        // Admin operations (the ad-hoc commands): the room list, destroying a room, and
+        // setting an affiliation with the room's authority.
+        methods.add_method("room_jids", |lua, this, ()| {
+            let env = this.env(lua);
+            Ok(this.host.try_borrow().map(|h| h.all_room_jids(&env)).unwrap_or_default())
+        });
+        methods.add_method("destroy_room", |lua, this, jid: String| {
+            Ok(this.admin(lua, |host, env| host.admin_destroy(&jid, env)))
+        });
+        methods.add_method(
+            "set_affiliation",
+            |lua, this, (room, jid, affiliation, reason): (String, String, String, Option<String>)| {
+                Ok(this.admin(lua, |host, env| {
+                    host.admin_set_affiliation(&room, &jid, &affiliation, reason.as_deref(), env)
+                }))
+            },
+        );
         // The service's name for its disco identity (the `name` option or stock's default).
         methods.add_method("service_name", |_, this, ()| Ok(this.host.borrow().config().name.clone()));
         // For specs and benchmarks: deliver `stanza` to each JID in `to` through the same

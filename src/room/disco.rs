@@ -24,13 +24,13 @@ impl Room {
                 }
             }
             Some(_) => {}
-            None => self.room_info(&mut q),
+            None => self.room_info(&mut q, ctx.config.occupant_id),
         }
         ctx.send(reply(stanza).child(q), from.clone().into());
     }
 
     /// Features and the roominfo form, in the order stock's plugins add them.
-    fn room_info(&self, q: &mut Element) {
+    fn room_info(&self, q: &mut Element, occupant_ids: bool) {
         let s = &self.settings;
         let feature = |var: &str| el("feature", NS_DISCO_INFO).with("var", var);
         for var in [
@@ -58,7 +58,12 @@ impl Room {
         q.append_child(feature("http://jabber.org/protocol/muc#request"));
         q.append_child(feature(if s.persistent { "muc_persistent" } else { "muc_temporary" }));
         q.append_child(feature(NS_REGISTER));
+        if occupant_ids {
+            q.append_child(feature(crate::xml::NS_OCCUPANT_ID));
+        }
         let text = |v: &Option<String>| v.clone().map(Value::Text);
+        // Stock's roominfo fields default to an empty value when the room has none.
+        let text_or_empty = |v: &Option<String>| Value::Text(v.clone().unwrap_or_default());
         let form = Form {
             title: None,
             instructions: None,
@@ -72,14 +77,14 @@ impl Room {
                     .maybe_value(text(&s.name)),
                 Field::new("muc#roominfo_description", FieldType::TextSingle)
                     .label("Description")
-                    .maybe_value(text(&s.description)),
-                Field::new("muc#roominfo_lang", FieldType::TextSingle).maybe_value(text(&s.language)),
+                    .value(text_or_empty(&s.description)),
+                Field::new("muc#roominfo_lang", FieldType::TextSingle).value(text_or_empty(&s.language)),
                 Field::new(
                     "{http://prosody.im/protocol/muc}roomconfig_allowmemberinvites",
                     FieldType::Boolean,
                 )
                 .label("Allow members to invite new members")
-                .maybe_value(s.allow_member_invites.then_some(Value::Bool(true))),
+                .value(Value::Bool(s.allow_member_invites)),
                 Field::new("muc#roomconfig_allowinvites", FieldType::Boolean)
                     .label("Allow users to invite other users")
                     .value(Value::Bool(!s.members_only || s.allow_member_invites)),
