@@ -210,6 +210,54 @@ describe("panic guard", function ()
 		assert.equal("after", rec.sent[2].stanza.attr.id);
 	end);
 
+	it("contains a panic while a room is in use: the room and its occupant keep working", function ()
+		local host, rec = H.new_host({ _test_panic = true, muc_room_locking = false });
+		local room = "coven@"..H.domain;
+		local juliet = "juliet@capulet.lit/balcony";
+		assert.is_true(host:handle(H.join_presence()));
+		local joined = #rec.sent;
+		assert.truthy(joined > 0);
+
+		-- A panicking groupchat message and presence, from the occupant, to its room.
+		local message = st.message({ from = juliet, to = room, id = "pm1", type = "groupchat" })
+			:tag("body"):text("boom"):up()
+			:tag("panic", { xmlns = muc_rs._test_ns }):up();
+		assert.is_true(host:handle(message));
+		local presence = st.presence({ from = juliet, to = room.."/thirdwitch", id = "pp1" })
+			:tag("panic", { xmlns = muc_rs._test_ns }):up();
+		assert.is_true(host:handle(presence));
+		assert.equal(joined + 2, #rec.sent);
+		for i, name in ipairs({ "message", "presence" }) do
+			local sent = rec.sent[joined + i];
+			assert.equal(juliet, sent.to);
+			assert.equal(name, sent.stanza.name);
+			local kind, condition = sent.stanza:get_error();
+			assert.equal("wait", kind);
+			assert.equal("internal-server-error", condition);
+		end
+
+		-- The room is still there, Juliet still owns it and still gets its groupchat.
+		local get = st.iq({ from = juliet, to = room, id = "cfg", type = "get" })
+			:tag("query", { xmlns = "http://jabber.org/protocol/muc#owner" }):up();
+		assert.is_true(host:handle(get));
+		local reply = rec.sent[#rec.sent];
+		assert.equal("cfg", reply.stanza.attr.id);
+		assert.equal("result", reply.stanza.attr.type);
+		local before = #rec.sent;
+		assert.is_true(host:handle(st.message({ from = juliet, to = room, id = "m2", type = "groupchat" })
+			:tag("body"):text("still here"):up()));
+		local echoed = rec.sent[before + 1];
+		assert.truthy(echoed);
+		assert.equal(juliet, echoed.to);
+		assert.equal("m2", echoed.stanza.attr.id);
+		assert.equal("groupchat", echoed.stanza.attr.type);
+		local panics = 0;
+		for _, line in ipairs(rec.logs) do
+			if line.level == "error" and line.message:find("panic", 1, true) then panics = panics + 1; end
+		end
+		assert.equal(2, panics);
+	end);
+
 	it("sends no error reply to a result or an error", function ()
 		local host, rec = H.new_host({ _test_panic = true });
 		assert.is_true(host:handle(panic_iq("result")));

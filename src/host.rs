@@ -86,7 +86,12 @@ impl MucHost {
         let kind = stanza.attr("type");
         let to = stanza.attr("to").and_then(|t| t.parse::<Jid>().ok());
         let from = stanza.attr("from").and_then(|f| f.parse::<Jid>().ok());
-        let (Some(to), Some(from)) = (to, from) else {
+        let (Some(to), Some(from)) = (to, from.clone()) else {
+            if let Some(from) = from {
+                if self.refuse_unparsable_nick(&mut ctx, &stanza, from) {
+                    return out;
+                }
+            }
             ctx.log(LogLevel::Warn, format!("dropping <{}/> without valid from/to", stanza.name()));
             return out;
         };
@@ -213,6 +218,34 @@ impl MucHost {
             }
         }
         out
+    }
+
+    /// A stanza to `room/nick` whose nick this JID library cannot read (characters
+    /// unassigned in Unicode 3.2, which Prosody's router lets through): the nick fails
+    /// strict validation, as it does in stock. Returns whether an answer was given.
+    fn refuse_unparsable_nick(&self, ctx: &mut Ctx, stanza: &Element, from: Jid) -> bool {
+        let Some((room, _nick)) = stanza.attr("to").and_then(|t| t.split_once('/')) else { return false };
+        let Ok(room) = room.parse::<BareJid>() else { return false };
+        if room.node().is_none() || room.domain() != self.domain.domain() {
+            return false;
+        }
+        let error = match (stanza.name(), stanza.attr("type")) {
+            ("presence", None) => {
+                StanzaError::jid_malformed().with_text("Nickname must pass strict validation")
+            }
+            ("presence", _) => return true,
+            _ if self
+                .rooms
+                .get(&room)
+                .and_then(|r| from.try_as_full().ok().and_then(|f| r.nick_of(f)))
+                .is_none() =>
+            {
+                StanzaError::not_in_room()
+            }
+            _ => StanzaError::item_not_found().with_text("Recipient not in room"),
+        };
+        ctx.error(stanza, error, Some(room.as_str()));
+        true
     }
 
     /// Every room, live or stored (for the admins' room list).
