@@ -79,6 +79,12 @@ pub struct HostConfig {
     pub room_creation: RoomCreation,
     pub admins_as_room_owners: bool,
     pub max_history_messages: Option<u32>,
+    /// Safety limits stock does not have: occupants per room, sessions per occupant,
+    /// affiliations per room (`muc_max_occupants`, `muc_max_sessions_per_occupant`,
+    /// `muc_max_affiliations`). Owners and admins may still join a full room.
+    pub max_occupants: usize,
+    pub max_sessions_per_occupant: usize,
+    pub max_affiliations: usize,
     pub allow_unaffiliated_register: bool,
     pub enforce_registered_nickname: bool,
     /// XEP-0421 occupant ids on presences and messages (`muc_occupant_id`).
@@ -107,6 +113,9 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec { name: "restrict_room_creation", kind: OptionKind::Any },
     OptionSpec { name: "component_admins_as_room_owners", kind: OptionKind::Boolean },
     OptionSpec { name: "max_history_messages", kind: OptionKind::Integer },
+    OptionSpec { name: "muc_max_occupants", kind: OptionKind::Integer },
+    OptionSpec { name: "muc_max_sessions_per_occupant", kind: OptionKind::Integer },
+    OptionSpec { name: "muc_max_affiliations", kind: OptionKind::Integer },
     OptionSpec { name: "allow_unaffiliated_register", kind: OptionKind::Boolean },
     OptionSpec { name: "enforce_registered_nickname", kind: OptionKind::Boolean },
     OptionSpec { name: "muc_occupant_id", kind: OptionKind::Boolean },
@@ -136,7 +145,11 @@ impl HostConfig {
             room_creation: RoomCreation::Anyone,
             // Prosody 13 turned this off by default; 0.12 had it on.
             admins_as_room_owners: server_version.0 < 13,
-            max_history_messages: None,
+            // Stock keeps up to the room's configured length, unbounded; this caps it.
+            max_history_messages: Some(1000),
+            max_occupants: 10_000,
+            max_sessions_per_occupant: 32,
+            max_affiliations: 20_000,
             allow_unaffiliated_register: false,
             enforce_registered_nickname: false,
             occupant_id: true,
@@ -182,6 +195,11 @@ impl HostConfig {
             }
             ("component_admins_as_room_owners", Bool(b)) => self.admins_as_room_owners = *b,
             ("max_history_messages", Int(n)) if *n >= 0 => self.max_history_messages = Some(clamp_u32(*n)),
+            ("muc_max_occupants", Int(n)) if *n >= 1 => self.max_occupants = *n as usize,
+            ("muc_max_sessions_per_occupant", Int(n)) if *n >= 1 => {
+                self.max_sessions_per_occupant = *n as usize
+            }
+            ("muc_max_affiliations", Int(n)) if *n >= 1 => self.max_affiliations = *n as usize,
             ("allow_unaffiliated_register", Bool(b)) => self.allow_unaffiliated_register = *b,
             ("enforce_registered_nickname", Bool(b)) => self.enforce_registered_nickname = *b,
             ("muc_occupant_id", Bool(b)) => self.occupant_id = *b,

@@ -378,3 +378,27 @@ fn muc_max_rooms_refuses_new_rooms() {
     assert_eq!(error_condition(to(&out, JULIET)[0]), Some("resource-constraint"));
     assert_eq!(h.room_count(), 1);
 }
+
+#[test]
+fn safety_limits_refuse_joins_and_affiliations_beyond_them() {
+    let mut config = HostConfig::for_version((13, 0));
+    config.max_occupants = 1;
+    config.max_sessions_per_occupant = 1;
+    config.max_affiliations = 1;
+    let mut h = MucHost::new("conference.localhost", config).unwrap();
+    join(&mut h, ROMEO, "Romeo");
+    configure(&mut h, "");
+    let out = join(&mut h, JULIET, "Juliet");
+    assert_eq!(error_condition(to(&out, JULIET)[0]), Some("service-unavailable"));
+    let out = join(&mut h, "romeo@localhost/r2", "Romeo");
+    assert_eq!(error_condition(to(&out, "romeo@localhost/r2")[0]), Some("resource-constraint"));
+    // Presence updates from the session already there still pass.
+    let out =
+        send(&mut h, &format!("<presence from='{ROMEO}' to='{ROOM}/Romeo'><show>away</show></presence>"));
+    assert_eq!(to(&out, ROMEO)[0].attr("type"), None);
+    let out = send(
+        &mut h,
+        &format!("<iq from='{ROMEO}' to='{ROOM}' type='set' id='m'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='member' jid='juliet@localhost'/></query></iq>"),
+    );
+    assert_eq!(error_condition(to(&out, ROMEO)[0]), Some("resource-constraint"));
+}

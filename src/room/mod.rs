@@ -547,6 +547,10 @@ impl Room {
         {
             return Err(StanzaError::not_acceptable());
         }
+        let is_new_entry = affiliation != Affiliation::None && !self.affiliations.contains_key(jid);
+        if is_new_entry && self.affiliations.len() >= ctx.config.max_affiliations {
+            return Err(StanzaError::resource_constraint());
+        }
         let is_host_only = jid.node().is_none();
         let target = self.affiliations.get(jid).copied().unwrap_or(Affiliation::None);
         let is_downgrade = target > affiliation;

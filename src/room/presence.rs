@@ -187,6 +187,11 @@ impl Room {
         let is_last_orig_session = orig.as_ref().is_some_and(|o| o.sessions.len() < 2);
         let requested_nick = dest.as_ref().map(|d| d.nick.clone());
 
+        if let Some(refusal) =
+            self.check_limits(ctx, real_jid, orig.is_none(), is_first_dest_session, dest.as_ref())
+        {
+            return self.refuse(ctx, stanza, refusal);
+        }
         if let Some(d) = dest.as_mut() {
             // Joining, or changing nick/presence: the same checks, except the room-entry
             // ones (members-only, bans, password, lock) that only a join faces.
@@ -459,6 +464,33 @@ impl Room {
             return Err(Refusal { error: StanzaError::item_not_found(), by_host: true });
         }
         Ok(())
+    }
+
+    /// The safety limits on occupants per room and sessions per occupant.
+    fn check_limits(
+        &self,
+        ctx: &Ctx,
+        session: &FullJid,
+        joining: bool,
+        new_occupant: bool,
+        dest: Option<&super::Occupant>,
+    ) -> Option<Refusal> {
+        let dest = dest?;
+        if joining
+            && new_occupant
+            && self.occupants().count() >= ctx.config.max_occupants
+            && self.affiliation(ctx, &session.to_bare()) < Affiliation::Admin
+        {
+            // XEP-0045 §7.2.9: the room has reached its maximum number of occupants.
+            return Some(Refusal::room(StanzaError::service_unavailable()));
+        }
+        if !new_occupant
+            && dest.session(session).is_none()
+            && dest.sessions.len() >= ctx.config.max_sessions_per_occupant
+        {
+            return Some(Refusal::room(StanzaError::resource_constraint()));
+        }
+        None
     }
 
     pub fn is_locked(&self, now: i64) -> bool {
