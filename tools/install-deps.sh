@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Sets up what muc_rs builds and tests need on a fresh Debian 12 machine (run as root).
 # Idempotent: a second run only checks and exits.
-#   - Prosody 0.12 (system /usr/bin/prosody), Lua 5.4, busted, pkg-config, lua-dbi-sqlite3
+#   - Prosody 0.12 (system /usr/bin/prosody), Lua 5.4, busted, pkg-config, lua-dbi-sqlite3,
+#     sqlite3 (the persistence tests read the store with it)
+#   - PostgreSQL and lua-dbi-postgresql, for the persistence tests (which start their own
+#     server on loopback; the packaged cluster is left stopped)
 #   - Prosody 13 from bookworm-backports, unpacked into <repo>/.deps/prosody-13 with its own
 #     launchers bin/prosody and bin/prosodyctl (the packaged ones hard-code /usr/lib/prosody).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DEST="$ROOT/.deps/prosody-13"
-PACKAGES=(prosody lua5.4 liblua5.4-dev lua-busted pkg-config lua-dbi-sqlite3)
+PACKAGES=(prosody lua5.4 liblua5.4-dev lua-busted pkg-config lua-dbi-sqlite3 sqlite3 postgresql lua-dbi-postgresql)
 BACKPORTS_LINE="deb http://deb.debian.org/debian bookworm-backports main"
 export DEBIAN_FRONTEND=noninteractive
 

@@ -6,9 +6,11 @@
 //! - [`xmpp`]: a lean async c2s client (plain TCP, SASL PLAIN, bind, kept stanza queue);
 //! - [`xml`]: incremental stream parser and a compact serializer;
 //! - [`script`]: the `.scs` parser; [`matcher`]: scansion's stanza matching rules;
-//! - [`runner`]: runs one parsed script against one Prosody.
+//! - [`runner`]: runs one parsed script against one Prosody;
+//! - [`postgres`]: a throwaway PostgreSQL server on loopback for storage tests.
 
 pub mod matcher;
+pub mod postgres;
 pub mod prosody;
 pub mod runner;
 pub mod script;

@@ -393,6 +393,31 @@ impl Prosody {
         self.launch().await
     }
 
+    /// Stops gracefully and starts again on the same data dir with another config (e.g. the
+    /// component module switched between `muc` and `muc_rs`, or another storage).
+    pub async fn restart_with(&mut self, config: ServerConfig) -> Result<()> {
+        self.stop(Duration::from_secs(5)).await;
+        self.config = config;
+        self.launch().await
+    }
+
+    /// `kill -9`, then starts again on the same data dir and config: what was not in storage
+    /// at the moment of the kill is gone.
+    pub async fn crash_restart(&mut self) -> Result<()> {
+        self.kill().await;
+        self.launch().await
+    }
+
+    /// The config the server runs with (or will run with on its next start).
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Prosody's `data_path` (where `storage = "internal"` keeps its files).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
     /// Signals the child and, if it differs, the pid in Prosody's own pidfile.
     fn signal_pids(&self, sig: libc::c_int) {
         let mut pids = Vec::new();
