@@ -551,11 +551,16 @@ fn public_rooms(rooms: &RoomCache) -> Vec<(String, Option<String>)> {
     list
 }
 
-/// Stanzas that may change what is stored about a room.
+/// Stanzas that may change what is stored about a room (and so need a snapshot to undo
+/// them if storing fails). Kept narrow: a snapshot copies the room, so a groupchat
+/// message, the hot path, must never take one.
 fn may_change_record(stanza: &Element) -> bool {
     match stanza.name() {
         "iq" => stanza.attr("type") == Some("set"),
-        "message" => stanza.attr("type") != Some("error"),
+        "message" => {
+            stanza.attr("type") != Some("error")
+                && (stanza.has_child("subject", crate::xml::NS_CLIENT) || stanza.has_child("x", NS_MUC_USER))
+        }
         _ => false,
     }
 }

@@ -61,6 +61,7 @@ impl LuaHost {
             lua,
             is_admin: self.is_admin.as_ref(),
             storage: &self.storage,
+            admins_seen: RefCell::default(),
             errors: RefCell::new(Vec::new()),
         }
     }
@@ -259,6 +260,8 @@ struct LuaEnv<'a> {
     lua: &'a Lua,
     is_admin: Option<&'a Function>,
     storage: &'a Storage,
+    /// Answers of the `is_admin` callback during this call.
+    admins_seen: RefCell<std::collections::HashMap<BareJid, bool>>,
     /// Failures of the `is_admin` callback, logged once the core has returned.
     errors: RefCell<Vec<String>>,
 }
@@ -270,13 +273,19 @@ impl Env for LuaEnv<'_> {
 
     fn is_service_admin(&self, jid: &BareJid) -> bool {
         let Some(is_admin) = self.is_admin else { return false };
-        match is_admin.call::<Value>(jid.as_str()) {
+        // One stanza may ask about the same JID once per occupant (item lists): ask Lua once.
+        if let Some(known) = self.admins_seen.borrow().get(jid) {
+            return *known;
+        }
+        let answer = match is_admin.call::<Value>(jid.as_str()) {
             Ok(v) => !matches!(v, Value::Nil | Value::Boolean(false)),
             Err(e) => {
                 self.errors.borrow_mut().push(format!("is_admin callback failed for {jid}: {}", summary(&e)));
                 false
             }
-        }
+        };
+        self.admins_seen.borrow_mut().insert(jid.clone(), answer);
+        answer
     }
 
     fn load_room(&self, room: &BareJid) -> Result<Option<StoredRoom>, String> {
