@@ -12,11 +12,14 @@ const NS_HINTS: &str = "urn:xmpp:hints";
 impl Room {
     /// A groupchat message to the room.
     pub fn handle_groupchat(&mut self, ctx: &mut Ctx, stanza: &Element, real_jid: &FullJid) {
-        let Some(occupant) = self.occupant_by_real_jid(real_jid).cloned() else {
+        // Only who the sender is, not its sessions: copying the occupant costs per message.
+        let Some((nick, bare_jid, role)) =
+            self.occupant_by_real_jid(real_jid).map(|o| (o.nick.clone(), o.bare_jid.clone(), o.role))
+        else {
             ctx.error(stanza, StanzaError::not_in_room(), None);
             return;
         };
-        match occupant.role_or_none() {
+        match role.unwrap_or(Role::None) {
             Role::None => return ctx.error(stanza, StanzaError::not_in_room(), None),
             Role::Visitor => {
                 let error = StanzaError::forbidden()
@@ -33,15 +36,15 @@ impl Room {
             let is_subject_change =
                 !message.has_child("body", NS_CLIENT) && !message.has_child("thread", NS_CLIENT);
             if is_subject_change {
-                let allowed = occupant.role == Some(Role::Moderator)
-                    || (occupant.role == Some(Role::Participant) && self.settings.change_subject);
+                let allowed = role == Some(Role::Moderator)
+                    || (role == Some(Role::Participant) && self.settings.change_subject);
                 if !allowed {
                     let error =
                         StanzaError::forbidden().with_text("You are not allowed to change the subject");
                     return ctx.error(stanza, error, None);
                 }
                 let text = subject.text();
-                self.set_subject(ctx, occupant.nick.as_str(), &text);
+                self.set_subject(ctx, nick.as_str(), &text);
                 return;
             }
         }
@@ -62,8 +65,8 @@ impl Room {
         for node in kept {
             message.append_node(node);
         }
-        self.stamp_occupant_id(ctx, &mut message, &occupant.bare_jid);
-        message.set("from", occupant.nick.as_str());
+        self.stamp_occupant_id(ctx, &mut message, &bare_jid);
+        message.set("from", nick.as_str());
         message.unset("to");
         self.broadcast_message(ctx, message);
     }
