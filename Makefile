@@ -95,7 +95,7 @@ bench:
 	$(CARGO) build --release -p muc_harness --bin muc-bench
 	T="$${CARGO_TARGET_DIR:-target}"; P=build/bench/plugin; mkdir -p $$P && \
 	cp "$$T/release/libmuc_rs.so" $$P/.muc_rs.so.tmp && mv -f $$P/.muc_rs.so.tmp $$P/muc_rs.so && \
-	cp lua/mod_muc_rs.lua $$P/mod_muc_rs.lua && \
+	cp lua/*.lua $$P/ && \
 	"$$T/release/muc-bench" --plugin-dir $$P $(BENCH_ARGS)
 
 bench-quick:

@@ -1,0 +1,7 @@
+//! `muc-bench`: muc_rs against stock mod_muc on the same Prosody, under the same load.
+//! See `harness/src/bin/muc-bench.rs` for the command line.
+
+pub mod client;
+pub mod report;
+pub mod scenario;
+pub mod server;

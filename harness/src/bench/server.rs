@@ -1,0 +1,175 @@
+//! One benchmark server: a fresh Prosody (via `muc_harness::prosody`) with the module under
+//! test on `conference.localhost`, switched to warn-level logs once it listens, and read-outs
+//! of its CPU time and memory from `/proc`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use muc_harness::prosody::{Install, Prosody, ServerConfig};
+use muc_harness::{err, Result};
+
+/// Lua garbage collector setting, the same for every module in a comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Gc {
+    Incremental,
+    Generational,
+}
+
+impl Gc {
+    pub fn label(self) -> &'static str {
+        match self {
+            Gc::Incremental => "incremental",
+            Gc::Generational => "generational",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Gc> {
+        match s {
+            "incremental" | "inc" => Some(Gc::Incremental),
+            "generational" | "gen" => Some(Gc::Generational),
+            _ => None,
+        }
+    }
+}
+
+pub struct BenchServer {
+    pub prosody: Prosody,
+    pub pid: i32,
+}
+
+/// Snapshot of a process's CPU time and memory.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProcSample {
+    pub cpu_s: f64,
+    pub rss_kb: u64,
+    pub hwm_kb: u64,
+}
+
+impl BenchServer {
+    pub async fn start(
+        install: &Install,
+        module: &str,
+        plugin_paths: Vec<PathBuf>,
+        gc: Gc,
+        component_extra: Vec<String>,
+    ) -> Result<BenchServer> {
+        let mut global_extra = Vec::new();
+        if gc == Gc::Generational {
+            global_extra.push("gc = { mode = \"generational\" }".to_owned());
+        }
+        let config = ServerConfig {
+            muc_module: module.to_owned(),
+            plugin_paths,
+            global_extra,
+            component_extra,
+            storage: "memory".into(),
+            debug_log: false,
+        };
+        let prosody = Prosody::start(install, config).await?;
+        let pid = std::fs::read_to_string(prosody.dir().join("prosody.pid"))
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok())
+            .or(prosody.pid().map(|p| p as i32))
+            .ok_or_else(|| err!("no pid for Prosody"))?;
+        let server = BenchServer { prosody, pid };
+        server.quiet_logs().await?;
+        Ok(server)
+    }
+
+    /// The harness writes an info-level config (it waits for an info line to know Prosody
+    /// listens). Once the main loop runs (a stream opens; mod_posix sets its signal handlers
+    /// from a timer), rewrite the level to warn and reload with SIGHUP, which reloads config
+    /// and logging on 0.12 and 13; the "Received SIGHUP" line, still at info, confirms it.
+    async fn quiet_logs(&self) -> Result<()> {
+        let addr = self.prosody.c2s_addr();
+        let probe = async {
+            let mut s = TcpStream::connect(addr).await?;
+            s.write_all(b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>").await?;
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while memchr::memmem::find(&buf, b"</stream:features>").is_none() {
+                let n = s.read(&mut chunk).await?;
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            Ok::<_, std::io::Error>(())
+        };
+        tokio::time::timeout(Duration::from_secs(10), probe)
+            .await
+            .map_err(|_| err!("Prosody did not open a stream"))?
+            .map_err(|e| err!("Prosody did not open a stream: {e}"))?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let path = self.prosody.config_path();
+        let text = std::fs::read_to_string(&path)?;
+        let quiet = text.replace("levels = { min = \"info\" }", "levels = { min = \"warn\" }");
+        if quiet == text {
+            return Err(err!("cannot find the log level in {}", path.display()));
+        }
+        std::fs::write(&path, quiet)?;
+        // SAFETY: plain syscall on the pid of the Prosody we started.
+        unsafe {
+            libc::kill(self.pid, libc::SIGHUP);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !self.prosody.read_log().contains("Received SIGHUP") {
+            if std::time::Instant::now() > deadline {
+                return Err(err!("Prosody did not reload its config on SIGHUP"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok(())
+    }
+
+    pub async fn stop(mut self) -> String {
+        let problems = muc_harness::prosody::log_problems(&self.prosody.read_log()).join("\n");
+        self.prosody.kill().await;
+        problems
+    }
+}
+
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+/// utime+stime from /proc/PID/stat; VmRSS and VmHWM from /proc/PID/status.
+pub fn proc_sample(pid: i32) -> Result<ProcSample> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| err!("cannot read /proc/{pid}/stat: {e}"))?;
+    let after = stat.rsplit_once(')').map(|(_, a)| a).ok_or_else(|| err!("bad /proc/{pid}/stat"))?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 of stat; field 3 (state) is the first after the ')'.
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let cpu_s = (ticks(11) + ticks(12)) as f64 / clock_ticks();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Ok(ProcSample { cpu_s, rss_kb: kb("VmRSS:"), hwm_kb: kb("VmHWM:") })
+}
+
+/// CPU seconds (user+system) of this process, all threads.
+pub fn self_cpu() -> f64 {
+    // SAFETY: getrusage writes into the struct we pass.
+    unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        tv(ru.ru_utime) + tv(ru.ru_stime)
+    }
+}

@@ -1,0 +1,332 @@
+//! muc-bench: runs the benchmark scenarios against stock mod_muc and muc_rs (and, for
+//! fan-out, the two floor modules in tools/bench-floor), each on a fresh Prosody with the
+//! same config, alternating modules over the repetitions; prints the table and writes CSV
+//! and an SVG chart.
+//!
+//! ```text
+//! muc-bench --plugin-dir build/bench/plugin [--quick] [--reps N] [--version 0.12|13]
+//!           [--gc incremental,generational] [--scenarios join,fanout,rooms,churn]
+//!           [--no-floors] [--out build/bench] [--perf-dir DIR] [--size key=value ...]
+//! ```
+//! Size keys: join_n, fanout_n, senders, messages, body, sender_window, rooms,
+//! rooms_clients, churn_cycles, churn_stay, churn_clients, window, timeout (seconds).
+
+#[path = "../bench/mod.rs"]
+mod bench;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use bench::report::{self, Run, FLOOR_CLONE, FLOOR_INPLACE, RS, STOCK};
+use bench::scenario::{self, Probe, Scenario, Sizes};
+use bench::server::{BenchServer, Gc};
+use muc_harness::prosody::{repo_root, Install, Version};
+
+struct Cli {
+    plugin_dir: PathBuf,
+    floor_dir: PathBuf,
+    out: PathBuf,
+    reps: u32,
+    versions: Vec<Version>,
+    gcs: Vec<Gc>,
+    scenarios: Vec<Scenario>,
+    floors: bool,
+    sizes: Sizes,
+    perf_dir: Option<PathBuf>,
+}
+
+fn usage() -> &'static str {
+    "usage: muc-bench [--plugin-dir DIR] [--quick] [--reps N] [--version 0.12|13[,..]] \
+     [--gc incremental,generational] [--scenarios join,fanout,rooms,churn] [--no-floors] \
+     [--out DIR] [--perf-dir DIR] [--size key=value ...]"
+}
+
+fn parse_cli() -> Result<Cli, String> {
+    let root = repo_root();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    args.retain(|a| a != "--quick");
+    let mut cli = Cli {
+        plugin_dir: root.join("build/bench/plugin"),
+        floor_dir: root.join("tools/bench-floor"),
+        out: root.join("build/bench"),
+        reps: if quick { 2 } else { 5 },
+        versions: vec![Version::V0_12],
+        gcs: vec![Gc::Incremental, Gc::Generational],
+        scenarios: Scenario::ALL.to_vec(),
+        floors: true,
+        sizes: if quick { Sizes::quick() } else { Sizes::full() },
+        perf_dir: None,
+    };
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        let mut val = || it.next().ok_or_else(|| format!("{a} needs a value\n{}", usage()));
+        match a.as_str() {
+            "--plugin-dir" => cli.plugin_dir = absolute(val()?),
+            "--floor-dir" => cli.floor_dir = absolute(val()?),
+            "--out" => cli.out = absolute(val()?),
+            "--perf-dir" => cli.perf_dir = Some(absolute(val()?)),
+            "--reps" => cli.reps = val()?.parse().map_err(|e| format!("--reps: {e}"))?,
+            "--no-floors" => cli.floors = false,
+            "--version" => {
+                cli.versions = list(&val()?, Version::parse).ok_or("--version: 0.12 or 13")?;
+            }
+            "--gc" => cli.gcs = list(&val()?, Gc::parse).ok_or("--gc: incremental or generational")?,
+            "--scenarios" => {
+                cli.scenarios =
+                    list(&val()?, Scenario::parse).ok_or("--scenarios: join,fanout,rooms,churn")?;
+            }
+            "--size" => set_size(&mut cli.sizes, &val()?)?,
+            "-h" | "--help" => return Err(usage().to_owned()),
+            other => return Err(format!("unknown argument {other}\n{}", usage())),
+        }
+    }
+    if cli.reps == 0 {
+        return Err("--reps must be at least 1".into());
+    }
+    Ok(cli)
+}
+
+fn absolute(p: String) -> PathBuf {
+    let p = PathBuf::from(p);
+    if p.is_absolute() {
+        p
+    } else {
+        std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p)
+    }
+}
+
+fn list<T>(s: &str, f: impl Fn(&str) -> Option<T>) -> Option<Vec<T>> {
+    s.split(',').filter(|x| !x.is_empty()).map(f).collect()
+}
+
+fn set_size(sizes: &mut Sizes, kv: &str) -> Result<(), String> {
+    let (k, v) = kv.split_once('=').ok_or_else(|| format!("--size {kv}: expected key=value"))?;
+    let n: u64 = v.parse().map_err(|e| format!("--size {kv}: {e}"))?;
+    let n32 = u32::try_from(n).map_err(|_| format!("--size {kv}: too big"))?;
+    match k {
+        "join_n" => sizes.join_n = n32,
+        "fanout_n" => sizes.fanout_n = n32,
+        "senders" => sizes.senders = n32,
+        "messages" => sizes.messages = n32,
+        "body" => sizes.body = n as usize,
+        "sender_window" => sizes.sender_window = n32.max(1),
+        "rooms" => sizes.rooms = n32,
+        "rooms_clients" => sizes.rooms_clients = n32,
+        "churn_cycles" => sizes.churn_cycles = n32,
+        "churn_stay" => sizes.churn_stay = n32,
+        "churn_clients" => sizes.churn_clients = n32,
+        "window" => sizes.window = (n as usize).max(1),
+        "timeout" => sizes.timeout = Duration::from_secs(n),
+        _ => return Err(format!("--size: unknown key {k}")),
+    }
+    Ok(())
+}
+
+/// `perf record` attached to Prosody during the measured part of a run.
+struct Perf {
+    file: PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl Probe for Perf {
+    fn start(&mut self, pid: i32) {
+        let child = std::process::Command::new("perf")
+            .args(["record", "-q", "-F", "499", "-g", "-p", &pid.to_string(), "-o"])
+            .arg(&self.file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        match child {
+            Ok(c) => {
+                self.child = Some(c);
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            Err(e) => eprintln!("muc-bench: cannot run perf: {e}"),
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: signalling the perf process we started.
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGINT);
+            }
+            let _ = c.wait();
+            eprintln!("muc-bench: perf profile in {}", self.file.display());
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match parse_cli() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    rt.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    if !cli.plugin_dir.join("muc_rs.so").is_file() {
+        eprintln!(
+            "muc-bench: no muc_rs.so in {} (make bench assembles it from the release build)",
+            cli.plugin_dir.display()
+        );
+        return ExitCode::from(2);
+    }
+    let mut installs = Vec::new();
+    for &v in &cli.versions {
+        match Install::discover(v) {
+            Ok(i) => installs.push(i),
+            Err(e) => {
+                eprintln!("muc-bench: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let plugin_paths = vec![cli.plugin_dir.clone(), cli.floor_dir.clone()];
+    let component_extra =
+        vec!["muc_room_locking = false".to_owned(), "muc_room_cache_size = 100000".to_owned()];
+    let began = Instant::now();
+    let mut runs: Vec<Run> = Vec::new();
+    let total_runs: usize = cli.reps as usize
+        * installs.len()
+        * cli.gcs.len()
+        * cli
+            .scenarios
+            .iter()
+            .map(|&s| if s == Scenario::Fanout && cli.floors { 4 } else { 2 })
+            .sum::<usize>();
+    for rep in 0..cli.reps {
+        for install in &installs {
+            for &gc in &cli.gcs {
+                for &scenario in &cli.scenarios {
+                    let mut modules = vec![STOCK, RS];
+                    if scenario == Scenario::Fanout && cli.floors {
+                        modules.extend([FLOOR_CLONE, FLOOR_INPLACE]);
+                    }
+                    // Alternate which module goes first from one repetition to the next.
+                    if rep % 2 == 1 {
+                        modules.reverse();
+                    }
+                    for module in modules {
+                        let started = Instant::now();
+                        let mut perf =
+                            cli.perf_dir.as_ref().filter(|_| rep == 0 && scenario == Scenario::Fanout).map(
+                                |d| {
+                                    let _ = std::fs::create_dir_all(d);
+                                    Perf {
+                                        file: d.join(format!(
+                                            "fanout-{}-{}-{}.data",
+                                            report::module_label(module),
+                                            gc.label(),
+                                            install.version.label()
+                                        )),
+                                        child: None,
+                                    }
+                                },
+                            );
+                        let result = run_one(
+                            install,
+                            module,
+                            &plugin_paths,
+                            gc,
+                            &component_extra,
+                            scenario,
+                            &cli.sizes,
+                            perf.as_mut().map(|p| p as &mut dyn Probe),
+                        )
+                        .await;
+                        if let Some(p) = perf.as_mut() {
+                            p.stop();
+                        }
+                        let status = match &result {
+                            Ok(m) => format!(
+                                "{} {:.2}, {:.1} s wall, tool CPU {:.2} s",
+                                report::cpu_unit_label(scenario),
+                                report::cpu_per_unit(scenario, m).unwrap_or(0.0),
+                                m.wall_s,
+                                m.tool_cpu_s
+                            ),
+                            Err(e) => format!("FAILED: {}", e.lines().next().unwrap_or("")),
+                        };
+                        runs.push(Run {
+                            scenario,
+                            gc,
+                            version: install.version.label().to_owned(),
+                            rep,
+                            module: module.to_owned(),
+                            result,
+                        });
+                        eprintln!(
+                            "[{}/{}] rep {} {} gc={} {} {}: {} ({:.0} s)",
+                            runs.len(),
+                            total_runs,
+                            rep + 1,
+                            install.version.label(),
+                            gc.label(),
+                            scenario.label(),
+                            report::module_label(module),
+                            status,
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let table = report::table(&runs);
+    println!("{table}");
+    let title = format!(
+        "muc_rs vs stock mod_muc — {} reps, {} ({} cores), {}",
+        cli.reps,
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        cli.versions.iter().map(|v| format!("Prosody {}", v.label())).collect::<Vec<_>>().join(", ")
+    );
+    match report::write_outputs(&cli.out, &runs, &title) {
+        Ok(paths) => {
+            println!("Written:");
+            for p in paths {
+                println!("  {}", p.display());
+            }
+        }
+        Err(e) => eprintln!("muc-bench: cannot write results to {}: {e}", cli.out.display()),
+    }
+    let failed = runs.iter().filter(|r| r.result.is_err()).count();
+    println!("{} runs in {:.0} s, {} failed", runs.len(), began.elapsed().as_secs_f64(), failed);
+    if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_one(
+    install: &Install,
+    module: &str,
+    plugin_paths: &[PathBuf],
+    gc: Gc,
+    component_extra: &[String],
+    scenario: Scenario,
+    sizes: &Sizes,
+    probe: Option<&mut dyn Probe>,
+) -> Result<scenario::Measured, String> {
+    let server = BenchServer::start(install, module, plugin_paths.to_vec(), gc, component_extra.to_vec())
+        .await
+        .map_err(|e| e.to_string())?;
+    let muc_like = !module.starts_with("bench_floor");
+    let result = scenario::run(scenario, &server, sizes, muc_like, probe).await;
+    let problems = server.stop().await;
+    let m = result.map_err(|e| e.to_string())?;
+    if !problems.is_empty() {
+        return Err(format!("errors in Prosody's log:\n{problems}"));
+    }
+    Ok(m)
+}
