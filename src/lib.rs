@@ -7,6 +7,7 @@
 
 pub mod affiliation;
 pub mod cache;
+pub mod compact;
 pub mod config;
 pub mod dataform;
 pub mod env;

@@ -1,6 +1,7 @@
 //! An occupant: one nickname in a room, with one or more client sessions behind it.
 
 use crate::affiliation::Role;
+use crate::compact::CompactElement;
 use crate::xml::{ElementExt, NS_MUC, NS_MUC_USER};
 use jid::{BareJid, FullJid};
 use minidom::Element;
@@ -9,7 +10,7 @@ use minidom::Element;
 pub struct Session {
     pub jid: FullJid,
     /// The session's last presence, without MUC payloads, `from` its in-room JID.
-    pub presence: Element,
+    pub presence: CompactElement,
 }
 
 impl Session {
@@ -48,9 +49,9 @@ impl Occupant {
     }
 
     /// The presence of `jid`'s session, or of the primary session.
-    pub fn presence(&self, jid: Option<&FullJid>) -> Option<&Element> {
+    pub fn presence(&self, jid: Option<&FullJid>) -> Option<Element> {
         let jid = jid.or(self.primary.as_ref())?;
-        self.session(jid).map(|s| &s.presence)
+        self.session(jid).map(|s| s.presence.to_element())
     }
 
     pub fn session_jids(&self) -> impl Iterator<Item = &FullJid> {
@@ -63,6 +64,7 @@ impl Occupant {
         pr.set("from", self.nick.as_str());
         pr.set("to", real_jid.as_str());
         let unavailable = pr.attr("type") == Some("unavailable");
+        let pr = CompactElement::new(&pr);
         match self.sessions.iter_mut().find(|s| &s.jid == real_jid) {
             Some(s) => s.presence = pr,
             None => self.sessions.push(Session { jid: real_jid.clone(), presence: pr }),

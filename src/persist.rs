@@ -10,7 +10,7 @@ use crate::affiliation::{Affiliation, Role};
 use crate::occupant::Occupant;
 use crate::room::settings::{RoomSettings, Tombstone, Whois};
 use crate::room::{AffiliationData, HistoryEntry, Room};
-use crate::xml::{ElementExt, NS_CLIENT};
+use crate::xml::NS_CLIENT;
 use jid::{BareJid, FullJid};
 use minidom::{Element, Node};
 use std::collections::BTreeMap;
@@ -241,14 +241,7 @@ pub fn element_to_data(e: &Element, parent_ns: &str) -> Data {
         attr.insert(Key::from("xmlns"), Data::Str(ns.clone()));
     }
     for ((attr_ns, name), value) in e.attrs().iter() {
-        let key = if attr_ns.is_none() {
-            name.to_string()
-        } else if attr_ns.as_str() == minidom::rxml::Namespace::xml().as_str() {
-            format!("xml:{name}")
-        } else {
-            format!("{}\u{1}{name}", attr_ns.as_str())
-        };
-        attr.insert(Key::Str(key), Data::Str(value.clone()));
+        attr.insert(Key::Str(crate::xml::attr_key(attr_ns, name)), Data::Str(value.clone()));
     }
     put(&mut t, "attr", Data::Table(attr));
     for (i, node) in e.nodes().enumerate() {
@@ -272,19 +265,8 @@ pub fn element_from_data(d: &Data, parent_ns: &str) -> Option<Element> {
     let mut e = Element::bare(name, ns.clone());
     for (k, v) in attrs.into_iter().flatten() {
         let (Key::Str(k), Some(v)) = (k, v.str()) else { continue };
-        if k == "xmlns" {
-            continue;
-        }
-        if let Some(local) = k.strip_prefix("xml:") {
-            if let Ok(local) = minidom::rxml::NcName::try_from(local) {
-                e.attrs_mut().insert(minidom::rxml::Namespace::xml().clone(), local, v.to_owned());
-            }
-        } else if let Some((uri, local)) = k.split_once('\u{1}') {
-            if let Ok(local) = minidom::rxml::NcName::try_from(local) {
-                e.attrs_mut().insert(minidom::rxml::Namespace::from(uri.to_owned()), local, v.to_owned());
-            }
-        } else if minidom::rxml::NcName::try_from(k.as_str()).is_ok() {
-            e.set(k, v);
+        if k != "xmlns" {
+            crate::xml::set_attr_key(&mut e, k, v);
         }
     }
     let mut i = 1;
@@ -333,7 +315,7 @@ impl Room {
             }
             t.insert(Key::Str(o.nick.to_string()), Data::Table(entry));
             for s in &o.sessions {
-                t.insert(Key::Str(s.jid.to_string()), element_to_data(&s.presence, NS_CLIENT));
+                t.insert(Key::Str(s.jid.to_string()), element_to_data(&s.presence.to_element(), NS_CLIENT));
             }
         }
         if let Some(last) = self.history.back() {

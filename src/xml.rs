@@ -82,6 +82,38 @@ pub fn status(code: u16) -> Element {
     el("status", NS_MUC_USER).with("code", code.to_string())
 }
 
+/// An attribute's key as Prosody names it: `name`, `xml:name` for the XML namespace, and
+/// `uri\u{1}name` for any other namespace.
+pub fn attr_key(ns: &minidom::rxml::Namespace, name: &str) -> String {
+    if ns.is_none() {
+        name.to_owned()
+    } else if ns.as_str() == minidom::rxml::Namespace::xml().as_str() {
+        format!("xml:{name}")
+    } else {
+        format!("{}\u{1}{name}", ns.as_str())
+    }
+}
+
+/// Sets an attribute given by its Prosody key (see [`attr_key`]); false if the name is
+/// not a valid XML name.
+pub fn set_attr_key(element: &mut Element, key: &str, value: &str) -> bool {
+    use minidom::rxml::Namespace;
+    let (ns, local) = if let Some(local) = key.strip_prefix("xml:") {
+        (Namespace::xml().clone(), local)
+    } else if let Some((uri, local)) = key.split_once('\u{1}') {
+        (Namespace::from(uri.to_owned()), local)
+    } else {
+        (Namespace::none().clone(), key)
+    };
+    match NcName::try_from(local) {
+        Ok(local) => {
+            element.attrs_mut().insert(ns, local, value.to_owned());
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 /// A stanza's `xml:lang`, if it has one.
 pub fn xml_lang(stanza: &Element) -> Option<&str> {
     stanza.attr_ns(minidom::rxml::Namespace::xml(), "lang")

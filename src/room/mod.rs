@@ -427,7 +427,7 @@ impl Room {
             ctx.out.send_many(base.child(self_x), to);
         } else {
             for s in &occupant.sessions {
-                let mut p = s.presence.clone().child(self_x.clone());
+                let mut p = s.presence.to_element().child(self_x.clone());
                 p.unset("to");
                 ctx.send(p, s.jid.clone().into());
             }
@@ -458,7 +458,7 @@ impl Room {
                 if (occupant.role.is_some() || pr.attr("type") == Some("unavailable"))
                     && !force_unavailable =>
             {
-                let mut pr = pr.clone();
+                let mut pr = pr;
                 pr.unset("to");
                 pr
             }
@@ -483,7 +483,7 @@ impl Room {
                 x.append_child(item);
             }
             if let Some(pr) = occupant.presence(None) {
-                let mut pr = pr.clone().child(x);
+                let mut pr = pr.child(x);
                 pr.unset("to");
                 ctx.send(pr, to.clone().into());
             }

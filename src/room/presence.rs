@@ -338,7 +338,7 @@ impl Room {
                     x.append_child(item);
                 }
                 if let Some(pr) = remaining.presence(None) {
-                    let mut pr = pr.clone().child(x);
+                    let mut pr = pr.child(x);
                     pr.unset("to");
                     ctx.send(pr, real_jid.clone().into());
                 }
