@@ -41,6 +41,7 @@ suite "harness (cargo test)" cargo test -p muc_harness
 suite "lint" bash -c 'cargo fmt --all -- --check && cargo clippy --workspace --all-targets -q -- -D warnings && cargo clippy --no-default-features --all-targets -q -- -D warnings && echo "1 passed, 0 failed"'
 suite "busted" bash spec/run-busted.sh
 suite "fuzz (30 s, make fuzz-quick)" make -s fuzz-quick
+suite "differential permissions" cargo run -q --release -p muc_harness --bin muc-diff -- --plugin-dir "$PWD/build/plugin"
 suite "scansion self-test (must fail)" cargo run -q --release -p muc_harness --bin scansion -- \
   --expect-fail --timeout 1 --plugin-dir "$PWD/build/plugin" spec/scansion-selftest/
 suite "scansion" cargo run -q --release -p muc_harness --bin scansion -- \
