@@ -402,3 +402,33 @@ fn safety_limits_refuse_joins_and_affiliations_beyond_them() {
     );
     assert_eq!(error_condition(to(&out, ROMEO)[0]), Some("resource-constraint"));
 }
+
+#[test]
+fn several_admin_items_apply_all_or_nothing() {
+    let mut h = host();
+    join(&mut h, ROMEO, "Romeo");
+    configure(&mut h, "");
+    let admin = |items: &str| {
+        format!("<iq from='{ROMEO}' to='{ROOM}' type='set' id='a'><query xmlns='http://jabber.org/protocol/muc#admin'>{items}</query></iq>")
+    };
+    let out = send(&mut h, &admin("<item affiliation='member' jid='juliet@localhost'/><item affiliation='king' jid='paris@localhost'/>"));
+    assert_eq!(to(&out, ROMEO).len(), 1, "only the error, no announcement of the undone change: {out:?}");
+    assert_eq!(error_condition(to(&out, ROMEO)[0]), Some("not-acceptable"));
+    let room = h.room(&ROOM.parse().unwrap()).unwrap();
+    assert_eq!(
+        room.stored_affiliation(&"juliet@localhost".parse().unwrap()),
+        crate::affiliation::Affiliation::None
+    );
+
+    let out = send(&mut h, &admin("<item affiliation='member' jid='juliet@localhost'/><item affiliation='outcast' jid='paris@localhost'/>"));
+    assert_eq!(to(&out, ROMEO).last().unwrap().attr("type"), Some("result"));
+    let room = h.room(&ROOM.parse().unwrap()).unwrap();
+    assert_eq!(
+        room.stored_affiliation(&"juliet@localhost".parse().unwrap()),
+        crate::affiliation::Affiliation::Member
+    );
+    assert_eq!(
+        room.stored_affiliation(&"paris@localhost".parse().unwrap()),
+        crate::affiliation::Affiliation::Outcast
+    );
+}

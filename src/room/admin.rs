@@ -7,19 +7,49 @@ use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 
 impl Room {
-    /// `<iq type='set'><query xmlns='…muc#admin'><item …/></query></iq>`. As stock, only
-    /// the first item is acted on.
+    /// `<iq type='set'><query xmlns='…muc#admin'><item …/>…</query></iq>`. Stock acts on
+    /// the first item only; muc_rs applies every item, all or nothing (issue 4): if one
+    /// fails, the room is as it was and nobody was told of the others.
     pub fn handle_admin_set(&mut self, ctx: &mut Ctx, stanza: &Element, query: &Element, actor: &FullJid) {
-        let Some(item) = query.children().next() else {
+        let items: Vec<&Element> = query.children().collect();
+        if items.is_empty() {
             return ctx.error(stanza, StanzaError::bad_request(), None);
-        };
+        }
+        let undo = (items.len() > 1).then(|| (self.clone(), ctx.out.deliveries.len()));
+        let mut result = Ok(());
+        for item in items {
+            result = self.apply_admin_item(ctx, item, actor);
+            if result.is_err() {
+                break;
+            }
+        }
+        self.needs_save = true;
+        match result {
+            Ok(()) => ctx.send(reply(stanza), actor.clone().into()),
+            Err(e) => {
+                if let Some((snapshot, mark)) = undo {
+                    *self = snapshot;
+                    ctx.out.deliveries.truncate(mark);
+                }
+                ctx.error(stanza, e, None)
+            }
+        }
+    }
+
+    /// One muc#admin item: an affiliation change (by JID, or by an occupant's nick) or a
+    /// role change (by nick).
+    fn apply_admin_item(
+        &mut self,
+        ctx: &mut Ctx,
+        item: &Element,
+        actor: &FullJid,
+    ) -> Result<(), StanzaError> {
         let mut jid: Option<BareJid> = None;
         if let Some(raw) = item.attr("jid") {
             match raw.parse::<Jid>() {
-                Err(_) => return ctx.error(stanza, StanzaError::jid_malformed(), None),
+                Err(_) => return Err(StanzaError::jid_malformed()),
                 Ok(j) if j.resource().is_some() => {
-                    let error = StanzaError::jid_malformed().with_text("Bare JID expected, got full JID");
-                    return ctx.error(stanza, error, None);
+                    return Err(StanzaError::jid_malformed().with_text("Bare JID expected, got full JID"));
                 }
                 Ok(j) => jid = Some(j.to_bare()),
             }
@@ -28,10 +58,7 @@ impl Room {
         if let Some(raw) = item.attr("nick") {
             match self.nick_jid(raw) {
                 Some(n) => nick = Some(n.resource().as_str().to_owned()),
-                None => {
-                    let error = StanzaError::jid_malformed().with_text("invalid nickname");
-                    return ctx.error(stanza, error, None);
-                }
+                None => return Err(StanzaError::jid_malformed().with_text("invalid nickname")),
             }
         }
         if jid.is_none() {
@@ -44,7 +71,7 @@ impl Room {
         let affiliation = item.attr("affiliation");
         let role = item.attr("role");
         let actor_jid = Jid::from(actor.clone());
-        let result = match (affiliation, &jid, role, &nick) {
+        match (affiliation, &jid, role, &nick) {
             (Some(affiliation), Some(jid), None, _) => {
                 let mut data = self.affiliation_data(jid).cloned().unwrap_or_default();
                 if reason.is_some() {
@@ -76,11 +103,6 @@ impl Room {
                 Some(r) => self.set_role(ctx, Actor::User(&actor_jid), nick, r, reason.as_deref()),
             },
             _ => Err(StanzaError::bad_request()),
-        };
-        self.needs_save = true;
-        match result {
-            Ok(()) => ctx.send(reply(stanza), actor_jid),
-            Err(e) => ctx.error(stanza, e, None),
         }
     }
 
