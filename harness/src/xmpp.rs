@@ -84,7 +84,7 @@ impl XmlReader {
 /// Acks at once instead of after the delayed-ACK timer: Prosody keeps Nagle on, so without
 /// this a small reply (like a sync ping's) can wait ~40 ms for our ACK of the data before it.
 /// Linux clears the flag after use, hence after every read.
-fn quick_ack(read: &OwnedReadHalf) {
+pub fn quick_ack(read: &OwnedReadHalf) {
     use std::os::fd::AsRawFd;
     let fd = read.as_ref().as_raw_fd();
     let on: libc::c_int = 1;

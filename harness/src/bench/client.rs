@@ -18,6 +18,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc::UnboundedSender;
 
 use muc_harness::prosody::{DOMAIN, MUC_DOMAIN};
+use muc_harness::xmpp::quick_ack;
 use muc_harness::{err, Result};
 
 /// Microseconds since the first call (the clock every marker and latency uses).
@@ -458,24 +459,6 @@ impl Splitter {
             }
             self.pos = gt + 1;
         }
-    }
-}
-
-/// Acks at once instead of after the delayed-ACK timer (see `xmpp.rs`): Linux clears the
-/// flag after use, hence after every read.
-fn quick_ack(read: &OwnedReadHalf) {
-    use std::os::fd::AsRawFd;
-    let fd = read.as_ref().as_raw_fd();
-    let on: libc::c_int = 1;
-    // SAFETY: setsockopt on a socket we own, with a correctly sized option value.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_QUICKACK,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
     }
 }
 
