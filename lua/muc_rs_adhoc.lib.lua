@@ -36,13 +36,14 @@ return function (host)
 		{ name = "jid", type = "jid-single", required = true, label = "JID" };
 		{ name = "affiliation", type = "list-single", required = true, label = "Affiliation",
 			options = { "owner", "admin", "member", "none", "outcast" } };
-		{ name = "reason", type = "text-single", label = "Reason" };
+		{ name = "reason", type = "text-single" }; -- stock's form has no label here
 	};
 	local set_affiliation = adhoc_util.new_simple_form(affiliation_layout, function (fields, errors)
 		if errors then return { status = "completed", error = { message = errors_text(errors) } }; end
 		local ok, err = host:set_affiliation(fields.room, fields.jid, fields.affiliation, fields.reason);
 		if not ok then
-			return { status = "canceled", error = { message = "Affiliation change failed: "..tostring(err) } };
+			local message = err == "No such room" and err or "Affiliation change failed: "..tostring(err);
+			return { status = "canceled", error = { message = message } };
 		end
 		return { status = "completed", info = "Affiliation updated" };
 	end);

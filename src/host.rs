@@ -290,8 +290,6 @@ impl MucHost {
     ) -> Result<Outcome, String> {
         let room_jid: BareJid = room_jid.parse().map_err(|e| format!("{room_jid}: {e}"))?;
         let jid: BareJid = jid.parse::<Jid>().map_err(|e| format!("{jid}: {e}"))?.to_bare();
-        let affiliation = crate::affiliation::Affiliation::parse(affiliation)
-            .ok_or_else(|| format!("unknown affiliation {affiliation:?}"))?;
         let mut out = Outcome::default();
         let mut ctx = Ctx { config: &self.config, env, out: &mut out, host: &self.domain };
         if !self.rooms.contains(&room_jid) {
@@ -300,6 +298,9 @@ impl MucHost {
                 _ => return Err("No such room".into()),
             }
         }
+        // As stock words it: the error type and condition set_affiliation gives.
+        let affiliation =
+            crate::affiliation::Affiliation::parse(affiliation).ok_or("modify:not-acceptable")?;
         let room = self.rooms.get_mut(&room_jid).ok_or("No such room")?;
         let snapshot = room.clone();
         room.set_affiliation(

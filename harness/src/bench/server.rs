@@ -67,6 +67,11 @@ impl BenchServer {
             storage: "memory".into(),
             debug_log: false,
         };
+        BenchServer::start_with(install, config).await
+    }
+
+    /// Starts a server with the given config (`debug_log` must be off: logs go to warn).
+    pub async fn start_with(install: &Install, config: ServerConfig) -> Result<BenchServer> {
         let prosody = Prosody::start(install, config).await?;
         let pid = std::fs::read_to_string(prosody.dir().join("prosody.pid"))
             .ok()
