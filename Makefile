@@ -91,12 +91,9 @@ fuzz-quick: fuzz-build
 # is assembled in build/bench/plugin (build/plugin is left alone).
 .PHONY: bench bench-quick
 bench:
-	$(CARGO) build --release --lib -p muc_rs
+	bash tools/build-plugin.sh build/bench/plugin
 	$(CARGO) build --release -p muc_harness --bin muc-bench
-	T="$${CARGO_TARGET_DIR:-target}"; P=build/bench/plugin; mkdir -p $$P && \
-	cp "$$T/release/libmuc_rs.so" $$P/.muc_rs.so.tmp && mv -f $$P/.muc_rs.so.tmp $$P/muc_rs.so && \
-	cp lua/*.lua $$P/ && \
-	"$$T/release/muc-bench" --plugin-dir $$P $(BENCH_ARGS)
+	"$${CARGO_TARGET_DIR:-target}/release/muc-bench" --plugin-dir build/bench/plugin $(BENCH_ARGS)
 
 bench-quick:
 	$(MAKE) --no-print-directory bench BENCH_ARGS="--quick $(BENCH_ARGS)"
@@ -110,9 +107,6 @@ bench-quick:
 # The plugin is assembled in build/soak/plugin from the release build.
 .PHONY: soak
 soak:
-	$(CARGO) build --release --lib -p muc_rs
+	bash tools/build-plugin.sh build/soak/plugin
 	$(CARGO) build --release -p muc_harness --bin muc-soak
-	T="$${CARGO_TARGET_DIR:-target}"; P=build/soak/plugin; mkdir -p $$P && \
-	cp "$$T/release/libmuc_rs.so" $$P/.muc_rs.so.tmp && mv -f $$P/.muc_rs.so.tmp $$P/muc_rs.so && \
-	cp lua/*.lua $$P/ && \
-	"$$T/release/muc-soak" --plugin-dir $$P $(SOAK_ARGS)
+	"$${CARGO_TARGET_DIR:-target}/release/muc-soak" --plugin-dir build/soak/plugin $(SOAK_ARGS)

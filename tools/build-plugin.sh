@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds the Lua module (cargo build --release) and assembles the Prosody plugin folder:
-#   build/plugin/mod_muc_rs.lua   the shim
+#   build/plugin/mod_muc_rs.lua   the shim (and its .lib.lua files)
 #   build/plugin/muc_rs.so        target/release/libmuc_rs.so, renamed for require "muc_rs"
-# Point Prosody's plugin_paths at build/plugin.
+# Point Prosody's plugin_paths at build/plugin. An argument names another folder (the
+# benchmark and soak assemble their own, so a run never sees the .so change under it).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-OUT="$ROOT/build/plugin"
+OUT="${1:-$ROOT/build/plugin}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 
 cd "$ROOT"

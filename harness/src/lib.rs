@@ -56,3 +56,23 @@ impl From<minidom::Error> for Error {
 macro_rules! err {
     ($($arg:tt)*) => { $crate::Error(format!($($arg)*)) };
 }
+
+/// The entry of the harness's tools: parses the command line (a usage error exits 2) and
+/// runs the tool on a single-threaded tokio runtime.
+pub fn run_tool<C, F>(
+    parse: impl FnOnce() -> std::result::Result<C, String>,
+    run: impl FnOnce(C) -> F,
+) -> std::process::ExitCode
+where
+    F: std::future::Future<Output = std::process::ExitCode>,
+{
+    let cli = match parse() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    rt.block_on(run(cli))
+}

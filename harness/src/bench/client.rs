@@ -462,6 +462,34 @@ impl Splitter {
     }
 }
 
+/// Connects clients `u<from>`..`u<from+count-1>`, at most 50 handshakes at a time, in
+/// order of their index.
+pub async fn connect_many(
+    addr: SocketAddr,
+    from: u32,
+    count: u32,
+    totals: &Arc<Totals>,
+    tx: &UnboundedSender<Event>,
+) -> Result<Vec<Client>> {
+    let mut set = tokio::task::JoinSet::new();
+    let mut next = from;
+    let mut got = Vec::new();
+    while next < from + count || !set.is_empty() {
+        while next < from + count && set.len() < 50 {
+            set.spawn(Client::connect(addr, next, totals.clone(), tx.clone(), Duration::from_secs(30)));
+            next += 1;
+        }
+        match set.join_next().await {
+            Some(Ok(Ok(c))) => got.push(c),
+            Some(Ok(Err(e))) => return Err(e),
+            Some(Err(e)) => return Err(err!("connect task failed: {e}")),
+            None => break,
+        }
+    }
+    got.sort_by_key(|c| c.idx);
+    Ok(got)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

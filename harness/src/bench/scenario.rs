@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::client::{groupchat_xml, join_xml, leave_xml, now_us, Client, Event, EventKind, Nick, Totals};
+use super::client::{
+    connect_many, groupchat_xml, join_xml, leave_xml, now_us, Client, Event, EventKind, Nick, Totals,
+};
 use super::server::{self_cpu, BenchServer, ProcSample};
 use muc_harness::{err, Result};
 
@@ -167,23 +169,7 @@ impl Ctx {
     /// Connects clients `u<from>`..`u<to-1>`, at most 50 handshakes at a time.
     async fn connect(&mut self, count: u32) -> Result<()> {
         let from = self.clients.len() as u32;
-        let mut set = tokio::task::JoinSet::new();
-        let mut next = from;
-        let mut got = Vec::new();
-        while next < from + count || !set.is_empty() {
-            while next < from + count && set.len() < 50 {
-                let (addr, totals, tx) = (self.addr, self.totals.clone(), self.tx.clone());
-                set.spawn(Client::connect(addr, next, totals, tx, Duration::from_secs(30)));
-                next += 1;
-            }
-            match set.join_next().await {
-                Some(Ok(Ok(c))) => got.push(c),
-                Some(Ok(Err(e))) => return Err(e),
-                Some(Err(e)) => return Err(err!("connect task failed: {e}")),
-                None => break,
-            }
-        }
-        got.sort_by_key(|c| c.idx);
+        let got = connect_many(self.addr, from, count, &self.totals, &self.tx).await?;
         self.clients.extend(got);
         Ok(())
     }

@@ -160,15 +160,7 @@ impl Probe for Perf {
 }
 
 fn main() -> ExitCode {
-    let cli = match parse_cli() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-    rt.block_on(run(cli))
+    muc_harness::run_tool(parse_cli, run)
 }
 
 async fn run(cli: Cli) -> ExitCode {

@@ -152,15 +152,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 }
 
 fn main() -> ExitCode {
-    let cli = match parse_cli() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-    rt.block_on(async_main(cli))
+    muc_harness::run_tool(parse_cli, async_main)
 }
 
 async fn async_main(cli: Cli) -> ExitCode {

@@ -25,7 +25,6 @@ mod client;
 #[path = "../bench/server.rs"]
 mod server;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -568,31 +567,6 @@ impl Soak<'_> {
     }
 }
 
-async fn connect_all(
-    addr: SocketAddr,
-    count: u32,
-    totals: &Arc<Totals>,
-    tx: &mpsc::UnboundedSender<Event>,
-) -> Result<Vec<Client>> {
-    let mut set = tokio::task::JoinSet::new();
-    let mut next = 0;
-    let mut got = Vec::new();
-    while next < count || !set.is_empty() {
-        while next < count && set.len() < 50 {
-            set.spawn(Client::connect(addr, next, totals.clone(), tx.clone(), Duration::from_secs(30)));
-            next += 1;
-        }
-        match set.join_next().await {
-            Some(Ok(Ok(c))) => got.push(c),
-            Some(Ok(Err(e))) => return Err(e),
-            Some(Err(e)) => return Err(err!("connect task failed: {e}")),
-            None => break,
-        }
-    }
-    got.sort_by_key(|c| c.idx);
-    Ok(got)
-}
-
 /// Log lines that fail the run (tracebacks and anything at error level), and warnings.
 fn log_failures(log: &str) -> (Vec<String>, Vec<String>) {
     let mut bad = Vec::new();
@@ -655,7 +629,7 @@ async fn drive(cli: &Cli, server: &BenchServer, plan: &Plan, out: &mut Outcome) 
     let addr = server.prosody.c2s_addr();
     let totals = Arc::new(Totals::default());
     let (tx, rx) = mpsc::unbounded_channel();
-    let clients = connect_all(addr, cli.clients, &totals, &tx).await?;
+    let clients = client::connect_many(addr, 0, cli.clients, &totals, &tx).await?;
     let ctl = Connection::connect(&ConnectOptions {
         addr,
         jid: format!("soakctl@{DOMAIN}"),
@@ -851,15 +825,7 @@ fn print_report(cli: &Cli, outcomes: &[Outcome]) {
 }
 
 fn main() -> ExitCode {
-    let cli = match parse_cli() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-    rt.block_on(run(cli))
+    muc_harness::run_tool(parse_cli, run)
 }
 
 async fn run(cli: Cli) -> ExitCode {
