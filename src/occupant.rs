@@ -59,8 +59,8 @@ impl Occupant {
     }
 
     /// Records a session's presence (stripped of MUC payloads) and picks the primary.
-    pub fn set_session(&mut self, real_jid: &FullJid, presence: &Element, replace_primary: bool) {
-        let mut pr = filter_muc_payloads(presence);
+    pub fn set_session(&mut self, real_jid: &FullJid, presence: Element) {
+        let mut pr = strip_muc_payloads(presence);
         pr.set("from", self.nick.as_str());
         pr.set("to", real_jid.as_str());
         let unavailable = pr.attr("type") == Some("unavailable");
@@ -69,9 +69,7 @@ impl Occupant {
             Some(s) => s.presence = pr,
             None => self.sessions.push(Session { jid: real_jid.clone(), presence: pr }),
         }
-        if replace_primary {
-            self.primary = Some(real_jid.clone());
-        } else if self.primary.is_none() || (unavailable && self.primary.as_ref() == Some(real_jid)) {
+        if self.primary.is_none() || (unavailable && self.primary.as_ref() == Some(real_jid)) {
             // An unavailable session stays primary only when no other is left.
             self.primary = Some(self.choose_new_primary().unwrap_or_else(|| real_jid.clone()));
         }
@@ -102,7 +100,11 @@ impl Occupant {
 /// A copy of `stanza` without `<x/>` payloads of the MUC namespaces, which the room
 /// itself adds to what it sends.
 pub fn filter_muc_payloads(stanza: &Element) -> Element {
-    let mut copy = stanza.clone();
+    strip_muc_payloads(stanza.clone())
+}
+
+/// `stanza` without its MUC `<x/>` payloads.
+pub fn strip_muc_payloads(mut copy: Element) -> Element {
     let keep: Vec<minidom::Node> = copy
         .take_nodes()
         .into_iter()

@@ -395,7 +395,7 @@ impl Room {
                     .entry(nick.to_string())
                     .or_insert_with(|| Occupant::new(full.to_bare(), nick.clone(), None));
                 let primary = occupant.primary.clone();
-                occupant.set_session(&full, &presence, false);
+                occupant.set_session(&full, presence);
                 if primary.is_some() {
                     occupant.primary = primary;
                 }

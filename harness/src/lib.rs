@@ -76,3 +76,14 @@ where
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     rt.block_on(run(cli))
 }
+
+/// A command-line path made absolute against the current directory (Prosody configs need
+/// absolute paths).
+pub fn absolute_path(p: String) -> std::path::PathBuf {
+    let p = std::path::PathBuf::from(p);
+    if p.is_absolute() {
+        p
+    } else {
+        std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p)
+    }
+}

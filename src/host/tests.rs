@@ -24,13 +24,7 @@ fn parse(xml: &str) -> Element {
 
 /// Sends `xml` (in jabber:client) and returns every delivery as (recipient, stanza).
 fn send(host: &mut MucHost, xml: &str) -> Vec<(String, Element)> {
-    let name_end = xml.find(' ').expect("stanzas have attributes");
-    let stanza = parse(&format!("{} xmlns='jabber:client'{}", &xml[..name_end], &xml[name_end..]));
-    let out = host.handle(stanza, &env());
-    out.deliveries
-        .into_iter()
-        .flat_map(|d| d.to.into_iter().map(move |to| (to.to_string(), d.stanza.clone())))
-        .collect()
+    send_with(host, &env(), xml)
 }
 
 fn to<'a>(deliveries: &'a [(String, Element)], jid: &str) -> Vec<&'a Element> {

@@ -347,6 +347,15 @@ impl Room {
         }
     }
 
+    /// `<x xmlns='…muc#user'/>` with just the items describing `occupant`.
+    fn items_x(&self, ctx: &Ctx, occupant: &Occupant, anonymous: bool) -> Element {
+        let mut x = muc_user_x(&[]);
+        for item in self.item_list(ctx, occupant, anonymous, None, None, None, None) {
+            x.append_child(item);
+        }
+        x
+    }
+
     /// Sends `occupant`'s presence to the room: the occupant's own sessions get theirs
     /// with status 110; others get it with or without real JIDs, as whois allows.
     #[allow(clippy::too_many_arguments)]
@@ -442,10 +451,7 @@ impl Room {
         } else {
             occupant.bare_jid != recipient.bare_jid
         };
-        let mut x = muc_user_x(&[]);
-        for item in self.item_list(ctx, occupant, anonymous, None, None, None, None) {
-            x.append_child(item);
-        }
+        let x = self.items_x(ctx, occupant, anonymous);
         let to = recipient.session_jids().cloned().map(Jid::from).collect();
         ctx.out.send_many(base.child(x), to);
     }
@@ -478,10 +484,7 @@ impl Room {
             if !(own || self.settings.broadcasts(occupant.role_or_none())) {
                 continue;
             }
-            let mut x = muc_user_x(&[]);
-            for item in self.item_list(ctx, occupant, anonymous && !own, None, None, None, None) {
-                x.append_child(item);
-            }
+            let x = self.items_x(ctx, occupant, anonymous && !own);
             if let Some(pr) = occupant.presence(None) {
                 let mut pr = pr.child(x);
                 pr.unset("to");

@@ -71,7 +71,7 @@ impl Room {
         let nick_changed = &occupant.nick != to;
         let mut stanza_with_id = stanza.clone();
         self.stamp_occupant_id(ctx, &mut stanza_with_id, &occupant.bare_jid);
-        occupant.set_session(real_jid, &stanza_with_id, false);
+        occupant.set_session(real_jid, stanza_with_id);
         let mut codes = vec![201];
         if self.settings.whois == super::settings::Whois::Anyone {
             codes.push(100);
@@ -120,7 +120,7 @@ impl Room {
         let unavailable = el("presence", NS_CLIENT)
             .with("type", "unavailable")
             .child(el("status", NS_CLIENT).text(message));
-        occupant.set_session(real_jid, &unavailable, false);
+        occupant.set_session(real_jid, unavailable);
         let orig_role = occupant.role;
         let is_last_session = occupant.primary.as_ref() == Some(real_jid);
         if is_last_session {
@@ -238,14 +238,14 @@ impl Room {
                     if is_last_orig_session {
                         o.role = None;
                     }
-                    o.set_session(real_jid, stanza, false);
+                    o.set_session(real_jid, stanza.clone());
                 }
                 Some(d) => {
                     let generated_unavailable = el("presence", NS_CLIENT)
                         .with("from", o.nick.as_str())
                         .with("to", real_jid.as_str())
                         .with("type", "unavailable");
-                    o.set_session(real_jid, &generated_unavailable, false);
+                    o.set_session(real_jid, generated_unavailable.clone());
                     let new_nick = d.nick_str().to_owned();
                     if !is_first_dest_session {
                         // Joining another existing session: show that one leaving first.
@@ -312,8 +312,10 @@ impl Room {
         let Some(mut d) = dest else { return };
         let mut stanza_with_id = stanza.clone();
         self.stamp_occupant_id(ctx, &mut stanza_with_id, &d.bare_jid);
-        d.set_session(real_jid, &stanza_with_id, false);
-        let Some(saved) = self.save_occupant(d.clone()) else { return };
+        d.set_session(real_jid, stanza_with_id);
+        if self.save_occupant(d.clone()).is_none() {
+            return; // the session could not stay (no role, no live session)
+        }
         let joined = orig.is_none() || muc_x;
         if joined {
             let real = real_jid.clone();
@@ -332,11 +334,8 @@ impl Room {
 
         if let Some(o) = orig.as_ref().filter(|_| !is_update && !is_last_orig_session) {
             // The session split from a multi-session nick: show it the old one, still there.
-            if let Some(remaining) = self.occupant_by_nick(o.nick_str()).cloned() {
-                let mut x = muc_user_x(&[]);
-                for item in self.item_list(ctx, &remaining, false, None, None, None, None) {
-                    x.append_child(item);
-                }
+            if let Some(remaining) = self.occupant_by_nick(o.nick_str()) {
+                let x = self.items_x(ctx, remaining, false);
                 if let Some(pr) = remaining.presence(None) {
                     let mut pr = pr.child(x);
                     pr.unset("to");
@@ -344,7 +343,6 @@ impl Room {
                 }
             }
         }
-        let _ = saved;
         if joined {
             self.session_joined(ctx, stanza, real_jid);
         }

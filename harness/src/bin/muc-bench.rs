@@ -63,10 +63,10 @@ fn parse_cli() -> Result<Cli, String> {
     while let Some(a) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{a} needs a value\n{}", usage()));
         match a.as_str() {
-            "--plugin-dir" => cli.plugin_dir = absolute(val()?),
-            "--floor-dir" => cli.floor_dir = absolute(val()?),
-            "--out" => cli.out = absolute(val()?),
-            "--perf-dir" => cli.perf_dir = Some(absolute(val()?)),
+            "--plugin-dir" => cli.plugin_dir = muc_harness::absolute_path(val()?),
+            "--floor-dir" => cli.floor_dir = muc_harness::absolute_path(val()?),
+            "--out" => cli.out = muc_harness::absolute_path(val()?),
+            "--perf-dir" => cli.perf_dir = Some(muc_harness::absolute_path(val()?)),
             "--reps" => cli.reps = val()?.parse().map_err(|e| format!("--reps: {e}"))?,
             "--no-floors" => cli.floors = false,
             "--version" => {
@@ -86,15 +86,6 @@ fn parse_cli() -> Result<Cli, String> {
         return Err("--reps must be at least 1".into());
     }
     Ok(cli)
-}
-
-fn absolute(p: String) -> PathBuf {
-    let p = PathBuf::from(p);
-    if p.is_absolute() {
-        p
-    } else {
-        std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p)
-    }
 }
 
 fn list<T>(s: &str, f: impl Fn(&str) -> Option<T>) -> Option<Vec<T>> {

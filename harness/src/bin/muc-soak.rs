@@ -89,8 +89,8 @@ fn parse_cli() -> std::result::Result<Cli, String> {
         let mut val = || it.next().ok_or_else(|| format!("{a} needs a value\n{}", usage()));
         let num = |v: String| v.parse::<u32>().map_err(|e| format!("{a}: {e}"));
         match a.as_str() {
-            "--plugin-dir" => cli.plugin_dir = absolute(val()?),
-            "--soak-dir" => cli.soak_dir = absolute(val()?),
+            "--plugin-dir" => cli.plugin_dir = muc_harness::absolute_path(val()?),
+            "--soak-dir" => cli.soak_dir = muc_harness::absolute_path(val()?),
             "--version" => cli.version = Version::parse(&val()?).ok_or("--version: 0.12 or 13")?,
             "--modules" => {
                 cli.modules = val()?.split(',').filter(|m| !m.is_empty()).map(str::to_owned).collect();
@@ -122,15 +122,6 @@ fn parse_cli() -> std::result::Result<Cli, String> {
     }
     cli.rooms_per_client = cli.rooms_per_client.min(cli.rooms);
     Ok(cli)
-}
-
-fn absolute(p: String) -> PathBuf {
-    let p = PathBuf::from(p);
-    if p.is_absolute() {
-        p
-    } else {
-        std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p)
-    }
 }
 
 /// Who is in which room. Client `i` joins rooms `(i + k·stride) mod R`, k < J, stride R/J:

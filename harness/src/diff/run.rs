@@ -60,6 +60,17 @@ impl Client {
         }
     }
 
+    /// Waits for the results of setup iqs; any error reply fails the setup.
+    async fn expect_results(&mut self, ids: &[String], deadline: Instant) -> Result<(), String> {
+        for id in ids {
+            let reply = self.wait_iq(id, deadline).await?;
+            if reply.attr("type") != Some("result") {
+                return Err(format!("setup: {id} failed: {}", xml::to_string(&reply)));
+            }
+        }
+        Ok(())
+    }
+
     /// Everything received and not yet taken (what has already arrived; no waiting).
     async fn drain(&mut self) -> Vec<Element> {
         let mut out = std::mem::take(&mut self.seen);
@@ -197,12 +208,7 @@ impl Worker {
                 .await?;
             ids.push(id);
         }
-        for id in &ids {
-            let reply = self.clients[CREATOR].wait_iq(id, deadline).await?;
-            if reply.attr("type") != Some("result") {
-                return Err(format!("setup: {id} failed: {}", xml::to_string(&reply)));
-            }
-        }
+        self.clients[CREATOR].expect_results(&ids, deadline).await?;
         if ids.is_empty() {
             // The room must exist (made by the creator) before anyone else joins.
             self.clients[CREATOR].sync_if(true, self.timeout).await?;
@@ -235,12 +241,7 @@ impl Worker {
                 ids.push(id);
             }
         }
-        for id in &ids {
-            let reply = self.clients[CREATOR].wait_iq(id, deadline).await?;
-            if reply.attr("type") != Some("result") {
-                return Err(format!("setup: {id} failed: {}", xml::to_string(&reply)));
-            }
-        }
+        self.clients[CREATOR].expect_results(&ids, deadline).await?;
         self.sync(&involved).await?;
         let mut setup_seen = Vec::new();
         for c in &mut self.clients {
