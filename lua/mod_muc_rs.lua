@@ -64,6 +64,18 @@ local function check(ok, err)
 	return ok;
 end
 
+-- Prosody renders stanza:top_tag() for a debug line on every delivery, even with debug logs
+-- off; stock's clones the stanza to do it. Deliveries carry this one instead: the opening
+-- tag the core rendered once (`head` ends in " to='"), the recipient filled in per call.
+local stanza_mt, xml_escape = st.stanza_mt, st.xml_escape;
+local function top_tag_for(head)
+	return function (stanza)
+		local to = stanza.attr.to;
+		if to == nil then return stanza_mt.top_tag(stanza); end
+		return head..xml_escape(to).."'>";
+	end
+end
+
 local host = muc_rs.new_host(module.host, opts, {
 	load_room = function (jid)
 		local node = jid_split(jid);
@@ -85,7 +97,8 @@ local host = muc_rs.new_host(module.host, opts, {
 	send = function (stanza) module:send(stanza); end;
 	is_admin = is_admin;
 	log = function (level, message) module:log(level, "%s", message); end;
-	stanza_mt = getmetatable(st.stanza("x"));
+	stanza_mt = stanza_mt;
+	top_tag_for = top_tag_for;
 });
 
 -- Service discovery of the service itself is answered by mod_disco (at priority 0, before

@@ -181,6 +181,31 @@ describe("mod_muc_rs", function ()
 		assert.equal(4, #captured.handled);
 	end);
 
+	it("gives deliveries a top_tag that renders what stock's would, for each recipient", function ()
+		load_component({ muc_room_locking = false });
+		-- The same opening tag, attributes in any order (stock's follow table order).
+		local function canon_tag(tag)
+			local name, rest = assert(tag:match("^<([^%s>]+)(.*)>$"));
+			local attrs = {};
+			for attr in rest:gmatch("%s+([^=]+='[^']*')") do attrs[#attrs + 1] = attr; end
+			table.sort(attrs);
+			return name.." "..table.concat(attrs, " ");
+		end
+		P.fire(H.domain, "presence/full", H.join_presence());
+		P.fire(H.domain, "presence/full", st.presence({ from = "romeo@montague.lit/o'r<&>", to = "coven@"..H.domain.."/romeo" })
+			:tag("x", { xmlns = "http://jabber.org/protocol/muc" }):text_tag("password", "cauldronburn"):up());
+		P.fire(H.domain, "message/bare", st.message({ from = juliet, to = "coven@"..H.domain, type = "groupchat",
+			id = "a'b\"c" }):body("hi"));
+		local groupchat_to = {};
+		for _, sent in ipairs(P.sent) do
+			assert.is_true(sent.own_top_tag);
+			assert.equal(canon_tag(H.stanza_mt.top_tag(sent.stanza)), canon_tag(sent.top_tag));
+			if sent.stanza:get_child_text("body") == "hi" then groupchat_to[#groupchat_to + 1] = sent.to; end
+		end
+		table.sort(groupchat_to);
+		assert.same({ juliet, "romeo@montague.lit/o'r<&>" }, groupchat_to);
+	end);
+
 	it("hands iq results to the service to the core (mod_iq finds no waiting handler)", function ()
 		load_component();
 		local result = st.iq({ from = juliet, to = H.domain, id = "r1", type = "result" });

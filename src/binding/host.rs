@@ -26,6 +26,8 @@ pub struct LuaHost {
     is_admin: Option<Function>,
     log: Function,
     stanza_mt: Table,
+    /// `top_tag_for(head)` makes the `top_tag` method a delivery carries (see `deliver`).
+    top_tag_for: Option<Function>,
     keys: Keys,
     storage: Storage,
     test_panic: bool,
@@ -43,6 +45,7 @@ impl LuaHost {
             .get::<Option<Table>>("stanza_mt")?
             .ok_or_else(|| mlua::Error::runtime("muc_rs.new_host: callbacks.stanza_mt must be a table"))?;
         let is_admin = callbacks.get::<Option<Function>>("is_admin")?;
+        let top_tag_for = callbacks.get::<Option<Function>>("top_tag_for")?;
         let storage = Storage::from_callbacks(callbacks)?;
         Ok(LuaHost {
             host: RefCell::new(host),
@@ -50,6 +53,7 @@ impl LuaHost {
             is_admin,
             log,
             stanza_mt,
+            top_tag_for,
             keys: Keys::new(lua)?,
             storage,
             test_panic,
@@ -195,8 +199,18 @@ impl LuaHost {
     /// Builds the stanza table once and sends it to each recipient in turn, setting
     /// `attr.to` in place (as stock mod_muc does). A failing `send` is logged, and the
     /// remaining recipients still get theirs.
+    ///
+    /// Prosody's `session.send` renders `stanza:top_tag()` for a debug line on every
+    /// delivery, debug logging on or not, by cloning and serializing the stanza's root. The
+    /// table gets its own `top_tag` (shadowing the metatable's): the opening tag rendered
+    /// here once, with only the recipient's `to` filled in per call.
     fn deliver(&self, lua: &Lua, delivery: &Delivery) -> LuaResult<()> {
         let stanza = convert::table_from_element(lua, &self.keys, &self.stanza_mt, &delivery.stanza)?;
+        if let Some(top_tag_for) = &self.top_tag_for {
+            if let Some(head) = convert::top_tag_head(&delivery.stanza) {
+                stanza.raw_set(&self.keys.top_tag, top_tag_for.call::<Function>(head)?)?;
+            }
+        }
         let attr: Table = stanza.raw_get(&self.keys.attr)?;
         for to in &delivery.to {
             attr.raw_set(&self.keys.to, to.as_str())?;

@@ -199,21 +199,19 @@ async fn run(cli: Cli) -> ExitCode {
                     }
                     for module in modules {
                         let started = Instant::now();
-                        let mut perf =
-                            cli.perf_dir.as_ref().filter(|_| rep == 0 && scenario == Scenario::Fanout).map(
-                                |d| {
-                                    let _ = std::fs::create_dir_all(d);
-                                    Perf {
-                                        file: d.join(format!(
-                                            "fanout-{}-{}-{}.data",
-                                            report::module_label(module),
-                                            gc.label(),
-                                            install.version.label()
-                                        )),
-                                        child: None,
-                                    }
-                                },
-                            );
+                        let mut perf = cli.perf_dir.as_ref().filter(|_| rep == 0).map(|d| {
+                            let _ = std::fs::create_dir_all(d);
+                            Perf {
+                                file: d.join(format!(
+                                    "{}-{}-{}-{}.data",
+                                    scenario.label(),
+                                    report::module_label(module),
+                                    gc.label(),
+                                    install.version.label()
+                                )),
+                                child: None,
+                            }
+                        });
                         let result = run_one(
                             install,
                             module,
