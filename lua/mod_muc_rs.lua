@@ -66,14 +66,12 @@ end
 
 -- Prosody renders stanza:top_tag() for a debug line on every delivery, even with debug logs
 -- off; stock's clones the stanza to do it. Deliveries carry this one instead: the opening
--- tag the core rendered once (`head` ends in " to='"), the recipient filled in per call.
+-- tag the core rendered once (`top_tag_head`, ending in " to='"), the recipient filled in.
 local stanza_mt, xml_escape = st.stanza_mt, st.xml_escape;
-local function top_tag_for(head)
-	return function (stanza)
-		local to = stanza.attr.to;
-		if to == nil then return stanza_mt.top_tag(stanza); end
-		return head..xml_escape(to).."'>";
-	end
+local function top_tag(stanza)
+	local head, to = rawget(stanza, "top_tag_head"), stanza.attr.to;
+	if head == nil or to == nil then return stanza_mt.top_tag(stanza); end
+	return head..xml_escape(to).."'>";
 end
 
 local host = muc_rs.new_host(module.host, opts, {
@@ -98,7 +96,7 @@ local host = muc_rs.new_host(module.host, opts, {
 	is_admin = is_admin;
 	log = function (level, message) module:log(level, "%s", message); end;
 	stanza_mt = stanza_mt;
-	top_tag_for = top_tag_for;
+	top_tag = top_tag;
 });
 
 -- Service discovery of the service itself is answered by mod_disco (at priority 0, before

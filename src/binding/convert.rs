@@ -27,6 +27,7 @@ pub struct Keys {
     pub xmlns: LuaString,
     pub to: LuaString,
     pub top_tag: LuaString,
+    pub top_tag_head: LuaString,
 }
 
 impl Keys {
@@ -38,6 +39,7 @@ impl Keys {
             xmlns: lua.create_string("xmlns")?,
             to: lua.create_string("to")?,
             top_tag: lua.create_string("top_tag")?,
+            top_tag_head: lua.create_string("top_tag_head")?,
         })
     }
 }
@@ -137,13 +139,21 @@ fn read_attributes(element: &mut Element, attr: &Table) -> Result<(), Malformed>
 /// Builds a Prosody stanza table from an element: `stanza_mt` on it and on every child,
 /// `attr.xmlns` only where the namespace differs from the parent's (the root's parent being
 /// `jabber:client`), children and text in the array part, element children in `tags`.
+/// The root has room for two more fields (a delivery's `top_tag` and `top_tag_head`).
 pub fn table_from_element(lua: &Lua, keys: &Keys, stanza_mt: &Table, element: &Element) -> LuaResult<Table> {
-    write_element(lua, keys, stanza_mt, element, NS_CLIENT)
+    write_element(lua, keys, stanza_mt, element, NS_CLIENT, 5)
 }
 
-fn write_element(lua: &Lua, keys: &Keys, mt: &Table, element: &Element, parent_ns: &str) -> LuaResult<Table> {
+fn write_element(
+    lua: &Lua,
+    keys: &Keys,
+    mt: &Table,
+    element: &Element,
+    parent_ns: &str,
+    fields: usize,
+) -> LuaResult<Table> {
     let nodes = element.nodes().len();
-    let table = lua.create_table_with_capacity(nodes, 3)?;
+    let table = lua.create_table_with_capacity(nodes, fields)?;
     table.raw_set(&keys.name, element.name())?;
 
     let ns = element.ns();
@@ -171,7 +181,7 @@ fn write_element(lua: &Lua, keys: &Keys, mt: &Table, element: &Element, parent_n
         i += 1;
         match node {
             Node::Element(child) => {
-                let child = write_element(lua, keys, mt, child, &ns)?;
+                let child = write_element(lua, keys, mt, child, &ns, 3)?;
                 t += 1;
                 tags.raw_seti(t, &child)?;
                 table.raw_seti(i, child)?;

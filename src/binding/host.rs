@@ -26,8 +26,8 @@ pub struct LuaHost {
     is_admin: Option<Function>,
     log: Function,
     stanza_mt: Table,
-    /// `top_tag_for(head)` makes the `top_tag` method a delivery carries (see `deliver`).
-    top_tag_for: Option<Function>,
+    /// The `top_tag` method deliveries carry (see `deliver`).
+    top_tag: Option<Function>,
     keys: Keys,
     storage: Storage,
     test_panic: bool,
@@ -45,7 +45,7 @@ impl LuaHost {
             .get::<Option<Table>>("stanza_mt")?
             .ok_or_else(|| mlua::Error::runtime("muc_rs.new_host: callbacks.stanza_mt must be a table"))?;
         let is_admin = callbacks.get::<Option<Function>>("is_admin")?;
-        let top_tag_for = callbacks.get::<Option<Function>>("top_tag_for")?;
+        let top_tag = callbacks.get::<Option<Function>>("top_tag")?;
         let storage = Storage::from_callbacks(callbacks)?;
         Ok(LuaHost {
             host: RefCell::new(host),
@@ -53,7 +53,7 @@ impl LuaHost {
             is_admin,
             log,
             stanza_mt,
-            top_tag_for,
+            top_tag,
             keys: Keys::new(lua)?,
             storage,
             test_panic,
@@ -202,13 +202,14 @@ impl LuaHost {
     ///
     /// Prosody's `session.send` renders `stanza:top_tag()` for a debug line on every
     /// delivery, debug logging on or not, by cloning and serializing the stanza's root. The
-    /// table gets its own `top_tag` (shadowing the metatable's): the opening tag rendered
-    /// here once, with only the recipient's `to` filled in per call.
+    /// table gets its own `top_tag` (shadowing the metatable's), which completes the
+    /// opening tag rendered here once (`top_tag_head`) with the recipient's `to`.
     fn deliver(&self, lua: &Lua, delivery: &Delivery) -> LuaResult<()> {
         let stanza = convert::table_from_element(lua, &self.keys, &self.stanza_mt, &delivery.stanza)?;
-        if let Some(top_tag_for) = &self.top_tag_for {
+        if let Some(top_tag) = &self.top_tag {
             if let Some(head) = convert::top_tag_head(&delivery.stanza) {
-                stanza.raw_set(&self.keys.top_tag, top_tag_for.call::<Function>(head)?)?;
+                stanza.raw_set(&self.keys.top_tag, top_tag)?;
+                stanza.raw_set(&self.keys.top_tag_head, head)?;
             }
         }
         let attr: Table = stanza.raw_get(&self.keys.attr)?;

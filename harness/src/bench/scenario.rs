@@ -143,6 +143,23 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The start of the measured part: starts the probe (if any), then reads the counters.
+    fn begin(&self, probe: &mut Option<&mut dyn Probe>) -> Result<Mark> {
+        if let Some(p) = probe.as_mut() {
+            p.start(self.pid);
+        }
+        self.mark()
+    }
+
+    /// The end of the measured part: reads the counters, then stops the probe.
+    fn finish(&self, probe: &mut Option<&mut dyn Probe>) -> Result<Mark> {
+        let end = self.mark();
+        if let Some(p) = probe.as_mut() {
+            p.stop();
+        }
+        end
+    }
+
     fn mark(&self) -> Result<Mark> {
         Ok(Mark {
             at: Instant::now(),
@@ -321,7 +338,7 @@ pub async fn run(
     server: &BenchServer,
     sizes: &Sizes,
     muc_like: bool,
-    probe: Option<&mut dyn Probe>,
+    mut probe: Option<&mut dyn Probe>,
 ) -> Result<Measured> {
     let (tx, rx) = mpsc::unbounded_channel();
     let mut ctx = Ctx {
@@ -339,13 +356,13 @@ pub async fn run(
             let n = sizes.join_n;
             ctx.connect(n).await?;
             tokio::time::sleep(settle).await;
-            let start = ctx.mark()?;
+            let start = ctx.begin(&mut probe)?;
             let ops = (0..n).map(|i| vec![join(i, 0, Nick::n(i))]).collect();
             let lat = ctx.run_ops(ops, sizes.window, VecDeque::new()).await?;
             let a0 = start.totals[0];
             let want = n as u64 * n as u64;
             ctx.wait_totals("every occupant's presence at every client", |t| t[0] - a0 >= want).await?;
-            let end = ctx.mark()?;
+            let end = ctx.finish(&mut probe)?;
             for c in &ctx.clients {
                 let r = c.received.lock().unwrap();
                 let missing = (0..n).filter(|&j| !r.saw_available(0, Nick::n(j))).count();
@@ -374,11 +391,7 @@ pub async fn run(
             let observer = n - 1;
             ctx.clients[observer as usize].role.lock().unwrap().observer = true;
             tokio::time::sleep(settle).await;
-            let mut probe = probe;
-            if let Some(p) = probe.as_mut() {
-                p.start(server.pid);
-            }
-            let start = ctx.mark()?;
+            let start = ctx.begin(&mut probe)?;
             let mut sent = vec![0u32; s as usize];
             for i in 0..s {
                 for _ in 0..sizes.sender_window.min(m) {
@@ -403,10 +416,7 @@ pub async fn run(
             let m0 = start.totals[2];
             let want = n as u64 * s as u64 * m as u64;
             ctx.wait_totals("every message at every occupant", |t| t[2] - m0 >= want).await?;
-            let end = ctx.mark()?;
-            if let Some(p) = probe.as_mut() {
-                p.stop();
-            }
+            let end = ctx.finish(&mut probe)?;
             for c in &ctx.clients {
                 let r = c.received.lock().unwrap();
                 let missing =
@@ -428,7 +438,7 @@ pub async fn run(
             let (r, p) = (sizes.rooms, sizes.rooms_clients.max(2) & !1);
             ctx.connect(p).await?;
             tokio::time::sleep(settle).await;
-            let start = ctx.mark()?;
+            let start = ctx.begin(&mut probe)?;
             let pair = |k: u32| ((2 * k) % p, (2 * k + 1) % p);
             let ops = (0..r)
                 .map(|k| {
@@ -440,7 +450,7 @@ pub async fn run(
             let a0 = start.totals[0];
             let want = 4 * r as u64;
             ctx.wait_totals("both occupants' presences in every room", |t| t[0] - a0 >= want).await?;
-            let end = ctx.mark()?;
+            let end = ctx.finish(&mut probe)?;
             let mut rooms_of = vec![Vec::new(); p as usize];
             for k in 0..r {
                 let (a, b) = pair(k);
@@ -465,7 +475,7 @@ pub async fn run(
             let want = stay as u64 * stay as u64;
             ctx.wait_totals("the room to settle", |t| t[0] >= want).await?;
             tokio::time::sleep(settle).await;
-            let start = ctx.mark()?;
+            let start = ctx.begin(&mut probe)?;
             for c in &ctx.clients[stay as usize..] {
                 c.role.lock().unwrap().tracked = false;
             }
@@ -492,7 +502,7 @@ pub async fn run(
                     && totals.tracked_unavailable.load(Ordering::Relaxed) - tu0 >= cy * st
             })
             .await?;
-            let end = ctx.mark()?;
+            let end = ctx.finish(&mut probe)?;
             let mut roster = 0;
             for c in &ctx.clients {
                 let rec = c.received.lock().unwrap();
