@@ -198,22 +198,32 @@ pub fn table(runs: &[Run]) -> String {
                 }
             }
         }
-        if scenario == Scenario::Fanout && rs.iter().any(|r| r.module.starts_with("bench_floor")) {
-            let fig = &FIGURES[0];
-            let _ = writeln!(out, "-- floors: Prosody CPU µs per delivered message --");
-            for m in [STOCK, RS, FLOOR_CLONE, FLOOR_INPLACE] {
-                let _ =
-                    writeln!(out, "{:<16} {:>28}", module_label(m), fmt_spread(spread(&values(&rs, m, fig))));
-            }
-            for (a, b) in
-                [(RS, FLOOR_CLONE), (RS, FLOOR_INPLACE), (STOCK, FLOOR_CLONE), (STOCK, FLOOR_INPLACE)]
-            {
-                let _ = writeln!(
-                    out,
-                    "{:<34} {:>24}",
-                    format!("{} ÷ {}", module_label(a), module_label(b)),
-                    fmt_spread(spread(&paired(&rs, a, b, fig)))
-                );
+        if rs.iter().any(|r| r.module.starts_with("bench_floor")) {
+            // CPU per unit, and for many rooms memory per room too.
+            let floored =
+                |f: &&Figure| f.name == "cpu/unit" || (scenario == Scenario::Rooms && f.name == "mem B/unit");
+            for fig in FIGURES.iter().filter(floored) {
+                let label =
+                    if fig.name == "cpu/unit" { cpu_unit_label(scenario) } else { fig.name.to_owned() };
+                let _ = writeln!(out, "-- floors: Prosody {label} --");
+                for m in [STOCK, RS, FLOOR_CLONE, FLOOR_INPLACE] {
+                    let _ = writeln!(
+                        out,
+                        "{:<16} {:>28}",
+                        module_label(m),
+                        fmt_spread(spread(&values(&rs, m, fig)))
+                    );
+                }
+                for (a, b) in
+                    [(RS, FLOOR_CLONE), (RS, FLOOR_INPLACE), (STOCK, FLOOR_CLONE), (STOCK, FLOOR_INPLACE)]
+                {
+                    let _ = writeln!(
+                        out,
+                        "{:<34} {:>24}",
+                        format!("{} ÷ {}", module_label(a), module_label(b)),
+                        fmt_spread(spread(&paired(&rs, a, b, fig)))
+                    );
+                }
             }
         }
     }

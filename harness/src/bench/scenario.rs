@@ -331,13 +331,11 @@ pub trait Probe {
     fn stop(&mut self);
 }
 
-/// Runs `scenario` against `server`. `muc_like` is false for the floor modules, which
-/// answer a join with the self-presence only (no presence broadcast).
+/// Runs `scenario` against `server`.
 pub async fn run(
     scenario: Scenario,
     server: &BenchServer,
     sizes: &Sizes,
-    muc_like: bool,
     mut probe: Option<&mut dyn Probe>,
 ) -> Result<Measured> {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -381,10 +379,8 @@ pub async fn run(
             ctx.connect(n).await?;
             let ops = (0..n).map(|i| vec![join(i, 0, Nick::n(i))]).collect();
             ctx.run_ops(ops, sizes.window, VecDeque::new()).await?;
-            if muc_like {
-                let want = n as u64 * n as u64;
-                ctx.wait_totals("the room to settle", |t| t[0] >= want).await?;
-            }
+            let want = n as u64 * n as u64;
+            ctx.wait_totals("the room to settle", |t| t[0] >= want).await?;
             for i in 0..s {
                 ctx.clients[i as usize].role.lock().unwrap().sender = Some(i);
             }

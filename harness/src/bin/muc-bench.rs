@@ -1,5 +1,5 @@
-//! muc-bench: runs the benchmark scenarios against stock mod_muc and muc_rs (and, for
-//! fan-out, the two floor modules in tools/bench-floor), each on a fresh Prosody with the
+//! muc-bench: runs the benchmark scenarios against stock mod_muc and muc_rs (and the two
+//! floor modules in tools/bench-floor), each on a fresh Prosody with the
 //! same config, alternating modules over the repetitions; prints the table and writes CSV
 //! and an SVG chart.
 //!
@@ -180,17 +180,13 @@ async fn run(cli: Cli) -> ExitCode {
     let total_runs: usize = cli.reps as usize
         * installs.len()
         * cli.gcs.len()
-        * cli
-            .scenarios
-            .iter()
-            .map(|&s| if s == Scenario::Fanout && cli.floors { 4 } else { 2 })
-            .sum::<usize>();
+        * cli.scenarios.iter().map(|_| if cli.floors { 4 } else { 2 }).sum::<usize>();
     for rep in 0..cli.reps {
         for install in &installs {
             for &gc in &cli.gcs {
                 for &scenario in &cli.scenarios {
                     let mut modules = vec![STOCK, RS];
-                    if scenario == Scenario::Fanout && cli.floors {
+                    if cli.floors {
                         modules.extend([FLOOR_CLONE, FLOOR_INPLACE]);
                     }
                     // Alternate which module goes first from one repetition to the next.
@@ -302,8 +298,7 @@ async fn run_one(
     let server = BenchServer::start(install, module, plugin_paths.to_vec(), gc, component_extra.to_vec())
         .await
         .map_err(|e| e.to_string())?;
-    let muc_like = !module.starts_with("bench_floor");
-    let result = scenario::run(scenario, &server, sizes, muc_like, probe).await;
+    let result = scenario::run(scenario, &server, sizes, probe).await;
     let problems = server.stop().await;
     let m = result.map_err(|e| e.to_string())?;
     if !problems.is_empty() {
