@@ -7,7 +7,8 @@ use jid::BareJid;
 use std::collections::{BTreeMap, HashMap};
 
 pub struct RoomCache {
-    rooms: HashMap<BareJid, (Room, u64)>,
+    /// Boxed: a `Room` is large, and the map keeps spare slots.
+    rooms: HashMap<BareJid, (Box<Room>, u64)>,
     /// Last use → room, oldest first.
     recency: BTreeMap<u64, BareJid>,
     clock: u64,
@@ -41,7 +42,7 @@ impl RoomCache {
     }
 
     pub fn get(&self, jid: &BareJid) -> Option<&Room> {
-        self.rooms.get(jid).map(|(r, _)| r)
+        self.rooms.get(jid).map(|(r, _)| &**r)
     }
 
     /// The room, marked as just used.
@@ -55,7 +56,7 @@ impl RoomCache {
     }
 
     pub fn rooms(&self) -> impl Iterator<Item = (&BareJid, &Room)> {
-        self.rooms.iter().map(|(j, (r, _))| (j, r))
+        self.rooms.iter().map(|(j, (r, _))| (j, &**r))
     }
 
     /// Makes space for one more room, evicting the least recently used rooms if the cache
@@ -84,7 +85,7 @@ impl RoomCache {
     /// Adds (or replaces) a room, as just used. Call [`RoomCache::reserve`] first.
     pub fn insert(&mut self, jid: BareJid, room: Room) {
         self.clock += 1;
-        if let Some((_, old)) = self.rooms.insert(jid.clone(), (room, self.clock)) {
+        if let Some((_, old)) = self.rooms.insert(jid.clone(), (Box::new(room), self.clock)) {
             self.recency.remove(&old);
         }
         self.recency.insert(self.clock, jid);
@@ -93,7 +94,7 @@ impl RoomCache {
     pub fn remove(&mut self, jid: &BareJid) -> Option<Room> {
         let (room, used) = self.rooms.remove(jid)?;
         self.recency.remove(&used);
-        Some(room)
+        Some(*room)
     }
 }
 

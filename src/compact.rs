@@ -2,16 +2,16 @@
 //! a `minidom::Element` spends kilobytes on maps for a few attributes, which made the
 //! stored presences most of a room's memory. Converted back when a stanza is sent.
 
-use crate::xml::{attr_key, set_attr_key, NS_CLIENT};
+use crate::xml::{attr_key, set_attr_key, NS_CLIENT, NS_OCCUPANT_ID};
 use minidom::{Element, Node};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompactElement {
-    name: Box<str>,
+    name: Word,
     /// `None` when the same as the parent's (for the root: `jabber:client`).
-    ns: Option<Box<str>>,
+    ns: Option<Word>,
     /// Keys as Prosody names them (`name`, `xml:lang`, `uri\u{1}name`).
-    attrs: Box<[(Box<str>, Box<str>)]>,
+    attrs: Box<[(Word, Box<str>)]>,
     children: Box<[CompactNode]>,
 }
 
@@ -19,6 +19,53 @@ pub struct CompactElement {
 enum CompactNode {
     Element(CompactElement),
     Text(Box<str>),
+}
+
+/// An element or attribute name, or a namespace: the ones every stored presence repeats
+/// are shared statics instead of an allocation each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Word {
+    Common(&'static str),
+    Other(Box<str>),
+}
+
+const COMMON_WORDS: &[&str] = &[
+    "presence",
+    "from",
+    "to",
+    "id",
+    "type",
+    "xml:lang",
+    "show",
+    "status",
+    "priority",
+    "occupant-id",
+    NS_OCCUPANT_ID,
+    "c",
+    "http://jabber.org/protocol/caps",
+    "hash",
+    "node",
+    "ver",
+    "ext",
+    "x",
+    "vcard-temp:x:update",
+    "photo",
+];
+
+impl Word {
+    fn new(s: &str) -> Word {
+        match COMMON_WORDS.iter().find(|w| **w == s) {
+            Some(w) => Word::Common(w),
+            None => Word::Other(s.into()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Word::Common(w) => w,
+            Word::Other(w) => w,
+        }
+    }
 }
 
 impl CompactElement {
@@ -36,12 +83,12 @@ impl CompactElement {
             })
             .collect();
         CompactElement {
-            name: e.name().into(),
-            ns: (ns != parent_ns).then(|| ns.into_boxed_str()),
+            name: Word::new(e.name()),
+            ns: (ns != parent_ns).then(|| Word::new(&ns)),
             attrs: e
                 .attrs()
                 .iter()
-                .map(|((ans, name), v)| (attr_key(ans, name).into(), v.as_str().into()))
+                .map(|((ans, name), v)| (Word::new(&attr_key(ans, name)), v.as_str().into()))
                 .collect(),
             children,
         }
@@ -52,10 +99,10 @@ impl CompactElement {
     }
 
     fn build(&self, parent_ns: &str) -> Element {
-        let ns = self.ns.as_deref().unwrap_or(parent_ns);
-        let mut e = Element::bare(&*self.name, ns);
+        let ns = self.ns.as_ref().map_or(parent_ns, Word::as_str);
+        let mut e = Element::bare(self.name.as_str(), ns);
         for (k, v) in self.attrs.iter() {
-            set_attr_key(&mut e, k, v);
+            set_attr_key(&mut e, k.as_str(), v);
         }
         for child in self.children.iter() {
             match child {
@@ -70,7 +117,7 @@ impl CompactElement {
 
     /// A top-level attribute without a namespace.
     pub fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs.iter().find(|(k, _)| &**k == name).map(|(_, v)| &**v)
+        self.attrs.iter().find(|(k, _)| k.as_str() == name).map(|(_, v)| &**v)
     }
 }
 

@@ -9,13 +9,22 @@ use minidom::Element;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Session {
     pub jid: FullJid,
-    /// The session's last presence, without MUC payloads, `from` its in-room JID.
-    pub presence: CompactElement,
+    /// The session's last presence, without MUC payloads, `from` and `to` (known anyway:
+    /// the occupant's in-room JID and `jid`).
+    presence: CompactElement,
 }
 
 impl Session {
     pub fn is_available(&self) -> bool {
         self.presence.attr("type").is_none()
+    }
+
+    /// The session's last presence, from `nick` (its in-room JID) to the session.
+    pub fn presence(&self, nick: &FullJid) -> Element {
+        let mut presence = self.presence.to_element();
+        presence.set("from", nick.as_str());
+        presence.set("to", self.jid.as_str());
+        presence
     }
 }
 
@@ -51,7 +60,7 @@ impl Occupant {
     /// The presence of `jid`'s session, or of the primary session.
     pub fn presence(&self, jid: Option<&FullJid>) -> Option<Element> {
         let jid = jid.or(self.primary.as_ref())?;
-        self.session(jid).map(|s| s.presence.to_element())
+        self.session(jid).map(|s| s.presence(&self.nick))
     }
 
     pub fn session_jids(&self) -> impl Iterator<Item = &FullJid> {
@@ -61,8 +70,8 @@ impl Occupant {
     /// Records a session's presence (stripped of MUC payloads) and picks the primary.
     pub fn set_session(&mut self, real_jid: &FullJid, presence: Element) {
         let mut pr = strip_muc_payloads(presence);
-        pr.set("from", self.nick.as_str());
-        pr.set("to", real_jid.as_str());
+        pr.unset("from");
+        pr.unset("to");
         let unavailable = pr.attr("type") == Some("unavailable");
         let pr = CompactElement::new(&pr);
         match self.sessions.iter_mut().find(|s| &s.jid == real_jid) {

@@ -315,7 +315,7 @@ impl Room {
             }
             t.insert(Key::Str(o.nick.to_string()), Data::Table(entry));
             for s in &o.sessions {
-                t.insert(Key::Str(s.jid.to_string()), element_to_data(&s.presence.to_element(), NS_CLIENT));
+                t.insert(Key::Str(s.jid.to_string()), element_to_data(&s.presence(&o.nick), NS_CLIENT));
             }
         }
         if let Some(last) = self.history.back() {

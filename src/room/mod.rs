@@ -11,6 +11,7 @@ pub mod disco;
 pub mod invite;
 pub mod iq;
 pub mod message;
+pub mod occupants;
 pub mod owner;
 pub mod presence;
 pub mod register;
@@ -27,6 +28,7 @@ use crate::xml::{
 use indexmap::IndexMap;
 use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
+use occupants::Occupants;
 use settings::{RoomSettings, Whois};
 use std::collections::{HashMap, VecDeque};
 
@@ -125,10 +127,7 @@ pub struct HistoryEntry {
 pub struct Room {
     pub jid: BareJid,
     pub settings: RoomSettings,
-    /// In join order, keyed by nickname.
-    occupants: IndexMap<String, Occupant>,
-    /// Live sessions to their occupant's nickname.
-    jid_nick: HashMap<FullJid, String>,
+    occupants: Occupants,
     /// In the order they were granted.
     affiliations: IndexMap<BareJid, Affiliation>,
     affiliation_data: HashMap<BareJid, AffiliationData>,
@@ -147,8 +146,7 @@ impl Room {
         Room {
             jid,
             settings,
-            occupants: IndexMap::new(),
-            jid_nick: HashMap::new(),
+            occupants: Occupants::default(),
             affiliations: IndexMap::new(),
             affiliation_data: HashMap::new(),
             history: VecDeque::new(),
@@ -167,7 +165,7 @@ impl Room {
     }
 
     pub fn occupants(&self) -> impl Iterator<Item = &Occupant> {
-        self.occupants.values()
+        self.occupants.iter()
     }
 
     pub fn occupant_by_nick(&self, nick: &str) -> Option<&Occupant> {
@@ -176,16 +174,16 @@ impl Room {
 
     /// The nickname a live session occupies.
     pub fn nick_of(&self, real_jid: &FullJid) -> Option<&str> {
-        self.jid_nick.get(real_jid).map(String::as_str)
+        self.occupants.by_session(real_jid).map(Occupant::nick_str)
     }
 
     /// Every live session with the nickname it occupies (read-only, for tests and checks).
     pub fn live_sessions(&self) -> impl Iterator<Item = (&FullJid, &str)> {
-        self.jid_nick.iter().map(|(j, n)| (j, n.as_str()))
+        self.occupants.live_sessions().map(|(j, o)| (j, o.nick_str()))
     }
 
     pub fn occupant_by_real_jid(&self, real_jid: &FullJid) -> Option<&Occupant> {
-        self.nick_of(real_jid).and_then(|n| self.occupants.get(n))
+        self.occupants.by_session(real_jid)
     }
 
     /// The in-room JID for a nickname.
@@ -286,21 +284,12 @@ impl Room {
     /// Returns the occupant as stored.
     pub fn save_occupant(&mut self, mut occupant: Occupant) -> Option<Occupant> {
         occupant.prune_departed();
-        let nick = occupant.nick_str().to_owned();
-        if let Some(old) = self.occupants.get(&nick) {
-            for jid in old.session_jids() {
-                self.jid_nick.remove(jid);
-            }
-        }
         let stays = occupant.role.is_some() && occupant.has_live_session();
         if stays {
-            for s in occupant.sessions.iter().filter(|s| s.is_available()) {
-                self.jid_nick.insert(s.jid.clone(), nick.clone());
-            }
-            self.occupants.insert(nick, occupant.clone());
+            self.occupants.put(occupant.clone());
             Some(occupant)
         } else {
-            self.occupants.shift_remove(&nick);
+            self.occupants.remove(occupant.nick_str());
             None
         }
     }
@@ -391,7 +380,7 @@ impl Room {
         let (mut full_gone, mut own_gone, mut anon_gone) = (Vec::new(), Vec::new(), Vec::new());
         let broadcast = self.settings.broadcasts(occupant.role_or_none()) || force_unavailable;
         let was_broadcast = prev_role.is_some_and(|r| self.settings.broadcasts(r));
-        for other in self.occupants.values() {
+        for other in self.occupants.iter() {
             if other.nick == occupant.nick || !(broadcast || was_broadcast) {
                 continue;
             }
@@ -436,7 +425,7 @@ impl Room {
             ctx.out.send_many(base.child(self_x), to);
         } else {
             for s in &occupant.sessions {
-                let mut p = s.presence.to_element().child(self_x.clone());
+                let mut p = s.presence(&occupant.nick).child(self_x.clone());
                 p.unset("to");
                 ctx.send(p, s.jid.clone().into());
             }
@@ -476,7 +465,7 @@ impl Room {
     pub fn send_occupant_list(&self, ctx: &mut Ctx, to: &FullJid, skip: impl Fn(&Occupant) -> bool) {
         let to_bare = to.to_bare();
         let anonymous = self.is_anonymous_for(ctx, to);
-        for occupant in self.occupants.values() {
+        for occupant in self.occupants.iter() {
             if skip(occupant) {
                 continue;
             }
@@ -495,7 +484,7 @@ impl Room {
             // Affiliated users who are not here, when the room shows role "none".
             for (jid, affiliation) in self.affiliations.iter() {
                 let nick = self.registered_nick(jid);
-                if (nick.is_none() && anonymous) || self.occupants.values().any(|o| &o.bare_jid == jid) {
+                if (nick.is_none() && anonymous) || self.occupants.iter().any(|o| &o.bare_jid == jid) {
                     continue;
                 }
                 let from = match nick {
@@ -524,7 +513,7 @@ impl Room {
     pub fn broadcast(&self, ctx: &mut Ctx, stanza: Element, min_role: Role) {
         let to: Vec<Jid> = self
             .occupants
-            .values()
+            .iter()
             .filter(|o| o.role_or_none() >= min_role)
             .flat_map(|o| o.session_jids().cloned().map(Jid::from))
             .collect();
@@ -600,7 +589,7 @@ impl Room {
         let mut updated: Vec<(Occupant, Option<Role>)> = Vec::new();
         let affected: Vec<String> = self
             .occupants
-            .values()
+            .iter()
             .filter(|o| {
                 &o.bare_jid == jid
                     || (is_host_only
@@ -704,7 +693,7 @@ impl Room {
 
     /// Removes every occupant (the room is being destroyed), each told with `x`.
     pub fn clear(&mut self, ctx: &mut Ctx, x: &PresenceX) {
-        let occupants: Vec<Occupant> = self.occupants.values().cloned().collect();
+        let occupants: Vec<Occupant> = self.occupants.iter().cloned().collect();
         let mut removed = Vec::new();
         for mut occupant in occupants {
             let prev = occupant.role.take();
