@@ -176,6 +176,60 @@ describe("fan-out", function ()
 		assert.equal(H.canon(presence), H.canon(out));
 	end);
 
+	describe("in a big room, an occupant's presence", function ()
+		local MUC = "http://jabber.org/protocol/muc";
+		local room = "coven@"..H.domain;
+		local function join(host, i, nick, payload)
+			local p = st.presence({ from = ("u%d@capulet.lit/r"):format(i), to = room.."/"..nick })
+				:tag("x", { xmlns = MUC }):tag("history", { maxstanzas = "0" }):up():up();
+			if payload then p:text_tag("status", payload); end
+			host:handle(p);
+		end
+		-- What `nick`'s presence looked like when `to` got it (the raw table, and its XML then).
+		local function presence_to(rec, to, nick)
+			for _, sent in ipairs(rec.sent) do
+				if sent.to == to and sent.stanza.attr.from == room.."/"..nick and sent.stanza.name == "presence" then
+					return sent;
+				end
+			end
+		end
+		local function big_room()
+			local host, rec = H.new_host({ muc_room_locking = false });
+			for i = 1, 20 do join(host, i, "n"..i); end
+			return host, rec;
+		end
+
+		it("is built once and sent to each newcomer, with its own to", function ()
+			local host, rec = big_room();
+			join(host, 21, "late1");
+			join(host, 22, "late2");
+			local first, second = presence_to(rec, "u21@capulet.lit/r", "n5"), presence_to(rec, "u22@capulet.lit/r", "n5");
+			assert.truthy(first and second);
+			assert.equal(first.raw, second.raw);
+			assert.truthy(first.xml:find("to='u21@capulet.lit/r'", 1, true));
+			assert.truthy(second.xml:find("to='u22@capulet.lit/r'", 1, true));
+			assert.equal((first.xml:gsub("u21@", "u22@")), second.xml);
+		end);
+
+		it("is built anew once it changed, or once someone changed the table sent", function ()
+			local host, rec = big_room();
+			join(host, 21, "late1");
+			join(host, 5, "n5", "brewing"); -- n5 changes its presence
+			join(host, 22, "late2");
+			local before, after = presence_to(rec, "u21@capulet.lit/r", "n5"), presence_to(rec, "u22@capulet.lit/r", "n5");
+			assert.are_not.equal(before.raw, after.raw);
+			assert.equal("brewing", after.stanza:get_child_text("status"));
+
+			-- A module that adds to a stanza it was given must not leak into later ones.
+			local n6 = presence_to(rec, "u22@capulet.lit/r", "n6");
+			n6.raw:tag("delay", { xmlns = "urn:xmpp:delay" }):up();
+			join(host, 23, "late3");
+			local again = presence_to(rec, "u23@capulet.lit/r", "n6");
+			assert.are_not.equal(n6.raw, again.raw);
+			assert.is_nil(again.stanza:get_child("delay", "urn:xmpp:delay"));
+		end);
+	end);
+
 	it("refuses invalid recipients without raising", function ()
 		local host, rec = H.new_host();
 		local ok, err = host:_deliver(st.message({ from = H.domain }), { "@@@" });

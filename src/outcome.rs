@@ -11,6 +11,15 @@ use minidom::Element;
 pub struct Delivery {
     pub stanza: Element,
     pub to: Vec<Jid>,
+    /// A hint: the same stanza is likely to be delivered again (an occupant's presence in
+    /// a big room goes to every later newcomer), so a host may keep what it built for it.
+    pub repeatable: bool,
+}
+
+impl Delivery {
+    pub fn new(stanza: Element, to: Vec<Jid>) -> Delivery {
+        Delivery { stanza, to, repeatable: false }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,12 +50,19 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn send(&mut self, stanza: Element, to: Jid) {
-        self.deliveries.push(Delivery { stanza, to: vec![to] });
+        self.deliveries.push(Delivery::new(stanza, vec![to]));
     }
 
     pub fn send_many(&mut self, stanza: Element, to: Vec<Jid>) {
         if !to.is_empty() {
-            self.deliveries.push(Delivery { stanza, to });
+            self.deliveries.push(Delivery::new(stanza, to));
+        }
+    }
+
+    /// Like `send_many`, for a stanza that will likely be sent again unchanged.
+    pub fn send_repeatable(&mut self, stanza: Element, to: Vec<Jid>) {
+        if !to.is_empty() {
+            self.deliveries.push(Delivery { stanza, to, repeatable: true });
         }
     }
 

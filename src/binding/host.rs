@@ -3,6 +3,7 @@
 
 use super::convert::{self, Keys};
 use super::guard;
+use super::reuse::StanzaCache;
 use super::storage::Storage;
 use crate::env::{Env, StoredRoom};
 use crate::host::MucHost;
@@ -30,6 +31,8 @@ pub struct LuaHost {
     top_tag: Option<Function>,
     keys: Keys,
     storage: Storage,
+    /// Tables of repeatable deliveries, sent again while they match.
+    repeatable: RefCell<StanzaCache>,
     test_panic: bool,
 }
 
@@ -56,6 +59,7 @@ impl LuaHost {
             top_tag,
             keys: Keys::new(lua)?,
             storage,
+            repeatable: RefCell::default(),
             test_panic,
         })
     }
@@ -204,14 +208,20 @@ impl LuaHost {
     /// delivery, debug logging on or not, by cloning and serializing the stanza's root. The
     /// table gets its own `top_tag` (shadowing the metatable's), which completes the
     /// opening tag rendered here once (`top_tag_head`) with the recipient's `to`.
+    ///
+    /// A repeatable delivery's table is kept and sent again the next time (see `reuse`).
     fn deliver(&self, lua: &Lua, delivery: &Delivery) -> LuaResult<()> {
-        let stanza = convert::table_from_element(lua, &self.keys, &self.stanza_mt, &delivery.stanza)?;
-        if let Some(top_tag) = &self.top_tag {
-            if let Some(head) = convert::top_tag_head(&delivery.stanza) {
-                stanza.raw_set(&self.keys.top_tag, top_tag)?;
-                stanza.raw_set(&self.keys.top_tag_head, head)?;
+        let kept = if delivery.repeatable { self.repeatable.borrow().get(&delivery.stanza) } else { None };
+        let stanza = match kept {
+            Some(table) => table,
+            None => {
+                let table = self.build(lua, &delivery.stanza)?;
+                if delivery.repeatable {
+                    self.repeatable.borrow_mut().keep(&delivery.stanza, &table);
+                }
+                table
             }
-        }
+        };
         let attr: Table = stanza.raw_get(&self.keys.attr)?;
         for to in &delivery.to {
             attr.raw_set(&self.keys.to, to.as_str())?;
@@ -220,6 +230,18 @@ impl LuaHost {
             }
         }
         Ok(())
+    }
+
+    /// The stanza table for `element`, with its own `top_tag` (see `deliver`).
+    fn build(&self, lua: &Lua, element: &Element) -> LuaResult<Table> {
+        let stanza = convert::table_from_element(lua, &self.keys, &self.stanza_mt, element)?;
+        if let Some(top_tag) = &self.top_tag {
+            if let Some(head) = convert::top_tag_head(element) {
+                stanza.raw_set(&self.keys.top_tag, top_tag)?;
+                stanza.raw_set(&self.keys.top_tag_head, head)?;
+            }
+        }
+        Ok(stanza)
     }
 }
 
@@ -260,7 +282,7 @@ impl UserData for LuaHost {
                 Ok(to) => to,
                 Err(e) => return Ok((None, Some(e.to_string()))),
             };
-            match guard::run(|| this.deliver(lua, &Delivery { stanza, to })) {
+            match guard::run(|| this.deliver(lua, &Delivery::new(stanza, to))) {
                 Ok(Ok(())) => Ok((Some(true), None)),
                 Ok(Err(e)) => Ok((None, Some(summary(&e)))),
                 Err(panic) => Ok((None, Some(format!("panic: {panic}")))),
@@ -368,7 +390,7 @@ impl Head {
             .with_opt("type", self.kind.as_deref());
         let mut reply = error_reply(&orig, error, None);
         reply.unset("to");
-        Some(Delivery { stanza: reply, to: vec![to] })
+        Some(Delivery::new(reply, vec![to]))
     }
 }
 

@@ -19,6 +19,7 @@
 mod convert;
 mod guard;
 mod host;
+mod reuse;
 mod storage;
 
 use crate::config::{HostConfig, OptionKind, OptionValue, OPTIONS};

@@ -123,6 +123,9 @@ pub struct HistoryEntry {
     pub chars: Option<usize>,
 }
 
+/// Rooms from this many occupants mark occupants' presences as repeatable.
+const REPEATED_PRESENCES_FROM: usize = 16;
+
 #[derive(Debug, Clone)]
 pub struct Room {
     pub jid: BareJid,
@@ -414,8 +417,12 @@ impl Room {
             let mut p = base.clone().child(payload);
             if unavailable {
                 p.set("type", "unavailable");
+                ctx.out.send_many(p, recipients);
+            } else if self.presences_repeat() {
+                ctx.out.send_repeatable(p, recipients);
+            } else {
+                ctx.out.send_many(p, recipients);
             }
-            ctx.out.send_many(p, recipients);
         }
 
         // The occupant itself: status 110, on each session's own presence.
@@ -430,6 +437,12 @@ impl Room {
                 ctx.send(p, s.jid.clone().into());
             }
         }
+    }
+
+    /// Whether occupants' presences are sent often enough to be worth a host keeping
+    /// what it built for them: in big rooms each goes to every newcomer.
+    fn presences_repeat(&self) -> bool {
+        self.occupants.len() >= REPEATED_PRESENCES_FROM
     }
 
     /// Sends `occupant`'s presence to one other occupant only (a reply to a probe).
@@ -465,6 +478,7 @@ impl Room {
     pub fn send_occupant_list(&self, ctx: &mut Ctx, to: &FullJid, skip: impl Fn(&Occupant) -> bool) {
         let to_bare = to.to_bare();
         let anonymous = self.is_anonymous_for(ctx, to);
+        let repeats = self.presences_repeat();
         for occupant in self.occupants.iter() {
             if skip(occupant) {
                 continue;
@@ -477,7 +491,11 @@ impl Room {
             if let Some(pr) = occupant.presence(None) {
                 let mut pr = pr.child(x);
                 pr.unset("to");
-                ctx.send(pr, to.clone().into());
+                if repeats {
+                    ctx.out.send_repeatable(pr, vec![to.clone().into()]);
+                } else {
+                    ctx.send(pr, to.clone().into());
+                }
             }
         }
         if self.settings.broadcasts(Role::None) {
