@@ -64,15 +64,8 @@ local function check(ok, err)
 	return ok;
 end
 
--- Prosody renders stanza:top_tag() for a debug line on every delivery, even with debug logs
--- off; stock's clones the stanza to do it. Deliveries carry this one instead: the opening
--- tag the core rendered once (`top_tag_head`, ending in " to='"), the recipient filled in.
-local stanza_mt, xml_escape = st.stanza_mt, st.xml_escape;
-local function top_tag(stanza)
-	local head, to = rawget(stanza, "top_tag_head"), stanza.attr.to;
-	if head == nil or to == nil then return stanza_mt.top_tag(stanza); end
-	return head..xml_escape(to).."'>";
-end
+-- Deliveries carry their XML rendered once; Prosody's serializing uses it (see the lib).
+local render = module:require("muc_rs_render");
 
 local host = muc_rs.new_host(module.host, opts, {
 	load_room = function (jid)
@@ -95,8 +88,8 @@ local host = muc_rs.new_host(module.host, opts, {
 	send = function (stanza) module:send(stanza); end;
 	is_admin = is_admin;
 	log = function (level, message) module:log(level, "%s", message); end;
-	stanza_mt = stanza_mt;
-	top_tag = top_tag;
+	stanza_mt = st.stanza_mt;
+	top_tag = render.top_tag;
 });
 
 -- Service discovery of the service itself is answered by mod_disco (at priority 0, before
@@ -131,4 +124,7 @@ module:hook("iq-get/host/http://jabber.org/protocol/disco#items:query", handle, 
 
 -- Live rooms, occupants included, are stored when the server stops or the module unloads.
 module:hook_global("server-stopping", function () host:save_all(); end, -300);
-function module.unload() host:save_all(); end
+function module.unload()
+	host:save_all();
+	render.uninstall();
+end

@@ -181,8 +181,17 @@ describe("mod_muc_rs", function ()
 		assert.equal(4, #captured.handled);
 	end);
 
-	it("gives deliveries a top_tag that renders what stock's would, for each recipient", function ()
-		load_component({ muc_room_locking = false });
+	describe("renders deliveries", function ()
+		local body = "hi <&> 'q' \"d\"";
+		-- A room with two occupants (one with a hostile resource) and a message to both.
+		local function traffic()
+			load_component({ muc_room_locking = false });
+			P.fire(H.domain, "presence/full", H.join_presence());
+			P.fire(H.domain, "presence/full", st.presence({ from = "romeo@montague.lit/o'r<&>", to = "coven@"..H.domain.."/romeo" })
+				:tag("x", { xmlns = "http://jabber.org/protocol/muc" }):text_tag("password", "cauldronburn"):up());
+			P.fire(H.domain, "message/bare", st.message({ from = juliet, to = "coven@"..H.domain, type = "groupchat",
+				id = "a'b\"c" }):body(body));
+		end
 		-- The same opening tag, attributes in any order (stock's follow table order).
 		local function canon_tag(tag)
 			local name, rest = assert(tag:match("^<([^%s>]+)(.*)>$"));
@@ -191,19 +200,38 @@ describe("mod_muc_rs", function ()
 			table.sort(attrs);
 			return name.." "..table.concat(attrs, " ");
 		end
-		P.fire(H.domain, "presence/full", H.join_presence());
-		P.fire(H.domain, "presence/full", st.presence({ from = "romeo@montague.lit/o'r<&>", to = "coven@"..H.domain.."/romeo" })
-			:tag("x", { xmlns = "http://jabber.org/protocol/muc" }):text_tag("password", "cauldronburn"):up());
-		P.fire(H.domain, "message/bare", st.message({ from = juliet, to = "coven@"..H.domain, type = "groupchat",
-			id = "a'b\"c" }):body("hi"));
-		local groupchat_to = {};
-		for _, sent in ipairs(P.sent) do
-			assert.is_true(sent.own_top_tag);
-			assert.equal(canon_tag(H.stanza_mt.top_tag(sent.stanza)), canon_tag(sent.top_tag));
-			if sent.stanza:get_child_text("body") == "hi" then groupchat_to[#groupchat_to + 1] = sent.to; end
-		end
-		table.sort(groupchat_to);
-		assert.same({ juliet, "romeo@montague.lit/o'r<&>" }, groupchat_to);
+
+		it("as Prosody would, the XML and the top tag, for each recipient", function ()
+			traffic();
+			local message_to = {};
+			for _, sent in ipairs(P.sent) do
+				assert.is_true(sent.own_top_tag);
+				-- sent.stanza is a copy (st.clone keeps no rendering): Prosody's own serializing.
+				assert.equal(H.canon(sent.stanza), H.canon(H.parsed(sent.xml)));
+				assert.equal(canon_tag(H.stanza_mt.top_tag(sent.stanza)), canon_tag(sent.top_tag));
+				if sent.stanza:get_child_text("body") == body then message_to[#message_to + 1] = sent.to; end
+			end
+			table.sort(message_to);
+			assert.same({ juliet, "romeo@montague.lit/o'r<&>" }, message_to);
+		end);
+
+		it("that someone changed since as they are now", function ()
+			traffic();
+			local changes = {
+				function (s) s:tag("delay", { xmlns = "urn:xmpp:delay", stamp = "2026-11-24T00:00:00Z" }):up(); end;
+				function (s) s.attr.type = "chat"; end;
+				function (s) s.attr.xmlns = "jabber:client"; end;
+				function (s) s.attr.id = nil; end;
+				function (s) s[1] = st.stanza("body"):text("replaced"); s.tags[1] = s[1]; end;
+			};
+			for i, change in ipairs(changes) do
+				local sent = P.sent[#P.sent - (i % 2)]; -- the message, as sent to one or the other
+				local s = sent.raw;
+				s.attr.to = sent.to;
+				change(s);
+				assert.equal(H.canon(st.clone(s)), H.canon(H.parsed(tostring(s))), "change #"..i);
+			end
+		end);
 	end);
 
 	it("hands iq results to the service to the core (mod_iq finds no waiting handler)", function ()

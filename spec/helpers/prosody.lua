@@ -127,7 +127,7 @@ function P.load(host, name, path)
 	function inst.send(_, stanza)
 		-- `top_tag`: what Prosody's session.send would log for it, as rendered at this time.
 		P.sent[#P.sent + 1] = { to = stanza.attr.to, stanza = st.clone(stanza), xml = tostring(stanza),
-			top_tag = stanza:top_tag(), own_top_tag = rawget(stanza, "top_tag") ~= nil };
+			top_tag = stanza:top_tag(), own_top_tag = rawget(stanza, "top_tag") ~= nil, raw = stanza };
 	end
 	local env = setmetatable({ module = inst }, { __index = _G });
 	inst.environment = env;

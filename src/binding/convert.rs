@@ -27,7 +27,7 @@ pub struct Keys {
     pub xmlns: LuaString,
     pub to: LuaString,
     pub top_tag: LuaString,
-    pub top_tag_head: LuaString,
+    pub rendered: LuaString,
 }
 
 impl Keys {
@@ -39,7 +39,7 @@ impl Keys {
             xmlns: lua.create_string("xmlns")?,
             to: lua.create_string("to")?,
             top_tag: lua.create_string("top_tag")?,
-            top_tag_head: lua.create_string("top_tag_head")?,
+            rendered: lua.create_string("muc_rs_rendered")?,
         })
     }
 }
@@ -139,7 +139,7 @@ fn read_attributes(element: &mut Element, attr: &Table) -> Result<(), Malformed>
 /// Builds a Prosody stanza table from an element: `stanza_mt` on it and on every child,
 /// `attr.xmlns` only where the namespace differs from the parent's (the root's parent being
 /// `jabber:client`), children and text in the array part, element children in `tags`.
-/// The root has room for two more fields (a delivery's `top_tag` and `top_tag_head`).
+/// The root has room for two more fields (a delivery's `top_tag` and `muc_rs_rendered`).
 pub fn table_from_element(lua: &Lua, keys: &Keys, stanza_mt: &Table, element: &Element) -> LuaResult<Table> {
     write_element(lua, keys, stanza_mt, element, NS_CLIENT, 5)
 }
@@ -192,47 +192,4 @@ fn write_element(
     table.raw_set(&keys.tags, tags)?;
     table.set_metatable(Some(mt.clone()))?;
     Ok(table)
-}
-
-/// The opening tag of a delivery as `util.stanza`'s `top_tag` renders it, up to the `to`
-/// attribute's value: `<name attr='v' … to='`. Values escaped as `util.stanza.xml_escape`
-/// does. None for a root with attributes in a namespace other than `xml:` (Prosody renders
-/// those with generated prefixes; such deliveries keep the stock `top_tag`).
-pub fn top_tag_head(element: &Element) -> Option<String> {
-    let mut head = String::with_capacity(96);
-    head.push('<');
-    head.push_str(element.name());
-    if element.ns() != NS_CLIENT {
-        push_attribute(&mut head, "xmlns", &element.ns());
-    }
-    for ((attr_ns, local), value) in element.attrs().iter() {
-        if attr_ns.is_none() {
-            if local.as_str() != "to" {
-                push_attribute(&mut head, local.as_str(), value);
-            }
-        } else if attr_ns.as_str() == NS_XML {
-            push_attribute(&mut head, &format!("xml:{}", local.as_str()), value);
-        } else {
-            return None;
-        }
-    }
-    head.push_str(" to='");
-    Some(head)
-}
-
-fn push_attribute(out: &mut String, name: &str, value: &str) {
-    out.push(' ');
-    out.push_str(name);
-    out.push_str("='");
-    for c in value.chars() {
-        match c {
-            '\'' => out.push_str("&apos;"),
-            '"' => out.push_str("&quot;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
 }

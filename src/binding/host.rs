@@ -3,6 +3,7 @@
 
 use super::convert::{self, Keys};
 use super::guard;
+use super::render;
 use super::reuse::StanzaCache;
 use super::storage::Storage;
 use crate::env::{Env, StoredRoom};
@@ -27,7 +28,7 @@ pub struct LuaHost {
     is_admin: Option<Function>,
     log: Function,
     stanza_mt: Table,
-    /// The `top_tag` method deliveries carry (see `deliver`).
+    /// The `top_tag` method deliveries carry (see `build`).
     top_tag: Option<Function>,
     keys: Keys,
     storage: Storage,
@@ -204,12 +205,9 @@ impl LuaHost {
     /// `attr.to` in place (as stock mod_muc does). A failing `send` is logged, and the
     /// remaining recipients still get theirs.
     ///
-    /// Prosody's `session.send` renders `stanza:top_tag()` for a debug line on every
-    /// delivery, debug logging on or not, by cloning and serializing the stanza's root. The
-    /// table gets its own `top_tag` (shadowing the metatable's), which completes the
-    /// opening tag rendered here once (`top_tag_head`) with the recipient's `to`.
-    ///
-    /// A repeatable delivery's table is kept and sent again the next time (see `reuse`).
+    /// The table carries its XML rendered once (see `render`), which Prosody's serializing
+    /// and the debug line it writes for every delivery use. A repeatable delivery's table
+    /// is kept and sent again the next time (see `reuse`).
     fn deliver(&self, lua: &Lua, delivery: &Delivery) -> LuaResult<()> {
         let kept = if delivery.repeatable { self.repeatable.borrow().get(&delivery.stanza) } else { None };
         let stanza = match kept {
@@ -232,13 +230,13 @@ impl LuaHost {
         Ok(())
     }
 
-    /// The stanza table for `element`, with its own `top_tag` (see `deliver`).
+    /// The stanza table for `element`, with its rendering and the `top_tag` that uses it
+    /// (shadowing the metatable's: Prosody's clones the root to render it).
     fn build(&self, lua: &Lua, element: &Element) -> LuaResult<Table> {
         let stanza = convert::table_from_element(lua, &self.keys, &self.stanza_mt, element)?;
         if let Some(top_tag) = &self.top_tag {
-            if let Some(head) = convert::top_tag_head(element) {
+            if render::attach(lua, &self.keys, &stanza, element)? {
                 stanza.raw_set(&self.keys.top_tag, top_tag)?;
-                stanza.raw_set(&self.keys.top_tag_head, head)?;
             }
         }
         Ok(stanza)

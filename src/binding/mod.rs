@@ -19,6 +19,7 @@
 mod convert;
 mod guard;
 mod host;
+mod render;
 mod reuse;
 mod storage;
 
