@@ -9,6 +9,8 @@
 //!     is_admin = function(bare_jid) return false end,
 //!     log = function(level, message) end,
 //!     stanza_mt = getmetatable(st.stanza("x")),
+//!     top_tag = render.top_tag,       -- optional: deliveries then carry their rendered
+//!                                     -- XML (`muc_rs_rendered`, see lua/muc_rs_render.lib.lua)
 //! })
 //! host:handle(stanza)                 --> true once handled
 //! ```
