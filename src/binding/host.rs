@@ -195,6 +195,10 @@ impl LuaHost {
         for (level, message) in &outcome.log {
             self.log(level.as_str(), message);
         }
+        let repeatable = outcome.deliveries.iter().filter(|d| d.repeatable).count();
+        if repeatable > 0 {
+            self.repeatable.borrow_mut().expect(repeatable);
+        }
         for delivery in &outcome.deliveries {
             self.deliver(lua, delivery)?;
         }
@@ -209,7 +213,8 @@ impl LuaHost {
     /// and the debug line it writes for every delivery use. A repeatable delivery's table
     /// is kept and sent again the next time (see `reuse`).
     fn deliver(&self, lua: &Lua, delivery: &Delivery) -> LuaResult<()> {
-        let kept = if delivery.repeatable { self.repeatable.borrow().get(&delivery.stanza) } else { None };
+        let kept =
+            if delivery.repeatable { self.repeatable.borrow_mut().get(&delivery.stanza) } else { None };
         let stanza = match kept {
             Some(table) => table,
             None => {

@@ -1,11 +1,15 @@
 //! Stanza tables kept for deliveries the core marks repeatable (an occupant's presence in
-//! a big room, sent again to every newcomer): the table built the first time is sent
-//! again, so a join costs Prosody's delivery and not a new table per occupant.
+//! a big room's occupant list, sent again to every newcomer): the table built the first
+//! time is sent again, so a join costs Prosody's delivery and not a new table per occupant.
 //!
 //! Tables are found by content: a 128-bit hash of the element, keyed at random per process
 //! (so no one can craft a presence that collides with another's). A table someone changed
-//! after it was sent (children added or removed) is not reused. The cache is emptied when
-//! full, which bounds its memory.
+//! after it was sent (children added or removed) is not reused.
+//!
+//! Two generations bound the memory: tables go into the young one; when it is full it
+//! becomes the old one and the previous old one is dropped; a table found in the old one
+//! moves back. What a list uses stays; the presences of those who left age out. A
+//! generation holds twice the longest occupant list seen, so a whole list fits.
 
 use minidom::{Element, Node};
 use mlua::Table;
@@ -13,11 +17,13 @@ use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 
-/// At most this many tables are kept (each ~1 kB of Lua memory for a presence).
-const CAPACITY: usize = 4096;
+/// The smallest generation.
+const MIN_GENERATION: usize = 256;
 
 pub struct StanzaCache {
-    tables: HashMap<u128, Kept>,
+    young: HashMap<u128, Kept>,
+    old: HashMap<u128, Kept>,
+    generation: usize,
     keys: (RandomState, RandomState),
 }
 
@@ -28,31 +34,56 @@ struct Kept {
     children: usize,
 }
 
+impl Kept {
+    fn intact(&self) -> bool {
+        self.table.raw_len() == self.nodes
+            && self.table.raw_get::<Table>("tags").is_ok_and(|tags| tags.raw_len() == self.children)
+    }
+}
+
 impl Default for StanzaCache {
     fn default() -> Self {
-        StanzaCache { tables: HashMap::new(), keys: (RandomState::new(), RandomState::new()) }
+        StanzaCache {
+            young: HashMap::new(),
+            old: HashMap::new(),
+            generation: MIN_GENERATION,
+            keys: (RandomState::new(), RandomState::new()),
+        }
     }
 }
 
 impl StanzaCache {
+    /// One outcome is about to deliver `count` repeatable stanzas (an occupant list).
+    pub fn expect(&mut self, count: usize) {
+        self.generation = self.generation.max(2 * count);
+    }
+
     /// The table kept for `element`, if it still looks as built.
-    pub fn get(&self, element: &Element) -> Option<Table> {
-        let kept = self.tables.get(&self.key(element))?;
-        let intact = kept.table.raw_len() == kept.nodes
-            && kept.table.raw_get::<Table>("tags").is_ok_and(|tags| tags.raw_len() == kept.children);
-        intact.then(|| kept.table.clone())
+    pub fn get(&mut self, element: &Element) -> Option<Table> {
+        let key = self.key(element);
+        if let Some(kept) = self.young.get(&key) {
+            return kept.intact().then(|| kept.table.clone());
+        }
+        let kept = self.old.remove(&key).filter(Kept::intact)?;
+        let table = kept.table.clone();
+        self.put(key, kept);
+        Some(table)
     }
 
     pub fn keep(&mut self, element: &Element, table: &Table) {
-        if self.tables.len() >= CAPACITY {
-            self.tables.clear();
-        }
         let kept = Kept {
             table: table.clone(),
             nodes: element.nodes().count(),
             children: element.children().count(),
         };
-        self.tables.insert(self.key(element), kept);
+        self.put(self.key(element), kept);
+    }
+
+    fn put(&mut self, key: u128, kept: Kept) {
+        if self.young.len() >= self.generation {
+            self.old = std::mem::take(&mut self.young);
+        }
+        self.young.insert(key, kept);
     }
 
     fn key(&self, element: &Element) -> u128 {

@@ -123,7 +123,7 @@ pub struct HistoryEntry {
     pub chars: Option<usize>,
 }
 
-/// Rooms from this many occupants mark occupants' presences as repeatable.
+/// Rooms from this many occupants mark the presences of occupant lists as repeatable.
 const REPEATED_PRESENCES_FROM: usize = 16;
 
 #[derive(Debug, Clone)]
@@ -417,12 +417,8 @@ impl Room {
             let mut p = base.clone().child(payload);
             if unavailable {
                 p.set("type", "unavailable");
-                ctx.out.send_many(p, recipients);
-            } else if self.presences_repeat() {
-                ctx.out.send_repeatable(p, recipients);
-            } else {
-                ctx.out.send_many(p, recipients);
             }
+            ctx.out.send_many(p, recipients);
         }
 
         // The occupant itself: status 110, on each session's own presence.
@@ -437,12 +433,6 @@ impl Room {
                 ctx.send(p, s.jid.clone().into());
             }
         }
-    }
-
-    /// Whether occupants' presences are sent often enough to be worth a host keeping
-    /// what it built for them: in big rooms each goes to every newcomer.
-    fn presences_repeat(&self) -> bool {
-        self.occupants.len() >= REPEATED_PRESENCES_FROM
     }
 
     /// Sends `occupant`'s presence to one other occupant only (a reply to a probe).
@@ -478,7 +468,8 @@ impl Room {
     pub fn send_occupant_list(&self, ctx: &mut Ctx, to: &FullJid, skip: impl Fn(&Occupant) -> bool) {
         let to_bare = to.to_bare();
         let anonymous = self.is_anonymous_for(ctx, to);
-        let repeats = self.presences_repeat();
+        // In a big room each presence of the list goes to every newcomer again.
+        let repeats = self.occupants.len() >= REPEATED_PRESENCES_FROM;
         for occupant in self.occupants.iter() {
             if skip(occupant) {
                 continue;
