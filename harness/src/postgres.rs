@@ -147,27 +147,21 @@ impl Postgres {
 
     /// Creates another (empty) database.
     pub async fn create_database(&self, name: &str) -> Result<()> {
-        let port = self.port.to_string();
-        self.run_as_postgres(
-            "createdb",
-            &[
-                "-h".as_ref(),
-                "127.0.0.1".as_ref(),
-                "-p".as_ref(),
-                port.as_ref(),
-                "-U".as_ref(),
-                USER.as_ref(),
-                name.as_ref(),
-            ],
-        )
-        .await
-        .map(drop)
+        self.run_client("createdb", &[name]).await.map(drop)
     }
 
     /// Pid of the postmaster, from its pid file.
     pub fn postmaster_pid(&self) -> Option<i32> {
         let text = std::fs::read_to_string(self.data_path().join("postmaster.pid")).ok()?;
         text.lines().next()?.trim().parse().ok().filter(|&pid| pid > 1)
+    }
+
+    /// Runs a client tool (createdb, psql) on this server over loopback, as `USER`.
+    async fn run_client(&self, tool: &str, args: &[&str]) -> Result<String> {
+        let port = self.port.to_string();
+        let connection = ["-h", "127.0.0.1", "-p", &port, "-U", USER];
+        let all: Vec<&std::ffi::OsStr> = connection.iter().chain(args).map(std::ffi::OsStr::new).collect();
+        self.run_as_postgres(tool, &all).await
     }
 
     /// One of the server's tools as the postgres user, waiting for it; an error with its
@@ -197,28 +191,7 @@ impl Postgres {
     /// Runs one SQL statement with `psql` in a database; its rows, unaligned (`|` between
     /// columns), one a line.
     pub async fn query(&self, database: &str, sql: &str) -> Result<String> {
-        let port = self.port.to_string();
-        self.run_as_postgres(
-            "psql",
-            &[
-                "-h".as_ref(),
-                "127.0.0.1".as_ref(),
-                "-p".as_ref(),
-                port.as_ref(),
-                "-U".as_ref(),
-                USER.as_ref(),
-                "-d".as_ref(),
-                database.as_ref(),
-                "-X".as_ref(),
-                "-A".as_ref(),
-                "-t".as_ref(),
-                "-v".as_ref(),
-                "ON_ERROR_STOP=1".as_ref(),
-                "-c".as_ref(),
-                sql.as_ref(),
-            ],
-        )
-        .await
+        self.run_client("psql", &["-d", database, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql]).await
     }
 
     /// Stops the server (fast mode) and starts it again on the same data and port: for tests

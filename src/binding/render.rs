@@ -26,7 +26,7 @@ const NS_XML: &str = "http://www.w3.org/XML/1998/namespace";
 
 /// None when an attribute has a namespace other than `xml:` anywhere in the stanza
 /// (Prosody writes those with generated prefixes; such stanzas are rendered by Prosody).
-pub fn render(element: &Element) -> Option<Rendered> {
+fn render(element: &Element) -> Option<Rendered> {
     let mut head = String::with_capacity(128);
     head.push('<');
     head.push_str(element.name());
