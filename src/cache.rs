@@ -3,16 +3,27 @@
 //! back from storage when a stanza asks for it.
 
 use crate::room::Room;
+use hashbrown::HashTable;
 use jid::BareJid;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::hash_map::RandomState;
+use std::collections::BTreeMap;
+use std::hash::BuildHasher;
 
 pub struct RoomCache {
-    /// Boxed: a `Room` is large, and the map keeps spare slots.
-    rooms: HashMap<BareJid, (Box<Room>, u64)>,
-    /// Last use → room, oldest first.
-    recency: BTreeMap<u64, BareJid>,
+    /// Found by the hash of the room's JID, which only the room itself keeps (a copy in a
+    /// map key and another in the recency list were a tenth of a small room's memory).
+    rooms: HashTable<Cached>,
+    hasher: RandomState,
+    /// Last use → hash of the room's JID, oldest first.
+    recency: BTreeMap<u64, u64>,
     clock: u64,
     capacity: usize,
+}
+
+struct Cached {
+    /// Boxed: a `Room` is large, and the table keeps spare slots.
+    room: Box<Room>,
+    used: u64,
 }
 
 /// Why a room could not be added.
@@ -26,7 +37,13 @@ pub enum Full {
 
 impl RoomCache {
     pub fn new(capacity: usize) -> Self {
-        RoomCache { rooms: HashMap::new(), recency: BTreeMap::new(), clock: 0, capacity: capacity.max(1) }
+        RoomCache {
+            rooms: HashTable::new(),
+            hasher: RandomState::new(),
+            recency: BTreeMap::new(),
+            clock: 0,
+            capacity: capacity.max(1),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -37,45 +54,47 @@ impl RoomCache {
         self.rooms.is_empty()
     }
 
+    fn hash(&self, jid: &BareJid) -> u64 {
+        self.hasher.hash_one(jid)
+    }
+
     pub fn contains(&self, jid: &BareJid) -> bool {
-        self.rooms.contains_key(jid)
+        self.get(jid).is_some()
     }
 
     pub fn get(&self, jid: &BareJid) -> Option<&Room> {
-        self.rooms.get(jid).map(|(r, _)| &**r)
+        self.rooms.find(self.hash(jid), |c| c.room.jid == *jid).map(|c| &*c.room)
     }
 
     /// The room, marked as just used.
     pub fn get_mut(&mut self, jid: &BareJid) -> Option<&mut Room> {
-        let (room, used) = self.rooms.get_mut(jid)?;
-        self.recency.remove(used);
+        let hash = self.hash(jid);
+        let cached = self.rooms.find_mut(hash, |c| c.room.jid == *jid)?;
+        self.recency.remove(&cached.used);
         self.clock += 1;
-        *used = self.clock;
-        self.recency.insert(self.clock, jid.clone());
-        Some(room)
+        cached.used = self.clock;
+        self.recency.insert(self.clock, hash);
+        Some(&mut cached.room)
     }
 
-    pub fn rooms(&self) -> impl Iterator<Item = (&BareJid, &Room)> {
-        self.rooms.iter().map(|(j, (r, _))| (j, &**r))
+    pub fn rooms(&self) -> impl Iterator<Item = &Room> {
+        self.rooms.iter().map(|c| &*c.room)
     }
 
     /// Makes space for one more room, evicting the least recently used rooms if the cache
     /// is full (unless `limit` makes its size a hard limit on rooms). `evict` puts a room
     /// away and says whether that worked; a room it could not put away stays.
-    pub fn reserve(
-        &mut self,
-        limit: bool,
-        mut evict: impl FnMut(&BareJid, &Room) -> bool,
-    ) -> Result<(), Full> {
+    pub fn reserve(&mut self, limit: bool, mut evict: impl FnMut(&Room) -> bool) -> Result<(), Full> {
         while self.rooms.len() >= self.capacity {
             if limit {
                 return Err(Full::Limit);
             }
-            let Some((_, oldest)) = self.recency.pop_first() else { break };
-            let Some((victim, used)) = self.rooms.remove(&oldest) else { continue };
-            if !evict(&oldest, &victim) {
-                self.recency.insert(used, oldest.clone());
-                self.rooms.insert(oldest, (victim, used));
+            let Some((used, hash)) = self.recency.pop_first() else { break };
+            let Ok(entry) = self.rooms.find_entry(hash, |c| c.used == used) else { continue };
+            let (victim, _) = entry.remove();
+            if !evict(&victim.room) {
+                self.recency.insert(used, hash);
+                self.rooms.insert_unique(hash, victim, |c| self.hasher.hash_one(&c.room.jid));
                 return Err(Full::EvictionFailed);
             }
         }
@@ -83,18 +102,20 @@ impl RoomCache {
     }
 
     /// Adds (or replaces) a room, as just used. Call [`RoomCache::reserve`] first.
-    pub fn insert(&mut self, jid: BareJid, room: Room) {
+    pub fn insert(&mut self, room: Room) {
+        self.remove(&room.jid);
+        let hash = self.hash(&room.jid);
         self.clock += 1;
-        if let Some((_, old)) = self.rooms.insert(jid.clone(), (Box::new(room), self.clock)) {
-            self.recency.remove(&old);
-        }
-        self.recency.insert(self.clock, jid);
+        let cached = Cached { room: Box::new(room), used: self.clock };
+        self.rooms.insert_unique(hash, cached, |c| self.hasher.hash_one(&c.room.jid));
+        self.recency.insert(self.clock, hash);
     }
 
     pub fn remove(&mut self, jid: &BareJid) -> Option<Room> {
-        let (room, used) = self.rooms.remove(jid)?;
-        self.recency.remove(&used);
-        Some(*room)
+        let hash = self.hash(jid);
+        let (cached, _) = self.rooms.find_entry(hash, |c| c.room.jid == *jid).ok()?.remove();
+        self.recency.remove(&cached.used);
+        Some(*cached.room)
     }
 }
 
@@ -108,24 +129,26 @@ mod tests {
         (jid.clone(), Room::new(jid, RoomSettings::default()))
     }
 
+    fn insert(cache: &mut RoomCache, n: u32) {
+        cache.insert(room(n).1);
+    }
+
     #[test]
     fn the_least_recently_used_room_is_evicted() {
         let mut cache = RoomCache::new(2);
         let mut evicted = Vec::new();
         for n in 0..2 {
-            let (j, r) = room(n);
-            cache.reserve(false, |_, _| unreachable!()).unwrap();
-            cache.insert(j, r);
+            cache.reserve(false, |_| unreachable!()).unwrap();
+            insert(&mut cache, n);
         }
         cache.get_mut(&room(0).0); // r0 used: r1 is now the oldest
         cache
-            .reserve(false, |j, _| {
-                evicted.push(j.to_string());
+            .reserve(false, |r| {
+                evicted.push(r.jid.to_string());
                 true
             })
             .unwrap();
-        let (j, r) = room(2);
-        cache.insert(j, r);
+        insert(&mut cache, 2);
         assert_eq!(evicted, vec!["r1@muc.x"]);
         assert!(cache.contains(&room(0).0) && cache.contains(&room(2).0));
     }
@@ -133,10 +156,9 @@ mod tests {
     #[test]
     fn a_failed_eviction_or_a_hard_limit_refuses_the_new_room() {
         let mut cache = RoomCache::new(1);
-        let (j, r) = room(0);
-        cache.insert(j, r);
-        assert_eq!(cache.reserve(false, |_, _| false), Err(Full::EvictionFailed));
-        assert_eq!(cache.reserve(true, |_, _| true), Err(Full::Limit));
+        insert(&mut cache, 0);
+        assert_eq!(cache.reserve(false, |_| false), Err(Full::EvictionFailed));
+        assert_eq!(cache.reserve(true, |_| true), Err(Full::Limit));
         assert!(cache.contains(&room(0).0));
         assert_eq!(cache.len(), 1);
     }

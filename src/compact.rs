@@ -5,8 +5,33 @@
 use crate::xml::{attr_key, set_attr_key, NS_CLIENT, NS_OCCUPANT_ID};
 use minidom::{Element, Node};
 
+/// A `<presence/>` of the client namespace (as Prosody hands stanzas to the component),
+/// kept as its attributes and children: the root's name and namespace are known.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CompactElement {
+pub struct CompactPresence {
+    attrs: Box<[(Word, Box<str>)]>,
+    children: Box<[CompactNode]>,
+}
+
+impl CompactPresence {
+    pub fn new(presence: &Element) -> Self {
+        CompactPresence { attrs: compact_attrs(presence), children: compact_children(presence, NS_CLIENT) }
+    }
+
+    pub fn to_element(&self) -> Element {
+        let mut e = Element::bare("presence", NS_CLIENT);
+        fill(&mut e, &self.attrs, &self.children, NS_CLIENT);
+        e
+    }
+
+    /// A top-level attribute without a namespace.
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs.iter().find(|(k, _)| k.as_str() == name).map(|(_, v)| &**v)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CompactElement {
     name: Word,
     /// `None` when the same as the parent's (for the root: `jabber:client`).
     ns: Option<Word>,
@@ -69,55 +94,49 @@ impl Word {
 }
 
 impl CompactElement {
-    pub fn new(element: &Element) -> Self {
-        Self::from_element(element, NS_CLIENT)
-    }
-
-    fn from_element(e: &Element, parent_ns: &str) -> Self {
+    fn new(e: &Element, parent_ns: &str) -> Self {
         let ns = e.ns();
-        let children = e
-            .nodes()
-            .map(|node| match node {
-                Node::Element(c) => CompactNode::Element(Self::from_element(c, &ns)),
-                Node::Text(t) => CompactNode::Text(t.as_str().into()),
-            })
-            .collect();
         CompactElement {
             name: Word::new(e.name()),
             ns: (ns != parent_ns).then(|| Word::new(&ns)),
-            attrs: e
-                .attrs()
-                .iter()
-                .map(|((ans, name), v)| (Word::new(&attr_key(ans, name)), v.as_str().into()))
-                .collect(),
-            children,
+            attrs: compact_attrs(e),
+            children: compact_children(e, &ns),
         }
-    }
-
-    pub fn to_element(&self) -> Element {
-        self.build(NS_CLIENT)
     }
 
     fn build(&self, parent_ns: &str) -> Element {
         let ns = self.ns.as_ref().map_or(parent_ns, Word::as_str);
         let mut e = Element::bare(self.name.as_str(), ns);
-        for (k, v) in self.attrs.iter() {
-            set_attr_key(&mut e, k.as_str(), v);
-        }
-        for child in self.children.iter() {
-            match child {
-                CompactNode::Element(c) => {
-                    e.append_child(c.build(ns));
-                }
-                CompactNode::Text(t) => e.append_text_node(&**t),
-            }
-        }
+        fill(&mut e, &self.attrs, &self.children, ns);
         e
     }
+}
 
-    /// A top-level attribute without a namespace.
-    pub fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs.iter().find(|(k, _)| k.as_str() == name).map(|(_, v)| &**v)
+fn compact_attrs(e: &Element) -> Box<[(Word, Box<str>)]> {
+    e.attrs().iter().map(|((ans, name), v)| (Word::new(&attr_key(ans, name)), v.as_str().into())).collect()
+}
+
+fn compact_children(e: &Element, ns: &str) -> Box<[CompactNode]> {
+    e.nodes()
+        .map(|node| match node {
+            Node::Element(c) => CompactNode::Element(CompactElement::new(c, ns)),
+            Node::Text(t) => CompactNode::Text(t.as_str().into()),
+        })
+        .collect()
+}
+
+/// Gives `e` (in namespace `ns`) its attributes and children back.
+fn fill(e: &mut Element, attrs: &[(Word, Box<str>)], children: &[CompactNode], ns: &str) {
+    for (k, v) in attrs {
+        set_attr_key(e, k.as_str(), v);
+    }
+    for child in children {
+        match child {
+            CompactNode::Element(c) => {
+                e.append_child(c.build(ns));
+            }
+            CompactNode::Text(t) => e.append_text_node(&**t),
+        }
     }
 }
 
@@ -132,7 +151,7 @@ mod tests {
             <x xmlns='urn:x'><y z='1'>t<w/>u</y></x></presence>"
             .parse()
             .unwrap();
-        let c = CompactElement::new(&e);
+        let c = CompactPresence::new(&e);
         assert_eq!(c.to_element(), e);
         assert_eq!(c.attr("type"), Some("unavailable"));
         assert_eq!(c.attr("lang"), None);

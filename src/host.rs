@@ -6,7 +6,7 @@ use crate::config::HostConfig;
 use crate::env::{Env, StoredRoom};
 use crate::outcome::{LogLevel, Outcome};
 use crate::room::owner::OwnerOutcome;
-use crate::room::settings::RoomSettings;
+use crate::room::settings::{RoomSettings, Tombstone};
 use crate::room::{Ctx, Room};
 use crate::xml::{
     el, reply, ElementExt, StanzaError, NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC, NS_MUC_ADMIN,
@@ -45,7 +45,7 @@ impl MucHost {
 
     /// Every room, in no particular order (read-only, for tests and checks).
     pub fn rooms(&self) -> impl Iterator<Item = &Room> {
-        self.rooms.rooms().map(|(_, r)| r)
+        self.rooms.rooms()
     }
 
     pub fn room_count(&self) -> usize {
@@ -70,7 +70,7 @@ impl MucHost {
         for jid in stored.into_iter().filter(|j| !rooms.contains(j)) {
             match ctx.env.load_room(&jid).map(|r| r.map(|r| Room::restore(&r.config, None))) {
                 Ok(Some(Ok(room))) if !room.settings.hidden && room.settings.tombstone.is_none() => {
-                    public.push((jid.to_string(), room.settings.name))
+                    public.push((jid.to_string(), room.settings.name.map(String::from)))
                 }
                 Ok(_) => {}
                 Err(e) => ctx.log(LogLevel::Error, format!("could not read stored room {jid}: {e}")),
@@ -129,7 +129,7 @@ impl MucHost {
                         ctx.error(&stanza, StanzaError::resource_constraint(), Some(&host));
                         return out;
                     }
-                    self.rooms.insert(room_jid.clone(), room);
+                    self.rooms.insert(room);
                 }
                 Ok(None) => {}
                 Err(()) => {
@@ -153,7 +153,7 @@ impl MucHost {
                 nick.as_ref(),
             );
             if let Some(room) = created {
-                self.rooms.insert(room_jid, room);
+                self.rooms.insert(room);
             }
             return out;
         };
@@ -200,7 +200,7 @@ impl MucHost {
             let reason_and_venue = room.destroyed_with.take();
             self.rooms.remove(&room_jid);
             let tombstone = (destroyed && was_persistent && ctx.config.tombstones).then(|| {
-                let (reason, new_jid) = reason_and_venue.unwrap_or_default();
+                let Tombstone { reason, new_jid } = *reason_and_venue.unwrap_or_default();
                 tombstone_record(&room_jid, ctx.env.now() + ctx.config.tombstone_expiry, reason, new_jid)
             });
             if let Err(e) = ctx.env.store_room(&room_jid, tombstone.as_ref()) {
@@ -250,7 +250,7 @@ impl MucHost {
 
     /// Every room, live or stored (for the admins' room list).
     pub fn all_room_jids(&self, env: &dyn Env) -> Vec<String> {
-        let mut jids: Vec<String> = self.rooms.rooms().map(|(j, _)| j.to_string()).collect();
+        let mut jids: Vec<String> = self.rooms.rooms().map(|r| r.jid.to_string()).collect();
         jids.extend(env.stored_rooms().unwrap_or_default().iter().map(|j| j.to_string()));
         jids.sort();
         jids.dedup();
@@ -264,7 +264,7 @@ impl MucHost {
         let mut ctx = Ctx { config: &self.config, env, out: &mut out, host: &self.domain };
         if !self.rooms.contains(&jid) {
             match Self::load_room(&mut ctx, &jid) {
-                Ok(Some(room)) => self.rooms.insert(jid.clone(), room),
+                Ok(Some(room)) => self.rooms.insert(room),
                 Ok(None) => return Err("No such room".into()),
                 Err(()) => return Err("Could not load the room".into()),
             }
@@ -294,7 +294,7 @@ impl MucHost {
         let mut ctx = Ctx { config: &self.config, env, out: &mut out, host: &self.domain };
         if !self.rooms.contains(&room_jid) {
             match Self::load_room(&mut ctx, &room_jid) {
-                Ok(Some(room)) => self.rooms.insert(room_jid.clone(), room),
+                Ok(Some(room)) => self.rooms.insert(room),
                 _ => return Err("No such room".into()),
             }
         }
@@ -324,7 +324,8 @@ impl MucHost {
     /// Stores every live room with its occupants, as stock does when the server stops.
     pub fn save_all(&mut self, env: &dyn Env) -> Outcome {
         let mut out = Outcome::default();
-        for (jid, room) in self.rooms.rooms() {
+        for room in self.rooms.rooms() {
+            let jid = &room.jid;
             let record = StoredRoom { config: room.freeze(), state: Some(room.freeze_state()) };
             if let Err(e) = env.store_room(jid, Some(&record)) {
                 out.log(LogLevel::Error, format!("could not store {jid} on shutdown: {e}"));
@@ -338,7 +339,8 @@ impl MucHost {
     fn make_room_for_one(rooms: &mut RoomCache, ctx: &mut Ctx) -> Result<(), crate::cache::Full> {
         let limit = ctx.config.max_rooms.is_some();
         let mut failures = Vec::new();
-        let result = rooms.reserve(limit, |jid, room| {
+        let result = rooms.reserve(limit, |room| {
+            let jid = &room.jid;
             let record = StoredRoom { config: room.freeze(), state: Some(room.freeze_state()) };
             match ctx.env.store_room(jid, Some(&record)) {
                 Ok(()) => true,
@@ -368,9 +370,16 @@ impl MucHost {
                 return Err(());
             }
         };
-        let room = Room::restore(&record.config, record.state.as_ref()).map_err(|e| {
+        let mut room = Room::restore(&record.config, record.state.as_ref()).map_err(|e| {
             ctx.log(LogLevel::Error, format!("stored room {jid} is unreadable: {e}"));
         })?;
+        if room.jid != *jid {
+            // Found under this address, so it is this room, whatever its record says; the
+            // occupants it saved were in the other.
+            ctx.log(LogLevel::Warn, format!("stored room {jid} names itself {}", room.jid));
+            room = Room::restore(&record.config, None).map_err(|_| ())?;
+            room.jid = jid.clone();
+        }
         if record.state.is_some() {
             let record = StoredRoom { config: record.config, state: None };
             if let Err(e) = ctx.env.store_room(jid, Some(&record)) {
@@ -544,9 +553,8 @@ impl MucHost {
 fn public_rooms(rooms: &RoomCache) -> Vec<(String, Option<String>)> {
     let mut list: Vec<_> = rooms
         .rooms()
-        .map(|(_, r)| r)
         .filter(|r| !r.settings.hidden && r.settings.tombstone.is_none())
-        .map(|r| (r.jid.to_string(), r.settings.name.clone()))
+        .map(|r| (r.jid.to_string(), r.settings.name.as_deref().map(str::to_owned)))
         .collect();
     list.sort();
     list
@@ -578,7 +586,7 @@ fn tombstone_record(
         persistent: true,
         hidden: true,
         locked_until: Some(until),
-        tombstone: Some(crate::room::settings::Tombstone { reason, new_jid }),
+        tombstone: Some(Box::new(Tombstone { reason, new_jid })),
         ..RoomSettings::default()
     };
     StoredRoom { config: Room::new(jid.clone(), settings).freeze(), state: None }

@@ -25,7 +25,9 @@ pub fn uuid_v4() -> String {
     let v = random_u128();
     let v = (v & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
     let h = format!("{v:032x}");
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    let mut uuid = format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]);
+    uuid.shrink_to_fit(); // kept for the room's life, as its salt
+    uuid
 }
 
 /// A short random id for stanzas that came without one.
@@ -44,6 +46,18 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
 /// XEP-0421 occupant id, as stock derives it: base64(HMAC-SHA256(bare JID, room salt)).
 pub fn occupant_id(bare_jid: &str, room_salt: &str) -> String {
     BASE64.encode(hmac_sha256(bare_jid.as_bytes(), room_salt.as_bytes()))
+}
+
+/// The 32 bytes an occupant id stands for, if `id` is one in canonical form.
+pub fn decode_occupant_id(id: &str) -> Option<[u8; 32]> {
+    let mut bytes = [0u8; 33];
+    let ok = id.len() == 44 && BASE64.decode_slice(id, &mut bytes).ok() == Some(32);
+    let id_bytes: [u8; 32] = bytes[..32].try_into().ok()?;
+    (ok && encode_occupant_id(&id_bytes) == id).then_some(id_bytes)
+}
+
+pub fn encode_occupant_id(bytes: &[u8; 32]) -> String {
+    BASE64.encode(bytes)
 }
 
 /// The id an IQ relayed from `from` to `target_session` carries, so that the reply can be

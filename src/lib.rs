@@ -14,6 +14,7 @@ pub mod env;
 pub mod host;
 pub mod id;
 pub mod occupant;
+pub mod ordered_map;
 pub mod outcome;
 pub mod persist;
 pub mod room;

@@ -8,7 +8,7 @@
 
 use crate::affiliation::{Affiliation, Role};
 use crate::occupant::Occupant;
-use crate::room::settings::{RoomSettings, Tombstone, Whois};
+use crate::room::settings::{RoomSettings, Subject, Tombstone, Whois};
 use crate::room::{AffiliationData, HistoryEntry, Room};
 use crate::xml::NS_CLIENT;
 use jid::{BareJid, FullJid};
@@ -139,19 +139,21 @@ fn settings_to_data(s: &RoomSettings) -> Table {
         let roles = roles.iter().map(|r| (Key::from(r.as_str()), Data::Bool(true))).collect();
         put(&mut t, "presence_broadcast", Data::Table(roles));
     }
-    if s.allow_pm != "visitor" {
-        put(&mut t, "allow_pm", Data::Str(s.allow_pm.clone()));
+    if &*s.allow_pm != "visitor" {
+        put(&mut t, "allow_pm", Data::Str(s.allow_pm.to_string()));
     }
     put_flag(&mut t, "allow_modpm", s.allow_modpm);
     if let Some(until) = s.locked_until {
         put(&mut t, "locked", Data::Int(until));
     }
-    put_opt(&mut t, "subject", s.subject.as_deref());
-    put_opt(&mut t, "subject_from", s.subject_from.as_deref());
-    if let Some(time) = s.subject_time {
-        put(&mut t, "subject_time", Data::Int(time));
+    if let Some(subject) = &s.subject {
+        put_opt(&mut t, "subject", subject.text.as_deref());
+        put_opt(&mut t, "subject_from", subject.from.as_deref());
+        if let Some(time) = subject.time {
+            put(&mut t, "subject_time", Data::Int(time));
+        }
     }
-    put(&mut t, "occupant_id_salt", Data::Str(s.occupant_id_salt.clone()));
+    put(&mut t, "occupant_id_salt", Data::Str(s.occupant_id_salt.to_string()));
     if let Some(tomb) = &s.tombstone {
         put(&mut t, "destroyed", Data::Bool(true));
         put_opt(&mut t, "reason", tomb.reason.as_deref());
@@ -182,12 +184,12 @@ fn settings_from_data(t: &Table) -> RoomSettings {
         list
     });
     RoomSettings {
-        name: text("name"),
-        description: text("description"),
-        language: text("language"),
+        name: text("name").map(String::into_boxed_str),
+        description: text("description").map(String::into_boxed_str),
+        language: text("language").map(String::into_boxed_str),
         persistent: flag("persistent"),
         hidden: flag("hidden"),
-        password: text("password"),
+        password: text("password").map(String::into_boxed_str),
         members_only: flag("members_only"),
         allow_member_invites: flag("allow_member_invites"),
         moderated: flag("moderated"),
@@ -195,15 +197,20 @@ fn settings_from_data(t: &Table) -> RoomSettings {
         change_subject: flag("changesubject"),
         history_length: count("history_length"),
         default_history_messages: count("default_history_messages"),
-        presence_broadcast,
-        allow_pm,
+        presence_broadcast: presence_broadcast.map(Vec::into_boxed_slice),
+        allow_pm: allow_pm.into(),
         allow_modpm: flag("allow_modpm"),
         locked_until: get(t, "locked").and_then(Data::int),
-        subject: text("subject"),
-        subject_from: text("subject_from"),
-        subject_time: get(t, "subject_time").and_then(Data::int),
-        occupant_id_salt: text("occupant_id_salt").unwrap_or_else(crate::id::uuid_v4),
-        tombstone: flag("destroyed").then(|| Tombstone { reason: text("reason"), new_jid: text("newjid") }),
+        subject: Some(Subject {
+            text: text("subject"),
+            from: text("subject_from"),
+            time: get(t, "subject_time").and_then(Data::int),
+        })
+        .filter(|s| *s != Subject::default())
+        .map(Box::new),
+        occupant_id_salt: text("occupant_id_salt").unwrap_or_else(crate::id::uuid_v4).into(),
+        tombstone: flag("destroyed")
+            .then(|| Box::new(Tombstone { reason: text("reason"), new_jid: text("newjid") })),
         extra: t
             .iter()
             .filter(|(k, _)| !matches!(k, Key::Str(s) if SETTINGS_KEYS.contains(&s.as_str())))
@@ -310,12 +317,12 @@ impl Room {
             if let Some(role) = o.role {
                 put(&mut entry, "role", Data::Str(role.as_str().to_owned()));
             }
-            if let Some(primary) = &o.primary {
+            if let Some(primary) = o.primary() {
                 put(&mut entry, "jid", Data::Str(primary.to_string()));
             }
             t.insert(Key::Str(o.nick.to_string()), Data::Table(entry));
             for s in &o.sessions {
-                t.insert(Key::Str(s.jid.to_string()), element_to_data(&s.presence(&o.nick), NS_CLIENT));
+                t.insert(Key::Str(s.jid.to_string()), element_to_data(&o.session_presence(s), NS_CLIENT));
             }
         }
         if let Some(last) = self.history.back() {
@@ -369,6 +376,8 @@ impl Room {
             }
         }
         let mut occupants: BTreeMap<String, Occupant> = BTreeMap::new();
+        // The primary sessions, named before or after their presences.
+        let mut primaries: Vec<(String, FullJid)> = Vec::new();
         for (key, value) in state {
             let Key::Str(k) = key else { continue };
             let Ok(full) = k.parse::<FullJid>() else { continue };
@@ -384,7 +393,9 @@ impl Room {
                     .entry(full.to_string())
                     .or_insert_with(|| Occupant::new(bare, full.clone(), role));
                 occupant.role = role;
-                occupant.primary = get(entry, "jid").and_then(Data::str).and_then(|j| j.parse().ok());
+                if let Some(primary) = get(entry, "jid").and_then(Data::str).and_then(|j| j.parse().ok()) {
+                    primaries.push((full.to_string(), primary));
+                }
             } else if get(entry, "name").and_then(Data::str) == Some("presence") {
                 // a session's presence, from its room/nick
                 let Some(presence) = element_from_data(value, NS_CLIENT) else { continue };
@@ -394,11 +405,12 @@ impl Room {
                 let occupant = occupants
                     .entry(nick.to_string())
                     .or_insert_with(|| Occupant::new(full.to_bare(), nick.clone(), None));
-                let primary = occupant.primary.clone();
                 occupant.set_session(&full, presence);
-                if primary.is_some() {
-                    occupant.primary = primary;
-                }
+            }
+        }
+        for (nick, primary) in primaries {
+            if let Some(occupant) = occupants.get_mut(&nick) {
+                occupant.set_primary(&primary);
             }
         }
         for (_, occupant) in occupants {

@@ -61,9 +61,9 @@ impl Room {
         if occupant_ids {
             q.append_child(feature(crate::xml::NS_OCCUPANT_ID));
         }
-        let text = |v: &Option<String>| v.clone().map(Value::Text);
+        let text = |v: &Option<Box<str>>| v.as_deref().map(|t| Value::Text(t.to_owned()));
         // Stock's roominfo fields default to an empty value when the room has none.
-        let text_or_empty = |v: &Option<String>| Value::Text(v.clone().unwrap_or_default());
+        let text_or_empty = |v: &Option<Box<str>>| Value::Text(v.as_deref().unwrap_or_default().to_owned());
         let form = Form {
             title: None,
             instructions: None,

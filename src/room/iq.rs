@@ -28,7 +28,7 @@ impl Room {
         {
             return ctx.send(reply(stanza), from.clone().into());
         }
-        let Some(session) = target.primary.clone() else { return };
+        let Some(session) = target.primary().cloned() else { return };
         let original_id = stanza.attr("id").unwrap_or("");
         let id = relayed_iq_id(session.as_str(), original_id, from.as_str(), &self.settings.occupant_id_salt);
         let mut relayed = stanza.clone().with("id", id).with("from", current_nick.as_str());

@@ -1,6 +1,7 @@
 //! Messages: groupchat broadcast, subject changes, the discussion history, and private
 //! messages between occupants.
 
+use super::settings::Subject;
 use super::{Ctx, HistoryEntry, Room};
 use crate::affiliation::{Affiliation, Role};
 use crate::xml::{el, ElementExt, ErrorType, StanzaError, NS_CLIENT, NS_DELAY, NS_MUC, NS_MUC_USER};
@@ -139,9 +140,10 @@ impl Room {
 
     /// Sends the current subject (empty if none) to one session.
     pub fn send_subject(&self, ctx: &mut Ctx, to: &FullJid) {
-        let from = self.settings.subject_from.clone().unwrap_or_else(|| self.jid.to_string());
-        let mut msg = subject_message(&from, self.settings.subject.as_deref());
-        if let Some(time) = self.settings.subject_time {
+        let subject = self.settings.subject.as_deref();
+        let from = subject.and_then(|s| s.from.clone()).unwrap_or_else(|| self.jid.to_string());
+        let mut msg = subject_message(&from, subject.and_then(|s| s.text.as_deref()));
+        if let Some(time) = subject.and_then(|s| s.time) {
             msg.append_child(
                 el("delay", NS_DELAY).with("from", self.jid.as_str()).with("stamp", datetime(time)),
             );
@@ -150,16 +152,16 @@ impl Room {
     }
 
     fn set_subject(&mut self, ctx: &mut Ctx, from: &str, subject: &str) {
-        let subject = Some(subject.to_owned()).filter(|s| !s.is_empty());
-        let old_from = self.settings.subject_from.clone().unwrap_or_else(|| self.jid.to_string());
-        if self.settings.subject == subject && old_from == from {
+        let text = Some(subject.to_owned()).filter(|s| !s.is_empty());
+        let old = self.settings.subject.as_deref();
+        let old_from = old.and_then(|s| s.from.as_deref()).unwrap_or(self.jid.as_str());
+        if old.and_then(|s| s.text.as_ref()) == text.as_ref() && old_from == from {
             return;
         }
-        self.settings.subject_from = Some(from.to_owned());
-        self.settings.subject = subject;
-        self.settings.subject_time = Some(ctx.env.now());
+        let msg = subject_message(from, text.as_deref());
+        self.settings.subject =
+            Some(Box::new(Subject { text, from: Some(from.to_owned()), time: Some(ctx.env.now()) }));
         self.needs_save = true;
-        let msg = subject_message(from, self.settings.subject.as_deref());
         self.broadcast_message(ctx, msg);
     }
 
@@ -224,7 +226,7 @@ impl Room {
         {
             return None;
         }
-        let policy = self.settings.allow_pm.as_str();
+        let policy = &*self.settings.allow_pm;
         let allowed = match policy {
             "none" => false,
             "affiliated" => self.affiliation(ctx, &from.bare_jid) > Affiliation::None,

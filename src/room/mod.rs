@@ -21,16 +21,16 @@ use crate::affiliation::{Affiliation, Role};
 use crate::config::HostConfig;
 use crate::env::Env;
 use crate::occupant::Occupant;
+use crate::ordered_map::OrderedMap;
 use crate::outcome::{LogLevel, Outcome};
 use crate::xml::{
     el, error_reply, muc_user_x, ElementExt, StanzaError, NS_CLIENT, NS_MUC_USER, NS_OCCUPANT_ID,
 };
-use indexmap::IndexMap;
 use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 use occupants::Occupants;
-use settings::{RoomSettings, Whois};
-use std::collections::{HashMap, VecDeque};
+use settings::{RoomSettings, Tombstone, Whois};
+use std::collections::VecDeque;
 
 /// What one call into a room may use: host configuration, the environment, and where
 /// its output goes.
@@ -132,8 +132,8 @@ pub struct Room {
     pub settings: RoomSettings,
     occupants: Occupants,
     /// In the order they were granted.
-    affiliations: IndexMap<BareJid, Affiliation>,
-    affiliation_data: HashMap<BareJid, AffiliationData>,
+    affiliations: OrderedMap<BareJid, Affiliation>,
+    affiliation_data: OrderedMap<BareJid, AffiliationData>,
     pub history: VecDeque<HistoryEntry>,
     /// Set when an occupant has left since the host last looked: an empty temporary room
     /// is destroyed then, and only then (a room whose first join failed stays, as stock).
@@ -141,7 +141,7 @@ pub struct Room {
     /// Set when the room's record changed and must be written before anyone is told.
     pub needs_save: bool,
     /// Reason and new venue given when an owner destroyed the room.
-    pub destroyed_with: Option<(Option<String>, Option<String>)>,
+    pub destroyed_with: Option<Box<Tombstone>>,
 }
 
 impl Room {
@@ -150,8 +150,8 @@ impl Room {
             jid,
             settings,
             occupants: Occupants::default(),
-            affiliations: IndexMap::new(),
-            affiliation_data: HashMap::new(),
+            affiliations: OrderedMap::default(),
+            affiliation_data: OrderedMap::default(),
             history: VecDeque::new(),
             occupant_left: false,
             needs_save: false,
@@ -428,7 +428,7 @@ impl Room {
             ctx.out.send_many(base.child(self_x), to);
         } else {
             for s in &occupant.sessions {
-                let mut p = s.presence(&occupant.nick).child(self_x.clone());
+                let mut p = occupant.session_presence(s).child(self_x.clone());
                 p.unset("to");
                 ctx.send(p, s.jid.clone().into());
             }
@@ -573,7 +573,7 @@ impl Room {
         }
 
         if affiliation == Affiliation::None {
-            self.affiliations.shift_remove(jid);
+            self.affiliations.remove(jid);
         } else {
             self.affiliations.insert(jid.clone(), affiliation);
         }

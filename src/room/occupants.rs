@@ -1,13 +1,13 @@
 //! A room's occupants in join order, found by nickname or by the real JID of a live
 //! session. Most rooms are small, and there a vector searched in order costs less memory
 //! than hash maps (a room's maps were a quarter of its memory); rooms from
-//! `INDEXED_FROM` occupants on also keep hash indexes, so lookups stay O(1) in big rooms.
+//! `INDEXED_FROM` occupants on also keep hash indexes, so lookups stay O(1) in big rooms
+//! (the policy of `ordered_map`).
 
 use crate::occupant::Occupant;
+use crate::ordered_map::{keeps_index, push_sparingly, INDEXED_FROM};
 use jid::FullJid;
 use std::collections::HashMap;
-
-const INDEXED_FROM: usize = 16;
 
 #[derive(Debug, Clone, Default)]
 pub struct Occupants {
@@ -90,11 +90,7 @@ impl Occupants {
                 self.list[at] = occupant;
             }
             None => {
-                // Small rooms grow one slot at a time (most stay small); big ones double.
-                if self.list.len() == self.list.capacity() && self.list.len() < INDEXED_FROM {
-                    self.list.reserve_exact(1);
-                }
-                self.list.push(occupant);
+                push_sparingly(&mut self.list, occupant);
                 let at = self.list.len() - 1;
                 match &mut self.index {
                     Some(index) => index.add(at, &self.list[at]),
@@ -116,8 +112,7 @@ impl Occupants {
     }
 
     fn reindex(&mut self) {
-        if self.list.len() < INDEXED_FROM / 2 {
-            // Hysteresis: a room hovering around the threshold does not rebuild each time.
+        if !keeps_index(self.list.len()) {
             self.index = None;
             return;
         }

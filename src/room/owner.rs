@@ -1,6 +1,6 @@
 //! muc#owner: the configuration form, and destroying the room.
 
-use super::settings::ConfigEffect;
+use super::settings::{ConfigEffect, Tombstone};
 use super::{Ctx, PresenceX, Room};
 use crate::affiliation::{Affiliation, Role};
 use crate::dataform::{form_type, read_submitted};
@@ -164,6 +164,9 @@ impl Room {
         }
         let x = PresenceX { base: muc_user_x(&[]).child(destroy), own: None };
         self.clear(ctx, &x);
-        self.destroyed_with = Some((reason.map(str::to_owned), new_jid.map(str::to_owned)));
+        self.destroyed_with = Some(Box::new(Tombstone {
+            reason: reason.map(str::to_owned),
+            new_jid: new_jid.map(str::to_owned),
+        }));
     }
 }

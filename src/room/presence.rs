@@ -46,7 +46,7 @@ impl Room {
             self.settings.locked_until = Some(ctx.env.now() + ctx.config.room_lock_timeout);
         }
         if let Some(password) = muc_x.and_then(|x| child_text(x, "password", NS_MUC)) {
-            self.settings.password = Some(password).filter(|p| !p.is_empty());
+            self.settings.password = Some(password).filter(|p| !p.is_empty()).map(String::into_boxed_str);
         }
         if !may_create_room(ctx, &bare) {
             let error = StanzaError::not_allowed().with_text("Room creation is restricted");
@@ -122,7 +122,7 @@ impl Room {
             .child(el("status", NS_CLIENT).text(message));
         occupant.set_session(real_jid, unavailable);
         let orig_role = occupant.role;
-        let is_last_session = occupant.primary.as_ref() == Some(real_jid);
+        let is_last_session = occupant.primary() == Some(real_jid);
         if is_last_session {
             occupant.role = None;
         }
@@ -453,7 +453,7 @@ impl Room {
         if let Some(expected) = &self.settings.password {
             if let Some(x) = stanza.get_child("x", NS_MUC) {
                 let given = child_text(x, "password", NS_MUC).filter(|p| !p.is_empty());
-                if given.as_ref() != Some(expected) {
+                if given.as_deref() != Some(&**expected) {
                     return Err(Refusal::room(StanzaError::new(ErrorType::Auth, "not-authorized")));
                 }
             }

@@ -29,12 +29,12 @@ pub const ALLOW_PM_VALUES: [&str; 5] = ["visitor", "participant", "moderator", "
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoomSettings {
-    pub name: Option<String>,
-    pub description: Option<String>,
-    pub language: Option<String>,
+    pub name: Option<Box<str>>,
+    pub description: Option<Box<str>>,
+    pub language: Option<Box<str>>,
     pub persistent: bool,
     pub hidden: bool,
-    pub password: Option<String>,
+    pub password: Option<Box<str>>,
     pub members_only: bool,
     pub allow_member_invites: bool,
     pub moderated: bool,
@@ -44,24 +44,31 @@ pub struct RoomSettings {
     pub history_length: Option<u32>,
     pub default_history_messages: Option<u32>,
     /// Roles whose presence is broadcast; `None` means the default (all but `none`).
-    pub presence_broadcast: Option<Vec<Role>>,
-    pub allow_pm: String,
+    pub presence_broadcast: Option<Box<[Role]>>,
+    pub allow_pm: Box<str>,
     pub allow_modpm: bool,
     /// Unix time until which the room stays locked for everyone but its creator.
     pub locked_until: Option<i64>,
-    pub subject: Option<String>,
-    pub subject_from: Option<String>,
-    pub subject_time: Option<i64>,
+    /// Boxed, as the rarely set parts below: most rooms never have one.
+    pub subject: Option<Box<Subject>>,
     /// Salt of the room's XEP-0421 occupant ids and relayed IQ ids.
-    pub occupant_id_salt: String,
+    pub occupant_id_salt: Box<str>,
     /// Set on the stored remains of a destroyed persistent room (stock's tombstones).
-    pub tombstone: Option<Tombstone>,
+    pub tombstone: Option<Box<Tombstone>>,
     /// Keys other modules keep in the room's data, preserved as found.
     pub extra: crate::persist::Table,
 }
 
-/// What a destroyed room leaves behind until it expires.
-#[derive(Debug, Clone, PartialEq)]
+/// The room's subject, who set it and when (each may be missing from stored records).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Subject {
+    pub text: Option<String>,
+    pub from: Option<String>,
+    pub time: Option<i64>,
+}
+
+/// What a destroyed room leaves behind until it expires: the reason and new venue given.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Tombstone {
     pub reason: Option<String>,
     pub new_jid: Option<String>,
@@ -84,13 +91,11 @@ impl Default for RoomSettings {
             history_length: None,
             default_history_messages: None,
             presence_broadcast: None,
-            allow_pm: "visitor".to_owned(),
+            allow_pm: "visitor".into(),
             allow_modpm: false,
             locked_until: None,
             subject: None,
-            subject_from: None,
-            subject_time: None,
-            occupant_id_salt: crate::id::uuid_v4(),
+            occupant_id_salt: crate::id::uuid_v4().into(),
             tombstone: None,
             extra: Default::default(),
         }
@@ -116,7 +121,7 @@ impl RoomSettings {
             moderated: defaults.moderated,
             whois: if defaults.public_jids { Whois::Anyone } else { Whois::Moderators },
             change_subject: defaults.change_subject,
-            language: language.map(str::to_owned).or_else(|| defaults.language.clone()),
+            language: language.or(defaults.language.as_deref()).map(Box::from),
             ..RoomSettings::default()
         };
         s.set_history_length(Some(defaults.history_length as i64));
@@ -133,9 +138,10 @@ impl RoomSettings {
     }
 
     pub fn broadcast_roles(&self) -> Vec<Role> {
-        self.presence_broadcast
-            .clone()
-            .unwrap_or_else(|| vec![Role::Visitor, Role::Participant, Role::Moderator])
+        match &self.presence_broadcast {
+            Some(roles) => roles.to_vec(),
+            None => vec![Role::Visitor, Role::Participant, Role::Moderator],
+        }
     }
 
     pub fn broadcasts(&self, role: Role) -> bool {
@@ -160,14 +166,14 @@ impl RoomSettings {
     /// The muc#owner configuration form, field for field as stock builds it on the given
     /// server version (13 adds the private-message fields).
     pub fn form(&self, room_jid: &str, server_major: u32, max_history: Option<u32>) -> Form {
-        let text_or_empty = |v: &Option<String>| Value::Text(v.clone().unwrap_or_default());
+        let text_or_empty = |v: &Option<Box<str>>| Value::Text(v.as_deref().unwrap_or_default().to_owned());
         let flag = |b: bool| b.then_some(Value::Bool(true));
         let mut fields = vec![
             Field::hidden("FORM_TYPE", NS_MUC_ROOMCONFIG),
             Field::fixed("Room information"),
             Field::new("muc#roomconfig_roomname", FieldType::TextSingle)
                 .label("Title")
-                .maybe_value(self.name.clone().map(Value::Text)),
+                .maybe_value(self.name.as_deref().map(|n| Value::Text(n.to_owned()))),
             Field::new("muc#roomconfig_roomdesc", FieldType::TextSingle)
                 .label("Description")
                 .desc("A brief description of the room")
@@ -241,7 +247,7 @@ impl RoomSettings {
             {
                 pm = pm.option(value, label);
             }
-            fields.push(pm.value(Value::Text(self.allow_pm.clone())));
+            fields.push(pm.value(Value::Text(self.allow_pm.to_string())));
             fields.push(
                 Field::new("{xmpp:prosody.im}muc#allow_modpm", FieldType::Boolean)
                     .label("Always allow private messages to moderators")
@@ -268,7 +274,7 @@ impl RoomSettings {
         };
         for field in submitted {
             let text = match &field.value {
-                Some(Value::Text(t)) => Some(t.clone()),
+                Some(Value::Text(t)) => Some(Box::<str>::from(t.as_str())),
                 _ => None,
             };
             let flag = matches!(field.value, Some(Value::Bool(true)));
@@ -330,7 +336,7 @@ impl RoomSettings {
                         roles.sort();
                         let old = self.broadcast_roles();
                         if roles != old {
-                            self.presence_broadcast = Some(roles);
+                            self.presence_broadcast = Some(roles.into());
                             effects.push(ConfigEffect::PresenceBroadcastChanged(old));
                             true
                         } else {
@@ -340,7 +346,7 @@ impl RoomSettings {
                     _ => false,
                 },
                 "muc#roomconfig_allowpm" => match text {
-                    Some(v) if ALLOW_PM_VALUES.contains(&v.as_str()) => replace(&mut self.allow_pm, v),
+                    Some(v) if ALLOW_PM_VALUES.contains(&&*v) => replace(&mut self.allow_pm, v),
                     _ => false,
                 },
                 "{xmpp:prosody.im}muc#allow_modpm" => replace(&mut self.allow_modpm, flag),

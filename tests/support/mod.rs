@@ -689,7 +689,7 @@ pub fn check_invariants(host: &MucHost, env: &dyn Env) -> Result<(), String> {
             if o.sessions.is_empty() || !o.has_live_session() {
                 return Err(format!("{r}: occupant {nick:?} has no live session: {:?}", o.sessions));
             }
-            match &o.primary {
+            match o.primary() {
                 Some(p) if o.session(p).is_some() => {}
                 p => return Err(format!("{r}: occupant {nick:?} has primary {p:?} not among its sessions")),
             }
