@@ -74,11 +74,28 @@ pub const FIGURES: &[Figure] = &[
     Figure { name: "latency p99 ms", get: |_, m| pct(&m.latencies, 0.99) },
     Figure { name: "peak RSS MB", get: |_, m| Some(m.after.hwm_kb as f64 / 1024.0) },
     Figure { name: "final RSS MB", get: |_, m| Some(m.after.rss_kb as f64 / 1024.0) },
+    // Memory per room two ways: RSS growth (what the system sees, garbage included, so it
+    // depends on where the GC was in its cycle) and malloc's bytes in use after full GCs
+    // (what the rooms keep).
     Figure {
-        name: "mem B/unit",
+        name: "RSS B/unit",
         get: |s, m| {
             (s == Scenario::Rooms && m.units > 0)
                 .then(|| (m.after.rss_kb as f64 - m.before.rss_kb as f64) * 1024.0 / m.units as f64)
+        },
+    },
+    Figure {
+        name: "retained B/unit",
+        get: |_, m| {
+            let (before, after) = m.heap?;
+            (m.units > 0).then(|| (after.in_use as f64 - before.in_use as f64) / m.units as f64)
+        },
+    },
+    Figure {
+        name: "of it Lua B/unit",
+        get: |_, m| {
+            let (before, after) = m.heap?;
+            (m.units > 0).then(|| (after.lua as f64 - before.lua as f64) / m.units as f64)
         },
     },
     Figure { name: "tool CPU s", get: |_, m| Some(m.tool_cpu_s) },
@@ -200,8 +217,9 @@ pub fn table(runs: &[Run]) -> String {
         }
         if rs.iter().any(|r| r.module.starts_with("bench_floor")) {
             // CPU per unit, and for many rooms memory per room too.
-            let floored =
-                |f: &&Figure| f.name == "cpu/unit" || (scenario == Scenario::Rooms && f.name == "mem B/unit");
+            let floored = |f: &&Figure| {
+                f.name == "cpu/unit" || (scenario == Scenario::Rooms && f.name.ends_with(" B/unit"))
+            };
             for fig in FIGURES.iter().filter(floored) {
                 let label =
                     if fig.name == "cpu/unit" { cpu_unit_label(scenario) } else { fig.name.to_owned() };
@@ -233,7 +251,7 @@ pub fn table(runs: &[Run]) -> String {
 pub fn runs_csv(runs: &[Run]) -> String {
     let mut out = String::from(
         "scenario,gc,version,rep,module,ok,units,deliveries,cpu_s,cpu_per_unit,cpu_unit,wall_s,deliveries_per_s,\
-         latency_p50_ms,latency_p99_ms,rss_peak_kb,rss_final_kb,rss_before_kb,mem_per_unit_b,tool_cpu_s,failure\n",
+         latency_p50_ms,latency_p99_ms,rss_peak_kb,rss_final_kb,rss_before_kb,rss_per_unit_b,retained_per_unit_b,lua_retained_per_unit_b,tool_cpu_s,failure\n",
     );
     for r in runs {
         let _ = write!(out, "{},{},{},{},{},", r.scenario.label(), r.gc.label(), r.version, r.rep, r.module);
@@ -243,7 +261,7 @@ pub fn runs_csv(runs: &[Run]) -> String {
                     |i: usize| (FIGURES[i].get)(r.scenario, m).map(|v| format!("{v:.6}")).unwrap_or_default();
                 let _ = writeln!(
                     out,
-                    "true,{},{},{:.3},{},{},{:.3},{},{},{},{},{},{},{},{:.3},",
+                    "true,{},{},{:.3},{},{},{:.3},{},{},{},{},{},{},{},{},{},{:.3},",
                     m.units,
                     m.deliveries,
                     m.cpu_s,
@@ -257,11 +275,13 @@ pub fn runs_csv(runs: &[Run]) -> String {
                     m.after.rss_kb,
                     m.before.rss_kb,
                     f(8),
+                    f(9),
+                    f(10),
                     m.tool_cpu_s
                 );
             }
             Err(e) => {
-                let _ = writeln!(out, "false,,,,,,,,,,,,,,,\"{}\"", e.replace('"', "'").replace('\n', " "));
+                let _ = writeln!(out, "false,,,,,,,,,,,,,,,,,\"{}\"", e.replace('"', "'").replace('\n', " "));
             }
         }
     }

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -123,6 +124,16 @@ pub struct Measured {
     pub latencies: Vec<u32>,
     pub before: ProcSample,
     pub after: ProcSample,
+    /// Memory in use after full GCs, before and after (many rooms only).
+    pub heap: Option<(HeapSample, HeapSample)>,
+}
+
+/// What tools/bench-floor/mod_bench_heap.lua reads after two full Lua GCs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HeapSample {
+    /// Bytes malloc holds in use: Lua's heap and any library's (muc_rs's Rust heap).
+    pub in_use: u64,
+    pub lua: u64,
 }
 
 struct Mark {
@@ -140,6 +151,8 @@ pub struct Ctx {
     rx: mpsc::UnboundedReceiver<Event>,
     clients: Vec<Client>,
     deadline: Instant,
+    /// Where mod_bench_heap writes its samples.
+    heap_file: PathBuf,
 }
 
 impl Ctx {
@@ -180,6 +193,33 @@ impl Ctx {
             latencies,
             before: start.proc,
             after: end.proc,
+            heap: None,
+        }
+    }
+
+    /// Has mod_bench_heap collect garbage and report the memory in use (on SIGUSR2, which
+    /// Prosody turns into an event), and waits for its new sample.
+    async fn heap_sample(&self) -> Result<HeapSample> {
+        let read = || -> Option<(u64, HeapSample)> {
+            let text = std::fs::read_to_string(&self.heap_file).ok()?;
+            let mut f = text.split_whitespace().map(|v| v.parse::<u64>().ok());
+            let (seq, in_use, lua) = (f.next()??, f.next()??, f.next()??);
+            Some((seq, HeapSample { in_use, lua }))
+        };
+        let last = read().map_or(0, |(seq, _)| seq);
+        // SAFETY: plain syscall on the pid of the Prosody we started.
+        unsafe {
+            libc::kill(self.pid, libc::SIGUSR2);
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match read() {
+                Some((seq, sample)) if seq > last => return Ok(sample),
+                _ if Instant::now() > deadline => {
+                    return Err(err!("no heap sample in {} (mod_bench_heap)", self.heap_file.display()))
+                }
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
         }
     }
 
@@ -347,6 +387,7 @@ pub async fn run(
         rx,
         clients: Vec::new(),
         deadline: Instant::now() + sizes.timeout,
+        heap_file: server.prosody.dir().join("data/bench_heap.txt"),
     };
     let settle = Duration::from_millis(300);
     match scenario {
@@ -434,6 +475,7 @@ pub async fn run(
             let (r, p) = (sizes.rooms, sizes.rooms_clients.max(2) & !1);
             ctx.connect(p).await?;
             tokio::time::sleep(settle).await;
+            let heap_before = ctx.heap_sample().await?;
             let start = ctx.begin(&mut probe)?;
             let pair = |k: u32| ((2 * k) % p, (2 * k + 1) % p);
             let ops = (0..r)
@@ -461,7 +503,10 @@ pub async fn run(
                     }
                 }
             }
-            Ok(ctx.measured(&start, &end, r as u64, lat))
+            let heap_after = ctx.heap_sample().await?;
+            let mut m = ctx.measured(&start, &end, r as u64, lat);
+            m.heap = Some((heap_before, heap_after));
+            Ok(m)
         }
         Scenario::Churn => {
             let (stay, k, cycles) = (sizes.churn_stay, sizes.churn_clients.max(1), sizes.churn_cycles);

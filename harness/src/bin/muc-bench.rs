@@ -295,7 +295,15 @@ async fn run_one(
     sizes: &Sizes,
     probe: Option<&mut dyn Probe>,
 ) -> Result<scenario::Measured, String> {
-    let server = BenchServer::start(install, module, plugin_paths.to_vec(), gc, component_extra.to_vec())
+    let mut component_extra = component_extra.to_vec();
+    if scenario == Scenario::Rooms {
+        // mod_bench_heap (tools/bench-floor) samples the memory rooms keep. The lines go
+        // back into the VirtualHost's section: a host's modules_enabled adds to the global
+        // list, where a second one would draw a "Duplicate option" warning.
+        component_extra.push(format!("VirtualHost \"{}\"", muc_harness::prosody::DOMAIN));
+        component_extra.push("modules_enabled = { \"bench_heap\" }".to_owned());
+    }
+    let server = BenchServer::start(install, module, plugin_paths.to_vec(), gc, component_extra)
         .await
         .map_err(|e| e.to_string())?;
     let result = scenario::run(scenario, &server, sizes, probe).await;
