@@ -8,39 +8,40 @@
 local st = require "util.stanza";
 local stanza_mt, xml_escape = st.stanza_mt, st.xml_escape;
 
--- The rendering up to and including the recipient, and the rest; nil if there is none or
--- it no longer matches the stanza.
-local function rendered(stanza)
+-- The rendering, if the stanza has one and its root attributes are still the ones rendered
+-- (all but `to`, which is spliced in). This runs twice per delivery: kept lean.
+local function rendered_root(stanza)
 	local r = rawget(stanza, "muc_rs_rendered");
 	if r == nil then return nil; end
-	local attr, n = stanza.attr, #r;
-	local to = attr.to;
-	if to == nil or rawlen(stanza) ~= n then return nil; end
-	local seen, was = 0, r.attr;
-	for k, v in pairs(attr) do
-		if k ~= "to" then
-			if was[k] ~= v then return nil; end
-			seen = seen + 1;
-		end
+	local attr = stanza.attr;
+	if attr.to == nil then return nil; end
+	local was, seen = r.attr, 0;
+	for k, v in next, attr do
+		if was[k] ~= v and k ~= "to" then return nil; end
+		seen = seen + 1;
 	end
-	if seen ~= r.attrs then return nil; end
-	for i = 1, n do
-		if rawget(stanza, i) ~= r[i] then return nil; end
-	end
-	return r.head..xml_escape(to), r.tail;
+	if seen ~= r.attrs + 1 then return nil; end
+	return r;
 end
 
+-- The opening tag depends on the root's attributes only.
 local function top_tag(stanza)
-	local head = rendered(stanza);
-	if head == nil then return stanza_mt.top_tag(stanza); end
-	return head.."'>";
+	local r = rendered_root(stanza);
+	if r == nil then return stanza_mt.top_tag(stanza); end
+	return r.head..xml_escape(stanza.attr.to).."'>";
 end
 
+-- The whole stanza also on its children: still the same ones.
 local prosody_tostring = stanza_mt.__tostring;
 local function render_stanza(stanza)
-	local head, tail = rendered(stanza);
-	if head == nil then return prosody_tostring(stanza); end
-	return head..tail;
+	local r = rendered_root(stanza);
+	if r == nil then return prosody_tostring(stanza); end
+	local n = #r;
+	if rawlen(stanza) ~= n then return prosody_tostring(stanza); end
+	for i = 1, n do
+		if rawget(stanza, i) ~= r[i] then return prosody_tostring(stanza); end
+	end
+	return r.head..xml_escape(stanza.attr.to)..r.tail;
 end
 stanza_mt.__tostring = render_stanza;
 
