@@ -6,7 +6,8 @@
 //! ```text
 //! muc-bench --plugin-dir build/bench/plugin [--quick] [--reps N] [--version 0.12|13]
 //!           [--gc incremental,generational] [--scenarios join,fanout,rooms,churn]
-//!           [--no-floors] [--out build/bench] [--perf-dir DIR] [--size key=value ...]
+//!           [--no-floors] [--out build/bench] [--perf-dir DIR] [--lua-profile-dir DIR]
+//!           [--size key=value ...]
 //! ```
 //! Size keys: join_n, fanout_n, senders, messages, body, sender_window, rooms,
 //! rooms_clients, churn_cycles, churn_stay, churn_clients, window, timeout (seconds).
@@ -14,7 +15,7 @@
 #[path = "../bench/mod.rs"]
 mod bench;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -34,12 +35,13 @@ struct Cli {
     floors: bool,
     sizes: Sizes,
     perf_dir: Option<PathBuf>,
+    lua_profile_dir: Option<PathBuf>,
 }
 
 fn usage() -> &'static str {
     "usage: muc-bench [--plugin-dir DIR] [--quick] [--reps N] [--version 0.12|13[,..]] \
      [--gc incremental,generational] [--scenarios join,fanout,rooms,churn] [--no-floors] \
-     [--out DIR] [--perf-dir DIR] [--size key=value ...]"
+     [--out DIR] [--perf-dir DIR] [--lua-profile-dir DIR] [--size key=value ...]"
 }
 
 fn parse_cli() -> Result<Cli, String> {
@@ -58,6 +60,7 @@ fn parse_cli() -> Result<Cli, String> {
         floors: true,
         sizes: if quick { Sizes::quick() } else { Sizes::full() },
         perf_dir: None,
+        lua_profile_dir: None,
     };
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
@@ -67,6 +70,7 @@ fn parse_cli() -> Result<Cli, String> {
             "--floor-dir" => cli.floor_dir = muc_harness::absolute_path(val()?),
             "--out" => cli.out = muc_harness::absolute_path(val()?),
             "--perf-dir" => cli.perf_dir = Some(muc_harness::absolute_path(val()?)),
+            "--lua-profile-dir" => cli.lua_profile_dir = Some(muc_harness::absolute_path(val()?)),
             "--reps" => cli.reps = val()?.parse().map_err(|e| format!("--reps: {e}"))?,
             "--no-floors" => cli.floors = false,
             "--version" => {
@@ -119,6 +123,51 @@ fn set_size(sizes: &mut Sizes, kv: &str) -> Result<(), String> {
 struct Perf {
     file: PathBuf,
     child: Option<std::process::Child>,
+}
+
+/// The Lua sampling profile of tools/bench-floor/mod_bench_luaprof.lua, which SIGUSR1
+/// starts and stops; it writes `file`.
+struct LuaProfile {
+    file: PathBuf,
+    pid: Option<i32>,
+}
+
+impl Probe for LuaProfile {
+    fn start(&mut self, pid: i32) {
+        let _ = std::fs::remove_file(&self.file);
+        self.pid = Some(pid);
+        // SAFETY: plain syscall on the pid of the Prosody we started.
+        unsafe {
+            libc::kill(pid, libc::SIGUSR1);
+        }
+    }
+
+    fn stop(&mut self) {
+        let Some(pid) = self.pid.take() else { return };
+        // SAFETY: as above.
+        unsafe {
+            libc::kill(pid, libc::SIGUSR1);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.file.is_file() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        match self.file.is_file() {
+            true => eprintln!("muc-bench: Lua profile in {}", self.file.display()),
+            false => eprintln!("muc-bench: no Lua profile in {}", self.file.display()),
+        }
+    }
+}
+
+/// The probes of one run, started and stopped together.
+impl Probe for Vec<Box<dyn Probe>> {
+    fn start(&mut self, pid: i32) {
+        self.iter_mut().for_each(|p| p.start(pid));
+    }
+
+    fn stop(&mut self) {
+        self.iter_mut().for_each(|p| p.stop());
+    }
 }
 
 impl Probe for Perf {
@@ -195,19 +244,26 @@ async fn run(cli: Cli) -> ExitCode {
                     }
                     for module in modules {
                         let started = Instant::now();
-                        let mut perf = cli.perf_dir.as_ref().filter(|_| rep == 0).map(|d| {
-                            let _ = std::fs::create_dir_all(d);
-                            Perf {
-                                file: d.join(format!(
-                                    "{}-{}-{}-{}.data",
-                                    scenario.label(),
-                                    report::module_label(module),
-                                    gc.label(),
-                                    install.version.label()
-                                )),
-                                child: None,
-                            }
-                        });
+                        // Profiles of the first repetition, if asked for.
+                        let profile_file = |dir: &PathBuf, ext: &str| {
+                            let _ = std::fs::create_dir_all(dir);
+                            dir.join(format!(
+                                "{}-{}-{}-{}.{ext}",
+                                scenario.label(),
+                                report::module_label(module),
+                                gc.label(),
+                                install.version.label()
+                            ))
+                        };
+                        let mut probes: Vec<Box<dyn Probe>> = Vec::new();
+                        if let Some(d) = cli.perf_dir.as_ref().filter(|_| rep == 0) {
+                            probes.push(Box::new(Perf { file: profile_file(d, "data"), child: None }));
+                        }
+                        let lua_profile =
+                            cli.lua_profile_dir.as_ref().filter(|_| rep == 0).map(|d| profile_file(d, "txt"));
+                        if let Some(file) = &lua_profile {
+                            probes.push(Box::new(LuaProfile { file: file.clone(), pid: None }));
+                        }
                         let result = run_one(
                             install,
                             module,
@@ -216,12 +272,11 @@ async fn run(cli: Cli) -> ExitCode {
                             &component_extra,
                             scenario,
                             &cli.sizes,
-                            perf.as_mut().map(|p| p as &mut dyn Probe),
+                            lua_profile.as_deref(),
+                            (!probes.is_empty()).then_some(&mut probes as &mut dyn Probe),
                         )
                         .await;
-                        if let Some(p) = perf.as_mut() {
-                            p.stop();
-                        }
+                        probes.stop();
                         let status = match &result {
                             Ok(m) => format!(
                                 "{} {:.2}, {:.1} s wall, tool CPU {:.2} s",
@@ -293,15 +348,25 @@ async fn run_one(
     component_extra: &[String],
     scenario: Scenario,
     sizes: &Sizes,
+    lua_profile: Option<&Path>,
     probe: Option<&mut dyn Probe>,
 ) -> Result<scenario::Measured, String> {
-    let mut component_extra = component_extra.to_vec();
+    // Helper modules (tools/bench-floor): mod_bench_heap samples the memory rooms keep,
+    // mod_bench_luaprof profiles Lua.
+    let mut helpers = Vec::new();
     if scenario == Scenario::Rooms {
-        // mod_bench_heap (tools/bench-floor) samples the memory rooms keep. The lines go
-        // back into the VirtualHost's section: a host's modules_enabled adds to the global
-        // list, where a second one would draw a "Duplicate option" warning.
+        helpers.push("\"bench_heap\"");
+    }
+    let mut component_extra = component_extra.to_vec();
+    if !helpers.is_empty() || lua_profile.is_some() {
+        // The lines go back into the VirtualHost's section: a host's modules_enabled adds
+        // to the global list, where a second one would draw a "Duplicate option" warning.
         component_extra.push(format!("VirtualHost \"{}\"", muc_harness::prosody::DOMAIN));
-        component_extra.push("modules_enabled = { \"bench_heap\" }".to_owned());
+        if let Some(file) = lua_profile {
+            helpers.push("\"bench_luaprof\"");
+            component_extra.push(format!("bench_luaprof_file = {:?}", file.display().to_string()));
+        }
+        component_extra.push(format!("modules_enabled = {{ {} }}", helpers.join(", ")));
     }
     let server = BenchServer::start(install, module, plugin_paths.to_vec(), gc, component_extra)
         .await
