@@ -31,7 +31,7 @@ pub struct Occupant {
     /// `None` once the occupant has left (or been removed).
     pub role: Option<Role>,
     /// In join order; the primary session is the one whose presence others see.
-    pub sessions: Vec<Session>,
+    sessions: Vec<Session>,
     /// Position of the primary session in `sessions`.
     primary: Option<usize>,
     /// The XEP-0421 id the sessions' presences carry, as bytes.
@@ -49,6 +49,11 @@ impl Occupant {
 
     pub fn role_or_none(&self) -> Role {
         self.role.unwrap_or(Role::None)
+    }
+
+    /// In join order.
+    pub fn sessions(&self) -> &[Session] {
+        &self.sessions
     }
 
     pub fn session(&self, jid: &FullJid) -> Option<&Session> {

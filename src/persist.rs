@@ -321,7 +321,7 @@ impl Room {
                 put(&mut entry, "jid", Data::Str(primary.to_string()));
             }
             t.insert(Key::Str(o.nick.to_string()), Data::Table(entry));
-            for s in &o.sessions {
+            for s in o.sessions() {
                 t.insert(Key::Str(s.jid.to_string()), element_to_data(&o.session_presence(s), NS_CLIENT));
             }
         }

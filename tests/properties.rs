@@ -122,7 +122,7 @@ fn generator_reaches_interesting_states() {
                 if n >= 2 {
                     mark("room with 2+ occupants");
                 }
-                if room.occupants().any(|o| o.sessions.len() >= 2) {
+                if room.occupants().any(|o| o.sessions().len() >= 2) {
                     mark("occupant with 2+ sessions");
                 }
                 if room.settings.members_only && n > 0 {

@@ -427,7 +427,7 @@ impl Room {
             let to = occupant.session_jids().cloned().map(Jid::from).collect();
             ctx.out.send_many(base.child(self_x), to);
         } else {
-            for s in &occupant.sessions {
+            for s in occupant.sessions() {
                 let mut p = occupant.session_presence(s).child(self_x.clone());
                 p.unset("to");
                 ctx.send(p, s.jid.clone().into());

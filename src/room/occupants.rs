@@ -25,7 +25,7 @@ struct Index {
 impl Index {
     fn add(&mut self, at: usize, occupant: &Occupant) {
         self.by_nick.insert(occupant.nick_str().to_owned(), at);
-        for s in occupant.sessions.iter().filter(|s| s.is_available()) {
+        for s in occupant.sessions().iter().filter(|s| s.is_available()) {
             self.by_session.insert(s.jid.clone(), at);
         }
     }
@@ -67,7 +67,7 @@ impl Occupants {
         match &self.index {
             Some(index) => index.by_session.get(real_jid).map(|&at| &self.list[at]),
             None => {
-                self.list.iter().find(|o| o.sessions.iter().any(|s| &s.jid == real_jid && s.is_available()))
+                self.list.iter().find(|o| o.sessions().iter().any(|s| &s.jid == real_jid && s.is_available()))
             }
         }
     }
@@ -76,7 +76,7 @@ impl Occupants {
     pub fn live_sessions(&self) -> impl Iterator<Item = (&FullJid, &Occupant)> {
         self.list
             .iter()
-            .flat_map(|o| o.sessions.iter().filter(|s| s.is_available()).map(move |s| (&s.jid, o)))
+            .flat_map(|o| o.sessions().iter().filter(|s| s.is_available()).map(move |s| (&s.jid, o)))
     }
 
     /// Stores `occupant` under its nickname: in place of the one there, or last.

@@ -184,7 +184,7 @@ impl Room {
                 },
             },
         };
-        let is_last_orig_session = orig.as_ref().is_some_and(|o| o.sessions.len() < 2);
+        let is_last_orig_session = orig.as_ref().is_some_and(|o| o.sessions().len() < 2);
         let requested_nick = dest.as_ref().map(|d| d.nick.clone());
 
         if let Some(refusal) =
@@ -484,7 +484,7 @@ impl Room {
         }
         if !new_occupant
             && dest.session(session).is_none()
-            && dest.sessions.len() >= ctx.config.max_sessions_per_occupant
+            && dest.sessions().len() >= ctx.config.max_sessions_per_occupant
         {
             return Some(Refusal::room(StanzaError::resource_constraint()));
         }

@@ -686,14 +686,14 @@ pub fn check_invariants(host: &MucHost, env: &dyn Env) -> Result<(), String> {
                 None | Some(Role::None) => return Err(format!("{r}: occupant {nick:?} has no role")),
                 Some(_) => {}
             }
-            if o.sessions.is_empty() || !o.has_live_session() {
-                return Err(format!("{r}: occupant {nick:?} has no live session: {:?}", o.sessions));
+            if o.sessions().is_empty() || !o.has_live_session() {
+                return Err(format!("{r}: occupant {nick:?} has no live session: {:?}", o.sessions()));
             }
             match o.primary() {
                 Some(p) if o.session(p).is_some() => {}
                 p => return Err(format!("{r}: occupant {nick:?} has primary {p:?} not among its sessions")),
             }
-            for s in &o.sessions {
+            for s in o.sessions() {
                 if s.jid.to_bare() != o.bare_jid {
                     return Err(format!("{r}: occupant {nick:?} ({}) has session {}", o.bare_jid, s.jid));
                 }
