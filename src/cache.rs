@@ -103,8 +103,8 @@ impl RoomCache {
 
     /// Adds (or replaces) a room, as just used. Call [`RoomCache::reserve`] first.
     pub fn insert(&mut self, room: Room) {
-        self.remove(&room.jid);
         let hash = self.hash(&room.jid);
+        self.remove_hashed(hash, &room.jid);
         self.clock += 1;
         let cached = Cached { room: Box::new(room), used: self.clock };
         self.rooms.insert_unique(hash, cached, |c| self.hasher.hash_one(&c.room.jid));
@@ -113,6 +113,10 @@ impl RoomCache {
 
     pub fn remove(&mut self, jid: &BareJid) -> Option<Room> {
         let hash = self.hash(jid);
+        self.remove_hashed(hash, jid)
+    }
+
+    fn remove_hashed(&mut self, hash: u64, jid: &BareJid) -> Option<Room> {
         let (cached, _) = self.rooms.find_entry(hash, |c| c.room.jid == *jid).ok()?.remove();
         self.recency.remove(&cached.used);
         Some(*cached.room)

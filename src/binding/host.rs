@@ -213,14 +213,14 @@ impl LuaHost {
     /// and the debug line it writes for every delivery use. A repeatable delivery's table
     /// is kept and sent again the next time (see `reuse`).
     fn deliver(&self, lua: &Lua, delivery: &Delivery) -> LuaResult<()> {
-        let kept =
-            if delivery.repeatable { self.repeatable.borrow_mut().get(&delivery.stanza) } else { None };
+        let key = delivery.repeatable.then(|| self.repeatable.borrow().key(&delivery.stanza));
+        let kept = key.and_then(|key| self.repeatable.borrow_mut().get(key));
         let stanza = match kept {
             Some(table) => table,
             None => {
                 let table = self.build(lua, &delivery.stanza)?;
-                if delivery.repeatable {
-                    self.repeatable.borrow_mut().keep(&delivery.stanza, &table);
+                if let Some(key) = key {
+                    self.repeatable.borrow_mut().keep(key, &delivery.stanza, &table);
                 }
                 table
             }

@@ -58,9 +58,8 @@ impl StanzaCache {
         self.generation = self.generation.max(2 * count);
     }
 
-    /// The table kept for `element`, if it still looks as built.
-    pub fn get(&mut self, element: &Element) -> Option<Table> {
-        let key = self.key(element);
+    /// The table kept under `key` (see [`StanzaCache::key`]), if it still looks as built.
+    pub fn get(&mut self, key: u128) -> Option<Table> {
         if let Some(kept) = self.young.get(&key) {
             return kept.intact().then(|| kept.table.clone());
         }
@@ -70,13 +69,14 @@ impl StanzaCache {
         Some(table)
     }
 
-    pub fn keep(&mut self, element: &Element, table: &Table) {
+    /// Keeps `table`, built from `element`, under `key`.
+    pub fn keep(&mut self, key: u128, element: &Element, table: &Table) {
         let kept = Kept {
             table: table.clone(),
             nodes: element.nodes().count(),
             children: element.children().count(),
         };
-        self.put(self.key(element), kept);
+        self.put(key, kept);
     }
 
     fn put(&mut self, key: u128, kept: Kept) {
@@ -86,11 +86,26 @@ impl StanzaCache {
         self.young.insert(key, kept);
     }
 
-    fn key(&self, element: &Element) -> u128 {
-        let (mut a, mut b) = (self.keys.0.build_hasher(), self.keys.1.build_hasher());
-        hash_element(element, &mut a);
-        hash_element(element, &mut b);
-        (u128::from(a.finish()) << 64) | u128::from(b.finish())
+    /// The content hash `element`'s table is kept under.
+    pub fn key(&self, element: &Element) -> u128 {
+        let mut both = Both(self.keys.0.build_hasher(), self.keys.1.build_hasher());
+        hash_element(element, &mut both);
+        (u128::from(both.0.finish()) << 64) | u128::from(both.1.finish())
+    }
+}
+
+/// Two independently keyed hashers fed in one walk of the element.
+struct Both<H>(H, H);
+
+impl<H: Hasher> Hasher for Both<H> {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write(bytes);
+        self.1.write(bytes);
+    }
+
+    /// The first's; `key` reads both.
+    fn finish(&self) -> u64 {
+        self.0.finish()
     }
 }
 
