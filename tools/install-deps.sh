@@ -3,15 +3,20 @@
 # Idempotent: a second run only checks and exits.
 #   - Prosody 0.12 (system /usr/bin/prosody), Lua 5.4, busted, pkg-config, lua-dbi-sqlite3,
 #     sqlite3 (the persistence tests read the store with it)
+#   - prosody-modules (community modules) for 0.12: Debian puts them beside Prosody's own, in
+#     /usr/lib/prosody/modules/mod_*/
 #   - PostgreSQL and lua-dbi-postgresql, for the persistence tests (which start their own
 #     server on loopback; the packaged cluster is left stopped)
 #   - Prosody 13 from bookworm-backports, unpacked into <repo>/.deps/prosody-13 with its own
 #     launchers bin/prosody and bin/prosodyctl (the packaged ones hard-code /usr/lib/prosody).
+#   - prosody-modules from bookworm-backports (the build for Prosody 13), unpacked into
+#     <repo>/.deps/prosody-13-modules: the modules are in its usr/lib/prosody/modules/mod_*/
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DEST="$ROOT/.deps/prosody-13"
-PACKAGES=(prosody lua5.4 liblua5.4-dev lua-busted pkg-config lua-dbi-sqlite3 sqlite3 postgresql lua-dbi-postgresql)
+MODULES_DEST="$ROOT/.deps/prosody-13-modules"
+PACKAGES=(prosody prosody-modules lua5.4 liblua5.4-dev lua-busted pkg-config lua-dbi-sqlite3 sqlite3 postgresql lua-dbi-postgresql)
 BACKPORTS_LINE="deb http://deb.debian.org/debian bookworm-backports main"
 export DEBIAN_FRONTEND=noninteractive
 
@@ -23,6 +28,18 @@ apt_update() {
 		apt-get update -qq
 		updated=1
 	fi
+}
+
+# Downloads a package from bookworm-backports into a temp folder; prints the .deb's path.
+tmp=""
+download_backport() {
+	if [ -z "$tmp" ]; then
+		tmp="$(mktemp -d)"
+		chmod 755 "$tmp" # apt downloads as _apt
+		trap 'rm -rf "$tmp"' EXIT
+	fi
+	(cd "$tmp" && apt-get download -qq -o APT::Sandbox::User=root "$1/bookworm-backports" >&2)
+	ls "$tmp/$1"_*.deb
 }
 
 is_installed() {
@@ -80,11 +97,7 @@ if [ -x "$DEST/bin/prosody" ] && [ -x "$DEST/bin/prosodyctl" ] && grep -qs '^13\
 	log "Prosody $(cat "$version_file") present in $DEST"
 else
 	apt_update
-	tmp="$(mktemp -d)"
-	chmod 755 "$tmp" # apt downloads as _apt
-	trap 'rm -rf "$tmp"' EXIT
-	(cd "$tmp" && apt-get download -qq -o APT::Sandbox::User=root prosody/bookworm-backports)
-	deb="$(ls "$tmp"/prosody_*.deb)"
+	deb="$(download_backport prosody)"
 	rm -rf "$DEST"
 	mkdir -p "$DEST/bin"
 	dpkg -x "$deb" "$DEST"
@@ -99,6 +112,22 @@ else
 	done
 	grep -qs '^13\.' "$version_file" || { log "unexpected Prosody version in $deb"; exit 1; }
 	log "Prosody $(cat "$version_file") unpacked into $DEST"
+fi
+
+# 3. Community modules for Prosody 13 (prosody-modules from bookworm-backports), unpacked
+# beside it; the version unpacked is kept in prosody-modules.version.
+modules_version_file="$MODULES_DEST/prosody-modules.version"
+if [ -d "$MODULES_DEST/usr/lib/prosody/modules" ] && grep -qs 'bpo' "$modules_version_file"; then
+	log "prosody-modules $(cat "$modules_version_file") present in $MODULES_DEST"
+else
+	apt_update
+	deb="$(download_backport prosody-modules)"
+	rm -rf "$MODULES_DEST"
+	mkdir -p "$MODULES_DEST"
+	dpkg -x "$deb" "$MODULES_DEST"
+	dpkg-deb -f "$deb" Version >"$modules_version_file"
+	grep -qs 'bpo' "$modules_version_file" || { log "unexpected prosody-modules version in $deb"; exit 1; }
+	log "prosody-modules $(cat "$modules_version_file") unpacked into $MODULES_DEST"
 fi
 
 log "done"
