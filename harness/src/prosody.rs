@@ -98,6 +98,18 @@ impl Install {
         }
         Ok(Install { version, executable })
     }
+
+    /// The folder of the version's community modules (Debian's `prosody-modules`, as
+    /// `tools/install-deps.sh` installs it), if it is there: bookworm's package puts them
+    /// beside 0.12's own modules, bookworm-backports' is unpacked into
+    /// `<repo>/.deps/prosody-13-modules`.
+    pub fn community_modules(&self) -> Option<PathBuf> {
+        let dir = match self.version {
+            Version::V0_12 => PathBuf::from("/usr/lib/prosody/modules"),
+            Version::V13 => repo_root().join(".deps/prosody-13-modules/usr/lib/prosody/modules"),
+        };
+        dir.is_dir().then_some(dir)
+    }
 }
 
 /// What goes into the generated config.

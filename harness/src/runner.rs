@@ -61,10 +61,12 @@ pub struct Outcome {
     pub traffic: String,
 }
 
-/// Runs `script` on a fresh Prosody; script header tags add to `server`'s config.
+/// Runs `script` on a fresh Prosody; script header tags add to `server`'s config. The
+/// version's community modules come last in `plugin_paths`, so that scripts can enable them.
 pub async fn run(script: &Script, install: &Install, server: &ServerConfig, opts: &RunOptions) -> Outcome {
     let started = Instant::now();
     let mut config = server.clone();
+    config.plugin_paths.extend(install.community_modules());
     config.global_extra.extend(script.config_lines());
     config.component_extra.extend(script.component_config_lines());
     let mut outcome = Outcome {
