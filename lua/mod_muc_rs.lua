@@ -67,6 +67,10 @@ end
 -- Deliveries carry their XML rendered once; Prosody's serializing uses it (see the lib).
 local render = module:require("muc_rs_render");
 
+-- The stanza being handled (for events' payloads), and the modules' events, wired once
+-- the host exists (muc_rs_events.lib.lua).
+local handling, events;
+
 local host = muc_rs.new_host(module.host, opts, {
 	load_room = function (jid)
 		local node = jid_split(jid);
@@ -90,7 +94,15 @@ local host = muc_rs.new_host(module.host, opts, {
 	log = function (level, message) module:log(level, "%s", message); end;
 	stanza_mt = st.stanza_mt;
 	top_tag = render.top_tag;
+	event = function (...) return events.event(...); end;
+	listens = function (name) return events.listens(name); end;
 });
+
+-- The mod_muc API: `module:depends("muc")` and `prosody.hosts[host].modules.muc` find
+-- muc_rs's, so no module loads stock mod_muc beside it (muc_rs_api.lib.lua).
+local api = module:require("muc_rs_api")(host);
+events = module:require("muc_rs_events")(host, api.rooms, function () return handling; end);
+api.install();
 
 -- Service discovery of the service itself is answered by mod_disco (at priority 0, before
 -- our iq/host hook), from the identity and feature declared here.
@@ -105,7 +117,11 @@ module:depends("adhoc");
 module:require("muc_rs_adhoc")(host);
 
 local function handle(event)
-	return host:handle(event.stanza);
+	local outer = handling;
+	handling = event;
+	local handled = host:handle(event.stanza);
+	handling = outer;
+	return handled;
 end
 
 -- Everything addressed to the service, a room or an occupant. mod_iq (inherited by
@@ -127,4 +143,7 @@ module:hook_global("server-stopping", function () host:save_all(); end, -300);
 function module.unload()
 	host:save_all();
 	render.uninstall();
+	api.uninstall(module.reloading);
 end
+function module.save() return { muc_rs_reloaded = true }; end -- "muc" reloads with it
+function module.restore(state) api.restored(state.muc_rs_reloaded); end

@@ -19,7 +19,7 @@ pub enum FieldType {
 }
 
 impl FieldType {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             FieldType::Boolean => "boolean",
             FieldType::Fixed => "fixed",

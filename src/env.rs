@@ -1,5 +1,6 @@
 //! What the core cannot know by itself and asks its host for.
 
+use crate::hooks::Hook;
 use crate::persist::Data;
 use jid::BareJid;
 
@@ -24,6 +25,10 @@ pub trait Env {
     /// Writes a room's records, or deletes them (`None`), before any reply goes out.
     fn store_room(&self, _room: &BareJid, _record: Option<&StoredRoom>) -> Result<(), String> {
         Ok(())
+    }
+    /// Whether the host has anyone listening at an extension point (see [`crate::hooks`]).
+    fn listens(&self, _hook: Hook) -> bool {
+        false
     }
     /// Every room with stored records.
     fn stored_rooms(&self) -> Result<Vec<BareJid>, String> {

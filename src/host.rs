@@ -4,6 +4,7 @@
 use crate::cache::RoomCache;
 use crate::config::HostConfig;
 use crate::env::{Env, StoredRoom};
+use crate::hooks::{Event, Hook};
 use crate::outcome::{LogLevel, Outcome};
 use crate::room::owner::OwnerOutcome;
 use crate::room::settings::{RoomSettings, Tombstone};
@@ -152,14 +153,15 @@ impl MucHost {
                 room_jid.clone(),
                 nick.as_ref(),
             );
-            if let Some(room) = created {
+            if let Some(mut room) = created {
+                report_departures(&mut room, &mut ctx);
                 self.rooms.insert(room);
             }
             return out;
         };
         // A change that must be stored is undone if storing fails: keep what to go back to.
         let snapshot = may_change_record(&stanza).then(|| room.clone());
-        let mark = ctx.out.deliveries.len();
+        let mark = ctx.out.mark();
         let destroyed = match (stanza.name(), nick) {
             ("presence", Some(nick)) => {
                 room.handle_presence_to_occupant(&mut ctx, &stanza, &from, &nick);
@@ -192,10 +194,14 @@ impl MucHost {
                 false
             }
         };
+        report_departures(room, &mut ctx);
         let empty_temporary = room.occupant_left && !room.has_occupants() && !room.settings.persistent;
         room.occupant_left = false;
         if destroyed || empty_temporary {
             ctx.log(LogLevel::Debug, format!("{room_jid} destroyed"));
+            if ctx.env.listens(Hook::RoomLifecycle) {
+                ctx.out.fire(Event::RoomDestroyed { room: room_jid.clone() });
+            }
             let was_persistent = room.settings.persistent;
             let reason_and_venue = room.destroyed_with.take();
             self.rooms.remove(&room_jid);
@@ -213,7 +219,7 @@ impl MucHost {
                 if let Some(snapshot) = snapshot {
                     *room = snapshot;
                 }
-                ctx.out.deliveries.truncate(mark);
+                ctx.out.truncate(mark);
                 ctx.error(&stanza, StanzaError::internal_server_error(), Some(room_jid.as_str()));
             }
         }
@@ -271,6 +277,10 @@ impl MucHost {
         }
         let Some(mut room) = self.rooms.remove(&jid) else { return Err("No such room".into()) };
         room.destroy(&mut ctx, None, None, None);
+        report_departures(&mut room, &mut ctx);
+        if ctx.env.listens(Hook::RoomLifecycle) {
+            ctx.out.fire(Event::RoomDestroyed { room: jid.clone() });
+        }
         let tombstone = (room.settings.persistent && ctx.config.tombstones)
             .then(|| tombstone_record(&jid, ctx.env.now() + ctx.config.tombstone_expiry, None, None));
         if let Err(e) = ctx.env.store_room(&jid, tombstone.as_ref()) {
@@ -312,6 +322,7 @@ impl MucHost {
             crate::room::DataChange::Keep,
         )
         .map_err(|e| format!("{}:{}", e.kind.as_str(), e.condition))?;
+        report_departures(room, &mut ctx);
         let record = room.settings.persistent.then(|| StoredRoom { config: room.freeze(), state: None });
         room.needs_save = false;
         if let Err(e) = ctx.env.store_room(&room_jid, record.as_ref()) {
@@ -339,11 +350,15 @@ impl MucHost {
     fn make_room_for_one(rooms: &mut RoomCache, ctx: &mut Ctx) -> Result<(), crate::cache::Full> {
         let limit = ctx.config.max_rooms.is_some();
         let mut failures = Vec::new();
+        let mut evicted = Vec::new();
         let result = rooms.reserve(limit, |room| {
             let jid = &room.jid;
             let record = StoredRoom { config: room.freeze(), state: Some(room.freeze_state()) };
             match ctx.env.store_room(jid, Some(&record)) {
-                Ok(()) => true,
+                Ok(()) => {
+                    evicted.push(jid.clone());
+                    true
+                }
                 Err(e) => {
                     failures.push(format!("could not swap inactive room {jid} to storage: {e}"));
                     false
@@ -352,6 +367,9 @@ impl MucHost {
         });
         for failure in failures {
             ctx.log(LogLevel::Error, failure);
+        }
+        for room in evicted {
+            ctx.out.fire(Event::RoomEvicted { room });
         }
         if result == Err(crate::cache::Full::Limit) {
             ctx.log(LogLevel::Info, "room limit reached, no new rooms allowed");
@@ -594,5 +612,21 @@ fn tombstone_record(
 
 const NS_MUC_UNIQUE: &str = "http://jabber.org/protocol/muc#unique";
 
+mod api;
+#[cfg(test)]
+mod hook_tests;
 #[cfg(test)]
 mod tests;
+
+/// Tells the host's modules of the occupants who left the room during this call.
+fn report_departures(room: &mut Room, ctx: &mut Ctx) {
+    if room.departed.is_empty() {
+        return;
+    }
+    let departed = std::mem::take(&mut room.departed);
+    if ctx.env.listens(Hook::OccupantLifecycle) {
+        for (nick, jid) in departed {
+            ctx.out.fire(Event::OccupantLeft { room: room.jid.clone(), nick, jid });
+        }
+    }
+}

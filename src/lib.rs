@@ -11,6 +11,7 @@ pub mod compact;
 pub mod config;
 pub mod dataform;
 pub mod env;
+pub mod hooks;
 pub mod host;
 pub mod id;
 pub mod occupant;
@@ -25,5 +26,6 @@ pub mod binding;
 
 pub use config::{HostConfig, OptionKind, OptionSpec, OptionValue};
 pub use env::Env;
+pub use hooks::{Event, Hook};
 pub use host::MucHost;
 pub use outcome::{Delivery, LogLevel, Outcome};

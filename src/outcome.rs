@@ -1,5 +1,6 @@
 //! What handling one stanza produces: stanzas to deliver, and log lines.
 
+use crate::hooks::Event;
 use jid::Jid;
 use minidom::Element;
 
@@ -45,6 +46,9 @@ impl LogLevel {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Outcome {
     pub deliveries: Vec<Delivery>,
+    /// Steps left to the host's modules, each with the number of deliveries that go out
+    /// before it (see [`crate::hooks`]).
+    pub events: Vec<(usize, Event)>,
     pub log: Vec<(LogLevel, String)>,
 }
 
@@ -68,5 +72,21 @@ impl Outcome {
 
     pub fn log(&mut self, level: LogLevel, message: impl Into<String>) {
         self.log.push((level, message.into()));
+    }
+
+    /// Leaves a step to the host, after the deliveries queued so far.
+    pub fn fire(&mut self, event: Event) {
+        self.events.push((self.deliveries.len(), event));
+    }
+
+    /// Where the queue stands now, to go back to with [`Outcome::truncate`].
+    pub fn mark(&self) -> (usize, usize) {
+        (self.deliveries.len(), self.events.len())
+    }
+
+    /// Forgets what was queued since `mark` (a change that was undone).
+    pub fn truncate(&mut self, (deliveries, events): (usize, usize)) {
+        self.deliveries.truncate(deliveries);
+        self.events.truncate(events);
     }
 }

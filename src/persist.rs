@@ -419,6 +419,57 @@ impl Room {
     }
 }
 
+/// `room._data` as modules see it: stock's keys and the ones modules added, read and
+/// changed one key at a time.
+impl RoomSettings {
+    pub fn to_data(&self) -> Table {
+        settings_to_data(self)
+    }
+
+    pub fn data(&self, key: &str) -> Option<Data> {
+        if SETTINGS_KEYS.contains(&key) {
+            settings_to_data(self).remove(&Key::from(key))
+        } else {
+            self.extra.get(&Key::from(key)).cloned()
+        }
+    }
+
+    /// Sets (or, with `None`, removes) one key. A key stock's MUC knows changes the setting
+    /// it stands for, as reading the record back would.
+    pub fn set_data(&mut self, key: &str, value: Option<Data>) {
+        let table = if SETTINGS_KEYS.contains(&key) { None } else { Some(&mut self.extra) };
+        match (table, value) {
+            (Some(extra), Some(value)) => {
+                extra.insert(Key::from(key), value);
+            }
+            (Some(extra), None) => {
+                extra.remove(&Key::from(key));
+            }
+            (None, value) => {
+                let mut t = settings_to_data(self);
+                match value {
+                    Some(value) => put(&mut t, key, value),
+                    None => {
+                        t.remove(&Key::from(key));
+                    }
+                }
+                *self = settings_from_data(&t);
+            }
+        }
+    }
+}
+
+impl AffiliationData {
+    /// Stock's affiliation data table (`reserved_nickname`, `reason`, modules' keys).
+    pub fn to_data(&self) -> Table {
+        affiliation_data_to_data(self)
+    }
+
+    pub fn from_data(t: &Table) -> AffiliationData {
+        affiliation_data_from_data(t)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,12 +7,13 @@ use super::render;
 use super::reuse::StanzaCache;
 use super::storage::Storage;
 use crate::env::{Env, StoredRoom};
+use crate::hooks::Hook;
 use crate::host::MucHost;
 use crate::outcome::Delivery;
 use crate::xml::{error_reply, ElementExt, StanzaError, NS_CLIENT};
 use jid::{BareJid, Jid};
 use minidom::Element;
-use mlua::{Function, Lua, Result as LuaResult, Table, UserData, UserDataMethods, Value};
+use mlua::{Function, Lua, MultiValue, Result as LuaResult, Table, UserData, UserDataMethods, Value};
 use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,14 +24,18 @@ pub const TEST_NS: &str = "urn:xmpp:muc-rs:test:0";
 pub struct LuaHost {
     /// Borrowed mutably only for the core call, never across a Lua callback that could
     /// route a stanza back to this host (`send` may re-enter `handle` synchronously).
-    host: RefCell<MucHost>,
-    send: Function,
+    pub(super) host: RefCell<MucHost>,
+    pub(super) send: Function,
     is_admin: Option<Function>,
     log: Function,
     stanza_mt: Table,
     /// The `top_tag` method deliveries carry (see `build`).
     top_tag: Option<Function>,
-    keys: Keys,
+    /// Fires the modules' events for what the core left to them (see `events`).
+    pub(super) event: Option<Function>,
+    /// `listens(name)`: whether any module handles the events of an extension point.
+    listens: Option<Function>,
+    pub(super) keys: Keys,
     storage: Storage,
     /// Tables of repeatable deliveries, sent again while they match.
     repeatable: RefCell<StanzaCache>,
@@ -50,6 +55,8 @@ impl LuaHost {
             .ok_or_else(|| mlua::Error::runtime("muc_rs.new_host: callbacks.stanza_mt must be a table"))?;
         let is_admin = callbacks.get::<Option<Function>>("is_admin")?;
         let top_tag = callbacks.get::<Option<Function>>("top_tag")?;
+        let event = callbacks.get::<Option<Function>>("event")?;
+        let listens = callbacks.get::<Option<Function>>("listens")?;
         let storage = Storage::from_callbacks(callbacks)?;
         Ok(LuaHost {
             host: RefCell::new(host),
@@ -58,6 +65,8 @@ impl LuaHost {
             log,
             stanza_mt,
             top_tag,
+            event,
+            listens,
             keys: Keys::new(lua)?,
             storage,
             repeatable: RefCell::default(),
@@ -65,9 +74,11 @@ impl LuaHost {
         })
     }
 
-    fn env<'a>(&'a self, lua: &'a Lua) -> LuaEnv<'a> {
+    pub(super) fn env<'a>(&'a self, lua: &'a Lua) -> LuaEnv<'a> {
         LuaEnv {
             lua,
+            listens: self.listens.as_ref(),
+            listening: Default::default(),
             is_admin: self.is_admin.as_ref(),
             storage: &self.storage,
             admins_seen: RefCell::default(),
@@ -101,10 +112,8 @@ impl LuaHost {
         for (level, message) in &outcome.log {
             self.log(level.as_str(), message);
         }
-        for delivery in &outcome.deliveries {
-            if let Err(e) = self.deliver(lua, delivery) {
-                self.log("error", &format!("could not send: {}", summary(&e)));
-            }
+        if let Err(e) = self.carry_out(lua, &outcome) {
+            self.log("error", &format!("could not send: {}", summary(&e)));
         }
         (Some(true), None)
     }
@@ -199,10 +208,12 @@ impl LuaHost {
         if repeatable > 0 {
             self.repeatable.borrow_mut().expect(repeatable);
         }
-        for delivery in &outcome.deliveries {
-            self.deliver(lua, delivery)?;
-        }
-        Ok(())
+        self.carry_out(lua, &outcome)
+    }
+
+    /// The core, for a call that may change it (never held across a Lua callback).
+    pub(super) fn host_mut(&self) -> LuaResult<std::cell::RefMut<'_, MucHost>> {
+        self.host.try_borrow_mut().map_err(|_| mlua::Error::runtime("muc_rs host busy"))
     }
 
     /// Builds the stanza table once and sends it to each recipient in turn, setting
@@ -212,7 +223,7 @@ impl LuaHost {
     /// The table carries its XML rendered once (see `render`), which Prosody's serializing
     /// and the debug line it writes for every delivery use. A repeatable delivery's table
     /// is kept and sent again the next time (see `reuse`).
-    fn deliver(&self, lua: &Lua, delivery: &Delivery) -> LuaResult<()> {
+    pub(super) fn deliver(&self, lua: &Lua, delivery: &Delivery) -> LuaResult<()> {
         let key = delivery.repeatable.then(|| self.repeatable.borrow().key(&delivery.stanza));
         let kept = key.and_then(|key| self.repeatable.borrow_mut().get(key));
         let stanza = match kept {
@@ -225,32 +236,54 @@ impl LuaHost {
                 table
             }
         };
-        let attr: Table = stanza.raw_get(&self.keys.attr)?;
-        for to in &delivery.to {
-            attr.raw_set(&self.keys.to, to.as_str())?;
-            if let Err(e) = self.send.call::<()>(&stanza) {
-                self.log("error", &format!("send callback failed for {to}: {}", summary(&e)));
-            }
-        }
-        Ok(())
+        self.send_table(&stanza, delivery.to.iter().map(|j| j.as_str()))
     }
 
     /// The stanza table for `element`, with its rendering and the `top_tag` that uses it
     /// (shadowing the metatable's: Prosody's clones the root to render it).
-    fn build(&self, lua: &Lua, element: &Element) -> LuaResult<Table> {
-        let stanza = convert::table_from_element(lua, &self.keys, &self.stanza_mt, element)?;
+    pub(super) fn build(&self, lua: &Lua, element: &Element) -> LuaResult<Table> {
+        let stanza = self.build_plain(lua, element)?;
+        self.attach_render(lua, &stanza, element)?;
+        Ok(stanza)
+    }
+
+    /// The stanza table for `element`, without its rendering: for tables handed to
+    /// modules, which may change them anywhere (the rendering only notices changes at the
+    /// root).
+    pub(super) fn build_plain(&self, lua: &Lua, element: &Element) -> LuaResult<Table> {
+        convert::table_from_element(lua, &self.keys, &self.stanza_mt, element)
+    }
+
+    /// Gives `stanza` (the table of `element`) its rendering and the `top_tag` that uses it.
+    pub(super) fn attach_render(&self, lua: &Lua, stanza: &Table, element: &Element) -> LuaResult<()> {
         if let Some(top_tag) = &self.top_tag {
-            if render::attach(lua, &self.keys, &stanza, element)? {
+            if render::attach(lua, &self.keys, stanza, element)? {
                 stanza.raw_set(&self.keys.top_tag, top_tag)?;
             }
         }
-        Ok(stanza)
+        Ok(())
     }
 }
 
 impl UserData for LuaHost {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
         methods.add_method("handle", |lua, this, stanza: Value| Ok(this.handle(lua, stanza)));
+        // The room objects' methods (see `room_api`); a panic is an error to the caller.
+        methods.add_method("room", |lua, this, (method, jid, args): (String, String, MultiValue)| {
+            guard::run(|| this.room_call(lua, &method, &jid, args)).unwrap_or_else(|panic| {
+                Err(mlua::Error::runtime(format!("muc_rs: {method} panicked: {panic}")))
+            })
+        });
+        methods.add_method("live_rooms", |_, this, ()| {
+            Ok(this
+                .host
+                .try_borrow()
+                .map(|h| h.live_room_jids())
+                .unwrap_or_default()
+                .iter()
+                .map(|j| j.to_string())
+                .collect::<Vec<_>>())
+        });
         methods.add_method("save_all", |lua, this, ()| {
             this.save_all(lua);
             Ok(())
@@ -296,8 +329,11 @@ impl UserData for LuaHost {
 
 /// What the core asks Prosody: the clock, (lazily) whether a JID is a service admin, and
 /// the rooms in its storage.
-struct LuaEnv<'a> {
+pub(super) struct LuaEnv<'a> {
     lua: &'a Lua,
+    listens: Option<&'a Function>,
+    /// Answers of `listens` during this call, by hook.
+    listening: RefCell<std::collections::HashMap<Hook, bool>>,
     is_admin: Option<&'a Function>,
     storage: &'a Storage,
     /// Answers of the `is_admin` callback during this call.
@@ -309,6 +345,22 @@ struct LuaEnv<'a> {
 impl Env for LuaEnv<'_> {
     fn now(&self) -> i64 {
         SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    }
+
+    fn listens(&self, hook: Hook) -> bool {
+        let Some(listens) = self.listens else { return false };
+        if let Some(known) = self.listening.borrow().get(&hook) {
+            return *known;
+        }
+        let answer = hook.event_names().iter().any(|name| match listens.call::<Value>(*name) {
+            Ok(v) => !matches!(v, Value::Nil | Value::Boolean(false)),
+            Err(e) => {
+                self.errors.borrow_mut().push(format!("listens callback failed for {name}: {}", summary(&e)));
+                false
+            }
+        });
+        self.listening.borrow_mut().insert(hook, answer);
+        answer
     }
 
     fn is_service_admin(&self, jid: &BareJid) -> bool {

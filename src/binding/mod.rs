@@ -19,10 +19,12 @@
 //! and ignored. `_test_panic = true` arms the panic test hook (see [`host::TEST_NS`]).
 
 mod convert;
+mod events;
 mod guard;
 mod host;
 mod render;
 mod reuse;
+mod room_api;
 mod storage;
 
 use crate::config::{HostConfig, OptionKind, OptionValue, OPTIONS};

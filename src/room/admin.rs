@@ -15,7 +15,7 @@ impl Room {
         if items.is_empty() {
             return ctx.error(stanza, StanzaError::bad_request(), None);
         }
-        let undo = (items.len() > 1).then(|| (self.clone(), ctx.out.deliveries.len()));
+        let undo = (items.len() > 1).then(|| (self.clone(), ctx.out.mark()));
         let mut result = Ok(());
         for item in items {
             result = self.apply_admin_item(ctx, item, actor);
@@ -29,7 +29,7 @@ impl Room {
             Err(e) => {
                 if let Some((snapshot, mark)) = undo {
                     *self = snapshot;
-                    ctx.out.deliveries.truncate(mark);
+                    ctx.out.truncate(mark);
                 }
                 ctx.error(stanza, e, None)
             }

@@ -2,6 +2,7 @@
 
 use super::{Ctx, Room};
 use crate::dataform::{Field, FieldType, Form, Value};
+use crate::hooks::{Event, Hook};
 use crate::xml::{
     el, reply, ElementExt, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC, NS_MUC_ROOMINFO, NS_REGISTER,
 };
@@ -24,13 +25,21 @@ impl Room {
                 }
             }
             Some(_) => {}
-            None => self.room_info(&mut q, ctx.config.occupant_id),
+            None => {
+                let form = self.room_info(&mut q, ctx.config.occupant_id);
+                if ctx.env.listens(Hook::DiscoInfo) {
+                    // Modules add features after the room's, and fields to its form.
+                    let (room, to) = (self.jid.clone(), from.clone().into());
+                    return ctx.out.fire(Event::DiscoInfo { room, reply: reply(stanza).child(q), form, to });
+                }
+                q.append_child(form.render("result"));
+            }
         }
         ctx.send(reply(stanza).child(q), from.clone().into());
     }
 
-    /// Features and the roominfo form, in the order stock's plugins add them.
-    fn room_info(&self, q: &mut Element, occupant_ids: bool) {
+    /// Features, in the order stock's plugins add them, and the roominfo form.
+    fn room_info(&self, q: &mut Element, occupant_ids: bool) -> Form {
         let s = &self.settings;
         let feature = |var: &str| el("feature", NS_DISCO_INFO).with("var", var);
         for var in [
@@ -92,7 +101,7 @@ impl Room {
                     .maybe_value(s.change_subject.then_some(Value::Bool(true))),
             ],
         };
-        q.append_child(form.render("result"));
+        form
     }
 
     pub fn handle_disco_items(&self, ctx: &mut Ctx, stanza: &Element, from: &FullJid) {

@@ -4,6 +4,7 @@
 use super::settings::Subject;
 use super::{Ctx, HistoryEntry, Room};
 use crate::affiliation::{Affiliation, Role};
+use crate::hooks::{Event, Hook};
 use crate::xml::{el, ElementExt, ErrorType, StanzaError, NS_CLIENT, NS_DELAY, NS_MUC, NS_MUC_USER};
 use jid::{FullJid, Jid};
 use minidom::Element;
@@ -75,19 +76,26 @@ impl Room {
     /// Broadcasts a message from the room to everyone, keeping it in history if it is one
     /// worth keeping.
     pub fn broadcast_message(&mut self, ctx: &mut Ctx, message: Element) {
+        if ctx.env.listens(Hook::BroadcastMessage) {
+            // The host's modules may change it, archive it, or deliver it themselves.
+            let historic = is_historic(&message);
+            let to = self.recipients(Role::None);
+            let room = self.jid.clone();
+            return ctx.out.fire(Event::BroadcastMessage { room, stanza: message, to, historic });
+        }
         if is_historic(&message) {
-            self.add_history(ctx, &message);
+            self.add_history(ctx.config.max_history_messages, ctx.env.now(), &message);
         }
         self.broadcast(ctx, message, Role::None);
     }
 
-    fn add_history(&mut self, ctx: &Ctx, message: &Element) {
-        let length = self.settings.history_length(ctx.config.max_history_messages) as usize;
+    /// Keeps a copy of `message` in the room's history, stamped with `now`.
+    pub fn add_history(&mut self, max_history_messages: Option<u32>, now: i64, message: &Element) {
+        let length = self.settings.history_length(max_history_messages) as usize;
         if length == 0 {
             self.history.clear();
             return;
         }
-        let now = ctx.env.now();
         let mut stanza = message.clone();
         stanza
             .append_child(el("delay", NS_DELAY).with("from", self.jid.as_str()).with("stamp", datetime(now)));
@@ -112,6 +120,7 @@ impl Room {
         if maxchars.is_none() && maxstanzas.is_none() && since.is_none() {
             maxstanzas = Some(self.settings.default_history_messages() as f64);
         }
+        let requested = (maxchars, maxstanzas, since);
         let maxstanzas = maxstanzas.unwrap_or(self.history.len() as f64);
         let to_len = to.as_str().len();
         let mut n = 0usize;
@@ -133,6 +142,13 @@ impl Room {
             n += 1;
         }
         let start = self.history.len() - n;
+        if ctx.env.listens(Hook::GetHistory) {
+            // An archive may serve more than the room keeps.
+            let default = self.history.iter().skip(start).map(|e| e.stanza.clone()).collect();
+            let (maxchars, maxstanzas, since) = requested;
+            let (room, to) = (self.jid.clone(), to.clone());
+            return ctx.out.fire(Event::GetHistory { room, to, maxchars, maxstanzas, since, default });
+        }
         for entry in self.history.iter().skip(start) {
             ctx.send(entry.stanza.clone(), to.clone().into());
         }

@@ -138,6 +138,8 @@ pub struct Room {
     /// Set when an occupant has left since the host last looked: an empty temporary room
     /// is destroyed then, and only then (a room whose first join failed stays, as stock).
     pub occupant_left: bool,
+    /// Occupants (nick, user) who left since the host last looked, for its modules.
+    pub departed: Vec<(FullJid, BareJid)>,
     /// Set when the room's record changed and must be written before anyone is told.
     pub needs_save: bool,
     /// Reason and new venue given when an owner destroyed the room.
@@ -154,6 +156,7 @@ impl Room {
             affiliation_data: OrderedMap::default(),
             history: VecDeque::new(),
             occupant_left: false,
+            departed: Vec::new(),
             needs_save: false,
             destroyed_with: None,
         }
@@ -292,7 +295,9 @@ impl Room {
             self.occupants.put(occupant.clone());
             Some(occupant)
         } else {
-            self.occupants.remove(occupant.nick_str());
+            if let Some(gone) = self.occupants.remove(occupant.nick_str()) {
+                self.departed.push((gone.nick, gone.bare_jid));
+            }
             None
         }
     }
@@ -520,13 +525,16 @@ impl Room {
 
     /// Sends `stanza` to every session of every occupant (with roles at least `min_role`).
     pub fn broadcast(&self, ctx: &mut Ctx, stanza: Element, min_role: Role) {
-        let to: Vec<Jid> = self
-            .occupants
+        ctx.out.send_many(stanza, self.recipients(min_role));
+    }
+
+    /// Every session of every occupant with a role at least `min_role`.
+    pub fn recipients(&self, min_role: Role) -> Vec<Jid> {
+        self.occupants
             .iter()
             .filter(|o| o.role_or_none() >= min_role)
             .flat_map(|o| o.session_jids().cloned().map(Jid::from))
-            .collect();
-        ctx.out.send_many(stanza, to);
+            .collect()
     }
 
     // ----- changing affiliations and roles -----

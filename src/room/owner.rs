@@ -4,6 +4,7 @@ use super::settings::{ConfigEffect, Tombstone};
 use super::{Ctx, PresenceX, Room};
 use crate::affiliation::{Affiliation, Role};
 use crate::dataform::{form_type, read_submitted};
+use crate::hooks::{Event, Hook};
 use crate::xml::{
     child_text, el, muc_user_x, reply, ElementExt, StanzaError, NS_CLIENT, NS_DATA, NS_MUC_OWNER,
     NS_MUC_ROOMCONFIG, NS_MUC_USER,
@@ -31,11 +32,21 @@ impl Room {
         if !self.only_owners(ctx, stanza, actor) {
             return;
         }
-        let form = self
-            .settings
-            .form(self.jid_str(), ctx.config.server_version.0, ctx.config.max_history_messages)
-            .render("form");
-        ctx.send(reply(stanza).child(el("query", NS_MUC_OWNER).child(form)), actor.clone().into());
+        let form =
+            self.settings.form(self.jid_str(), ctx.config.server_version.0, ctx.config.max_history_messages);
+        let query = el("query", NS_MUC_OWNER);
+        if ctx.env.listens(Hook::Config) {
+            // Modules add their fields (an archive's switch) to the room's.
+            let (room, actor, to) = (self.jid.clone(), actor.clone(), actor.clone().into());
+            return ctx.out.fire(Event::ConfigForm {
+                room,
+                actor,
+                reply: reply(stanza).child(query),
+                form,
+                to,
+            });
+        }
+        ctx.send(reply(stanza).child(query.child(form.render("form"))), actor.clone().into());
     }
 
     pub fn handle_owner_set(
@@ -101,16 +112,30 @@ impl Room {
                 ConfigEffect::PresenceBroadcastChanged(old) => self.rebroadcast_presences(ctx, &old),
             }
         }
-        ctx.send(reply(stanza), actor.clone().into());
-        if !codes.is_empty() {
-            let mut x = el("x", NS_MUC_USER);
-            for code in codes {
-                x.append_child(crate::xml::status(code));
-            }
-            let msg =
-                el("message", NS_CLIENT).with("type", "groupchat").with("from", self.jid.as_str()).child(x);
-            self.broadcast_message(ctx, msg);
+        let listening = ctx.env.listens(Hook::Config);
+        if listening {
+            let (room, actor, form) = (self.jid.clone(), actor.clone(), form.clone());
+            ctx.out.fire(Event::ConfigSubmitted { room, actor, form });
         }
+        ctx.send(reply(stanza), actor.clone().into());
+        if listening {
+            ctx.out.fire(Event::ConfigNotice { room: self.jid.clone(), codes });
+        } else {
+            self.config_notice(ctx, &codes);
+        }
+    }
+
+    /// Tells the occupants that the configuration changed (unless nothing is to be told).
+    pub fn config_notice(&mut self, ctx: &mut Ctx, codes: &[u16]) {
+        if codes.is_empty() {
+            return;
+        }
+        let mut x = el("x", NS_MUC_USER);
+        for code in codes {
+            x.append_child(crate::xml::status(*code));
+        }
+        let msg = el("message", NS_CLIENT).with("type", "groupchat").with("from", self.jid.as_str()).child(x);
+        self.broadcast_message(ctx, msg);
     }
 
     /// Members-only was switched on: everyone without an affiliation leaves (322).

@@ -4,6 +4,7 @@
 use super::{Ctx, PresenceX, Room};
 use crate::affiliation::{Affiliation, Role};
 use crate::config::RoomCreation;
+use crate::hooks::{Event, Hook};
 use crate::outcome::LogLevel;
 use crate::xml::{
     child_text, el, error_condition, muc_user_x, status, ElementExt, ErrorType, StanzaError, NS_CLIENT,
@@ -53,6 +54,9 @@ impl Room {
             ctx.error(stanza, error, Some(ctx.host.as_str()));
             return false;
         }
+        if ctx.env.listens(Hook::RoomLifecycle) {
+            ctx.out.fire(Event::RoomCreated { room: self.jid.clone() });
+        }
         self.set_affiliation(
             ctx,
             super::Actor::Room,
@@ -81,7 +85,7 @@ impl Room {
         }
         self.save_occupant(occupant.clone());
         self.publicise(ctx, &occupant, &PresenceX::codes(&codes), None, None, None, None, false);
-        self.session_joined(ctx, stanza, real_jid);
+        self.session_joined(ctx, stanza, real_jid, &occupant.nick, true);
         true
     }
 
@@ -344,14 +348,33 @@ impl Room {
             }
         }
         if joined {
-            self.session_joined(ctx, stanza, real_jid);
+            let new_occupant = orig.is_none() && is_first_dest_session;
+            self.session_joined(ctx, stanza, real_jid, &d.nick, new_occupant);
         }
     }
 
-    /// What a new session gets after its join: the history, then the subject.
-    fn session_joined(&mut self, ctx: &mut Ctx, stanza: &Element, real_jid: &FullJid) {
+    /// What a new session gets after its join: the history, then the subject; then the
+    /// host's modules hear of it (and of a new occupant), as stock's events run in turn.
+    fn session_joined(
+        &mut self,
+        ctx: &mut Ctx,
+        stanza: &Element,
+        real_jid: &FullJid,
+        nick: &FullJid,
+        new_occupant: bool,
+    ) {
+        let listening = ctx.env.listens(Hook::OccupantLifecycle);
+        let names = |room: &Room| (room.jid.clone(), nick.clone(), real_jid.clone());
+        if listening && new_occupant {
+            let (room, nick, jid) = names(self);
+            ctx.out.fire(Event::OccupantJoined { room, nick, jid });
+        }
         self.send_history(ctx, stanza, real_jid);
         self.send_subject(ctx, real_jid);
+        if listening {
+            let (room, nick, jid) = names(self);
+            ctx.out.fire(Event::OccupantSessionNew { room, nick, jid });
+        }
     }
 
     fn respond_to_probe(

@@ -1,0 +1,237 @@
+-- The mod_muc API on a muc_rs host: what other modules reach through
+-- `module:depends("muc")` or `prosody.hosts[host].modules.muc`, and the room and occupant
+-- objects they get from it. Glue only: every answer comes from the Rust core
+-- (`host:room(method, room_jid, ...)`, src/binding/room_api.rs).
+--
+-- One Lua object per live room, kept until the room is destroyed or put away, so that
+-- modules may keep their own fields on it and compare rooms by identity.
+
+local jid_util = require "util.jid";
+
+return function (host)
+	local api = {};
+	local rooms = {}; -- room JID -> room object
+
+	local room_mt = {};
+	room_mt.__index = room_mt;
+	function room_mt:__tostring()
+		return "MUC room ("..self.jid..")";
+	end
+
+	local occupant_mt = {};
+	occupant_mt.__index = occupant_mt;
+	function occupant_mt:get_presence(real_jid)
+		return self.sessions[real_jid or self.jid];
+	end
+	function occupant_mt:each_session()
+		return pairs(self.sessions);
+	end
+
+	local function occupant_object(fields)
+		if fields == nil then return nil; end
+		return setmetatable(fields, occupant_mt);
+	end
+
+	-- room._data, room._occupants, room._jid_nick, room._affiliations and room._history as
+	-- stock's modules read (and, for _data, write) them.
+	local function private_fields(room, room_jid)
+		room._data = setmetatable({}, {
+			__index = function (_, key) return host:room("data", room_jid, key); end;
+			__newindex = function (_, key, value) host:room("set_data", room_jid, key, value); end;
+			__pairs = function () return next, host:room("data_table", room_jid) or {}, nil; end;
+		});
+		local function occupants()
+			local by_nick = {};
+			for _, occupant in ipairs(host:room("occupants", room_jid) or {}) do
+				by_nick[occupant.nick] = occupant_object(occupant);
+			end
+			return by_nick;
+		end
+		room._occupants = setmetatable({}, {
+			__index = function (_, nick) return occupant_object(host:room("occupant_by_nick", room_jid, nick)); end;
+			__pairs = function () return next, occupants(), nil; end;
+		});
+		room._jid_nick = setmetatable({}, {
+			__index = function (_, real_jid) return host:room("get_occupant_jid", room_jid, real_jid); end;
+			__pairs = function ()
+				local map = {};
+				for nick, occupant in pairs(occupants()) do
+					for real_jid in pairs(occupant.sessions) do map[real_jid] = nick; end
+				end
+				return next, map, nil;
+			end;
+		});
+		room._affiliations = setmetatable({}, {
+			__index = function (_, jid) return host:room("get_affiliation", room_jid, jid); end;
+			__pairs = function ()
+				local map = {};
+				for _, entry in ipairs(host:room("affiliations", room_jid) or {}) do map[entry[1]] = entry[2]; end
+				return next, map, nil;
+			end;
+		});
+		room._history = setmetatable({}, {
+			__len = function () return host:room("history_length", room_jid) or 0; end;
+		});
+	end
+
+	function rooms.get(room_jid)
+		local room = rooms[room_jid];
+		if room == nil then
+			room = setmetatable({ jid = room_jid }, room_mt);
+			private_fields(room, room_jid);
+			rooms[room_jid] = room;
+		end
+		return room;
+	end
+
+	function rooms.forget(room_jid)
+		rooms[room_jid] = nil;
+	end
+
+	function rooms.new_occupant(room, bare_jid, nick)
+		local affiliation = room:get_affiliation(bare_jid);
+		return occupant_object {
+			bare_jid = bare_jid; nick = nick; sessions = {};
+			role = host:room("get_default_role", room.jid, affiliation or "none");
+		};
+	end
+
+	-- Stock's getters, answered from the room's settings.
+	for _, name in ipairs {
+		"name", "description", "language", "password", "hidden", "public", "members_only",
+		"allow_member_invites", "moderated", "persistent", "changesubject", "whois",
+		"historylength", "allow_pm", "allow_modpm", "salt",
+	} do
+		room_mt["get_"..name] = function (self)
+			return host:room("setting", self.jid, name);
+		end
+	end
+	room_mt.is_hidden = room_mt.get_hidden;
+	room_mt.is_members_only = room_mt.get_members_only;
+
+	function room_mt:get_affiliation(jid)
+		return host:room("get_affiliation", self.jid, jid);
+	end
+	function room_mt:get_affiliation_data(jid, key)
+		return host:room("get_affiliation_data", self.jid, jid, key);
+	end
+	-- Stock's iterator ignores its first argument, so `gen(nil, jid)` continues after jid.
+	function room_mt:each_affiliation(with_affiliation)
+		local list, by_jid = host:room("affiliations", self.jid) or {}, {};
+		for i, entry in ipairs(list) do by_jid[entry[1]] = i; end
+		return function (_, after)
+			local i = after and (by_jid[after] or #list) + 1 or 1;
+			while list[i] do
+				local entry = list[i];
+				if with_affiliation == nil or entry[2] == with_affiliation then
+					return entry[1], entry[2], entry[3];
+				end
+				i = i + 1;
+			end
+		end, nil, nil;
+	end
+	function room_mt:get_role(nick)
+		return host:room("get_role", self.jid, nick);
+	end
+	function room_mt:get_default_role(affiliation)
+		return host:room("get_default_role", self.jid, affiliation or "none");
+	end
+	function room_mt:get_occupant_jid(real_jid)
+		return host:room("get_occupant_jid", self.jid, real_jid);
+	end
+	function room_mt:get_occupant_by_nick(nick)
+		return occupant_object(host:room("occupant_by_nick", self.jid, nick));
+	end
+	function room_mt:get_occupant_by_real_jid(real_jid)
+		return occupant_object(host:room("occupant_by_real_jid", self.jid, real_jid));
+	end
+	function room_mt:each_occupant()
+		local list, i = host:room("occupants", self.jid) or {}, 0;
+		return function ()
+			i = i + 1;
+			local occupant = list[i];
+			if occupant then return occupant.nick, occupant_object(occupant); end
+		end;
+	end
+	function room_mt:has_occupant()
+		return (host:room("occupants", self.jid) or {})[1] ~= nil;
+	end
+	function room_mt:new_occupant(bare_jid, nick)
+		return rooms.new_occupant(self, bare_jid, nick);
+	end
+	function room_mt:get_occupant_id(occupant)
+		return host:room("get_occupant_id", self.jid, occupant.bare_jid);
+	end
+	function room_mt:broadcast_message(stanza)
+		host:room("broadcast_message", self.jid, stanza);
+		return true;
+	end
+	function room_mt:route_stanza(stanza)
+		module:send(stanza);
+	end
+	function room_mt:save()
+		return host:room("save", self.jid);
+	end
+
+	-- mod_muc's functions, as plain fields (modules probe them with rawget).
+	function api.get_room_from_jid(room_jid)
+		room_jid = jid_util.prep(room_jid);
+		if room_jid == nil or not host:room("find", room_jid) then
+			return nil;
+		end
+		return rooms.get(room_jid);
+	end
+	function api.live_rooms()
+		local list, i = host:live_rooms(), 0;
+		return function ()
+			i = i + 1;
+			return list[i] and rooms.get(list[i]);
+		end;
+	end
+	function api.all_rooms()
+		local list, i = host:room_jids(), 0;
+		return function ()
+			i = i + 1;
+			while list[i] do
+				local room = api.get_room_from_jid(list[i]);
+				if room then return room; end
+				i = i + 1;
+			end
+		end;
+	end
+	function api.each_room(live_only)
+		if live_only then return api.live_rooms(); end
+		return api.all_rooms();
+	end
+	api.room_mt = room_mt;
+	api.rooms = rooms;
+
+	-- The name "muc" on this host is this API, as a module of its own: its items are
+	-- muc_rs's (counted once), and a reload of "muc" would load stock mod_muc in muc_rs's
+	-- place, so it is refused.
+	local host_events = prosody.hosts[module.host].events;
+	local host_modules = prosody.hosts[module.host].modules;
+	local function announce(what)
+		host_events.fire_event(what, { module = "muc", host = module.host });
+	end
+	function api.install()
+		api.module = setmetatable({
+			name = "muc"; host = module.host; loaded = true; items = {};
+			event_handlers = require "util.multitable".new();
+			dependencies = {}; reverse_dependencies = {};
+			save = function () error("muc is served by mod_muc_rs on this host: reload muc_rs instead", 0); end;
+		}, { __index = module });
+		host_modules.muc = api;
+		announce("module-loaded");
+	end
+	-- Modules that depend on muc go with it, or reload with it.
+	function api.uninstall(reloading)
+		if host_modules.muc == api then host_modules.muc = nil; end
+		if not reloading then announce("module-unloaded"); end
+	end
+	function api.restored(reloaded)
+		if reloaded then announce("module-reloaded"); end
+	end
+
+	return api;
+end

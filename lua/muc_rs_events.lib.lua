@@ -1,0 +1,207 @@
+-- The muc-* events of stock mod_muc, fired for the steps the Rust core leaves to
+-- Prosody's modules (src/hooks.rs). Glue only: each rule stays in the core, which says
+-- what a step would do (the message is historic, the room's own history); here the
+-- events are fired with stock's payloads, at stock's priorities, and what the handlers
+-- leave is handed back.
+--
+-- Stock's own steps inside these events are handlers at the priorities stock gives them,
+-- so modules fall before or after them as on stock: the history step of
+-- muc-broadcast-message (0), muc-message-is-historic (-1), muc-add-history (-1) and
+-- muc-get-history (-1). `listens` counts only the modules' handlers.
+
+return function (host, rooms, current)
+	local events = prosody.hosts[module.host].events;
+
+	-- Handlers muc_rs itself adds, by event name, so that they do not count as listeners.
+	local own = {};
+	local function hook_own(name, handler, priority)
+		own[name] = (own[name] or 0) + 1;
+		module:hook(name, handler, priority);
+	end
+
+	local function listens(name)
+		local handlers = events.get_handlers(name);
+		return handlers ~= nil and #handlers > (own[name] or 0);
+	end
+
+	-- Stock's history step (history.lib.lua): ask whether the message is worth keeping,
+	-- then let the archive and the room's own history keep it.
+	hook_own("muc-broadcast-message", function (event)
+		if module:fire_event("muc-message-is-historic", event) then
+			module:fire_event("muc-add-history", event);
+		end
+	end, 0);
+	hook_own("muc-message-is-historic", function (event)
+		return event.muc_rs_historic;
+	end, -1);
+	hook_own("muc-add-history", function (event)
+		host:room("add_history", event.room.jid, event.stanza);
+	end, -1);
+	hook_own("muc-get-history", function (event)
+		local default, i = event.muc_rs_default, 0;
+		function event.next_stanza()
+			i = i + 1;
+			return default[i];
+		end
+		return true;
+	end, -1);
+
+	-- The origin and stanza of the stanza being handled, for the payloads that carry them.
+	local function stanza_fields(event)
+		local handling = current();
+		if handling then
+			event.origin, event.stanza = handling.origin, handling.stanza;
+		end
+		return event;
+	end
+
+	local fire = {};
+
+	function fire.broadcast_message(room_jid, stanza, historic)
+		local event = { room = rooms.get(room_jid), stanza = stanza, muc_rs_historic = historic };
+		if module:fire_event("muc-broadcast-message", event) then
+			return nil; -- a handler delivered it
+		end
+		return event.stanza;
+	end
+
+	local dataforms = require "util.dataforms";
+
+	-- A reply whose query ends with the room's own form (rendered by the core): lets the
+	-- event's handlers add to the reply and to the form's layout (a util.dataforms form
+	-- whose first fields are the room's), then adds their fields to the rendered form.
+	local function with_form(reply, core_fields, form_type, fire_with)
+		local query = reply.tags[1];
+		local x = query.tags[#query.tags];
+		query.tags[#query.tags] = nil;
+		for i = #query, 1, -1 do
+			if query[i] == x then table.remove(query, i); break; end
+		end
+		reply.last_add = { query }; -- handlers add to the query with reply:tag(), as on stock
+		local layout = {};
+		for i, field in ipairs(core_fields) do layout[i] = field; end
+		local form, formdata = dataforms.new(layout), {};
+		fire_with(form, formdata);
+		if #form > #core_fields then
+			local added = {};
+			for i = #core_fields + 1, #form do added[#added + 1] = form[i]; end
+			for _, field in ipairs(dataforms.new(added):form(formdata, form_type).tags) do
+				x:add_direct_child(field);
+			end
+		end
+		query:add_direct_child(x);
+		reply.last_add = nil;
+		return reply;
+	end
+
+	function fire.disco_info(room_jid, reply, core_fields)
+		return with_form(reply, core_fields, "result", function (form, formdata)
+			module:fire_event("muc-disco#info", stanza_fields {
+				room = rooms.get(room_jid); reply = reply; form = form; formdata = formdata;
+			});
+		end);
+	end
+
+	-- The fields modules add to the configuration form (muc_mam's archiving switch).
+	local function module_fields(room, actor)
+		local form = dataforms.new({});
+		module:fire_event("muc-config-form", { room = room; actor = actor; form = form });
+		return form;
+	end
+
+	function fire.config_form(room_jid, actor, reply, core_fields)
+		return with_form(reply, core_fields, "form", function (form)
+			module:fire_event("muc-config-form", { room = rooms.get(room_jid); actor = actor; form = form });
+		end);
+	end
+
+	-- Status codes the modules' fields gave, until the room's notice goes out.
+	local pending_codes = {};
+
+	function fire.config_submitted(room_jid, actor, submitted)
+		local room = rooms.get(room_jid);
+		local layout = module_fields(room, actor);
+		local fields, _, present = layout:data(submitted);
+		local event = stanza_fields {
+			room = room; actor = actor; fields = fields; status_codes = {};
+		};
+		module:fire_event("muc-config-submitted", event);
+		for name in pairs(present or {}) do
+			event.field, event.value = name, fields[name];
+			module:fire_event("muc-config-submitted/"..name, event);
+		end
+		event.field, event.value = nil, nil;
+		if next(present or {}) then
+			local saved, err = room:save(true);
+			if not saved then module:log("error", "Could not store %s: %s", room_jid, err); end
+		end
+		pending_codes[room_jid] = event.status_codes;
+	end
+
+	function fire.config_notice(room_jid, codes)
+		local all, seen = {}, {};
+		for _, code in ipairs(codes) do all[#all + 1], seen[tostring(code)] = code, true; end
+		for code in pairs(pending_codes[room_jid] or {}) do
+			if not seen[code] and tonumber(code) then all[#all + 1] = tonumber(code); end
+		end
+		pending_codes[room_jid] = nil;
+		host:room("config_notice", room_jid, all);
+	end
+
+	function fire.get_history(room_jid, to, maxchars, maxstanzas, since, default)
+		local event = {
+			room = rooms.get(room_jid); to = to;
+			maxchars = maxchars; maxstanzas = maxstanzas; since = since;
+			muc_rs_default = default;
+		};
+		stanza_fields(event);
+		event.to = to;
+		module:fire_event("muc-get-history", event);
+		local stanzas = {};
+		if event.next_stanza then
+			for stanza in event.next_stanza do
+				stanzas[#stanzas + 1] = stanza;
+			end
+		end
+		return stanzas;
+	end
+
+	function fire.occupant_joined(room_jid, nick, jid)
+		local room = rooms.get(room_jid);
+		module:fire_event("muc-occupant-joined", stanza_fields {
+			room = room; nick = nick; occupant = room:get_occupant_by_nick(nick);
+		});
+	end
+
+	function fire.occupant_session_new(room_jid, nick, jid)
+		local room = rooms.get(room_jid);
+		module:fire_event("muc-occupant-session-new", stanza_fields {
+			room = room; nick = nick; occupant = room:get_occupant_by_nick(nick); jid = jid;
+		});
+	end
+
+	function fire.occupant_left(room_jid, nick, bare_jid)
+		local room = rooms.get(room_jid);
+		local occupant = rooms.new_occupant(room, bare_jid, nick);
+		module:fire_event("muc-occupant-left", { room = room; nick = nick; occupant = occupant });
+	end
+
+	function fire.room_created(room_jid)
+		module:fire_event("muc-room-created", stanza_fields { room = rooms.get(room_jid) });
+	end
+
+	function fire.room_destroyed(room_jid)
+		module:fire_event("muc-room-destroyed", { room = rooms.get(room_jid) });
+		rooms.forget(room_jid);
+	end
+
+	function fire.room_evicted(room_jid)
+		rooms.forget(room_jid);
+	end
+
+	local function event(kind, ...)
+		return fire[kind](...);
+	end
+
+	return { event = event, listens = listens };
+end

@@ -1,0 +1,158 @@
+//! Carrying out an [`Outcome`]: its deliveries in order, and at their places the steps the
+//! core left to Prosody's modules ([`Event`]), handed to the shim's `event` callback.
+//!
+//! The callback is `event(kind, room_jid, ...)`; it fires the `muc-*` events and answers:
+//!
+//! | kind | arguments after the room | answer |
+//! |---|---|---|
+//! | `broadcast_message` | stanza, historic | the stanza to deliver, or nil if a handler did |
+//! | `disco_info` | reply (form last), the form's fields `{ {name, type}, … }` | the reply to send |
+//! | `config_form` | actor, reply (form last), the form's fields | the reply to send |
+//! | `config_submitted` | actor, the submitted form | — |
+//! | `config_notice` | `{ code, … }` | — |
+//! | `get_history` | to, maxchars, maxstanzas, since, `{ stanza, … }` | the stanzas to send |
+//! | `occupant_joined`, `occupant_session_new` | nick, real JID | — |
+//! | `occupant_left` | nick, bare JID | — |
+//! | `room_created`, `room_destroyed`, `room_evicted` | — | — |
+
+use super::host::{summary, LuaHost};
+use crate::dataform::Form;
+use crate::hooks::Event;
+use crate::outcome::Outcome;
+use minidom::Element;
+use mlua::{Lua, Result as LuaResult, Table, Value};
+
+impl LuaHost {
+    /// Sends the deliveries and runs the events of `outcome`, in their order.
+    pub(super) fn carry_out(&self, lua: &Lua, outcome: &Outcome) -> LuaResult<()> {
+        let mut sent = 0;
+        for (at, event) in &outcome.events {
+            for delivery in &outcome.deliveries[sent..*at] {
+                self.deliver(lua, delivery)?;
+            }
+            sent = *at;
+            if let Err(e) = self.run_event(lua, event) {
+                self.log("error", &format!("a module's handler failed: {}", summary(&e)));
+            }
+        }
+        for delivery in &outcome.deliveries[sent..] {
+            self.deliver(lua, delivery)?;
+        }
+        Ok(())
+    }
+
+    fn run_event(&self, lua: &Lua, event: &Event) -> LuaResult<()> {
+        let Some(callback) = &self.event else { return Ok(()) };
+        match event {
+            Event::BroadcastMessage { room, stanza, to, historic } => {
+                let table = self.build_plain(lua, stanza)?;
+                let answer: Value = callback.call(("broadcast_message", room.as_str(), &table, *historic))?;
+                if let Value::Table(stanza) = answer {
+                    // Rendered once now, as the handlers left it, for all its recipients.
+                    if to.len() > 1 {
+                        if let Ok(element) = super::convert::element_from_table(&self.keys, &stanza) {
+                            self.attach_render(lua, &stanza, &element)?;
+                        }
+                    }
+                    self.send_table(&stanza, to.iter().map(|j| j.as_str()))?;
+                }
+            }
+            Event::DiscoInfo { room, reply, form, to } => {
+                let reply = self.form_reply(lua, reply, crate::xml::NS_DISCO_INFO, form, "result")?;
+                let answer: Value =
+                    callback.call(("disco_info", room.as_str(), reply, form_fields(lua, form)?))?;
+                if let Value::Table(reply) = answer {
+                    self.send_table(&reply, [to.as_str()])?;
+                }
+            }
+            Event::ConfigForm { room, actor, reply, form, to } => {
+                let reply = self.form_reply(lua, reply, crate::xml::NS_MUC_OWNER, form, "form")?;
+                let fields = form_fields(lua, form)?;
+                let answer: Value =
+                    callback.call(("config_form", room.as_str(), actor.as_str(), reply, fields))?;
+                if let Value::Table(reply) = answer {
+                    self.send_table(&reply, [to.as_str()])?;
+                }
+            }
+            Event::ConfigSubmitted { room, actor, form } => {
+                let form = self.build_plain(lua, form)?;
+                callback.call::<()>(("config_submitted", room.as_str(), actor.as_str(), form))?
+            }
+            Event::ConfigNotice { room, codes } => {
+                callback.call::<()>(("config_notice", room.as_str(), codes.clone()))?
+            }
+            Event::GetHistory { room, to, maxchars, maxstanzas, since, default } => {
+                let stanzas = lua.create_table_with_capacity(default.len(), 0)?;
+                for stanza in default {
+                    stanzas.raw_push(self.build_plain(lua, stanza)?)?;
+                }
+                let (room, to_str) = (room.as_str(), to.as_str());
+                let args = ("get_history", room, to_str, *maxchars, *maxstanzas, *since, stanzas);
+                let answer: Option<Table> = callback.call(args)?;
+                if let Some(answer) = answer {
+                    for stanza in answer.sequence_values::<Table>() {
+                        self.send_table(&stanza?, [to.as_str()])?;
+                    }
+                }
+            }
+            Event::OccupantJoined { room, nick, jid } => {
+                callback.call::<()>(("occupant_joined", room.as_str(), nick.as_str(), jid.as_str()))?
+            }
+            Event::OccupantSessionNew { room, nick, jid } => {
+                callback.call::<()>(("occupant_session_new", room.as_str(), nick.as_str(), jid.as_str()))?
+            }
+            Event::OccupantLeft { room, nick, jid } => {
+                callback.call::<()>(("occupant_left", room.as_str(), nick.as_str(), jid.as_str()))?
+            }
+            Event::RoomCreated { room } => callback.call::<()>(("room_created", room.as_str()))?,
+            Event::RoomDestroyed { room } => callback.call::<()>(("room_destroyed", room.as_str()))?,
+            Event::RoomEvicted { room } => callback.call::<()>(("room_evicted", room.as_str()))?,
+        }
+        Ok(())
+    }
+
+    /// The table of `reply` with `form` rendered as the last child of its query.
+    fn form_reply(
+        &self,
+        lua: &Lua,
+        reply: &Element,
+        query_ns: &str,
+        form: &Form,
+        form_type: &str,
+    ) -> LuaResult<Table> {
+        let mut reply = reply.clone();
+        if let Some(query) = reply.get_child_mut("query", query_ns) {
+            query.append_child(form.render(form_type));
+        }
+        self.build_plain(lua, &reply)
+    }
+
+    /// Sends a stanza table to each recipient in turn, setting `attr.to` in place.
+    pub(super) fn send_table<'a>(
+        &self,
+        stanza: &Table,
+        to: impl IntoIterator<Item = &'a str>,
+    ) -> LuaResult<()> {
+        let attr: Table = stanza.raw_get(&self.keys.attr)?;
+        for to in to {
+            attr.raw_set(&self.keys.to, to)?;
+            if let Err(e) = self.send.call::<()>(stanza) {
+                self.log("error", &format!("send callback failed for {to}: {}", summary(&e)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The form's fields as a layout stub `{ {name, type}, … }`, for modules that look for
+/// fields by name before adding theirs.
+fn form_fields(lua: &Lua, form: &Form) -> LuaResult<Table> {
+    let fields = lua.create_table_with_capacity(form.fields.len(), 0)?;
+    for field in form.fields.iter().filter(|f| f.var.is_some()) {
+        let entry = lua.create_table_with_capacity(0, 2)?;
+        entry.raw_set("name", field.var)?;
+        entry.raw_set("type", field.kind.as_str())?;
+        fields.raw_push(entry)?;
+    }
+    Ok(fields)
+}

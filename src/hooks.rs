@@ -1,0 +1,100 @@
+//! Extension points: where the core lets the host's modules see and change what a room
+//! does, as stock mod_muc's `muc-*` events do.
+//!
+//! The core never calls a module. At an extension point it asks its [`Env`] whether anyone
+//! listens; if nobody does, it goes on exactly as without modules. If someone does, it
+//! leaves the step to the host as an [`Event`] in its [`Outcome`], in order with the
+//! deliveries around it, and the host fires the event, lets its handlers change or take
+//! over the step, and carries out what remains (delivering a broadcast, storing history
+//! through [`crate::MucHost::add_history`]).
+//!
+//! [`Env`]: crate::Env
+//! [`Outcome`]: crate::Outcome
+
+use crate::dataform::Form;
+use jid::{BareJid, FullJid, Jid};
+use minidom::Element;
+
+/// An extension point, named by the events it fires on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Hook {
+    /// `muc-broadcast-message`, and inside it `muc-message-is-historic` and `muc-add-history`.
+    BroadcastMessage,
+    /// `muc-disco#info` on a room.
+    DiscoInfo,
+    /// `muc-get-history`, when a session joins.
+    GetHistory,
+    /// `muc-occupant-joined`, `muc-occupant-session-new`, `muc-occupant-left`.
+    OccupantLifecycle,
+    /// `muc-room-created`, `muc-room-destroyed`.
+    RoomLifecycle,
+    /// `muc-config-form`, `muc-config-submitted` (and `muc-config-submitted/<field>` for
+    /// the fields modules add).
+    Config,
+}
+
+impl Hook {
+    /// The host events whose handlers make this point worth leaving to the host.
+    pub fn event_names(self) -> &'static [&'static str] {
+        match self {
+            Hook::BroadcastMessage => {
+                &["muc-broadcast-message", "muc-message-is-historic", "muc-add-history"]
+            }
+            Hook::DiscoInfo => &["muc-disco#info"],
+            Hook::GetHistory => &["muc-get-history"],
+            Hook::OccupantLifecycle => {
+                &["muc-occupant-joined", "muc-occupant-session-new", "muc-occupant-left"]
+            }
+            Hook::RoomLifecycle => &["muc-room-created", "muc-room-destroyed"],
+            Hook::Config => &["muc-config-form", "muc-config-submitted"],
+        }
+    }
+}
+
+/// A step the core left to the host, with what the host needs to carry it out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A message (or presence) from the room to `to`. The host fires
+    /// `muc-broadcast-message`; unless a handler answers, it asks `muc-message-is-historic`
+    /// (the core's answer is `historic`) and then `muc-add-history` (whose last handler is
+    /// the room's own history), and delivers the stanza as the handlers left it.
+    BroadcastMessage { room: BareJid, stanza: Element, to: Vec<Jid>, historic: bool },
+    /// The disco#info reply of a room, to which the host adds `form`, rendered. Handlers
+    /// add features to the reply and fields to the form; the host then sends it to `to`.
+    DiscoInfo { room: BareJid, reply: Element, form: Form, to: Jid },
+    /// The history a joining session asked for; `default` is what the room's own history
+    /// gives, in order. A handler may serve another (an archive); the host sends the
+    /// result to `to`.
+    GetHistory {
+        room: BareJid,
+        to: FullJid,
+        maxchars: Option<f64>,
+        maxstanzas: Option<f64>,
+        since: Option<i64>,
+        default: Vec<Element>,
+    },
+    /// The owner's configuration form: the reply, to whose query the host adds `form`,
+    /// rendered. Handlers add fields; the host then sends it to `to`.
+    ConfigForm { room: BareJid, actor: FullJid, reply: Element, form: Form, to: Jid },
+    /// An owner submitted `form`, and the room has taken its own fields: the host fires the
+    /// events of the fields modules added and stores the room again if they changed it,
+    /// before the owner hears back.
+    ConfigSubmitted { room: BareJid, actor: FullJid, form: Element },
+    /// Where the room tells its occupants that its configuration changed, with `codes`:
+    /// the host adds the codes the modules gave and has the room send it
+    /// ([`crate::MucHost::config_notice`]) unless there are none.
+    ConfigNotice { room: BareJid, codes: Vec<u16> },
+    /// A user's first session entered the room as `nick`.
+    OccupantJoined { room: BareJid, nick: FullJid, jid: FullJid },
+    /// A session joined (or re-joined) the occupant `nick`.
+    OccupantSessionNew { room: BareJid, nick: FullJid, jid: FullJid },
+    /// The occupant `nick`, of the user `jid`, is no longer in the room.
+    OccupantLeft { room: BareJid, nick: FullJid, jid: BareJid },
+    /// A room was made (by a join, or by the host's API).
+    RoomCreated { room: BareJid },
+    /// A room was destroyed, by its owner or because its last occupant left.
+    RoomDestroyed { room: BareJid },
+    /// A live room was put away to storage to make room for another (always reported:
+    /// the host may keep things for live rooms).
+    RoomEvicted { room: BareJid },
+}

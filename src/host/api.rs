@@ -1,0 +1,83 @@
+//! What the host's modules may do with rooms outside a stanza's handling, as stock
+//! mod_muc's room objects let them: find a room, broadcast through it, keep a message in
+//! its history, store it.
+
+use super::{report_departures, MucHost};
+use crate::env::{Env, StoredRoom};
+use crate::outcome::Outcome;
+use crate::room::{Ctx, Room};
+use jid::BareJid;
+use minidom::Element;
+
+impl MucHost {
+    /// The live room `jid`, brought back from storage if it has records there (stock's
+    /// `get_room_from_jid`). `Err` means storage failed; the outcome has the log lines and
+    /// the rooms put away to make space.
+    pub fn find_room(&mut self, jid: &BareJid, env: &dyn Env) -> (Result<bool, ()>, Outcome) {
+        let mut out = Outcome::default();
+        if self.rooms.contains(jid) {
+            return (Ok(true), out);
+        }
+        let mut ctx = Ctx { config: &self.config, env, out: &mut out, host: &self.domain };
+        let found = match Self::load_room(&mut ctx, jid) {
+            Ok(Some(room)) => {
+                if Self::make_room_for_one(&mut self.rooms, &mut ctx).is_err() {
+                    return (Err(()), out);
+                }
+                self.rooms.insert(room);
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(()) => Err(()),
+        };
+        (found, out)
+    }
+
+    /// Live rooms' JIDs, in no particular order.
+    pub fn live_room_jids(&self) -> Vec<BareJid> {
+        self.rooms.rooms().map(|r| r.jid.clone()).collect()
+    }
+
+    /// Runs `f` on a live room with a context for its output (log lines, deliveries,
+    /// events); `None` if the room is not live.
+    pub fn with_room<T>(
+        &mut self,
+        jid: &BareJid,
+        env: &dyn Env,
+        f: impl FnOnce(&mut Room, &mut Ctx) -> T,
+    ) -> Option<(T, Outcome)> {
+        let mut out = Outcome::default();
+        let room = self.rooms.get_mut(jid)?;
+        let mut ctx = Ctx { config: &self.config, env, out: &mut out, host: &self.domain };
+        let result = f(room, &mut ctx);
+        report_departures(room, &mut ctx);
+        Some((result, out))
+    }
+
+    /// A module's `room:broadcast_message(stanza)`: the same steps as the room's own.
+    pub fn broadcast_message(&mut self, jid: &BareJid, stanza: Element, env: &dyn Env) -> Option<Outcome> {
+        self.with_room(jid, env, |room, ctx| room.broadcast_message(ctx, stanza)).map(|((), out)| out)
+    }
+
+    /// The configuration-change notice, with the status codes the modules added.
+    pub fn config_notice(&mut self, jid: &BareJid, codes: &[u16], env: &dyn Env) -> Option<Outcome> {
+        self.with_room(jid, env, |room, ctx| room.config_notice(ctx, codes)).map(|((), out)| out)
+    }
+
+    /// The room's own `muc-add-history` step: keeps `stanza` as its handlers left it.
+    pub fn add_history(&mut self, jid: &BareJid, stanza: &Element, env: &dyn Env) -> bool {
+        let max = self.config.max_history_messages;
+        let Some(room) = self.rooms.get_mut(jid) else { return false };
+        room.add_history(max, env.now(), stanza);
+        true
+    }
+
+    /// Writes a live room's record now (a module changed it; stock's `room:save(true)`).
+    /// A temporary room has none to write.
+    pub fn save_room(&mut self, jid: &BareJid, env: &dyn Env) -> Result<(), String> {
+        let room = self.rooms.get_mut(jid).ok_or("No such room")?;
+        room.needs_save = false;
+        let record = room.settings.persistent.then(|| StoredRoom { config: room.freeze(), state: None });
+        env.store_room(jid, record.as_ref()).map_err(|e| format!("could not store {jid}: {e}"))
+    }
+}
