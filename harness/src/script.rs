@@ -4,12 +4,16 @@ use std::path::{Path, PathBuf};
 
 use minidom::{Element, Node};
 
+use crate::prosody::Version;
 use crate::{err, xml, Result};
 
 /// Header tag that adds a line to the generated Prosody config (global section).
 pub const TAG_CONFIG: &str = "config:";
 /// Header tag that adds a line inside the `Component "conference.localhost"` section.
 pub const TAG_COMPONENT_CONFIG: &str = "component-config:";
+/// Header tag that restricts a script to some Prosody versions (`## prosody: 13`, or several
+/// separated by spaces or commas); a script without it runs on every version.
+pub const TAG_PROSODY: &str = "prosody:";
 
 #[derive(Debug, Clone)]
 pub struct Script {
@@ -78,6 +82,21 @@ impl Script {
         self.tagged(TAG_COMPONENT_CONFIG)
     }
 
+    /// Prosody versions the script is for: those of its `## prosody:` tags, or all of them.
+    pub fn versions(&self) -> Vec<Version> {
+        let named: Vec<Version> = self
+            .tagged(TAG_PROSODY)
+            .iter()
+            .flat_map(|v| prosody_tag_versions(v).unwrap_or_default())
+            .collect();
+        Version::ALL.into_iter().filter(|v| named.is_empty() || named.contains(v)).collect()
+    }
+
+    /// Whether the script is for this Prosody version (see [`TAG_PROSODY`]).
+    pub fn runs_on(&self, version: Version) -> bool {
+        self.versions().contains(&version)
+    }
+
     fn tagged(&self, prefix: &str) -> Vec<String> {
         self.tags.iter().filter_map(|t| t.strip_prefix(prefix)).map(|v| v.trim().to_owned()).collect()
     }
@@ -143,7 +162,7 @@ impl Parser {
             // A line at column 0 ends whatever block was open.
             self.close(std::mem::replace(&mut open, Open::None))?;
             if let Some(comment) = line.strip_prefix('#') {
-                self.header_comment(comment);
+                self.header_comment(comment, lineno)?;
                 continue;
             }
             if line.starts_with("//") || line.starts_with("--") {
@@ -181,17 +200,22 @@ impl Parser {
         Ok(self.script)
     }
 
-    fn header_comment(&mut self, comment: &str) {
+    fn header_comment(&mut self, comment: &str, lineno: usize) -> Result<()> {
         if !self.in_header {
-            return;
+            return Ok(());
         }
         if let Some(tag) = comment.strip_prefix('#') {
-            self.script.tags.push(tag.trim().to_owned());
+            let tag = tag.trim();
+            if let Some(value) = tag.strip_prefix(TAG_PROSODY) {
+                prosody_tag_versions(value).map_err(|e| self.error(lineno, &e))?;
+            }
+            self.script.tags.push(tag.to_owned());
         } else if self.script.title.is_empty() {
             self.script.title = comment.trim().to_owned();
         } else {
             self.script.description.push(comment.trim().to_owned());
         }
+        Ok(())
     }
 
     fn client_property(&mut self, i: usize, line: &str, lineno: usize) -> Result<()> {
@@ -263,6 +287,18 @@ impl Parser {
     fn error(&self, line: usize, msg: &str) -> crate::Error {
         err!("{}:{line}: {msg}", self.script.path.display())
     }
+}
+
+/// The versions named by a `## prosody:` tag's value, such as `13` or `0.12, 13`.
+fn prosody_tag_versions(value: &str) -> std::result::Result<Vec<Version>, String> {
+    let words: Vec<&str> = value.split([' ', '\t', ',']).filter(|w| !w.is_empty()).collect();
+    if words.is_empty() {
+        return Err("`## prosody:` names no version".into());
+    }
+    words
+        .iter()
+        .map(|w| Version::parse(w).ok_or_else(|| format!("`## prosody:` names an unknown version {w:?}")))
+        .collect()
 }
 
 /// Replaces `${...}` variables in attribute values and text. `lookup` resolves a variable
@@ -355,6 +391,29 @@ Romeo disconnects
         assert_eq!(s.description, vec!["more description"]);
         assert_eq!(s.config_lines(), vec!["muc_room_locking = false"]);
         assert_eq!(s.component_config_lines(), vec!["restrict_room_creation = true"]);
+    }
+
+    #[test]
+    fn prosody_tag_restricts_versions() {
+        let all = sample();
+        assert_eq!(all.versions(), Version::ALL.to_vec());
+        assert!(all.runs_on(Version::V0_12) && all.runs_on(Version::V13));
+
+        let only13 = Script::parse(Path::new("x.scs"), "# t\n## prosody: 13\n").unwrap();
+        assert_eq!(only13.versions(), vec![Version::V13]);
+        assert!(!only13.runs_on(Version::V0_12));
+        let only012 = Script::parse(Path::new("x.scs"), "# t\n##prosody:0.12\n").unwrap();
+        assert_eq!(only012.versions(), vec![Version::V0_12]);
+        let both = Script::parse(Path::new("x.scs"), "# t\n## prosody: 13, 0.12\n").unwrap();
+        assert_eq!(both.versions(), Version::ALL.to_vec());
+        // Not a tag once the header is over.
+        let late = "# t\n[Client] R\n\tjid: a@b\n## prosody: 13\nR connects\n";
+        assert_eq!(Script::parse(Path::new("x.scs"), late).unwrap().versions(), Version::ALL.to_vec());
+
+        let e = Script::parse(Path::new("x.scs"), "# t\n## prosody: 14\n").unwrap_err();
+        assert!(e.0.starts_with("x.scs:2: ") && e.0.contains("unknown version \"14\""), "{e}");
+        let e = Script::parse(Path::new("x.scs"), "# t\n## prosody:\n").unwrap_err();
+        assert!(e.0.contains("names no version"), "{e}");
     }
 
     #[test]

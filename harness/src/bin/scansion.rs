@@ -37,6 +37,10 @@ options:
 Scripts can add config lines with header tags:
   ## config: muc_room_locking = false
   ## component-config: max_history_messages = 5
+and be restricted to some Prosody versions (say, for a community module only one version's
+prosody-modules package has); the other versions are skipped, neither passed nor failed:
+  ## prosody: 13
+  ## prosody: 0.12
 ";
 
 struct Cli {
@@ -147,6 +151,18 @@ struct Job {
     path: PathBuf,
     version: Version,
     module: String,
+    /// Why the run is skipped (the script's `## prosody:` tag leaves this version out).
+    skip: Option<String>,
+}
+
+/// Why a script is not run on `version`, if it is not.
+fn skip_reason(script: &Result<Script, String>, version: Version) -> Option<String> {
+    let script = script.as_ref().ok()?;
+    if script.runs_on(version) {
+        return None;
+    }
+    let labels: Vec<&str> = script.versions().iter().map(|v| v.label()).collect();
+    Some(format!("script is for {} only", labels.join(" and ")))
 }
 
 struct Shared {
@@ -208,9 +224,14 @@ fn judged_pass(verdict: Verdict, expect_fail: bool) -> bool {
     matches!((verdict, expect_fail), (Verdict::Pass, false) | (Verdict::Fail, true))
 }
 
-fn print_result(job: &Job, outcome: &Outcome, expect_fail: bool) -> bool {
-    let pass = judged_pass(outcome.verdict, expect_fail);
+/// Prints a run's result; `None` for a skipped run.
+fn print_result(job: &Job, outcome: &Outcome, expect_fail: bool) -> Option<bool> {
     let name = job.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if let Some(reason) = &job.skip {
+        println!("SKIP  {:<4}  {:<6}  {name} ({reason})", job.version.label(), job.module);
+        return None;
+    }
+    let pass = judged_pass(outcome.verdict, expect_fail);
     let note = match (outcome.verdict, expect_fail) {
         (Verdict::Fail, true) => " (failed as expected)",
         (Verdict::Pass, true) => " (passed, but it should fail)",
@@ -241,7 +262,7 @@ fn print_result(job: &Job, outcome: &Outcome, expect_fail: bool) -> bool {
             println!("      {line}");
         }
     }
-    pass
+    Some(pass)
 }
 
 async fn interrupted() -> &'static str {
@@ -315,6 +336,7 @@ async fn main() -> ExitCode {
                     path: path.clone(),
                     version,
                     module: module.clone(),
+                    skip: skip_reason(&script, version),
                 });
             }
         }
@@ -338,6 +360,12 @@ async fn main() -> ExitCode {
                     return;
                 }
                 // A task of its own, so that a panic becomes a failed run, not a lost one.
+                if jobs[i].skip.is_some() {
+                    if tx.send((i, setup_error(String::new()))).is_err() {
+                        return;
+                    }
+                    continue;
+                }
                 let (j, sh) = (jobs.clone(), shared.clone());
                 let outcome = tokio::spawn(async move { run_job(&j[i], &sh).await })
                     .await
@@ -352,35 +380,38 @@ async fn main() -> ExitCode {
 
     let collect = async {
         let mut ready: Vec<Option<Outcome>> = (0..jobs.len()).map(|_| None).collect();
-        let (mut printed, mut passed, mut failed) = (0, 0, 0);
+        let (mut printed, mut passed, mut failed, mut skipped) = (0, 0, 0, 0);
         while let Some((i, outcome)) = rx.recv().await {
-            if let Some(dir) = &cli.keep_logs {
+            if let (Some(dir), None) = (&cli.keep_logs, &jobs[i].skip) {
                 if let Err(e) = keep_logs(dir, &jobs[i], &outcome) {
                     eprintln!("scansion: cannot keep logs in {}: {e}", dir.display());
                 }
             }
             ready[i] = Some(outcome);
             while let Some(Some(outcome)) = ready.get(printed) {
-                if print_result(&jobs[printed], outcome, cli.expect_fail) {
-                    passed += 1;
-                } else {
-                    failed += 1;
+                match print_result(&jobs[printed], outcome, cli.expect_fail) {
+                    Some(true) => passed += 1,
+                    Some(false) => failed += 1,
+                    None => skipped += 1,
                 }
                 ready[printed] = None;
                 printed += 1;
             }
         }
-        (printed, passed, failed)
+        (printed, passed, failed, skipped)
     };
     // On a signal, returning drops the runtime and with it every run: Prosodies are killed
     // and temp dirs removed.
-    let (printed, passed, failed) = tokio::select! {
+    let (printed, passed, failed, skipped) = tokio::select! {
         r = collect => r,
         sig = interrupted() => {
             eprintln!("scansion: {sig}, stopping");
             return ExitCode::from(130);
         }
     };
+    if skipped > 0 {
+        println!("{skipped} skipped (## prosody: tags)");
+    }
     println!("{passed} passed, {failed} failed");
     if failed == 0 && printed == jobs.len() {
         ExitCode::SUCCESS
