@@ -67,9 +67,8 @@ end
 -- Deliveries carry their XML rendered once; Prosody's serializing uses it (see the lib).
 local render = module:require("muc_rs_render");
 
--- The stanza being handled (for events' payloads), and the modules' events, wired once
--- the host exists (muc_rs_events.lib.lua).
-local handling, events;
+-- The modules' events, wired once the host exists (muc_rs_events.lib.lua).
+local events;
 
 local host = muc_rs.new_host(module.host, opts, {
 	load_room = function (jid)
@@ -101,7 +100,8 @@ local host = muc_rs.new_host(module.host, opts, {
 -- The mod_muc API: `module:depends("muc")` and `prosody.hosts[host].modules.muc` find
 -- muc_rs's, so no module loads stock mod_muc beside it (muc_rs_api.lib.lua).
 local api = module:require("muc_rs_api")(host);
-events = module:require("muc_rs_events")(host, api.rooms, function () return handling; end);
+events = module:require("muc_rs_events")(host, api.rooms);
+local handle = events.handle;
 api.install();
 
 -- Service discovery of the service itself is answered by mod_disco (at priority 0, before
@@ -115,14 +115,6 @@ if opts.muc_occupant_id ~= false then module:add_feature("urn:xmpp:occupant-id:0
 -- Admins' ad-hoc commands (adds the commands feature, as stock's do).
 module:depends("adhoc");
 module:require("muc_rs_adhoc")(host);
-
-local function handle(event)
-	local outer = handling;
-	handling = event;
-	local handled = host:handle(event.stanza);
-	handling = outer;
-	return handled;
-end
 
 -- Everything addressed to the service, a room or an occupant. mod_iq (inherited by
 -- components) runs first on iq/bare and iq/host and fires the per-namespace events; what

@@ -9,7 +9,11 @@
 -- muc-broadcast-message (0), muc-message-is-historic (-1), muc-add-history (-1) and
 -- muc-get-history (-1). `listens` counts only the modules' handlers.
 
-return function (host, rooms, current)
+return function (host, rooms)
+	-- The stanza event being handled: its origin and stanza go into some events' payloads.
+	local handling;
+	local function current() return handling; end
+
 	local events = prosody.hosts[module.host].events;
 
 	-- Handlers muc_rs itself adds, by event name, so that they do not count as listeners.
@@ -203,5 +207,68 @@ return function (host, rooms, current)
 		return fire[kind](...);
 	end
 
-	return { event = event, listens = listens };
+	-- The questions the core asks before a step modules may refuse or change (see
+	-- src/hooks.rs): the event is fired on the stanza being handled, and the answer says
+	-- whether a handler refused, and what it changed of a joining occupant.
+	local jid_resource = select(3, require "util.jid".split);
+	local ask = {};
+
+	function ask.pre_join(question, payload)
+		local occupant = rooms.new_occupant(payload.room, question.bare_jid, question.nick);
+		occupant.role = question.role;
+		payload.occupant = occupant;
+		if module:fire_event("muc-occupant-pre-join", payload) then return false; end
+		local nick = occupant.nick ~= question.nick and jid_resource(occupant.nick) or nil;
+		return { nick = nick, role = occupant.role, role_changed = occupant.role ~= question.role };
+	end
+
+	function ask.pre_change(question, payload)
+		payload.orig_occupant = payload.room:get_occupant_by_nick(question.orig_nick);
+		payload.dest_occupant = payload.room:get_occupant_by_nick(question.nick)
+			or rooms.new_occupant(payload.room, question.bare_jid, question.nick);
+		if module:fire_event("muc-occupant-pre-change", payload) then return false; end
+		return {};
+	end
+
+	function ask.groupchat(question, payload)
+		payload.from = payload.stanza.attr.from;
+		payload.occupant = payload.room:get_occupant_by_nick(question.nick);
+		if module:fire_event("muc-occupant-groupchat", payload) then return false; end
+		return {};
+	end
+
+	local function answer(question, handling)
+		local payload = {
+			room = rooms.get(question.room); origin = handling.origin; stanza = handling.stanza;
+			is_first_session = question.is_first_session; is_last_session = question.is_last_session;
+		};
+		return ask[question.hook](question, payload);
+	end
+
+	-- The handler of the stanza events: the core may ask first, and ask again (each
+	-- question once) until it can act.
+	local function handle(stanza_event)
+		local outer, answers = handling, nil;
+		handling = stanza_event;
+		local result = host:handle(stanza_event.stanza);
+		while type(result) == "table" do
+			answers = answers or {};
+			if answers[result.hook] ~= nil then
+				module:log("error", "asked twice about %s; dropping the stanza", result.hook);
+				break;
+			end
+			-- pcall lets handlers wait (Lua 5.4); a failing one is logged and refuses.
+			local ok, verdict = pcall(answer, result, stanza_event);
+			if not ok then
+				module:log("error", "a module's muc-* handler failed on %s: %s", result.hook, verdict);
+				verdict = false;
+			end
+			answers[result.hook] = verdict;
+			result = host:handle(stanza_event.stanza, answers);
+		end
+		handling = outer;
+		return true;
+	end
+
+	return { event = event, listens = listens, handle = handle };
 end

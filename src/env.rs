@@ -1,6 +1,6 @@
 //! What the core cannot know by itself and asks its host for.
 
-use crate::hooks::Hook;
+use crate::hooks::{Answer, Hook};
 use crate::persist::Data;
 use jid::BareJid;
 
@@ -29,6 +29,10 @@ pub trait Env {
     /// Whether the host has anyone listening at an extension point (see [`crate::hooks`]).
     fn listens(&self, _hook: Hook) -> bool {
         false
+    }
+    /// The host's answer to a question the core asked about the stanza being handled.
+    fn answer(&self, _hook: Hook) -> Option<Answer> {
+        None
     }
     /// Every room with stored records.
     fn stored_rooms(&self) -> Result<Vec<BareJid>, String> {

@@ -8,9 +8,19 @@
 //! over the step, and carries out what remains (delivering a broadcast, storing history
 //! through [`crate::MucHost::add_history`]).
 //!
+//! Where modules may refuse or change a step before the room takes it (a join, a
+//! message), the core cannot go on without their verdict, and Lua handlers may wait
+//! (`util.async`) where a call into Rust cannot. So the core *asks*: it stops before
+//! changing anything and returns a [`Question`]; the host fires the event and hands the
+//! same stanza (as the handlers left it) back with the [`Answer`], through
+//! [`Env::answer`]. The core then runs again from the start, checking everything anew,
+//! and goes past the point with the answer.
+//!
 //! [`Env`]: crate::Env
+//! [`Env::answer`]: crate::Env::answer
 //! [`Outcome`]: crate::Outcome
 
+use crate::affiliation::Role;
 use crate::dataform::Form;
 use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
@@ -28,6 +38,12 @@ pub enum Hook {
     OccupantLifecycle,
     /// `muc-room-created`, `muc-room-destroyed`.
     RoomLifecycle,
+    /// `muc-occupant-pre-join`: modules may refuse a join, or change its nick and role.
+    OccupantPreJoin,
+    /// `muc-occupant-pre-change`: modules may refuse a presence update or nick change.
+    OccupantPreChange,
+    /// `muc-occupant-groupchat`: modules may refuse or change an occupant's message.
+    OccupantGroupchat,
     /// `muc-config-form`, `muc-config-submitted` (and `muc-config-submitted/<field>` for
     /// the fields modules add).
     Config,
@@ -47,6 +63,9 @@ impl Hook {
             }
             Hook::RoomLifecycle => &["muc-room-created", "muc-room-destroyed"],
             Hook::Config => &["muc-config-form", "muc-config-submitted"],
+            Hook::OccupantPreJoin => &["muc-occupant-pre-join"],
+            Hook::OccupantPreChange => &["muc-occupant-pre-change"],
+            Hook::OccupantGroupchat => &["muc-occupant-groupchat"],
         }
     }
 }
@@ -97,4 +116,42 @@ pub enum Event {
     /// A live room was put away to storage to make room for another (always reported:
     /// the host may keep things for live rooms).
     RoomEvicted { room: BareJid },
+}
+
+/// A step the core will not take before the host's modules have had their say.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Question {
+    /// A session asks to join as `nick` (a new occupant if `is_first_session`).
+    PreJoin { room: BareJid, nick: FullJid, bare_jid: BareJid, role: Option<Role>, is_first_session: bool },
+    /// An occupant's session changes its presence, or its nick from `orig_nick` to `nick`.
+    PreChange {
+        room: BareJid,
+        orig_nick: FullJid,
+        nick: FullJid,
+        bare_jid: BareJid,
+        role: Option<Role>,
+        is_first_session: bool,
+        is_last_session: bool,
+    },
+    /// The occupant `nick` sends a message to the room.
+    Groupchat { room: BareJid, nick: FullJid },
+}
+
+impl Question {
+    pub fn hook(&self) -> Hook {
+        match self {
+            Question::PreJoin { .. } => Hook::OccupantPreJoin,
+            Question::PreChange { .. } => Hook::OccupantPreChange,
+            Question::Groupchat { .. } => Hook::OccupantGroupchat,
+        }
+    }
+}
+
+/// The modules' verdict on a [`Question`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// A handler refused the step (and answered the sender itself).
+    Refused,
+    /// Go on; a joining occupant's nick (the resource) or role, if a handler changed them.
+    Allowed { nick: Option<String>, role: Option<Option<Role>> },
 }

@@ -1,6 +1,6 @@
 //! What handling one stanza produces: stanzas to deliver, and log lines.
 
-use crate::hooks::Event;
+use crate::hooks::{Event, Question};
 use jid::Jid;
 use minidom::Element;
 
@@ -50,6 +50,9 @@ pub struct Outcome {
     /// before it (see [`crate::hooks`]).
     pub events: Vec<(usize, Event)>,
     pub log: Vec<(LogLevel, String)>,
+    /// Set when the core stopped to ask its host: nothing else is to be done; the host
+    /// answers and hands the stanza back (see [`crate::hooks`]).
+    pub ask: Option<Question>,
 }
 
 impl Outcome {
@@ -77,6 +80,14 @@ impl Outcome {
     /// Leaves a step to the host, after the deliveries queued so far.
     pub fn fire(&mut self, event: Event) {
         self.events.push((self.deliveries.len(), event));
+    }
+
+    /// Stops to ask the host: what was queued is forgotten (it will be queued again when
+    /// the core runs with the answer).
+    pub fn ask(&mut self, question: Question) {
+        self.deliveries.clear();
+        self.events.clear();
+        self.ask = Some(question);
     }
 
     /// Where the queue stands now, to go back to with [`Outcome::truncate`].

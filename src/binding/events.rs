@@ -16,8 +16,9 @@
 //! | `room_created`, `room_destroyed`, `room_evicted` | — | — |
 
 use super::host::{summary, LuaHost};
+use crate::affiliation::Role;
 use crate::dataform::Form;
-use crate::hooks::Event;
+use crate::hooks::{Answer, Event, Hook, Question};
 use crate::outcome::Outcome;
 use minidom::Element;
 use mlua::{Lua, Result as LuaResult, Table, Value};
@@ -155,4 +156,68 @@ fn form_fields(lua: &Lua, form: &Form) -> LuaResult<Table> {
         fields.raw_push(entry)?;
     }
     Ok(fields)
+}
+
+/// The key of a question, and of its answer, in the shim's tables.
+pub fn hook_key(hook: Hook) -> &'static str {
+    match hook {
+        Hook::OccupantPreJoin => "pre_join",
+        Hook::OccupantPreChange => "pre_change",
+        Hook::OccupantGroupchat => "groupchat",
+        _ => "",
+    }
+}
+
+/// A question as the shim reads it: `{ hook, room, nick, orig_nick, bare_jid, role,
+/// is_first_session, is_last_session }` (the fields the question has).
+pub fn question_table(lua: &Lua, question: &Question) -> LuaResult<Table> {
+    let t = lua.create_table_with_capacity(0, 8)?;
+    t.raw_set("hook", hook_key(question.hook()))?;
+    let role_name = |role: &Option<Role>| role.map(|r| r.as_str());
+    match question {
+        Question::PreJoin { room, nick, bare_jid, role, is_first_session } => {
+            t.raw_set("room", room.as_str())?;
+            t.raw_set("nick", nick.as_str())?;
+            t.raw_set("bare_jid", bare_jid.as_str())?;
+            t.raw_set("role", role_name(role))?;
+            t.raw_set("is_first_session", *is_first_session)?;
+        }
+        Question::PreChange { room, orig_nick, nick, bare_jid, role, is_first_session, is_last_session } => {
+            t.raw_set("room", room.as_str())?;
+            t.raw_set("orig_nick", orig_nick.as_str())?;
+            t.raw_set("nick", nick.as_str())?;
+            t.raw_set("bare_jid", bare_jid.as_str())?;
+            t.raw_set("role", role_name(role))?;
+            t.raw_set("is_first_session", *is_first_session)?;
+            t.raw_set("is_last_session", *is_last_session)?;
+        }
+        Question::Groupchat { room, nick } => {
+            t.raw_set("room", room.as_str())?;
+            t.raw_set("nick", nick.as_str())?;
+        }
+    }
+    Ok(t)
+}
+
+/// An answer from the shim: false for refused; a table `{ nick = resource?, role = role?,
+/// role_changed = bool }` to go on.
+pub fn answer_from_lua(value: &Value) -> Option<Answer> {
+    match value {
+        Value::Boolean(false) => Some(Answer::Refused),
+        Value::Table(t) => {
+            let nick = t.raw_get::<Option<String>>("nick").ok().flatten();
+            let role = match t.raw_get::<bool>("role_changed").unwrap_or(false) {
+                true => Some(
+                    t.raw_get::<Option<String>>("role")
+                        .ok()
+                        .flatten()
+                        .and_then(|r| Role::parse(&r))
+                        .filter(|r| *r != Role::None),
+                ),
+                false => None,
+            };
+            Some(Answer::Allowed { nick, role })
+        }
+        _ => None,
+    }
 }

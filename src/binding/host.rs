@@ -7,7 +7,7 @@ use super::render;
 use super::reuse::StanzaCache;
 use super::storage::Storage;
 use crate::env::{Env, StoredRoom};
-use crate::hooks::Hook;
+use crate::hooks::{Answer, Hook};
 use crate::host::MucHost;
 use crate::outcome::Delivery;
 use crate::xml::{error_reply, ElementExt, StanzaError, NS_CLIENT};
@@ -79,6 +79,7 @@ impl LuaHost {
             lua,
             listens: self.listens.as_ref(),
             listening: Default::default(),
+            answers: None,
             is_admin: self.is_admin.as_ref(),
             storage: &self.storage,
             admins_seen: RefCell::default(),
@@ -145,16 +146,19 @@ impl LuaHost {
         }
     }
 
-    /// `host:handle(stanza)`: always answers true for a stanza table (it has been dealt
-    /// with, even if only by logging), false for anything else.
-    fn handle(&self, lua: &Lua, stanza: Value) -> bool {
+    /// `host:handle(stanza, answers)`: true for a stanza table once it has been dealt with
+    /// (even if only by logging), false for anything else; or a question for the modules
+    /// (see `events::question_table`), after which the shim calls again with the same
+    /// stanza and `answers[question.hook]` set.
+    fn handle(&self, lua: &Lua, stanza: Value, answers: Option<Table>) -> Value {
         let Value::Table(table) = stanza else {
             self.log("warn", &format!("handle() expects a stanza table, got a {}", stanza.type_name()));
-            return false;
+            return Value::Boolean(false);
         };
         let head = Head::read(&self.keys, &table);
-        match guard::run(|| self.process(lua, &table, &head)) {
-            Ok(Ok(())) => {}
+        match guard::run(|| self.process(lua, &table, &head, answers)) {
+            Ok(Ok(Some(question))) => return Value::Table(question),
+            Ok(Ok(None)) => {}
             Ok(Err(e)) => {
                 self.log("error", &format!("failed to handle {}: {}", head.describe(), summary(&e)))
             }
@@ -167,13 +171,19 @@ impl LuaHost {
                 }
             }
         }
-        true
+        Value::Boolean(true)
     }
 
-    fn process(&self, lua: &Lua, table: &Table, head: &Head) -> LuaResult<()> {
+    fn process(
+        &self,
+        lua: &Lua,
+        table: &Table,
+        head: &Head,
+        answers: Option<Table>,
+    ) -> LuaResult<Option<Table>> {
         if head.from.is_none() {
             self.log("debug", &format!("dropping {} without a from address", head.describe()));
-            return Ok(());
+            return Ok(None);
         }
         let element = match convert::element_from_table(&self.keys, table) {
             Ok(element) => element,
@@ -182,16 +192,17 @@ impl LuaHost {
                 if let Some(reply) = head.error_reply(&StanzaError::modify_bad_request()) {
                     self.deliver(lua, &reply)?;
                 }
-                return Ok(());
+                return Ok(None);
             }
         };
-        let env = self.env(lua);
+        let mut env = self.env(lua);
+        env.answers = answers;
         let outcome = {
             let Ok(mut host) = self.host.try_borrow_mut() else {
                 // Only reachable if `is_admin` (called from inside the core) routes a stanza
                 // back to this host.
                 self.log("error", &format!("dropping {}: re-entered from is_admin", head.describe()));
-                return Ok(());
+                return Ok(None);
             };
             if self.test_panic && element.has_child("panic", TEST_NS) {
                 panic!("forced panic (test hook)");
@@ -204,11 +215,14 @@ impl LuaHost {
         for (level, message) in &outcome.log {
             self.log(level.as_str(), message);
         }
+        if let Some(question) = &outcome.ask {
+            return super::events::question_table(lua, question).map(Some);
+        }
         let repeatable = outcome.deliveries.iter().filter(|d| d.repeatable).count();
         if repeatable > 0 {
             self.repeatable.borrow_mut().expect(repeatable);
         }
-        self.carry_out(lua, &outcome)
+        self.carry_out(lua, &outcome).map(|()| None)
     }
 
     /// The core, for a call that may change it (never held across a Lua callback).
@@ -267,7 +281,9 @@ impl LuaHost {
 
 impl UserData for LuaHost {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        methods.add_method("handle", |lua, this, stanza: Value| Ok(this.handle(lua, stanza)));
+        methods.add_method("handle", |lua, this, (stanza, answers): (Value, Option<Table>)| {
+            Ok(this.handle(lua, stanza, answers))
+        });
         // The room objects' methods (see `room_api`); a panic is an error to the caller.
         methods.add_method("room", |lua, this, (method, jid, args): (String, String, MultiValue)| {
             guard::run(|| this.room_call(lua, &method, &jid, args)).unwrap_or_else(|panic| {
@@ -334,6 +350,8 @@ pub(super) struct LuaEnv<'a> {
     listens: Option<&'a Function>,
     /// Answers of `listens` during this call, by hook.
     listening: RefCell<std::collections::HashMap<Hook, bool>>,
+    /// The modules' answers to the questions asked about this stanza, by hook.
+    answers: Option<Table>,
     is_admin: Option<&'a Function>,
     storage: &'a Storage,
     /// Answers of the `is_admin` callback during this call.
@@ -361,6 +379,11 @@ impl Env for LuaEnv<'_> {
         });
         self.listening.borrow_mut().insert(hook, answer);
         answer
+    }
+
+    fn answer(&self, hook: Hook) -> Option<Answer> {
+        let value = self.answers.as_ref()?.raw_get::<Value>(super::events::hook_key(hook)).ok()?;
+        super::events::answer_from_lua(&value)
     }
 
     fn is_service_admin(&self, jid: &BareJid) -> bool {

@@ -3,15 +3,16 @@
 
 use super::*;
 use crate::env::FixedEnv;
-use crate::hooks::{Event, Hook};
+use crate::hooks::{Answer, Event, Hook, Question};
 
 const ROOM: &str = "room@conference.localhost";
 const ROMEO: &str = "romeo@localhost/r1";
 
-/// A host whose modules listen at some extension points.
+/// A host whose modules listen at some extension points (and have answered some).
 struct Listening {
     base: FixedEnv,
     hooks: Vec<Hook>,
+    answers: Vec<(Hook, Answer)>,
 }
 
 impl Env for Listening {
@@ -24,10 +25,19 @@ impl Env for Listening {
     fn listens(&self, hook: Hook) -> bool {
         self.hooks.contains(&hook)
     }
+    fn answer(&self, hook: Hook) -> Option<Answer> {
+        self.answers.iter().find(|(h, _)| *h == hook).map(|(_, a)| a.clone())
+    }
+}
+
+impl Listening {
+    fn clone_base(&self) -> Listening {
+        Listening { base: self.base.clone(), hooks: self.hooks.clone(), answers: self.answers.clone() }
+    }
 }
 
 fn env(hooks: &[Hook]) -> Listening {
-    Listening { base: FixedEnv { now: 1_000_000, admins: vec![] }, hooks: hooks.to_vec() }
+    Listening { base: FixedEnv { now: 1_000_000, admins: vec![] }, hooks: hooks.to_vec(), answers: vec![] }
 }
 
 fn host_with_room(env: &dyn Env) -> MucHost {
@@ -168,4 +178,65 @@ fn module_data_round_trips_through_the_record() {
     assert_eq!(room.settings.name.as_deref(), Some("Verona"));
     let restored = Room::restore(&room.freeze(), None).unwrap();
     assert_eq!(restored.settings.data("archiving"), Some(crate::persist::Data::Bool(false)));
+}
+
+#[test]
+fn a_message_waits_for_the_modules_verdict() {
+    let mut env = env(&[Hook::OccupantGroupchat]);
+    let mut host = host_with_room(&env);
+    let asked = host.handle(groupchat("hi"), &env);
+    assert_eq!(
+        asked.ask,
+        Some(Question::Groupchat { room: room_jid(), nick: format!("{ROOM}/romeo").parse().unwrap() })
+    );
+    assert!(asked.deliveries.is_empty() && asked.events.is_empty());
+    assert!(host.room(&room_jid()).unwrap().history.is_empty(), "nothing done before the answer");
+
+    env.answers = vec![(Hook::OccupantGroupchat, Answer::Refused)];
+    let refused = host.handle(groupchat("hi"), &env);
+    assert!(refused.ask.is_none() && refused.deliveries.is_empty());
+
+    env.answers = vec![(Hook::OccupantGroupchat, Answer::Allowed { nick: None, role: None })];
+    let allowed = host.handle(groupchat("changed by a module"), &env);
+    assert_eq!(allowed.deliveries.len(), 1);
+    assert_eq!(
+        allowed.deliveries[0].stanza.get_child("body", crate::xml::NS_CLIENT).unwrap().text(),
+        "changed by a module"
+    );
+}
+
+#[test]
+fn a_join_waits_for_the_modules_and_takes_the_nick_they_force() {
+    let mut env = env(&[Hook::OccupantPreJoin]);
+    let mut host = host_with_room(&Listening { hooks: vec![], ..env.clone_base() });
+    let join: Element = format!(
+        "<presence xmlns='jabber:client' from='juliet@localhost/j' to='{ROOM}/Juliet!'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+    )
+    .parse()
+    .unwrap();
+    let asked = host.handle(join.clone(), &env);
+    let Some(Question::PreJoin { nick, is_first_session: true, role, .. }) = asked.ask else {
+        panic!("asked first: {:?}", asked.ask);
+    };
+    assert_eq!(nick.resource().as_str(), "Juliet!");
+    assert_eq!(role, Some(crate::affiliation::Role::Participant));
+    assert_eq!(host.room(&room_jid()).unwrap().occupants().count(), 1, "not joined yet");
+
+    env.answers = vec![(Hook::OccupantPreJoin, Answer::Allowed { nick: Some("juliet".into()), role: None })];
+    let joined = host.handle(join, &env);
+    let to_juliet =
+        joined.deliveries.iter().filter(|d| d.to.iter().any(|j| j.as_str() == "juliet@localhost/j"));
+    assert!(to_juliet.clone().any(|d| d.stanza.attr("from") == Some("room@conference.localhost/juliet")));
+    assert!(!to_juliet.clone().any(|d| d.stanza.attr("from") == Some("room@conference.localhost/Juliet!")));
+    assert!(host.room(&room_jid()).unwrap().occupant_by_nick("juliet").is_some());
+}
+
+#[test]
+fn a_new_room_is_not_made_before_the_modules_let_its_creator_in() {
+    let env = env(&[Hook::OccupantPreJoin]);
+    let mut host = MucHost::new("conference.localhost", HostConfig::for_version((13, 0))).unwrap();
+    let join = format!("<presence xmlns='jabber:client' from='{ROMEO}' to='{ROOM}/romeo'><x xmlns='http://jabber.org/protocol/muc'/></presence>");
+    let asked = host.handle(join.parse().unwrap(), &env);
+    assert!(matches!(asked.ask, Some(Question::PreJoin { is_first_session: true, .. })));
+    assert!(host.room(&room_jid()).is_none());
 }

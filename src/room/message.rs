@@ -4,7 +4,7 @@
 use super::settings::Subject;
 use super::{Ctx, HistoryEntry, Room};
 use crate::affiliation::{Affiliation, Role};
-use crate::hooks::{Event, Hook};
+use crate::hooks::{Event, Hook, Question};
 use crate::xml::{el, ElementExt, ErrorType, StanzaError, NS_CLIENT, NS_DELAY, NS_MUC, NS_MUC_USER};
 use jid::{FullJid, Jid};
 use minidom::Element;
@@ -49,6 +49,10 @@ impl Room {
                 self.set_subject(ctx, nick.as_str(), &text);
                 return;
             }
+        }
+        let question = || Question::Groupchat { room: self.jid.clone(), nick: nick.clone() };
+        if ctx.consult(Hook::OccupantGroupchat, question).is_none() {
+            return; // refused by a module (which answered), or asked first
         }
         // Delays claiming to come from the room are the room's own to add.
         let room_jid = self.jid.to_string();

@@ -20,6 +20,7 @@ pub mod settings;
 use crate::affiliation::{Affiliation, Role};
 use crate::config::HostConfig;
 use crate::env::Env;
+use crate::hooks::{Answer, Hook, Question};
 use crate::occupant::Occupant;
 use crate::ordered_map::OrderedMap;
 use crate::outcome::{LogLevel, Outcome};
@@ -54,6 +55,23 @@ impl Ctx<'_> {
         }
         if let Some(to) = stanza.attr("from").and_then(|f| f.parse::<Jid>().ok()) {
             self.out.send(error_reply(stanza, &error, by), to);
+        }
+    }
+
+    /// At a step modules may refuse or change: the answer to go on with, or `None` to stop
+    /// here (they refused, or the host is asked first; see [`crate::hooks`]).
+    pub fn consult(&mut self, hook: Hook, question: impl FnOnce() -> Question) -> Option<Answer> {
+        let go_on = Answer::Allowed { nick: None, role: None };
+        if !self.env.listens(hook) {
+            return Some(go_on);
+        }
+        match self.env.answer(hook) {
+            Some(Answer::Refused) => None,
+            Some(answer) => Some(answer),
+            None => {
+                self.out.ask(question());
+                None
+            }
         }
     }
 

@@ -4,7 +4,7 @@
 use super::{Ctx, PresenceX, Room};
 use crate::affiliation::{Affiliation, Role};
 use crate::config::RoomCreation;
-use crate::hooks::{Event, Hook};
+use crate::hooks::{Answer, Event, Hook, Question};
 use crate::outcome::LogLevel;
 use crate::xml::{
     child_text, el, error_condition, muc_user_x, status, ElementExt, ErrorType, StanzaError, NS_CLIENT,
@@ -54,9 +54,6 @@ impl Room {
             ctx.error(stanza, error, Some(ctx.host.as_str()));
             return false;
         }
-        if ctx.env.listens(Hook::RoomLifecycle) {
-            ctx.out.fire(Event::RoomCreated { room: self.jid.clone() });
-        }
         self.set_affiliation(
             ctx,
             super::Actor::Room,
@@ -68,6 +65,20 @@ impl Room {
         .expect("the room may always make its creator owner");
 
         let mut occupant = self.new_occupant(ctx, bare, to.clone());
+        let question = || Question::PreJoin {
+            room: self.jid.clone(),
+            nick: occupant.nick.clone(),
+            bare_jid: occupant.bare_jid.clone(),
+            role: occupant.role,
+            is_first_session: true,
+        };
+        let Some(answer) = ctx.consult(Hook::OccupantPreJoin, question) else {
+            return false; // refused by a module, or asked: no room yet
+        };
+        self.apply_answer(&mut occupant, answer);
+        if ctx.env.listens(Hook::RoomLifecycle) {
+            ctx.out.fire(Event::RoomCreated { room: self.jid.clone() });
+        }
         if let Err(refusal) = self.check_join(ctx, stanza, &mut occupant.nick, true) {
             self.refuse(ctx, stanza, refusal);
             return true;
@@ -197,6 +208,32 @@ impl Room {
             return self.refuse(ctx, stanza, refusal);
         }
         if let Some(d) = dest.as_mut() {
+            // The modules' say comes before the room's own checks, as their handlers run
+            // before stock's (at lower priorities).
+            let (hook, question) = match &orig {
+                None => (Hook::OccupantPreJoin, None),
+                Some(o) => (Hook::OccupantPreChange, Some(o)),
+            };
+            let question = || match question {
+                None => Question::PreJoin {
+                    room: self.jid.clone(),
+                    nick: d.nick.clone(),
+                    bare_jid: d.bare_jid.clone(),
+                    role: d.role,
+                    is_first_session: is_first_dest_session,
+                },
+                Some(o) => Question::PreChange {
+                    room: self.jid.clone(),
+                    orig_nick: o.nick.clone(),
+                    nick: d.nick.clone(),
+                    bare_jid: bare.clone(),
+                    role: d.role,
+                    is_first_session: is_first_dest_session,
+                    is_last_session: is_last_orig_session,
+                },
+            };
+            let Some(answer) = ctx.consult(hook, question) else { return };
+            self.apply_answer(d, answer);
             // Joining, or changing nick/presence: the same checks, except the room-entry
             // ones (members-only, bans, password, lock) that only a join faces.
             let checked = if orig.is_none() {
@@ -350,6 +387,17 @@ impl Room {
         if joined {
             let new_occupant = orig.is_none() && is_first_dest_session;
             self.session_joined(ctx, stanza, real_jid, &d.nick, new_occupant);
+        }
+    }
+
+    /// A joining occupant as the modules' handlers left it (a nick or role they forced).
+    fn apply_answer(&self, occupant: &mut crate::occupant::Occupant, answer: Answer) {
+        let Answer::Allowed { nick, role } = answer else { return };
+        if let Some(nick) = nick.and_then(|n| self.jid.with_resource_str(&n).ok()) {
+            occupant.nick = nick;
+        }
+        if let Some(role) = role {
+            occupant.role = role;
         }
     }
 
