@@ -210,7 +210,7 @@ return function (host, rooms)
 	-- The questions the core asks before a step modules may refuse or change (see
 	-- src/hooks.rs): the event is fired on the stanza being handled, and the answer says
 	-- whether a handler refused, and what it changed of a joining occupant.
-	local jid_resource = select(3, require "util.jid".split);
+	local jid_split = require "util.jid".split;
 	local ask = {};
 
 	function ask.pre_join(question, payload)
@@ -218,7 +218,7 @@ return function (host, rooms)
 		occupant.role = question.role;
 		payload.occupant = occupant;
 		if module:fire_event("muc-occupant-pre-join", payload) then return false; end
-		local nick = occupant.nick ~= question.nick and jid_resource(occupant.nick) or nil;
+		local nick = occupant.nick ~= question.nick and select(3, jid_split(occupant.nick)) or nil;
 		return { nick = nick, role = occupant.role, role_changed = occupant.role ~= question.role };
 	end
 

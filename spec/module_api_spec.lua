@@ -1,0 +1,210 @@
+-- The mod_muc API on a muc_rs host (lua/muc_rs_api.lib.lua, lua/muc_rs_events.lib.lua):
+-- the name "muc" and its lifecycle, room objects, and muc-* events with stock's payloads
+-- and veto rules, as another module on the host sees them. The shim is loaded into a
+-- component with Prosody's real module API (spec/helpers/prosody.lua).
+local H = require "helpers.muc";
+local P = require "helpers.prosody";
+local st = H.st;
+P.modules_dir = H.lib.."/modules";
+
+local shim_path = H.plugin.."/mod_muc_rs.lua";
+local room_jid = "room@"..H.domain;
+local romeo, juliet = "romeo@localhost/r", "juliet@localhost/j";
+
+local shim, env;
+local function load_component()
+	local host = P.host(H.domain, "component", { muc_room_locking = false });
+	prosody.version = H.server_version;
+	local announced = {};
+	for _, what in ipairs { "module-loaded", "module-unloaded", "module-reloaded" } do
+		host.events.add_handler(what, function (event)
+			announced[#announced + 1] = what..":"..event.module;
+		end);
+	end
+	shim, env = P.load(H.domain, "muc_rs", shim_path);
+	return host, announced;
+end
+
+local function join(from, nick)
+	return P.fire(H.domain, "presence/full",
+		st.presence({ from = from, to = room_jid.."/"..nick }):tag("x", { xmlns = "http://jabber.org/protocol/muc" }):up());
+end
+
+local function say(from, text)
+	return P.fire(H.domain, "message/bare", st.message({ from = from, to = room_jid, type = "groupchat", id = "m" }):tag("body"):text(text):up());
+end
+
+local function received(jid, name)
+	local list = {};
+	for _, sent in ipairs(P.sent) do
+		if sent.to == jid and (name == nil or sent.stanza.name == name) then list[#list + 1] = sent.stanza; end
+	end
+	return list;
+end
+
+describe("the mod_muc API", function ()
+	it("is what the name muc finds on the host, with mod_muc's functions as raw fields", function ()
+		local host, announced = load_component();
+		local muc = host.modules.muc;
+		assert.is_table(muc);
+		for _, name in ipairs { "get_room_from_jid", "each_room", "all_rooms", "live_rooms" } do
+			assert.is_function(rawget(muc, name), name);
+		end
+		assert.equal("muc", muc.module.name);
+		assert.same({ "module-loaded:muc" }, announced);
+		-- Its items are muc_rs's, not counted a second time.
+		assert.same({}, muc.module.items);
+	end);
+
+	it("refuses a reload of muc, which would bring stock mod_muc in", function ()
+		local host = load_component();
+		assert.is_false(pcall(host.modules.muc.module.save));
+	end);
+
+	it("goes with muc_rs: unloaded, or reloaded with it", function ()
+		local host, announced = load_component();
+		shim.reloading = true;
+		env.module.unload();
+		assert.is_nil(host.modules.muc);
+		env.module.restore(env.module.save());
+		assert.same({ "module-loaded:muc", "module-reloaded:muc" }, announced);
+		shim.reloading = nil;
+		load_component();
+		env.module.unload();
+		assert.is_nil(host.modules.muc);
+	end);
+
+	it("gives one room object per room, which keeps modules' fields", function ()
+		local host = load_component();
+		join(romeo, "romeo");
+		local muc = host.modules.muc;
+		local room = muc.get_room_from_jid(room_jid);
+		assert.equal(room_jid, room.jid);
+		room.throttle = 42;
+		assert.equal(room, muc.get_room_from_jid(room_jid));
+		assert.equal(42, muc.get_room_from_jid(room_jid).throttle);
+		assert.is_nil(muc.get_room_from_jid("nowhere@"..H.domain));
+		assert.equal("owner", room:get_affiliation("romeo@localhost"));
+		assert.equal("moderator", room:get_role(room_jid.."/romeo"));
+		assert.equal(room_jid.."/romeo", room:get_occupant_jid(romeo));
+		assert.equal("romeo@localhost", room:get_occupant_by_real_jid(romeo).bare_jid);
+		assert.is_false(room:get_members_only());
+		assert.equal("moderators", room:get_whois());
+		local n = 0;
+		for r in muc.live_rooms() do n = n + 1; assert.equal(room, r); end
+		assert.equal(1, n);
+	end);
+
+	it("keeps modules' keys in room._data with the room", function ()
+		local host = load_component();
+		join(romeo, "romeo");
+		local room = host.modules.muc.get_room_from_jid(room_jid);
+		room._data.archiving = false;
+		assert.is_false(room._data.archiving);
+		room._data.name = "Verona";
+		assert.equal("Verona", room:get_name());
+		local keys = {};
+		for k in pairs(room._data) do keys[k] = true; end
+		assert.is_true(keys.archiving and keys.name);
+	end);
+end);
+
+describe("muc-* events", function ()
+	it("let a handler refuse a message, with the sender answered by the handler", function ()
+		local host = load_component();
+		join(romeo, "romeo");
+		local seen;
+		host.events.add_handler("muc-occupant-groupchat", function (event)
+			seen = event;
+			if event.stanza:get_child_text("body") == "spam" then return true; end
+		end);
+		P.sent = {};
+		say(romeo, "spam");
+		assert.same({}, received(romeo, "message"));
+		assert.equal(romeo, seen.from);
+		assert.equal(room_jid.."/romeo", seen.occupant.nick);
+		say(romeo, "ham");
+		assert.equal(1, #received(romeo, "message"));
+	end);
+
+	it("deliver and keep in history the stanza as muc-broadcast-message's handlers left it", function ()
+		local host = load_component();
+		join(romeo, "romeo");
+		host.events.add_handler("muc-add-history", function (event)
+			event.stanza:tag("stanza-id", { xmlns = "urn:xmpp:sid:0", by = room_jid, id = "1" }):up();
+		end, 0);
+		local historic;
+		host.events.add_handler("muc-message-is-historic", function (event)
+			historic = true;
+		end, 1);
+		P.sent = {};
+		say(romeo, "hello");
+		assert.is_true(historic);
+		local msg = received(romeo, "message")[1];
+		assert.equal("1", msg:get_child("stanza-id", "urn:xmpp:sid:0").attr.id);
+		P.sent = {};
+		join(juliet, "juliet");
+		local history = received(juliet, "message")[1];
+		assert.equal("hello", history:get_child_text("body"));
+		assert.equal("1", history:get_child("stanza-id", "urn:xmpp:sid:0").attr.id);
+	end);
+
+	it("let a pre-join handler force a nick, and refuse a join", function ()
+		local host = load_component();
+		join(romeo, "romeo");
+		host.events.add_handler("muc-occupant-pre-join", function (event)
+			if event.occupant.bare_jid == "juliet@localhost" then
+				event.occupant.nick = room_jid.."/Juliet";
+			else
+				event.origin.send(st.error_reply(event.stanza, "cancel", "not-allowed"));
+				return true;
+			end
+		end);
+		P.sent = {};
+		join(juliet, "jules");
+		local own = received(juliet, "presence");
+		assert.equal(room_jid.."/Juliet", own[#own].attr.from);
+		P.sent = {};
+		join("mercutio@localhost/m", "mercutio");
+		local refused = received("mercutio@localhost/m", "presence");
+		assert.equal("error", refused[1].attr.type);
+		assert.is_nil(host.modules.muc.get_room_from_jid(room_jid):get_occupant_jid("mercutio@localhost/m"));
+	end);
+
+	it("log a failing handler and go on", function ()
+		local host = load_component();
+		join(romeo, "romeo");
+		host.events.add_handler("muc-occupant-groupchat", function () error("boom"); end);
+		assert.has_no.errors(function () say(romeo, "hi"); end);
+		local logged = false;
+		for _, line in ipairs(P.logs) do
+			if line.level == "error" and line.message:find("boom", 1, true) then logged = true; end
+		end
+		assert.is_true(logged);
+		assert.is_table(host.modules.muc.get_room_from_jid(room_jid));
+	end);
+
+	it("add modules' features and fields to a room's disco#info", function ()
+		local host = load_component();
+		join(romeo, "romeo");
+		host.events.add_handler("muc-disco#info", function (event)
+			event.reply:tag("feature", { var = "urn:example:feature" }):up();
+			table.insert(event.form, { name = "urn:example#field", type = "text-single" });
+			event.formdata["urn:example#field"] = "value";
+		end);
+		P.sent = {};
+		P.fire(H.domain, "iq/bare", st.iq({ from = romeo, to = room_jid, type = "get", id = "d" })
+			:query("http://jabber.org/protocol/disco#info"));
+		local query = received(romeo, "iq")[1].tags[1];
+		local features = {};
+		for feature in query:childtags("feature") do features[feature.attr.var] = true; end
+		assert.is_true(features["urn:example:feature"]);
+		assert.is_true(features["http://jabber.org/protocol/muc"]);
+		local form = query:get_child("x", "jabber:x:data");
+		assert.equal(query.tags[#query.tags], form);
+		local values = {};
+		for field in form:childtags("field") do values[field.attr.var] = field:get_child_text("value"); end
+		assert.equal("value", values["urn:example#field"]);
+		assert.equal("1", values["muc#roominfo_occupants"]);
+	end);
+end);
