@@ -31,6 +31,8 @@ admins = { "admin@localhost" }
 VirtualHost "localhost"
 
 Component "conference.localhost" "muc_rs"
+	-- As Prosody's example config: rooms keep an archive (XEP-0313) for clients to catch up.
+	modules_enabled = { "muc_mam" }
 CFG
 for user in user user2; do
   "$prosodyctl" --config "$root/prosody.cfg.lua" register "$user" localhost password >/dev/null 2>&1 || true
@@ -38,6 +40,6 @@ done
 cat <<MSG
 Prosody with muc_rs on 127.0.0.1:$port (no TLS; allow plain authentication in your client).
   accounts: user@localhost / password, user2@localhost / password
-  rooms:    anything@conference.localhost (join to create)
+  rooms:    anything@conference.localhost (join to create), archived by muc_mam
 MSG
 exec "$prosody" --config "$root/prosody.cfg.lua" -F

@@ -46,6 +46,10 @@ suite "scansion self-test (must fail)" cargo run -q --release -p muc_harness --b
   --expect-fail --timeout 1 --plugin-dir "$PWD/build/plugin" spec/scansion-selftest/
 suite "scansion" cargo run -q --release -p muc_harness --bin scansion -- \
   --plugin-dir "$PWD/build/plugin" spec/scansion/
+# Prosody's own test config runs its MUC scripts with muc_mam on the component: so do we
+# (scripts that set modules_enabled themselves keep their own list).
+suite "scansion with muc_mam" cargo run -q --release -p muc_harness --bin scansion -- \
+  --plugin-dir "$PWD/build/plugin" --component-config 'modules_enabled = { "muc_mam" }' spec/scansion/
 
 echo
 echo "$passed passed, $failed failed"
