@@ -172,6 +172,11 @@ return function (host)
 	function room_mt:save()
 		return host:room("save", self.jid);
 	end
+	function room_mt:destroy(newjid, reason, password)
+		local destroyed, err = host:room("destroy", self.jid, newjid, reason, password);
+		if not destroyed then return false, err; end
+		return true;
+	end
 
 	-- mod_muc's functions, as plain fields (modules probe them with rawget).
 	function api.get_room_from_jid(room_jid)
@@ -180,6 +185,15 @@ return function (host)
 			return nil;
 		end
 		return rooms.get(room_jid);
+	end
+	-- A room made by a module, with the service's defaults or the `_data` given.
+	function api.create_room(room_jid, config)
+		room_jid = jid_util.prep(room_jid);
+		local created, err = host:room("create", room_jid or "");
+		if not created then return nil, err; end
+		local room = rooms.get(room_jid);
+		for key, value in pairs(config or {}) do room._data[key] = value; end
+		return room;
 	end
 	function api.live_rooms()
 		local list, i = host:live_rooms(), 0;

@@ -95,6 +95,29 @@ describe("the mod_muc API", function ()
 		assert.equal(1, n);
 	end);
 
+	it("creates rooms for modules, once, and destroys them telling the occupants", function ()
+		local host = load_component();
+		local muc = host.modules.muc;
+		local created = {};
+		host.events.add_handler("muc-room-created", function (event) created[#created + 1] = event.room; end);
+		local destroyed = {};
+		host.events.add_handler("muc-room-destroyed", function (event) destroyed[#destroyed + 1] = event.room.jid; end);
+		local room = muc.create_room("made@"..H.domain, { name = "Made" });
+		assert.equal("Made", room:get_name());
+		assert.same({ room }, created);
+		assert.same({ nil, "room-exists" }, { muc.create_room("made@"..H.domain) });
+		P.fire(H.domain, "presence/full", st.presence({ from = romeo, to = "made@"..H.domain.."/romeo" })
+			:tag("x", { xmlns = "http://jabber.org/protocol/muc" }):up());
+		P.sent = {};
+		assert.is_true(room:destroy("elsewhere@"..H.domain, "closing"));
+		local gone = received(romeo, "presence")[1];
+		local destroy = gone:get_child("x", "http://jabber.org/protocol/muc#user"):get_child("destroy");
+		assert.equal("elsewhere@"..H.domain, destroy.attr.jid);
+		assert.equal("closing", destroy:get_child_text("reason"));
+		assert.same({ "made@"..H.domain }, destroyed);
+		assert.is_nil(muc.get_room_from_jid("made@"..H.domain));
+	end);
+
 	it("keeps modules' keys in room._data with the room", function ()
 		local host = load_component();
 		join(romeo, "romeo");

@@ -265,6 +265,18 @@ impl MucHost {
 
     /// An admin command: destroys a room (live or stored), as its owner could.
     pub fn admin_destroy(&mut self, room_jid: &str, env: &dyn Env) -> Result<Outcome, String> {
+        self.destroy_room(room_jid, Tombstone::default(), None, env)
+    }
+
+    /// Destroys a room (live or stored) with the room's authority, telling its occupants
+    /// the reason and the new venue, if any, as an owner's destroy would.
+    pub fn destroy_room(
+        &mut self,
+        room_jid: &str,
+        why: Tombstone,
+        password: Option<&str>,
+        env: &dyn Env,
+    ) -> Result<Outcome, String> {
         let jid: BareJid = room_jid.parse().map_err(|e| format!("{room_jid}: {e}"))?;
         let mut out = Outcome::default();
         let mut ctx = Ctx { config: &self.config, env, out: &mut out, host: &self.domain };
@@ -276,13 +288,14 @@ impl MucHost {
             }
         }
         let Some(mut room) = self.rooms.remove(&jid) else { return Err("No such room".into()) };
-        room.destroy(&mut ctx, None, None, None);
+        room.destroy(&mut ctx, why.new_jid.as_deref(), why.reason.as_deref(), password);
         report_departures(&mut room, &mut ctx);
         if ctx.env.listens(Hook::RoomLifecycle) {
             ctx.out.fire(Event::RoomDestroyed { room: jid.clone() });
         }
+        let Tombstone { reason, new_jid } = why;
         let tombstone = (room.settings.persistent && ctx.config.tombstones)
-            .then(|| tombstone_record(&jid, ctx.env.now() + ctx.config.tombstone_expiry, None, None));
+            .then(|| tombstone_record(&jid, ctx.env.now() + ctx.config.tombstone_expiry, reason, new_jid));
         if let Err(e) = ctx.env.store_room(&jid, tombstone.as_ref()) {
             ctx.log(LogLevel::Error, format!("could not remove {jid} from storage: {e}"));
         }

@@ -5,6 +5,8 @@
 //! | method | arguments | answer |
 //! |---|---|---|
 //! | `find` | — | true if the room is live or was brought back from storage |
+//! | `create` | — | true, or nil and a condition (`room-exists`, …) |
+//! | `destroy` | new venue?, reason?, password? | true, or nil and why |
 //! | `get_affiliation` | JID | affiliation or nil |
 //! | `get_affiliation_data` | JID, key? | the data table, or one value |
 //! | `affiliations` | — | `{ {jid, affiliation, data}, … }` in the order granted |
@@ -28,7 +30,7 @@ use super::host::LuaHost;
 use super::storage::{data_from_lua, data_to_lua};
 use crate::affiliation::Affiliation;
 use crate::occupant::Occupant;
-use crate::room::settings::Whois;
+use crate::room::settings::{Tombstone, Whois};
 use crate::room::{Ctx, Room};
 use jid::{BareJid, FullJid, Jid};
 use mlua::{IntoLua, IntoLuaMulti, Lua, MultiValue, Result as LuaResult, Value};
@@ -78,6 +80,25 @@ impl LuaHost {
                     self.carry_out(lua, &outcome)?;
                 }
                 return nil();
+            }
+            "create" => {
+                let (created, outcome) = self.host_mut()?.create_room(&jid, &env);
+                self.carry_out(lua, &outcome)?;
+                return match created {
+                    Ok(()) => true.into_lua_multi(lua),
+                    Err(condition) => (Value::Nil, condition).into_lua_multi(lua),
+                };
+            }
+            "destroy" => {
+                let why = Tombstone { new_jid: text(0), reason: text(1) };
+                let destroyed = self.host_mut()?.destroy_room(jid.as_str(), why, text(2).as_deref(), &env);
+                return match destroyed {
+                    Ok(outcome) => {
+                        self.carry_out(lua, &outcome)?;
+                        true.into_lua_multi(lua)
+                    }
+                    Err(why) => (Value::Nil, why).into_lua_multi(lua),
+                };
             }
             "save" => {
                 return match self.host_mut()?.save_room(&jid, &env) {

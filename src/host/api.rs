@@ -4,7 +4,9 @@
 
 use super::{report_departures, MucHost};
 use crate::env::{Env, StoredRoom};
+use crate::hooks::{Event, Hook};
 use crate::outcome::Outcome;
+use crate::room::settings::RoomSettings;
 use crate::room::{Ctx, Room};
 use jid::BareJid;
 use minidom::Element;
@@ -31,6 +33,31 @@ impl MucHost {
             Err(()) => Err(()),
         };
         (found, out)
+    }
+
+    /// A module's `create_room(jid)`: a room with the service's defaults, made without a
+    /// join (stock's `create_room` without a config). `Err` if it exists (live or stored)
+    /// or is not a room of this service.
+    pub fn create_room(&mut self, jid: &BareJid, env: &dyn Env) -> (Result<(), &'static str>, Outcome) {
+        let (found, mut out) = self.find_room(jid, env);
+        match found {
+            Ok(true) => return (Err("room-exists"), out),
+            Err(()) => return (Err("internal-server-error"), out),
+            Ok(false) if jid.node().is_none() || jid.domain() != self.domain.domain() => {
+                return (Err("jid-malformed"), out)
+            }
+            Ok(false) => {}
+        }
+        let mut ctx = Ctx { config: &self.config, env, out: &mut out, host: &self.domain };
+        if Self::make_room_for_one(&mut self.rooms, &mut ctx).is_err() {
+            return (Err("resource-constraint"), out);
+        }
+        let settings = RoomSettings::with_defaults(&ctx.config.defaults, None);
+        self.rooms.insert(Room::new(jid.clone(), settings));
+        if ctx.env.listens(Hook::RoomLifecycle) {
+            ctx.out.fire(Event::RoomCreated { room: jid.clone() });
+        }
+        (Ok(()), out)
     }
 
     /// Live rooms' JIDs, in no particular order.
