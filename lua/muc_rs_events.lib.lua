@@ -124,21 +124,23 @@ return function (host, rooms)
 
 	function fire.config_submitted(room_jid, actor, submitted)
 		local room = rooms.get(room_jid);
-		local layout = module_fields(room, actor);
-		local fields, _, present = layout:data(submitted);
+		local fields, present = {}, {}; -- an instant room's empty form, as stock reads it
+		if submitted.tags[1] then
+			local _;
+			fields, _, present = module_fields(room, actor):data(submitted);
+		end
 		local event = stanza_fields {
 			room = room; actor = actor; fields = fields; status_codes = {};
 		};
 		module:fire_event("muc-config-submitted", event);
-		for name in pairs(present or {}) do
+		for name in pairs(present) do
 			event.field, event.value = name, fields[name];
 			module:fire_event("muc-config-submitted/"..name, event);
 		end
 		event.field, event.value = nil, nil;
-		if next(present or {}) then
-			local saved, err = room:save(true);
-			if not saved then module:log("error", "Could not store %s: %s", room_jid, err); end
-		end
+		-- Handlers keep what they changed in room._data: store it before the owner hears back.
+		local saved, err = room:save(true);
+		if not saved then module:log("error", "Could not store %s: %s", room_jid, err); end
 		pending_codes[room_jid] = event.status_codes;
 	end
 
