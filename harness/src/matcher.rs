@@ -8,6 +8,9 @@
 //! - `scansion:strict="true|false"` overrides that for the element it is on (not its children);
 //! - text: whitespace-only expected text accepts anything; otherwise non-strict compares
 //!   trimmed text and strict compares exactly.
+//! - an extension of this runner: `{scansion:capture:NAME}` as an attribute value, or as an
+//!   element's whole (trimmed) text, matches anything there like `{scansion:any}` and keeps
+//!   the received value, which later actions use as `${NAME}` (say, a stanza-id to refer to).
 
 use minidom::Element;
 
@@ -16,9 +19,27 @@ use crate::xml::{self, NS_CLIENT, NS_SCANSION};
 /// Attribute value that matches any value (the attribute must still be present).
 pub const ANY: &str = "{scansion:any}";
 
+/// Start of a value that matches anything and keeps it: `{scansion:capture:NAME}`.
+pub const CAPTURE_PREFIX: &str = "{scansion:capture:";
+
+/// Values kept by `{scansion:capture:NAME}`: (NAME, received value), in document order.
+pub type Captures = Vec<(String, String)>;
+
+/// The NAME of a `{scansion:capture:NAME}` value.
+pub fn capture_name(value: &str) -> Option<&str> {
+    value.strip_prefix(CAPTURE_PREFIX)?.strip_suffix('}').filter(|n| !n.is_empty())
+}
+
 /// Checks `received` against `expected`; the error says where and why they differ.
 pub fn check(expected: &Element, received: &Element) -> Result<(), String> {
-    match_element(expected, received, "")
+    check_capturing(expected, received).map(|_| ())
+}
+
+/// [`check`], returning the values kept by `{scansion:capture:NAME}` on a match.
+pub fn check_capturing(expected: &Element, received: &Element) -> Result<Captures, String> {
+    let mut captures = Captures::new();
+    match_element(expected, received, "", &mut captures)?;
+    Ok(captures)
 }
 
 fn is_strict(el: &Element) -> bool {
@@ -29,7 +50,7 @@ fn is_strict(el: &Element) -> bool {
     }
 }
 
-fn match_element(exp: &Element, rec: &Element, parent: &str) -> Result<(), String> {
+fn match_element(exp: &Element, rec: &Element, parent: &str, caps: &mut Captures) -> Result<(), String> {
     let path = format!("{parent}/{}", exp.name());
     if exp.name() != rec.name() || exp.ns() != rec.ns() {
         return Err(format!(
@@ -48,10 +69,13 @@ fn match_element(exp: &Element, rec: &Element, parent: &str) -> Result<(), Strin
         }
         match rec.attrs().get(ns, name) {
             None => return Err(format!("{path}: missing attribute {name}='{want}'")),
-            Some(got) if want != ANY && got != want => {
-                return Err(format!("{path}: attribute {name}='{got}', expected '{want}'"));
+            Some(got) => {
+                if let Some(var) = capture_name(want) {
+                    caps.push((var.to_owned(), got.clone()));
+                } else if want != ANY && got != want {
+                    return Err(format!("{path}: attribute {name}='{got}', expected '{want}'"));
+                }
             }
-            Some(_) => {}
         }
     }
     if strict {
@@ -63,7 +87,9 @@ fn match_element(exp: &Element, rec: &Element, parent: &str) -> Result<(), Strin
     }
 
     let want_text = exp.text();
-    if !want_text.trim().is_empty() {
+    if let Some(var) = capture_name(want_text.trim()) {
+        caps.push((var.to_owned(), rec.text().trim().to_owned()));
+    } else if !want_text.trim().is_empty() {
         let got_text = rec.text();
         let same = if strict { want_text == got_text } else { want_text.trim() == got_text.trim() };
         if !same {
@@ -75,7 +101,7 @@ fn match_element(exp: &Element, rec: &Element, parent: &str) -> Result<(), Strin
     let got: Vec<&Element> = rec.children().collect();
     if strict {
         for (i, (w, g)) in want.iter().zip(&got).enumerate() {
-            match_element(w, g, &format!("{path}[child {}]", i + 1))?;
+            match_element(w, g, &format!("{path}[child {}]", i + 1), caps)?;
         }
         if want.len() != got.len() {
             return Err(format!(
@@ -86,17 +112,34 @@ fn match_element(exp: &Element, rec: &Element, parent: &str) -> Result<(), Strin
         }
         Ok(())
     } else {
-        match_unordered(&want, &got, &path)
+        match_unordered(&want, &got, &path, caps)
     }
 }
 
 /// Non-strict children: a matching where each expected child gets its own received child.
-fn match_unordered(want: &[&Element], got: &[&Element], path: &str) -> Result<(), String> {
+/// Captures come from the pairs of the matching found.
+fn match_unordered(
+    want: &[&Element],
+    got: &[&Element],
+    path: &str,
+    caps: &mut Captures,
+) -> Result<(), String> {
     if want.is_empty() {
         return Ok(());
     }
+    let pair_caps: Vec<Vec<Option<Captures>>> = want
+        .iter()
+        .map(|w| {
+            got.iter()
+                .map(|g| {
+                    let mut c = Captures::new();
+                    match_element(w, g, path, &mut c).ok().map(|()| c)
+                })
+                .collect()
+        })
+        .collect();
     let fits: Vec<Vec<bool>> =
-        want.iter().map(|w| got.iter().map(|g| match_element(w, g, path).is_ok()).collect()).collect();
+        pair_caps.iter().map(|row| row.iter().map(Option::is_some).collect()).collect();
     // Kuhn's augmenting paths; children lists are short, so this is cheap.
     let mut owner: Vec<Option<usize>> = vec![None; got.len()];
     for i in 0..want.len() {
@@ -104,6 +147,12 @@ fn match_unordered(want: &[&Element], got: &[&Element], path: &str) -> Result<()
         if !augment(i, &fits, &mut owner, &mut seen) {
             return Err(explain_missing(i, want, got, &fits, path));
         }
+    }
+    let mut pairs: Vec<(usize, usize)> =
+        owner.iter().enumerate().filter_map(|(j, i)| i.map(|i| (i, j))).collect();
+    pairs.sort_unstable();
+    for (i, j) in pairs {
+        caps.extend(pair_caps[i][j].iter().flatten().cloned());
     }
     Ok(())
 }
@@ -133,7 +182,7 @@ fn explain_missing(i: usize, want: &[&Element], got: &[&Element], fits: &[Vec<bo
     let near = got
         .iter()
         .filter(|g| g.name() == w.name() && g.ns() == w.ns())
-        .map(|g| match_element(w, g, path).unwrap_err())
+        .map(|g| match_element(w, g, path, &mut Captures::new()).unwrap_err())
         .collect::<Vec<_>>();
     if near.is_empty() {
         format!("{path}: missing child {}", xml::to_string(w))
@@ -249,6 +298,45 @@ mod tests {
             &format!("<presence><x xmlns='{MUC_USER}'><item jid='{{scansion:any}}'/></x></presence>"),
             &format!("<presence><x xmlns='{MUC_USER}'><item jid='a@b/c'/></x></presence>")
         ));
+    }
+
+    #[test]
+    fn captures_keep_received_values() {
+        let caps = |exp: &str, rec: &str| check_capturing(&el(exp), &el(rec));
+        assert_eq!(capture_name("{scansion:capture:m1 id}"), Some("m1 id"));
+        assert_eq!(capture_name("{scansion:capture:}"), None);
+        assert_eq!(capture_name("{scansion:any}"), None);
+        // An attribute, in a strict payload, is kept like {scansion:any} matches it.
+        let got = caps(
+            "<message><stanza-id xmlns='urn:xmpp:sid:0' by='r@c' id='{scansion:capture:sid}'/></message>",
+            "<message><stanza-id xmlns='urn:xmpp:sid:0' by='r@c' id='abc'/></message>",
+        )
+        .unwrap();
+        assert_eq!(got, vec![("sid".to_owned(), "abc".to_owned())]);
+        // It must still be present.
+        assert!(caps("<iq id='{scansion:capture:x}'/>", "<iq/>").is_err());
+        // Whole text, trimmed.
+        let got = caps(
+            "<message><body>{scansion:capture:b}</body></message>",
+            "<message><body> hi </body></message>",
+        )
+        .unwrap();
+        assert_eq!(got, vec![("b".to_owned(), "hi".to_owned())]);
+        // Among unordered children, the value comes from the child that was paired: the
+        // <stanza-id by='r@c'/> here, not the first one tried.
+        let got = caps(
+            "<message><stanza-id xmlns='urn:xmpp:sid:0' by='r@c' id='{scansion:capture:sid}'/></message>",
+            "<message><stanza-id xmlns='urn:xmpp:sid:0' by='u@l' id='spoof'/>\
+             <stanza-id xmlns='urn:xmpp:sid:0' by='r@c' id='real'/></message>",
+        )
+        .unwrap();
+        assert_eq!(got, vec![("sid".to_owned(), "real".to_owned())]);
+        // No capture on a mismatch.
+        assert!(caps(
+            "<message type='chat' id='{scansion:capture:i}'/>",
+            "<message type='groupchat' id='1'/>"
+        )
+        .is_err());
     }
 
     #[test]

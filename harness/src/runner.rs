@@ -93,6 +93,7 @@ pub async fn run(script: &Script, install: &Install, server: &ServerConfig, opts
         opts,
         addr: prosody.c2s_addr(),
         clients: HashMap::new(),
+        captured: HashMap::new(),
         finished_traffic: Vec::new(),
     };
     let result = match tokio::time::timeout(opts.run_timeout, session.run_actions()).await {
@@ -165,6 +166,8 @@ struct Session<'a> {
     opts: &'a RunOptions,
     addr: SocketAddr,
     clients: HashMap<String, ClientState>,
+    /// Values kept by `{scansion:capture:NAME}` in received stanzas, for `${NAME}`.
+    captured: HashMap<String, String>,
     /// Traffic of connections already closed, with the client's name.
     finished_traffic: Vec<(String, Traffic)>,
 }
@@ -206,9 +209,11 @@ impl Session<'_> {
                 let expanded = self.expand_all(elements)?;
                 let timeout = self.opts.receive_timeout;
                 let conn = self.conn(name)?;
+                let mut captured = Vec::new();
                 for el in &expanded {
-                    receive(conn, el, timeout).await?;
+                    captured.extend(receive(conn, el, timeout).await?);
                 }
+                self.captured.extend(captured);
                 Ok(())
             }
             ActionKind::ReceiveNothing => {
@@ -279,8 +284,12 @@ impl Session<'_> {
     }
 
     /// `Name's JID` is the configured bare JID (usable before Name connects);
-    /// `Name's full JID` is the one bound at connect.
+    /// `Name's full JID` is the one bound at connect; other names are values captured by
+    /// `{scansion:capture:NAME}` in an earlier `receives:`.
     fn lookup(&self, var: &str) -> Option<String> {
+        if let Some(value) = self.captured.get(var) {
+            return Some(value.clone());
+        }
         let (name, what) = var.rsplit_once("'s ")?;
         match what {
             "JID" => {
@@ -293,11 +302,9 @@ impl Session<'_> {
     }
 
     fn expand_all(&self, elements: &[Element]) -> std::result::Result<Vec<Element>, Failure> {
-        elements
-            .iter()
-            .map(|el| script::expand(el, &|v| self.lookup(v)))
-            .collect::<Result<Vec<_>>>()
-            .map_err(|e| Failure::error(format!("{e} (is that client connected yet?)\n")))
+        elements.iter().map(|el| script::expand(el, &|v| self.lookup(v))).collect::<Result<Vec<_>>>().map_err(
+            |e| Failure::error(format!("{e} (is that client connected yet, or the value captured?)\n")),
+        )
     }
 
     /// All clients' traffic, in time order.
@@ -332,17 +339,18 @@ fn describe(action: &Action) -> String {
 }
 
 /// Takes kept stanzas oldest first until one matches; the ones before it are dropped.
+/// Returns the values the matching stanza gave to `{scansion:capture:NAME}`.
 async fn receive(
     conn: &mut Connection,
     expected: &Element,
     timeout: Duration,
-) -> std::result::Result<(), Failure> {
+) -> std::result::Result<matcher::Captures, Failure> {
     let deadline = Instant::now() + timeout;
     let mut misses: Vec<(Element, String)> = Vec::new();
     let ending = loop {
         match conn.next_stanza(deadline).await {
-            Ok(Some(st)) => match matcher::check(expected, &st) {
-                Ok(()) => return Ok(()),
+            Ok(Some(st)) => match matcher::check_capturing(expected, &st) {
+                Ok(captures) => return Ok(captures),
                 Err(why) => misses.push((st, why)),
             },
             Ok(None) => break format!("nothing else arrived within {timeout:?}"),

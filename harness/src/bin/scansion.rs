@@ -41,6 +41,12 @@ and be restricted to some Prosody versions (say, for a community module only one
 prosody-modules package has); the other versions are skipped, neither passed nor failed:
   ## prosody: 13
   ## prosody: 0.12
+
+An extension of this runner: in a `receives:` block, {scansion:capture:NAME} as an
+attribute value (or an element's whole text) matches any value, as {scansion:any} does,
+and keeps it; later actions use it as ${NAME}, e.g. to refer to a message's stanza-id:
+  <stanza-id xmlns='urn:xmpp:sid:0' by='room@conference.localhost' id='{scansion:capture:m1}'/>
+  ... <moderate xmlns='urn:xmpp:message-moderate:1' id='${m1}'> ...
 ";
 
 struct Cli {
