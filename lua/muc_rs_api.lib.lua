@@ -13,13 +13,20 @@ return function (host)
 	local rooms = {}; -- room JID -> room object
 
 	local room_mt = {};
-	room_mt.__index = room_mt;
 	function room_mt:__tostring()
 		return "MUC room ("..self.jid..")";
 	end
 
+	-- An occupant's sessions (with their presences) are fetched when first read.
 	local occupant_mt = {};
-	occupant_mt.__index = occupant_mt;
+	function occupant_mt:__index(key)
+		if key == "sessions" then
+			local sessions = host:room("sessions", jid_util.bare(self.nick), self.nick) or {};
+			rawset(self, "sessions", sessions);
+			return sessions;
+		end
+		return occupant_mt[key];
+	end
 	function occupant_mt:get_presence(real_jid)
 		return self.sessions[real_jid or self.jid];
 	end
@@ -32,42 +39,53 @@ return function (host)
 		return setmetatable(fields, occupant_mt);
 	end
 
-	-- room._data, room._occupants, room._jid_nick, room._affiliations and room._history as
-	-- stock's modules read (and, for _data, write) them.
+	-- room._occupants, room._jid_nick and room._affiliations are real tables, as modules
+	-- index them and walk them with pairs and next: copies, made when read, and kept until
+	-- an occupant changes.
+	local copies = setmetatable({}, { __mode = "k" }); -- room -> { version, occupants, jid_nick }
+	local function occupant_copies(room)
+		local version = host:room("occupants_version", room.jid);
+		local kept = copies[room];
+		if kept and kept.version == version then return kept; end
+		kept = { version = version, occupants = {}, jid_nick = {} };
+		for _, occupant in ipairs(host:room("occupants", room.jid) or {}) do
+			kept.occupants[occupant.nick] = occupant_object(occupant);
+		end
+		copies[room] = kept;
+		return kept;
+	end
+	local mirrors = {};
+	function mirrors._occupants(room)
+		return occupant_copies(room).occupants;
+	end
+	function mirrors._jid_nick(room)
+		local kept = occupant_copies(room);
+		if next(kept.jid_nick) == nil then
+			for nick, occupant in pairs(kept.occupants) do
+				for real_jid in pairs(occupant.sessions) do kept.jid_nick[real_jid] = nick; end
+			end
+		end
+		return kept.jid_nick;
+	end
+	function mirrors._affiliations(room)
+		local map = {};
+		for _, entry in ipairs(host:room("affiliations", room.jid) or {}) do map[entry[1]] = entry[2]; end
+		return map;
+	end
+	function room_mt:__index(key)
+		local method = room_mt[key];
+		if method ~= nil then return method; end
+		local mirror = mirrors[key];
+		if mirror then return mirror(self); end
+	end
+
+	-- room._data (read and written by modules, stored with the room) and room._history
+	-- (its length) as stock's modules use them.
 	local function private_fields(room, room_jid)
 		room._data = setmetatable({}, {
 			__index = function (_, key) return host:room("data", room_jid, key); end;
 			__newindex = function (_, key, value) host:room("set_data", room_jid, key, value); end;
 			__pairs = function () return next, host:room("data_table", room_jid) or {}, nil; end;
-		});
-		local function occupants()
-			local by_nick = {};
-			for _, occupant in ipairs(host:room("occupants", room_jid) or {}) do
-				by_nick[occupant.nick] = occupant_object(occupant);
-			end
-			return by_nick;
-		end
-		room._occupants = setmetatable({}, {
-			__index = function (_, nick) return occupant_object(host:room("occupant_by_nick", room_jid, nick)); end;
-			__pairs = function () return next, occupants(), nil; end;
-		});
-		room._jid_nick = setmetatable({}, {
-			__index = function (_, real_jid) return host:room("get_occupant_jid", room_jid, real_jid); end;
-			__pairs = function ()
-				local map = {};
-				for nick, occupant in pairs(occupants()) do
-					for real_jid in pairs(occupant.sessions) do map[real_jid] = nick; end
-				end
-				return next, map, nil;
-			end;
-		});
-		room._affiliations = setmetatable({}, {
-			__index = function (_, jid) return host:room("get_affiliation", room_jid, jid); end;
-			__pairs = function ()
-				local map = {};
-				for _, entry in ipairs(host:room("affiliations", room_jid) or {}) do map[entry[1]] = entry[2]; end
-				return next, map, nil;
-			end;
 		});
 		room._history = setmetatable({}, {
 			__len = function () return host:room("history_length", room_jid) or 0; end;

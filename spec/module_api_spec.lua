@@ -118,6 +118,25 @@ describe("the mod_muc API", function ()
 		assert.is_nil(muc.get_room_from_jid("made@"..H.domain));
 	end);
 
+	it("gives room._occupants, _jid_nick and _affiliations as real tables, kept until an occupant changes", function ()
+		local host = load_component();
+		join(romeo, "romeo");
+		local room = host.modules.muc.get_room_from_jid(room_jid);
+		local nick, occupant = next(room._occupants);
+		assert.equal(room_jid.."/romeo", nick);
+		assert.equal("romeo@localhost", occupant.bare_jid);
+		assert.equal("presence", occupant:get_presence().name);
+		assert.equal(room._occupants, room._occupants);
+		assert.equal(room_jid.."/romeo", room._jid_nick[romeo]);
+		assert.equal("owner", room._affiliations["romeo@localhost"]);
+		join(juliet, "juliet");
+		local nicks = {};
+		for n in pairs(room._occupants) do nicks[#nicks + 1] = n; end
+		table.sort(nicks);
+		assert.same({ room_jid.."/juliet", room_jid.."/romeo" }, nicks);
+		assert.equal(room_jid.."/juliet", room._jid_nick[juliet]);
+	end);
+
 	it("keeps modules' keys in room._data with the room", function ()
 		local host = load_component();
 		join(romeo, "romeo");

@@ -15,6 +15,8 @@
 //! | `get_occupant_jid` | real JID | occupant JID or nil |
 //! | `occupant_by_real_jid`, `occupant_by_nick` | JID | occupant fields or nil |
 //! | `occupants` | — | `{ occupant fields, … }` in join order |
+//! | `occupants_version` | — | a number that changes with every change of an occupant |
+//! | `sessions` | occupant JID | real JID → presence |
 //! | `get_occupant_id` | bare JID | the XEP-0421 id |
 //! | `setting` | stock getter name (`members_only`, `whois`, …) | its value |
 //! | `data`, `set_data` | key (, value) | a `_data` value |
@@ -211,25 +213,38 @@ impl LuaHost {
             },
             "data_table" => data_to_lua(lua, &crate::persist::Data::Table(room.settings.to_data()))?,
             "history_length" => Value::Integer(room.history.len() as i64),
+            "occupants_version" => Value::Integer(room.occupants_version as i64),
+            "sessions" => {
+                let nick = text(0).and_then(|j| j.parse::<FullJid>().ok());
+                match nick.and_then(|n| room.occupant_by_nick(n.resource().as_str())) {
+                    Some(occupant) => self.sessions_table(lua, occupant)?,
+                    None => Value::Nil,
+                }
+            }
             other => return Err(mlua::Error::runtime(format!("muc_rs: no room method {other:?}"))),
         };
         value.into_lua_multi(lua)
     }
 
-    /// An occupant as stock's occupant objects hold it (a copy).
+    /// An occupant as stock's occupant objects hold it (a copy). Its `sessions` (with
+    /// their presences) are fetched when a module first reads them (`sessions`).
     fn occupant_table(&self, lua: &Lua, occupant: &Occupant) -> LuaResult<Value> {
-        let t = lua.create_table_with_capacity(0, 5)?;
+        let t = lua.create_table_with_capacity(0, 4)?;
         t.raw_set("nick", occupant.nick.as_str())?;
         t.raw_set("bare_jid", occupant.bare_jid.as_str())?;
         t.raw_set("jid", occupant.primary().map(|j| j.as_str()))?;
         t.raw_set("role", occupant.role.map(|r| r.as_str()))?;
+        Ok(Value::Table(t))
+    }
+
+    /// An occupant's sessions: real JID → its last presence.
+    fn sessions_table(&self, lua: &Lua, occupant: &Occupant) -> LuaResult<Value> {
         let sessions = lua.create_table()?;
         for session in occupant.sessions() {
             let presence = self.build_plain(lua, &occupant.session_presence(session))?;
             sessions.raw_set(session.jid.as_str(), presence)?;
         }
-        t.raw_set("sessions", sessions)?;
-        Ok(Value::Table(t))
+        Ok(Value::Table(sessions))
     }
 }
 

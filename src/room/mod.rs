@@ -158,6 +158,9 @@ pub struct Room {
     pub occupant_left: bool,
     /// Occupants (nick, user) who left since the host last looked, for its modules.
     pub departed: Vec<(FullJid, BareJid)>,
+    /// Changes with every change of an occupant, so the host may keep a copy of the list
+    /// until then (modules walk `room._occupants`).
+    pub occupants_version: u32,
     /// Set when the room's record changed and must be written before anyone is told.
     pub needs_save: bool,
     /// Reason and new venue given when an owner destroyed the room.
@@ -175,6 +178,7 @@ impl Room {
             history: VecDeque::new(),
             occupant_left: false,
             departed: Vec::new(),
+            occupants_version: 0,
             needs_save: false,
             destroyed_with: None,
         }
@@ -307,6 +311,7 @@ impl Room {
     /// Stores an occupant; one with no role or no live session leaves the room.
     /// Returns the occupant as stored.
     pub fn save_occupant(&mut self, mut occupant: Occupant) -> Option<Occupant> {
+        self.occupants_version = self.occupants_version.wrapping_add(1);
         occupant.prune_departed();
         let stays = occupant.role.is_some() && occupant.has_live_session();
         if stays {
