@@ -99,8 +99,8 @@ local host = muc_rs.new_host(module.host, opts, {
 
 -- The mod_muc API: `module:depends("muc")` and `prosody.hosts[host].modules.muc` find
 -- muc_rs's, so no module loads stock mod_muc beside it (muc_rs_api.lib.lua).
-local api = module:require("muc_rs_api")(host);
-events = module:require("muc_rs_events")(host, api.rooms);
+local api, rooms = module:require("muc_rs_api")(host);
+events = module:require("muc_rs_events")(host, rooms);
 local handle = events.handle;
 api.install();
 

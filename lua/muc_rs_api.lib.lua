@@ -236,7 +236,7 @@ return function (host)
 		return api.all_rooms();
 	end
 	api.room_mt = room_mt;
-	api.rooms = rooms;
+	-- No `rooms` field: modules take it for the 0.10 API (mod_muc_limits, mod_muc_log).
 
 	-- The name "muc" on this host is this API, as a module of its own: its items are
 	-- muc_rs's (counted once), and a reload of "muc" would load stock mod_muc in muc_rs's
@@ -265,5 +265,5 @@ return function (host)
 		if reloaded then announce("module-reloaded"); end
 	end
 
-	return api;
+	return api, rooms;
 end

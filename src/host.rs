@@ -20,6 +20,10 @@ pub struct MucHost {
     domain: BareJid,
     config: HostConfig,
     rooms: RoomCache,
+    /// A room being made by a join the core asked the modules about: they see it (its
+    /// creator already its owner) as on stock, where it exists by then. It is made anew,
+    /// or not, when the answer comes.
+    pending: Option<Box<Room>>,
 }
 
 impl MucHost {
@@ -29,7 +33,7 @@ impl MucHost {
             return Err(format!("invalid host {domain}: a MUC service has no node"));
         }
         let rooms = RoomCache::new(config.max_rooms.unwrap_or(config.room_cache_size));
-        Ok(MucHost { domain, config, rooms })
+        Ok(MucHost { domain, config, rooms, pending: None })
     }
 
     pub fn domain(&self) -> &BareJid {
@@ -40,8 +44,16 @@ impl MucHost {
         &self.config
     }
 
+    /// A live room, or the one being made while the modules are asked about its creator.
     pub fn room(&self, jid: &BareJid) -> Option<&Room> {
-        self.rooms.get(jid)
+        self.rooms.get(jid).or_else(|| self.pending.as_deref().filter(|p| p.jid == *jid))
+    }
+
+    fn room_mut(&mut self, jid: &BareJid) -> Option<&mut Room> {
+        match self.rooms.get_mut(jid) {
+            Some(room) => Some(room),
+            None => self.pending.as_deref_mut().filter(|p| p.jid == *jid),
+        }
     }
 
     /// Every room, in no particular order (read-only, for tests and checks).
@@ -144,6 +156,8 @@ impl MucHost {
         {
             return out;
         }
+        // The room a join was making when the modules were asked: made on from where it was.
+        let pending = self.pending.take_if(|p| p.jid == room_jid);
         let Some(room) = self.rooms.get_mut(&room_jid) else {
             let created = Self::handle_to_missing_room(
                 &mut self.rooms,
@@ -151,11 +165,16 @@ impl MucHost {
                 &stanza,
                 &from,
                 room_jid.clone(),
+                pending,
                 nick.as_ref(),
             );
-            if let Some(mut room) = created {
-                report_departures(&mut room, &mut ctx);
-                self.rooms.insert(room);
+            match created {
+                Some(room) if ctx.out.ask.is_some() => self.pending = Some(Box::new(room)),
+                Some(mut room) => {
+                    report_departures(&mut room, &mut ctx);
+                    self.rooms.insert(room);
+                }
+                None => {}
             }
             return out;
         };
@@ -492,6 +511,7 @@ impl MucHost {
         stanza: &Element,
         from: &FullJid,
         room_jid: BareJid,
+        pending: Option<Box<Room>>,
         nick: Option<&FullJid>,
     ) -> Option<Room> {
         let host = ctx.host.to_string();
@@ -519,9 +539,13 @@ impl MucHost {
             ctx.error(stanza, StanzaError::resource_constraint(), Some(&host));
             return None;
         }
-        let lang = crate::xml::xml_lang(stanza);
-        let settings = RoomSettings::with_defaults(&ctx.config.defaults, lang);
-        let mut room = Room::new(room_jid, settings);
+        let mut room = match pending {
+            Some(room) => *room,
+            None => {
+                let lang = crate::xml::xml_lang(stanza);
+                Room::new(room_jid, RoomSettings::with_defaults(&ctx.config.defaults, lang))
+            }
+        };
         room.handle_first_presence(ctx, stanza, from, nick).then_some(room)
     }
 

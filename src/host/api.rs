@@ -17,7 +17,7 @@ impl MucHost {
     /// the rooms put away to make space.
     pub fn find_room(&mut self, jid: &BareJid, env: &dyn Env) -> (Result<bool, ()>, Outcome) {
         let mut out = Outcome::default();
-        if self.rooms.contains(jid) {
+        if self.room(jid).is_some() {
             return (Ok(true), out);
         }
         let mut ctx = Ctx { config: &self.config, env, out: &mut out, host: &self.domain };
@@ -74,8 +74,12 @@ impl MucHost {
         f: impl FnOnce(&mut Room, &mut Ctx) -> T,
     ) -> Option<(T, Outcome)> {
         let mut out = Outcome::default();
-        let room = self.rooms.get_mut(jid)?;
-        let mut ctx = Ctx { config: &self.config, env, out: &mut out, host: &self.domain };
+        let (config, domain) = (&self.config, &self.domain);
+        let room = match self.rooms.get_mut(jid) {
+            Some(room) => room,
+            None => self.pending.as_deref_mut().filter(|p| p.jid == *jid)?,
+        };
+        let mut ctx = Ctx { config, env, out: &mut out, host: domain };
         let result = f(room, &mut ctx);
         report_departures(room, &mut ctx);
         Some((result, out))
@@ -94,7 +98,7 @@ impl MucHost {
     /// The room's own `muc-add-history` step: keeps `stanza` as its handlers left it.
     pub fn add_history(&mut self, jid: &BareJid, stanza: &Element, env: &dyn Env) -> bool {
         let max = self.config.max_history_messages;
-        let Some(room) = self.rooms.get_mut(jid) else { return false };
+        let Some(room) = self.room_mut(jid) else { return false };
         room.add_history(max, env.now(), stanza);
         true
     }

@@ -238,5 +238,43 @@ fn a_new_room_is_not_made_before_the_modules_let_its_creator_in() {
     let join = format!("<presence xmlns='jabber:client' from='{ROMEO}' to='{ROOM}/romeo'><x xmlns='http://jabber.org/protocol/muc'/></presence>");
     let asked = host.handle(join.parse().unwrap(), &env);
     assert!(matches!(asked.ask, Some(Question::PreJoin { is_first_session: true, .. })));
-    assert!(host.room(&room_jid()).is_none());
+    // The modules see the room being made, its creator its owner, as on stock...
+    let pending = host.room(&room_jid()).expect("the room being made");
+    assert_eq!(
+        pending.stored_affiliation(&"romeo@localhost".parse().unwrap()),
+        crate::affiliation::Affiliation::Owner
+    );
+    assert!(pending.occupants().next().is_none());
+    assert!(host.live_room_jids().is_empty(), "...but it is not live yet");
+    host.with_room(&room_jid(), &env, |room, _| {
+        room.settings.set_data("lobby", Some(crate::persist::Data::Bool(true)))
+    });
+
+    let allowed = Listening {
+        answers: vec![(Hook::OccupantPreJoin, Answer::Allowed { nick: None, role: None })],
+        ..env.clone_base()
+    };
+    let out = host.handle(join.parse().unwrap(), &allowed);
+    assert!(out.deliveries.iter().any(|d| d.stanza.name() == "presence"));
+    let room = host.room(&room_jid()).expect("made once allowed");
+    assert_eq!(room.occupants().count(), 1);
+    assert_eq!(
+        room.settings.data("lobby"),
+        Some(crate::persist::Data::Bool(true)),
+        "what modules set is kept"
+    );
+}
+
+#[test]
+fn a_creator_refused_by_a_module_leaves_the_room_empty_as_stock() {
+    let env = env(&[Hook::OccupantPreJoin]);
+    let mut host = MucHost::new("conference.localhost", HostConfig::for_version((13, 0))).unwrap();
+    let join = format!("<presence xmlns='jabber:client' from='{ROMEO}' to='{ROOM}/romeo'><x xmlns='http://jabber.org/protocol/muc'/></presence>");
+    host.handle(join.parse().unwrap(), &env);
+    let refused = Listening { answers: vec![(Hook::OccupantPreJoin, Answer::Refused)], ..env.clone_base() };
+    let out = host.handle(join.parse().unwrap(), &refused);
+    assert!(out.deliveries.is_empty(), "the module answered the sender");
+    let room = host.room(&room_jid()).expect("the room stays");
+    assert!(room.occupants().next().is_none());
+    assert_eq!(host.live_room_jids(), vec![room_jid()]);
 }

@@ -73,7 +73,9 @@ impl Room {
             is_first_session: true,
         };
         let Some(answer) = ctx.consult(Hook::OccupantPreJoin, question) else {
-            return false; // refused by a module, or asked: no room yet
+            // Refused by a module: the room stays, empty, as a refused join leaves it; or
+            // asked: the host keeps it until the answer.
+            return true;
         };
         self.apply_answer(&mut occupant, answer);
         if ctx.env.listens(Hook::RoomLifecycle) {
