@@ -188,8 +188,11 @@ impl MucHost {
             }
             ("presence", None) => {
                 // Some clients send presence updates to the room itself: use their nick.
-                if let Some(nick) = room.nick_of(&from).and_then(|n| room.nick_jid(n)) {
-                    room.handle_presence_to_occupant(&mut ctx, &stanza, &from, &nick);
+                // From anyone else the room has no use for it: stock leaves it unhandled,
+                // and Prosody answers service-unavailable.
+                match room.nick_of(&from).and_then(|n| room.nick_jid(n)) {
+                    Some(nick) => room.handle_presence_to_occupant(&mut ctx, &stanza, &from, &nick),
+                    None => ctx.error(&stanza, StanzaError::service_unavailable(), None),
                 }
                 false
             }
