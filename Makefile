@@ -87,6 +87,8 @@ fuzz-quick: fuzz-build
 #   make bench                      every scenario, both GC settings, 5 repetitions, Prosody 0.12
 #   make bench BENCH_ARGS="--version 13 --reps 3"    (muc-bench --help lists the options)
 #   make bench-quick                small sizes, 2 repetitions: a smoke run
+#   make bench BENCH_ARGS="--component-modules muc_mam --no-floors"   modules enabled on the
+#                                   MUC component of stock and muc_rs alike (floors skipped)
 # Results: table on stdout, CSV and SVG in build/bench/. Uses the release build; the plugin
 # is assembled in build/bench/plugin (build/plugin is left alone).
 .PHONY: bench bench-quick

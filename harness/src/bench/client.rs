@@ -2,7 +2,9 @@
 //! never builds an XML tree. It splits the stream into top-level stanzas with a byte scan
 //! and inspects each with substring searches: the `from` and `type` of presences, status
 //! 110 (self-presence), and a marker embedded in message bodies
-//! (`~bm<sender>.<seq>.<send time µs>~`) that carries what counting and latency need.
+//! (`~bm<sender>.<seq>.<send time µs>~`) that carries what counting and latency need;
+//! marked messages with a XEP-0359 stanza-id (what an archive such as muc_mam adds) are
+//! counted too.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -105,6 +107,8 @@ pub struct Totals {
     pub available: AtomicU64,
     pub unavailable: AtomicU64,
     pub marked: AtomicU64,
+    /// Marked messages that carried a stanza-id (`urn:xmpp:sid:0`).
+    pub stanza_ids: AtomicU64,
     pub other_messages: AtomicU64,
     pub errors: AtomicU64,
     /// Presences received by clients whose role is `tracked`.
@@ -348,6 +352,9 @@ impl ReaderCtx {
                             rec.duplicates += 1;
                         }
                         self.totals.marked.fetch_add(1, Ordering::Relaxed);
+                        if memmem::find(s, b"urn:xmpp:sid:0").is_some() {
+                            self.totals.stanza_ids.fetch_add(1, Ordering::Relaxed);
+                        }
                         if observer {
                             rec.latencies.push(now.saturating_sub(sent).min(u32::MAX as u64) as u32);
                         }

@@ -126,6 +126,8 @@ pub struct Measured {
     pub after: ProcSample,
     /// Memory in use after full GCs, before and after (many rooms only).
     pub heap: Option<(HeapSample, HeapSample)>,
+    /// Deliveries of the scenario's messages that carried a stanza-id (fan-out only).
+    pub stanza_ids: u64,
 }
 
 /// What tools/bench-floor/mod_bench_heap.lua reads after two full Lua GCs.
@@ -194,6 +196,7 @@ impl Ctx {
             before: start.proc,
             after: end.proc,
             heap: None,
+            stanza_ids: 0,
         }
     }
 
@@ -469,7 +472,9 @@ pub async fn run(
                 }
             }
             let lat = std::mem::take(&mut ctx.clients[observer as usize].received.lock().unwrap().latencies);
-            Ok(ctx.measured(&start, &end, want, lat))
+            let mut m = ctx.measured(&start, &end, want, lat);
+            m.stanza_ids = ctx.totals.stanza_ids.load(Ordering::Relaxed);
+            Ok(m)
         }
         Scenario::Rooms => {
             let (r, p) = (sizes.rooms, sizes.rooms_clients.max(2) & !1);

@@ -6,9 +6,14 @@
 //! ```text
 //! muc-bench --plugin-dir build/bench/plugin [--quick] [--reps N] [--version 0.12|13]
 //!           [--gc incremental,generational] [--scenarios join,fanout,rooms,churn]
-//!           [--no-floors] [--out build/bench] [--perf-dir DIR] [--lua-profile-dir DIR]
-//!           [--size key=value ...]
+//!           [--no-floors] [--component-modules muc_mam,..] [--out build/bench]
+//!           [--perf-dir DIR] [--lua-profile-dir DIR] [--size key=value ...]
 //! ```
+//! `--component-modules` enables Prosody modules on the MUC component of every module
+//! under test (`modules_enabled` in its section), e.g. `muc_mam`, which archives into the
+//! memory storage and stamps every message with a stanza-id (fan-out checks that every
+//! delivery has one). It skips the floors: they do no MUC logic for such modules to act
+//! on, and a module that depends on `muc` would load stock mod_muc beside them.
 //! Size keys: join_n, fanout_n, senders, messages, body, sender_window, rooms,
 //! rooms_clients, churn_cycles, churn_stay, churn_clients, window, timeout (seconds).
 
@@ -33,6 +38,8 @@ struct Cli {
     gcs: Vec<Gc>,
     scenarios: Vec<Scenario>,
     floors: bool,
+    /// Extra modules on the MUC component, on every module under test.
+    component_modules: Vec<String>,
     sizes: Sizes,
     perf_dir: Option<PathBuf>,
     lua_profile_dir: Option<PathBuf>,
@@ -41,7 +48,10 @@ struct Cli {
 fn usage() -> &'static str {
     "usage: muc-bench [--plugin-dir DIR] [--quick] [--reps N] [--version 0.12|13[,..]] \
      [--gc incremental,generational] [--scenarios join,fanout,rooms,churn] [--no-floors] \
-     [--out DIR] [--perf-dir DIR] [--lua-profile-dir DIR] [--size key=value ...]"
+     [--component-modules NAME[,..]] [--out DIR] [--perf-dir DIR] [--lua-profile-dir DIR] \
+     [--size key=value ...]\n\
+     --component-modules muc_mam: modules enabled on the MUC component of stock and muc_rs \
+     alike (the floors are skipped)"
 }
 
 fn parse_cli() -> Result<Cli, String> {
@@ -58,6 +68,7 @@ fn parse_cli() -> Result<Cli, String> {
         gcs: vec![Gc::Incremental, Gc::Generational],
         scenarios: Scenario::ALL.to_vec(),
         floors: true,
+        component_modules: Vec::new(),
         sizes: if quick { Sizes::quick() } else { Sizes::full() },
         perf_dir: None,
         lua_profile_dir: None,
@@ -73,6 +84,12 @@ fn parse_cli() -> Result<Cli, String> {
             "--lua-profile-dir" => cli.lua_profile_dir = Some(muc_harness::absolute_path(val()?)),
             "--reps" => cli.reps = val()?.parse().map_err(|e| format!("--reps: {e}"))?,
             "--no-floors" => cli.floors = false,
+            "--component-modules" => {
+                let is_name =
+                    |m: &str| m.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                cli.component_modules = list(&val()?, |m| is_name(m).then(|| m.to_owned()))
+                    .ok_or("--component-modules: module names, comma-separated")?;
+            }
             "--version" => {
                 cli.versions = list(&val()?, Version::parse).ok_or("--version: 0.12 or 13")?;
             }
@@ -88,6 +105,10 @@ fn parse_cli() -> Result<Cli, String> {
     }
     if cli.reps == 0 {
         return Err("--reps must be at least 1".into());
+    }
+    if !cli.component_modules.is_empty() && cli.floors {
+        eprintln!("muc-bench: --component-modules: no floors (they do no MUC logic for modules to act on)");
+        cli.floors = false;
     }
     Ok(cli)
 }
@@ -222,8 +243,13 @@ async fn run(cli: Cli) -> ExitCode {
         }
     }
     let plugin_paths = vec![cli.plugin_dir.clone(), cli.floor_dir.clone()];
-    let component_extra =
+    let mut component_extra =
         vec!["muc_room_locking = false".to_owned(), "muc_room_cache_size = 100000".to_owned()];
+    if !cli.component_modules.is_empty() {
+        let names: Vec<String> = cli.component_modules.iter().map(|m| format!("{m:?}")).collect();
+        component_extra.push(format!("modules_enabled = {{ {} }}", names.join(", ")));
+    }
+    let archived = cli.component_modules.iter().any(|m| m == "muc_mam");
     let began = Instant::now();
     let mut runs: Vec<Run> = Vec::new();
     let total_runs: usize = cli.reps as usize
@@ -275,7 +301,8 @@ async fn run(cli: Cli) -> ExitCode {
                             lua_profile.as_deref(),
                             (!probes.is_empty()).then_some(&mut probes as &mut dyn Probe),
                         )
-                        .await;
+                        .await
+                        .and_then(|m| check_stanza_ids(scenario, archived, m));
                         probes.stop();
                         let status = match &result {
                             Ok(m) => format!(
@@ -314,13 +341,20 @@ async fn run(cli: Cli) -> ExitCode {
     }
     let table = report::table(&runs);
     println!("{table}");
+    let with = match cli.component_modules.is_empty() {
+        true => String::new(),
+        false => format!(", both with {}", cli.component_modules.join(", ")),
+    };
     let title = format!(
-        "muc_rs vs stock mod_muc — {} reps, {} ({} cores), {}",
+        "muc_rs vs stock mod_muc{with} — {} reps, {} ({} cores), {}",
         cli.reps,
         std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim(),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         cli.versions.iter().map(|v| format!("Prosody {}", v.label())).collect::<Vec<_>>().join(", ")
     );
+    if !with.is_empty() {
+        println!("Component modules on stock and muc_rs: {}", cli.component_modules.join(", "));
+    }
     match report::write_outputs(&cli.out, &runs, &title) {
         Ok(paths) => {
             println!("Written:");
@@ -337,6 +371,22 @@ async fn run(cli: Cli) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// With muc_mam on the component, every delivery of a fan-out message carries the
+/// stanza-id it stamps on what it archives: without it, the module did no work.
+fn check_stanza_ids(
+    scenario: Scenario,
+    archived: bool,
+    m: scenario::Measured,
+) -> Result<scenario::Measured, String> {
+    if archived && scenario == Scenario::Fanout && m.stanza_ids != m.units {
+        return Err(format!(
+            "NOT ARCHIVED: {} of {} deliveries carried muc_mam's stanza-id",
+            m.stanza_ids, m.units
+        ));
+    }
+    Ok(m)
 }
 
 #[allow(clippy::too_many_arguments)]
