@@ -118,11 +118,33 @@ return function (host)
 	for _, name in ipairs {
 		"name", "description", "language", "password", "hidden", "public", "members_only",
 		"allow_member_invites", "moderated", "persistent", "changesubject", "whois",
-		"historylength", "allow_pm", "allow_modpm", "salt",
+		"historylength", "defaulthistorymessages", "presence_broadcast", "allow_pm", "allow_modpm", "salt",
 	} do
 		room_mt["get_"..name] = function (self)
 			return host:room("setting", self.jid, name);
 		end
+	end
+	-- Stock's setters, answering whether the value changed.
+	for _, name in ipairs {
+		"name", "description", "language", "password", "hidden", "public", "members_only",
+		"allow_member_invites", "moderated", "persistent", "changesubject", "whois",
+		"historylength", "defaulthistorymessages", "presence_broadcast", "allow_pm", "allow_modpm",
+	} do
+		room_mt["set_"..name] = function (self, value)
+			return host:room("set_option", self.jid, name, value) == true;
+		end
+	end
+	function room_mt:set_affiliation(actor, jid, affiliation, reason, data)
+		return host:room("set_affiliation", self.jid, actor, jid, affiliation, reason, data);
+	end
+	function room_mt:set_role(actor, nick, role, reason)
+		return host:room("set_role", self.jid, actor, nick, role, reason);
+	end
+	function room_mt:set_subject(from, subject)
+		return host:room("set_subject", self.jid, from, subject);
+	end
+	function room_mt:get_subject()
+		return self._data.subject_from, self._data.subject;
 	end
 	room_mt.is_hidden = room_mt.get_hidden;
 	room_mt.is_members_only = room_mt.get_members_only;

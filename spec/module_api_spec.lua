@@ -137,6 +137,37 @@ describe("the mod_muc API", function ()
 		assert.equal(room_jid.."/juliet", room._jid_nick[juliet]);
 	end);
 
+	it("lets modules change rooms with stock's setters, set_affiliation (with data), set_role and set_subject", function ()
+		local host = load_component();
+		join(romeo, "romeo");
+		join(juliet, "juliet");
+		local room = host.modules.muc.get_room_from_jid(room_jid);
+		assert.is_true(room:set_name("Verona"));
+		assert.is_false(room:set_name("Verona"));
+		assert.equal("Verona", room:get_name());
+		assert.is_true(room:set_persistent(true));
+		assert.is_true(room:get_persistent());
+		assert.is_true(room:set_moderated(true));
+		P.sent = {};
+		assert.is_true(room:set_affiliation(true, "juliet@localhost", "member", "welcome", { hats = { ["urn:example:hat"] = { active = true, title = "Nurse" } } }));
+		assert.equal("member", room:get_affiliation("juliet@localhost"));
+		assert.equal("Nurse", room:get_affiliation_data("juliet@localhost", "hats")["urn:example:hat"].title);
+		local told = received(romeo, "presence")[1];
+		assert.equal("member", told:get_child("x", "http://jabber.org/protocol/muc#user"):get_child("item").attr.affiliation);
+		-- A user actor is held to the rules: a member may not make owners.
+		assert.same({ nil, "cancel", "not-allowed" }, { room:set_affiliation("juliet@localhost/j", "mercutio@localhost", "owner") });
+		assert.is_true(room:set_role(true, room_jid.."/juliet", "visitor", "hush"));
+		assert.equal("visitor", room:get_role(room_jid.."/juliet"));
+		P.sent = {};
+		assert.is_true(room:set_subject(room_jid.."/romeo", "Balcony"));
+		assert.equal("Balcony", received(juliet, "message")[1]:get_child_text("subject"));
+		assert.same({ room_jid.."/romeo", "Balcony" }, { room:get_subject() });
+		-- Stored as stock stores it: the record a reload finds.
+		local stored = P.stores[H.domain.."/config"]["room"]._data;
+		assert.equal("Verona", stored.name);
+		assert.is_true(stored.moderated);
+	end);
+
 	it("keeps modules' keys in room._data with the room", function ()
 		local host = load_component();
 		join(romeo, "romeo");

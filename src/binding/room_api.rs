@@ -25,15 +25,18 @@
 //! | `broadcast_message` | stanza | — (the room's broadcast steps, events included) |
 //! | `add_history` | stanza | — |
 //! | `config_notice` | `{ code, … }` | — (the room's notice, events included) |
+//! | `set_affiliation`, `set_role`, `set_option`, `set_subject` | stock's arguments (see `change`) | true (or whether a setting changed), or nil, error type, condition |
 //! | `save` | — | true, or nil and why |
 
 use super::convert;
 use super::host::LuaHost;
 use super::storage::{data_from_lua, data_to_lua};
-use crate::affiliation::Affiliation;
+use crate::affiliation::{Affiliation, Role};
+use crate::dataform::Value as FormValue;
 use crate::occupant::Occupant;
+use crate::persist::Data;
 use crate::room::settings::{Tombstone, Whois};
-use crate::room::{Ctx, Room};
+use crate::room::{Actor, AffiliationData, Ctx, DataChange, Room};
 use jid::{BareJid, FullJid, Jid};
 use mlua::{IntoLua, IntoLuaMulti, Lua, MultiValue, Result as LuaResult, Value};
 
@@ -100,6 +103,25 @@ impl LuaHost {
                         true.into_lua_multi(lua)
                     }
                     Err(why) => (Value::Nil, why).into_lua_multi(lua),
+                };
+            }
+            "set_affiliation" | "set_role" | "set_option" | "set_subject" => {
+                let changed = self.host_mut()?.change_room(&jid, &env, |room, ctx| {
+                    change(room, ctx, method, &args)
+                        .map_err(|(kind, condition)| format!("{kind}\u{1}{condition}"))
+                });
+                return match changed {
+                    Ok((value, outcome)) => {
+                        self.carry_out(lua, &outcome)?;
+                        value.into_lua_multi(lua)
+                    }
+                    // Stock's convention: nil, error type, condition.
+                    Err(why) => match why.split_once('\u{1}') {
+                        Some((kind, condition)) => {
+                            (Value::Nil, kind.to_owned(), condition.to_owned()).into_lua_multi(lua)
+                        }
+                        None => (Value::Nil, "cancel", why).into_lua_multi(lua),
+                    },
                 };
             }
             "save" => {
@@ -282,9 +304,123 @@ fn setting(lua: &Lua, room: &Room, name: &str) -> LuaResult<Value> {
         "historylength" => {
             room.settings.data("history_length").map_or(Ok(Value::Integer(20)), |d| data_to_lua(lua, &d))
         }
+        "defaulthistorymessages" => {
+            Ok(s.default_history_messages.map_or(Value::Nil, |n| Value::Integer(n.into())))
+        }
+        "presence_broadcast" => {
+            let roles = lua.create_table()?;
+            for role in s.broadcast_roles() {
+                roles.raw_set(role.as_str(), true)?;
+            }
+            Ok(Value::Table(roles))
+        }
         "allow_pm" => s.allow_pm.as_ref().into_lua(lua),
         "allow_modpm" => Ok(Value::Boolean(s.allow_modpm)),
         "salt" => s.occupant_id_salt.as_ref().into_lua(lua),
         other => Err(mlua::Error::runtime(format!("muc_rs: no room setting {other:?}"))),
     }
+}
+
+/// A change a module asks of a room, with stock's arguments: `set_affiliation(actor, jid,
+/// affiliation, reason, data)`, `set_role(actor, nick, role, reason)` (`actor` is `true`
+/// for the room itself, or a JID), `set_option(name, value)` for stock's setters,
+/// `set_subject(from, text)`. Fails with an error type and condition.
+fn change(room: &mut Room, ctx: &mut Ctx, method: &str, args: &MultiValue) -> Result<bool, (String, String)> {
+    let arg = |i: usize| args.get(i).cloned().unwrap_or(Value::Nil);
+    let text = |i: usize| arg(i).as_string().and_then(|s| s.to_str().ok().map(|s| s.to_owned()));
+    let not_acceptable = || ("modify".to_owned(), "not-acceptable".to_owned());
+    let error = |e: crate::xml::StanzaError| (e.kind.as_str().to_owned(), e.condition.to_string());
+    let actor_jid = text(0).and_then(|j| j.parse::<Jid>().ok());
+    let actor = || match (arg(0), &actor_jid) {
+        (Value::Boolean(true), _) => Ok(Actor::Room),
+        (_, Some(jid)) => Ok(Actor::User(jid)),
+        _ => Err(not_acceptable()),
+    };
+    match method {
+        "set_affiliation" => {
+            let user = text(1).and_then(|j| j.parse::<Jid>().ok()).ok_or_else(not_acceptable)?.to_bare();
+            let affiliation = match text(2) {
+                None => Affiliation::None,
+                Some(a) => Affiliation::parse(&a).ok_or_else(not_acceptable)?,
+            };
+            let data = match arg(4) {
+                Value::Nil => DataChange::Keep,
+                Value::Boolean(false) => DataChange::Clear,
+                value => match data_from_lua(&value, 0) {
+                    Some(Data::Table(t)) if t.is_empty() => DataChange::Clear,
+                    Some(Data::Table(t)) => DataChange::Set(AffiliationData::from_data(&t)),
+                    _ => return Err(not_acceptable()),
+                },
+            };
+            let reason = text(3);
+            room.set_affiliation(ctx, actor()?, &user, affiliation, reason.as_deref(), data)
+                .map_err(error)?;
+            Ok(true)
+        }
+        "set_role" => {
+            let nick = text(1).and_then(|j| j.parse::<FullJid>().ok()).ok_or_else(not_acceptable)?;
+            let role = match text(2) {
+                None => None,
+                Some(r) => Some(Role::parse(&r).ok_or_else(not_acceptable)?).filter(|r| *r != Role::None),
+            };
+            let reason = text(3);
+            room.set_role(ctx, actor()?, nick.resource().as_str(), role, reason.as_deref()).map_err(error)?;
+            Ok(true)
+        }
+        "set_subject" => {
+            let from = text(0).unwrap_or_else(|| room.jid.to_string());
+            room.set_subject(ctx, &from, &text(1).unwrap_or_default());
+            Ok(true)
+        }
+        _ => {
+            let (var, value) =
+                option_field(&text(0).unwrap_or_default(), &arg(1)).ok_or_else(not_acceptable)?;
+            Ok(room.set_option(ctx, var, value))
+        }
+    }
+}
+
+/// Stock's setter `set_<name>(value)` as the configuration field it stands for.
+fn option_field(name: &str, value: &Value) -> Option<(&'static str, Option<FormValue>)> {
+    let truthy = !matches!(value, Value::Nil | Value::Boolean(false));
+    let flag = Some(FormValue::Bool(truthy));
+    let text = match value {
+        Value::String(s) => {
+            s.to_str().ok().map(|s| s.to_owned()).filter(|s| !s.is_empty()).map(FormValue::Text)
+        }
+        _ => None,
+    };
+    let number = match value {
+        Value::Integer(n) => Some(FormValue::Int(*n)),
+        Value::Number(f) => Some(FormValue::Int(*f as i64)),
+        _ => None,
+    };
+    Some(match name {
+        "name" => ("muc#roomconfig_roomname", text),
+        "description" => ("muc#roomconfig_roomdesc", text),
+        "language" => ("muc#roomconfig_lang", text),
+        "password" => ("muc#roomconfig_roomsecret", text),
+        "persistent" => ("muc#roomconfig_persistentroom", flag),
+        "public" => ("muc#roomconfig_publicroom", flag),
+        "hidden" => ("muc#roomconfig_publicroom", Some(FormValue::Bool(!truthy))),
+        "members_only" => ("muc#roomconfig_membersonly", flag),
+        "allow_member_invites" => ("{http://prosody.im/protocol/muc}roomconfig_allowmemberinvites", flag),
+        "changesubject" => ("muc#roomconfig_changesubject", flag),
+        "moderated" => ("muc#roomconfig_moderatedroom", flag),
+        "whois" => ("muc#roomconfig_whois", text),
+        "historylength" => ("muc#roomconfig_historylength", number),
+        "defaulthistorymessages" => ("muc#roomconfig_defaulthistorymessages", number),
+        "allow_pm" => ("muc#roomconfig_allowpm", text),
+        "allow_modpm" => ("{xmpp:prosody.im}muc#allow_modpm", flag),
+        "presence_broadcast" => {
+            // Stock takes a set of roles: { moderator = true, … }.
+            let Value::Table(t) = value else { return None };
+            let roles = t
+                .pairs::<String, Value>()
+                .flatten()
+                .filter(|(_, v)| !matches!(v, Value::Nil | Value::Boolean(false)));
+            ("muc#roomconfig_presencebroadcast", Some(FormValue::List(roles.map(|(k, _)| k).collect())))
+        }
+        _ => return None,
+    })
 }

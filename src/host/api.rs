@@ -85,6 +85,35 @@ impl MucHost {
         Some((result, out))
     }
 
+    /// A change a module makes to a live room (an affiliation, a role, a setting): stored
+    /// before anyone hears of it, and undone if storing fails.
+    pub fn change_room<T>(
+        &mut self,
+        jid: &BareJid,
+        env: &dyn Env,
+        f: impl FnOnce(&mut Room, &mut Ctx) -> Result<T, String>,
+    ) -> Result<(T, Outcome), String> {
+        let snapshot = self.room(jid).ok_or("No such room")?.clone();
+        let (result, out) = self.with_room(jid, env, f).ok_or("No such room")?;
+        let room = self.room_mut(jid).ok_or("No such room")?;
+        let value = match result {
+            Ok(value) => value,
+            Err(why) => {
+                *room = snapshot;
+                return Err(why);
+            }
+        };
+        if std::mem::take(&mut room.needs_save) && self.rooms.contains(jid) {
+            let room = self.rooms.get(jid).expect("checked");
+            let record = room.settings.persistent.then(|| StoredRoom { config: room.freeze(), state: None });
+            if let Err(e) = env.store_room(jid, record.as_ref()) {
+                *self.room_mut(jid).expect("checked") = snapshot;
+                return Err(format!("could not store {jid}, change undone: {e}"));
+            }
+        }
+        Ok((value, out))
+    }
+
     /// A module's `room:broadcast_message(stanza)`: the same steps as the room's own.
     pub fn broadcast_message(&mut self, jid: &BareJid, stanza: Element, env: &dyn Env) -> Option<Outcome> {
         self.with_room(jid, env, |room, ctx| room.broadcast_message(ctx, stanza)).map(|((), out)| out)

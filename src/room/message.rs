@@ -171,7 +171,8 @@ impl Room {
         ctx.send(msg, to.clone().into());
     }
 
-    fn set_subject(&mut self, ctx: &mut Ctx, from: &str, subject: &str) {
+    /// Sets the subject and tells the occupants (stock's `room:set_subject`).
+    pub fn set_subject(&mut self, ctx: &mut Ctx, from: &str, subject: &str) {
         let text = Some(subject.to_owned()).filter(|s| !s.is_empty());
         let old = self.settings.subject.as_deref();
         let old_from = old.and_then(|s| s.from.as_deref()).unwrap_or(self.jid.as_str());

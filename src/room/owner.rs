@@ -106,12 +106,7 @@ impl Room {
         self.settings.locked_until = None;
         let (codes, effects) = self.settings.apply(&submitted);
         self.needs_save = true;
-        for effect in effects {
-            match effect {
-                ConfigEffect::MembersOnlyEnabled => self.remove_non_members(ctx),
-                ConfigEffect::PresenceBroadcastChanged(old) => self.rebroadcast_presences(ctx, &old),
-            }
-        }
+        self.carry_out_effects(ctx, effects);
         let listening = ctx.env.listens(Hook::Config);
         if listening {
             let (room, actor, form) = (self.jid.clone(), actor.clone(), form.clone());
@@ -123,6 +118,30 @@ impl Room {
         } else {
             self.config_notice(ctx, &codes);
         }
+    }
+
+    fn carry_out_effects(&mut self, ctx: &mut Ctx, effects: Vec<ConfigEffect>) {
+        for effect in effects {
+            match effect {
+                ConfigEffect::MembersOnlyEnabled => self.remove_non_members(ctx),
+                ConfigEffect::PresenceBroadcastChanged(old) => self.rebroadcast_presences(ctx, &old),
+            }
+        }
+    }
+
+    /// One setting changed by the host's modules (stock's `room:set_<name>()`): as if that
+    /// field alone were submitted, without the notice. Returns whether it changed.
+    pub fn set_option(
+        &mut self,
+        ctx: &mut Ctx,
+        var: &'static str,
+        value: Option<crate::dataform::Value>,
+    ) -> bool {
+        let (codes, effects) = self.settings.apply(&[crate::dataform::Submitted { var, value }]);
+        self.carry_out_effects(ctx, effects);
+        let changed = !codes.is_empty();
+        self.needs_save |= changed;
+        changed
     }
 
     /// Tells the occupants that the configuration changed (unless nothing is to be told).
