@@ -89,6 +89,10 @@ pub struct HostConfig {
     pub enforce_registered_nickname: bool,
     /// XEP-0421 occupant ids on presences and messages (`muc_occupant_id`).
     pub occupant_id: bool,
+    /// XEP-0317 hats on occupants' presences (Prosody 13's MUC has them, 0.12's not).
+    pub hats: bool,
+    /// Hats also in Prosody's pre-XEP namespace (`muc_hats_compat`).
+    pub hats_compat: bool,
     /// Destroyed persistent rooms answer `gone` until this many seconds have passed.
     pub tombstones: bool,
     /// Live rooms kept in memory (`muc_room_cache_size`); idle ones are stored away.
@@ -119,6 +123,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec { name: "allow_unaffiliated_register", kind: OptionKind::Boolean },
     OptionSpec { name: "enforce_registered_nickname", kind: OptionKind::Boolean },
     OptionSpec { name: "muc_occupant_id", kind: OptionKind::Boolean },
+    OptionSpec { name: "muc_hats_compat", kind: OptionKind::Boolean },
     OptionSpec { name: "muc_tombstones", kind: OptionKind::Boolean },
     OptionSpec { name: "muc_room_cache_size", kind: OptionKind::Integer },
     OptionSpec { name: "muc_max_rooms", kind: OptionKind::Integer },
@@ -153,6 +158,8 @@ impl HostConfig {
             allow_unaffiliated_register: false,
             enforce_registered_nickname: false,
             occupant_id: true,
+            hats: server_version.0 >= 13,
+            hats_compat: false,
             tombstones: true,
             room_cache_size: 100,
             max_rooms: None,
@@ -203,6 +210,7 @@ impl HostConfig {
             ("allow_unaffiliated_register", Bool(b)) => self.allow_unaffiliated_register = *b,
             ("enforce_registered_nickname", Bool(b)) => self.enforce_registered_nickname = *b,
             ("muc_occupant_id", Bool(b)) => self.occupant_id = *b,
+            ("muc_hats_compat", Bool(b)) => self.hats_compat = *b,
             ("muc_tombstones", Bool(b)) => self.tombstones = *b,
             ("muc_room_cache_size", Int(n)) if *n >= 1 => self.room_cache_size = *n as usize,
             ("muc_max_rooms", Int(n)) if *n >= 0 => self.max_rooms = Some(*n as usize),

@@ -62,10 +62,13 @@ pub struct Outcome {
 }
 
 /// Runs `script` on a fresh Prosody; script header tags add to `server`'s config. The
-/// version's community modules come last in `plugin_paths`, so that scripts can enable them.
+/// test modules of `spec/modules` (modules that drive a room the way other modules do,
+/// through the mod_muc API) and the version's community modules come last in
+/// `plugin_paths`, so that scripts can enable them.
 pub async fn run(script: &Script, install: &Install, server: &ServerConfig, opts: &RunOptions) -> Outcome {
     let started = Instant::now();
     let mut config = server.clone();
+    config.plugin_paths.push(prosody::repo_root().join("spec/modules"));
     config.plugin_paths.extend(install.community_modules());
     config.global_extra.extend(script.config_lines());
     config.component_extra.extend(script.component_config_lines());

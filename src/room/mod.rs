@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod disco;
+pub mod hats;
 pub mod invite;
 pub mod iq;
 pub mod message;
@@ -391,6 +392,7 @@ impl Room {
         force_unavailable: bool,
     ) {
         let mut base = self.base_presence(occupant, force_unavailable);
+        self.add_hats(ctx, &mut base, &occupant.bare_jid);
         self.stamp_occupant_id(ctx, &mut base, &occupant.bare_jid);
         let actor_nick =
             actor.and_then(|a| a.try_as_full().ok()).and_then(|a| self.nick_of(a)).map(str::to_owned);
@@ -456,7 +458,9 @@ impl Room {
             ctx.out.send_many(base.child(self_x), to);
         } else {
             for s in occupant.sessions() {
-                let mut p = occupant.session_presence(s).child(self_x.clone());
+                let mut p = occupant.session_presence(s);
+                self.add_hats(ctx, &mut p, &occupant.bare_jid);
+                let mut p = p.child(self_x.clone());
                 p.unset("to");
                 ctx.send(p, s.jid.clone().into());
             }
@@ -465,7 +469,8 @@ impl Room {
 
     /// Sends `occupant`'s presence to one other occupant only (a reply to a probe).
     pub fn publicise_to(&self, ctx: &mut Ctx, occupant: &Occupant, recipient: &Occupant) {
-        let base = self.base_presence(occupant, false);
+        let mut base = self.base_presence(occupant, false);
+        self.add_hats(ctx, &mut base, &occupant.bare_jid);
         let anonymous = if self.can_see_real_jids(recipient.role) {
             false
         } else {
@@ -509,6 +514,7 @@ impl Room {
             let x = self.items_x(ctx, occupant, anonymous && !own);
             if let Some(pr) = occupant.presence(None) {
                 let mut pr = pr.child(x);
+                self.add_hats(ctx, &mut pr, &occupant.bare_jid);
                 pr.unset("to");
                 if repeats {
                     ctx.out.send_repeatable(pr, vec![to.clone().into()]);

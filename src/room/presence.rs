@@ -87,6 +87,9 @@ impl Room {
         }
         let nick_changed = &occupant.nick != to;
         let mut stanza_with_id = stanza.clone();
+        if ctx.config.hats {
+            super::hats::strip_claimed_hats(&mut stanza_with_id);
+        }
         self.stamp_occupant_id(ctx, &mut stanza_with_id, &occupant.bare_jid);
         occupant.set_session(real_jid, stanza_with_id);
         let mut codes = vec![201];
@@ -354,6 +357,9 @@ impl Room {
         // The session arrives at (or stays in) its new nickname.
         let Some(mut d) = dest else { return };
         let mut stanza_with_id = stanza.clone();
+        if ctx.config.hats {
+            super::hats::strip_claimed_hats(&mut stanza_with_id);
+        }
         self.stamp_occupant_id(ctx, &mut stanza_with_id, &d.bare_jid);
         d.set_session(real_jid, stanza_with_id);
         if self.save_occupant(d.clone()).is_none() {
@@ -454,10 +460,11 @@ impl Room {
                     None,
                     None,
                 );
-                let pr = el("presence", NS_CLIENT)
+                let mut pr = el("presence", NS_CLIENT)
                     .with("from", to.as_str())
                     .with("type", "unavailable")
                     .child(muc_user_x(&[]).child(item));
+                self.add_hats(ctx, &mut pr, &owner);
                 ctx.send(pr, real_jid.clone().into());
             }
         }
