@@ -67,8 +67,8 @@ end
 -- Deliveries carry their XML rendered once; Prosody's serializing uses it (see the lib).
 local render = module:require("muc_rs_render");
 
--- The modules' events, wired once the host exists (muc_rs_events.lib.lua).
-local events;
+-- The modules' events, and on 13 room avatars, wired once the host exists.
+local events, avatar_hash;
 
 local host = muc_rs.new_host(module.host, opts, {
 	load_room = function (jid)
@@ -95,12 +95,14 @@ local host = muc_rs.new_host(module.host, opts, {
 	top_tag = render.top_tag;
 	event = function (...) return events.event(...); end;
 	listens = function (name) return events.listens(name); end;
+	avatar_hash = function (jid) return avatar_hash and avatar_hash(jid); end;
 });
 
 -- The mod_muc API: `module:depends("muc")` and `prosody.hosts[host].modules.muc` find
 -- muc_rs's, so no module loads stock mod_muc beside it (muc_rs_api.lib.lua).
 local api, rooms = module:require("muc_rs_api")(host);
 events = module:require("muc_rs_events")(host, rooms);
+if host:room_vcards() then avatar_hash = module:require("muc_rs_vcard")(host); end
 local handle = events.handle;
 api.install();
 

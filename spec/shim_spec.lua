@@ -14,13 +14,15 @@ local real_new_host = muc_rs.new_host;
 local function spy_new_host(domain, opts, callbacks)
 	local host = real_new_host(domain, opts, callbacks);
 	captured = { domain = domain, opts = opts, callbacks = callbacks, handled = {} };
-	return {
-		handle = function (_, stanza)
+	-- Records handle(); every other method is the real host's.
+	return setmetatable({
+		handle = function (_, stanza, answers)
 			captured.handled[#captured.handled + 1] = stanza;
-			return host:handle(stanza);
+			return host:handle(stanza, answers);
 		end;
-		service_name = function () return host:service_name(); end;
-	};
+	}, { __index = function (_, method)
+		return function (_, ...) return host[method](host, ...); end;
+	end });
 end
 
 local function load_component(config, version)

@@ -93,6 +93,10 @@ pub struct HostConfig {
     pub hats: bool,
     /// Hats also in Prosody's pre-XEP namespace (`muc_hats_compat`).
     pub hats_compat: bool,
+    /// Room vCards and avatars (Prosody 13's MUC has them, through its mod_vcard).
+    pub room_vcards: bool,
+    /// How a room's avatar hash is announced (`muc_avatar_advertise_hashes`).
+    pub avatar_advertise: AvatarAdvertise,
     /// Destroyed persistent rooms answer `gone` until this many seconds have passed.
     pub tombstones: bool,
     /// Live rooms kept in memory (`muc_room_cache_size`); idle ones are stored away.
@@ -124,6 +128,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec { name: "enforce_registered_nickname", kind: OptionKind::Boolean },
     OptionSpec { name: "muc_occupant_id", kind: OptionKind::Boolean },
     OptionSpec { name: "muc_hats_compat", kind: OptionKind::Boolean },
+    OptionSpec { name: "muc_vcard", kind: OptionKind::Boolean },
+    OptionSpec { name: "muc_avatar_advertise_hashes", kind: OptionKind::String },
     OptionSpec { name: "muc_tombstones", kind: OptionKind::Boolean },
     OptionSpec { name: "muc_room_cache_size", kind: OptionKind::Integer },
     OptionSpec { name: "muc_max_rooms", kind: OptionKind::Integer },
@@ -160,6 +166,8 @@ impl HostConfig {
             occupant_id: true,
             hats: server_version.0 >= 13,
             hats_compat: false,
+            room_vcards: server_version.0 >= 13,
+            avatar_advertise: AvatarAdvertise::Both,
             tombstones: true,
             room_cache_size: 100,
             max_rooms: None,
@@ -211,6 +219,10 @@ impl HostConfig {
             ("enforce_registered_nickname", Bool(b)) => self.enforce_registered_nickname = *b,
             ("muc_occupant_id", Bool(b)) => self.occupant_id = *b,
             ("muc_hats_compat", Bool(b)) => self.hats_compat = *b,
+            ("muc_vcard", Bool(b)) => self.room_vcards = *b && self.server_version.0 >= 13,
+            ("muc_avatar_advertise_hashes", Str(s)) if AvatarAdvertise::parse(s).is_some() => {
+                self.avatar_advertise = AvatarAdvertise::parse(s).expect("checked")
+            }
             ("muc_tombstones", Bool(b)) => self.tombstones = *b,
             ("muc_room_cache_size", Int(n)) if *n >= 1 => self.room_cache_size = *n as usize,
             ("muc_max_rooms", Int(n)) if *n >= 0 => self.max_rooms = Some(*n as usize),
@@ -232,6 +244,27 @@ impl HostConfig {
 
 fn clamp_u32(n: i64) -> u32 {
     n.clamp(0, u32::MAX as i64) as u32
+}
+
+/// Where a room's new avatar hash goes: a presence from the room, a status 104 message,
+/// both (the default), or nowhere; a joining occupant gets the presence unless `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AvatarAdvertise {
+    Both,
+    Presence,
+    Message,
+    None,
+}
+
+impl AvatarAdvertise {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "presence" => AvatarAdvertise::Presence,
+            "message" => AvatarAdvertise::Message,
+            "none" => AvatarAdvertise::None,
+            _ => return None,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub enum FieldType {
     JidSingle,
     ListMulti,
     ListSingle,
+    TextMulti,
     TextPrivate,
     TextSingle,
 }
@@ -27,6 +28,7 @@ impl FieldType {
             FieldType::JidSingle => "jid-single",
             FieldType::ListMulti => "list-multi",
             FieldType::ListSingle => "list-single",
+            FieldType::TextMulti => "text-multi",
             FieldType::TextPrivate => "text-private",
             FieldType::TextSingle => "text-single",
         }
@@ -213,6 +215,11 @@ pub fn read_submitted(layout: &Form, form: &Element) -> Vec<Submitted> {
                 let values: Vec<String> =
                     tag.children().filter(|v| v.is("value", NS_DATA)).map(Element::text).collect();
                 (!values.is_empty()).then_some(Value::List(values))
+            }
+            FieldType::TextMulti => {
+                let lines: Vec<String> =
+                    tag.children().filter(|v| v.is("value", NS_DATA)).map(Element::text).collect();
+                (!lines.is_empty()).then(|| Value::Text(lines.join("\n")))
             }
             FieldType::JidSingle => {
                 first_text().and_then(|t| t.parse::<jid::Jid>().ok()).map(|j| Value::Text(j.to_string()))

@@ -34,6 +34,10 @@ pub trait Env {
     fn answer(&self, _hook: Hook) -> Option<Answer> {
         None
     }
+    /// The hash of a room's avatar (the PHOTO of the vCard the host keeps for it).
+    fn avatar_hash(&self, _room: &BareJid) -> Option<String> {
+        None
+    }
     /// Every room with stored records.
     fn stored_rooms(&self) -> Result<Vec<BareJid>, String> {
         Ok(Vec::new())

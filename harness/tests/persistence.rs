@@ -1100,3 +1100,84 @@ async fn storage_failure_is_reported_and_undone() {
     pg.stop().await;
     assert!(!pg.running(), "PostgreSQL still running after stop");
 }
+
+// ---------------------------------------------------------------------------------------
+// Room vCards (Prosody 13): kept where stock keeps them, so they move with the room.
+
+const PHOTO_A: (&str, &str) = ("YSByZWQgcm9zZQ==", "318ca7b31517630cca080ff1502a35d9b5201f86");
+
+/// Sets the room's vCard with a PHOTO whose BINVAL is `binval`.
+async fn set_vcard(owner: &mut Client, room: &str, name: &str, binval: &str) {
+    let text = format!(
+        "<iq type='set' id='{{id}}' to='{}'><vCard xmlns='vcard-temp'><FN>{name}</FN>\
+         <PHOTO><TYPE>image/png</TYPE><BINVAL>{binval}</BINVAL></PHOTO></vCard></iq>",
+        room_jid(room)
+    );
+    owner.iq_ok(&format!("set the vCard of {room}"), &text).await;
+}
+
+/// The FN of the room's vCard, and the avatar hash a joining occupant is told.
+async fn seen_vcard(p: &Prosody, room: &str) -> (String, Option<String>) {
+    let mut juliet = Client::connect(p, JULIET.0).await;
+    let reply = juliet
+        .iq_ok(
+            "get the vCard",
+            &format!("<iq type='get' id='{{id}}' to='{}'><vCard xmlns='vcard-temp'/></iq>", room_jid(room)),
+        )
+        .await;
+    let name = reply
+        .get_child("vCard", "vcard-temp")
+        .and_then(|v| v.get_child("FN", "vcard-temp"))
+        .map(Element::text)
+        .unwrap_or_default();
+    let got = juliet.join_ok(room, JULIET.1, Some(PASSWORD)).await;
+    let hash = got
+        .iter()
+        .filter(|el| el.name() == "presence" && el.attr("from") == Some(&room_jid(room)))
+        .find_map(|el| {
+            el.get_child("x", "vcard-temp:x:update")?
+                .get_child("photo", "vcard-temp:x:update")
+                .map(Element::text)
+        });
+    juliet.close().await;
+    (name, hash)
+}
+
+#[tokio::test]
+async fn room_vcards_move_with_the_room() {
+    let storage = Storage::internal();
+    let mut p = start(Version::V13, Module::Stock, &storage).await;
+    let mut owner = Client::connect(&p, OWNER).await;
+    create_room(&mut owner, "portrait", NAME).await;
+    set_vcard(&mut owner, "portrait", "Set on stock", PHOTO_A.0).await;
+    owner.close().await;
+    assert_eq!(
+        seen_vcard(&p, "portrait").await,
+        ("Set on stock".into(), Some(PHOTO_A.1.into())),
+        "stock (reference)"
+    );
+
+    p.restart_with(config(Module::Rs, &storage)).await.expect("switch to muc_rs");
+    assert_eq!(
+        seen_vcard(&p, "portrait").await,
+        ("Set on stock".into(), Some(PHOTO_A.1.into())),
+        "muc_rs after stock"
+    );
+    let mut owner = Client::connect(&p, OWNER).await;
+    // "a white rose": another photo, another hash.
+    set_vcard(&mut owner, "portrait", "Set on muc_rs", "YSB3aGl0ZSByb3Nl").await;
+    owner.close().await;
+    let (name, hash) = seen_vcard(&p, "portrait").await;
+    assert_eq!(name, "Set on muc_rs");
+    let new_hash = hash.expect("muc_rs tells a joiner the new avatar");
+    assert_ne!(new_hash, PHOTO_A.1);
+    check_log(&p, "muc_rs, room vCards");
+
+    p.restart_with(config(Module::Stock, &storage)).await.expect("switch back to stock");
+    assert_eq!(
+        seen_vcard(&p, "portrait").await,
+        ("Set on muc_rs".into(), Some(new_hash)),
+        "stock after muc_rs"
+    );
+    p.stop(Duration::from_secs(5)).await;
+}

@@ -35,6 +35,8 @@ pub struct LuaHost {
     pub(super) event: Option<Function>,
     /// `listens(name)`: whether any module handles the events of an extension point.
     listens: Option<Function>,
+    /// `avatar_hash(room_jid)`: the hash of the avatar in the room's vCard, if any.
+    avatar_hash: Option<Function>,
     pub(super) keys: Keys,
     storage: Storage,
     /// Tables of repeatable deliveries, sent again while they match.
@@ -57,6 +59,7 @@ impl LuaHost {
         let top_tag = callbacks.get::<Option<Function>>("top_tag")?;
         let event = callbacks.get::<Option<Function>>("event")?;
         let listens = callbacks.get::<Option<Function>>("listens")?;
+        let avatar_hash = callbacks.get::<Option<Function>>("avatar_hash")?;
         let storage = Storage::from_callbacks(callbacks)?;
         Ok(LuaHost {
             host: RefCell::new(host),
@@ -67,6 +70,7 @@ impl LuaHost {
             top_tag,
             event,
             listens,
+            avatar_hash,
             keys: Keys::new(lua)?,
             storage,
             repeatable: RefCell::default(),
@@ -80,6 +84,7 @@ impl LuaHost {
             listens: self.listens.as_ref(),
             listening: Default::default(),
             answers: None,
+            avatar_hash: self.avatar_hash.as_ref(),
             is_admin: self.is_admin.as_ref(),
             storage: &self.storage,
             admins_seen: RefCell::default(),
@@ -321,6 +326,8 @@ impl UserData for LuaHost {
                 }))
             },
         );
+        // Whether rooms have vCards (Prosody 13, unless `muc_vcard = false`).
+        methods.add_method("room_vcards", |_, this, ()| Ok(this.host.borrow().config().room_vcards));
         // The service's name for its disco identity (the `name` option or stock's default).
         methods.add_method("service_name", |_, this, ()| Ok(this.host.borrow().config().name.clone()));
         // For specs and benchmarks: deliver `stanza` to each JID in `to` through the same
@@ -352,6 +359,7 @@ pub(super) struct LuaEnv<'a> {
     listening: RefCell<std::collections::HashMap<Hook, bool>>,
     /// The modules' answers to the questions asked about this stanza, by hook.
     answers: Option<Table>,
+    avatar_hash: Option<&'a Function>,
     is_admin: Option<&'a Function>,
     storage: &'a Storage,
     /// Answers of the `is_admin` callback during this call.
@@ -379,6 +387,19 @@ impl Env for LuaEnv<'_> {
         });
         self.listening.borrow_mut().insert(hook, answer);
         answer
+    }
+
+    fn avatar_hash(&self, room: &BareJid) -> Option<String> {
+        let callback = self.avatar_hash?;
+        match callback.call::<Option<String>>(room.as_str()) {
+            Ok(hash) => hash,
+            Err(e) => {
+                self.errors
+                    .borrow_mut()
+                    .push(format!("avatar_hash callback failed for {room}: {}", summary(&e)));
+                None
+            }
+        }
     }
 
     fn answer(&self, hook: Hook) -> Option<Answer> {

@@ -26,6 +26,8 @@
 //! | `add_history` | stanza | — |
 //! | `config_notice` | `{ code, … }` | — (the room's notice, events included) |
 //! | `set_affiliation`, `set_role`, `set_option`, `set_subject` | stock's arguments (see `change`) | true (or whether a setting changed), or nil, error type, condition |
+//! | `may_set_vcard` | JID | whether it may replace the room's vCard |
+//! | `avatar_updated` | — | — (the room announces its new avatar) |
 //! | `save` | — | true, or nil and why |
 
 use super::convert;
@@ -123,6 +125,13 @@ impl LuaHost {
                         None => (Value::Nil, "cancel", why).into_lua_multi(lua),
                     },
                 };
+            }
+            "avatar_updated" => {
+                let outcome = self.host_mut()?.avatar_updated(&jid, &env);
+                if let Some(outcome) = outcome {
+                    self.carry_out(lua, &outcome)?;
+                }
+                return nil();
             }
             "save" => {
                 return match self.host_mut()?.save_room(&jid, &env) {
@@ -235,6 +244,10 @@ impl LuaHost {
             },
             "data_table" => data_to_lua(lua, &crate::persist::Data::Table(room.settings.to_data()))?,
             "history_length" => Value::Integer(room.history.len() as i64),
+            "may_set_vcard" => match text(0).and_then(|j| j.parse::<Jid>().ok()) {
+                Some(user) => Value::Boolean(room.may_set_vcard(&ctx, &user.to_bare())),
+                None => Value::Boolean(false),
+            },
             "occupants_version" => Value::Integer(room.occupants_version as i64),
             "sessions" => {
                 let nick = text(0).and_then(|j| j.parse::<FullJid>().ok());

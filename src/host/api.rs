@@ -124,6 +124,11 @@ impl MucHost {
         self.with_room(jid, env, |room, ctx| room.config_notice(ctx, codes)).map(|((), out)| out)
     }
 
+    /// The host stored a new vCard for the room: it announces its avatar.
+    pub fn avatar_updated(&mut self, jid: &BareJid, env: &dyn Env) -> Option<Outcome> {
+        self.with_room(jid, env, |room, ctx| room.announce_avatar(ctx)).map(|((), out)| out)
+    }
+
     /// The room's own `muc-add-history` step: keeps `stanza` as its handlers left it.
     pub fn add_history(&mut self, jid: &BareJid, stanza: &Element, env: &dyn Env) -> bool {
         let max = self.config.max_history_messages;

@@ -26,7 +26,8 @@ impl Room {
             }
             Some(_) => {}
             None => {
-                let form = self.room_info(&mut q, ctx.config.occupant_id);
+                let mut form = self.room_info(&mut q, ctx.config.occupant_id);
+                self.vcard_info(ctx, &mut q, &mut form);
                 if ctx.env.listens(Hook::DiscoInfo) {
                     // Modules add features after the room's, and fields to its form.
                     let (room, to) = (self.jid.clone(), from.clone().into());

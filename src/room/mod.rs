@@ -17,6 +17,7 @@ pub mod owner;
 pub mod presence;
 pub mod register;
 pub mod settings;
+pub mod vcard;
 
 use crate::affiliation::{Affiliation, Role};
 use crate::config::HostConfig;
@@ -162,6 +163,8 @@ pub struct Room {
     /// Changes with every change of an occupant, so the host may keep a copy of the list
     /// until then (modules walk `room._occupants`).
     pub occupants_version: u32,
+    /// The hash of the room's avatar, asked of the host once and kept until it changes.
+    avatar_hash: std::cell::OnceCell<Option<Box<str>>>,
     /// Set when the room's record changed and must be written before anyone is told.
     pub needs_save: bool,
     /// Reason and new venue given when an owner destroyed the room.
@@ -180,6 +183,7 @@ impl Room {
             occupant_left: false,
             departed: Vec::new(),
             occupants_version: 0,
+            avatar_hash: std::cell::OnceCell::new(),
             needs_save: false,
             destroyed_with: None,
         }

@@ -425,6 +425,9 @@ impl Room {
             let (room, nick, jid) = names(self);
             ctx.out.fire(Event::OccupantJoined { room, nick, jid });
         }
+        if new_occupant {
+            self.send_avatar_hash(ctx, real_jid);
+        }
         self.send_history(ctx, stanza, real_jid);
         self.send_subject(ctx, real_jid);
         if listening {

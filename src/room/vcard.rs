@@ -1,0 +1,73 @@
+//! Room vCards and avatars, as Prosody 13's MUC has them (its `muc/vcard.lib.lua`): the
+//! host keeps the vCard (Prosody's mod_vcard, on the room's JID) and knows its avatar's
+//! hash; the room says who may set it (its owners), shows the hash in its disco#info,
+//! tells each new occupant, and announces a new one.
+
+use super::{Ctx, Room};
+use crate::affiliation::Affiliation;
+use crate::config::AvatarAdvertise;
+use crate::dataform::{Field, FieldType, Form, Value};
+use crate::xml::{el, ElementExt, NS_CLIENT, NS_DISCO_INFO, NS_MUC_USER};
+use jid::{BareJid, FullJid, Jid};
+use minidom::Element;
+
+const NS_VCARD_UPDATE: &str = "vcard-temp:x:update";
+
+impl Room {
+    /// Whether `jid` may replace the room's vCard: its owners may.
+    pub fn may_set_vcard(&self, ctx: &Ctx, jid: &BareJid) -> bool {
+        ctx.config.room_vcards && self.affiliation(ctx, jid) == Affiliation::Owner
+    }
+
+    /// The vCard feature and the avatar hash field of the room's disco#info.
+    pub fn vcard_info(&self, ctx: &Ctx, query: &mut Element, form: &mut Form) {
+        if !ctx.config.room_vcards {
+            return;
+        }
+        query.append_child(el("feature", NS_DISCO_INFO).with("var", "vcard-temp"));
+        let hash = self.avatar_hash(ctx).map(|h| Value::Text(h.to_owned()));
+        form.fields.push(Field::new("muc#roominfo_avatarhash", FieldType::TextMulti).maybe_value(hash));
+    }
+
+    /// A new occupant's session learns the room's avatar, if it has one.
+    pub fn send_avatar_hash(&self, ctx: &mut Ctx, to: &FullJid) {
+        if !ctx.config.room_vcards || ctx.config.avatar_advertise == AvatarAdvertise::None {
+            return;
+        }
+        if let Some(hash) = self.avatar_hash(ctx) {
+            ctx.send(self.avatar_presence(Some(hash)), Jid::from(to.clone()));
+        }
+    }
+
+    /// The room's vCard changed: everyone learns its avatar's hash.
+    pub fn announce_avatar(&mut self, ctx: &mut Ctx) {
+        let advertise = ctx.config.avatar_advertise;
+        if !ctx.config.room_vcards || advertise == AvatarAdvertise::None {
+            return;
+        }
+        self.avatar_hash.take(); // a new vCard: ask again
+        if matches!(advertise, AvatarAdvertise::Both | AvatarAdvertise::Presence) {
+            let presence = self.avatar_presence(self.avatar_hash(ctx));
+            self.broadcast_message(ctx, presence);
+        }
+        if matches!(advertise, AvatarAdvertise::Both | AvatarAdvertise::Message) {
+            let x = el("x", NS_MUC_USER).child(crate::xml::status(104));
+            let msg =
+                el("message", NS_CLIENT).with("from", self.jid.as_str()).with("type", "groupchat").child(x);
+            self.broadcast_message(ctx, msg);
+        }
+    }
+
+    fn avatar_hash(&self, ctx: &Ctx) -> Option<&str> {
+        self.avatar_hash.get_or_init(|| ctx.env.avatar_hash(&self.jid).map(Box::from)).as_deref()
+    }
+
+    fn avatar_presence(&self, hash: Option<&str>) -> Element {
+        let photo = el("photo", NS_VCARD_UPDATE);
+        let photo = match hash {
+            Some(hash) => photo.text(hash),
+            None => photo,
+        };
+        el("presence", NS_CLIENT).with("from", self.jid.as_str()).child(el("x", NS_VCARD_UPDATE).child(photo))
+    }
+}
