@@ -215,6 +215,11 @@ return function (host, rooms)
 	local jid_split = require "util.jid".split;
 	local ask = {};
 
+	function ask.pre_create(_, payload)
+		if module:fire_event("muc-room-pre-create", payload) then return false; end
+		return {};
+	end
+
 	function ask.pre_join(question, payload)
 		local occupant = rooms.new_occupant(payload.room, question.bare_jid, question.nick);
 		occupant.role = question.role;

@@ -38,6 +38,8 @@ pub enum Hook {
     OccupantLifecycle,
     /// `muc-room-created`, `muc-room-destroyed`.
     RoomLifecycle,
+    /// `muc-room-pre-create`: modules may configure a new room, or refuse it.
+    RoomPreCreate,
     /// `muc-occupant-pre-join`: modules may refuse a join, or change its nick and role.
     OccupantPreJoin,
     /// `muc-occupant-pre-change`: modules may refuse a presence update or nick change.
@@ -63,6 +65,7 @@ impl Hook {
             }
             Hook::RoomLifecycle => &["muc-room-created", "muc-room-destroyed"],
             Hook::Config => &["muc-config-form", "muc-config-submitted"],
+            Hook::RoomPreCreate => &["muc-room-pre-create"],
             Hook::OccupantPreJoin => &["muc-occupant-pre-join"],
             Hook::OccupantPreChange => &["muc-occupant-pre-change"],
             Hook::OccupantGroupchat => &["muc-occupant-groupchat"],
@@ -121,6 +124,8 @@ pub enum Event {
 /// A step the core will not take before the host's modules have had their say.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Question {
+    /// A join would make the room (which the host's modules see, its creator its owner).
+    PreCreate { room: BareJid },
     /// A session asks to join as `nick` (a new occupant if `is_first_session`).
     PreJoin { room: BareJid, nick: FullJid, bare_jid: BareJid, role: Option<Role>, is_first_session: bool },
     /// An occupant's session changes its presence, or its nick from `orig_nick` to `nick`.
@@ -140,6 +145,7 @@ pub enum Question {
 impl Question {
     pub fn hook(&self) -> Hook {
         match self {
+            Question::PreCreate { .. } => Hook::RoomPreCreate,
             Question::PreJoin { .. } => Hook::OccupantPreJoin,
             Question::PreChange { .. } => Hook::OccupantPreChange,
             Question::Groupchat { .. } => Hook::OccupantGroupchat,

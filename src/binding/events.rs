@@ -161,6 +161,7 @@ fn form_fields(lua: &Lua, form: &Form) -> LuaResult<Table> {
 /// The key of a question, and of its answer, in the shim's tables.
 pub fn hook_key(hook: Hook) -> &'static str {
     match hook {
+        Hook::RoomPreCreate => "pre_create",
         Hook::OccupantPreJoin => "pre_join",
         Hook::OccupantPreChange => "pre_change",
         Hook::OccupantGroupchat => "groupchat",
@@ -175,6 +176,7 @@ pub fn question_table(lua: &Lua, question: &Question) -> LuaResult<Table> {
     t.raw_set("hook", hook_key(question.hook()))?;
     let role_name = |role: &Option<Role>| role.map(|r| r.as_str());
     match question {
+        Question::PreCreate { room } => t.raw_set("room", room.as_str())?,
         Question::PreJoin { room, nick, bare_jid, role, is_first_session } => {
             t.raw_set("room", room.as_str())?;
             t.raw_set("nick", nick.as_str())?;

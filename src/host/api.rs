@@ -95,19 +95,19 @@ impl MucHost {
     ) -> Result<(T, Outcome), String> {
         let snapshot = self.room(jid).ok_or("No such room")?.clone();
         let (result, out) = self.with_room(jid, env, f).ok_or("No such room")?;
-        let room = self.room_mut(jid).ok_or("No such room")?;
         let value = match result {
             Ok(value) => value,
             Err(why) => {
-                *room = snapshot;
+                *self.room_mut(jid).expect("still there") = snapshot;
                 return Err(why);
             }
         };
-        if std::mem::take(&mut room.needs_save) && self.rooms.contains(jid) {
-            let room = self.rooms.get(jid).expect("checked");
+        // A room being made (not live yet) is stored, if need be, once it is made.
+        if let Some(room) = self.rooms.get_mut(jid).filter(|r| r.needs_save) {
+            room.needs_save = false;
             let record = room.settings.persistent.then(|| StoredRoom { config: room.freeze(), state: None });
             if let Err(e) = env.store_room(jid, record.as_ref()) {
-                *self.room_mut(jid).expect("checked") = snapshot;
+                *room = snapshot;
                 return Err(format!("could not store {jid}, change undone: {e}"));
             }
         }

@@ -64,6 +64,11 @@ impl Room {
         )
         .expect("the room may always make its creator owner");
 
+        // Modules may configure the new room, or refuse it (and answer the creator).
+        let question = || Question::PreCreate { room: self.jid.clone() };
+        if ctx.consult(Hook::RoomPreCreate, question).is_none() {
+            return ctx.out.ask.is_some(); // asked: the host keeps the room until the answer
+        }
         let mut occupant = self.new_occupant(ctx, bare, to.clone());
         let question = || Question::PreJoin {
             room: self.jid.clone(),
