@@ -176,6 +176,12 @@ return function (host)
 	function room_mt:get_default_role(affiliation)
 		return host:room("get_default_role", self.jid, affiliation or "none");
 	end
+	function room_mt:get_registered_nick(jid)
+		return host:room("get_registered_nick", self.jid, jid);
+	end
+	function room_mt:get_registered_jid(nick)
+		return host:room("get_registered_jid", self.jid, nick);
+	end
 	function room_mt:get_occupant_jid(real_jid)
 		return host:room("get_occupant_jid", self.jid, real_jid);
 	end
@@ -226,14 +232,12 @@ return function (host)
 		end
 		return rooms.get(room_jid);
 	end
-	-- A room made by a module, with the service's defaults or the `_data` given.
+	-- A room made by a module: the `_data` given, or the service's defaults.
 	function api.create_room(room_jid, config)
 		room_jid = jid_util.prep(room_jid);
-		local created, err = host:room("create", room_jid or "");
+		local created, err = host:room("create", room_jid or "", config);
 		if not created then return nil, err; end
-		local room = rooms.get(room_jid);
-		for key, value in pairs(config or {}) do room._data[key] = value; end
-		return room;
+		return rooms.get(room_jid);
 	end
 	function api.live_rooms()
 		local list, i = host:live_rooms(), 0;

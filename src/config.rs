@@ -220,9 +220,7 @@ impl HostConfig {
             ("muc_occupant_id", Bool(b)) => self.occupant_id = *b,
             ("muc_hats_compat", Bool(b)) => self.hats_compat = *b,
             ("muc_vcard", Bool(b)) => self.room_vcards = *b && self.server_version.0 >= 13,
-            ("muc_avatar_advertise_hashes", Str(s)) if AvatarAdvertise::parse(s).is_some() => {
-                self.avatar_advertise = AvatarAdvertise::parse(s).expect("checked")
-            }
+            ("muc_avatar_advertise_hashes", Str(s)) => self.avatar_advertise = AvatarAdvertise::parse(s),
             ("muc_tombstones", Bool(b)) => self.tombstones = *b,
             ("muc_room_cache_size", Int(n)) if *n >= 1 => self.room_cache_size = *n as usize,
             ("muc_max_rooms", Int(n)) if *n >= 0 => self.max_rooms = Some(*n as usize),
@@ -253,17 +251,19 @@ pub enum AvatarAdvertise {
     Both,
     Presence,
     Message,
+    /// Any other value: stock then tells joining occupants only.
+    JoinersOnly,
     None,
 }
 
 impl AvatarAdvertise {
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
+    pub fn parse(s: &str) -> Self {
+        match s {
             "presence" => AvatarAdvertise::Presence,
             "message" => AvatarAdvertise::Message,
             "none" => AvatarAdvertise::None,
-            _ => return None,
-        })
+            _ => AvatarAdvertise::JoinersOnly,
+        }
     }
 }
 

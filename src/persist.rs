@@ -426,6 +426,12 @@ impl RoomSettings {
         settings_to_data(self)
     }
 
+    /// Settings from a `room._data` table as a module gives it (stock's `create_room`
+    /// with a config).
+    pub fn from_data(t: &Table) -> RoomSettings {
+        settings_from_data(t)
+    }
+
     pub fn data(&self, key: &str) -> Option<Data> {
         if SETTINGS_KEYS.contains(&key) {
             settings_to_data(self).remove(&Key::from(key))

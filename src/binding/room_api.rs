@@ -11,7 +11,8 @@
 //! | `get_affiliation_data` | JID, key? | the data table, or one value |
 //! | `affiliations` | — | `{ {jid, affiliation, data}, … }` in the order granted |
 //! | `get_role` | occupant JID | role or nil |
-//! | `get_default_role` | affiliation | role or nil |
+//! | `get_default_role` | affiliation | role and its rank, or nil |
+//! | `get_registered_nick`, `get_registered_jid` | JID, nick | the other, or nil |
 //! | `get_occupant_jid` | real JID | occupant JID or nil |
 //! | `occupant_by_real_jid`, `occupant_by_nick` | JID | occupant fields or nil |
 //! | `occupants` | — | `{ occupant fields, … }` in join order |
@@ -89,7 +90,11 @@ impl LuaHost {
                 return nil();
             }
             "create" => {
-                let (created, outcome) = self.host_mut()?.create_room(&jid, &env);
+                let config = match data_from_lua(&arg(0), 0) {
+                    Some(Data::Table(t)) => Some(t),
+                    _ => None,
+                };
+                let (created, outcome) = self.host_mut()?.create_room(&jid, config.as_ref(), &env);
                 self.carry_out(lua, &outcome)?;
                 return match created {
                     Ok(()) => true.into_lua_multi(lua),
@@ -196,12 +201,21 @@ impl LuaHost {
                 }
             }
             "get_default_role" => {
+                // The role and its rank, as stock answers.
                 let affiliation = text(0).and_then(|a| Affiliation::parse(&a)).unwrap_or(Affiliation::None);
-                match room.default_role(affiliation) {
-                    Some(role) => role.as_str().into_lua(lua)?,
-                    None => Value::Nil,
-                }
+                return match room.default_role(affiliation) {
+                    Some(role) => (role.as_str(), role as i64).into_lua_multi(lua),
+                    None => nil(),
+                };
             }
+            "get_registered_nick" => match text(0).and_then(|j| j.parse::<Jid>().ok()) {
+                Some(user) => room.registered_nick(&user.to_bare()).into_lua(lua)?,
+                None => Value::Nil,
+            },
+            "get_registered_jid" => match text(0) {
+                Some(nick) => room.registered_jid(&nick).map(|j| j.as_str()).into_lua(lua)?,
+                None => Value::Nil,
+            },
             "get_occupant_jid" => match text(0).and_then(|j| j.parse::<FullJid>().ok()) {
                 Some(real) => match room.occupant_by_real_jid(&real) {
                     Some(occupant) => occupant.nick.as_str().into_lua(lua)?,
@@ -283,6 +297,14 @@ impl LuaHost {
     }
 }
 
+fn switch(on: bool) -> Value {
+    if on {
+        Value::Boolean(true)
+    } else {
+        Value::Nil
+    }
+}
+
 fn nil() -> LuaResult<MultiValue> {
     Ok(MultiValue::new())
 }
@@ -306,13 +328,14 @@ fn setting(lua: &Lua, room: &Room, name: &str) -> LuaResult<Value> {
         "description" => text(&s.description),
         "language" => text(&s.language),
         "password" => text(&s.password),
-        "hidden" => Ok(Value::Boolean(s.hidden)),
+        // Stock keeps these switches as true or nothing, and its getters answer so.
+        "hidden" => Ok(switch(s.hidden)),
         "public" => Ok(Value::Boolean(!s.hidden)),
-        "members_only" => Ok(Value::Boolean(s.members_only)),
-        "allow_member_invites" => Ok(Value::Boolean(s.allow_member_invites)),
-        "moderated" => Ok(Value::Boolean(s.moderated)),
-        "persistent" => Ok(Value::Boolean(s.persistent)),
-        "changesubject" => Ok(Value::Boolean(s.change_subject)),
+        "members_only" => Ok(switch(s.members_only)),
+        "allow_member_invites" => Ok(switch(s.allow_member_invites)),
+        "moderated" => Ok(switch(s.moderated)),
+        "persistent" => Ok(switch(s.persistent)),
+        "changesubject" => Ok(switch(s.change_subject)),
         "whois" => (if s.whois == Whois::Anyone { "anyone" } else { "moderators" }).into_lua(lua),
         "historylength" => {
             room.settings.data("history_length").map_or(Ok(Value::Integer(20)), |d| data_to_lua(lua, &d))

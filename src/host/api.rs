@@ -35,10 +35,15 @@ impl MucHost {
         (found, out)
     }
 
-    /// A module's `create_room(jid)`: a room with the service's defaults, made without a
-    /// join (stock's `create_room` without a config). `Err` if it exists (live or stored)
+    /// A module's `create_room(jid, config)`: a room made without a join, with `config` as
+    /// its data, or the service's defaults. `Err` if it exists (live or stored)
     /// or is not a room of this service.
-    pub fn create_room(&mut self, jid: &BareJid, env: &dyn Env) -> (Result<(), &'static str>, Outcome) {
+    pub fn create_room(
+        &mut self,
+        jid: &BareJid,
+        config: Option<&crate::persist::Table>,
+        env: &dyn Env,
+    ) -> (Result<(), &'static str>, Outcome) {
         let (found, mut out) = self.find_room(jid, env);
         match found {
             Ok(true) => return (Err("room-exists"), out),
@@ -52,7 +57,11 @@ impl MucHost {
         if Self::make_room_for_one(&mut self.rooms, &mut ctx).is_err() {
             return (Err("resource-constraint"), out);
         }
-        let settings = RoomSettings::with_defaults(&ctx.config.defaults, None);
+        // A config given is the room's data as it stands; without one, the defaults.
+        let settings = match config {
+            Some(data) => RoomSettings::from_data(data),
+            None => RoomSettings::with_defaults(&ctx.config.defaults, None),
+        };
         self.rooms.insert(Room::new(jid.clone(), settings));
         if ctx.env.listens(Hook::RoomLifecycle) {
             ctx.out.fire(Event::RoomCreated { room: jid.clone() });
