@@ -192,6 +192,15 @@ return function (host, rooms)
 		module:fire_event("muc-occupant-left", { room = room; nick = nick; occupant = occupant });
 	end
 
+	function fire.affiliation_changed(room_jid, actor, jid, affiliation, previous, reason, in_room)
+		local room = rooms.get(room_jid);
+		module:fire_event("muc-set-affiliation", {
+			room = room; actor = actor or true; jid = jid; affiliation = affiliation;
+			previous_affiliation = previous; reason = reason; in_room = in_room;
+			data = room:get_affiliation_data(jid);
+		});
+	end
+
 	function fire.room_created(room_jid)
 		module:fire_event("muc-room-created", stanza_fields { room = rooms.get(room_jid) });
 	end
@@ -213,6 +222,7 @@ return function (host, rooms)
 	-- src/hooks.rs): the event is fired on the stanza being handled, and the answer says
 	-- whether a handler refused, and what it changed of a joining occupant.
 	local jid_split = require "util.jid".split;
+	local st = require "util.stanza";
 	local ask = {};
 
 	function ask.pre_create(_, payload)
@@ -241,6 +251,16 @@ return function (host, rooms)
 		payload.from = payload.stanza.attr.from;
 		payload.occupant = payload.room:get_occupant_by_nick(question.nick);
 		if module:fire_event("muc-occupant-groupchat", payload) then return false; end
+		return {};
+	end
+
+	-- Stock gives handlers a copy of the message from and to the occupants' nicks; a handler
+	-- blocks it with false (and answers the sender itself).
+	function ask.private_message(question, payload)
+		local pm = st.clone(payload.stanza);
+		pm.attr.from, pm.attr.to = question.nick, question.to;
+		payload.stanza = pm;
+		if module:fire_event("muc-private-message", payload) == false then return false; end
 		return {};
 	end
 

@@ -13,6 +13,7 @@ local romeo, juliet = "romeo@localhost/r", "juliet@localhost/j";
 
 local shim, env;
 local function load_component()
+	P.stores = {}; -- each test starts with no stored rooms
 	local host = P.host(H.domain, "component", { muc_room_locking = false });
 	prosody.version = H.server_version;
 	local announced = {};
@@ -242,6 +243,42 @@ describe("muc-* events", function ()
 		local refused = received("mercutio@localhost/m", "presence");
 		assert.equal("error", refused[1].attr.type);
 		assert.is_nil(host.modules.muc.get_room_from_jid(room_jid):get_occupant_jid("mercutio@localhost/m"));
+	end);
+
+	it("let muc-private-message handlers block a PM with false, seeing it from and to nicks", function ()
+		local host = load_component();
+		join(romeo, "romeo");
+		join(juliet, "juliet");
+		local seen;
+		host.events.add_handler("muc-private-message", function (event)
+			seen = { from = event.stanza.attr.from, to = event.stanza.attr.to };
+			if event.stanza:get_child_text("body") == "psst" then return false; end
+		end);
+		local function pm(text)
+			P.sent = {};
+			P.fire(H.domain, "message/full", st.message({ from = romeo, to = room_jid.."/juliet", type = "chat" }):tag("body"):text(text):up());
+			return received(juliet, "message");
+		end
+		assert.same({}, pm("psst"));
+		assert.same({ from = room_jid.."/romeo", to = room_jid.."/juliet" }, seen);
+		assert.equal("hello", pm("hello")[1]:get_child_text("body"));
+	end);
+
+	it("tell muc-set-affiliation handlers of a change, with its data", function ()
+		local host = load_component();
+		join(romeo, "romeo");
+		join(juliet, "juliet");
+		local seen;
+		host.events.add_handler("muc-set-affiliation", function (event) seen = event; end);
+		P.fire(H.domain, "iq/bare", st.iq({ from = romeo, to = room_jid, type = "set", id = "a" })
+			:query("http://jabber.org/protocol/muc#admin")
+			:tag("item", { jid = "juliet@localhost", affiliation = "member", nick = "Jules" }):up());
+		assert.equal("juliet@localhost", seen.jid);
+		assert.equal("member", seen.affiliation);
+		assert.is_nil(seen.previous_affiliation);
+		assert.equal(romeo, seen.actor);
+		assert.is_true(seen.in_room);
+		assert.equal("Jules", seen.data.reserved_nickname);
 	end);
 
 	it("log a failing handler and go on", function ()

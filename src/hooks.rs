@@ -20,7 +20,7 @@
 //! [`Env::answer`]: crate::Env::answer
 //! [`Outcome`]: crate::Outcome
 
-use crate::affiliation::Role;
+use crate::affiliation::{Affiliation, Role};
 use crate::dataform::Form;
 use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
@@ -46,6 +46,10 @@ pub enum Hook {
     OccupantPreChange,
     /// `muc-occupant-groupchat`: modules may refuse or change an occupant's message.
     OccupantGroupchat,
+    /// `muc-private-message`: modules may refuse a private message (blocking it with `false`).
+    PrivateMessage,
+    /// `muc-set-affiliation`: an affiliation changed.
+    AffiliationChanged,
     /// `muc-config-form`, `muc-config-submitted` (and `muc-config-submitted/<field>` for
     /// the fields modules add).
     Config,
@@ -69,6 +73,8 @@ impl Hook {
             Hook::OccupantPreJoin => &["muc-occupant-pre-join"],
             Hook::OccupantPreChange => &["muc-occupant-pre-change"],
             Hook::OccupantGroupchat => &["muc-occupant-groupchat"],
+            Hook::PrivateMessage => &["muc-private-message"],
+            Hook::AffiliationChanged => &["muc-set-affiliation"],
         }
     }
 }
@@ -112,6 +118,16 @@ pub enum Event {
     OccupantSessionNew { room: BareJid, nick: FullJid, jid: FullJid },
     /// The occupant `nick`, of the user `jid`, is no longer in the room.
     OccupantLeft { room: BareJid, nick: FullJid, jid: BareJid },
+    /// `jid`'s affiliation changed from `previous` (by `actor`, or the room itself).
+    AffiliationChanged {
+        room: BareJid,
+        actor: Option<Jid>,
+        jid: BareJid,
+        affiliation: Affiliation,
+        previous: Affiliation,
+        reason: Option<String>,
+        in_room: bool,
+    },
     /// A room was made (by a join, or by the host's API).
     RoomCreated { room: BareJid },
     /// A room was destroyed, by its owner or because its last occupant left.
@@ -140,6 +156,8 @@ pub enum Question {
     },
     /// The occupant `nick` sends a message to the room.
     Groupchat { room: BareJid, nick: FullJid },
+    /// The occupant `from` sends a private message to the occupant `to`.
+    PrivateMessage { room: BareJid, from: FullJid, to: FullJid },
 }
 
 impl Question {
@@ -149,6 +167,7 @@ impl Question {
             Question::PreJoin { .. } => Hook::OccupantPreJoin,
             Question::PreChange { .. } => Hook::OccupantPreChange,
             Question::Groupchat { .. } => Hook::OccupantGroupchat,
+            Question::PrivateMessage { .. } => Hook::PrivateMessage,
         }
     }
 }

@@ -13,6 +13,7 @@
 //! | `get_history` | to, maxchars, maxstanzas, since, `{ stanza, … }` | the stanzas to send |
 //! | `occupant_joined`, `occupant_session_new` | nick, real JID | — |
 //! | `occupant_left` | nick, bare JID | — |
+//! | `affiliation_changed` | actor, JID, affiliation, previous, reason, in room | — |
 //! | `room_created`, `room_destroyed`, `room_evicted` | — | — |
 
 use super::host::{summary, LuaHost};
@@ -105,6 +106,24 @@ impl LuaHost {
             Event::OccupantLeft { room, nick, jid } => {
                 callback.call::<()>(("occupant_left", room.as_str(), nick.as_str(), jid.as_str()))?
             }
+            Event::AffiliationChanged { room, actor, jid, affiliation, previous, reason, in_room } => {
+                let name = |a: &crate::affiliation::Affiliation| {
+                    (*a != crate::affiliation::Affiliation::None).then(|| a.as_str())
+                };
+                let args =
+                    (room.as_str(), actor.as_ref().map(|a| a.as_str()), jid.as_str(), name(affiliation));
+                let more = (name(previous), reason.as_deref(), *in_room);
+                callback.call::<()>((
+                    "affiliation_changed",
+                    args.0,
+                    args.1,
+                    args.2,
+                    args.3,
+                    more.0,
+                    more.1,
+                    more.2,
+                ))?
+            }
             Event::RoomCreated { room } => callback.call::<()>(("room_created", room.as_str()))?,
             Event::RoomDestroyed { room } => callback.call::<()>(("room_destroyed", room.as_str()))?,
             Event::RoomEvicted { room } => callback.call::<()>(("room_evicted", room.as_str()))?,
@@ -165,6 +184,7 @@ pub fn hook_key(hook: Hook) -> &'static str {
         Hook::OccupantPreJoin => "pre_join",
         Hook::OccupantPreChange => "pre_change",
         Hook::OccupantGroupchat => "groupchat",
+        Hook::PrivateMessage => "private_message",
         _ => "",
     }
 }
@@ -196,6 +216,11 @@ pub fn question_table(lua: &Lua, question: &Question) -> LuaResult<Table> {
         Question::Groupchat { room, nick } => {
             t.raw_set("room", room.as_str())?;
             t.raw_set("nick", nick.as_str())?;
+        }
+        Question::PrivateMessage { room, from, to } => {
+            t.raw_set("room", room.as_str())?;
+            t.raw_set("nick", from.as_str())?;
+            t.raw_set("to", to.as_str())?;
         }
     }
     Ok(t)

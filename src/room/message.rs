@@ -232,6 +232,14 @@ impl Room {
                 return;
             }
         }
+        let question = || Question::PrivateMessage {
+            room: self.jid.clone(),
+            from: sender.nick.clone(),
+            to: recipient.nick.clone(),
+        };
+        if ctx.consult(Hook::PrivateMessage, question).is_none() {
+            return; // blocked by a module (which answered), or asked first
+        }
         self.stamp_occupant_id(ctx, &mut pm, &sender.bare_jid);
         let sessions = recipient.session_jids().cloned().map(Jid::from).collect();
         ctx.out.send_many(pm, sessions);

@@ -22,7 +22,7 @@ pub mod vcard;
 use crate::affiliation::{Affiliation, Role};
 use crate::config::HostConfig;
 use crate::env::Env;
-use crate::hooks::{Answer, Hook, Question};
+use crate::hooks::{Answer, Event, Hook, Question};
 use crate::occupant::Occupant;
 use crate::ordered_map::OrderedMap;
 use crate::outcome::{LogLevel, Outcome};
@@ -688,6 +688,17 @@ impl Room {
             }
         }
         self.needs_save = true;
+        if ctx.env.listens(Hook::AffiliationChanged) {
+            ctx.out.fire(Event::AffiliationChanged {
+                room: self.jid.clone(),
+                actor: actor.jid().cloned(),
+                jid: jid.clone(),
+                affiliation,
+                previous: target,
+                reason: reason.map(str::to_owned),
+                in_room: !updated.is_empty(),
+            });
+        }
         Ok(())
     }
 
