@@ -247,6 +247,12 @@ return function (host, rooms)
 		return {};
 	end
 
+	function ask.pre_leave(question, payload)
+		payload.occupant = payload.room:get_occupant_by_nick(question.nick);
+		if module:fire_event("muc-occupant-pre-leave", payload) then return false; end
+		return {};
+	end
+
 	function ask.groupchat(question, payload)
 		payload.from = payload.stanza.attr.from;
 		payload.occupant = payload.room:get_occupant_by_nick(question.nick);

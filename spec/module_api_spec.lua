@@ -281,6 +281,20 @@ describe("muc-* events", function ()
 		assert.equal("Jules", seen.data.reserved_nickname);
 	end);
 
+	it("let a muc-occupant-pre-leave handler hold a leave back", function ()
+		local host = load_component();
+		join(romeo, "romeo");
+		join(juliet, "juliet");
+		local held;
+		host.events.add_handler("muc-occupant-pre-leave", function (event)
+			held = event.occupant.nick;
+			return true;
+		end);
+		P.fire(H.domain, "presence/full", st.presence({ from = juliet, to = room_jid.."/juliet", type = "unavailable" }));
+		assert.equal(room_jid.."/juliet", held);
+		assert.equal(room_jid.."/juliet", host.modules.muc.get_room_from_jid(room_jid):get_occupant_jid(juliet));
+	end);
+
 	it("log a failing handler and go on", function ()
 		local host = load_component();
 		join(romeo, "romeo");

@@ -44,6 +44,8 @@ pub enum Hook {
     OccupantPreJoin,
     /// `muc-occupant-pre-change`: modules may refuse a presence update or nick change.
     OccupantPreChange,
+    /// `muc-occupant-pre-leave`: modules may hold a leave back (and carry it out later).
+    OccupantPreLeave,
     /// `muc-occupant-groupchat`: modules may refuse or change an occupant's message.
     OccupantGroupchat,
     /// `muc-private-message`: modules may refuse a private message (blocking it with `false`).
@@ -72,6 +74,7 @@ impl Hook {
             Hook::RoomPreCreate => &["muc-room-pre-create"],
             Hook::OccupantPreJoin => &["muc-occupant-pre-join"],
             Hook::OccupantPreChange => &["muc-occupant-pre-change"],
+            Hook::OccupantPreLeave => &["muc-occupant-pre-leave"],
             Hook::OccupantGroupchat => &["muc-occupant-groupchat"],
             Hook::PrivateMessage => &["muc-private-message"],
             Hook::AffiliationChanged => &["muc-set-affiliation"],
@@ -154,6 +157,8 @@ pub enum Question {
         is_first_session: bool,
         is_last_session: bool,
     },
+    /// A session of the occupant `nick` leaves (the occupant's last if `is_last_session`).
+    PreLeave { room: BareJid, nick: FullJid, bare_jid: BareJid, role: Option<Role>, is_last_session: bool },
     /// The occupant `nick` sends a message to the room.
     Groupchat { room: BareJid, nick: FullJid },
     /// The occupant `from` sends a private message to the occupant `to`.
@@ -166,6 +171,7 @@ impl Question {
             Question::PreCreate { .. } => Hook::RoomPreCreate,
             Question::PreJoin { .. } => Hook::OccupantPreJoin,
             Question::PreChange { .. } => Hook::OccupantPreChange,
+            Question::PreLeave { .. } => Hook::OccupantPreLeave,
             Question::Groupchat { .. } => Hook::OccupantGroupchat,
             Question::PrivateMessage { .. } => Hook::PrivateMessage,
         }

@@ -183,6 +183,7 @@ pub fn hook_key(hook: Hook) -> &'static str {
         Hook::RoomPreCreate => "pre_create",
         Hook::OccupantPreJoin => "pre_join",
         Hook::OccupantPreChange => "pre_change",
+        Hook::OccupantPreLeave => "pre_leave",
         Hook::OccupantGroupchat => "groupchat",
         Hook::PrivateMessage => "private_message",
         _ => "",
@@ -211,6 +212,13 @@ pub fn question_table(lua: &Lua, question: &Question) -> LuaResult<Table> {
             t.raw_set("bare_jid", bare_jid.as_str())?;
             t.raw_set("role", role_name(role))?;
             t.raw_set("is_first_session", *is_first_session)?;
+            t.raw_set("is_last_session", *is_last_session)?;
+        }
+        Question::PreLeave { room, nick, bare_jid, role, is_last_session } => {
+            t.raw_set("room", room.as_str())?;
+            t.raw_set("nick", nick.as_str())?;
+            t.raw_set("bare_jid", bare_jid.as_str())?;
+            t.raw_set("role", role_name(role))?;
             t.raw_set("is_last_session", *is_last_session)?;
         }
         Question::Groupchat { room, nick } => {

@@ -256,6 +256,18 @@ impl Room {
                 return;
             }
         }
+        if let (None, Some(o)) = (&dest, &orig) {
+            let question = || Question::PreLeave {
+                room: self.jid.clone(),
+                nick: o.nick.clone(),
+                bare_jid: o.bare_jid.clone(),
+                role: o.role,
+                is_last_session: is_last_orig_session,
+            };
+            if ctx.consult(Hook::OccupantPreLeave, question).is_none() {
+                return; // held back by a module, or asked first
+            }
+        }
         let nick_changed = dest.as_ref().map(|d| d.nick.clone()) != requested_nick;
         if nick_changed {
             // The nick was forced to the registered one: use the occupant behind it.
