@@ -201,6 +201,14 @@ return function (host, rooms)
 		});
 	end
 
+	function fire.invite(room_jid, invite)
+		local handling = current();
+		local event = stanza_fields { room = rooms.get(room_jid) };
+		event.stanza, event.incoming = invite, handling and handling.stanza;
+		if module:fire_event("muc-invite", event) then return nil; end
+		return event.stanza;
+	end
+
 	function fire.room_created(room_jid)
 		module:fire_event("muc-room-created", stanza_fields { room = rooms.get(room_jid) });
 	end
@@ -267,6 +275,11 @@ return function (host, rooms)
 		pm.attr.from, pm.attr.to = question.nick, question.to;
 		payload.stanza = pm;
 		if module:fire_event("muc-private-message", payload) == false then return false; end
+		return {};
+	end
+
+	function ask.pre_invite(_, payload)
+		if module:fire_event("muc-pre-invite", payload) then return false; end
 		return {};
 	end
 

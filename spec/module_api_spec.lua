@@ -295,6 +295,33 @@ describe("muc-* events", function ()
 		assert.equal(room_jid.."/juliet", host.modules.muc.get_room_from_jid(room_jid):get_occupant_jid(juliet));
 	end);
 
+	it("let muc-pre-invite handlers refuse an invitation and muc-invite handlers change it", function ()
+		local host = load_component();
+		join(romeo, "romeo");
+		host.events.add_handler("muc-pre-invite", function (event)
+			local invite = event.stanza:get_child("x", "http://jabber.org/protocol/muc#user"):get_child("invite");
+			if invite.attr.to == "iago@localhost" then
+				event.origin.send(st.error_reply(event.stanza, "auth", "forbidden"));
+				return true;
+			end
+		end);
+		host.events.add_handler("muc-invite", function (event)
+			event.stanza:tag("note", { xmlns = "urn:example" }):up();
+		end);
+		local function invite(who)
+			P.sent = {};
+			P.fire(H.domain, "message/bare", st.message({ from = romeo, to = room_jid })
+				:tag("x", { xmlns = "http://jabber.org/protocol/muc#user" }):tag("invite", { to = who }):up():up());
+		end
+		invite("iago@localhost");
+		assert.same({}, received("iago@localhost"));
+		assert.equal("error", received(romeo, "message")[1].attr.type);
+		invite("juliet@localhost");
+		local got = received("juliet@localhost", "message")[1];
+		assert.is_table(got:get_child("note", "urn:example"));
+		assert.is_table(got:get_child("x", "jabber:x:conference"));
+	end);
+
 	it("log a failing handler and go on", function ()
 		local host = load_component();
 		join(romeo, "romeo");

@@ -52,6 +52,9 @@ pub enum Hook {
     PrivateMessage,
     /// `muc-set-affiliation`: an affiliation changed.
     AffiliationChanged,
+    /// `muc-pre-invite`, `muc-invite`: modules may refuse a mediated invitation, change it,
+    /// or send it themselves.
+    Invite,
     /// `muc-config-form`, `muc-config-submitted` (and `muc-config-submitted/<field>` for
     /// the fields modules add).
     Config,
@@ -78,6 +81,7 @@ impl Hook {
             Hook::OccupantGroupchat => &["muc-occupant-groupchat"],
             Hook::PrivateMessage => &["muc-private-message"],
             Hook::AffiliationChanged => &["muc-set-affiliation"],
+            Hook::Invite => &["muc-pre-invite", "muc-invite"],
         }
     }
 }
@@ -131,6 +135,8 @@ pub enum Event {
         reason: Option<String>,
         in_room: bool,
     },
+    /// The invitation the room sends to `to` (the host delivers it unless a handler did).
+    Invite { room: BareJid, stanza: Element, to: Jid },
     /// A room was made (by a join, or by the host's API).
     RoomCreated { room: BareJid },
     /// A room was destroyed, by its owner or because its last occupant left.
@@ -161,6 +167,8 @@ pub enum Question {
     PreLeave { room: BareJid, nick: FullJid, bare_jid: BareJid, role: Option<Role>, is_last_session: bool },
     /// The occupant `nick` sends a message to the room.
     Groupchat { room: BareJid, nick: FullJid },
+    /// `from` invites `invitee` to the room.
+    PreInvite { room: BareJid, invitee: Jid },
     /// The occupant `from` sends a private message to the occupant `to`.
     PrivateMessage { room: BareJid, from: FullJid, to: FullJid },
 }
@@ -174,6 +182,7 @@ impl Question {
             Question::PreLeave { .. } => Hook::OccupantPreLeave,
             Question::Groupchat { .. } => Hook::OccupantGroupchat,
             Question::PrivateMessage { .. } => Hook::PrivateMessage,
+            Question::PreInvite { .. } => Hook::Invite,
         }
     }
 }

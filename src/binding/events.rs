@@ -14,6 +14,7 @@
 //! | `occupant_joined`, `occupant_session_new` | nick, real JID | — |
 //! | `occupant_left` | nick, bare JID | — |
 //! | `affiliation_changed` | actor, JID, affiliation, previous, reason, in room | — |
+//! | `invite` | the invitation | the invitation to send, or nil if a handler sent it |
 //! | `room_created`, `room_destroyed`, `room_evicted` | — | — |
 
 use super::host::{summary, LuaHost};
@@ -124,6 +125,13 @@ impl LuaHost {
                     more.2,
                 ))?
             }
+            Event::Invite { room, stanza, to } => {
+                let table = self.build_plain(lua, stanza)?;
+                let answer: Value = callback.call(("invite", room.as_str(), &table))?;
+                if let Value::Table(stanza) = answer {
+                    self.send_table(&stanza, [to.as_str()])?;
+                }
+            }
             Event::RoomCreated { room } => callback.call::<()>(("room_created", room.as_str()))?,
             Event::RoomDestroyed { room } => callback.call::<()>(("room_destroyed", room.as_str()))?,
             Event::RoomEvicted { room } => callback.call::<()>(("room_evicted", room.as_str()))?,
@@ -186,6 +194,7 @@ pub fn hook_key(hook: Hook) -> &'static str {
         Hook::OccupantPreLeave => "pre_leave",
         Hook::OccupantGroupchat => "groupchat",
         Hook::PrivateMessage => "private_message",
+        Hook::Invite => "pre_invite",
         _ => "",
     }
 }
@@ -224,6 +233,10 @@ pub fn question_table(lua: &Lua, question: &Question) -> LuaResult<Table> {
         Question::Groupchat { room, nick } => {
             t.raw_set("room", room.as_str())?;
             t.raw_set("nick", nick.as_str())?;
+        }
+        Question::PreInvite { room, invitee } => {
+            t.raw_set("room", room.as_str())?;
+            t.raw_set("invitee", invitee.as_str())?;
         }
         Question::PrivateMessage { room, from, to } => {
             t.raw_set("room", room.as_str())?;

@@ -3,6 +3,7 @@
 use super::{Actor, Ctx, DataChange, Room};
 use crate::affiliation::{Affiliation, Role};
 use crate::dataform::{read_submitted, Field, FieldType, Form, Value};
+use crate::hooks::{Event, Hook, Question};
 use crate::occupant::filter_muc_payloads;
 use crate::room::settings::Whois;
 use crate::xml::{child_text, el, ElementExt, StanzaError, NS_CLIENT, NS_MUC_USER};
@@ -31,6 +32,10 @@ impl Room {
             if affiliation < required {
                 return ctx.error(stanza, StanzaError::forbidden(), Some(self.jid_str()));
             }
+        }
+        let question = || Question::PreInvite { room: self.jid.clone(), invitee: invitee.clone() };
+        if ctx.consult(Hook::Invite, question).is_none() {
+            return; // refused by a module (which answered), or asked first
         }
         let reason = child_text(payload, "reason", NS_MUC_USER);
         // Semi-anonymous rooms name the inviter by nick to invitees who will not be moderators.
@@ -71,6 +76,9 @@ impl Room {
                 Some(&why),
                 DataChange::Keep,
             );
+        }
+        if ctx.env.listens(Hook::Invite) {
+            return ctx.out.fire(Event::Invite { room: self.jid.clone(), stanza: invite, to: invitee });
         }
         ctx.send(invite, invitee);
     }
