@@ -174,6 +174,18 @@ pub enum Question {
 }
 
 impl Question {
+    pub fn room(&self) -> &BareJid {
+        match self {
+            Question::PreCreate { room }
+            | Question::PreJoin { room, .. }
+            | Question::PreChange { room, .. }
+            | Question::PreLeave { room, .. }
+            | Question::Groupchat { room, .. }
+            | Question::PreInvite { room, .. }
+            | Question::PrivateMessage { room, .. } => room,
+        }
+    }
+
     pub fn hook(&self) -> Hook {
         match self {
             Question::PreCreate { .. } => Hook::RoomPreCreate,

@@ -22,6 +22,7 @@ use crate::affiliation::Role;
 use crate::dataform::Form;
 use crate::hooks::{Answer, Event, Hook, Question};
 use crate::outcome::Outcome;
+use jid::{BareJid, FullJid};
 use minidom::Element;
 use mlua::{Lua, Result as LuaResult, Table, Value};
 
@@ -199,47 +200,39 @@ pub fn hook_key(hook: Hook) -> &'static str {
     }
 }
 
-/// A question as the shim reads it: `{ hook, room, nick, orig_nick, bare_jid, role,
-/// is_first_session, is_last_session }` (the fields the question has).
+/// A question as the shim reads it: `{ hook, room, … }` with the question's fields
+/// (`nick`, `bare_jid`, `role`, `orig_nick`, `to`, `invitee`, `is_first_session`,
+/// `is_last_session`).
 pub fn question_table(lua: &Lua, question: &Question) -> LuaResult<Table> {
     let t = lua.create_table_with_capacity(0, 8)?;
     t.raw_set("hook", hook_key(question.hook()))?;
-    let role_name = |role: &Option<Role>| role.map(|r| r.as_str());
+    t.raw_set("room", question.room().as_str())?;
+    let occupant = |nick: &FullJid, bare_jid: &BareJid, role: &Option<Role>| -> LuaResult<()> {
+        t.raw_set("nick", nick.as_str())?;
+        t.raw_set("bare_jid", bare_jid.as_str())?;
+        t.raw_set("role", role.map(|r| r.as_str()))
+    };
     match question {
-        Question::PreCreate { room } => t.raw_set("room", room.as_str())?,
-        Question::PreJoin { room, nick, bare_jid, role, is_first_session } => {
-            t.raw_set("room", room.as_str())?;
-            t.raw_set("nick", nick.as_str())?;
-            t.raw_set("bare_jid", bare_jid.as_str())?;
-            t.raw_set("role", role_name(role))?;
+        Question::PreCreate { .. } => {}
+        Question::PreJoin { nick, bare_jid, role, is_first_session, .. } => {
+            occupant(nick, bare_jid, role)?;
             t.raw_set("is_first_session", *is_first_session)?;
         }
-        Question::PreChange { room, orig_nick, nick, bare_jid, role, is_first_session, is_last_session } => {
-            t.raw_set("room", room.as_str())?;
+        Question::PreChange {
+            orig_nick, nick, bare_jid, role, is_first_session, is_last_session, ..
+        } => {
+            occupant(nick, bare_jid, role)?;
             t.raw_set("orig_nick", orig_nick.as_str())?;
-            t.raw_set("nick", nick.as_str())?;
-            t.raw_set("bare_jid", bare_jid.as_str())?;
-            t.raw_set("role", role_name(role))?;
             t.raw_set("is_first_session", *is_first_session)?;
             t.raw_set("is_last_session", *is_last_session)?;
         }
-        Question::PreLeave { room, nick, bare_jid, role, is_last_session } => {
-            t.raw_set("room", room.as_str())?;
-            t.raw_set("nick", nick.as_str())?;
-            t.raw_set("bare_jid", bare_jid.as_str())?;
-            t.raw_set("role", role_name(role))?;
+        Question::PreLeave { nick, bare_jid, role, is_last_session, .. } => {
+            occupant(nick, bare_jid, role)?;
             t.raw_set("is_last_session", *is_last_session)?;
         }
-        Question::Groupchat { room, nick } => {
-            t.raw_set("room", room.as_str())?;
-            t.raw_set("nick", nick.as_str())?;
-        }
-        Question::PreInvite { room, invitee } => {
-            t.raw_set("room", room.as_str())?;
-            t.raw_set("invitee", invitee.as_str())?;
-        }
-        Question::PrivateMessage { room, from, to } => {
-            t.raw_set("room", room.as_str())?;
+        Question::Groupchat { nick, .. } => t.raw_set("nick", nick.as_str())?,
+        Question::PreInvite { invitee, .. } => t.raw_set("invitee", invitee.as_str())?,
+        Question::PrivateMessage { from, to, .. } => {
             t.raw_set("nick", from.as_str())?;
             t.raw_set("to", to.as_str())?;
         }
