@@ -94,7 +94,7 @@ local host = muc_rs.new_host(module.host, opts, {
 	stanza_mt = st.stanza_mt;
 	top_tag = render.top_tag;
 	event = function (...) return events.event(...); end;
-	listens = function (name) return events.listens(name); end;
+	listens = function (...) return events.listens(...); end;
 	avatar_hash = function (jid) return avatar_hash and avatar_hash(jid); end;
 });
 

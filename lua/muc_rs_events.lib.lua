@@ -23,9 +23,14 @@ return function (host, rooms)
 		module:hook(name, handler, priority);
 	end
 
-	local function listens(name)
-		local handlers = events.get_handlers(name);
-		return handlers ~= nil and #handlers > (own[name] or 0);
+	-- Whether a module handles one of these events (asked once per extension point).
+	local function listens(...)
+		for i = 1, select("#", ...) do
+			local name = select(i, ...);
+			local handlers = events.get_handlers(name);
+			if handlers ~= nil and #handlers > (own[name] or 0) then return true; end
+		end
+		return false;
 	end
 
 	-- Stock's history step (history.lib.lua): ask whether the message is worth keeping,

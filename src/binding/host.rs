@@ -14,7 +14,7 @@ use crate::xml::{error_reply, ElementExt, StanzaError, NS_CLIENT};
 use jid::{BareJid, Jid};
 use minidom::Element;
 use mlua::{Function, Lua, MultiValue, Result as LuaResult, Table, UserData, UserDataMethods, Value};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Stanzas carrying `<panic xmlns=TEST_NS/>` make the binding panic, when the host was
@@ -33,7 +33,7 @@ pub struct LuaHost {
     top_tag: Option<Function>,
     /// Fires the modules' events for what the core left to them (see `events`).
     pub(super) event: Option<Function>,
-    /// `listens(name)`: whether any module handles the events of an extension point.
+    /// `listens(name, …)`: whether any module handles one of an extension point's events.
     listens: Option<Function>,
     /// `avatar_hash(room_jid)`: the hash of the avatar in the room's vCard, if any.
     avatar_hash: Option<Function>,
@@ -82,7 +82,8 @@ impl LuaHost {
         LuaEnv {
             lua,
             listens: self.listens.as_ref(),
-            listening: Default::default(),
+            listens_known: Cell::new(0),
+            listens_yes: Cell::new(0),
             answers: None,
             avatar_hash: self.avatar_hash.as_ref(),
             is_admin: self.is_admin.as_ref(),
@@ -355,8 +356,10 @@ impl UserData for LuaHost {
 pub(super) struct LuaEnv<'a> {
     lua: &'a Lua,
     listens: Option<&'a Function>,
-    /// Answers of `listens` during this call, by hook.
-    listening: RefCell<std::collections::HashMap<Hook, bool>>,
+    /// Answers of `listens` during this call: bit `hook as u32` set once asked, and if yes
+    /// (every hook has its bit: see the assertion below).
+    listens_known: Cell<u32>,
+    listens_yes: Cell<u32>,
     /// The modules' answers to the questions asked about this stanza, by hook.
     answers: Option<Table>,
     avatar_hash: Option<&'a Function>,
@@ -368,6 +371,8 @@ pub(super) struct LuaEnv<'a> {
     errors: RefCell<Vec<String>>,
 }
 
+const _: () = assert!((Hook::Config as u32) < 32, "a hook beyond the listens bitmask");
+
 impl Env for LuaEnv<'_> {
     fn now(&self) -> i64 {
         SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
@@ -375,17 +380,25 @@ impl Env for LuaEnv<'_> {
 
     fn listens(&self, hook: Hook) -> bool {
         let Some(listens) = self.listens else { return false };
-        if let Some(known) = self.listening.borrow().get(&hook) {
-            return *known;
+        let bit = 1u32 << (hook as u32);
+        if self.listens_known.get() & bit != 0 {
+            return self.listens_yes.get() & bit != 0;
         }
-        let answer = hook.event_names().iter().any(|name| match listens.call::<Value>(*name) {
+        // One call for all of the point's events.
+        let names = mlua::Variadic::from_iter(hook.event_names().iter().copied());
+        let answer = match listens.call::<Value>(names) {
             Ok(v) => !matches!(v, Value::Nil | Value::Boolean(false)),
             Err(e) => {
-                self.errors.borrow_mut().push(format!("listens callback failed for {name}: {}", summary(&e)));
+                self.errors
+                    .borrow_mut()
+                    .push(format!("listens callback failed for {hook:?}: {}", summary(&e)));
                 false
             }
-        });
-        self.listening.borrow_mut().insert(hook, answer);
+        };
+        self.listens_known.set(self.listens_known.get() | bit);
+        if answer {
+            self.listens_yes.set(self.listens_yes.get() | bit);
+        }
         answer
     }
 
