@@ -23,12 +23,19 @@ return function (host, rooms)
 		module:hook(name, handler, priority);
 	end
 
+	-- Item lists modules add to (module:add_item) that stock's MUC reads.
+	local item_lists = { ["muc-registration-field"] = true };
+
 	-- Whether a module handles one of these events (asked once per extension point).
 	local function listens(...)
 		for i = 1, select("#", ...) do
 			local name = select(i, ...);
-			local handlers = events.get_handlers(name);
-			if handlers ~= nil and #handlers > (own[name] or 0) then return true; end
+			if item_lists[name] then
+				if #module:get_host_items(name) > 0 then return true; end
+			else
+				local handlers = events.get_handlers(name);
+				if handlers ~= nil and #handlers > (own[name] or 0) then return true; end
+			end
 		end
 		return false;
 	end
@@ -65,6 +72,7 @@ return function (host, rooms)
 	end
 
 	local fire = {};
+	local jid_resource = require "util.jid".resource;
 
 	function fire.broadcast_message(room_jid, stanza, historic)
 		local event = { room = rooms.get(room_jid), stanza = stanza, muc_rs_historic = historic };
@@ -206,12 +214,66 @@ return function (host, rooms)
 		});
 	end
 
-	function fire.invite(room_jid, invite)
+	-- An invitation or a decline the room passes on: nil if a handler sent it.
+	local function pass_on(event_name, room_jid, stanza)
 		local handling = current();
 		local event = stanza_fields { room = rooms.get(room_jid) };
-		event.stanza, event.incoming = invite, handling and handling.stanza;
-		if module:fire_event("muc-invite", event) then return nil; end
+		event.stanza, event.incoming = stanza, handling and handling.stanza;
+		if module:fire_event(event_name, event) then return nil; end
 		return event.stanza;
+	end
+	function fire.invite(room_jid, invite) return pass_on("muc-invite", room_jid, invite); end
+	function fire.decline(room_jid, decline) return pass_on("muc-decline", room_jid, decline); end
+
+	-- The occupant an event names: the room's, or as it was when it left.
+	local function occupant_named(room, nick, bare_jid, role)
+		local occupant = room:get_occupant_by_nick(nick);
+		if occupant and occupant.bare_jid == bare_jid then return occupant; end
+		occupant = rooms.new_occupant(room, bare_jid, nick);
+		occupant.role = role;
+		return occupant;
+	end
+
+	-- An occupant's presence before it goes out: the handlers change the presence and the
+	-- <x/> template in place, and the nick, actor and reason the items name.
+	function fire.occupant_presence(room_jid, stanza, x, occupant_nick, bare_jid, role, nick, actor, reason,
+			broadcast, sessions)
+		local room = rooms.get(room_jid);
+		local occupant = occupant_named(room, occupant_nick, bare_jid, role);
+		local event = {
+			room = room; stanza = stanza; x = x; occupant = occupant;
+			nick = nick; actor = actor; reason = reason;
+		};
+		module:fire_event("muc-build-occupant-presence", event);
+		if broadcast then module:fire_event("muc-broadcast-presence", event); end
+		for _, presence in ipairs(sessions) do
+			module:fire_event("muc-build-occupant-presence", { room = room; occupant = occupant; stanza = presence });
+		end
+		return event.nick, event.actor, event.reason;
+	end
+
+	function fire.build_presence(room_jid, stanza, nick, bare_jid, is_occupant)
+		local room = rooms.get(room_jid);
+		local event = { room = room; stanza = stanza };
+		if is_occupant then
+			event.occupant = occupant_named(room, nick, bare_jid, nil);
+		else -- an absent registered user, named by the nick only
+			event.bare_jid, event.nick = bare_jid, jid_resource(nick);
+		end
+		module:fire_event("muc-build-occupant-presence", event);
+	end
+
+	-- The registration form with the fields modules add (muc-registration-field items),
+	-- showing what is kept for the user in a "result".
+	function fire.registration_form(room_jid, user, reply, core_fields, form_type)
+		return with_form(reply, core_fields, form_type, function (form, formdata)
+			for _, field in ipairs(module:get_host_items("muc-registration-field")) do
+				form[#form + 1] = field;
+			end
+			if form_type == "result" then
+				for k, v in pairs(rooms.get(room_jid):get_affiliation_data(user) or {}) do formdata[k] = v; end
+			end
+		end);
 	end
 
 	function fire.room_created(room_jid)
@@ -286,6 +348,26 @@ return function (host, rooms)
 	function ask.pre_invite(_, payload)
 		if module:fire_event("muc-pre-invite", payload) then return false; end
 		return {};
+	end
+
+	function ask.pre_decline(_, payload)
+		if module:fire_event("muc-pre-decline", payload) then return false; end
+		return {};
+	end
+
+	-- The submitted registration, read with the modules' fields; what the handlers leave
+	-- in affiliation_data is kept with the affiliation.
+	function ask.registration_submitted(question, payload)
+		local fields = module:get_host_items("muc-registration-field");
+		local query = payload.stanza.tags[1];
+		local form = query and query:get_child("x", "jabber:x:data");
+		local submitted = form and dataforms.new(fields):data(form) or {};
+		submitted.FORM_TYPE = "http://jabber.org/protocol/muc#register";
+		submitted["muc#register_roomnick"] = question.nick;
+		payload.submitted_data = submitted;
+		payload.affiliation_data = { reserved_nickname = question.nick };
+		module:fire_event("muc-registration-submitted", payload);
+		return payload.affiliation_data;
 	end
 
 	local function answer(question, handling)

@@ -87,6 +87,9 @@ pub struct HostConfig {
     pub max_affiliations: usize,
     pub allow_unaffiliated_register: bool,
     pub enforce_registered_nickname: bool,
+    /// A registered user's registration request shows what is kept, as a form
+    /// (`muc_registration_include_form`).
+    pub registration_include_form: bool,
     /// XEP-0421 occupant ids on presences and messages (`muc_occupant_id`).
     pub occupant_id: bool,
     /// XEP-0317 hats on occupants' presences (Prosody 13's MUC has them, 0.12's not).
@@ -126,6 +129,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec { name: "muc_max_affiliations", kind: OptionKind::Integer },
     OptionSpec { name: "allow_unaffiliated_register", kind: OptionKind::Boolean },
     OptionSpec { name: "enforce_registered_nickname", kind: OptionKind::Boolean },
+    OptionSpec { name: "muc_registration_include_form", kind: OptionKind::Boolean },
     OptionSpec { name: "muc_occupant_id", kind: OptionKind::Boolean },
     OptionSpec { name: "muc_hats_compat", kind: OptionKind::Boolean },
     OptionSpec { name: "muc_vcard", kind: OptionKind::Boolean },
@@ -163,6 +167,7 @@ impl HostConfig {
             max_affiliations: 20_000,
             allow_unaffiliated_register: false,
             enforce_registered_nickname: false,
+            registration_include_form: false,
             occupant_id: true,
             hats: server_version.0 >= 13,
             hats_compat: false,
@@ -217,6 +222,7 @@ impl HostConfig {
             ("muc_max_affiliations", Int(n)) if *n >= 1 => self.max_affiliations = *n as usize,
             ("allow_unaffiliated_register", Bool(b)) => self.allow_unaffiliated_register = *b,
             ("enforce_registered_nickname", Bool(b)) => self.enforce_registered_nickname = *b,
+            ("muc_registration_include_form", Bool(b)) => self.registration_include_form = *b,
             ("muc_occupant_id", Bool(b)) => self.occupant_id = *b,
             ("muc_hats_compat", Bool(b)) => self.hats_compat = *b,
             ("muc_vcard", Bool(b)) => self.room_vcards = *b && self.server_version.0 >= 13,

@@ -22,6 +22,8 @@
 
 use crate::affiliation::{Affiliation, Role};
 use crate::dataform::Form;
+use crate::persist::Table;
+use crate::room::occupant_presence::OccupantPresence;
 use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 
@@ -55,6 +57,15 @@ pub enum Hook {
     /// `muc-pre-invite`, `muc-invite`: modules may refuse a mediated invitation, change it,
     /// or send it themselves.
     Invite,
+    /// `muc-build-occupant-presence`, `muc-broadcast-presence`: modules may change an
+    /// occupant's presence before it goes out.
+    OccupantPresence,
+    /// `muc-pre-decline`, `muc-decline`: modules may refuse a declined invitation, change
+    /// it, or send it themselves.
+    Decline,
+    /// `muc-registration-submitted` and the `muc-registration-field` items: modules add
+    /// fields to the registration form and keep what is submitted in the affiliation data.
+    Registration,
     /// `muc-config-form`, `muc-config-submitted` (and `muc-config-submitted/<field>` for
     /// the fields modules add).
     Config,
@@ -82,6 +93,9 @@ impl Hook {
             Hook::PrivateMessage => &["muc-private-message"],
             Hook::AffiliationChanged => &["muc-set-affiliation"],
             Hook::Invite => &["muc-pre-invite", "muc-invite"],
+            Hook::OccupantPresence => &["muc-build-occupant-presence", "muc-broadcast-presence"],
+            Hook::Decline => &["muc-pre-decline", "muc-decline"],
+            Hook::Registration => &["muc-registration-submitted", "muc-registration-field"],
         }
     }
 }
@@ -137,6 +151,35 @@ pub enum Event {
     },
     /// The invitation the room sends to `to` (the host delivers it unless a handler did).
     Invite { room: BareJid, stanza: Element, to: Jid },
+    /// An occupant's presence, planned: the host fires `muc-build-occupant-presence` on its
+    /// base presence (and on each of the occupant's own session presences), then, for a
+    /// broadcast, `muc-broadcast-presence`; the core builds the deliveries from what the
+    /// handlers left ([`crate::MucHost::occupant_presence`]).
+    OccupantPresence { room: BareJid, presence: Box<OccupantPresence<'static>> },
+    /// One presence of the occupant list a session gets (or of an absent registered user,
+    /// `is_occupant` false): the host fires `muc-build-occupant-presence` and sends it to `to`.
+    BuildPresence {
+        room: BareJid,
+        nick: FullJid,
+        bare_jid: BareJid,
+        is_occupant: bool,
+        stanza: Element,
+        to: FullJid,
+    },
+    /// A declined invitation the room passes on to `to` (the host delivers it unless a
+    /// handler did).
+    Decline { room: BareJid, stanza: Element, to: Vec<Jid> },
+    /// The registration form for `user` (`form_type` "form", or "result" with what is kept):
+    /// the host adds the modules' fields, rendered, to the query of `reply`, and sends it to
+    /// `to`.
+    RegistrationForm {
+        room: BareJid,
+        user: BareJid,
+        reply: Element,
+        form: Form,
+        form_type: &'static str,
+        to: Jid,
+    },
     /// A room was made (by a join, or by the host's API).
     RoomCreated { room: BareJid },
     /// A room was destroyed, by its owner or because its last occupant left.
@@ -171,6 +214,11 @@ pub enum Question {
     PreInvite { room: BareJid, invitee: Jid },
     /// The occupant `from` sends a private message to the occupant `to`.
     PrivateMessage { room: BareJid, from: FullJid, to: FullJid },
+    /// `declinee` is told that an invitation was declined.
+    PreDecline { room: BareJid, declinee: Jid },
+    /// `user` registers `nick`; the modules may add to the affiliation data it is kept in
+    /// (the answer's `data`).
+    RegistrationSubmitted { room: BareJid, user: BareJid, nick: String },
 }
 
 impl Question {
@@ -182,7 +230,9 @@ impl Question {
             | Question::PreLeave { room, .. }
             | Question::Groupchat { room, .. }
             | Question::PreInvite { room, .. }
-            | Question::PrivateMessage { room, .. } => room,
+            | Question::PrivateMessage { room, .. }
+            | Question::PreDecline { room, .. }
+            | Question::RegistrationSubmitted { room, .. } => room,
         }
     }
 
@@ -195,15 +245,19 @@ impl Question {
             Question::Groupchat { .. } => Hook::OccupantGroupchat,
             Question::PrivateMessage { .. } => Hook::PrivateMessage,
             Question::PreInvite { .. } => Hook::Invite,
+            Question::PreDecline { .. } => Hook::Decline,
+            Question::RegistrationSubmitted { .. } => Hook::Registration,
         }
     }
 }
 
 /// The modules' verdict on a [`Question`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Answer {
     /// A handler refused the step (and answered the sender itself).
     Refused,
     /// Go on; a joining occupant's nick (the resource) or role, if a handler changed them.
     Allowed { nick: Option<String>, role: Option<Option<Role>> },
+    /// Go on, keeping this with a registration (the affiliation data the handlers left).
+    Registered { data: Table },
 }

@@ -15,13 +15,19 @@
 //! | `occupant_left` | nick, bare JID | — |
 //! | `affiliation_changed` | actor, JID, affiliation, previous, reason, in room | — |
 //! | `invite` | the invitation | the invitation to send, or nil if a handler sent it |
+//! | `decline` | the declined invitation | the same, or nil if a handler sent it |
+//! | `occupant_presence` | stanza, x, occupant's nick, bare JID, role, nick, actor, reason, broadcast, `{ session presence, … }` | nick, actor, reason |
+//! | `build_presence` | stanza, occupant's nick, bare JID, is an occupant | — |
+//! | `registration_form` | user, reply (form last), the form's fields, form type | the reply to send |
 //! | `room_created`, `room_destroyed`, `room_evicted` | — | — |
 
+use super::convert;
 use super::host::{summary, LuaHost};
 use crate::affiliation::Role;
 use crate::dataform::Form;
 use crate::hooks::{Answer, Event, Hook, Question};
 use crate::outcome::Outcome;
+use crate::room::occupant_presence::{OccupantPresence, OwnPresences};
 use jid::{BareJid, FullJid};
 use minidom::Element;
 use mlua::{Lua, Result as LuaResult, Table, Value};
@@ -133,9 +139,97 @@ impl LuaHost {
                     self.send_table(&stanza, [to.as_str()])?;
                 }
             }
+            Event::Decline { room, stanza, to } => {
+                let table = self.build_plain(lua, stanza)?;
+                let answer: Value = callback.call(("decline", room.as_str(), &table))?;
+                if let Value::Table(stanza) = answer {
+                    self.send_table(&stanza, to.iter().map(|j| j.as_str()))?;
+                }
+            }
+            Event::OccupantPresence { room, presence } => {
+                self.occupant_presence(lua, callback, room, presence)?
+            }
+            Event::BuildPresence { room, nick, bare_jid, is_occupant, stanza, to } => {
+                let table = self.build_plain(lua, stanza)?;
+                let args = (room.as_str(), &table, nick.as_str(), bare_jid.as_str(), *is_occupant);
+                callback.call::<()>(("build_presence", args.0, args.1, args.2, args.3, args.4))?;
+                self.send_table(&table, [to.as_str()])?;
+            }
+            Event::RegistrationForm { room, user, reply, form, form_type, to } => {
+                let reply = self.form_reply(lua, reply, crate::xml::NS_REGISTER, form, form_type)?;
+                let fields = form_fields(lua, form)?;
+                let args = (room.as_str(), user.as_str(), reply, fields, *form_type);
+                let answer: Value =
+                    callback.call(("registration_form", args.0, args.1, args.2, args.3, args.4))?;
+                if let Value::Table(reply) = answer {
+                    self.send_table(&reply, [to.as_str()])?;
+                }
+            }
             Event::RoomCreated { room } => callback.call::<()>(("room_created", room.as_str()))?,
             Event::RoomDestroyed { room } => callback.call::<()>(("room_destroyed", room.as_str()))?,
             Event::RoomEvicted { room } => callback.call::<()>(("room_evicted", room.as_str()))?,
+        }
+        Ok(())
+    }
+
+    /// Fires the presence events on a planned occupant presence, and sends what the core
+    /// builds from what the handlers left (a table a handler broke is logged, and the
+    /// presence goes out as planned).
+    fn occupant_presence(
+        &self,
+        lua: &Lua,
+        callback: &mlua::Function,
+        room: &BareJid,
+        plan: &OccupantPresence<'static>,
+    ) -> LuaResult<()> {
+        let stanza = self.build_plain(lua, &plan.stanza)?;
+        let x = self.build_plain(lua, &plan.x)?;
+        let sessions = lua.create_table()?;
+        if let OwnPresences::Sessions(list) = &plan.own {
+            for (_, presence) in list {
+                sessions.raw_push(self.build_plain(lua, presence)?)?;
+            }
+        }
+        let occupant = &plan.occupant;
+        let role = occupant.role.map(|r| r.as_str());
+        let (nick, actor, reason) =
+            (plan.nick.as_deref(), plan.actor.as_ref().map(|a| a.as_str()), plan.reason.as_deref());
+        let args = (room.as_str(), &stanza, &x, occupant.nick.as_str(), occupant.bare_jid.as_str(), role);
+        let more = (nick, actor, reason, plan.broadcast, &sessions);
+        let (nick, actor, reason): (Option<String>, Option<String>, Option<String>) = callback.call((
+            "occupant_presence",
+            args.0,
+            args.1,
+            args.2,
+            args.3,
+            args.4,
+            args.5,
+            more.0,
+            more.1,
+            more.2,
+            more.3,
+            more.4,
+        ))?;
+        let mut plan = plan.clone();
+        let read = |table: &Table, element: &mut Element| match convert::element_from_table(&self.keys, table)
+        {
+            Ok(changed) => *element = changed,
+            Err(why) => self.log("error", &format!("a module broke an occupant's presence: {why}")),
+        };
+        read(&stanza, &mut plan.stanza);
+        read(&x, &mut plan.x);
+        if let OwnPresences::Sessions(list) = &mut plan.own {
+            for (i, (_, presence)) in list.iter_mut().enumerate() {
+                read(&sessions.raw_get::<Table>(i + 1)?, presence);
+            }
+        }
+        let actor_changed = actor.as_deref() != plan.actor.as_ref().map(|a| a.as_str());
+        plan.nick = nick;
+        plan.actor = actor.and_then(|a| a.parse().ok());
+        plan.reason = reason;
+        let outcome = self.host_mut()?.occupant_presence(room, plan, actor_changed);
+        for delivery in &outcome.deliveries {
+            self.deliver(lua, delivery)?;
         }
         Ok(())
     }
@@ -196,6 +290,8 @@ pub fn hook_key(hook: Hook) -> &'static str {
         Hook::OccupantGroupchat => "groupchat",
         Hook::PrivateMessage => "private_message",
         Hook::Invite => "pre_invite",
+        Hook::Decline => "pre_decline",
+        Hook::Registration => "registration_submitted",
         _ => "",
     }
 }
@@ -236,15 +332,24 @@ pub fn question_table(lua: &Lua, question: &Question) -> LuaResult<Table> {
             t.raw_set("nick", from.as_str())?;
             t.raw_set("to", to.as_str())?;
         }
+        Question::PreDecline { declinee, .. } => t.raw_set("declinee", declinee.as_str())?,
+        Question::RegistrationSubmitted { user, nick, .. } => {
+            t.raw_set("user", user.as_str())?;
+            t.raw_set("nick", nick.as_str())?;
+        }
     }
     Ok(t)
 }
 
-/// An answer from the shim: false for refused; a table `{ nick = resource?, role = role?,
-/// role_changed = bool }` to go on.
-pub fn answer_from_lua(value: &Value) -> Option<Answer> {
+/// An answer from the shim: false for refused; a table to go on: `{ nick = resource?,
+/// role = role?, role_changed = bool }`, or for a registration the affiliation data to keep.
+pub fn answer_from_lua(hook: Hook, value: &Value) -> Option<Answer> {
     match value {
         Value::Boolean(false) => Some(Answer::Refused),
+        Value::Table(_) if hook == Hook::Registration => match super::storage::data_from_lua(value, 0) {
+            Some(crate::persist::Data::Table(data)) => Some(Answer::Registered { data }),
+            _ => Some(Answer::Allowed { nick: None, role: None }),
+        },
         Value::Table(t) => {
             let nick = t.raw_get::<Option<String>>("nick").ok().flatten();
             let role = match t.raw_get::<bool>("role_changed").unwrap_or(false) {

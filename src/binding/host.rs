@@ -417,7 +417,7 @@ impl Env for LuaEnv<'_> {
 
     fn answer(&self, hook: Hook) -> Option<Answer> {
         let value = self.answers.as_ref()?.raw_get::<Value>(super::events::hook_key(hook)).ok()?;
-        super::events::answer_from_lua(&value)
+        super::events::answer_from_lua(hook, &value)
     }
 
     fn is_service_admin(&self, jid: &BareJid) -> bool {

@@ -6,6 +6,7 @@ use super::{report_departures, MucHost};
 use crate::env::{Env, StoredRoom};
 use crate::hooks::{Event, Hook};
 use crate::outcome::Outcome;
+use crate::room::occupant_presence::OccupantPresence;
 use crate::room::settings::RoomSettings;
 use crate::room::{Ctx, Room};
 use jid::BareJid;
@@ -136,6 +137,23 @@ impl MucHost {
     /// The host stored a new vCard for the room: it announces its avatar.
     pub fn avatar_updated(&mut self, jid: &BareJid, env: &dyn Env) -> Option<Outcome> {
         self.with_room(jid, env, |room, ctx| room.announce_avatar(ctx)).map(|((), out)| out)
+    }
+
+    /// An occupant's presence as the modules left it (`muc-build-occupant-presence`,
+    /// `muc-broadcast-presence`): its deliveries. An actor they named instead is shown by
+    /// its nick in the room.
+    pub fn occupant_presence(
+        &self,
+        jid: &BareJid,
+        mut presence: OccupantPresence,
+        actor_changed: bool,
+    ) -> Outcome {
+        if actor_changed {
+            presence.actor_nick = self.room(jid).and_then(|room| room.actor_nick(presence.actor.as_ref()));
+        }
+        let mut out = Outcome::default();
+        presence.send(&mut out);
+        out
     }
 
     /// The room's own `muc-add-history` step: keeps `stanza` as its handlers left it.

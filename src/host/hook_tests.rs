@@ -278,3 +278,111 @@ fn a_creator_refused_by_a_module_leaves_the_room_empty_as_stock() {
     assert!(room.occupants().next().is_none());
     assert_eq!(host.live_room_jids(), vec![room_jid()]);
 }
+
+fn kick(nick: &str, reason: &str) -> Element {
+    format!(
+        "<iq xmlns='jabber:client' from='{ROMEO}' to='{ROOM}' type='set' id='k'><query xmlns='http://jabber.org/protocol/muc#admin'>\
+         <item nick='{nick}' role='none'><reason>{reason}</reason></item></query></iq>"
+    )
+    .parse()
+    .unwrap()
+}
+
+fn join(from: &str, nick: &str) -> Element {
+    format!("<presence xmlns='jabber:client' from='{from}' to='{ROOM}/{nick}'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn presences_are_planned_for_the_host_and_built_from_what_its_modules_changed() {
+    use crate::room::occupant_presence::OwnPresences;
+    let env = env(&[Hook::OccupantPresence]);
+    let mut host = host_with_room(&env);
+    let out = host.handle(join("juliet@localhost/j1", "juliet"), &env);
+    // The occupant list (Romeo) and Juliet's own presence, all left to the host.
+    assert!(out.deliveries.iter().all(|d| d.stanza.name() != "presence"));
+    assert!(out
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, Event::BuildPresence { nick, .. } if nick.resource().as_str() == "romeo")));
+
+    let out = host.handle(kick("juliet", "spam"), &env);
+    let Some((_, Event::OccupantPresence { presence, .. })) =
+        out.events.iter().find(|(_, e)| matches!(e, Event::OccupantPresence { .. }))
+    else {
+        panic!("the kick's presence is left to the host: {:?}", out.events)
+    };
+    assert!(presence.broadcast);
+    assert_eq!(presence.actor.as_ref().map(|a| a.as_str()), Some(ROMEO));
+    assert!(matches!(presence.own, OwnPresences::Base(_)), "the kicked occupant gets the base presence");
+
+    // A module removed the actor, changed the reason and added to the template.
+    let mut plan = (**presence).clone();
+    plan.actor = None;
+    plan.reason = Some("Moderated: spam".into());
+    plan.x.append_child(crate::xml::el("mark", "urn:test"));
+    let built = host.occupant_presence(&room_jid(), plan, true);
+    assert_eq!(built.deliveries.len(), 2, "Romeo and Juliet");
+    for delivery in &built.deliveries {
+        let x = delivery.stanza.get_child("x", crate::xml::NS_MUC_USER).unwrap();
+        let item = x.get_child("item", crate::xml::NS_MUC_USER).unwrap();
+        assert!(item.get_child("actor", crate::xml::NS_MUC_USER).is_none());
+        assert_eq!(
+            crate::xml::child_text(item, "reason", crate::xml::NS_MUC_USER).as_deref(),
+            Some("Moderated: spam")
+        );
+        assert!(x.has_child("mark", "urn:test"), "one template: everyone's x has what was added");
+    }
+}
+
+#[test]
+fn nobody_listening_presences_go_out_as_before() {
+    let env = env(&[]);
+    let mut host = host_with_room(&env);
+    let out = host.handle(join("juliet@localhost/j1", "juliet"), &env);
+    assert!(out.events.is_empty());
+    let out = host.handle(kick("juliet", "spam"), &env);
+    let actors = out
+        .deliveries
+        .iter()
+        .filter_map(|d| {
+            d.stanza.get_child("x", crate::xml::NS_MUC_USER)?.get_child("item", crate::xml::NS_MUC_USER)
+        })
+        .filter(|item| item.has_child("actor", crate::xml::NS_MUC_USER))
+        .count();
+    assert_eq!(actors, 2, "both the kicked and the kicker see who kicked");
+}
+
+#[test]
+fn a_registration_keeps_what_the_modules_add() {
+    let register = |nick: &str| -> Element {
+        format!(
+            "<iq xmlns='jabber:client' from='{ROMEO}' to='{ROOM}' type='set' id='r'><query xmlns='jabber:iq:register'>\
+             <x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#register</value></field>\
+             <field var='muc#register_roomnick'><value>{nick}</value></field></x></query></iq>"
+        )
+        .parse()
+        .unwrap()
+    };
+    let mut env = env(&[Hook::Registration]);
+    let mut host = host_with_room(&env);
+    let out = host.handle(register("Romeo"), &env);
+    assert!(matches!(out.ask, Some(Question::RegistrationSubmitted { ref nick, .. }) if nick == "Romeo"));
+    let romeo: BareJid = "romeo@localhost".parse().unwrap();
+    assert!(
+        host.room(&room_jid()).unwrap().registered_nick(&romeo).is_none(),
+        "nothing kept before the answer"
+    );
+
+    let mut data = crate::persist::Table::new();
+    data.insert("reserved_nickname".into(), crate::persist::Data::Str("Romeo".into()));
+    data.insert("motto".into(), crate::persist::Data::Str("Wherefore".into()));
+    env.answers.push((Hook::Registration, Answer::Registered { data }));
+    let out = host.handle(register("Romeo"), &env);
+    assert!(out.ask.is_none());
+    let room = host.room(&room_jid()).unwrap();
+    assert_eq!(room.registered_nick(&romeo), Some("Romeo"));
+    let kept = room.affiliation_data(&romeo).unwrap();
+    assert_eq!(kept.extra.get(&"motto".into()).and_then(crate::persist::Data::str), Some("Wherefore"));
+}

@@ -78,7 +78,8 @@ impl Room {
             );
         }
         if ctx.env.listens(Hook::Invite) {
-            return ctx.out.fire(Event::Invite { room: self.jid.clone(), stanza: invite, to: invitee });
+            let stanza = invite.with("to", invitee.as_str());
+            return ctx.out.fire(Event::Invite { room: self.jid.clone(), stanza, to: invitee });
         }
         ctx.send(invite, invitee);
     }
@@ -88,6 +89,10 @@ impl Room {
         let Some(declinee) = payload.attr("to").and_then(|t| t.parse::<Jid>().ok()) else {
             return ctx.error(stanza, StanzaError::jid_malformed().with_kind_cancel(), None);
         };
+        let question = || Question::PreDecline { room: self.jid.clone(), declinee: declinee.clone() };
+        if ctx.consult(Hook::Decline, question).is_none() {
+            return; // refused by a module (which answered), or asked first
+        }
         let reason = child_text(payload, "reason", NS_MUC_USER).unwrap_or_default();
         let mut decline = filter_muc_payloads(stanza).with("from", self.jid.as_str());
         decline.unset("to");
@@ -103,16 +108,19 @@ impl Room {
             let body = format!("{from} declined your invite to the room {}{why}", self.jid);
             decline.append_child(el("body", NS_CLIENT).text(body));
         }
+        // To an occupant of this room: to each of its sessions.
         let occupant = (declinee.to_bare() == self.jid)
             .then(|| declinee.resource().and_then(|nick| self.occupant_by_nick(nick.as_str())))
             .flatten();
-        match occupant {
-            Some(o) => {
-                let sessions = o.session_jids().cloned().map(Jid::from).collect();
-                ctx.out.send_many(decline, sessions);
-            }
-            None => ctx.send(decline, declinee),
+        let to = match occupant {
+            Some(o) => o.session_jids().cloned().map(Jid::from).collect(),
+            None => vec![declinee.clone()],
+        };
+        if ctx.env.listens(Hook::Decline) {
+            let stanza = decline.with("to", declinee.as_str());
+            return ctx.out.fire(Event::Decline { room: self.jid.clone(), stanza, to });
         }
+        ctx.out.send_many(decline, to);
     }
 
     /// A muc#request form: from a visitor, a request for voice sent on to the moderators;

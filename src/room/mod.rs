@@ -12,6 +12,7 @@ pub mod hats;
 pub mod invite;
 pub mod iq;
 pub mod message;
+pub mod occupant_presence;
 pub mod occupants;
 pub mod owner;
 pub mod presence;
@@ -348,157 +349,22 @@ impl Room {
         !self.occupant_by_real_jid(jid).is_some_and(|o| self.can_see_real_jids(o.role))
     }
 
-    /// `<item/>` elements describing `occupant`: one per session when real JIDs are shown.
-    #[allow(clippy::too_many_arguments)]
-    fn item_list(
-        &self,
-        ctx: &Ctx,
-        occupant: &Occupant,
-        anonymous: bool,
-        nick: Option<&str>,
-        actor_nick: Option<&str>,
-        actor_jid: Option<&str>,
-        reason: Option<&str>,
-    ) -> Vec<Element> {
-        let affiliation = self.affiliation(ctx, &occupant.bare_jid);
-        let role = occupant.role_or_none();
-        let item = |jid: Option<&str>| {
-            item_element(affiliation, Some(role), jid, nick, actor_nick, actor_jid, reason)
-        };
-        if anonymous {
-            vec![item(None)]
-        } else {
-            occupant.session_jids().map(|j| item(Some(j.as_str()))).collect()
-        }
-    }
-
-    /// `<x xmlns='…muc#user'/>` with just the items describing `occupant`.
+    /// `<x xmlns='…muc#user'/>` with just the items describing `occupant`: one per session
+    /// when real JIDs are shown.
     fn items_x(&self, ctx: &Ctx, occupant: &Occupant, anonymous: bool) -> Element {
+        let affiliation = self.affiliation(ctx, &occupant.bare_jid);
+        let item = |jid: Option<&str>| {
+            item_element(affiliation, Some(occupant.role_or_none()), jid, None, None, None, None)
+        };
         let mut x = muc_user_x(&[]);
-        for item in self.item_list(ctx, occupant, anonymous, None, None, None, None) {
-            x.append_child(item);
+        if anonymous {
+            x.append_child(item(None));
+        } else {
+            for jid in occupant.session_jids() {
+                x.append_child(item(Some(jid.as_str())));
+            }
         }
         x
-    }
-
-    /// Sends `occupant`'s presence to the room: the occupant's own sessions get theirs
-    /// with status 110; others get it with or without real JIDs, as whois allows.
-    #[allow(clippy::too_many_arguments)]
-    pub fn publicise(
-        &self,
-        ctx: &mut Ctx,
-        occupant: &Occupant,
-        x: &PresenceX,
-        nick: Option<&str>,
-        actor: Option<&Jid>,
-        reason: Option<&str>,
-        prev_role: Option<Role>,
-        force_unavailable: bool,
-    ) {
-        let mut base = self.base_presence(occupant, force_unavailable);
-        self.add_hats(ctx, &mut base, &occupant.bare_jid);
-        self.stamp_occupant_id(ctx, &mut base, &occupant.bare_jid);
-        let actor_nick =
-            actor.and_then(|a| a.try_as_full().ok()).and_then(|a| self.nick_of(a)).map(str::to_owned);
-        let actor_nick = actor_nick.as_deref();
-        let build = |ctx: &Ctx, template: &Element, anonymous: bool, actor_jid: Option<&str>| {
-            let mut x = template.clone();
-            for item in self.item_list(ctx, occupant, anonymous, nick, actor_nick, actor_jid, reason) {
-                x.append_child(item);
-            }
-            x
-        };
-        let own_template = x.own.as_ref().unwrap_or(&x.base);
-        let mut self_x = build(ctx, own_template, false, None);
-
-        // Everyone else: real JIDs for those who may see them, the occupant's other
-        // nicknames see their own JIDs, the rest see none.
-        let (mut full_to, mut own_to, mut anon_to) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut full_gone, mut own_gone, mut anon_gone) = (Vec::new(), Vec::new(), Vec::new());
-        let broadcast = self.settings.broadcasts(occupant.role_or_none()) || force_unavailable;
-        let was_broadcast = prev_role.is_some_and(|r| self.settings.broadcasts(r));
-        for other in self.occupants.iter() {
-            if other.nick == occupant.nick || !(broadcast || was_broadcast) {
-                continue;
-            }
-            let (to, gone) = if self.can_see_real_jids(other.role) {
-                (&mut full_to, &mut full_gone)
-            } else if other.bare_jid == occupant.bare_jid {
-                (&mut own_to, &mut own_gone)
-            } else {
-                (&mut anon_to, &mut anon_gone)
-            };
-            let list = if broadcast { to } else { gone };
-            list.extend(other.session_jids().cloned().map(Jid::from));
-        }
-        let actor_str = actor.map(|a| a.as_str().to_owned());
-        for (recipients, kind, unavailable) in [
-            (full_to, 0, false),
-            (full_gone, 0, true),
-            (own_to, 1, false),
-            (own_gone, 1, true),
-            (anon_to, 2, false),
-            (anon_gone, 2, true),
-        ] {
-            if recipients.is_empty() {
-                continue;
-            }
-            let payload = match kind {
-                0 => build(ctx, &x.base, false, actor_str.as_deref()),
-                1 => self_x.clone(),
-                _ => build(ctx, &x.base, true, None),
-            };
-            let mut p = base.clone().child(payload);
-            if unavailable {
-                p.set("type", "unavailable");
-            }
-            ctx.out.send_many(p, recipients);
-        }
-
-        // The occupant itself: status 110, on each session's own presence.
-        self_x.append_child(crate::xml::status(110));
-        if occupant.role.is_none() {
-            let to = occupant.session_jids().cloned().map(Jid::from).collect();
-            ctx.out.send_many(base.child(self_x), to);
-        } else {
-            for s in occupant.sessions() {
-                let mut p = occupant.session_presence(s);
-                self.add_hats(ctx, &mut p, &occupant.bare_jid);
-                let mut p = p.child(self_x.clone());
-                p.unset("to");
-                ctx.send(p, s.jid.clone().into());
-            }
-        }
-    }
-
-    /// Sends `occupant`'s presence to one other occupant only (a reply to a probe).
-    pub fn publicise_to(&self, ctx: &mut Ctx, occupant: &Occupant, recipient: &Occupant) {
-        let mut base = self.base_presence(occupant, false);
-        self.add_hats(ctx, &mut base, &occupant.bare_jid);
-        let anonymous = if self.can_see_real_jids(recipient.role) {
-            false
-        } else {
-            occupant.bare_jid != recipient.bare_jid
-        };
-        let x = self.items_x(ctx, occupant, anonymous);
-        let to = recipient.session_jids().cloned().map(Jid::from).collect();
-        ctx.out.send_many(base.child(x), to);
-    }
-
-    /// The presence others see for `occupant`: its primary session's, or a generated
-    /// unavailable one when it is leaving without having said so.
-    fn base_presence(&self, occupant: &Occupant, force_unavailable: bool) -> Element {
-        match occupant.presence(None) {
-            Some(pr)
-                if (occupant.role.is_some() || pr.attr("type") == Some("unavailable"))
-                    && !force_unavailable =>
-            {
-                let mut pr = pr;
-                pr.unset("to");
-                pr
-            }
-            _ => el("presence", NS_CLIENT).with("from", occupant.nick.as_str()).with("type", "unavailable"),
-        }
     }
 
     /// Sends the presence of every occupant (but those `skip` rejects) to one session.
@@ -520,11 +386,8 @@ impl Room {
                 let mut pr = pr.child(x);
                 self.add_hats(ctx, &mut pr, &occupant.bare_jid);
                 pr.unset("to");
-                if repeats {
-                    ctx.out.send_repeatable(pr, vec![to.clone().into()]);
-                } else {
-                    ctx.send(pr, to.clone().into());
-                }
+                let of = (&occupant.nick, &occupant.bare_jid, true);
+                self.send_listed_presence(ctx, pr, of, to, repeats);
             }
         }
         if self.settings.broadcasts(Role::None) {

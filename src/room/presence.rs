@@ -485,7 +485,7 @@ impl Room {
                     .with("type", "unavailable")
                     .child(muc_user_x(&[]).child(item));
                 self.add_hats(ctx, &mut pr, &owner);
-                ctx.send(pr, real_jid.clone().into());
+                self.send_listed_presence(ctx, pr, (to, &owner, false), real_jid, false);
             }
         }
     }

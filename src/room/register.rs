@@ -4,6 +4,8 @@
 use super::{Actor, AffiliationData, Ctx, DataChange, Room};
 use crate::affiliation::Affiliation;
 use crate::dataform::{read_submitted, Field, FieldType, Form, Value};
+use crate::hooks::{Answer, Event, Hook, Question};
+use crate::persist::{Data, Key};
 use crate::room::presence::is_strict_resource;
 use crate::xml::{el, reply, ElementExt, ErrorType, StanzaError, NS_DATA, NS_MUC_REGISTER, NS_REGISTER};
 use jid::FullJid;
@@ -35,16 +37,36 @@ impl Room {
 
         if stanza.attr("type") == Some("get") {
             let mut q = el("query", NS_REGISTER);
-            match registered {
+            let form = match registered {
                 Some(nick) => {
                     q.append_child(el("registered", NS_REGISTER));
                     q.append_child(el("username", NS_REGISTER).text(nick));
+                    // What is kept, as a form, if asked for (fields named as kept).
+                    let kept = self.affiliation_data(&user).filter(|_| ctx.config.registration_include_form);
+                    kept.map(|data| {
+                        let mut form = registration_form();
+                        for field in &mut form.fields {
+                            let value = field.var.and_then(|var| data.extra.get(&Key::from(var)));
+                            if let Some(text) = value.and_then(Data::str) {
+                                field.value = Some(Value::Text(text.to_owned()));
+                            }
+                        }
+                        (form, "result")
+                    })
                 }
-                None => {
-                    q.append_child(registration_form().render("form"));
+                None => Some((registration_form(), "form")),
+            };
+            return match form {
+                // Modules' fields are added by the host.
+                Some((form, form_type)) if ctx.env.listens(Hook::Registration) => {
+                    let (room, reply, to) = (self.jid.clone(), reply(stanza).child(q), from.clone().into());
+                    ctx.out.fire(Event::RegistrationForm { room, user, reply, form, form_type, to })
                 }
-            }
-            return ctx.send(reply(stanza).child(q), from.clone().into());
+                Some((form, form_type)) => {
+                    ctx.send(reply(stanza).child(q.child(form.render(form_type))), from.clone().into())
+                }
+                None => ctx.send(reply(stanza).child(q), from.clone().into()),
+            };
         }
 
         if query.has_child("remove", NS_REGISTER) {
@@ -76,6 +98,21 @@ impl Room {
         {
             return ctx.error(stanza, StanzaError::conflict(), None);
         }
+        let changes = registered.as_deref() != Some(desired.as_str());
+        let mut data = AffiliationData { reserved_nickname: Some(desired.clone()), ..Default::default() };
+        if changes {
+            // Modules keep what they want of the submission in the data (before any change).
+            let question = || Question::RegistrationSubmitted {
+                room: self.jid.clone(),
+                user: user.clone(),
+                nick: desired.clone(),
+            };
+            match ctx.consult(Hook::Registration, question) {
+                None => return,
+                Some(Answer::Registered { data: kept }) => data = AffiliationData::from_data(&kept),
+                Some(_) => {}
+            }
+        }
         if ctx.config.enforce_registered_nickname {
             // Sessions of this user under other nicknames must go before the nick is theirs.
             let others: Vec<String> = self
@@ -87,10 +124,9 @@ impl Room {
                 let _ = self.set_role(ctx, Actor::Room, &nick, None, None);
             }
         }
-        if registered.as_deref() != Some(desired.as_str()) {
+        if changes {
             let new_affiliation =
                 if affiliation == Affiliation::None { Affiliation::Member } else { affiliation };
-            let data = AffiliationData { reserved_nickname: Some(desired), ..Default::default() };
             if let Err(e) =
                 self.set_affiliation(ctx, Actor::Room, &user, new_affiliation, None, DataChange::Set(data))
             {
