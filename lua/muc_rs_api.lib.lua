@@ -72,31 +72,42 @@ return function (host)
 		for _, entry in ipairs(host:room("affiliations", room.jid) or {}) do map[entry[1]] = entry[2]; end
 		return map;
 	end
+	-- room._data (read and written by modules, stored with the room) and room._history
+	-- (its length) as stock's modules use them: proxies made when first read, with
+	-- metatables all rooms share (a room object costs little where modules never look).
+	local room_jid_key = {}; -- where a proxy keeps its room's JID
+	local proxy_mts = {
+		_data = {
+			__index = function (proxy, key) return host:room("data", rawget(proxy, room_jid_key), key); end;
+			__newindex = function (proxy, key, value)
+				host:room("set_data", rawget(proxy, room_jid_key), key, value);
+			end;
+			__pairs = function (proxy)
+				return next, host:room("data_table", rawget(proxy, room_jid_key)) or {}, nil;
+			end;
+		};
+		_history = {
+			__len = function (proxy) return host:room("history_length", rawget(proxy, room_jid_key)) or 0; end;
+		};
+	};
+
 	function room_mt:__index(key)
 		local method = room_mt[key];
 		if method ~= nil then return method; end
 		local mirror = mirrors[key];
 		if mirror then return mirror(self); end
-	end
-
-	-- room._data (read and written by modules, stored with the room) and room._history
-	-- (its length) as stock's modules use them.
-	local function private_fields(room, room_jid)
-		room._data = setmetatable({}, {
-			__index = function (_, key) return host:room("data", room_jid, key); end;
-			__newindex = function (_, key, value) host:room("set_data", room_jid, key, value); end;
-			__pairs = function () return next, host:room("data_table", room_jid) or {}, nil; end;
-		});
-		room._history = setmetatable({}, {
-			__len = function () return host:room("history_length", room_jid) or 0; end;
-		});
+		local proxy_mt = proxy_mts[key];
+		if proxy_mt then
+			local proxy = setmetatable({ [room_jid_key] = self.jid }, proxy_mt);
+			rawset(self, key, proxy);
+			return proxy;
+		end
 	end
 
 	function rooms.get(room_jid)
 		local room = rooms[room_jid];
 		if room == nil then
 			room = setmetatable({ jid = room_jid }, room_mt);
-			private_fields(room, room_jid);
 			rooms[room_jid] = room;
 		end
 		return room;

@@ -281,7 +281,9 @@ return function (host, rooms)
 	end
 
 	function fire.room_destroyed(room_jid)
-		module:fire_event("muc-room-destroyed", { room = rooms.get(room_jid) });
+		if listens("muc-room-destroyed") then
+			module:fire_event("muc-room-destroyed", { room = rooms.get(room_jid) });
+		end
 		rooms.forget(room_jid);
 	end
 

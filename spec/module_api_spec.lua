@@ -119,6 +119,26 @@ describe("the mod_muc API", function ()
 		assert.is_nil(muc.get_room_from_jid("made@"..H.domain));
 	end);
 
+	it("drops a room's object when the room goes, with nobody listening to muc-room-destroyed", function ()
+		local host = load_component();
+		local muc = host.modules.muc;
+		join(romeo, "romeo");
+		local room = muc.get_room_from_jid(room_jid);
+		room.mark = "old";
+		assert.equal(0, #room._history);
+		assert.is_nil(room._data.archiving);
+		P.fire(H.domain, "presence/full", st.presence({ from = romeo, to = room_jid.."/romeo", type = "unavailable" }));
+		assert.is_nil(muc.get_room_from_jid(room_jid), "a temporary room goes with its last occupant");
+		join(romeo, "romeo");
+		local again = muc.get_room_from_jid(room_jid);
+		assert.is_nil(again.mark, "a new room, a new object");
+		again._data.archiving = true;
+		assert.is_true(again._data.archiving);
+		local keys = {};
+		for key in pairs(again._data) do keys[key] = true; end
+		assert.is_true(keys.archiving);
+	end);
+
 	it("gives room._occupants, _jid_nick and _affiliations as real tables, kept until an occupant changes", function ()
 		local host = load_component();
 		join(romeo, "romeo");

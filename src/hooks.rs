@@ -38,7 +38,8 @@ pub enum Hook {
     GetHistory,
     /// `muc-occupant-joined`, `muc-occupant-session-new`, `muc-occupant-left`.
     OccupantLifecycle,
-    /// `muc-room-created`, `muc-room-destroyed`.
+    /// `muc-room-created` (`muc-room-destroyed` is fired by the host, which always hears
+    /// of a destroyed room).
     RoomLifecycle,
     /// `muc-room-pre-create`: modules may configure a new room, or refuse it.
     RoomPreCreate,
@@ -83,7 +84,7 @@ impl Hook {
             Hook::OccupantLifecycle => {
                 &["muc-occupant-joined", "muc-occupant-session-new", "muc-occupant-left"]
             }
-            Hook::RoomLifecycle => &["muc-room-created", "muc-room-destroyed"],
+            Hook::RoomLifecycle => &["muc-room-created"],
             Hook::Config => &["muc-config-form", "muc-config-submitted"],
             Hook::RoomPreCreate => &["muc-room-pre-create"],
             Hook::OccupantPreJoin => &["muc-occupant-pre-join"],
@@ -182,7 +183,9 @@ pub enum Event {
     },
     /// A room was made (by a join, or by the host's API).
     RoomCreated { room: BareJid },
-    /// A room was destroyed, by its owner or because its last occupant left.
+    /// A room was destroyed, by its owner or because its last occupant left (always
+    /// reported: the host may keep things for live rooms; it fires `muc-room-destroyed`
+    /// if a module listens).
     RoomDestroyed { room: BareJid },
     /// A live room was put away to storage to make room for another (always reported:
     /// the host may keep things for live rooms).

@@ -221,9 +221,7 @@ impl MucHost {
         room.occupant_left = false;
         if destroyed || empty_temporary {
             ctx.log(LogLevel::Debug, format!("{room_jid} destroyed"));
-            if ctx.env.listens(Hook::RoomLifecycle) {
-                ctx.out.fire(Event::RoomDestroyed { room: room_jid.clone() });
-            }
+            ctx.out.fire(Event::RoomDestroyed { room: room_jid.clone() });
             let was_persistent = room.settings.persistent;
             let reason_and_venue = room.destroyed_with.take();
             self.rooms.remove(&room_jid);
@@ -312,9 +310,7 @@ impl MucHost {
         let Some(mut room) = self.rooms.remove(&jid) else { return Err("No such room".into()) };
         room.destroy(&mut ctx, why.new_jid.as_deref(), why.reason.as_deref(), password);
         report_departures(&mut room, &mut ctx);
-        if ctx.env.listens(Hook::RoomLifecycle) {
-            ctx.out.fire(Event::RoomDestroyed { room: jid.clone() });
-        }
+        ctx.out.fire(Event::RoomDestroyed { room: jid.clone() });
         let Tombstone { reason, new_jid } = why;
         let tombstone = (room.settings.persistent && ctx.config.tombstones)
             .then(|| tombstone_record(&jid, ctx.env.now() + ctx.config.tombstone_expiry, reason, new_jid));
