@@ -216,9 +216,8 @@ impl MucHost {
                 false
             }
         };
-        report_departures(room, &mut ctx);
-        let empty_temporary = room.occupant_left && !room.has_occupants() && !room.settings.persistent;
-        room.occupant_left = false;
+        let someone_left = report_departures(room, &mut ctx);
+        let empty_temporary = someone_left && !room.has_occupants() && !room.settings.persistent;
         if destroyed || empty_temporary {
             ctx.log(LogLevel::Debug, format!("{room_jid} destroyed"));
             ctx.out.fire(Event::RoomDestroyed { room: room_jid.clone() });
@@ -654,10 +653,11 @@ mod hook_tests;
 #[cfg(test)]
 mod tests;
 
-/// Tells the host's modules of the occupants who left the room during this call.
-fn report_departures(room: &mut Room, ctx: &mut Ctx) {
+/// Tells the host's modules of the occupants who left the room during this call; whether
+/// anyone did.
+fn report_departures(room: &mut Room, ctx: &mut Ctx) -> bool {
     if room.departed.is_empty() {
-        return;
+        return false;
     }
     let departed = std::mem::take(&mut room.departed);
     if ctx.env.listens(Hook::OccupantLifecycle) {
@@ -665,4 +665,5 @@ fn report_departures(room: &mut Room, ctx: &mut Ctx) {
             ctx.out.fire(Event::OccupantLeft { room: room.jid.clone(), nick, jid });
         }
     }
+    true
 }

@@ -156,10 +156,9 @@ pub struct Room {
     affiliations: OrderedMap<BareJid, Affiliation>,
     affiliation_data: OrderedMap<BareJid, AffiliationData>,
     pub history: VecDeque<HistoryEntry>,
-    /// Set when an occupant has left since the host last looked: an empty temporary room
-    /// is destroyed then, and only then (a room whose first join failed stays, as stock).
-    pub occupant_left: bool,
-    /// Occupants (nick, user) who left since the host last looked, for its modules.
+    /// Occupants (nick, user) who left since the host last looked: for its modules, and
+    /// an empty temporary room is destroyed then, and only then (a room whose first join
+    /// failed stays, as stock).
     pub departed: Vec<(FullJid, BareJid)>,
     /// Changes with every change of an occupant, so the host may keep a copy of the list
     /// until then (modules walk `room._occupants`).
@@ -181,7 +180,6 @@ impl Room {
             affiliations: OrderedMap::default(),
             affiliation_data: OrderedMap::default(),
             history: VecDeque::new(),
-            occupant_left: false,
             departed: Vec::new(),
             occupants_version: 0,
             avatar_hash: std::cell::OnceCell::new(),
@@ -538,9 +536,8 @@ impl Room {
             let actor = actor.jid();
             for (occupant, old_role) in &updated {
                 self.publicise(ctx, occupant, &px, None, actor, reason, *old_role, false);
-                if occupant.role.is_none() {
-                    self.occupant_left = true;
-                } else if semi_anonymous
+                if occupant.role.is_some()
+                    && semi_anonymous
                     && ((*old_role == Some(Role::Moderator)) != (occupant.role == Some(Role::Moderator)))
                 {
                     // Gained or lost moderator: which real JIDs they see has changed.
@@ -586,9 +583,6 @@ impl Room {
         self.save_occupant(occupant.clone());
         let px = PresenceX { base: x, own: None };
         self.publicise(ctx, &occupant, &px, None, actor.jid(), reason, prev_role, false);
-        if role.is_none() {
-            self.occupant_left = true;
-        }
         Ok(())
     }
 
@@ -627,7 +621,6 @@ impl Room {
         for (occupant, prev) in &removed {
             self.publicise(ctx, occupant, x, None, None, None, *prev, false);
         }
-        self.occupant_left = true;
     }
 }
 

@@ -172,7 +172,6 @@ impl Room {
         }
         for occupant in &removed {
             self.publicise(ctx, occupant, &PresenceX::codes(&[322]), None, None, None, None, false);
-            self.occupant_left = true;
         }
     }
 

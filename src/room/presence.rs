@@ -155,9 +155,6 @@ impl Room {
         let codes: &[u16] = if is_last_session { &[333] } else { &[] };
         let shown = saved.as_ref().unwrap_or(&occupant);
         self.publicise(ctx, shown, &PresenceX::codes(codes), None, None, None, orig_role, false);
-        if is_last_session {
-            self.occupant_left = true;
-        }
     }
 
     fn handle_normal_presence(&mut self, ctx: &mut Ctx, stanza: &Element, real_jid: &FullJid, to: &FullJid) {
@@ -366,9 +363,6 @@ impl Room {
                 orig_role,
                 false,
             );
-            if is_last_orig_session {
-                self.occupant_left = true;
-            }
         }
 
         // The session arrives at (or stays in) its new nickname.
