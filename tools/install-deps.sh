@@ -11,12 +11,20 @@
 #     launchers bin/prosody and bin/prosodyctl (the packaged ones hard-code /usr/lib/prosody).
 #   - prosody-modules from bookworm-backports (the build for Prosody 13), unpacked into
 #     <repo>/.deps/prosody-13-modules: the modules are in its usr/lib/prosody/modules/mod_*/
+#   - for the web client and its browser test: Chromium (Debian's, /usr/bin/chromium), and
+#     Node.js (Debian's nodejs, 18 on bookworm) where `node` is missing; the two npm
+#     packages (web/package-lock.json) are fetched by tools/web-setup.sh, without npm
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DEST="$ROOT/.deps/prosody-13"
 MODULES_DEST="$ROOT/.deps/prosody-13-modules"
-PACKAGES=(prosody prosody-modules lua5.4 liblua5.4-dev lua-busted pkg-config lua-dbi-sqlite3 sqlite3 postgresql lua-dbi-postgresql)
+PACKAGES=(prosody prosody-modules lua5.4 liblua5.4-dev lua-busted pkg-config lua-dbi-sqlite3 sqlite3 postgresql lua-dbi-postgresql chromium)
+# Node.js: a node already on PATH (any install, 18 or later) is used as it is; otherwise
+# Debian's.
+if ! command -v node >/dev/null 2>&1; then
+	PACKAGES+=(nodejs)
+fi
 BACKPORTS_LINE="deb http://deb.debian.org/debian bookworm-backports main"
 export DEBIAN_FRONTEND=noninteractive
 
@@ -84,6 +92,11 @@ else
 	log "Debian packages present: ${PACKAGES[*]}"
 fi
 stop_system_prosody
+
+node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+if [ "$node_major" -lt 18 ]; then
+	log "Node.js 18 or later is needed (found: $(node --version 2>/dev/null || echo none))"; exit 1
+fi
 
 # 2. Prosody 13 from bookworm-backports, unpacked beside the repo.
 if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then

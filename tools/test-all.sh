@@ -50,6 +50,10 @@ suite "scansion" cargo run -q --release -p muc_harness --bin scansion -- \
 # (scripts that set modules_enabled themselves keep their own list).
 suite "scansion with muc_mam" cargo run -q --release -p muc_harness --bin scansion -- \
   --plugin-dir "$PWD/build/plugin" --component-config 'modules_enabled = { "muc_mam" }' spec/scansion/
+# Converse.js in headless Chromium (web/browser-test.mjs): first with a copy of the plugin
+# that drops groupchat messages, which must fail, then the session on {0.12, 13} x {muc_rs, muc}.
+suite "browser self-test (must fail)" bash -c 'bash tools/web-setup.sh && node web/browser-test.mjs --expect-fail'
+suite "browser (Converse.js)" node web/browser-test.mjs
 
 echo
 echo "$passed passed, $failed failed"
