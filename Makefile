@@ -124,3 +124,19 @@ soak:
 	$(CARGO) build --release -p muc_harness --bin muc-soak
 	"$${CARGO_TARGET_DIR:-target}/release/muc-soak" --plugin-dir build/soak/plugin $(SOAK_ARGS)
 
+# ejabberd: muc_rs's module, ready to load (ebin/ with the beams, priv/ with the NIF):
+#   make install-ejabberd DESTDIR=DIR    -> DIR/mod_muc_rs/{ebin,priv}
+# then start ejabberd with -pa DIR/mod_muc_rs/ebin and, in ejabberd.yml,
+#   modules: mod_muc_rs: {host: "conference.example.org"}
+# The NIF is its own artifact (a NIF and a Lua module cannot share one .so): always built
+# with -p muc_rs_nif (--workspace would pull the Lua binding in).
+EJABBERD_INCLUDE ?= /usr/lib/x86_64-linux-gnu/ejabberd-24.12
+DESTDIR ?= $(CURDIR)/build/ejabberd
+.PHONY: install-ejabberd
+install-ejabberd:
+	$(CARGO) build --release -p muc_rs_nif
+	mkdir -p $(DESTDIR)/mod_muc_rs/ebin $(DESTDIR)/mod_muc_rs/priv
+	erlc -pa $(EJABBERD_INCLUDE)/ebin -I $(EJABBERD_INCLUDE)/include -o $(DESTDIR)/mod_muc_rs/ebin ejabberd/src/*.erl
+	cp target/release/libmuc_rs_nif.so $(DESTDIR)/mod_muc_rs/priv/.libmuc_rs_nif.so.tmp
+	mv -f $(DESTDIR)/mod_muc_rs/priv/.libmuc_rs_nif.so.tmp $(DESTDIR)/mod_muc_rs/priv/libmuc_rs_nif.so
+	@echo "install-ejabberd: $(DESTDIR)/mod_muc_rs"

@@ -54,6 +54,21 @@ is_installed() {
 	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
 }
 
+# apt-get install, keeping maintainer scripts from starting services (no systemd here;
+# init.d would start one).
+install_packages() {
+	apt_update
+	local policy=/usr/sbin/policy-rc.d own_policy=0
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\nexit 101\n' >"$policy"
+		chmod +x "$policy"
+		own_policy=1
+	fi
+	apt-get install -y -qq "$@" || { [ "$own_policy" = 1 ] && rm -f "$policy"; exit 1; }
+	[ "$own_policy" = 1 ] && rm -f "$policy"
+	return 0
+}
+
 # Stop a Prosody daemon that Debian's package may have started: tests start their own.
 stop_system_prosody() {
 	local pidfile pid
@@ -77,17 +92,7 @@ for p in "${PACKAGES[@]}"; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
 	log "installing ${missing[*]}"
-	apt_update
-	# Keep maintainer scripts from starting services (no systemd here; init.d would start one).
-	policy=/usr/sbin/policy-rc.d
-	own_policy=0
-	if [ ! -e "$policy" ]; then
-		printf '#!/bin/sh\nexit 101\n' >"$policy"
-		chmod +x "$policy"
-		own_policy=1
-	fi
-	apt-get install -y -qq "${missing[@]}" || { [ "$own_policy" = 1 ] && rm -f "$policy"; exit 1; }
-	[ "$own_policy" = 1 ] && rm -f "$policy"
+	install_packages "${missing[@]}"
 else
 	log "Debian packages present: ${PACKAGES[*]}"
 fi
@@ -141,6 +146,15 @@ else
 	dpkg-deb -f "$deb" Version >"$modules_version_file"
 	grep -qs 'bpo' "$modules_version_file" || { log "unexpected prosody-modules version in $deb"; exit 1; }
 	log "prosody-modules $(cat "$modules_version_file") unpacked into $MODULES_DEST"
+fi
+
+# 4. ejabberd 24.12 and Erlang/OTP 25's compiler and headers, from bookworm-backports, for
+# muc_rs's ejabberd module (make install-ejabberd) and its tests; the service is not started.
+if is_installed ejabberd && is_installed erlang-dev && dpkg-query -W -f '${Version}' ejabberd | grep -q '^24\.12'; then
+	log "ejabberd $(dpkg-query -W -f '${Version}' ejabberd) present"
+else
+	log "installing ejabberd and erlang-dev from bookworm-backports"
+	install_packages -t bookworm-backports ejabberd erlang-dev
 fi
 
 log "done"

@@ -9,6 +9,7 @@
 //! - [`runner`]: runs one parsed script against one Prosody;
 //! - [`postgres`]: a throwaway PostgreSQL server on loopback for storage tests.
 
+pub mod ejabberd;
 pub mod matcher;
 pub mod postgres;
 pub mod prosody;

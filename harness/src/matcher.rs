@@ -67,7 +67,11 @@ fn match_element(exp: &Element, rec: &Element, parent: &str, caps: &mut Captures
         if *ns == NS_SCANSION {
             continue;
         }
-        match rec.attrs().get(ns, name) {
+        // A message without a type is of type normal (RFC 6121 §5.2.2): servers that
+        // serialize stanzas themselves (ejabberd) leave the default out.
+        let default_type = (parent.is_empty() && exp.name() == "message" && name.as_str() == "type")
+            .then(|| String::from("normal"));
+        match rec.attrs().get(ns, name).or(default_type.as_ref()) {
             None => return Err(format!("{path}: missing attribute {name}='{want}'")),
             Some(got) => {
                 if let Some(var) = capture_name(want) {
@@ -352,6 +356,13 @@ mod tests {
         assert!(!ok("<x xmlns='urn:x'><y> t</y></x>", "<x xmlns='urn:x'><y>t</y></x>"));
         // Whitespace between children is not text.
         assert!(ok("<x xmlns='urn:x'>\n\t<y/>\n</x>", "<x xmlns='urn:x'><y/></x>"));
+    }
+
+    #[test]
+    fn a_message_without_type_is_normal() {
+        assert!(check(&el("<message type='normal'/>"), &el("<message/>")).is_ok());
+        assert!(check(&el("<message type='chat'/>"), &el("<message/>")).is_err());
+        assert!(check(&el("<presence type='normal'/>"), &el("<presence/>")).is_err());
     }
 
     #[test]

@@ -6,7 +6,6 @@
 //! kills it, and `setpriv --pdeathsig` ties it to its `runuser`, which itself gets
 //! `PR_SET_PDEATHSIG` from the harness thread that spawned it.
 
-use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -101,7 +100,7 @@ impl Postgres {
         .await?;
         let mut last_err = None;
         for _ in 0..PORT_TRIES {
-            match pg.launch(free_port()?).await {
+            match pg.launch(crate::prosody::free_port()?).await {
                 Ok(()) => {
                     pg.create_database(DATABASE).await?;
                     return Ok(pg);
@@ -300,9 +299,4 @@ impl Drop for Postgres {
     fn drop(&mut self) {
         self.kill_now();
     }
-}
-
-fn free_port() -> Result<u16> {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    Ok(l.local_addr()?.port())
 }

@@ -465,7 +465,8 @@ enum Launch {
 }
 
 /// A port that was free a moment ago (Prosody binds it right after).
-fn free_port() -> Result<u16> {
+/// A loopback TCP port nobody listens on (now).
+pub fn free_port() -> Result<u16> {
     let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     Ok(l.local_addr()?.port())
 }

@@ -91,20 +91,7 @@ pub async fn run(script: &Script, install: &Install, server: &ServerConfig, opts
         }
     };
 
-    let mut session = Session {
-        script,
-        opts,
-        addr: prosody.c2s_addr(),
-        clients: HashMap::new(),
-        captured: HashMap::new(),
-        finished_traffic: Vec::new(),
-    };
-    let result = match tokio::time::timeout(opts.run_timeout, session.run_actions()).await {
-        Ok(r) => r,
-        Err(_) => Err(Failure::error(format!("the script did not finish within {:?}", opts.run_timeout))),
-    };
-    let traffic = session.traffic_log();
-    drop(session);
+    let (result, traffic) = run_session(script, opts, prosody.c2s_addr()).await;
     prosody.kill().await;
 
     let log = prosody.read_log();
@@ -136,6 +123,76 @@ pub async fn run(script: &Script, install: &Install, server: &ServerConfig, opts
     }
     outcome.report = report;
     outcome.prosody_config = std::fs::read_to_string(prosody.config_path()).unwrap_or_default();
+    outcome.prosody_log = log;
+    outcome.traffic = traffic;
+    outcome.duration = started.elapsed();
+    outcome
+}
+
+/// Runs the script's actions against the server at `addr`: the result and the traffic.
+async fn run_session(
+    script: &Script,
+    opts: &RunOptions,
+    addr: SocketAddr,
+) -> (std::result::Result<(), Failure>, String) {
+    let mut session = Session {
+        script,
+        opts,
+        addr,
+        clients: HashMap::new(),
+        captured: HashMap::new(),
+        finished_traffic: Vec::new(),
+    };
+    let result = match tokio::time::timeout(opts.run_timeout, session.run_actions()).await {
+        Ok(r) => r,
+        Err(_) => Err(Failure::error(format!("the script did not finish within {:?}", opts.run_timeout))),
+    };
+    (result, session.traffic_log())
+}
+
+/// Runs `script` on a fresh ejabberd with muc_rs's module from `module_dir`. Header tags
+/// carry Prosody config lines, which have no meaning here: the caller skips such scripts.
+pub async fn run_on_ejabberd(script: &Script, module_dir: &std::path::Path, opts: &RunOptions) -> Outcome {
+    let started = Instant::now();
+    let mut outcome = Outcome {
+        verdict: Verdict::Pass,
+        duration: Duration::ZERO,
+        report: String::new(),
+        prosody_log: String::new(),
+        prosody_config: String::new(),
+        traffic: String::new(),
+    };
+    let mut server = match crate::ejabberd::Ejabberd::start(module_dir).await {
+        Ok(server) => server,
+        Err(e) => {
+            outcome.verdict = Verdict::Error;
+            outcome.report = format!("ejabberd did not start: {e}");
+            outcome.duration = started.elapsed();
+            return outcome;
+        }
+    };
+    let (result, traffic) = run_session(script, opts, server.c2s_addr()).await;
+    server.kill().await;
+    let log = server.read_log();
+    let mut report = String::new();
+    if let Err(f) = result {
+        outcome.verdict = f.verdict;
+        report.push_str(&f.report);
+    }
+    let problems = crate::ejabberd::log_problems(&log);
+    if !problems.is_empty() {
+        if outcome.verdict == Verdict::Pass {
+            outcome.verdict = Verdict::Fail;
+        }
+        let _ = writeln!(report, "ejabberd's log has muc_rs errors:\n{}", indent(&problems.join("\n")));
+    }
+    if outcome.verdict != Verdict::Pass {
+        let _ = writeln!(report, "ejabberd log (last 25 lines):\n{}", indent(&prosody::tail(&log, 25)));
+        if opts.verbose {
+            let _ = writeln!(report, "Traffic:\n{}", indent(&traffic));
+        }
+    }
+    outcome.report = report;
     outcome.prosody_log = log;
     outcome.traffic = traffic;
     outcome.duration = started.elapsed();

@@ -14,6 +14,9 @@ pub const TAG_COMPONENT_CONFIG: &str = "component-config:";
 /// Header tag that restricts a script to some Prosody versions (`## prosody: 13`, or several
 /// separated by spaces or commas); a script without it runs on every version.
 pub const TAG_PROSODY: &str = "prosody:";
+/// `## not-on-ejabberd: why`: the script checks what the server does, not the MUC (say,
+/// ejabberd refuses a malformed JID before the MUC sees it); the ejabberd run skips it.
+pub const TAG_NOT_ON_EJABBERD: &str = "not-on-ejabberd:";
 
 #[derive(Debug, Clone)]
 pub struct Script {
@@ -75,6 +78,11 @@ impl Script {
     /// Config lines asked for by `## config: ...` header tags.
     pub fn config_lines(&self) -> Vec<String> {
         self.tagged(TAG_CONFIG)
+    }
+
+    /// Why the script does not run on ejabberd (see [`TAG_NOT_ON_EJABBERD`]), if it says so.
+    pub fn not_on_ejabberd(&self) -> Option<String> {
+        self.tagged(TAG_NOT_ON_EJABBERD).into_iter().next()
     }
 
     /// Component config lines asked for by `## component-config: ...` header tags.

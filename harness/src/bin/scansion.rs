@@ -30,6 +30,10 @@ options:
   --jobs N                   scripts run in parallel (default 2)
   --timeout SECS             how long `receives:` waits (default 3)
   --nothing-wait SECS        how long `receives: nothing` watches (default 1)
+  --ejabberd                 run each script once on ejabberd 24.12 with muc_rs's module
+                             (from $MUC_RS_EJABBERD_DIR or <repo>/build/ejabberd/mod_muc_rs,
+                             made by make install-ejabberd) instead of the Prosody matrix;
+                             scripts with Prosody config tags are skipped
   --expect-fail              a script that fails counts as passed, and vice versa
   --keep-logs DIR            keep Prosody's log and config and the traffic of every run
   -v, --verbose              debug-level Prosody logs, traffic in failure reports
@@ -59,6 +63,7 @@ struct Cli {
     jobs: usize,
     opts: RunOptions,
     expect_fail: bool,
+    ejabberd: bool,
     keep_logs: Option<PathBuf>,
     files: Vec<PathBuf>,
 }
@@ -76,6 +81,7 @@ fn parse_args(args: Vec<String>) -> Result<Cli, String> {
         jobs: 2,
         opts: RunOptions::default(),
         expect_fail: false,
+        ejabberd: false,
         keep_logs: None,
         files: Vec::new(),
     };
@@ -121,6 +127,7 @@ fn parse_args(args: Vec<String>) -> Result<Cli, String> {
             "--timeout" => cli.opts.receive_timeout = secs(value("--timeout")?, "--timeout")?,
             "--nothing-wait" => cli.opts.nothing_wait = secs(value("--nothing-wait")?, "--nothing-wait")?,
             "--expect-fail" => cli.expect_fail = true,
+            "--ejabberd" => cli.ejabberd = true,
             "--keep-logs" => cli.keep_logs = Some(value("--keep-logs")?.into()),
             "-v" | "--verbose" => cli.opts.verbose = true,
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
@@ -157,8 +164,33 @@ struct Job {
     path: PathBuf,
     version: Version,
     module: String,
+    /// On ejabberd (with muc_rs), not on Prosody `version`.
+    ejabberd: bool,
     /// Why the run is skipped (the script's `## prosody:` tag leaves this version out).
     skip: Option<String>,
+}
+
+impl Job {
+    /// The server the run is on, as results name it.
+    fn server(&self) -> &'static str {
+        if self.ejabberd {
+            "ejb"
+        } else {
+            self.version.label()
+        }
+    }
+}
+
+/// Why a script is not run on ejabberd, if it is not: its tags are Prosody config.
+fn ejabberd_skip_reason(script: &Result<Script, String>) -> Option<String> {
+    let script = script.as_ref().ok()?;
+    if let Some(why) = script.not_on_ejabberd() {
+        return Some(why);
+    }
+    let tagged = !script.config_lines().is_empty()
+        || !script.component_config_lines().is_empty()
+        || script.versions().len() < Version::ALL.len();
+    tagged.then(|| "script has Prosody config or version tags".to_owned())
 }
 
 /// Why a script is not run on `version`, if it is not.
@@ -195,6 +227,10 @@ async fn run_job(job: &Job, shared: &Shared) -> Outcome {
         Ok(s) => s,
         Err(e) => return setup_error(format!("cannot parse the script: {e}")),
     };
+    if job.ejabberd {
+        let module_dir = muc_harness::ejabberd::default_module_dir();
+        return runner::run_on_ejabberd(script, &module_dir, &shared.opts).await;
+    }
     let install = match shared.installs.iter().find(|(v, _)| *v == job.version) {
         Some((_, Ok(i))) => i,
         Some((_, Err(e))) => return setup_error(e.clone()),
@@ -217,7 +253,7 @@ async fn run_job(job: &Job, shared: &Shared) -> Outcome {
 fn keep_logs(dir: &Path, job: &Job, outcome: &Outcome) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let stem = job.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let base = format!("{stem}.{}.{}", job.version.label(), job.module);
+    let base = format!("{stem}.{}.{}", job.server(), job.module);
     std::fs::write(dir.join(format!("{base}.log")), &outcome.prosody_log)?;
     std::fs::write(dir.join(format!("{base}.cfg.lua")), &outcome.prosody_config)?;
     std::fs::write(dir.join(format!("{base}.traffic.txt")), &outcome.traffic)?;
@@ -234,7 +270,7 @@ fn judged_pass(verdict: Verdict, expect_fail: bool) -> bool {
 fn print_result(job: &Job, outcome: &Outcome, expect_fail: bool) -> Option<bool> {
     let name = job.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     if let Some(reason) = &job.skip {
-        println!("SKIP  {:<4}  {:<6}  {name} ({reason})", job.version.label(), job.module);
+        println!("SKIP  {:<4}  {:<6}  {name} ({reason})", job.server(), job.module);
         return None;
     }
     let pass = judged_pass(outcome.verdict, expect_fail);
@@ -247,7 +283,7 @@ fn print_result(job: &Job, outcome: &Outcome, expect_fail: bool) -> Option<bool>
     println!(
         "{}  {:<4}  {:<6}  {name} ({:.1}s){note}",
         if pass { "PASS" } else { "FAIL" },
-        job.version.label(),
+        job.server(),
         job.module,
         outcome.duration.as_secs_f64(),
     );
@@ -335,6 +371,17 @@ async fn main() -> ExitCode {
     let mut jobs = Vec::new();
     for path in &files {
         let script = Arc::new(Script::from_file(path).map_err(|e| e.to_string()));
+        if cli.ejabberd {
+            jobs.push(Job {
+                script: script.clone(),
+                path: path.clone(),
+                version: Version::V13,
+                module: "muc_rs".into(),
+                ejabberd: true,
+                skip: ejabberd_skip_reason(&script),
+            });
+            continue;
+        }
         for &version in &cli.versions {
             for module in &cli.modules {
                 jobs.push(Job {
@@ -342,6 +389,7 @@ async fn main() -> ExitCode {
                     path: path.clone(),
                     version,
                     module: module.clone(),
+                    ejabberd: false,
                     skip: skip_reason(&script, version),
                 });
             }
@@ -416,7 +464,7 @@ async fn main() -> ExitCode {
         }
     };
     if skipped > 0 {
-        println!("{skipped} skipped (## prosody: tags)");
+        println!("{skipped} skipped (header tags)");
     }
     println!("{passed} passed, {failed} failed");
     if failed == 0 && printed == jobs.len() {

@@ -1,0 +1,200 @@
+//! muc_rs for ejabberd: the core as an Erlang NIF, driven by `mod_muc_rs` (a gen_server
+//! per MUC service, `ejabberd/src/mod_muc_rs.erl`).
+//!
+//! A NIF cannot call Erlang, so what the core would ask its host during a stanza is
+//! supplied with it or asked for first (docs/design/host-protocol.md):
+//! - `handle(Host, Xml, Now, Admins, Rooms)`: the stanza, the clock, the service admins
+//!   among the JIDs it concerns, and the stored records of rooms the gen_server read;
+//! - it answers `{load, RoomJid}` when the stanza is for a room that is neither live nor
+//!   among `Rooms` (nothing has changed yet: the gen_server reads the record and calls
+//!   again), or `{ok, Deliveries, Stores, Logs}`: the records to write before anything is
+//!   delivered, then the stanzas, each with its recipients.
+//!
+//! A panic in the core becomes an Erlang exception (rustler catches it at the boundary),
+//! which the gen_server logs and answers with an error: it never takes the node down.
+
+use jid::{BareJid, Jid};
+use minidom::Element;
+use muc_rs::env::StoredRoom;
+use muc_rs::persist::{Data, Key, Table};
+use muc_rs::{Env, HostConfig, MucHost};
+use rustler::{Binary, Decoder, Encoder, NifResult, OwnedBinary, ResourceArc, Term};
+use std::cell::RefCell;
+use std::sync::Mutex;
+
+mod atoms {
+    rustler::atoms! { ok, error, load, none, debug, info, warning, config, state }
+}
+
+/// One MUC service's core, owned by its gen_server (std's Mutex: rustler requires the
+/// resource to be unwind-safe; only that one process calls in, so it is never contended).
+pub struct Service {
+    host: Mutex<MucHost>,
+}
+
+#[rustler::resource_impl]
+impl rustler::Resource for Service {}
+
+/// The facts the gen_server supplied with one stanza, and the records the core wrote.
+struct Facts {
+    now: i64,
+    admins: Vec<BareJid>,
+    rooms: Vec<(BareJid, Option<StoredRoom>)>,
+    stores: RefCell<Vec<(BareJid, Option<StoredRoom>)>>,
+}
+
+impl Env for Facts {
+    fn now(&self) -> i64 {
+        self.now
+    }
+    fn is_service_admin(&self, jid: &BareJid) -> bool {
+        self.admins.contains(jid)
+    }
+    fn load_room(&self, room: &BareJid) -> Result<Option<StoredRoom>, String> {
+        Ok(self.rooms.iter().find(|(jid, _)| jid == room).and_then(|(_, record)| record.clone()))
+    }
+    fn store_room(&self, room: &BareJid, record: Option<&StoredRoom>) -> Result<(), String> {
+        // Written by the gen_server, in one transaction, before any delivery goes out.
+        self.stores.borrow_mut().push((room.clone(), record.cloned()));
+        Ok(())
+    }
+}
+
+#[rustler::nif]
+fn new_host(domain: String) -> NifResult<(rustler::Atom, ResourceArc<Service>)> {
+    let host = MucHost::new(&domain, HostConfig::for_version((13, 0)))
+        .map_err(|e| rustler::Error::Term(Box::new(e)))?;
+    Ok((atoms::ok(), ResourceArc::new(Service { host: Mutex::new(host) })))
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn handle<'a>(
+    env: rustler::Env<'a>,
+    service: ResourceArc<Service>,
+    xml: Binary<'a>,
+    now: i64,
+    admins: Vec<String>,
+    rooms: Vec<(String, Term<'a>)>,
+) -> NifResult<Term<'a>> {
+    let text = std::str::from_utf8(xml.as_slice()).map_err(|_| rustler::Error::BadArg)?;
+    let stanza: Element = text.parse().map_err(|_| rustler::Error::BadArg)?;
+    let rooms = rooms
+        .into_iter()
+        .filter_map(|(jid, record)| Some((jid.parse::<BareJid>().ok()?, record_from_term(record))))
+        .collect::<Vec<_>>();
+    let mut host = service.host.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+
+    // A room neither live nor read yet: ask for its record before the core changes anything.
+    if let Some(room) = room_of(&stanza, &host) {
+        if host.room(&room).is_none() && !rooms.iter().any(|(jid, _)| *jid == room) {
+            return Ok((atoms::load(), room.as_str()).encode(env));
+        }
+    }
+    let admins = admins.iter().filter_map(|j| j.parse().ok()).collect();
+    let facts = Facts { now, admins, rooms, stores: RefCell::new(Vec::new()) };
+    let outcome = host.handle(stanza, &facts);
+    drop(host);
+
+    let deliveries: Vec<(Term, Vec<&str>)> = outcome
+        .deliveries
+        .iter()
+        .map(|d| (binary(env, &String::from(&d.stanza)), d.to.iter().map(Jid::as_str).collect()))
+        .collect();
+    let stores: Vec<(Term, Term)> = facts
+        .stores
+        .borrow()
+        .iter()
+        .map(|(jid, record)| (binary(env, jid.as_str()), record_to_term(env, record.as_ref())))
+        .collect();
+    let logs: Vec<(rustler::Atom, &str)> = outcome
+        .log
+        .iter()
+        .map(|(level, line)| {
+            let level = match level {
+                muc_rs::LogLevel::Debug => atoms::debug(),
+                muc_rs::LogLevel::Info => atoms::info(),
+                muc_rs::LogLevel::Warn | muc_rs::LogLevel::Error => atoms::warning(),
+            };
+            (level, line.as_str())
+        })
+        .collect();
+    Ok((atoms::ok(), deliveries, stores, logs).encode(env))
+}
+
+/// The room a stanza is for, if it is for a room (not the service itself).
+fn room_of(stanza: &Element, host: &MucHost) -> Option<BareJid> {
+    let to = stanza.attr("to")?.parse::<Jid>().ok()?;
+    (to.node().is_some() && to.domain() == host.domain().domain()).then(|| to.to_bare())
+}
+
+fn binary<'a>(env: rustler::Env<'a>, text: &str) -> Term<'a> {
+    let mut bin = OwnedBinary::new(text.len());
+    bin.as_mut_slice().copy_from_slice(text.as_bytes());
+    bin.release(env).encode(env)
+}
+
+/// A room's records as the gen_server stores them: `#{config => Data, state => Data}`
+/// (maps, binaries, numbers and booleans: readable with mnesia's own tools), or `none`.
+fn record_to_term<'a>(env: rustler::Env<'a>, record: Option<&StoredRoom>) -> Term<'a> {
+    let Some(record) = record else { return atoms::none().encode(env) };
+    let mut map = rustler::types::map::map_new(env);
+    map = map.map_put(atoms::config(), data_to_term(env, &record.config)).expect("a map");
+    if let Some(state) = &record.state {
+        map = map.map_put(atoms::state(), data_to_term(env, state)).expect("a map");
+    }
+    map
+}
+
+fn record_from_term(term: Term) -> Option<StoredRoom> {
+    let config = data_from_term(term.map_get(atoms::config().encode(term.get_env())).ok()?)?;
+    let state = term.map_get(atoms::state().encode(term.get_env())).ok().and_then(data_from_term);
+    Some(StoredRoom { config, state })
+}
+
+fn data_to_term<'a>(env: rustler::Env<'a>, data: &Data) -> Term<'a> {
+    match data {
+        Data::Bool(b) => b.encode(env),
+        Data::Int(i) => i.encode(env),
+        Data::Num(n) => n.encode(env),
+        Data::Str(s) => binary(env, s),
+        Data::Table(table) => {
+            let mut map = rustler::types::map::map_new(env);
+            for (key, value) in table {
+                let key = match key {
+                    Key::Int(i) => i.encode(env),
+                    Key::Str(s) => binary(env, s),
+                };
+                map = map.map_put(key, data_to_term(env, value)).expect("a map");
+            }
+            map
+        }
+    }
+}
+
+fn data_from_term(term: Term) -> Option<Data> {
+    if let Ok(b) = bool::decode(term) {
+        return Some(Data::Bool(b));
+    }
+    if let Ok(i) = i64::decode(term) {
+        return Some(Data::Int(i));
+    }
+    if let Ok(n) = f64::decode(term) {
+        return Some(Data::Num(n));
+    }
+    if let Ok(bin) = Binary::decode(term) {
+        return Some(Data::Str(String::from_utf8_lossy(bin.as_slice()).into_owned()));
+    }
+    let iter = rustler::types::map::MapIterator::new(term)?;
+    let mut table = Table::new();
+    for (key, value) in iter {
+        let key = if let Ok(i) = i64::decode(key) {
+            Key::Int(i)
+        } else {
+            Key::Str(String::from_utf8_lossy(Binary::decode(key).ok()?.as_slice()).into_owned())
+        };
+        table.insert(key, data_from_term(value)?);
+    }
+    Some(Data::Table(table))
+}
+
+rustler::init!("muc_rs_nif");

@@ -1,0 +1,192 @@
+//! A throw-away ejabberd (24.12, Debian's bookworm-backports package) serving
+//! `conference.localhost` with muc_rs's ejabberd module, in its own temp dir: no
+//! distribution (no epmd), mnesia in the dir, the accounts the scripts use.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+
+use crate::prosody::{indent, repo_root, tail};
+use crate::{err, Result};
+
+/// Accounts the scripts log in as (Prosody's test config accepts any; ejabberd needs them).
+const ACCOUNTS: &[&str] = &["romeo", "juliet", "mercutio", "benvolio", "mallory", "admin", "user", "user2"];
+pub const PASSWORD: &str = "password";
+const READY: &str = "MUC_HARNESS READY";
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where the ejabberd module is installed (`make install-ejabberd DESTDIR=build/ejabberd`).
+pub fn default_module_dir() -> PathBuf {
+    std::env::var_os("MUC_RS_EJABBERD_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("build/ejabberd/mod_muc_rs"))
+}
+
+pub struct Ejabberd {
+    module_dir: PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Ejabberd {
+    /// Starts ejabberd with muc_rs's module from `module_dir` (with `ebin/` and `priv/`).
+    pub async fn start(module_dir: &Path) -> Result<Ejabberd> {
+        if !module_dir.join("ebin/mod_muc_rs.beam").exists() {
+            return Err(err!("no ejabberd module at {} (make install-ejabberd)", module_dir.display()));
+        }
+        let dir = tempfile::Builder::new().prefix("muc-harness-ejabberd-").tempdir()?;
+        let mut server = Ejabberd { module_dir: module_dir.to_owned(), dir, port: 0, child: None };
+        server.launch().await?;
+        Ok(server)
+    }
+
+    pub fn c2s_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("ejabberd.log")
+    }
+
+    pub fn read_log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// `kill -9`: what mnesia had not written is gone.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+    }
+
+    /// `kill -9`, then a start on the same mnesia dir.
+    pub async fn crash_restart(&mut self) -> Result<()> {
+        self.kill().await;
+        self.launch().await
+    }
+
+    async fn launch(&mut self) -> Result<()> {
+        let mut last = None;
+        for _ in 0..5 {
+            self.port = crate::prosody::free_port()?;
+            match self.launch_on_port().await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    self.kill().await;
+                    let taken = e.to_string().contains("eaddrinuse");
+                    last = Some(e);
+                    if !taken {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| err!("no free port")))
+    }
+
+    async fn launch_on_port(&mut self) -> Result<()> {
+        let dir = self.dir.path();
+        std::fs::write(dir.join("ejabberd.yml"), config(self.port))?;
+        let console_path = dir.join("console.log");
+        std::fs::write(&console_path, "")?;
+        let console = std::fs::OpenOptions::new().append(true).open(&console_path)?;
+        let register: Vec<String> = ACCOUNTS
+            .iter()
+            .map(|u| {
+                format!("ejabberd_auth:try_register(<<\"{u}\">>, <<\"localhost\">>, <<\"{PASSWORD}\">>)")
+            })
+            .collect();
+        let eval = format!("{}, io:format(\"{READY}~n\").", register.join(", "));
+        let mut cmd = Command::new("erl");
+        cmd.args(["-noinput", "-noshell", "+K", "true", "-smp", "auto", "-pa"])
+            .arg(self.module_dir.join("ebin"))
+            .arg("-mnesia")
+            .arg("dir")
+            .arg(format!("\"{}\"", dir.join("db").display()))
+            .args(["-s", "ejabberd", "-eval", &eval])
+            .env("ERL_LIBS", "/usr/lib/x86_64-linux-gnu")
+            .env("EJABBERD_CONFIG_PATH", dir.join("ejabberd.yml"))
+            .env("EJABBERD_LOG_PATH", self.log_path())
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(console.try_clone()?)
+            .stderr(console)
+            .kill_on_drop(true);
+        // SAFETY: prctl is async-signal-safe; the closure touches no shared state.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+                Ok(())
+            });
+        }
+        self.child = Some(cmd.spawn().map_err(|e| err!("cannot run erl (is ejabberd installed?): {e}"))?);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let console = std::fs::read_to_string(&console_path).unwrap_or_default();
+            if console.contains(READY) {
+                return Ok(());
+            }
+            let log = self.read_log();
+            if log.contains("eaddrinuse") {
+                return Err(err!("eaddrinuse: port {} taken", self.port));
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    return Err(err!(
+                        "ejabberd exited during startup ({status})\n{}\n{}",
+                        indent(console.trim()),
+                        indent(&tail(&log, 20))
+                    ));
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(err!(
+                    "ejabberd did not start within {START_TIMEOUT:?}\n{}",
+                    indent(&tail(&log, 20))
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Log lines that make a run fail: errors and crashes of muc_rs's module.
+pub fn log_problems(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| (l.contains("[error]") || l.contains("[critical]")) && l.contains("muc_rs"))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn config(port: u16) -> String {
+    format!(
+        r#"# Generated by muc_harness: a self-contained ejabberd for one test run.
+loglevel: info
+log_rotate_count: 0
+hosts: [localhost]
+certfiles: []
+listen:
+  - {{port: {port}, ip: "127.0.0.1", module: ejabberd_c2s, max_stanza_size: 262144, shaper: none,
+     access: c2s, starttls_required: false}}
+auth_method: internal
+auth_password_format: plain
+acl:
+  admin: {{user: ["admin@localhost"]}}
+access_rules:
+  c2s: {{allow: all}}
+  muc_admin: {{allow: admin}}
+shaper_rules: {{max_user_sessions: 10}}
+modules:
+  mod_disco: {{}}
+  mod_ping: {{}}
+  mod_roster: {{}}
+  mod_muc_rs: {{host: "conference.localhost", access_admin: muc_admin}}
+"#
+    )
+}
