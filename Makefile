@@ -44,7 +44,7 @@ lint:
 test: deps build web
 	bash tools/test-all.sh
 
-test-rust:
+test-rust: deps install-ejabberd
 	$(CARGO) test --no-default-features
 	$(CARGO) test -p muc_harness
 

@@ -37,7 +37,8 @@ suite() {
 }
 
 suite "core (cargo test)" cargo test --no-default-features
-suite "harness (cargo test)" cargo test -p muc_harness
+# (harness/tests/ejabberd.rs loads the ejabberd module: built first)
+suite "harness (cargo test)" bash -c 'make -s install-ejabberd >/dev/null && cargo test -p muc_harness'
 suite "lint" bash -c 'cargo fmt --all -- --check && cargo clippy --workspace --all-targets -q -- -D warnings && cargo clippy --no-default-features --all-targets -q -- -D warnings && echo "1 passed, 0 failed"'
 suite "busted" bash spec/run-busted.sh
 suite "fuzz (30 s, make fuzz-quick)" make -s fuzz-quick
@@ -52,7 +53,7 @@ suite "scansion with muc_mam" cargo run -q --release -p muc_harness --bin scansi
   --plugin-dir "$PWD/build/plugin" --component-config 'modules_enabled = { "muc_mam" }' spec/scansion/
 # The same scripts on ejabberd 24.12 with muc_rs's ejabberd module (the NIF), but those whose
 # tags are Prosody config or that check the server rather than the MUC (## not-on-ejabberd).
-suite "scansion on ejabberd" bash -c 'make -s install-ejabberd >/dev/null && cargo run -q --release -p muc_harness --bin scansion -- --ejabberd spec/scansion/'
+suite "scansion on ejabberd" bash -c 'cargo run -q --release -p muc_harness --bin scansion -- --ejabberd spec/scansion/'
 # Converse.js in headless Chromium (web/browser-test.mjs): first with a copy of the plugin
 # that drops groupchat messages, which must fail, then the session on {0.12, 13} x {muc_rs, muc}.
 suite "browser self-test (must fail)" bash -c 'bash tools/web-setup.sh && node web/browser-test.mjs --expect-fail'

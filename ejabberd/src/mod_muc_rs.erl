@@ -115,7 +115,7 @@ read_room(RoomJid) ->
         [] -> none
     end.
 
-%% Every record of the stanza in one transaction, before anything is sent.
+%% Every record of the stanza in one transaction, on disk before anything is sent.
 write_rooms([]) ->
     ok;
 write_rooms(Stores) ->
@@ -126,7 +126,8 @@ write_rooms(Stores) ->
           end, Stores)
     end,
     {atomic, ok} = mnesia:transaction(Write),
-    ok.
+    %% mnesia's log buffers in its own process: flushed now, the change outlives a kill -9.
+    mnesia:sync_log().
 
 deliver({Xml, Recipients}) ->
     El = fxml_stream:parse_element(Xml),

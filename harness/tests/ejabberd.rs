@@ -1,0 +1,136 @@
+//! muc_rs in ejabberd (issue 16), with real clients against a real ejabberd 24.12: rooms are
+//! kept in mnesia before the owner hears back, so a persistent room survives `kill -9`
+//! right after the acknowledgement, and a temporary room leaves nothing behind.
+//!
+//! Fails (no skip) when ejabberd or the module is missing: run tools/install-deps.sh and
+//! `make install-ejabberd` first (the module is `<repo>/build/ejabberd/mod_muc_rs`, or
+//! `$MUC_RS_EJABBERD_DIR`).
+
+use std::time::{Duration, Instant};
+
+use minidom::Element;
+use muc_harness::ejabberd::{default_module_dir, Ejabberd, PASSWORD};
+use muc_harness::xmpp::{ConnectOptions, Connection};
+
+const T: Duration = Duration::from_secs(10);
+const ROOM: &str = "keep@conference.localhost";
+const NS_MUC_USER: &str = "http://jabber.org/protocol/muc#user";
+
+struct Client(Connection);
+
+impl Client {
+    async fn connect(server: &Ejabberd, user: &str) -> Client {
+        let opts = ConnectOptions {
+            addr: server.c2s_addr(),
+            jid: format!("{user}@localhost"),
+            password: PASSWORD.into(),
+            resource: Some("res".into()),
+            timeout: T,
+            record_traffic: false,
+        };
+        Client(Connection::connect(&opts).await.unwrap_or_else(|e| panic!("connect as {user}: {e}")))
+    }
+
+    async fn send(&mut self, xml: &str) {
+        let el: Element = xml.parse().unwrap_or_else(|e| panic!("bad test stanza {xml}: {e}"));
+        self.0.send(&el).await.expect("send");
+    }
+
+    /// The next stanza `pred` accepts (others are dropped).
+    async fn expect(&mut self, what: &str, pred: impl Fn(&Element) -> bool) -> Element {
+        let deadline = Instant::now() + T;
+        while let Some(el) = self.0.next_stanza(deadline).await.expect("read") {
+            if pred(&el) {
+                return el;
+            }
+        }
+        panic!("no {what} within {T:?}");
+    }
+
+    /// Joins `room` as `nick`; the status codes of the self-presence.
+    async fn join(&mut self, room: &str, nick: &str) -> Vec<String> {
+        self.send(&format!(
+            "<presence xmlns='jabber:client' to='{room}/{nick}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+        ))
+        .await;
+        let me = format!("{room}/{nick}");
+        let own = self
+            .expect("the self-presence", |el| el.name() == "presence" && el.attr("from") == Some(me.as_str()))
+            .await;
+        assert_ne!(own.attr("type"), Some("error"), "joining {room}: {}", String::from(&own));
+        let x = own.get_child("x", NS_MUC_USER).expect("muc#user x");
+        x.children()
+            .filter(|c| c.name() == "status")
+            .filter_map(|c| c.attr("code").map(str::to_owned))
+            .collect()
+    }
+
+    /// Sends an iq and waits for its result.
+    async fn iq_ok(&mut self, id: &str, xml: &str) -> Element {
+        self.send(xml).await;
+        let reply = self.expect("the iq's reply", |el| el.name() == "iq" && el.attr("id") == Some(id)).await;
+        assert_eq!(reply.attr("type"), Some("result"), "{}", String::from(&reply));
+        reply
+    }
+}
+
+fn configure(persistent: bool) -> String {
+    format!(
+        "<iq xmlns='jabber:client' type='set' to='{ROOM}' id='cfg'><query xmlns='http://jabber.org/protocol/muc#owner'>\
+         <x xmlns='jabber:x:data' type='submit'>\
+         <field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>\
+         <field var='muc#roomconfig_roomname'><value>Kept Room</value></field>\
+         <field var='muc#roomconfig_persistentroom'><value>{}</value></field>\
+         </x></query></iq>",
+        u8::from(persistent)
+    )
+}
+
+async fn disco_info(client: &mut Client) -> Element {
+    let id = "info";
+    client
+        .send(&format!(
+            "<iq xmlns='jabber:client' type='get' to='{ROOM}' id='{id}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
+        ))
+        .await;
+    client.expect("disco#info's reply", |el| el.name() == "iq" && el.attr("id") == Some(id)).await
+}
+
+fn has_feature(info: &Element, var: &str) -> bool {
+    let query = info.get_child("query", "http://jabber.org/protocol/disco#info");
+    query.is_some_and(|q| q.children().any(|c| c.name() == "feature" && c.attr("var") == Some(var)))
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_persistent_room_survives_kill_9_right_after_its_owner_heard_back() {
+    let mut server = Ejabberd::start(&default_module_dir()).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut romeo = Client::connect(&server, "romeo").await;
+    assert!(romeo.join(ROOM, "Romeo").await.contains(&"201".to_owned()), "a new room");
+    romeo.iq_ok("cfg", &configure(true)).await;
+    server.crash_restart().await.unwrap_or_else(|e| panic!("{e}"));
+
+    let mut juliet = Client::connect(&server, "juliet").await;
+    let info = disco_info(&mut juliet).await;
+    assert_eq!(info.attr("type"), Some("result"), "the room is there: {}", String::from(&info));
+    assert!(has_feature(&info, "muc_persistent"), "{}", String::from(&info));
+    let form = String::from(&info);
+    assert!(form.contains("Kept Room"), "its name was kept: {form}");
+    let codes = juliet.join(ROOM, "Juliet").await;
+    assert!(!codes.contains(&"201".to_owned()), "not made again: {codes:?}");
+    let log = server.read_log();
+    assert!(muc_harness::ejabberd::log_problems(&log).is_empty(), "{log}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_temporary_room_leaves_nothing_behind() {
+    let mut server = Ejabberd::start(&default_module_dir()).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut romeo = Client::connect(&server, "romeo").await;
+    romeo.join(ROOM, "Romeo").await;
+    romeo.iq_ok("cfg", &configure(false)).await;
+    server.crash_restart().await.unwrap_or_else(|e| panic!("{e}"));
+
+    let mut juliet = Client::connect(&server, "juliet").await;
+    let info = disco_info(&mut juliet).await;
+    assert_eq!(info.attr("type"), Some("error"), "no such room: {}", String::from(&info));
+    assert!(juliet.join(ROOM, "Juliet").await.contains(&"201".to_owned()), "made anew");
+}
