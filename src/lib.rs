@@ -17,6 +17,7 @@ pub mod id;
 pub mod occupant;
 pub mod ordered_map;
 pub mod outcome;
+pub mod panic_guard;
 pub mod persist;
 pub mod room;
 pub mod xml;

@@ -37,10 +37,13 @@ depends(_ServerHost, _Opts) ->
 
 mod_opt_type(host) -> econf:host();
 mod_opt_type(hosts) -> econf:hosts();
-mod_opt_type(access_admin) -> econf:acl().
+mod_opt_type(access_admin) -> econf:acl();
+mod_opt_type(test_panic) -> econf:bool().
 
 mod_options(_ServerHost) ->
-    [{host, <<"conference.@HOST@">>}, {hosts, []}, {access_admin, none}].
+    [{host, <<"conference.@HOST@">>}, {hosts, []}, {access_admin, none},
+     %% Only for muc_rs's own tests: see muc_rs_nif:new_host/2.
+     {test_panic, false}].
 
 mod_doc() ->
     #{desc => <<"Multi-user chat (XEP-0045) with the room logic of muc_rs (Rust)">>}.
@@ -53,7 +56,7 @@ init([ServerHost, Opts]) ->
                            [{disc_copies, [node()]},
                             {attributes, record_info(fields, muc_rs_room)}]),
     [Host | _] = Hosts = gen_mod:get_opt_hosts(Opts),
-    {ok, Service} = muc_rs_nif:new_host(Host),
+    {ok, Service} = muc_rs_nif:new_host(Host, gen_mod:get_opt(test_panic, Opts)),
     lists:foreach(fun(H) -> ejabberd_router:register_route(H, ServerHost) end, Hosts),
     ?INFO_MSG("muc_rs serving ~ts", [Host]),
     {ok, #{server_host => ServerHost, hosts => Hosts, service => Service,
@@ -63,7 +66,7 @@ handle_info({route, Packet}, State) ->
     try route(Packet, State)
     catch Class:Reason:Stack ->
         ?ERROR_MSG("muc_rs failed on ~ts: ~p:~p~n~p",
-                   [xmpp:format_stanza_for_log(Packet), Class, Reason, Stack]),
+                   [xmpp:pp(Packet), Class, Reason, Stack]),
         Err = xmpp:err_internal_server_error(),
         ejabberd_router:route_error(Packet, Err)
     end,

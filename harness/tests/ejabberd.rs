@@ -1,6 +1,7 @@
 //! muc_rs in ejabberd (issue 16), with real clients against a real ejabberd 24.12: rooms are
 //! kept in mnesia before the owner hears back, so a persistent room survives `kill -9`
-//! right after the acknowledgement, and a temporary room leaves nothing behind.
+//! right after the acknowledgement, and a temporary room leaves nothing behind; a panic in
+//! the core is an error reply and a log line, and the node and its rooms go on.
 //!
 //! Fails (no skip) when ejabberd or the module is missing: run tools/install-deps.sh and
 //! `make install-ejabberd` first (the module is `<repo>/build/ejabberd/mod_muc_rs`, or
@@ -38,13 +39,18 @@ impl Client {
 
     /// The next stanza `pred` accepts (others are dropped).
     async fn expect(&mut self, what: &str, pred: impl Fn(&Element) -> bool) -> Element {
+        self.try_expect(pred).await.unwrap_or_else(|| panic!("no {what} within {T:?}"))
+    }
+
+    /// The next stanza `pred` accepts within the timeout, if any.
+    async fn try_expect(&mut self, pred: impl Fn(&Element) -> bool) -> Option<Element> {
         let deadline = Instant::now() + T;
         while let Some(el) = self.0.next_stanza(deadline).await.expect("read") {
             if pred(&el) {
-                return el;
+                return Some(el);
             }
         }
-        panic!("no {what} within {T:?}");
+        None
     }
 
     /// Joins `room` as `nick`; the status codes of the self-presence.
@@ -133,4 +139,32 @@ async fn a_temporary_room_leaves_nothing_behind() {
     let info = disco_info(&mut juliet).await;
     assert_eq!(info.attr("type"), Some("error"), "no such room: {}", String::from(&info));
     assert!(juliet.join(ROOM, "Juliet").await.contains(&"201".to_owned()), "made anew");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_panic_in_the_core_is_an_error_reply_and_a_log_line_and_the_node_goes_on() {
+    let mut server = Ejabberd::start_with(&default_module_dir(), "test_panic: true")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut romeo = Client::connect(&server, "romeo").await;
+    romeo.join(ROOM, "Romeo").await;
+    romeo
+        .send(&format!(
+            "<iq xmlns='jabber:client' type='get' to='{ROOM}' id='boom'><panic xmlns='urn:xmpp:muc-rs:test:0'/></iq>"
+        ))
+        .await;
+    let reply = romeo.try_expect(|el| el.name() == "iq" && el.attr("id") == Some("boom")).await;
+    let reply =
+        reply.unwrap_or_else(|| panic!("no reply to the panicking iq; the log:\n{}", server.read_log()));
+    assert_eq!(reply.attr("type"), Some("error"), "{}", String::from(&reply));
+    assert!(String::from(&reply).contains("internal-server-error"), "{}", String::from(&reply));
+    let log =
+        server.wait_for_log("muc_rs failed on", T).await.unwrap_or_else(|log| panic!("no log line:\n{log}"));
+    assert!(log.contains("muc_rs_panic") && log.contains("forced panic (test hook)"), "says why:\n{log}");
+    // The room and the node go on.
+    romeo.iq_ok("cfg", &configure(true)).await;
+    let mut juliet = Client::connect(&server, "juliet").await;
+    let codes = juliet.join(ROOM, "Juliet").await;
+    assert!(!codes.contains(&"201".to_owned()), "the same room: {codes:?}");
+    server.kill().await;
 }

@@ -2,7 +2,6 @@
 //! and the guard that keeps panics and callback errors out of Prosody.
 
 use super::convert::{self, Keys};
-use super::guard;
 use super::render;
 use super::reuse::StanzaCache;
 use super::storage::Storage;
@@ -10,16 +9,13 @@ use crate::env::{Env, StoredRoom};
 use crate::hooks::{Answer, Hook};
 use crate::host::MucHost;
 use crate::outcome::Delivery;
+use crate::panic_guard::{self as guard, TEST_NS};
 use crate::xml::{error_reply, ElementExt, StanzaError, NS_CLIENT};
 use jid::{BareJid, Jid};
 use minidom::Element;
 use mlua::{Function, Lua, MultiValue, Result as LuaResult, Table, UserData, UserDataMethods, Value};
 use std::cell::{Cell, RefCell};
 use std::time::{SystemTime, UNIX_EPOCH};
-
-/// Stanzas carrying `<panic xmlns=TEST_NS/>` make the binding panic, when the host was
-/// created with the option `_test_panic = true` (for the specs of the panic guard).
-pub const TEST_NS: &str = "urn:xmpp:muc-rs:test:0";
 
 pub struct LuaHost {
     /// Borrowed mutably only for the core call, never across a Lua callback that could

@@ -16,11 +16,10 @@
 //! ```
 //! `opts` holds the options found set (name → boolean, number or string) and
 //! `server_version` (Prosody's version string). Values of the wrong type are logged (warn)
-//! and ignored. `_test_panic = true` arms the panic test hook (see [`host::TEST_NS`]).
+//! and ignored. `_test_panic = true` arms the panic test hook (see [`crate::panic_guard::TEST_NS`]).
 
 mod convert;
 mod events;
-mod guard;
 mod host;
 mod render;
 mod reuse;
@@ -29,6 +28,7 @@ mod storage;
 
 use crate::config::{HostConfig, OptionKind, OptionValue, OPTIONS};
 use crate::host::MucHost;
+use crate::panic_guard as guard;
 use host::LuaHost;
 use mlua::{Lua, Result as LuaResult, Table, Value};
 use std::collections::HashMap;
@@ -49,7 +49,7 @@ fn muc_rs(lua: &Lua) -> LuaResult<Table> {
         "_roundtrip",
         lua.create_function(|lua, (stanza, stanza_mt): (Table, Table)| roundtrip(lua, &stanza, &stanza_mt))?,
     )?;
-    exports.set("_test_ns", host::TEST_NS)?;
+    exports.set("_test_ns", crate::panic_guard::TEST_NS)?;
     Ok(exports)
 }
 

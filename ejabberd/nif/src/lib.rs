@@ -10,26 +10,30 @@
 //!   again), or `{ok, Deliveries, Stores, Logs}`: the records to write before anything is
 //!   delivered, then the stanzas, each with its recipients.
 //!
-//! A panic in the core becomes an Erlang exception (rustler catches it at the boundary),
-//! which the gen_server logs and answers with an error: it never takes the node down.
+//! A panic in the core is caught here and raised as the Erlang error
+//! `{muc_rs_panic, Message}` (message and source location), which the gen_server logs and
+//! answers with an error: it never takes the node down.
 
 use jid::{BareJid, Jid};
 use minidom::Element;
 use muc_rs::env::StoredRoom;
 use muc_rs::persist::{Data, Key, Table};
-use muc_rs::{Env, HostConfig, MucHost};
+use muc_rs::{panic_guard, Env, HostConfig, MucHost};
 use rustler::{Binary, Decoder, Encoder, NifResult, OwnedBinary, ResourceArc, Term};
 use std::cell::RefCell;
 use std::sync::Mutex;
 
 mod atoms {
-    rustler::atoms! { ok, error, load, none, debug, info, warning, config, state }
+    rustler::atoms! { ok, error, load, none, debug, info, warning, config, state, muc_rs_panic }
 }
 
 /// One MUC service's core, owned by its gen_server (std's Mutex: rustler requires the
 /// resource to be unwind-safe; only that one process calls in, so it is never contended).
 pub struct Service {
     host: Mutex<MucHost>,
+    /// Stanzas carrying `<panic xmlns=TEST_NS/>` make the core's call panic (`test_panic`
+    /// in the module's options; see [`panic_guard::TEST_NS`]).
+    test_panic: bool,
 }
 
 #[rustler::resource_impl]
@@ -61,10 +65,11 @@ impl Env for Facts {
 }
 
 #[rustler::nif]
-fn new_host(domain: String) -> NifResult<(rustler::Atom, ResourceArc<Service>)> {
+fn new_host(domain: String, test_panic: bool) -> NifResult<(rustler::Atom, ResourceArc<Service>)> {
+    panic_guard::install_hook();
     let host = MucHost::new(&domain, HostConfig::for_version((13, 0)))
         .map_err(|e| rustler::Error::Term(Box::new(e)))?;
-    Ok((atoms::ok(), ResourceArc::new(Service { host: Mutex::new(host) })))
+    Ok((atoms::ok(), ResourceArc::new(Service { host: Mutex::new(host), test_panic })))
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
@@ -82,18 +87,28 @@ fn handle<'a>(
         .into_iter()
         .filter_map(|(jid, record)| Some((jid.parse::<BareJid>().ok()?, record_from_term(record))))
         .collect::<Vec<_>>();
-    let mut host = service.host.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-
-    // A room neither live nor read yet: ask for its record before the core changes anything.
-    if let Some(room) = room_of(&stanza, &host) {
-        if host.room(&room).is_none() && !rooms.iter().any(|(jid, _)| *jid == room) {
-            return Ok((atoms::load(), room.as_str()).encode(env));
-        }
-    }
     let admins = admins.iter().filter_map(|j| j.parse().ok()).collect();
     let facts = Facts { now, admins, rooms, stores: RefCell::new(Vec::new()) };
-    let outcome = host.handle(stanza, &facts);
-    drop(host);
+    let step = panic_guard::run(|| {
+        // A panic while the core held the lock poisons it, but the core is still whole (a
+        // stanza's handling changes a room only once it has checked everything): go on.
+        let mut host = service.host.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if service.test_panic && stanza.has_child("panic", panic_guard::TEST_NS) {
+            panic!("forced panic (test hook)");
+        }
+        // A room neither live nor read yet: ask for its record before the core changes anything.
+        match room_of(&stanza, &host) {
+            Some(room) if host.room(&room).is_none() && !facts.rooms.iter().any(|(jid, _)| *jid == room) => {
+                Err(room)
+            }
+            _ => Ok(host.handle(stanza, &facts)),
+        }
+    })
+    .map_err(|message| rustler::Error::RaiseTerm(Box::new((atoms::muc_rs_panic(), message))))?;
+    let outcome = match step {
+        Err(room) => return Ok((atoms::load(), room.as_str()).encode(env)),
+        Ok(outcome) => outcome,
+    };
 
     let deliveries: Vec<(Term, Vec<&str>)> = outcome
         .deliveries

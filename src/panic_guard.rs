@@ -1,4 +1,5 @@
-//! Keeps Rust panics from unwinding into Lua, and turns them into a log line.
+//! Keeps Rust panics from unwinding into the host (Lua or Erlang), and turns them into a
+//! log line. Used by both bindings at their boundary.
 //!
 //! `run` catches the unwind; a panic hook (installed once, chained to the previous one)
 //! records the message and location of panics raised inside `run` instead of printing them
@@ -19,6 +20,11 @@ thread_local! {
 }
 
 static INSTALL: Once = Once::new();
+
+/// Stanzas carrying `<panic xmlns=TEST_NS/>` make a binding panic when its host was created
+/// with its test option armed (Prosody: `_test_panic = true`; ejabberd: `test_panic: true`),
+/// for the tests that a panic stays an error reply and a log line.
+pub const TEST_NS: &str = "urn:xmpp:muc-rs:test:0";
 
 pub fn install_hook() {
     INSTALL.call_once(|| {
