@@ -107,12 +107,10 @@ local handle = events.handle;
 api.install();
 
 -- Service discovery of the service itself is answered by mod_disco (at priority 0, before
--- our iq/host hook), from the identity and feature declared here.
+-- our iq/host hook), from the identity and the core's features declared here.
 module:depends("disco");
 module:add_identity("conference", "text", host:service_name());
-module:add_feature("http://jabber.org/protocol/muc");
-module:add_feature("http://jabber.org/protocol/muc#unique");
-if opts.muc_occupant_id ~= false then module:add_feature("urn:xmpp:occupant-id:0"); end
+for _, feature in ipairs(host:service_features()) do module:add_feature(feature); end
 
 -- Admins' ad-hoc commands (adds the commands feature, as stock's do).
 module:depends("adhoc");

@@ -38,6 +38,11 @@ pub trait Env {
     fn avatar_hash(&self, _room: &BareJid) -> Option<String> {
         None
     }
+    /// The host's own rule on who may create rooms (ejabberd's `access_create`), which
+    /// then replaces `restrict_room_creation`; `None`: the host has no such rule.
+    fn may_create_room(&self, _creator: &BareJid) -> Option<bool> {
+        None
+    }
     /// Every room with stored records.
     fn stored_rooms(&self) -> Result<Vec<BareJid>, String> {
         Ok(Vec::new())

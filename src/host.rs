@@ -11,7 +11,7 @@ use crate::room::settings::{RoomSettings, Tombstone};
 use crate::room::{Ctx, Room};
 use crate::xml::{
     el, reply, ElementExt, StanzaError, NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC, NS_MUC_ADMIN,
-    NS_MUC_OWNER, NS_MUC_USER, NS_REGISTER,
+    NS_MUC_OWNER, NS_MUC_USER, NS_OCCUPANT_ID, NS_REGISTER,
 };
 use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
@@ -470,12 +470,30 @@ impl MucHost {
         false
     }
 
-    /// The service itself: its room list and unique room names. Its disco#info is the host
-    /// server's (mod_disco), which answers before this.
+    /// The features of the service itself (its disco#info, with the conference identity).
+    pub fn service_features(&self) -> Vec<&'static str> {
+        service_features(&self.config)
+    }
+
+    /// The service itself: its disco#info, room list and unique room names. On Prosody
+    /// mod_disco answers the disco#info first (from `service_features`, with the host's
+    /// other modules' features); hosts without such a module get the core's answer.
     fn handle_to_service(rooms: &RoomCache, ctx: &mut Ctx, stanza: &Element, from: &FullJid) {
         let query = stanza.children().next();
         let get = stanza.name() == "iq" && stanza.attr("type") == Some("get");
         match query {
+            Some(q) if get && q.is("query", NS_DISCO_INFO) && q.attr("node").is_none() => {
+                let identity = el("identity", NS_DISCO_INFO)
+                    .with("category", "conference")
+                    .with("type", "text")
+                    .with("name", ctx.config.name.as_str());
+                let mut info = el("query", NS_DISCO_INFO).child(identity);
+                for feature in [NS_DISCO_INFO, NS_DISCO_ITEMS].into_iter().chain(service_features(ctx.config))
+                {
+                    info.append_child(el("feature", NS_DISCO_INFO).with("var", feature));
+                }
+                ctx.send(reply(stanza).child(info), from.clone().into());
+            }
             Some(q) if get && q.is("query", NS_DISCO_ITEMS) => {
                 let mut items = el("query", NS_DISCO_ITEMS).with_opt("node", q.attr("node"));
                 if q.attr("node").is_none() {
@@ -646,6 +664,14 @@ fn tombstone_record(
 }
 
 const NS_MUC_UNIQUE: &str = "http://jabber.org/protocol/muc#unique";
+
+fn service_features(config: &HostConfig) -> Vec<&'static str> {
+    let mut features = vec![NS_MUC, NS_MUC_UNIQUE];
+    if config.occupant_id {
+        features.push(NS_OCCUPANT_ID);
+    }
+    features
+}
 
 mod api;
 #[cfg(test)]

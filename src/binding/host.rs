@@ -327,6 +327,7 @@ impl UserData for LuaHost {
         methods.add_method("room_vcards", |_, this, ()| Ok(this.host.borrow().config().room_vcards));
         // The service's name for its disco identity (the `name` option or stock's default).
         methods.add_method("service_name", |_, this, ()| Ok(this.host.borrow().config().name.clone()));
+        methods.add_method("service_features", |_, this, ()| Ok(this.host.borrow().service_features()));
         // For specs and benchmarks: deliver `stanza` to each JID in `to` through the same
         // conversion and fan-out as the core's deliveries. Returns true, or nil and why not.
         methods.add_method("_deliver", |lua, this, (stanza, to): (Table, Vec<String>)| {

@@ -215,6 +215,25 @@ fn the_service_lists_public_rooms_only() {
     assert_eq!(jids, vec![ROOM], "rooms are hidden unless made public");
 }
 
+#[test]
+fn the_service_answers_its_own_disco_info_where_the_host_does_not() {
+    let config = HostConfig { name: "Rooms".into(), occupant_id: false, ..HostConfig::for_version((13, 0)) };
+    let mut h = MucHost::new("conference.localhost", config).unwrap();
+    let out = send(
+        &mut h,
+        &format!("<iq from='{ROMEO}' to='conference.localhost' type='get' id='i'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"),
+    );
+    let query = to(&out, ROMEO)[0].get_child("query", NS_DISCO_INFO).expect("a disco#info result");
+    let identity = query.get_child("identity", NS_DISCO_INFO).unwrap();
+    assert_eq!(
+        (identity.attr("category"), identity.attr("type"), identity.attr("name")),
+        (Some("conference"), Some("text"), Some("Rooms"))
+    );
+    let features: Vec<_> = query.children().filter_map(|f| f.attr("var")).collect();
+    assert!(features.contains(&NS_MUC) && features.contains(&NS_DISCO_ITEMS), "{features:?}");
+    assert!(!features.contains(&NS_OCCUPANT_ID), "occupant ids are off: {features:?}");
+}
+
 /// Storage as the host server keeps it, for persistence tests; `fail` makes writes fail.
 #[derive(Default)]
 struct MemoryStore {

@@ -591,6 +591,9 @@ impl Room {
 }
 
 fn may_create_room(ctx: &Ctx, creator: &BareJid) -> bool {
+    if let Some(host_rule) = ctx.env.may_create_room(creator) {
+        return host_rule;
+    }
     match ctx.config.room_creation {
         RoomCreation::Anyone => true,
         RoomCreation::AdminsOnly => ctx.env.is_service_admin(creator),
