@@ -52,8 +52,12 @@ suite "scansion" cargo run -q --release -p muc_harness --bin scansion -- \
 suite "scansion with muc_mam" cargo run -q --release -p muc_harness --bin scansion -- \
   --plugin-dir "$PWD/build/plugin" --component-config 'modules_enabled = { "muc_mam" }' spec/scansion/
 # The same scripts on ejabberd 24.12 with muc_rs's ejabberd module (the NIF), but those whose
-# tags are Prosody config or that check the server rather than the MUC (## not-on-ejabberd).
+# tags are Prosody config or that check the server rather than the MUC (## not-on-ejabberd);
+# component options are translated to the module's.
 suite "scansion on ejabberd" bash -c 'cargo run -q --release -p muc_harness --bin scansion -- --ejabberd spec/scansion/'
+# The side-by-side: ejabberd's own mod_muc fails the scripts listed, and only those.
+suite "scansion on ejabberd's mod_muc" cargo run -q --release -p muc_harness --bin scansion -- \
+  --ejabberd-stock --known-failures spec/scansion/ejabberd-stock.known-failures spec/scansion/
 # Converse.js in headless Chromium (web/browser-test.mjs): first with a copy of the plugin
 # that drops groupchat messages, which must fail, then the session on {0.12, 13} x {muc_rs, muc}.
 suite "browser self-test (must fail)" bash -c 'bash tools/web-setup.sh && node web/browser-test.mjs --expect-fail'

@@ -8,7 +8,13 @@
 %%%   modules:
 %%%     mod_muc_rs:
 %%%       host: "conference.@HOST@"
-%%%       access_admin: admin       # as mod_muc's option: who administers every room
+%%%       access_admin: admin       # as mod_muc's options: who administers every room,
+%%%       access_create: local      #   who may create rooms, the service's name, the
+%%%       name: "Chatrooms"         #   room history kept, occupants per room and
+%%%       history_size: 20          #   the new rooms' settings
+%%%       max_users: 200
+%%%       default_room_options: {persistent: true, public: false}
+%%%       muc_room_locking: false   # muc_rs's own options, by their Prosody names
 -module(mod_muc_rs).
 -behaviour(gen_mod).
 -behaviour(gen_server).
@@ -38,12 +44,75 @@ depends(_ServerHost, _Opts) ->
 mod_opt_type(host) -> econf:host();
 mod_opt_type(hosts) -> econf:hosts();
 mod_opt_type(access_admin) -> econf:acl();
-mod_opt_type(test_panic) -> econf:bool().
+mod_opt_type(access_create) -> econf:acl();
+mod_opt_type(name) -> econf:binary();
+mod_opt_type(history_size) -> econf:non_neg_int();
+mod_opt_type(max_users) -> econf:pos_int();
+mod_opt_type(default_room_options) ->
+    econf:options(
+      #{persistent => econf:bool(), public => econf:bool(), members_only => econf:bool(),
+        moderated => econf:bool(), allow_change_subj => econf:bool(),
+        allow_user_invites => econf:bool(), anonymous => econf:bool(), lang => econf:lang()},
+      [unique]);
+mod_opt_type(test_panic) -> econf:bool();
+mod_opt_type(Name) ->
+    {Name, Type} = lists:keyfind(Name, 1, core_options()),
+    case Type of
+        bool -> econf:bool();
+        non_neg_int -> econf:non_neg_int();
+        pos_int -> econf:pos_int()
+    end.
 
 mod_options(_ServerHost) ->
-    [{host, <<"conference.@HOST@">>}, {hosts, []}, {access_admin, none},
-     %% Only for muc_rs's own tests: see muc_rs_nif:new_host/2.
-     {test_panic, false}].
+    [{host, <<"conference.@HOST@">>}, {hosts, []}, {access_admin, none}, {access_create, all},
+     {name, <<"Chatrooms">>}, {history_size, undefined}, {max_users, undefined},
+     {default_room_options, []},
+     %% Only for muc_rs's own tests: see muc_rs_nif:new_host/3.
+     {test_panic, false}
+     | [{Name, undefined} || {Name, _} <- core_options()]].
+
+%% muc_rs's options that mod_muc has no name for, by their Prosody names (the README's
+%% table says what each does), and the type of their values.
+core_options() ->
+    [{muc_room_locking, bool}, {muc_room_lock_timeout, non_neg_int}, {muc_max_rooms, non_neg_int},
+     {muc_max_sessions_per_occupant, pos_int}, {muc_max_affiliations, pos_int},
+     {muc_room_cache_size, pos_int}, {muc_occupant_id, bool}, {muc_hats_compat, bool},
+     {muc_tombstones, bool}, {muc_tombstone_expiry, non_neg_int},
+     {muc_registration_include_form, bool}, {allow_unaffiliated_register, bool},
+     {enforce_registered_nickname, bool}, {component_admins_as_room_owners, bool}].
+
+%% mod_muc's room options and the core's names for them (anonymous is the opposite of
+%% public_jids: a non-anonymous room shows real JIDs to everyone).
+room_defaults() ->
+    [{persistent, <<"muc_room_default_persistent">>, fun(V) -> V end},
+     {public, <<"muc_room_default_public">>, fun(V) -> V end},
+     {members_only, <<"muc_room_default_members_only">>, fun(V) -> V end},
+     {moderated, <<"muc_room_default_moderated">>, fun(V) -> V end},
+     {allow_change_subj, <<"muc_room_default_change_subject">>, fun(V) -> V end},
+     {allow_user_invites, <<"muc_room_default_allow_member_invites">>, fun(V) -> V end},
+     {anonymous, <<"muc_room_default_public_jids">>, fun(V) -> not V end},
+     {lang, <<"muc_room_default_language">>, fun(V) -> V end}].
+
+%% The module's options as the core's settings ([{Name, Value}], core names).
+core_settings(Opts) ->
+    Set = fun(Name) -> gen_mod:get_opt(Name, Opts) end,
+    History = case Set(history_size) of
+                  undefined -> [];
+                  N -> [{<<"max_history_messages">>, N},
+                        {<<"muc_room_default_history_length">>, N}]
+              end,
+    MaxUsers = case Set(max_users) of
+                   undefined -> [];
+                   M -> [{<<"muc_max_occupants">>, M}]
+               end,
+    RoomOptions = Set(default_room_options),
+    Defaults = [{CoreName, Convert(Value)}
+                || {Name, CoreName, Convert} <- room_defaults(),
+                   {_, Value} <- [lists:keyfind(Name, 1, RoomOptions)]],
+    Own = [{atom_to_binary(Name), Value}
+           || {Name, _} <- core_options(), (Value = Set(Name)) =/= undefined],
+    %% Room vCards live in Prosody's mod_vcard: ejabberd has no store for them here.
+    [{<<"muc_vcard">>, false}, {<<"name">>, Set(name)}] ++ History ++ MaxUsers ++ Defaults ++ Own.
 
 mod_doc() ->
     #{desc => <<"Multi-user chat (XEP-0045) with the room logic of muc_rs (Rust)">>}.
@@ -56,11 +125,12 @@ init([ServerHost, Opts]) ->
                            [{disc_copies, [node()]},
                             {attributes, record_info(fields, muc_rs_room)}]),
     [Host | _] = Hosts = gen_mod:get_opt_hosts(Opts),
-    {ok, Service} = muc_rs_nif:new_host(Host, gen_mod:get_opt(test_panic, Opts)),
+    {ok, Service} = muc_rs_nif:new_host(Host, core_settings(Opts), gen_mod:get_opt(test_panic, Opts)),
     lists:foreach(fun(H) -> ejabberd_router:register_route(H, ServerHost) end, Hosts),
     ?INFO_MSG("muc_rs serving ~ts", [Host]),
     {ok, #{server_host => ServerHost, hosts => Hosts, service => Service,
-           access_admin => gen_mod:get_opt(access_admin, Opts)}}.
+           access_admin => gen_mod:get_opt(access_admin, Opts),
+           access_create => gen_mod:get_opt(access_create, Opts)}}.
 
 handle_info({route, Packet}, State) ->
     try route(Packet, State)
@@ -90,27 +160,26 @@ code_change(_OldVsn, State, _Extra) ->
 
 route(Packet, #{service := Service} = State) ->
     Xml = fxml:element_to_binary(xmpp:encode(Packet)),
-    Admins = admins(Packet, State),
-    handle(Service, Xml, Admins, []).
+    handle(Service, Xml, sender(Packet, State), []).
 
 %% The core may first ask for a room's stored record: read it and hand the stanza back.
-handle(Service, Xml, Admins, Rooms) ->
-    case muc_rs_nif:handle(Service, Xml, erlang:system_time(second), Admins, Rooms) of
+handle(Service, Xml, Sender, Rooms) ->
+    case muc_rs_nif:handle(Service, Xml, erlang:system_time(second), Sender, Rooms) of
         {load, RoomJid} ->
-            handle(Service, Xml, Admins, [{RoomJid, read_room(RoomJid)} | Rooms]);
+            handle(Service, Xml, Sender, [{RoomJid, read_room(RoomJid)} | Rooms]);
         {ok, Deliveries, Stores, Logs} ->
             lists:foreach(fun log/1, Logs),
             ok = write_rooms(Stores),
             lists:foreach(fun deliver/1, Deliveries)
     end.
 
-%% The sender's bare JID, if it is a MUC admin (access_admin).
-admins(Packet, #{server_host := ServerHost, access_admin := Access}) ->
+%% What the access rules say of the sender: whether it is a MUC admin (access_admin; an
+%% admin may create rooms too, as with mod_muc) and may create rooms (access_create).
+sender(Packet, #{server_host := ServerHost, access_admin := Admin, access_create := Create}) ->
     From = xmpp:get_from(Packet),
-    case acl:match_rule(ServerHost, Access, From) of
-        allow -> [jid:encode(jid:remove_resource(From))];
-        _ -> []
-    end.
+    IsAdmin = acl:match_rule(ServerHost, Admin, From) == allow,
+    Admins = [jid:encode(jid:remove_resource(From)) || IsAdmin],
+    #{admins => Admins, may_create => IsAdmin orelse acl:match_rule(ServerHost, Create, From) == allow}.
 
 read_room(RoomJid) ->
     case mnesia:dirty_read(muc_rs_room, RoomJid) of

@@ -1,6 +1,6 @@
 //! A throw-away ejabberd (24.12, Debian's bookworm-backports package) serving
-//! `conference.localhost` with muc_rs's ejabberd module, in its own temp dir: no
-//! distribution (no epmd), mnesia in the dir, the accounts the scripts use.
+//! `conference.localhost` with muc_rs's ejabberd module or ejabberd's own mod_muc, in its
+//! own temp dir: no distribution (no epmd), mnesia in the dir, the accounts the scripts use.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,9 +25,51 @@ pub fn default_module_dir() -> PathBuf {
         .unwrap_or_else(|| repo_root().join("build/ejabberd/mod_muc_rs"))
 }
 
+/// Which MUC module serves `conference.localhost`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Muc {
+    /// muc_rs's module, from a dir with `ebin/` and `priv/` (`make install-ejabberd`).
+    MucRs(PathBuf),
+    /// ejabberd's own mod_muc: the side-by-side reference.
+    Stock,
+}
+
+impl Muc {
+    /// muc_rs's module where `make install-ejabberd` put it.
+    pub fn muc_rs() -> Muc {
+        Muc::MucRs(default_module_dir())
+    }
+
+    /// Its name in reports.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Muc::MucRs(_) => "muc_rs",
+            Muc::Stock => "stock",
+        }
+    }
+
+    fn module_name(&self) -> &'static str {
+        match self {
+            Muc::MucRs(_) => "mod_muc_rs",
+            Muc::Stock => "mod_muc",
+        }
+    }
+}
+
+/// Settings beyond what the tests use (the benchmark's): all off by default.
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    /// Accounts registered besides the fixed ones, with the same [`PASSWORD`].
+    pub accounts: Vec<String>,
+    /// ejabberd's `loglevel` (`info` when `None`), e.g. `warning` to keep logging out of
+    /// the measurements.
+    pub loglevel: Option<String>,
+}
+
 pub struct Ejabberd {
-    module_dir: PathBuf,
-    /// Extra options of mod_muc_rs, as YAML flow-mapping entries (`key: value, ...`).
+    muc: Muc,
+    extras: Extras,
+    /// Extra options of the MUC module, as YAML flow-mapping entries (`key: value, ...`).
     module_options: String,
     dir: tempfile::TempDir,
     port: u16,
@@ -37,17 +79,26 @@ pub struct Ejabberd {
 impl Ejabberd {
     /// Starts ejabberd with muc_rs's module from `module_dir` (with `ebin/` and `priv/`).
     pub async fn start(module_dir: &Path) -> Result<Ejabberd> {
-        Self::start_with(module_dir, "").await
+        Self::start_with(&Muc::MucRs(module_dir.to_owned()), "").await
     }
 
-    /// Starts ejabberd with extra options for mod_muc_rs (`key: value, ...`).
-    pub async fn start_with(module_dir: &Path, module_options: &str) -> Result<Ejabberd> {
-        if !module_dir.join("ebin/mod_muc_rs.beam").exists() {
-            return Err(err!("no ejabberd module at {} (make install-ejabberd)", module_dir.display()));
+    /// Starts ejabberd with `muc` on `conference.localhost` and extra options for it
+    /// (`key: value, ...`).
+    pub async fn start_with(muc: &Muc, module_options: &str) -> Result<Ejabberd> {
+        Self::start_with_extras(muc, module_options, Extras::default()).await
+    }
+
+    /// [`Ejabberd::start_with`] with more accounts or another log level.
+    pub async fn start_with_extras(muc: &Muc, module_options: &str, extras: Extras) -> Result<Ejabberd> {
+        if let Muc::MucRs(module_dir) = muc {
+            if !module_dir.join("ebin/mod_muc_rs.beam").exists() {
+                return Err(err!("no ejabberd module at {} (make install-ejabberd)", module_dir.display()));
+            }
         }
         let dir = tempfile::Builder::new().prefix("muc-harness-ejabberd-").tempdir()?;
         let mut server = Ejabberd {
-            module_dir: module_dir.to_owned(),
+            muc: muc.clone(),
+            extras,
             module_options: module_options.to_owned(),
             dir,
             port: 0,
@@ -59,6 +110,11 @@ impl Ejabberd {
 
     pub fn c2s_addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The OS process id of the node (for the benchmark's CPU and memory readings).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -120,21 +176,31 @@ impl Ejabberd {
 
     async fn launch_on_port(&mut self) -> Result<()> {
         let dir = self.dir.path();
-        std::fs::write(dir.join("ejabberd.yml"), config(self.port, &self.module_options))?;
+        std::fs::write(
+            dir.join("ejabberd.yml"),
+            config(self.port, &self.muc, &self.module_options, self.extras.loglevel.as_deref()),
+        )?;
         let console_path = dir.join("console.log");
         std::fs::write(&console_path, "")?;
         let console = std::fs::OpenOptions::new().append(true).open(&console_path)?;
-        let register: Vec<String> = ACCOUNTS
+        // One list comprehension: hundreds of accounts stay well within an argument's size.
+        let users: Vec<String> = ACCOUNTS
             .iter()
-            .map(|u| {
-                format!("ejabberd_auth:try_register(<<\"{u}\">>, <<\"localhost\">>, <<\"{PASSWORD}\">>)")
-            })
+            .copied()
+            .chain(self.extras.accounts.iter().map(String::as_str))
+            .map(|u| format!("<<\"{u}\">>"))
             .collect();
-        let eval = format!("{}, io:format(\"{READY}~n\").", register.join(", "));
+        let eval = format!(
+            "[ejabberd_auth:try_register(U, <<\"localhost\">>, <<\"{PASSWORD}\">>) || U <- [{}]], \
+             io:format(\"{READY}~n\").",
+            users.join(", ")
+        );
         let mut cmd = Command::new("erl");
-        cmd.args(["-noinput", "-noshell", "+K", "true", "-smp", "auto", "-pa"])
-            .arg(self.module_dir.join("ebin"))
-            .arg("-mnesia")
+        cmd.args(["-noinput", "-noshell", "+K", "true", "-smp", "auto"]);
+        if let Muc::MucRs(module_dir) = &self.muc {
+            cmd.arg("-pa").arg(module_dir.join("ebin"));
+        }
+        cmd.arg("-mnesia")
             .arg("dir")
             .arg(format!("\"{}\"", dir.join("db").display()))
             .args(["-s", "ejabberd", "-eval", &eval])
@@ -185,20 +251,25 @@ impl Ejabberd {
     }
 }
 
-/// Log lines that make a run fail: errors and crashes of muc_rs's module.
+/// Log lines that make a run fail: errors and crashes of the MUC module (muc_rs's or stock's).
 pub fn log_problems(log: &str) -> Vec<String> {
     log.lines()
-        .filter(|l| (l.contains("[error]") || l.contains("[critical]")) && l.contains("muc_rs"))
+        .filter(|l| {
+            (l.contains("[error]") || l.contains("[critical]"))
+                && (l.contains("muc_rs") || l.contains("mod_muc"))
+        })
         .map(str::to_owned)
         .collect()
 }
 
-fn config(port: u16, module_options: &str) -> String {
+fn config(port: u16, muc: &Muc, module_options: &str, loglevel: Option<&str>) -> String {
+    let loglevel = loglevel.unwrap_or("info");
+    let module = muc.module_name();
     let module_options =
         if module_options.is_empty() { String::new() } else { format!(", {module_options}") };
     format!(
         r#"# Generated by muc_harness: a self-contained ejabberd for one test run.
-loglevel: info
+loglevel: {loglevel}
 log_rotate_count: 0
 hosts: [localhost]
 certfiles: []
@@ -217,7 +288,39 @@ modules:
   mod_disco: {{}}
   mod_ping: {{}}
   mod_roster: {{}}
-  mod_muc_rs: {{host: "conference.localhost", access_admin: muc_admin{module_options}}}
+  {module}: {{host: "conference.localhost", access_admin: muc_admin{module_options}}}
 "#
     )
+}
+
+/// A script's Prosody component options as options of `muc`'s ejabberd module (YAML
+/// flow-mapping entries), or why they have no meaning there. Access rules replace
+/// `restrict_room_creation`; muc_rs's module takes its own options by their Prosody names;
+/// Prosody modules (`modules_enabled`) and stock-only options do not translate.
+pub fn module_options_for(
+    muc: &Muc,
+    component_config_lines: &[String],
+) -> std::result::Result<String, String> {
+    let mut options = Vec::new();
+    for line in component_config_lines {
+        let (name, value) = line
+            .split_once('=')
+            .map(|(n, v)| (n.trim(), v.trim()))
+            .ok_or_else(|| format!("`{line}` is not an option"))?;
+        let option = match (name, value) {
+            ("modules_enabled", _) => return Err("uses Prosody modules".to_owned()),
+            ("restrict_room_creation", "true") => "access_create: muc_admin".to_owned(),
+            (
+                "muc_room_lock_timeout"
+                | "muc_max_rooms"
+                | "muc_registration_include_form"
+                | "enforce_registered_nickname"
+                | "allow_unaffiliated_register",
+                _,
+            ) if matches!(muc, Muc::MucRs(_)) => format!("{name}: {value}"),
+            _ => return Err(format!("`{line}` has no {} option", muc.module_name())),
+        };
+        options.push(option);
+    }
+    Ok(options.join(", "))
 }

@@ -150,9 +150,10 @@ async fn run_session(
     (result, session.traffic_log())
 }
 
-/// Runs `script` on a fresh ejabberd with muc_rs's module from `module_dir`. Header tags
-/// carry Prosody config lines, which have no meaning here: the caller skips such scripts.
-pub async fn run_on_ejabberd(script: &Script, module_dir: &std::path::Path, opts: &RunOptions) -> Outcome {
+/// Runs `script` on a fresh ejabberd with `muc` on `conference.localhost`, the script's
+/// component options translated (the caller skips scripts whose options do not translate,
+/// see [`crate::ejabberd::module_options_for`]).
+pub async fn run_on_ejabberd(script: &Script, muc: &crate::ejabberd::Muc, opts: &RunOptions) -> Outcome {
     let started = Instant::now();
     let mut outcome = Outcome {
         verdict: Verdict::Pass,
@@ -162,7 +163,11 @@ pub async fn run_on_ejabberd(script: &Script, module_dir: &std::path::Path, opts
         prosody_config: String::new(),
         traffic: String::new(),
     };
-    let mut server = match crate::ejabberd::Ejabberd::start(module_dir).await {
+    let started_server = match crate::ejabberd::module_options_for(muc, &script.component_config_lines()) {
+        Ok(options) => crate::ejabberd::Ejabberd::start_with(muc, &options).await,
+        Err(why) => Err(crate::err!("{why}")),
+    };
+    let mut server = match started_server {
         Ok(server) => server,
         Err(e) => {
             outcome.verdict = Verdict::Error;
@@ -184,7 +189,7 @@ pub async fn run_on_ejabberd(script: &Script, module_dir: &std::path::Path, opts
         if outcome.verdict == Verdict::Pass {
             outcome.verdict = Verdict::Fail;
         }
-        let _ = writeln!(report, "ejabberd's log has muc_rs errors:\n{}", indent(&problems.join("\n")));
+        let _ = writeln!(report, "ejabberd's log has MUC errors:\n{}", indent(&problems.join("\n")));
     }
     if outcome.verdict != Verdict::Pass {
         let _ = writeln!(report, "ejabberd log (last 25 lines):\n{}", indent(&prosody::tail(&log, 25)));

@@ -1,7 +1,8 @@
 //! muc_rs in ejabberd (issue 16), with real clients against a real ejabberd 24.12: rooms are
 //! kept in mnesia before the owner hears back, so a persistent room survives `kill -9`
 //! right after the acknowledgement, and a temporary room leaves nothing behind; a panic in
-//! the core is an error reply and a log line, and the node and its rooms go on.
+//! the core is an error reply and a log line, and the node and its rooms go on; the
+//! module's options in ejabberd.yml (access rules, mod_muc's names) shape the service.
 //!
 //! Fails (no skip) when ejabberd or the module is missing: run tools/install-deps.sh and
 //! `make install-ejabberd` first (the module is `<repo>/build/ejabberd/mod_muc_rs`, or
@@ -10,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use minidom::Element;
-use muc_harness::ejabberd::{default_module_dir, Ejabberd, PASSWORD};
+use muc_harness::ejabberd::{default_module_dir, Ejabberd, Muc, PASSWORD};
 use muc_harness::xmpp::{ConnectOptions, Connection};
 
 const T: Duration = Duration::from_secs(10);
@@ -93,10 +94,14 @@ fn configure(persistent: bool) -> String {
 }
 
 async fn disco_info(client: &mut Client) -> Element {
+    disco_info_of(client, ROOM).await
+}
+
+async fn disco_info_of(client: &mut Client, to: &str) -> Element {
     let id = "info";
     client
         .send(&format!(
-            "<iq xmlns='jabber:client' type='get' to='{ROOM}' id='{id}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
+            "<iq xmlns='jabber:client' type='get' to='{to}' id='{id}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
         ))
         .await;
     client.expect("disco#info's reply", |el| el.name() == "iq" && el.attr("id") == Some(id)).await
@@ -143,9 +148,8 @@ async fn a_temporary_room_leaves_nothing_behind() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_panic_in_the_core_is_an_error_reply_and_a_log_line_and_the_node_goes_on() {
-    let mut server = Ejabberd::start_with(&default_module_dir(), "test_panic: true")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut server =
+        Ejabberd::start_with(&Muc::muc_rs(), "test_panic: true").await.unwrap_or_else(|e| panic!("{e}"));
     let mut romeo = Client::connect(&server, "romeo").await;
     romeo.join(ROOM, "Romeo").await;
     romeo
@@ -167,4 +171,47 @@ async fn a_panic_in_the_core_is_an_error_reply_and_a_log_line_and_the_node_goes_
     let codes = juliet.join(ROOM, "Juliet").await;
     assert!(!codes.contains(&"201".to_owned()), "the same room: {codes:?}");
     server.kill().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_options_in_ejabberd_yml_shape_the_rooms() {
+    let options = "access_create: muc_admin, name: \"Test Rooms\", muc_room_locking: false, \
+                   default_room_options: {persistent: true, anonymous: false}";
+    let mut server = Ejabberd::start_with(&Muc::muc_rs(), options).await.unwrap_or_else(|e| panic!("{e}"));
+
+    // access_create: only the MUC admin (the acl `admin`) makes rooms.
+    let mut romeo = Client::connect(&server, "romeo").await;
+    romeo
+        .send(&format!(
+            "<presence xmlns='jabber:client' to='{ROOM}/Romeo'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+        ))
+        .await;
+    let refused = romeo.expect("the refusal", |el| el.name() == "presence").await;
+    assert_eq!(refused.attr("type"), Some("error"), "{}", String::from(&refused));
+    assert!(String::from(&refused).contains("not-allowed"), "{}", String::from(&refused));
+    let mut admin = Client::connect(&server, "admin").await;
+    assert!(admin.join(ROOM, "Admin").await.contains(&"201".to_owned()), "the admin makes it");
+
+    // default_room_options: persistent and non-anonymous from the start, without a form;
+    // muc_room_locking: false, so romeo may join at once.
+    let info = disco_info(&mut romeo).await;
+    assert!(has_feature(&info, "muc_persistent"), "{}", String::from(&info));
+    assert!(has_feature(&info, "muc_nonanonymous"), "{}", String::from(&info));
+    assert!(romeo.join(ROOM, "Romeo").await.contains(&"100".to_owned()), "real JIDs are shown");
+
+    // name: the service's identity.
+    let service = disco_info_of(&mut romeo, "conference.localhost").await;
+    let identity = service
+        .get_child("query", "http://jabber.org/protocol/disco#info")
+        .and_then(|q| q.get_child("identity", "http://jabber.org/protocol/disco#info"));
+    assert_eq!(identity.and_then(|i| i.attr("name")), Some("Test Rooms"), "{}", String::from(&service));
+    assert!(has_feature(&service, "http://jabber.org/protocol/muc"), "{}", String::from(&service));
+
+    // Persistent by default: the room is kept.
+    server.crash_restart().await.unwrap_or_else(|e| panic!("{e}"));
+    let mut juliet = Client::connect(&server, "juliet").await;
+    let codes = juliet.join(ROOM, "Juliet").await;
+    assert!(!codes.contains(&"201".to_owned()), "the room was kept: {codes:?}");
+    let log = server.read_log();
+    assert!(muc_harness::ejabberd::log_problems(&log).is_empty(), "{log}");
 }

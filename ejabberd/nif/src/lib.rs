@@ -3,8 +3,11 @@
 //!
 //! A NIF cannot call Erlang, so what the core would ask its host during a stanza is
 //! supplied with it or asked for first (docs/design/host-protocol.md):
-//! - `handle(Host, Xml, Now, Admins, Rooms)`: the stanza, the clock, the service admins
-//!   among the JIDs it concerns, and the stored records of rooms the gen_server read;
+//! - `new_host(Domain, Options, TestPanic)`: a service's core, configured by the module's
+//!   options under the core's (Prosody's) option names;
+//! - `handle(Host, Xml, Now, Sender, Rooms)`: the stanza, the clock, what ejabberd's access
+//!   rules say of its sender (`#{admins => [Jid], may_create => Bool}`), and the stored
+//!   records of rooms the gen_server read;
 //! - it answers `{load, RoomJid}` when the stanza is for a room that is neither live nor
 //!   among `Rooms` (nothing has changed yet: the gen_server reads the record and calls
 //!   again), or `{ok, Deliveries, Stores, Logs}`: the records to write before anything is
@@ -16,15 +19,19 @@
 
 use jid::{BareJid, Jid};
 use minidom::Element;
+use muc_rs::config::OptionValue;
 use muc_rs::env::StoredRoom;
 use muc_rs::persist::{Data, Key, Table};
 use muc_rs::{panic_guard, Env, HostConfig, MucHost};
-use rustler::{Binary, Decoder, Encoder, NifResult, OwnedBinary, ResourceArc, Term};
+use rustler::{Binary, Decoder, Encoder, NifMap, NifResult, OwnedBinary, ResourceArc, Term};
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 mod atoms {
-    rustler::atoms! { ok, error, load, none, debug, info, warning, config, state, muc_rs_panic }
+    rustler::atoms! {
+        ok, error, load, none, debug, info, warning, config, state, muc_rs_panic, bad_options
+    }
 }
 
 /// One MUC service's core, owned by its gen_server (std's Mutex: rustler requires the
@@ -39,10 +46,19 @@ pub struct Service {
 #[rustler::resource_impl]
 impl rustler::Resource for Service {}
 
+/// What ejabberd's access rules say of a stanza's sender (`access_admin`, `access_create`).
+#[derive(NifMap)]
+struct Sender {
+    /// The sender's bare JID if it is a MUC admin, else empty.
+    admins: Vec<String>,
+    may_create: bool,
+}
+
 /// The facts the gen_server supplied with one stanza, and the records the core wrote.
 struct Facts {
     now: i64,
     admins: Vec<BareJid>,
+    may_create: bool,
     rooms: Vec<(BareJid, Option<StoredRoom>)>,
     stores: RefCell<Vec<(BareJid, Option<StoredRoom>)>>,
 }
@@ -54,6 +70,10 @@ impl Env for Facts {
     fn is_service_admin(&self, jid: &BareJid) -> bool {
         self.admins.contains(jid)
     }
+    fn may_create_room(&self, _creator: &BareJid) -> Option<bool> {
+        // The sender is the only creator a stanza can have.
+        Some(self.may_create)
+    }
     fn load_room(&self, room: &BareJid) -> Result<Option<StoredRoom>, String> {
         Ok(self.rooms.iter().find(|(jid, _)| jid == room).and_then(|(_, record)| record.clone()))
     }
@@ -64,12 +84,39 @@ impl Env for Facts {
     }
 }
 
+/// `{ok, Service}`, or `{error, {bad_options, [Name]}}` for options the core does not take
+/// with that value (the gen_server has checked them already: this is a bug between the two).
 #[rustler::nif]
-fn new_host(domain: String, test_panic: bool) -> NifResult<(rustler::Atom, ResourceArc<Service>)> {
+fn new_host<'a>(
+    env: rustler::Env<'a>,
+    domain: String,
+    options: Vec<(String, Term<'a>)>,
+    test_panic: bool,
+) -> NifResult<Term<'a>> {
     panic_guard::install_hook();
-    let host = MucHost::new(&domain, HostConfig::for_version((13, 0)))
-        .map_err(|e| rustler::Error::Term(Box::new(e)))?;
-    Ok((atoms::ok(), ResourceArc::new(Service { host: Mutex::new(host), test_panic })))
+    let options: HashMap<String, OptionValue> =
+        options.into_iter().map(|(name, value)| (name, option_value(value))).collect();
+    // Rooms behave as on the newest Prosody this core matches.
+    let (config, invalid) = HostConfig::from_options((13, 0), &options);
+    if !invalid.is_empty() {
+        return Ok((atoms::error(), (atoms::bad_options(), invalid)).encode(env));
+    }
+    let host = MucHost::new(&domain, config).map_err(|e| rustler::Error::Term(Box::new(e)))?;
+    let service = ResourceArc::new(Service { host: Mutex::new(host), test_panic });
+    Ok((atoms::ok(), service).encode(env))
+}
+
+/// An option's value as the core reads it; a value of another type is reported as invalid.
+fn option_value(term: Term) -> OptionValue {
+    if let Ok(b) = bool::decode(term) {
+        OptionValue::Bool(b)
+    } else if let Ok(i) = i64::decode(term) {
+        OptionValue::Int(i)
+    } else if let Ok(bin) = Binary::decode(term) {
+        OptionValue::Str(String::from_utf8_lossy(bin.as_slice()).into_owned())
+    } else {
+        OptionValue::Str(format!("{term:?}"))
+    }
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
@@ -78,7 +125,7 @@ fn handle<'a>(
     service: ResourceArc<Service>,
     xml: Binary<'a>,
     now: i64,
-    admins: Vec<String>,
+    sender: Sender,
     rooms: Vec<(String, Term<'a>)>,
 ) -> NifResult<Term<'a>> {
     let text = std::str::from_utf8(xml.as_slice()).map_err(|_| rustler::Error::BadArg)?;
@@ -87,8 +134,8 @@ fn handle<'a>(
         .into_iter()
         .filter_map(|(jid, record)| Some((jid.parse::<BareJid>().ok()?, record_from_term(record))))
         .collect::<Vec<_>>();
-    let admins = admins.iter().filter_map(|j| j.parse().ok()).collect();
-    let facts = Facts { now, admins, rooms, stores: RefCell::new(Vec::new()) };
+    let admins = sender.admins.iter().filter_map(|j| j.parse().ok()).collect();
+    let facts = Facts { now, admins, may_create: sender.may_create, rooms, stores: RefCell::new(Vec::new()) };
     let step = panic_guard::run(|| {
         // A panic while the core held the lock poisons it, but the core is still whole (a
         // stanza's handling changes a room only once it has checked everything): go on.

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use muc_harness::ejabberd::Muc;
 use muc_harness::prosody::{repo_root, Install, ServerConfig, Version};
 use muc_harness::runner::{self, Outcome, RunOptions, Verdict};
 use muc_harness::script::Script;
@@ -33,8 +34,13 @@ options:
   --ejabberd                 run each script once on ejabberd 24.12 with muc_rs's module
                              (from $MUC_RS_EJABBERD_DIR or <repo>/build/ejabberd/mod_muc_rs,
                              made by make install-ejabberd) instead of the Prosody matrix;
-                             scripts with Prosody config tags are skipped
+                             component options are translated to the module's; scripts
+                             with Prosody-only tags or options are skipped
+  --ejabberd-stock           the same on ejabberd's own mod_muc (the side-by-side)
   --expect-fail              a script that fails counts as passed, and vice versa
+  --known-failures FILE      scripts listed in FILE (a name per line, then why) are
+                             expected to fail; one that passes fails the run, to keep
+                             the list true
   --keep-logs DIR            keep Prosody's log and config and the traffic of every run
   -v, --verbose              debug-level Prosody logs, traffic in failure reports
 
@@ -63,7 +69,12 @@ struct Cli {
     jobs: usize,
     opts: RunOptions,
     expect_fail: bool,
-    ejabberd: bool,
+    /// Scripts expected to fail (`--known-failures`), by file name.
+    known_failures: Vec<String>,
+    /// Where the known-failures file is: its scripts are beside it.
+    known_failures_dir: PathBuf,
+    /// Run on ejabberd with this MUC instead of the Prosody matrix.
+    ejabberd: Option<Muc>,
     keep_logs: Option<PathBuf>,
     files: Vec<PathBuf>,
 }
@@ -81,7 +92,9 @@ fn parse_args(args: Vec<String>) -> Result<Cli, String> {
         jobs: 2,
         opts: RunOptions::default(),
         expect_fail: false,
-        ejabberd: false,
+        known_failures: Vec::new(),
+        known_failures_dir: PathBuf::new(),
+        ejabberd: None,
         keep_logs: None,
         files: Vec::new(),
     };
@@ -127,7 +140,14 @@ fn parse_args(args: Vec<String>) -> Result<Cli, String> {
             "--timeout" => cli.opts.receive_timeout = secs(value("--timeout")?, "--timeout")?,
             "--nothing-wait" => cli.opts.nothing_wait = secs(value("--nothing-wait")?, "--nothing-wait")?,
             "--expect-fail" => cli.expect_fail = true,
-            "--ejabberd" => cli.ejabberd = true,
+            "--ejabberd" => cli.ejabberd = Some(Muc::muc_rs()),
+            "--ejabberd-stock" => cli.ejabberd = Some(Muc::Stock),
+            "--known-failures" => {
+                let path = value("--known-failures")?;
+                let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+                cli.known_failures = known_failures(&text);
+                cli.known_failures_dir = Path::new(&path).parent().map(Path::to_owned).unwrap_or_default();
+            }
             "--keep-logs" => cli.keep_logs = Some(value("--keep-logs")?.into()),
             "-v" | "--verbose" => cli.opts.verbose = true,
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
@@ -138,6 +158,16 @@ fn parse_args(args: Vec<String>) -> Result<Cli, String> {
         return Err("no scripts given".into());
     }
     Ok(cli)
+}
+
+/// The script names of a known-failures file: the first word of each line that is neither
+/// empty nor a `#` comment.
+fn known_failures(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect()
 }
 
 /// Expands directories into their `.scs` files, sorted.
@@ -164,16 +194,18 @@ struct Job {
     path: PathBuf,
     version: Version,
     module: String,
-    /// On ejabberd (with muc_rs), not on Prosody `version`.
-    ejabberd: bool,
+    /// On ejabberd with this MUC, not on Prosody `version`.
+    ejabberd: Option<Muc>,
     /// Why the run is skipped (the script's `## prosody:` tag leaves this version out).
     skip: Option<String>,
+    /// A failure is what is expected of this run (`--expect-fail`, `--known-failures`).
+    expect_fail: bool,
 }
 
 impl Job {
     /// The server the run is on, as results name it.
     fn server(&self) -> &'static str {
-        if self.ejabberd {
+        if self.ejabberd.is_some() {
             "ejb"
         } else {
             self.version.label()
@@ -181,16 +213,21 @@ impl Job {
     }
 }
 
-/// Why a script is not run on ejabberd, if it is not: its tags are Prosody config.
-fn ejabberd_skip_reason(script: &Result<Script, String>) -> Option<String> {
+/// Why a script is not run on ejabberd, if it is not: it says so, it needs Prosody's
+/// config or a Prosody 0.12 (rooms on ejabberd behave as on Prosody 13), or its component
+/// options do not translate to `muc`'s ejabberd module.
+fn ejabberd_skip_reason(script: &Result<Script, String>, muc: &Muc) -> Option<String> {
     let script = script.as_ref().ok()?;
     if let Some(why) = script.not_on_ejabberd() {
         return Some(why);
     }
-    let tagged = !script.config_lines().is_empty()
-        || !script.component_config_lines().is_empty()
-        || script.versions().len() < Version::ALL.len();
-    tagged.then(|| "script has Prosody config or version tags".to_owned())
+    if !script.config_lines().is_empty() {
+        return Some("script has Prosody config tags".to_owned());
+    }
+    if !script.runs_on(Version::V13) {
+        return Some("script is for Prosody 0.12 only".to_owned());
+    }
+    muc_harness::ejabberd::module_options_for(muc, &script.component_config_lines()).err()
 }
 
 /// Why a script is not run on `version`, if it is not.
@@ -227,9 +264,8 @@ async fn run_job(job: &Job, shared: &Shared) -> Outcome {
         Ok(s) => s,
         Err(e) => return setup_error(format!("cannot parse the script: {e}")),
     };
-    if job.ejabberd {
-        let module_dir = muc_harness::ejabberd::default_module_dir();
-        return runner::run_on_ejabberd(script, &module_dir, &shared.opts).await;
+    if let Some(muc) = &job.ejabberd {
+        return runner::run_on_ejabberd(script, muc, &shared.opts).await;
     }
     let install = match shared.installs.iter().find(|(v, _)| *v == job.version) {
         Some((_, Ok(i))) => i,
@@ -267,7 +303,8 @@ fn judged_pass(verdict: Verdict, expect_fail: bool) -> bool {
 }
 
 /// Prints a run's result; `None` for a skipped run.
-fn print_result(job: &Job, outcome: &Outcome, expect_fail: bool) -> Option<bool> {
+fn print_result(job: &Job, outcome: &Outcome) -> Option<bool> {
+    let expect_fail = job.expect_fail;
     let name = job.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     if let Some(reason) = &job.skip {
         println!("SKIP  {:<4}  {:<6}  {name} ({reason})", job.server(), job.module);
@@ -371,14 +408,17 @@ async fn main() -> ExitCode {
     let mut jobs = Vec::new();
     for path in &files {
         let script = Arc::new(Script::from_file(path).map_err(|e| e.to_string()));
-        if cli.ejabberd {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let expect_fail = cli.expect_fail || cli.known_failures.contains(&name);
+        if let Some(muc) = &cli.ejabberd {
             jobs.push(Job {
                 script: script.clone(),
                 path: path.clone(),
                 version: Version::V13,
-                module: "muc_rs".into(),
-                ejabberd: true,
-                skip: ejabberd_skip_reason(&script),
+                module: if *muc == Muc::Stock { "muc" } else { "muc_rs" }.into(),
+                ejabberd: Some(muc.clone()),
+                skip: ejabberd_skip_reason(&script, muc),
+                expect_fail,
             });
             continue;
         }
@@ -389,11 +429,28 @@ async fn main() -> ExitCode {
                     path: path.clone(),
                     version,
                     module: module.clone(),
-                    ejabberd: false,
+                    ejabberd: None,
                     skip: skip_reason(&script, version),
+                    expect_fail,
                 });
             }
         }
+    }
+    // A listed failure that cannot happen (no such script beside the list, or one this
+    // target skips) is a stale list.
+    let stale: Vec<&String> = cli
+        .known_failures
+        .iter()
+        .filter(|name| {
+            let given: Vec<&Job> =
+                jobs.iter().filter(|j| j.path.file_name().is_some_and(|f| f == name.as_str())).collect();
+            let exists = cli.known_failures_dir.join(name.as_str()).is_file();
+            !exists || (!given.is_empty() && given.iter().all(|j| j.skip.is_some()))
+        })
+        .collect();
+    if !stale.is_empty() {
+        eprintln!("scansion: --known-failures lists scripts that do not run here: {stale:?}");
+        return ExitCode::FAILURE;
     }
     let jobs = Arc::new(jobs);
 
@@ -443,7 +500,7 @@ async fn main() -> ExitCode {
             }
             ready[i] = Some(outcome);
             while let Some(Some(outcome)) = ready.get(printed) {
-                match print_result(&jobs[printed], outcome, cli.expect_fail) {
+                match print_result(&jobs[printed], outcome) {
                     Some(true) => passed += 1,
                     Some(false) => failed += 1,
                     None => skipped += 1,
