@@ -44,7 +44,7 @@ lint:
 test: deps build web
 	bash tools/test-all.sh
 
-test-rust: deps install-ejabberd
+test-rust: deps install-ejabberd ejabberd-contrib
 	$(CARGO) test --no-default-features
 	$(CARGO) test -p muc_harness
 
@@ -140,3 +140,18 @@ install-ejabberd:
 	cp target/release/libmuc_rs_nif.so $(DESTDIR)/mod_muc_rs/priv/.libmuc_rs_nif.so.tmp
 	mv -f $(DESTDIR)/mod_muc_rs/priv/.libmuc_rs_nif.so.tmp $(DESTDIR)/mod_muc_rs/priv/libmuc_rs_nif.so
 	@echo "install-ejabberd: $(DESTDIR)/mod_muc_rs"
+
+# The same module as a package for ejabberd's contrib mechanism (ext_mod), with the NIF
+# prebuilt for this machine: CONTRIB_DIR is ejabberd's CONTRIB_MODULES_PATH (by default
+# ~ejabberd/.ejabberd-modules); then `ejabberdctl module_install mod_muc_rs`, or
+# `install_contrib_modules: [mod_muc_rs]` in ejabberd.yml, compiles and installs it.
+#   make ejabberd-contrib CONTRIB_DIR=DIR  -> DIR/sources/mod_muc_rs/{mod_muc_rs.spec,src,priv,conf}
+CONTRIB_DIR ?= $(CURDIR)/build/ejabberd-contrib
+.PHONY: ejabberd-contrib
+ejabberd-contrib: install-ejabberd
+	rm -rf $(CONTRIB_DIR)/sources/mod_muc_rs
+	mkdir -p $(CONTRIB_DIR)/sources/mod_muc_rs/src $(CONTRIB_DIR)/sources/mod_muc_rs/priv
+	cp -r ejabberd/contrib/. $(CONTRIB_DIR)/sources/mod_muc_rs/
+	cp ejabberd/src/*.erl $(CONTRIB_DIR)/sources/mod_muc_rs/src/
+	cp $(DESTDIR)/mod_muc_rs/priv/libmuc_rs_nif.so $(CONTRIB_DIR)/sources/mod_muc_rs/priv/
+	@echo "ejabberd-contrib: $(CONTRIB_DIR)/sources/mod_muc_rs"

@@ -37,8 +37,8 @@ suite() {
 }
 
 suite "core (cargo test)" cargo test --no-default-features
-# (harness/tests/ejabberd.rs loads the ejabberd module: built first)
-suite "harness (cargo test)" bash -c 'make -s install-ejabberd >/dev/null && cargo test -p muc_harness'
+# (harness/tests/ejabberd.rs loads the ejabberd module and installs its contrib package: built first)
+suite "harness (cargo test)" bash -c 'make -s install-ejabberd ejabberd-contrib >/dev/null && cargo test -p muc_harness'
 suite "lint" bash -c 'cargo fmt --all -- --check && cargo clippy --workspace --all-targets -q -- -D warnings && cargo clippy --no-default-features --all-targets -q -- -D warnings && echo "1 passed, 0 failed"'
 suite "busted" bash spec/run-busted.sh
 suite "fuzz (30 s, make fuzz-quick)" make -s fuzz-quick

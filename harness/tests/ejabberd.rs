@@ -2,11 +2,13 @@
 //! kept in mnesia before the owner hears back, so a persistent room survives `kill -9`
 //! right after the acknowledgement, and a temporary room leaves nothing behind; a panic in
 //! the core is an error reply and a log line, and the node and its rooms go on; the
-//! module's options in ejabberd.yml (access rules, mod_muc's names) shape the service.
+//! module's options in ejabberd.yml (access rules, mod_muc's names) shape the service; and
+//! the package `make ejabberd-contrib` makes installs with ejabberd's contrib mechanism.
 //!
 //! Fails (no skip) when ejabberd or the module is missing: run tools/install-deps.sh and
-//! `make install-ejabberd` first (the module is `<repo>/build/ejabberd/mod_muc_rs`, or
-//! `$MUC_RS_EJABBERD_DIR`).
+//! `make install-ejabberd ejabberd-contrib` first (the module is
+//! `<repo>/build/ejabberd/mod_muc_rs`, or `$MUC_RS_EJABBERD_DIR`; the package is in
+//! `<repo>/build/ejabberd-contrib`).
 
 use std::time::{Duration, Instant};
 
@@ -208,6 +210,37 @@ async fn the_options_in_ejabberd_yml_shape_the_rooms() {
     assert!(has_feature(&service, "http://jabber.org/protocol/muc"), "{}", String::from(&service));
 
     // Persistent by default: the room is kept.
+    server.crash_restart().await.unwrap_or_else(|e| panic!("{e}"));
+    let mut juliet = Client::connect(&server, "juliet").await;
+    let codes = juliet.join(ROOM, "Juliet").await;
+    assert!(!codes.contains(&"201".to_owned()), "the room was kept: {codes:?}");
+    let log = server.read_log();
+    assert!(muc_harness::ejabberd::log_problems(&log).is_empty(), "{log}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_contrib_package_installs_with_install_contrib_modules_and_serves_rooms() {
+    let contrib = muc_harness::prosody::repo_root().join("build/ejabberd-contrib");
+    let mut server = Ejabberd::start_with(&Muc::Contrib(contrib), "").await.unwrap_or_else(|e| panic!("{e}"));
+    // ejabberd compiles and installs the package while reading its config, then reloads
+    // the config (with the package's conf/mod_muc_rs.yml) a few seconds later.
+    let mut romeo = Client::connect(&server, "romeo").await;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let info = disco_info_of(&mut romeo, "conference.localhost").await;
+        if info.attr("type") == Some("result") {
+            assert!(has_feature(&info, "http://jabber.org/protocol/muc"), "{}", String::from(&info));
+            break;
+        }
+        assert!(Instant::now() < deadline, "the service never came up; the log:\n{}", server.read_log());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let log = server.read_log();
+    assert!(log.contains("muc_rs serving conference.localhost"), "the module is muc_rs's:\n{log}");
+    assert!(romeo.join(ROOM, "Romeo").await.contains(&"201".to_owned()), "a new room");
+    romeo.iq_ok("cfg", &configure(true)).await;
+
+    // Installed once: a restart loads it from the contrib dir, rooms and all.
     server.crash_restart().await.unwrap_or_else(|e| panic!("{e}"));
     let mut juliet = Client::connect(&server, "juliet").await;
     let codes = juliet.join(ROOM, "Juliet").await;
