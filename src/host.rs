@@ -92,6 +92,21 @@ impl MucHost {
         public
     }
 
+    /// Whether handling `stanza` lists the stored rooms ([`Env::stored_rooms`]): a host that
+    /// cannot read storage during the call supplies them first (the service's room list).
+    pub fn needs_stored_rooms(&self, stanza: &Element) -> bool {
+        let to_service = stanza.attr("to").and_then(|t| t.parse::<Jid>().ok()).is_some_and(|to| {
+            to.node().is_none() && to.resource().is_none() && to.domain() == self.domain.domain()
+        });
+        to_service
+            && stanza.name() == "iq"
+            && stanza.attr("type") == Some("get")
+            && stanza
+                .children()
+                .next()
+                .is_some_and(|q| q.is("query", NS_DISCO_ITEMS) && q.attr("node").is_none())
+    }
+
     /// Handles one stanza addressed to the service or one of its rooms.
     pub fn handle(&mut self, stanza: Element, env: &dyn Env) -> Outcome {
         let mut out = Outcome::default();

@@ -167,6 +167,8 @@ handle(Service, Xml, Sender, Rooms) ->
     case muc_rs_nif:handle(Service, Xml, erlang:system_time(second), Sender, Rooms) of
         {load, RoomJid} ->
             handle(Service, Xml, Sender, [{RoomJid, read_room(RoomJid)} | Rooms]);
+        load_all ->
+            handle(Service, Xml, Sender, {all, read_all_rooms()});
         {ok, Deliveries, Stores, Logs} ->
             lists:foreach(fun log/1, Logs),
             ok = write_rooms(Stores),
@@ -180,6 +182,10 @@ sender(Packet, #{server_host := ServerHost, access_admin := Admin, access_create
     IsAdmin = acl:match_rule(ServerHost, Admin, From) == allow,
     Admins = [jid:encode(jid:remove_resource(From)) || IsAdmin],
     #{admins => Admins, may_create => IsAdmin orelse acl:match_rule(ServerHost, Create, From) == allow}.
+
+%% Every stored room (for the service's room list, as mod_muc lists its stored rooms).
+read_all_rooms() ->
+    mnesia:dirty_select(muc_rs_room, [{#muc_rs_room{name_host = '$1', record = '$2'}, [], [{{'$1', '$2'}}]}]).
 
 read_room(RoomJid) ->
     case mnesia:dirty_read(muc_rs_room, RoomJid) of

@@ -17,8 +17,9 @@ new_host(_Host, _Options, _TestPanic) ->
 
 %% One stanza (XML, a binary) with the clock (seconds), what the access rules say of its
 %% sender (#{admins => [BareJid] (it, if a MUC admin), may_create => boolean()}) and the
-%% stored records read so far ([{RoomJid, Record | none}]):
-%% {load, RoomJid} (read that room's record and call again), or
+%% stored records read so far ([{RoomJid, Record | none}], or {all, [{RoomJid, Record}]}
+%% with every stored room): {load, RoomJid} (read that room's record and call again),
+%% load_all (read every stored room's record and call again with {all, Records}), or
 %% {ok, [{Xml, [To]}], [{RoomJid, Record | none}], [{Level, Line}]}.
 handle(_Service, _Xml, _Now, _Sender, _Rooms) ->
     erlang:nif_error(not_loaded).

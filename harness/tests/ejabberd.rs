@@ -178,7 +178,7 @@ async fn a_panic_in_the_core_is_an_error_reply_and_a_log_line_and_the_node_goes_
 #[tokio::test(flavor = "current_thread")]
 async fn the_options_in_ejabberd_yml_shape_the_rooms() {
     let options = "access_create: muc_admin, name: \"Test Rooms\", muc_room_locking: false, \
-                   default_room_options: {persistent: true, anonymous: false}";
+                   default_room_options: {persistent: true, public: true, anonymous: false}";
     let mut server = Ejabberd::start_with(&Muc::muc_rs(), options).await.unwrap_or_else(|e| panic!("{e}"));
 
     // access_create: only the MUC admin (the acl `admin`) makes rooms.
@@ -209,9 +209,18 @@ async fn the_options_in_ejabberd_yml_shape_the_rooms() {
     assert_eq!(identity.and_then(|i| i.attr("name")), Some("Test Rooms"), "{}", String::from(&service));
     assert!(has_feature(&service, "http://jabber.org/protocol/muc"), "{}", String::from(&service));
 
-    // Persistent by default: the room is kept.
+    // Persistent by default: the room is kept, and public: listed before anyone is in it.
     server.crash_restart().await.unwrap_or_else(|e| panic!("{e}"));
     let mut juliet = Client::connect(&server, "juliet").await;
+    juliet
+        .send("<iq xmlns='jabber:client' type='get' to='conference.localhost' id='items'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
+        .await;
+    let items = juliet.expect("the room list", |el| el.attr("id") == Some("items")).await;
+    let listed: Vec<&str> = items
+        .get_child("query", "http://jabber.org/protocol/disco#items")
+        .map(|q| q.children().filter_map(|i| i.attr("jid")).collect())
+        .unwrap_or_default();
+    assert_eq!(listed, vec![ROOM], "{}", String::from(&items));
     let codes = juliet.join(ROOM, "Juliet").await;
     assert!(!codes.contains(&"201".to_owned()), "the room was kept: {codes:?}");
     let log = server.read_log();

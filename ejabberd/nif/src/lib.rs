@@ -7,11 +7,13 @@
 //!   options under the core's (Prosody's) option names;
 //! - `handle(Host, Xml, Now, Sender, Rooms)`: the stanza, the clock, what ejabberd's access
 //!   rules say of its sender (`#{admins => [Jid], may_create => Bool}`), and the stored
-//!   records of rooms the gen_server read;
+//!   records of rooms the gen_server read (`[{RoomJid, Record}]`, or `{all, [...]}` when
+//!   they are every stored room);
 //! - it answers `{load, RoomJid}` when the stanza is for a room that is neither live nor
-//!   among `Rooms` (nothing has changed yet: the gen_server reads the record and calls
-//!   again), or `{ok, Deliveries, Stores, Logs}`: the records to write before anything is
-//!   delivered, then the stanzas, each with its recipients.
+//!   among `Rooms`, or `load_all` when it lists the stored rooms (the service's room list)
+//!   and `Rooms` is not `{all, ...}`: nothing has changed yet, the gen_server reads the
+//!   records and calls again. Else `{ok, Deliveries, Stores, Logs}`: the records to write
+//!   before anything is delivered, then the stanzas, each with its recipients.
 //!
 //! A panic in the core is caught here and raised as the Erlang error
 //! `{muc_rs_panic, Message}` (message and source location), which the gen_server logs and
@@ -30,7 +32,8 @@ use std::sync::Mutex;
 
 mod atoms {
     rustler::atoms! {
-        ok, error, load, none, debug, info, warning, config, state, muc_rs_panic, bad_options
+        ok, error, load, load_all, all, none, debug, info, warning, config, state, muc_rs_panic,
+        bad_options
     }
 }
 
@@ -60,6 +63,8 @@ struct Facts {
     admins: Vec<BareJid>,
     may_create: bool,
     rooms: Vec<(BareJid, Option<StoredRoom>)>,
+    /// `rooms` holds every stored room.
+    all_rooms: bool,
     stores: RefCell<Vec<(BareJid, Option<StoredRoom>)>>,
 }
 
@@ -76,6 +81,10 @@ impl Env for Facts {
     }
     fn load_room(&self, room: &BareJid) -> Result<Option<StoredRoom>, String> {
         Ok(self.rooms.iter().find(|(jid, _)| jid == room).and_then(|(_, record)| record.clone()))
+    }
+    fn stored_rooms(&self) -> Result<Vec<BareJid>, String> {
+        // Asked for only once the gen_server supplied them all (see `needs_stored_rooms`).
+        Ok(self.rooms.iter().filter(|(_, record)| record.is_some()).map(|(jid, _)| jid.clone()).collect())
     }
     fn store_room(&self, room: &BareJid, record: Option<&StoredRoom>) -> Result<(), String> {
         // Written by the gen_server, in one transaction, before any delivery goes out.
@@ -126,16 +135,33 @@ fn handle<'a>(
     xml: Binary<'a>,
     now: i64,
     sender: Sender,
-    rooms: Vec<(String, Term<'a>)>,
+    rooms: Term<'a>,
 ) -> NifResult<Term<'a>> {
     let text = std::str::from_utf8(xml.as_slice()).map_err(|_| rustler::Error::BadArg)?;
     let stanza: Element = text.parse().map_err(|_| rustler::Error::BadArg)?;
+    let (all_rooms, rooms): (bool, Vec<(String, Term<'a>)>) = match rooms.decode() {
+        Ok(some) => (false, some),
+        Err(_) => {
+            let (tag, every): (rustler::Atom, Vec<(String, Term<'a>)>) = rooms.decode()?;
+            if tag != atoms::all() {
+                return Err(rustler::Error::BadArg);
+            }
+            (true, every)
+        }
+    };
     let rooms = rooms
         .into_iter()
         .filter_map(|(jid, record)| Some((jid.parse::<BareJid>().ok()?, record_from_term(record))))
         .collect::<Vec<_>>();
     let admins = sender.admins.iter().filter_map(|j| j.parse().ok()).collect();
-    let facts = Facts { now, admins, may_create: sender.may_create, rooms, stores: RefCell::new(Vec::new()) };
+    let facts = Facts {
+        now,
+        admins,
+        may_create: sender.may_create,
+        rooms,
+        all_rooms,
+        stores: RefCell::new(Vec::new()),
+    };
     let step = panic_guard::run(|| {
         // A panic while the core held the lock poisons it, but the core is still whole (a
         // stanza's handling changes a room only once it has checked everything): go on.
@@ -143,17 +169,26 @@ fn handle<'a>(
         if service.test_panic && stanza.has_child("panic", panic_guard::TEST_NS) {
             panic!("forced panic (test hook)");
         }
-        // A room neither live nor read yet: ask for its record before the core changes anything.
+        // A room neither live nor read yet, or the list of stored rooms: ask for the
+        // records before the core changes anything.
+        if host.needs_stored_rooms(&stanza) && !facts.all_rooms {
+            return Err(None);
+        }
         match room_of(&stanza, &host) {
-            Some(room) if host.room(&room).is_none() && !facts.rooms.iter().any(|(jid, _)| *jid == room) => {
-                Err(room)
+            Some(room)
+                if host.room(&room).is_none()
+                    && !facts.all_rooms
+                    && !facts.rooms.iter().any(|(jid, _)| *jid == room) =>
+            {
+                Err(Some(room))
             }
             _ => Ok(host.handle(stanza, &facts)),
         }
     })
     .map_err(|message| rustler::Error::RaiseTerm(Box::new((atoms::muc_rs_panic(), message))))?;
     let outcome = match step {
-        Err(room) => return Ok((atoms::load(), room.as_str()).encode(env)),
+        Err(Some(room)) => return Ok((atoms::load(), room.as_str()).encode(env)),
+        Err(None) => return Ok(atoms::load_all().encode(env)),
         Ok(outcome) => outcome,
     };
 
