@@ -11,6 +11,16 @@ pub struct StoredRoom {
     pub state: Option<Data>,
 }
 
+/// What a stanza's handling reads from storage, for a host that cannot read it during the
+/// call (ejabberd's NIF): it supplies these records first ([`crate::MucHost::storage_needed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageNeed {
+    /// The records of a room that is not live.
+    Room(BareJid),
+    /// Every stored room's records (the service's room list).
+    AllRooms,
+}
+
 /// The host server's side of a stanza's handling: time and who is a service admin.
 pub trait Env {
     /// Seconds since the Unix epoch.

@@ -3,7 +3,7 @@
 
 use crate::cache::RoomCache;
 use crate::config::HostConfig;
-use crate::env::{Env, StoredRoom};
+use crate::env::{Env, StorageNeed, StoredRoom};
 use crate::hooks::{Event, Hook};
 use crate::outcome::{LogLevel, Outcome};
 use crate::room::owner::OwnerOutcome;
@@ -92,19 +92,26 @@ impl MucHost {
         public
     }
 
-    /// Whether handling `stanza` lists the stored rooms ([`Env::stored_rooms`]): a host that
-    /// cannot read storage during the call supplies them first (the service's room list).
-    pub fn needs_stored_rooms(&self, stanza: &Element) -> bool {
-        let to_service = stanza.attr("to").and_then(|t| t.parse::<Jid>().ok()).is_some_and(|to| {
-            to.node().is_none() && to.resource().is_none() && to.domain() == self.domain.domain()
-        });
-        to_service
+    /// What handling `stanza` reads from storage ([`Env::load_room`], [`Env::stored_rooms`]),
+    /// for a host that supplies the records before the call: a stanza for a room that is not
+    /// live reads its record; the service's room list reads every stored room.
+    pub fn storage_needed(&self, stanza: &Element) -> Option<StorageNeed> {
+        let to = stanza.attr("to")?.parse::<Jid>().ok()?;
+        if to.domain() != self.domain.domain() {
+            return None;
+        }
+        if to.node().is_some() {
+            let room = to.to_bare();
+            return (!self.rooms.contains(&room)).then_some(StorageNeed::Room(room));
+        }
+        let room_list = to.resource().is_none()
             && stanza.name() == "iq"
             && stanza.attr("type") == Some("get")
             && stanza
                 .children()
                 .next()
-                .is_some_and(|q| q.is("query", NS_DISCO_ITEMS) && q.attr("node").is_none())
+                .is_some_and(|q| q.is("query", NS_DISCO_ITEMS) && q.attr("node").is_none());
+        room_list.then_some(StorageNeed::AllRooms)
     }
 
     /// Handles one stanza addressed to the service or one of its rooms.

@@ -72,14 +72,16 @@ mod_options(_ServerHost) ->
      | [{Name, undefined} || {Name, _} <- core_options()]].
 
 %% muc_rs's options that mod_muc has no name for, by their Prosody names (the README's
-%% table says what each does), and the type of their values.
+%% table says what each does), and the type of their values. Not offered here:
+%% component_admins_as_room_owners (the core learns only the sender's admin status, so
+%% other occupants' lists could not show an admin as owner).
 core_options() ->
     [{muc_room_locking, bool}, {muc_room_lock_timeout, non_neg_int}, {muc_max_rooms, non_neg_int},
      {muc_max_sessions_per_occupant, pos_int}, {muc_max_affiliations, pos_int},
      {muc_room_cache_size, pos_int}, {muc_occupant_id, bool}, {muc_hats_compat, bool},
      {muc_tombstones, bool}, {muc_tombstone_expiry, non_neg_int},
      {muc_registration_include_form, bool}, {allow_unaffiliated_register, bool},
-     {enforce_registered_nickname, bool}, {component_admins_as_room_owners, bool}].
+     {enforce_registered_nickname, bool}].
 
 %% mod_muc's room options and the core's names for them (anonymous is the opposite of
 %% public_jids: a non-anonymous room shows real JIDs to everyone).

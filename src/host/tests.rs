@@ -234,6 +234,23 @@ fn the_service_answers_its_own_disco_info_where_the_host_does_not() {
     assert!(!features.contains(&NS_OCCUPANT_ID), "occupant ids are off: {features:?}");
 }
 
+#[test]
+fn a_host_is_told_which_records_a_stanza_reads_before_it_hands_it_in() {
+    let mut h = host();
+    let to = |to: &str, payload: &str| {
+        parse(&format!("<iq xmlns='jabber:client' from='{ROMEO}' to='{to}' type='get' id='q'>{payload}</iq>"))
+    };
+    let items = "<query xmlns='http://jabber.org/protocol/disco#items'/>";
+    let info = "<query xmlns='http://jabber.org/protocol/disco#info'/>";
+    let room: BareJid = ROOM.parse().unwrap();
+    assert_eq!(h.storage_needed(&to(ROOM, info)), Some(StorageNeed::Room(room)), "a room not live");
+    join(&mut h, ROMEO, "Romeo");
+    assert_eq!(h.storage_needed(&to(ROOM, info)), None, "a live room");
+    assert_eq!(h.storage_needed(&to("conference.localhost", items)), Some(StorageNeed::AllRooms));
+    assert_eq!(h.storage_needed(&to("conference.localhost", info)), None);
+    assert_eq!(h.storage_needed(&to("elsewhere.localhost", items)), None);
+}
+
 /// Storage as the host server keeps it, for persistence tests; `fail` makes writes fail.
 #[derive(Default)]
 struct MemoryStore {

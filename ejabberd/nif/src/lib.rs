@@ -22,7 +22,7 @@
 use jid::{BareJid, Jid};
 use minidom::Element;
 use muc_rs::config::OptionValue;
-use muc_rs::env::StoredRoom;
+use muc_rs::env::{StorageNeed, StoredRoom};
 use muc_rs::persist::{Data, Key, Table};
 use muc_rs::{panic_guard, Env, HostConfig, MucHost};
 use rustler::{Binary, Decoder, Encoder, NifMap, NifResult, OwnedBinary, ResourceArc, Term};
@@ -83,7 +83,7 @@ impl Env for Facts {
         Ok(self.rooms.iter().find(|(jid, _)| jid == room).and_then(|(_, record)| record.clone()))
     }
     fn stored_rooms(&self) -> Result<Vec<BareJid>, String> {
-        // Asked for only once the gen_server supplied them all (see `needs_stored_rooms`).
+        // Asked for only once the gen_server supplied them all (see `MucHost::storage_needed`).
         Ok(self.rooms.iter().filter(|(_, record)| record.is_some()).map(|(jid, _)| jid.clone()).collect())
     }
     fn store_room(&self, room: &BareJid, record: Option<&StoredRoom>) -> Result<(), String> {
@@ -169,26 +169,22 @@ fn handle<'a>(
         if service.test_panic && stanza.has_child("panic", panic_guard::TEST_NS) {
             panic!("forced panic (test hook)");
         }
-        // A room neither live nor read yet, or the list of stored rooms: ask for the
-        // records before the core changes anything.
-        if host.needs_stored_rooms(&stanza) && !facts.all_rooms {
-            return Err(None);
-        }
-        match room_of(&stanza, &host) {
-            Some(room)
-                if host.room(&room).is_none()
-                    && !facts.all_rooms
-                    && !facts.rooms.iter().any(|(jid, _)| *jid == room) =>
+        // Records the core will read and the gen_server has not supplied yet: asked for
+        // before the core changes anything, so the call is made again exactly.
+        match host.storage_needed(&stanza) {
+            Some(StorageNeed::AllRooms) if !facts.all_rooms => Err(StorageNeed::AllRooms),
+            Some(StorageNeed::Room(room))
+                if !facts.all_rooms && !facts.rooms.iter().any(|(jid, _)| *jid == room) =>
             {
-                Err(Some(room))
+                Err(StorageNeed::Room(room))
             }
             _ => Ok(host.handle(stanza, &facts)),
         }
     })
     .map_err(|message| rustler::Error::RaiseTerm(Box::new((atoms::muc_rs_panic(), message))))?;
     let outcome = match step {
-        Err(Some(room)) => return Ok((atoms::load(), room.as_str()).encode(env)),
-        Err(None) => return Ok(atoms::load_all().encode(env)),
+        Err(StorageNeed::Room(room)) => return Ok((atoms::load(), room.as_str()).encode(env)),
+        Err(StorageNeed::AllRooms) => return Ok(atoms::load_all().encode(env)),
         Ok(outcome) => outcome,
     };
 
@@ -216,12 +212,6 @@ fn handle<'a>(
         })
         .collect();
     Ok((atoms::ok(), deliveries, stores, logs).encode(env))
-}
-
-/// The room a stanza is for, if it is for a room (not the service itself).
-fn room_of(stanza: &Element, host: &MucHost) -> Option<BareJid> {
-    let to = stanza.attr("to")?.parse::<Jid>().ok()?;
-    (to.node().is_some() && to.domain() == host.domain().domain()).then(|| to.to_bare())
 }
 
 fn binary<'a>(env: rustler::Env<'a>, text: &str) -> Term<'a> {
