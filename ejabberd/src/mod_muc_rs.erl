@@ -5,6 +5,11 @@
 %%% the records the core hands back (mnesia, before anything is sent), routes the
 %%% stanzas, and logs through ejabberd's logger.
 %%%
+%%% In a cluster every node runs the service, and each room lives on one node at a time:
+%%% the node that first handles it claims it in a cluster-wide table (muc_rs_room_node)
+%%% and the others forward its stanzas there. A room whose node is gone is claimed anew
+%%% by the next node that gets a stanza for it, from the records mnesia replicated.
+%%%
 %%%   modules:
 %%%     mod_muc_rs:
 %%%       host: "conference.@HOST@"
@@ -26,6 +31,8 @@
 -include_lib("xmpp/include/xmpp.hrl").
 
 -record(muc_rs_room, {name_host :: binary(), record :: map()}).
+%% Which node a room lives on (ram_copies on every node of the cluster).
+-record(muc_rs_room_node, {name_host :: binary(), node :: node()}).
 
 %%% gen_mod
 
@@ -126,6 +133,9 @@ init([ServerHost, Opts]) ->
     ejabberd_mnesia:create(?MODULE, muc_rs_room,
                            [{disc_copies, [node()]},
                             {attributes, record_info(fields, muc_rs_room)}]),
+    ejabberd_mnesia:create(?MODULE, muc_rs_room_node,
+                           [{ram_copies, [node()]},
+                            {attributes, record_info(fields, muc_rs_room_node)}]),
     [Host | _] = Hosts = gen_mod:get_opt_hosts(Opts),
     {ok, Service} = muc_rs_nif:new_host(Host, core_settings(Opts), gen_mod:get_opt(test_panic, Opts)),
     lists:foreach(fun(H) -> ejabberd_router:register_route(H, ServerHost) end, Hosts),
@@ -135,13 +145,11 @@ init([ServerHost, Opts]) ->
            access_create => gen_mod:get_opt(access_create, Opts)}}.
 
 handle_info({route, Packet}, State) ->
-    try route(Packet, State)
-    catch Class:Reason:Stack ->
-        ?ERROR_MSG("muc_rs failed on ~ts: ~p:~p~n~p",
-                   [xmpp:pp(Packet), Class, Reason, Stack]),
-        Err = xmpp:err_internal_server_error(),
-        ejabberd_router:route_error(Packet, Err)
-    end,
+    safely(fun() -> dispatch(Packet, State) end, Packet),
+    {noreply, State};
+%% A stanza another node forwarded: this node has the room.
+handle_info({route_here, Packet}, State) ->
+    safely(fun() -> route(Packet, State) end, Packet),
     {noreply, State};
 handle_info(_Info, State) ->
     {noreply, State}.
@@ -160,6 +168,59 @@ code_change(_OldVsn, State, _Extra) ->
 
 %%% Handling a stanza
 
+safely(Handle, Packet) ->
+    try Handle()
+    catch Class:Reason:Stack ->
+        ?ERROR_MSG("muc_rs failed on ~ts: ~p:~p~n~p",
+                   [xmpp:pp(Packet), Class, Reason, Stack]),
+        Err = xmpp:err_internal_server_error(),
+        ejabberd_router:route_error(Packet, Err)
+    end.
+
+%% A stanza for a room goes to the node the room lives on; the rest is handled here.
+dispatch(Packet, #{server_host := ServerHost} = State) ->
+    case xmpp:get_to(Packet) of
+        #jid{luser = <<>>} ->
+            route(Packet, State);
+        #jid{luser = Name, lserver = Service} ->
+            case room_node(jid:encode({Name, Service, <<>>})) of
+                Node when Node == node() -> route(Packet, State);
+                Node -> erlang:send({gen_mod:get_module_proc(ServerHost, ?MODULE), Node},
+                                    {route_here, Packet})
+            end
+    end.
+
+%% The node a room lives on: the one in the table while it is up, else this one, claimed.
+room_node(Room) ->
+    case mnesia:dirty_read(muc_rs_room_node, Room) of
+        [#muc_rs_room_node{node = Node}] when Node == node() -> Node;
+        Found ->
+            Up = [Node || #muc_rs_room_node{node = Node} <- Found, lists:member(Node, nodes())],
+            case Up of
+                [Node] -> Node;
+                [] -> claim(Room)
+            end
+    end.
+
+%% Two nodes may try at once: the transaction lets one win, and the other forwards to it.
+claim(Room) ->
+    Claim = fun() ->
+        case mnesia:read(muc_rs_room_node, Room, write) of
+            [#muc_rs_room_node{node = Node}] when Node /= node() ->
+                case lists:member(Node, nodes()) of
+                    true -> Node;
+                    false -> take(Room)
+                end;
+            _ -> take(Room)
+        end
+    end,
+    {atomic, Node} = mnesia:transaction(Claim),
+    Node.
+
+take(Room) ->
+    mnesia:write(#muc_rs_room_node{name_host = Room, node = node()}),
+    node().
+
 route(Packet, #{service := Service} = State) ->
     Xml = fxml:element_to_binary(xmpp:encode(Packet)),
     handle(Service, Xml, sender(Packet, State), []).
@@ -171,10 +232,12 @@ handle(Service, Xml, Sender, Rooms) ->
             handle(Service, Xml, Sender, [{RoomJid, read_room(RoomJid)} | Rooms]);
         load_all ->
             handle(Service, Xml, Sender, {all, read_all_rooms()});
-        {ok, Deliveries, Stores, Logs} ->
+        {ok, Deliveries, Stores, Logs, Gone} ->
             lists:foreach(fun log/1, Logs),
             ok = write_rooms(Stores),
-            lists:foreach(fun deliver/1, Deliveries)
+            lists:foreach(fun deliver/1, Deliveries),
+            %% A room no longer live here is no node's until a stanza brings it back.
+            lists:foreach(fun(Room) -> mnesia:dirty_delete(muc_rs_room_node, Room) end, Gone)
     end.
 
 %% What the access rules say of the sender: whether it is a MUC admin (access_admin; an

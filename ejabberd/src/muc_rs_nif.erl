@@ -20,6 +20,7 @@ new_host(_Host, _Options, _TestPanic) ->
 %% stored records read so far ([{RoomJid, Record | none}], or {all, [{RoomJid, Record}]}
 %% with every stored room): {load, RoomJid} (read that room's record and call again),
 %% load_all (read every stored room's record and call again with {all, Records}), or
-%% {ok, [{Xml, [To]}], [{RoomJid, Record | none}], [{Level, Line}]}.
+%% {ok, [{Xml, [To]}], [{RoomJid, Record | none}], [{Level, Line}], Gone}, where Gone is
+%% [RoomJid] if the stanza's room is not live after it, else [].
 handle(_Service, _Xml, _Now, _Sender, _Rooms) ->
     erlang:nif_error(not_loaded).

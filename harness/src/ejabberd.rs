@@ -68,6 +68,37 @@ pub struct Extras {
     /// ejabberd's `loglevel` (`info` when `None`), e.g. `warning` to keep logging out of
     /// the measurements.
     pub loglevel: Option<String>,
+    /// A node of a cluster on loopback (Erlang distribution on 127.0.0.1), not a lone node.
+    pub cluster: Option<ClusterNode>,
+}
+
+/// One node of an ejabberd cluster on this machine.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterNode {
+    /// Its Erlang node name, `name@127.0.0.1`.
+    pub name: String,
+    pub cookie: String,
+    /// The node it joins when it first starts (its mnesia schema remembers the cluster
+    /// across restarts); `None` for the first node, which registers the accounts.
+    pub joins: Option<String>,
+}
+
+impl ClusterNode {
+    /// Names for `count` nodes of one cluster, unique to this process and call; the first
+    /// is the one the others join.
+    pub fn cluster(count: usize) -> Vec<ClusterNode> {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static CLUSTERS: AtomicU32 = AtomicU32::new(0);
+        let id = format!("{}_{}", std::process::id(), CLUSTERS.fetch_add(1, Ordering::Relaxed));
+        let name = |i: usize| format!("muc{id}_{i}@127.0.0.1");
+        (0..count)
+            .map(|i| ClusterNode {
+                name: name(i),
+                cookie: format!("muc_harness_{id}"),
+                joins: (i > 0).then(|| name(0)),
+            })
+            .collect()
+    }
 }
 
 pub struct Ejabberd {
@@ -202,13 +233,24 @@ impl Ejabberd {
             .chain(self.extras.accounts.iter().map(String::as_str))
             .map(|u| format!("<<\"{u}\">>"))
             .collect();
-        let eval = format!(
-            "[ejabberd_auth:try_register(U, <<\"localhost\">>, <<\"{PASSWORD}\">>) || U <- [{}]], \
-             io:format(\"{READY}~n\").",
+        let register = format!(
+            "[ejabberd_auth:try_register(U, <<\"localhost\">>, <<\"{PASSWORD}\">>) || U <- [{}]]",
             users.join(", ")
         );
+        // A node joining a cluster gets the accounts with the rest of the database; it
+        // joins once: its schema remembers the cluster when it starts again.
+        let setup = match self.extras.cluster.as_mut().and_then(|node| node.joins.take()) {
+            Some(first) => format!("pong = net_adm:ping('{first}'), ok = ejabberd_cluster:join('{first}')"),
+            None => register,
+        };
+        let eval = format!("{setup}, io:format(\"{READY}~n\").");
         let mut cmd = Command::new("erl");
         cmd.args(["-noinput", "-noshell", "+K", "true", "-smp", "auto"]);
+        if let Some(node) = &self.extras.cluster {
+            cmd.args(["-name", &node.name, "-setcookie", &node.cookie])
+                .args(["-kernel", "inet_dist_use_interface", "{127,0,0,1}"])
+                .env("ERL_EPMD_ADDRESS", "127.0.0.1");
+        }
         if let Muc::MucRs(module_dir) = &self.muc {
             cmd.arg("-pa").arg(module_dir.join("ebin"));
         }

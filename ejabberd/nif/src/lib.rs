@@ -12,8 +12,10 @@
 //! - it answers `{load, RoomJid}` when the stanza is for a room that is neither live nor
 //!   among `Rooms`, or `load_all` when it lists the stored rooms (the service's room list)
 //!   and `Rooms` is not `{all, ...}`: nothing has changed yet, the gen_server reads the
-//!   records and calls again. Else `{ok, Deliveries, Stores, Logs}`: the records to write
-//!   before anything is delivered, then the stanzas, each with its recipients.
+//!   records and calls again. Else `{ok, Deliveries, Stores, Logs, Gone}`: the records to
+//!   write before anything is delivered, then the stanzas, each with its recipients, and
+//!   the stanza's room if it is not live after it (`[]` or `[RoomJid]`: a cluster's nodes
+//!   then forget which node had it).
 //!
 //! A panic in the core is caught here and raised as the Erlang error
 //! `{muc_rs_panic, Message}` (message and source location), which the gen_server logs and
@@ -178,14 +180,19 @@ fn handle<'a>(
             {
                 Err(StorageNeed::Room(room))
             }
-            _ => Ok(host.handle(stanza, &facts)),
+            _ => {
+                let room = room_of(&stanza);
+                let outcome = host.handle(stanza, &facts);
+                let gone = room.filter(|room| host.room(room).is_none());
+                Ok((outcome, gone))
+            }
         }
     })
     .map_err(|message| rustler::Error::RaiseTerm(Box::new((atoms::muc_rs_panic(), message))))?;
-    let outcome = match step {
+    let (outcome, gone) = match step {
         Err(StorageNeed::Room(room)) => return Ok((atoms::load(), room.as_str()).encode(env)),
         Err(StorageNeed::AllRooms) => return Ok(atoms::load_all().encode(env)),
-        Ok(outcome) => outcome,
+        Ok(done) => done,
     };
 
     let deliveries: Vec<(Term, Vec<&str>)> = outcome
@@ -211,7 +218,14 @@ fn handle<'a>(
             (level, line.as_str())
         })
         .collect();
-    Ok((atoms::ok(), deliveries, stores, logs).encode(env))
+    let gone: Vec<&str> = gone.iter().map(|room| room.as_str()).collect();
+    Ok((atoms::ok(), deliveries, stores, logs, gone).encode(env))
+}
+
+/// The room a stanza is for, if any (the service's own stanzas are for none).
+fn room_of(stanza: &Element) -> Option<BareJid> {
+    let to = stanza.attr("to")?.parse::<Jid>().ok()?;
+    to.node().is_some().then(|| to.to_bare())
 }
 
 fn binary<'a>(env: rustler::Env<'a>, text: &str) -> Term<'a> {

@@ -1,0 +1,102 @@
+//! muc_rs rooms in an ejabberd cluster (issue 17): two ejabberd 24.12 nodes clustered on
+//! loopback, clients on both sharing a room that lives on one node at a time. What one
+//! node's clients do is seen from the other's; when the room's node is killed with
+//! `kill -9`, the other node takes the room over from the records mnesia replicated, with
+//! its settings and affiliations, and the killed node, restarted, rejoins the cluster and
+//! reaches the room where it now lives.
+//!
+//! Fails (no skip) when ejabberd or the module is missing (`make install-ejabberd`).
+
+mod ejabberd_client;
+
+use ejabberd_client::{configure, disco_info_of, has_feature, Client, NS_MUC_USER};
+use minidom::Element;
+use muc_harness::ejabberd::{ClusterNode, Ejabberd, Extras, Muc};
+
+const ROOM: &str = "shared@conference.localhost";
+
+async fn start(node: ClusterNode) -> Ejabberd {
+    let extras = Extras { cluster: Some(node), ..Extras::default() };
+    Ejabberd::start_with_extras(&Muc::muc_rs(), "", extras).await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn is_presence_of(el: &Element, nick: &str) -> bool {
+    el.name() == "presence" && el.attr("from") == Some(&format!("{ROOM}/{nick}")) && el.attr("type").is_none()
+}
+
+fn affiliation(presence: &Element) -> Option<String> {
+    let item = presence.get_child("x", NS_MUC_USER)?.get_child("item", NS_MUC_USER)?;
+    item.attr("affiliation").map(str::to_owned)
+}
+
+fn groupchat(body: &str) -> String {
+    format!("<message xmlns='jabber:client' to='{ROOM}' type='groupchat'><body>{body}</body></message>")
+}
+
+fn has_body(el: &Element, body: &str) -> bool {
+    el.name() == "message" && el.get_child("body", "jabber:client").is_some_and(|b| b.text() == body)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_room_is_shared_across_the_cluster_and_survives_the_loss_of_its_node() {
+    let nodes = ClusterNode::cluster(2);
+    let mut a = start(nodes[0].clone()).await;
+    let b = start(nodes[1].clone()).await;
+
+    // Romeo on node a makes the room: it lives on a.
+    let mut romeo = Client::connect(&a, "romeo").await;
+    assert!(romeo.join(ROOM, "Romeo").await.contains(&"201".to_owned()), "a new room");
+    romeo.iq_ok("cfg", &configure(ROOM, "Shared Room", true)).await;
+
+    // Juliet on node b joins it and talks: both see it.
+    let mut juliet = Client::connect(&b, "juliet").await;
+    let codes = juliet.join(ROOM, "Juliet").await;
+    assert!(!codes.contains(&"201".to_owned()), "the same room, from b: {codes:?}");
+    romeo.expect("Juliet's arrival", |el| is_presence_of(el, "Juliet")).await;
+    juliet.send(&groupchat("from b")).await;
+    romeo.expect("Juliet's message", |el| has_body(el, "from b")).await;
+    juliet.expect("her own message", |el| has_body(el, "from b")).await;
+
+    // An affiliation made on a is seen on b; the room's settings are read from b.
+    romeo
+        .iq_ok(
+            "aff",
+            &format!(
+                "<iq xmlns='jabber:client' type='set' to='{ROOM}' id='aff'><query xmlns='http://jabber.org/protocol/muc#admin'>\
+                 <item affiliation='admin' jid='juliet@localhost'/></query></iq>"
+            ),
+        )
+        .await;
+    let changed = juliet.expect("her new affiliation", |el| is_presence_of(el, "Juliet")).await;
+    assert_eq!(affiliation(&changed).as_deref(), Some("admin"), "{}", String::from(&changed));
+    let mut mercutio = Client::connect(&b, "mercutio").await;
+    let info = disco_info_of(&mut mercutio, ROOM).await;
+    assert!(String::from(&info).contains("Shared Room"), "{}", String::from(&info));
+    assert!(has_feature(&info, "muc_persistent"), "{}", String::from(&info));
+
+    // Node a dies: b takes the room over from the replicated records. Juliet has to join
+    // again (as after a restart), and finds its name and her affiliation kept.
+    a.kill().await;
+    let codes = juliet.join(ROOM, "Juliet").await;
+    assert!(!codes.contains(&"201".to_owned()), "the room was taken over, not made anew: {codes:?}");
+    let info = disco_info_of(&mut mercutio, ROOM).await;
+    assert!(String::from(&info).contains("Shared Room"), "{}", String::from(&info));
+
+    // a comes back and rejoins the cluster: Romeo, on a again, reaches the room on b.
+    a.crash_restart().await.unwrap_or_else(|e| panic!("{e}"));
+    let mut romeo = Client::connect(&a, "romeo").await;
+    romeo
+        .send(&format!(
+            "<presence xmlns='jabber:client' to='{ROOM}/Romeo'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+        ))
+        .await;
+    let juliet_seen = romeo.expect("Juliet in the room", |el| is_presence_of(el, "Juliet")).await;
+    assert_eq!(affiliation(&juliet_seen).as_deref(), Some("admin"), "{}", String::from(&juliet_seen));
+    let own = romeo.expect("his own presence", |el| is_presence_of(el, "Romeo")).await;
+    assert_eq!(affiliation(&own).as_deref(), Some("owner"), "{}", String::from(&own));
+    juliet.expect("Romeo's return", |el| is_presence_of(el, "Romeo")).await;
+    for server in [&a, &b] {
+        let log = server.read_log();
+        assert!(muc_harness::ejabberd::log_problems(&log).is_empty(), "{log}");
+    }
+}
