@@ -53,6 +53,11 @@ pub trait Env {
     fn may_create_room(&self, _creator: &BareJid) -> Option<bool> {
         None
     }
+    /// Public rooms live elsewhere in the service (on a cluster's other nodes), as
+    /// (JID, name), for the service's room list.
+    fn public_rooms_elsewhere(&self) -> Vec<(String, Option<String>)> {
+        Vec::new()
+    }
     /// Every room with stored records.
     fn stored_rooms(&self) -> Result<Vec<BareJid>, String> {
         Ok(Vec::new())

@@ -520,8 +520,11 @@ impl MucHost {
                 let mut items = el("query", NS_DISCO_ITEMS).with_opt("node", q.attr("node"));
                 if q.attr("node").is_none() {
                     let mut listed = public_rooms(rooms);
+                    listed.extend(ctx.env.public_rooms_elsewhere());
                     listed.extend(Self::stored_public_rooms(rooms, ctx));
                     listed.sort();
+                    // A stored room may be live on another node too.
+                    listed.dedup_by(|a, b| a.0 == b.0);
                     for (jid, name) in listed {
                         items
                             .append_child(el("item", NS_DISCO_ITEMS).with("jid", jid).with_opt("name", name));

@@ -26,6 +26,7 @@
 
 -export([start/2, stop/1, reload/3, depends/2, mod_options/1, mod_opt_type/1, mod_doc/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2, code_change/3]).
+-export([local_public_rooms/1]).
 
 -include("logger.hrl").
 -include_lib("xmpp/include/xmpp.hrl").
@@ -138,6 +139,9 @@ init([ServerHost, Opts]) ->
                             {attributes, record_info(fields, muc_rs_room_node)}]),
     [Host | _] = Hosts = gen_mod:get_opt_hosts(Opts),
     {ok, Service} = muc_rs_nif:new_host(Host, core_settings(Opts), gen_mod:get_opt(test_panic, Opts)),
+    %% Other nodes read this node's public rooms without a call to this process
+    %% (local_public_rooms/1), so two nodes listing rooms at once never wait on each other.
+    persistent_term:put({?MODULE, ServerHost}, Service),
     lists:foreach(fun(H) -> ejabberd_router:register_route(H, ServerHost) end, Hosts),
     ?INFO_MSG("muc_rs serving ~ts", [Host]),
     {ok, #{server_host => ServerHost, hosts => Hosts, service => Service,
@@ -160,7 +164,8 @@ handle_call(_Request, _From, State) ->
 handle_cast(_Msg, State) ->
     {noreply, State}.
 
-terminate(_Reason, #{hosts := Hosts}) ->
+terminate(_Reason, #{hosts := Hosts, server_host := ServerHost}) ->
+    persistent_term:erase({?MODULE, ServerHost}),
     lists:foreach(fun ejabberd_router:unregister_route/1, Hosts).
 
 code_change(_OldVsn, State, _Extra) ->
@@ -223,21 +228,35 @@ take(Room) ->
 
 route(Packet, #{service := Service} = State) ->
     Xml = fxml:element_to_binary(xmpp:encode(Packet)),
-    handle(Service, Xml, sender(Packet, State), []).
+    handle(Service, Xml, sender(Packet, State), [], State).
 
-%% The core may first ask for a room's stored record: read it and hand the stanza back.
-handle(Service, Xml, Sender, Rooms) ->
+%% The core may first ask for stored records: read them and hand the stanza back.
+handle(Service, Xml, Sender, Rooms, #{server_host := ServerHost} = State) ->
     case muc_rs_nif:handle(Service, Xml, erlang:system_time(second), Sender, Rooms) of
         {load, RoomJid} ->
-            handle(Service, Xml, Sender, [{RoomJid, read_room(RoomJid)} | Rooms]);
+            handle(Service, Xml, Sender, [{RoomJid, read_room(RoomJid)} | Rooms], State);
         load_all ->
-            handle(Service, Xml, Sender, {all, read_all_rooms()});
+            Every = {all, read_all_rooms(), public_rooms_elsewhere(ServerHost)},
+            handle(Service, Xml, Sender, Every, State);
         {ok, Deliveries, Stores, Logs, Gone} ->
             lists:foreach(fun log/1, Logs),
             ok = write_rooms(Stores),
             lists:foreach(fun deliver/1, Deliveries),
             %% A room no longer live here is no node's until a stanza brings it back.
             lists:foreach(fun(Room) -> mnesia:dirty_delete(muc_rs_room_node, Room) end, Gone)
+    end.
+
+%% The public rooms live on the cluster's other nodes (none answers within a second: left
+%% out, as a node that is going down would be).
+public_rooms_elsewhere(ServerHost) ->
+    Answers = erpc:multicall(nodes(), ?MODULE, local_public_rooms, [ServerHost], 1000),
+    lists:append([Rooms || {ok, Rooms} <- Answers]).
+
+%% This node's public rooms (called by the other nodes of a cluster).
+local_public_rooms(ServerHost) ->
+    case persistent_term:get({?MODULE, ServerHost}, none) of
+        none -> [];
+        Service -> muc_rs_nif:public_rooms(Service)
     end.
 
 %% What the access rules say of the sender: whether it is a MUC admin (access_admin; an

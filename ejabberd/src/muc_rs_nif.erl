@@ -1,7 +1,7 @@
 %%% The muc_rs core as a NIF (ejabberd/nif, libmuc_rs_nif.so in the module's priv/).
 %%% The functions below are replaced when the library loads.
 -module(muc_rs_nif).
--export([new_host/3, handle/5]).
+-export([new_host/3, handle/5, public_rooms/1]).
 -on_load(init/0).
 
 init() ->
@@ -17,10 +17,15 @@ new_host(_Host, _Options, _TestPanic) ->
 
 %% One stanza (XML, a binary) with the clock (seconds), what the access rules say of its
 %% sender (#{admins => [BareJid] (it, if a MUC admin), may_create => boolean()}) and the
-%% stored records read so far ([{RoomJid, Record | none}], or {all, [{RoomJid, Record}]}
-%% with every stored room): {load, RoomJid} (read that room's record and call again),
-%% load_all (read every stored room's record and call again with {all, Records}), or
+%% stored records read so far ([{RoomJid, Record | none}], or {all, [{RoomJid, Record}],
+%% PublicElsewhere} with every stored room and the public rooms live on the cluster's other
+%% nodes, [{RoomJid, Name | nil}]): {load, RoomJid} (read that room's record and call
+%% again), load_all (read every stored room's record and call again with {all, ...}), or
 %% {ok, [{Xml, [To]}], [{RoomJid, Record | none}], [{Level, Line}], Gone}, where Gone is
 %% [RoomJid] if the stanza's room is not live after it, else [].
 handle(_Service, _Xml, _Now, _Sender, _Rooms) ->
+    erlang:nif_error(not_loaded).
+
+%% The public rooms live in this node's core: [{RoomJid, Name | nil}].
+public_rooms(_Service) ->
     erlang:nif_error(not_loaded).

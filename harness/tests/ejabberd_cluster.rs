@@ -2,8 +2,10 @@
 //! loopback, clients on both sharing a room that lives on one node at a time. What one
 //! node's clients do is seen from the other's; when the room's node is killed with
 //! `kill -9`, the other node takes the room over from the records mnesia replicated, with
-//! its settings and affiliations, and the killed node, restarted, rejoins the cluster and
-//! reaches the room where it now lives.
+//! its settings and affiliations; in a room on the surviving node, an occupant whose client
+//! was on the lost node is removed as a ghost at the next message, as stock removes an
+//! occupant whose client has vanished (status 333); the killed node, restarted, rejoins the
+//! cluster and reaches the room where it now lives.
 //!
 //! Fails (no skip) when ejabberd or the module is missing (`make install-ejabberd`).
 
@@ -14,6 +16,8 @@ use minidom::Element;
 use muc_harness::ejabberd::{ClusterNode, Ejabberd, Extras, Muc};
 
 const ROOM: &str = "shared@conference.localhost";
+/// A room that lives on the second node.
+const OTHER: &str = "other@conference.localhost";
 
 async fn start(node: ClusterNode) -> Ejabberd {
     let extras = Extras { cluster: Some(node), ..Extras::default() };
@@ -74,6 +78,36 @@ async fn a_room_is_shared_across_the_cluster_and_survives_the_loss_of_its_node()
     assert!(String::from(&info).contains("Shared Room"), "{}", String::from(&info));
     assert!(has_feature(&info, "muc_persistent"), "{}", String::from(&info));
 
+    // A second room lives on b, public and temporary, with Romeo (on a) in it; a's room
+    // list has it.
+    assert!(juliet.join(OTHER, "Juliet").await.contains(&"201".to_owned()), "a new room, on b");
+    let public = configure(OTHER, "Other Room", false).replace(
+        "</x></query>",
+        "<field var='muc#roomconfig_publicroom'><value>1</value></field></x></query>",
+    );
+    juliet.iq_ok("cfg", &public).await;
+    romeo
+        .send("<iq xmlns='jabber:client' type='get' to='conference.localhost' id='items'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
+        .await;
+    let items = romeo.expect("the room list", |el| el.attr("id") == Some("items")).await;
+    let listed: Vec<(Option<&str>, Option<&str>)> = items
+        .get_child("query", "http://jabber.org/protocol/disco#items")
+        .map(|q| q.children().map(|i| (i.attr("jid"), i.attr("name"))).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        listed,
+        vec![(Some(OTHER), Some("Other Room"))],
+        "a lists b's public room: {}",
+        String::from(&items)
+    );
+    romeo.join(OTHER, "Romeo").await;
+    let romeo_in_other = format!("{OTHER}/Romeo");
+    juliet
+        .expect("Romeo in the other room", |el| {
+            el.name() == "presence" && el.attr("from") == Some(&romeo_in_other)
+        })
+        .await;
+
     // Node a dies: b takes the room over from the replicated records. Juliet has to join
     // again (as after a restart), and finds its name and her affiliation kept.
     a.kill().await;
@@ -81,6 +115,26 @@ async fn a_room_is_shared_across_the_cluster_and_survives_the_loss_of_its_node()
     assert!(!codes.contains(&"201".to_owned()), "the room was taken over, not made anew: {codes:?}");
     let info = disco_info_of(&mut mercutio, ROOM).await;
     assert!(String::from(&info).contains("Shared Room"), "{}", String::from(&info));
+
+    // In the room on b, Romeo's client is gone with a: the next message to him bounces and
+    // the room removes him.
+    juliet
+        .send(&format!(
+            "<message xmlns='jabber:client' to='{OTHER}' type='groupchat'><body>still here?</body></message>"
+        ))
+        .await;
+    let gone = juliet
+        .expect("Romeo's removal", |el| {
+            el.name() == "presence"
+                && el.attr("from") == Some(&romeo_in_other)
+                && el.attr("type") == Some("unavailable")
+        })
+        .await;
+    let codes: Vec<_> = gone
+        .get_child("x", NS_MUC_USER)
+        .map(|x| x.children().filter_map(|s| s.attr("code")).collect())
+        .unwrap_or_default();
+    assert_eq!(codes, vec!["333"], "{}", String::from(&gone));
 
     // a comes back and rejoins the cluster: Romeo, on a again, reaches the room on b.
     a.crash_restart().await.unwrap_or_else(|e| panic!("{e}"));

@@ -11,7 +11,8 @@
 //!   they are every stored room);
 //! - it answers `{load, RoomJid}` when the stanza is for a room that is neither live nor
 //!   among `Rooms`, or `load_all` when it lists the stored rooms (the service's room list)
-//!   and `Rooms` is not `{all, ...}`: nothing has changed yet, the gen_server reads the
+//!   and `Rooms` is not `{all, Records, PublicElsewhere}` (with the public rooms live on a
+//!   cluster's other nodes, which `public_rooms(Service)` gives on each): nothing has changed yet, the gen_server reads the
 //!   records and calls again. Else `{ok, Deliveries, Stores, Logs, Gone}`: the records to
 //!   write before anything is delivered, then the stanzas, each with its recipients, and
 //!   the stanza's room if it is not live after it (`[]` or `[RoomJid]`: a cluster's nodes
@@ -67,6 +68,8 @@ struct Facts {
     rooms: Vec<(BareJid, Option<StoredRoom>)>,
     /// `rooms` holds every stored room.
     all_rooms: bool,
+    /// Public rooms live on the cluster's other nodes (supplied with every stored room).
+    public_elsewhere: Vec<(String, Option<String>)>,
     stores: RefCell<Vec<(BareJid, Option<StoredRoom>)>>,
 }
 
@@ -83,6 +86,9 @@ impl Env for Facts {
     }
     fn load_room(&self, room: &BareJid) -> Result<Option<StoredRoom>, String> {
         Ok(self.rooms.iter().find(|(jid, _)| jid == room).and_then(|(_, record)| record.clone()))
+    }
+    fn public_rooms_elsewhere(&self) -> Vec<(String, Option<String>)> {
+        self.public_elsewhere.clone()
     }
     fn stored_rooms(&self) -> Result<Vec<BareJid>, String> {
         // Asked for only once the gen_server supplied them all (see `MucHost::storage_needed`).
@@ -141,16 +147,21 @@ fn handle<'a>(
 ) -> NifResult<Term<'a>> {
     let text = std::str::from_utf8(xml.as_slice()).map_err(|_| rustler::Error::BadArg)?;
     let stanza: Element = text.parse().map_err(|_| rustler::Error::BadArg)?;
-    let (all_rooms, rooms): (bool, Vec<(String, Term<'a>)>) = match rooms.decode() {
-        Ok(some) => (false, some),
-        Err(_) => {
-            let (tag, every): (rustler::Atom, Vec<(String, Term<'a>)>) = rooms.decode()?;
-            if tag != atoms::all() {
-                return Err(rustler::Error::BadArg);
+    // `[{RoomJid, Record}]`, or `{all, Records, PublicElsewhere}` with every stored room and
+    // the public rooms live on other nodes (`[{RoomJid, Name | nil}]`).
+    type Elsewhere = Vec<(String, Option<String>)>;
+    let (all_rooms, rooms, public_elsewhere): (bool, Vec<(String, Term<'a>)>, Elsewhere) =
+        match rooms.decode() {
+            Ok(some) => (false, some, Vec::new()),
+            Err(_) => {
+                let (tag, every, elsewhere): (rustler::Atom, Vec<(String, Term<'a>)>, Elsewhere) =
+                    rooms.decode()?;
+                if tag != atoms::all() {
+                    return Err(rustler::Error::BadArg);
+                }
+                (true, every, elsewhere)
             }
-            (true, every)
-        }
-    };
+        };
     let rooms = rooms
         .into_iter()
         .filter_map(|(jid, record)| Some((jid.parse::<BareJid>().ok()?, record_from_term(record))))
@@ -162,6 +173,7 @@ fn handle<'a>(
         may_create: sender.may_create,
         rooms,
         all_rooms,
+        public_elsewhere,
         stores: RefCell::new(Vec::new()),
     };
     let step = panic_guard::run(|| {
@@ -220,6 +232,17 @@ fn handle<'a>(
         .collect();
     let gone: Vec<&str> = gone.iter().map(|room| room.as_str()).collect();
     Ok((atoms::ok(), deliveries, stores, logs, gone).encode(env))
+}
+
+/// The public rooms live in this node's core, `[{RoomJid, Name | nil}]`: what another node
+/// of a cluster lists beside its own.
+#[rustler::nif]
+fn public_rooms(service: ResourceArc<Service>) -> NifResult<Vec<(String, Option<String>)>> {
+    panic_guard::run(|| {
+        let host = service.host.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        host.public_rooms()
+    })
+    .map_err(|message| rustler::Error::RaiseTerm(Box::new((atoms::muc_rs_panic(), message))))
 }
 
 /// The room a stanza is for, if any (the service's own stanzas are for none).
