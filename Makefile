@@ -111,6 +111,17 @@ bench:
 bench-quick:
 	$(MAKE) --no-print-directory bench BENCH_ARGS="--quick $(BENCH_ARGS)"
 
+# The same scenarios on ejabberd 24.12: stock mod_muc against muc_rs's mod_muc_rs on the same
+# install, a fresh node per run, the node's CPU and memory (muc-bench --ejabberd).
+#   make bench-ejabberd                        every scenario, 5 repetitions
+#   make bench-ejabberd BENCH_ARGS="--quick"   small sizes, 2 repetitions
+# Builds the module (install-ejabberd, into build/ejabberd) and the release harness;
+# results in build/bench/ejabberd/.
+.PHONY: bench-ejabberd
+bench-ejabberd: install-ejabberd
+	$(CARGO) build --release -p muc_harness --bin muc-bench
+	"$${CARGO_TARGET_DIR:-target}/release/muc-bench" --ejabberd --module-dir $(DESTDIR)/mod_muc_rs $(BENCH_ARGS)
+
 # Soak: rounds of joins, presence updates, group and private messages, nick changes and
 # leaves on a fresh Prosody per module (muc_rs, then stock mod_muc), checking that every
 # stanza arrives exactly once, no error or traceback appears, every room goes away when

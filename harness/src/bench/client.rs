@@ -1,7 +1,7 @@
-//! The load tool's client: a raw c2s connection (plain TCP, SASL PLAIN, bind) whose reader
-//! never builds an XML tree. It splits the stream into top-level stanzas with a byte scan
-//! and inspects each with substring searches: the `from` and `type` of presences, status
-//! 110 (self-presence), and a marker embedded in message bodies
+//! The load tool's client: a raw c2s connection (plain TCP, SASL PLAIN, bind) to Prosody or
+//! ejabberd, whose reader never builds an XML tree. It splits the stream into top-level
+//! stanzas with a byte scan and inspects each with substring searches: the `from` and
+//! `type` of presences, status 110 (self-presence), and a marker embedded in message bodies
 //! (`~bm<sender>.<seq>.<send time µs>~`) that carries what counting and latency need;
 //! marked messages with a XEP-0359 stanza-id (what an archive such as muc_mam adds) are
 //! counted too.
@@ -19,6 +19,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::UnboundedSender;
 
+use muc_harness::ejabberd::PASSWORD;
 use muc_harness::prosody::{DOMAIN, MUC_DOMAIN};
 use muc_harness::xmpp::quick_ack;
 use muc_harness::{err, Result};
@@ -248,7 +249,8 @@ async fn handshake(addr: SocketAddr, user: &str) -> Result<(OwnedReadHalf, Owned
     stream.set_nodelay(true)?;
     let mut buf = Vec::new();
     open_stream(&mut stream, &mut buf).await?;
-    let creds = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0pw"));
+    // Prosody's bench config accepts any password; ejabberd's accounts have this one.
+    let creds = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{PASSWORD}"));
     let auth = format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{creds}</auth>");
     stream.write_all(auth.as_bytes()).await?;
     let end = read_until(&mut stream, &mut buf, b"<success").await?;
@@ -410,8 +412,8 @@ fn parse_marker(s: &[u8]) -> Option<(u32, u32, u64)> {
 }
 
 /// Splits a byte stream into top-level elements (depth counted from the stream element).
-/// Prosody escapes `<` and `>` in text and attribute values, and sends no comments or
-/// CDATA, so a tag is always the bytes from a `<` to the next `>`.
+/// Prosody and ejabberd escape `<` and `>` in text and attribute values, and send no
+/// comments or CDATA, so a tag is always the bytes from a `<` to the next `>`.
 pub struct Splitter {
     pub buf: Vec<u8>,
     depth: i32,

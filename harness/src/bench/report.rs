@@ -22,11 +22,41 @@ pub fn module_label(module: &str) -> &str {
     }
 }
 
+/// The server a run was on: Prosody (a version and a GC setting) or ejabberd (a version).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Setting {
+    pub server: &'static str,
+    pub gc: Option<Gc>,
+    pub version: String,
+}
+
+impl Setting {
+    pub fn prosody(version: &str, gc: Gc) -> Setting {
+        Setting { server: "Prosody", gc: Some(gc), version: version.to_owned() }
+    }
+
+    pub fn ejabberd(version: &str) -> Setting {
+        Setting { server: "ejabberd", gc: None, version: version.to_owned() }
+    }
+
+    /// "Prosody 0.12, gc incremental", "ejabberd 24.12".
+    pub fn label(&self) -> String {
+        match self.gc {
+            Some(gc) => format!("{} {}, gc {}", self.server, self.version, gc.label()),
+            None => format!("{} {}", self.server, self.version),
+        }
+    }
+
+    /// The CSV columns server,gc,version.
+    fn csv(&self) -> String {
+        format!("{},{},{}", self.server, self.gc.map(Gc::label).unwrap_or(""), self.version)
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Run {
     pub scenario: Scenario,
-    pub gc: Gc,
-    pub version: String,
+    pub setting: Setting,
     pub rep: u32,
     pub module: String,
     pub result: Result<Measured, String>,
@@ -120,12 +150,12 @@ pub fn spread(values: &[f64]) -> Option<Spread> {
     Some(Spread { median, min: v[0], max: v[n - 1], n })
 }
 
-type Group = (Scenario, Gc, String);
+type Group = (Scenario, Setting);
 
 fn groups(runs: &[Run]) -> BTreeMap<Group, Vec<&Run>> {
     let mut g: BTreeMap<Group, Vec<&Run>> = BTreeMap::new();
     for r in runs {
-        g.entry((r.scenario, r.gc, r.version.clone())).or_default().push(r);
+        g.entry((r.scenario, r.setting.clone())).or_default().push(r);
     }
     g
 }
@@ -179,14 +209,9 @@ pub fn table(runs: &[Run]) -> String {
         out,
         "Medians over repetitions, [min–max]; ratio = median of paired (same repetition) muc_rs/stock."
     );
-    for ((scenario, gc, version), rs) in groups(runs) {
-        let _ = writeln!(
-            out,
-            "\n== {} ({}), Prosody {version}, gc {} ==",
-            scenario.label(),
-            cpu_unit_label(scenario),
-            gc.label()
-        );
+    for ((scenario, setting), rs) in groups(runs) {
+        let _ =
+            writeln!(out, "\n== {} ({}), {} ==", scenario.label(), cpu_unit_label(scenario), setting.label());
         let _ =
             writeln!(out, "{:<16} {:>28} {:>28} {:>24}", "figure", "stock", "muc_rs", "ratio muc_rs/stock");
         for fig in FIGURES {
@@ -250,11 +275,11 @@ pub fn table(runs: &[Run]) -> String {
 
 pub fn runs_csv(runs: &[Run]) -> String {
     let mut out = String::from(
-        "scenario,gc,version,rep,module,ok,units,deliveries,cpu_s,cpu_per_unit,cpu_unit,wall_s,deliveries_per_s,\
+        "scenario,server,gc,version,rep,module,ok,units,deliveries,cpu_s,cpu_per_unit,cpu_unit,wall_s,deliveries_per_s,\
          latency_p50_ms,latency_p99_ms,rss_peak_kb,rss_final_kb,rss_before_kb,rss_per_unit_b,retained_per_unit_b,lua_retained_per_unit_b,tool_cpu_s,failure\n",
     );
     for r in runs {
-        let _ = write!(out, "{},{},{},{},{},", r.scenario.label(), r.gc.label(), r.version, r.rep, r.module);
+        let _ = write!(out, "{},{},{},{},", r.scenario.label(), r.setting.csv(), r.rep, r.module);
         match &r.result {
             Ok(m) => {
                 let f =
@@ -289,8 +314,9 @@ pub fn runs_csv(runs: &[Run]) -> String {
 }
 
 pub fn summary_csv(runs: &[Run]) -> String {
-    let mut out = String::from("scenario,gc,version,figure,module,median,min,max,n,paired_ratio_to_stock\n");
-    for ((scenario, gc, version), rs) in groups(runs) {
+    let mut out =
+        String::from("scenario,server,gc,version,figure,module,median,min,max,n,paired_ratio_to_stock\n");
+    for ((scenario, setting), rs) in groups(runs) {
         for fig in FIGURES {
             for m in [STOCK, RS, FLOOR_CLONE, FLOOR_INPLACE] {
                 let Some(s) = spread(&values(&rs, m, fig)) else { continue };
@@ -299,9 +325,9 @@ pub fn summary_csv(runs: &[Run]) -> String {
                     .unwrap_or_default();
                 let _ = writeln!(
                     out,
-                    "{},{},{version},{},{},{:.6},{:.6},{:.6},{},{ratio}",
+                    "{},{},{},{},{:.6},{:.6},{:.6},{},{ratio}",
                     scenario.label(),
-                    gc.label(),
+                    setting.csv(),
                     fig.name,
                     module_label(m),
                     s.median,
@@ -315,8 +341,8 @@ pub fn summary_csv(runs: &[Run]) -> String {
     out
 }
 
-/// Bar chart: Prosody CPU per unit of work, each module relative to stock's median (= 1),
-/// with min–max whiskers, one group per scenario and GC setting.
+/// Bar chart: the server's CPU per unit of work, each module relative to stock's median
+/// (= 1), with min–max whiskers, one group per scenario and setting (version, GC).
 pub fn svg(runs: &[Run], title: &str) -> String {
     let fig = &FIGURES[0];
     let colors = [(STOCK, "#8c8c8c"), (RS, "#d9622b"), (FLOOR_CLONE, "#6a9fd4"), (FLOOR_INPLACE, "#2f6ea8")];
@@ -328,7 +354,7 @@ pub fn svg(runs: &[Run], title: &str) -> String {
     let height = top + plot_h + 110.0;
     let mut ymax: f64 = 1.2;
     let mut bars = Vec::new();
-    for (gi, ((scenario, gc, version), rs)) in gs.iter().enumerate() {
+    for (gi, ((scenario, setting), rs)) in gs.iter().enumerate() {
         let Some(base) = spread(&values(rs, STOCK, fig)).map(|s| s.median).filter(|b| *b > 0.0) else {
             continue;
         };
@@ -350,8 +376,8 @@ pub fn svg(runs: &[Run], title: &str) -> String {
             format!(
                 "{}|{} {}|stock {} {}",
                 scenario.label(),
-                gc.label(),
-                version,
+                setting.gc.map_or(setting.server, Gc::label),
+                setting.version,
                 abs,
                 cpu_unit_label(*scenario)
             ),
@@ -368,7 +394,7 @@ pub fn svg(runs: &[Run], title: &str) -> String {
     let _ = writeln!(s, "<text x='{left}' y='20' font-size='14'>{}</text>", xml_escape(title));
     let _ = writeln!(
         s,
-        "<text x='{left}' y='36'>Prosody CPU per unit of work relative to stock mod_muc (median, min–max); lower is better</text>"
+        "<text x='{left}' y='36'>Server CPU per unit of work relative to stock mod_muc (median, min–max); lower is better</text>"
     );
     let mut t = 0.0;
     while t <= ymax + 1e-9 {

@@ -1,10 +1,11 @@
-//! The four scenarios, each run against one fresh server: connect the clients, set the
-//! scene (not measured), then measure Prosody's CPU, wall time, memory and the load tool's
-//! own CPU over the scenario's work, and check that every client got every stanza it should.
+//! The four scenarios, each run against one fresh server (Prosody or an ejabberd node):
+//! connect the clients, set the scene (not measured), then measure the server's CPU, wall
+//! time, memory and the load tool's own CPU over the scenario's work, and check that every
+//! client got every stanza it should.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ use tokio::sync::mpsc;
 use super::client::{
     connect_many, groupchat_xml, join_xml, leave_xml, now_us, Client, Event, EventKind, Nick, Totals,
 };
-use super::server::{self_cpu, BenchServer, ProcSample};
+use super::server::{self_cpu, ProcSample, Target};
 use muc_harness::{err, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -49,6 +50,16 @@ impl Scenario {
 
     pub fn parse(s: &str) -> Option<Scenario> {
         Scenario::ALL.into_iter().find(|x| x.label() == s)
+    }
+
+    /// How many clients (`u0`, `u1`, ...) the scenario connects.
+    pub fn clients(self, sizes: &Sizes) -> u32 {
+        match self {
+            Scenario::Join => sizes.join_n,
+            Scenario::Fanout => sizes.fanout_n,
+            Scenario::Rooms => sizes.rooms_clients.max(2) & !1,
+            Scenario::Churn => sizes.churn_stay + sizes.churn_clients.max(1),
+        }
     }
 }
 
@@ -153,8 +164,8 @@ pub struct Ctx {
     rx: mpsc::UnboundedReceiver<Event>,
     clients: Vec<Client>,
     deadline: Instant,
-    /// Where mod_bench_heap writes its samples.
-    heap_file: PathBuf,
+    /// Where mod_bench_heap writes its samples (Prosody only).
+    heap_file: Option<PathBuf>,
 }
 
 impl Ctx {
@@ -202,9 +213,9 @@ impl Ctx {
 
     /// Has mod_bench_heap collect garbage and report the memory in use (on SIGUSR2, which
     /// Prosody turns into an event), and waits for its new sample.
-    async fn heap_sample(&self) -> Result<HeapSample> {
+    async fn heap_sample(&self, heap_file: &Path) -> Result<HeapSample> {
         let read = || -> Option<(u64, HeapSample)> {
-            let text = std::fs::read_to_string(&self.heap_file).ok()?;
+            let text = std::fs::read_to_string(heap_file).ok()?;
             let mut f = text.split_whitespace().map(|v| v.parse::<u64>().ok());
             let (seq, in_use, lua) = (f.next()??, f.next()??, f.next()??);
             Some((seq, HeapSample { in_use, lua }))
@@ -219,7 +230,7 @@ impl Ctx {
             match read() {
                 Some((seq, sample)) if seq > last => return Ok(sample),
                 _ if Instant::now() > deadline => {
-                    return Err(err!("no heap sample in {} (mod_bench_heap)", self.heap_file.display()))
+                    return Err(err!("no heap sample in {} (mod_bench_heap)", heap_file.display()))
                 }
                 _ => tokio::time::sleep(Duration::from_millis(20)).await,
             }
@@ -377,20 +388,20 @@ pub trait Probe {
 /// Runs `scenario` against `server`.
 pub async fn run(
     scenario: Scenario,
-    server: &BenchServer,
+    server: &Target,
     sizes: &Sizes,
     mut probe: Option<&mut dyn Probe>,
 ) -> Result<Measured> {
     let (tx, rx) = mpsc::unbounded_channel();
     let mut ctx = Ctx {
-        addr: server.prosody.c2s_addr(),
+        addr: server.addr,
         pid: server.pid,
         totals: Arc::new(Totals::default()),
         tx,
         rx,
         clients: Vec::new(),
         deadline: Instant::now() + sizes.timeout,
-        heap_file: server.prosody.dir().join("data/bench_heap.txt"),
+        heap_file: server.heap_file.clone(),
     };
     let settle = Duration::from_millis(300);
     match scenario {
@@ -477,10 +488,14 @@ pub async fn run(
             Ok(m)
         }
         Scenario::Rooms => {
-            let (r, p) = (sizes.rooms, sizes.rooms_clients.max(2) & !1);
+            let (r, p) = (sizes.rooms, scenario.clients(sizes));
             ctx.connect(p).await?;
             tokio::time::sleep(settle).await;
-            let heap_before = ctx.heap_sample().await?;
+            // Memory in use after full GCs: Prosody's mod_bench_heap (ejabberd has none).
+            let heap_before = match &ctx.heap_file {
+                Some(f) => Some(ctx.heap_sample(f).await?),
+                None => None,
+            };
             let start = ctx.begin(&mut probe)?;
             let pair = |k: u32| ((2 * k) % p, (2 * k + 1) % p);
             let ops = (0..r)
@@ -508,9 +523,10 @@ pub async fn run(
                     }
                 }
             }
-            let heap_after = ctx.heap_sample().await?;
             let mut m = ctx.measured(&start, &end, r as u64, lat);
-            m.heap = Some((heap_before, heap_after));
+            if let (Some(before), Some(f)) = (heap_before, &ctx.heap_file) {
+                m.heap = Some((before, ctx.heap_sample(f).await?));
+            }
             Ok(m)
         }
         Scenario::Churn => {

@@ -1,13 +1,16 @@
 //! One benchmark server: a fresh Prosody (via `muc_harness::prosody`) with the module under
-//! test on `conference.localhost`, switched to warn-level logs once it listens, and read-outs
-//! of its CPU time and memory from `/proc`.
+//! test on `conference.localhost`, switched to warn-level logs once it listens, or a fresh
+//! ejabberd node (via `muc_harness::ejabberd`) with mod_muc_rs or its own mod_muc there;
+//! and read-outs of its CPU time and memory from `/proc`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use muc_harness::ejabberd::{Ejabberd, Extras, Muc};
 use muc_harness::prosody::{Install, Prosody, ServerConfig};
 use muc_harness::{err, Result};
 
@@ -37,6 +40,15 @@ impl Gc {
 pub struct BenchServer {
     pub prosody: Prosody,
     pub pid: i32,
+}
+
+/// What a scenario needs of the server under test, Prosody or ejabberd.
+pub struct Target {
+    pub addr: SocketAddr,
+    /// The process whose CPU time and memory are measured.
+    pub pid: i32,
+    /// Where Prosody's mod_bench_heap writes its samples (none on ejabberd).
+    pub heap_file: Option<PathBuf>,
 }
 
 /// Snapshot of a process's CPU time and memory.
@@ -130,10 +142,74 @@ impl BenchServer {
         Ok(())
     }
 
+    pub fn target(&self) -> Target {
+        Target {
+            addr: self.prosody.c2s_addr(),
+            pid: self.pid,
+            heap_file: Some(self.prosody.dir().join("data/bench_heap.txt")),
+        }
+    }
+
     pub async fn stop(mut self) -> String {
         let problems = muc_harness::prosody::log_problems(&self.prosody.read_log()).join("\n");
         self.prosody.kill().await;
         problems
+    }
+}
+
+/// Room limits of ejabberd's mod_muc above anything a scenario reaches (its defaults: 200
+/// occupants per room, 100 rooms per user, fewer presences broadcast past 1000 occupants),
+/// so that stock is never throttled. Its rooms are not locked on creation and have no cache
+/// (each is an Erlang process), and its shapers and minimum intervals default to none.
+pub const EJABBERD_STOCK_OPTIONS: &str = "max_users: 1000000, max_users_presence: 1000000, \
+     max_user_conferences: 1000000, default_room_options: {max_users: 1000000}";
+
+/// muc_rs's module set as the Prosody target sets the component: rooms not locked on
+/// creation and a room cache no scenario fills (the default, 100, would put rooms away
+/// into mnesia during "many rooms"); it has no occupant limit by default.
+pub const EJABBERD_MUC_RS_OPTIONS: &str = "muc_room_locking: false, muc_room_cache_size: 1000000";
+
+/// A fresh ejabberd node with `muc` on `conference.localhost`, accounts `u0`..`u<accounts-1>`
+/// and warning-level logs.
+pub struct EjabberdBench {
+    pub ejabberd: Ejabberd,
+    pub pid: i32,
+}
+
+impl EjabberdBench {
+    pub async fn start(muc: &Muc, accounts: u32) -> Result<EjabberdBench> {
+        let options = match muc {
+            Muc::Stock => EJABBERD_STOCK_OPTIONS,
+            Muc::MucRs(_) | Muc::Contrib(_) => EJABBERD_MUC_RS_OPTIONS,
+        };
+        let extras = Extras {
+            accounts: (0..accounts).map(|i| format!("u{i}")).collect(),
+            loglevel: Some("warning".into()),
+            ..Extras::default()
+        };
+        let ejabberd = Ejabberd::start_with_extras(muc, options, extras).await?;
+        let pid = ejabberd.pid().ok_or_else(|| err!("no pid for ejabberd"))? as i32;
+        // erl execs the emulator, so the child is the node itself (all its schedulers and
+        // dirty schedulers, where the NIF runs, are threads of it).
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if !comm.trim().starts_with("beam") {
+            return Err(err!("pid {pid} is {:?}, not the Erlang emulator", comm.trim()));
+        }
+        Ok(EjabberdBench { ejabberd, pid })
+    }
+
+    pub fn target(&self) -> Target {
+        Target { addr: self.ejabberd.c2s_addr(), pid: self.pid, heap_file: None }
+    }
+
+    /// Stops the node; returns the error and critical lines of its log (any module's).
+    pub async fn stop(mut self) -> String {
+        let log = self.ejabberd.read_log();
+        self.ejabberd.kill().await;
+        log.lines()
+            .filter(|l| l.contains("[error]") || l.contains("[critical]"))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -176,5 +252,30 @@ pub fn self_cpu() -> f64 {
         libc::getrusage(libc::RUSAGE_SELF, &mut ru);
         let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
         tv(ru.ru_utime) + tv(ru.ru_stime)
+    }
+}
+
+/// The version of the ejabberd that `muc_harness::ejabberd` runs (the one in its
+/// ERL_LIBS, /usr/lib/x86_64-linux-gnu), from its `ejabberd.app` without the Debian
+/// revision ("24.12-3~bpo12+1" is "24.12").
+pub fn ejabberd_version() -> Result<String> {
+    let libs = std::path::Path::new("/usr/lib/x86_64-linux-gnu");
+    let mut versions = Vec::new();
+    for entry in std::fs::read_dir(libs)?.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with("ejabberd-") {
+            continue;
+        }
+        let Ok(app) = std::fs::read_to_string(entry.path().join("ebin/ejabberd.app")) else { continue };
+        let vsn = app.split_once("{vsn,").and_then(|(_, rest)| rest.split('"').nth(1));
+        if let Some(v) = vsn {
+            versions.push(v.split('-').next().unwrap_or(v).to_owned());
+        }
+    }
+    versions.sort();
+    versions.dedup();
+    match versions.as_slice() {
+        [v] => Ok(v.clone()),
+        [] => Err(err!("no ejabberd in {} (tools/install-deps.sh installs it)", libs.display())),
+        many => Err(err!("more than one ejabberd in {}: {}", libs.display(), many.join(", "))),
     }
 }

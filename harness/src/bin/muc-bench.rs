@@ -1,14 +1,25 @@
 //! muc-bench: runs the benchmark scenarios against stock mod_muc and muc_rs (and the two
 //! floor modules in tools/bench-floor), each on a fresh Prosody with the
 //! same config, alternating modules over the repetitions; prints the table and writes CSV
-//! and an SVG chart.
+//! and an SVG chart. With `--ejabberd`, the same scenarios run on a fresh ejabberd node
+//! instead, with ejabberd's own mod_muc ("stock") or muc_rs's mod_muc_rs on
+//! `conference.localhost`, measuring the node's CPU and memory the same way.
 //!
 //! ```text
 //! muc-bench --plugin-dir build/bench/plugin [--quick] [--reps N] [--version 0.12|13]
 //!           [--gc incremental,generational] [--scenarios join,fanout,rooms,churn]
 //!           [--no-floors] [--component-modules muc_mam,..] [--out build/bench]
 //!           [--perf-dir DIR] [--lua-profile-dir DIR] [--size key=value ...]
+//! muc-bench --ejabberd [--module-dir build/ejabberd/mod_muc_rs] [--quick] [--reps N]
+//!           [--scenarios join,fanout,rooms,churn] [--out build/bench/ejabberd]
+//!           [--size key=value ...]
 //! ```
+//! The ejabberd target (24.12, as `muc_harness::ejabberd` starts it: mnesia in a temp dir,
+//! c2s on loopback, no shaper, logs at warning) registers an account per client. Stock
+//! mod_muc gets room limits above anything a scenario reaches
+//! (`bench::server::EJABBERD_STOCK_OPTIONS`); mod_muc_rs gets what the Prosody target gives
+//! both modules: no room locking and a room cache no scenario fills. GC settings, floors,
+//! component modules and the profilers are the Prosody target's only.
 //! `--component-modules` enables Prosody modules on the MUC component of every module
 //! under test (`modules_enabled` in its section), e.g. `muc_mam`, which archives into the
 //! memory storage and stamps every message with a stanza-id (fan-out checks that every
@@ -24,15 +35,18 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use bench::report::{self, Run, FLOOR_CLONE, FLOOR_INPLACE, RS, STOCK};
+use bench::report::{self, Run, Setting, FLOOR_CLONE, FLOOR_INPLACE, RS, STOCK};
 use bench::scenario::{self, Probe, Scenario, Sizes};
-use bench::server::{BenchServer, Gc};
+use bench::server::{BenchServer, EjabberdBench, Gc};
+use muc_harness::ejabberd::Muc;
 use muc_harness::prosody::{repo_root, Install, Version};
 
 struct Cli {
+    /// The ejabberd target, with muc_rs's module from this dir.
+    ejabberd: Option<PathBuf>,
     plugin_dir: PathBuf,
     floor_dir: PathBuf,
-    out: PathBuf,
+    out: Option<PathBuf>,
     reps: u32,
     versions: Vec<Version>,
     gcs: Vec<Gc>,
@@ -50,8 +64,12 @@ fn usage() -> &'static str {
      [--gc incremental,generational] [--scenarios join,fanout,rooms,churn] [--no-floors] \
      [--component-modules NAME[,..]] [--out DIR] [--perf-dir DIR] [--lua-profile-dir DIR] \
      [--size key=value ...]\n\
+     \x20      muc-bench --ejabberd [--module-dir DIR] [--quick] [--reps N] \
+     [--scenarios join,fanout,rooms,churn] [--out DIR] [--size key=value ...]\n\
      --component-modules muc_mam: modules enabled on the MUC component of stock and muc_rs \
-     alike (the floors are skipped)"
+     alike (the floors are skipped)\n\
+     --ejabberd: stock mod_muc and mod_muc_rs (from --module-dir, default \
+     build/ejabberd/mod_muc_rs) on ejabberd instead of Prosody; results in build/bench/ejabberd"
 }
 
 fn parse_cli() -> Result<Cli, String> {
@@ -60,9 +78,10 @@ fn parse_cli() -> Result<Cli, String> {
     let quick = args.iter().any(|a| a == "--quick");
     args.retain(|a| a != "--quick");
     let mut cli = Cli {
+        ejabberd: None,
         plugin_dir: root.join("build/bench/plugin"),
         floor_dir: root.join("tools/bench-floor"),
-        out: root.join("build/bench"),
+        out: None,
         reps: if quick { 2 } else { 5 },
         versions: vec![Version::V0_12],
         gcs: vec![Gc::Incremental, Gc::Generational],
@@ -74,12 +93,31 @@ fn parse_cli() -> Result<Cli, String> {
         lua_profile_dir: None,
     };
     let mut it = args.into_iter();
+    let mut module_dir = None;
+    let mut ejabberd = false;
+    // Options given that only the Prosody target has.
+    let mut given_prosody_only = Vec::new();
     while let Some(a) = it.next() {
+        let prosody_only = [
+            "--plugin-dir",
+            "--floor-dir",
+            "--perf-dir",
+            "--lua-profile-dir",
+            "--no-floors",
+            "--component-modules",
+            "--version",
+            "--gc",
+        ];
+        if prosody_only.contains(&a.as_str()) {
+            given_prosody_only.push(a.clone());
+        }
         let mut val = || it.next().ok_or_else(|| format!("{a} needs a value\n{}", usage()));
         match a.as_str() {
+            "--ejabberd" => ejabberd = true,
+            "--module-dir" => module_dir = Some(muc_harness::absolute_path(val()?)),
             "--plugin-dir" => cli.plugin_dir = muc_harness::absolute_path(val()?),
             "--floor-dir" => cli.floor_dir = muc_harness::absolute_path(val()?),
-            "--out" => cli.out = muc_harness::absolute_path(val()?),
+            "--out" => cli.out = Some(muc_harness::absolute_path(val()?)),
             "--perf-dir" => cli.perf_dir = Some(muc_harness::absolute_path(val()?)),
             "--lua-profile-dir" => cli.lua_profile_dir = Some(muc_harness::absolute_path(val()?)),
             "--reps" => cli.reps = val()?.parse().map_err(|e| format!("--reps: {e}"))?,
@@ -105,6 +143,16 @@ fn parse_cli() -> Result<Cli, String> {
     }
     if cli.reps == 0 {
         return Err("--reps must be at least 1".into());
+    }
+    match (ejabberd, module_dir) {
+        (true, dir) => {
+            if !given_prosody_only.is_empty() {
+                return Err(format!("{}: not with --ejabberd (Prosody only)", given_prosody_only.join(", ")));
+            }
+            cli.ejabberd = Some(dir.unwrap_or_else(muc_harness::ejabberd::default_module_dir));
+        }
+        (false, Some(_)) => return Err("--module-dir: only with --ejabberd".into()),
+        (false, None) => {}
     }
     if !cli.component_modules.is_empty() && cli.floors {
         eprintln!("muc-bench: --component-modules: no floors (they do no MUC logic for modules to act on)");
@@ -225,6 +273,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> ExitCode {
+    if let Some(module_dir) = &cli.ejabberd {
+        return run_ejabberd(&cli, module_dir).await;
+    }
     if !cli.plugin_dir.join("muc_rs.so").is_file() {
         eprintln!(
             "muc-bench: no muc_rs.so in {} (make bench assembles it from the release build)",
@@ -304,20 +355,10 @@ async fn run(cli: Cli) -> ExitCode {
                         .await
                         .and_then(|m| check_stanza_ids(scenario, archived, m));
                         probes.stop();
-                        let status = match &result {
-                            Ok(m) => format!(
-                                "{} {:.2}, {:.1} s wall, tool CPU {:.2} s",
-                                report::cpu_unit_label(scenario),
-                                report::cpu_per_unit(scenario, m).unwrap_or(0.0),
-                                m.wall_s,
-                                m.tool_cpu_s
-                            ),
-                            Err(e) => format!("FAILED: {}", e.lines().next().unwrap_or("")),
-                        };
+                        let status = run_status(scenario, &result);
                         runs.push(Run {
                             scenario,
-                            gc,
-                            version: install.version.label().to_owned(),
+                            setting: Setting::prosody(install.version.label(), gc),
                             rep,
                             module: module.to_owned(),
                             result,
@@ -339,30 +380,122 @@ async fn run(cli: Cli) -> ExitCode {
             }
         }
     }
-    let table = report::table(&runs);
-    println!("{table}");
     let with = match cli.component_modules.is_empty() {
         true => String::new(),
         false => format!(", both with {}", cli.component_modules.join(", ")),
     };
-    let title = format!(
-        "muc_rs vs stock mod_muc{with} — {} reps, {} ({} cores), {}",
-        cli.reps,
+    let servers = cli.versions.iter().map(|v| format!("Prosody {}", v.label())).collect::<Vec<_>>();
+    let note = (!with.is_empty())
+        .then(|| format!("Component modules on stock and muc_rs: {}", cli.component_modules.join(", ")));
+    let out = cli.out.clone().unwrap_or_else(|| repo_root().join("build/bench"));
+    finish(&out, &runs, &title(&with, cli.reps, &servers.join(", ")), note, began)
+}
+
+/// The ejabberd target: every scenario on a fresh node with stock mod_muc and with muc_rs's
+/// module, which go first in turn from one repetition to the next.
+async fn run_ejabberd(cli: &Cli, module_dir: &Path) -> ExitCode {
+    if !module_dir.join("ebin/mod_muc_rs.beam").is_file() {
+        eprintln!(
+            "muc-bench: no mod_muc_rs.beam in {}/ebin (make install-ejabberd builds it)",
+            module_dir.display()
+        );
+        return ExitCode::from(2);
+    }
+    let version = match bench::server::ejabberd_version() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("muc-bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let setting = Setting::ejabberd(&version);
+    let began = Instant::now();
+    let mut runs: Vec<Run> = Vec::new();
+    let total_runs = cli.reps as usize * cli.scenarios.len() * 2;
+    for rep in 0..cli.reps {
+        for &scenario in &cli.scenarios {
+            let mut modules = [STOCK, RS];
+            if rep % 2 == 1 {
+                modules.reverse();
+            }
+            for module in modules {
+                let started = Instant::now();
+                let muc = if module == RS { Muc::MucRs(module_dir.to_owned()) } else { Muc::Stock };
+                let result = run_one_ejabberd(&muc, scenario, &cli.sizes).await;
+                let status = run_status(scenario, &result);
+                runs.push(Run { scenario, setting: setting.clone(), rep, module: module.to_owned(), result });
+                eprintln!(
+                    "[{}/{}] rep {} {} {} {}: {} ({:.0} s)",
+                    runs.len(),
+                    total_runs,
+                    rep + 1,
+                    setting.label(),
+                    scenario.label(),
+                    report::module_label(module),
+                    status,
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        }
+    }
+    let out = cli.out.clone().unwrap_or_else(|| repo_root().join("build/bench/ejabberd"));
+    finish(&out, &runs, &title("", cli.reps, &setting.label()), None, began)
+}
+
+async fn run_one_ejabberd(
+    muc: &Muc,
+    scenario: Scenario,
+    sizes: &Sizes,
+) -> Result<scenario::Measured, String> {
+    let server = EjabberdBench::start(muc, scenario.clients(sizes)).await.map_err(|e| e.to_string())?;
+    let result = scenario::run(scenario, &server.target(), sizes, None).await;
+    let problems = server.stop().await;
+    let m = result.map_err(|e| e.to_string())?;
+    if !problems.is_empty() {
+        return Err(format!("errors in ejabberd's log:\n{problems}"));
+    }
+    Ok(m)
+}
+
+/// The progress line's figures of one run, or its failure.
+fn run_status(scenario: Scenario, result: &Result<scenario::Measured, String>) -> String {
+    match result {
+        Ok(m) => format!(
+            "{} {:.2}, {:.1} s wall, tool CPU {:.2} s",
+            report::cpu_unit_label(scenario),
+            report::cpu_per_unit(scenario, m).unwrap_or(0.0),
+            m.wall_s,
+            m.tool_cpu_s
+        ),
+        Err(e) => format!("FAILED: {}", e.lines().next().unwrap_or("")),
+    }
+}
+
+/// The chart's title: what was compared, on which machine and servers.
+fn title(with: &str, reps: u32, servers: &str) -> String {
+    format!(
+        "muc_rs vs stock mod_muc{with} — {reps} reps, {} ({} cores), {servers}",
         std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim(),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        cli.versions.iter().map(|v| format!("Prosody {}", v.label())).collect::<Vec<_>>().join(", ")
-    );
-    if !with.is_empty() {
-        println!("Component modules on stock and muc_rs: {}", cli.component_modules.join(", "));
+    )
+}
+
+/// Prints the table (and `note`), writes the CSV files and the chart into `out`, and says
+/// how many runs failed (which makes the exit status a failure).
+fn finish(out: &Path, runs: &[Run], title: &str, note: Option<String>, began: Instant) -> ExitCode {
+    let table = report::table(runs);
+    println!("{table}");
+    if let Some(note) = note {
+        println!("{note}");
     }
-    match report::write_outputs(&cli.out, &runs, &title) {
+    match report::write_outputs(out, runs, title) {
         Ok(paths) => {
             println!("Written:");
             for p in paths {
                 println!("  {}", p.display());
             }
         }
-        Err(e) => eprintln!("muc-bench: cannot write results to {}: {e}", cli.out.display()),
+        Err(e) => eprintln!("muc-bench: cannot write results to {}: {e}", out.display()),
     }
     let failed = runs.iter().filter(|r| r.result.is_err()).count();
     println!("{} runs in {:.0} s, {} failed", runs.len(), began.elapsed().as_secs_f64(), failed);
@@ -421,7 +554,7 @@ async fn run_one(
     let server = BenchServer::start(install, module, plugin_paths.to_vec(), gc, component_extra)
         .await
         .map_err(|e| e.to_string())?;
-    let result = scenario::run(scenario, &server, sizes, probe).await;
+    let result = scenario::run(scenario, &server.target(), sizes, probe).await;
     let problems = server.stop().await;
     let m = result.map_err(|e| e.to_string())?;
     if !problems.is_empty() {
