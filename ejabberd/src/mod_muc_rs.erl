@@ -137,6 +137,8 @@ init([ServerHost, Opts]) ->
     ejabberd_mnesia:create(?MODULE, muc_rs_room_node,
                            [{ram_copies, [node()]},
                             {attributes, record_info(fields, muc_rs_room_node)}]),
+    %% A node rejoining a cluster copies both from the others before it serves a stanza.
+    ok = mnesia:wait_for_tables([muc_rs_room, muc_rs_room_node], 60000),
     [Host | _] = Hosts = gen_mod:get_opt_hosts(Opts),
     {ok, Service} = muc_rs_nif:new_host(Host, core_settings(Opts), gen_mod:get_opt(test_panic, Opts)),
     %% Other nodes read this node's public rooms without a call to this process
@@ -200,7 +202,7 @@ room_node(Room) ->
     case mnesia:dirty_read(muc_rs_room_node, Room) of
         [#muc_rs_room_node{node = Node}] when Node == node() -> Node;
         Found ->
-            Up = [Node || #muc_rs_room_node{node = Node} <- Found, lists:member(Node, nodes())],
+            Up = [Node || #muc_rs_room_node{node = Node} <- Found, is_up(Node)],
             case Up of
                 [Node] -> Node;
                 [] -> claim(Room)
@@ -208,11 +210,18 @@ room_node(Room) ->
     end.
 
 %% Two nodes may try at once: the transaction lets one win, and the other forwards to it.
+%% A lone node has no one to race.
 claim(Room) ->
+    claim(Room, nodes()).
+
+claim(Room, []) ->
+    mnesia:dirty_write(#muc_rs_room_node{name_host = Room, node = node()}),
+    node();
+claim(Room, _Others) ->
     Claim = fun() ->
         case mnesia:read(muc_rs_room_node, Room, write) of
             [#muc_rs_room_node{node = Node}] when Node /= node() ->
-                case lists:member(Node, nodes()) of
+                case is_up(Node) of
                     true -> Node;
                     false -> take(Room)
                 end;
@@ -222,22 +231,25 @@ claim(Room) ->
     {atomic, Node} = mnesia:transaction(Claim),
     Node.
 
+%% A node not connected yet (this one has just started) is asked before its rooms are taken.
+is_up(Node) ->
+    lists:member(Node, nodes()) orelse net_kernel:connect_node(Node) == true.
+
 take(Room) ->
     mnesia:write(#muc_rs_room_node{name_host = Room, node = node()}),
     node().
 
 route(Packet, #{service := Service} = State) ->
-    Xml = fxml:element_to_binary(xmpp:encode(Packet)),
-    handle(Service, Xml, sender(Packet, State), [], State).
+    handle(Service, xmpp:encode(Packet), sender(Packet, State), [], State).
 
 %% The core may first ask for stored records: read them and hand the stanza back.
-handle(Service, Xml, Sender, Rooms, #{server_host := ServerHost} = State) ->
-    case muc_rs_nif:handle(Service, Xml, erlang:system_time(second), Sender, Rooms) of
+handle(Service, El, Sender, Rooms, #{server_host := ServerHost} = State) ->
+    case muc_rs_nif:handle(Service, El, erlang:system_time(second), Sender, Rooms) of
         {load, RoomJid} ->
-            handle(Service, Xml, Sender, [{RoomJid, read_room(RoomJid)} | Rooms], State);
+            handle(Service, El, Sender, [{RoomJid, read_room(RoomJid)} | Rooms], State);
         load_all ->
             Every = {all, read_all_rooms(), public_rooms_elsewhere(ServerHost)},
-            handle(Service, Xml, Sender, Every, State);
+            handle(Service, El, Sender, Every, State);
         {ok, Deliveries, Stores, Logs, Gone} ->
             lists:foreach(fun log/1, Logs),
             ok = write_rooms(Stores),
@@ -291,11 +303,17 @@ write_rooms(Stores) ->
     %% mnesia's log buffers in its own process: flushed now, the change outlives a kill -9.
     mnesia:sync_log().
 
-deliver({Xml, Recipients}) ->
-    El = fxml_stream:parse_element(Xml),
+deliver({El, Recipients}) ->
     Packet = xmpp:decode(El, ?NS_CLIENT, [ignore_els]),
-    lists:foreach(fun(To) -> ejabberd_router:route(xmpp:set_to(Packet, jid:decode(To))) end,
+    lists:foreach(fun(To) -> ejabberd_router:route(xmpp:set_to(Packet, recipient(To))) end,
                   Recipients).
+
+%% The NIF hands prepared ASCII JIDs as parts (no stringprep needed), others as text.
+recipient({User, Server, Resource}) ->
+    #jid{user = User, server = Server, resource = Resource,
+         luser = User, lserver = Server, lresource = Resource};
+recipient(Jid) ->
+    jid:decode(Jid).
 
 log({debug, Line}) -> ?DEBUG("~ts", [Line]);
 log({info, Line}) -> ?INFO_MSG("~ts", [Line]);

@@ -15,15 +15,16 @@ init() ->
 new_host(_Host, _Options, _TestPanic) ->
     erlang:nif_error(not_loaded).
 
-%% One stanza (XML, a binary) with the clock (seconds), what the access rules say of its
+%% One stanza (the #xmlel{} of xmpp:encode/1) with the clock (seconds), what the access rules say of its
 %% sender (#{admins => [BareJid] (it, if a MUC admin), may_create => boolean()}) and the
 %% stored records read so far ([{RoomJid, Record | none}], or {all, [{RoomJid, Record}],
 %% PublicElsewhere} with every stored room and the public rooms live on the cluster's other
 %% nodes, [{RoomJid, Name | nil}]): {load, RoomJid} (read that room's record and call
 %% again), load_all (read every stored room's record and call again with {all, ...}), or
-%% {ok, [{Xml, [To]}], [{RoomJid, Record | none}], [{Level, Line}], Gone}, where Gone is
-%% [RoomJid] if the stanza's room is not live after it, else [].
-handle(_Service, _Xml, _Now, _Sender, _Rooms) ->
+%% {ok, [{Xmlel, [To]}], [{RoomJid, Record | none}], [{Level, Line}], Gone}: each stanza
+%% as an #xmlel{} with its recipients ({User, Server, Resource} when already prepared, else
+%% the JID as a binary); Gone is [RoomJid] if the stanza's room is not live after it.
+handle(_Service, _Xmlel, _Now, _Sender, _Rooms) ->
     erlang:nif_error(not_loaded).
 
 %% The public rooms live in this node's core: [{RoomJid, Name | nil}].

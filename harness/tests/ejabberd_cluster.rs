@@ -11,6 +11,8 @@
 
 mod ejabberd_client;
 
+use std::time::Duration;
+
 use ejabberd_client::{configure, disco_info_of, has_feature, Client, NS_MUC_USER};
 use minidom::Element;
 use muc_harness::ejabberd::{ClusterNode, Ejabberd, Extras, Muc};
@@ -18,6 +20,27 @@ use muc_harness::ejabberd::{ClusterNode, Ejabberd, Extras, Muc};
 const ROOM: &str = "shared@conference.localhost";
 /// A room that lives on the second node.
 const OTHER: &str = "other@conference.localhost";
+
+/// Waits until the cluster knows a new session everywhere: ejabberd replicates its session
+/// table asynchronously, so a reply from a room on another node to a session opened a
+/// moment ago can find no session there and be dropped (ejabberd's mod_muc meets the
+/// same). A disco#info to `room` is asked until one is answered.
+async fn settle(client: &mut Client, room: &str) {
+    for attempt in 0.. {
+        let id = format!("settle{attempt}");
+        client
+            .send(&format!(
+                "<iq xmlns='jabber:client' type='get' to='{room}' id='{id}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
+            ))
+            .await;
+        let answered =
+            client.try_expect_within(Duration::from_millis(500), |el| el.attr("id") == Some(&id)).await;
+        if answered.is_some() {
+            return;
+        }
+        assert!(attempt < 40, "{room} never answered");
+    }
+}
 
 async fn start(node: ClusterNode) -> Ejabberd {
     let extras = Extras { cluster: Some(node), ..Extras::default() };
@@ -54,6 +77,7 @@ async fn a_room_is_shared_across_the_cluster_and_survives_the_loss_of_its_node()
 
     // Juliet on node b joins it and talks: both see it.
     let mut juliet = Client::connect(&b, "juliet").await;
+    settle(&mut juliet, ROOM).await;
     let codes = juliet.join(ROOM, "Juliet").await;
     assert!(!codes.contains(&"201".to_owned()), "the same room, from b: {codes:?}");
     romeo.expect("Juliet's arrival", |el| is_presence_of(el, "Juliet")).await;
@@ -74,6 +98,7 @@ async fn a_room_is_shared_across_the_cluster_and_survives_the_loss_of_its_node()
     let changed = juliet.expect("her new affiliation", |el| is_presence_of(el, "Juliet")).await;
     assert_eq!(affiliation(&changed).as_deref(), Some("admin"), "{}", String::from(&changed));
     let mut mercutio = Client::connect(&b, "mercutio").await;
+    settle(&mut mercutio, ROOM).await;
     let info = disco_info_of(&mut mercutio, ROOM).await;
     assert!(String::from(&info).contains("Shared Room"), "{}", String::from(&info));
     assert!(has_feature(&info, "muc_persistent"), "{}", String::from(&info));
@@ -139,6 +164,7 @@ async fn a_room_is_shared_across_the_cluster_and_survives_the_loss_of_its_node()
     // a comes back and rejoins the cluster: Romeo, on a again, reaches the room on b.
     a.crash_restart().await.unwrap_or_else(|e| panic!("{e}"));
     let mut romeo = Client::connect(&a, "romeo").await;
+    settle(&mut romeo, ROOM).await;
     romeo
         .send(&format!(
             "<presence xmlns='jabber:client' to='{ROOM}/Romeo'><x xmlns='http://jabber.org/protocol/muc'/></presence>"

@@ -5,7 +5,8 @@
 //! supplied with it or asked for first (docs/design/host-protocol.md):
 //! - `new_host(Domain, Options, TestPanic)`: a service's core, configured by the module's
 //!   options under the core's (Prosody's) option names;
-//! - `handle(Host, Xml, Now, Sender, Rooms)`: the stanza, the clock, what ejabberd's access
+//! - `handle(Host, Xmlel, Now, Sender, Rooms)`: the stanza (`xmpp:encode/1`'s `#xmlel{}`),
+//!   the clock, what ejabberd's access
 //!   rules say of its sender (`#{admins => [Jid], may_create => Bool}`), and the stored
 //!   records of rooms the gen_server read (`[{RoomJid, Record}]`, or `{all, [...]}` when
 //!   they are every stored room);
@@ -14,7 +15,8 @@
 //!   and `Rooms` is not `{all, Records, PublicElsewhere}` (with the public rooms live on a
 //!   cluster's other nodes, which `public_rooms(Service)` gives on each): nothing has changed yet, the gen_server reads the
 //!   records and calls again. Else `{ok, Deliveries, Stores, Logs, Gone}`: the records to
-//!   write before anything is delivered, then the stanzas, each with its recipients, and
+//!   write before anything is delivered, then the stanzas (as `#xmlel{}` terms, see
+//!   `xmlel.rs`), each with its recipients, and
 //!   the stanza's room if it is not live after it (`[]` or `[RoomJid]`: a cluster's nodes
 //!   then forget which node had it).
 //!
@@ -28,10 +30,14 @@ use muc_rs::config::OptionValue;
 use muc_rs::env::{StorageNeed, StoredRoom};
 use muc_rs::persist::{Data, Key, Table};
 use muc_rs::{panic_guard, Env, HostConfig, MucHost};
-use rustler::{Binary, Decoder, Encoder, NifMap, NifResult, OwnedBinary, ResourceArc, Term};
+use rustler::{Binary, Decoder, Encoder, NifMap, NifResult, ResourceArc, Term};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Mutex;
+
+mod xmlel;
+
+use xmlel::binary;
 
 mod atoms {
     rustler::atoms! {
@@ -136,17 +142,16 @@ fn option_value(term: Term) -> OptionValue {
     }
 }
 
-#[rustler::nif(schedule = "DirtyCpu")]
+#[rustler::nif]
 fn handle<'a>(
     env: rustler::Env<'a>,
     service: ResourceArc<Service>,
-    xml: Binary<'a>,
+    stanza: Term<'a>,
     now: i64,
     sender: Sender,
     rooms: Term<'a>,
 ) -> NifResult<Term<'a>> {
-    let text = std::str::from_utf8(xml.as_slice()).map_err(|_| rustler::Error::BadArg)?;
-    let stanza: Element = text.parse().map_err(|_| rustler::Error::BadArg)?;
+    let stanza: Element = xmlel::read_stanza(stanza).ok_or(rustler::Error::BadArg)?;
     // `[{RoomJid, Record}]`, or `{all, Records, PublicElsewhere}` with every stored room and
     // the public rooms live on other nodes (`[{RoomJid, Name | nil}]`).
     type Elsewhere = Vec<(String, Option<String>)>;
@@ -207,10 +212,10 @@ fn handle<'a>(
         Ok(done) => done,
     };
 
-    let deliveries: Vec<(Term, Vec<&str>)> = outcome
+    let deliveries: Vec<(Term, Vec<Term>)> = outcome
         .deliveries
         .iter()
-        .map(|d| (binary(env, &String::from(&d.stanza)), d.to.iter().map(Jid::as_str).collect()))
+        .map(|d| (xmlel::stanza(env, &d.stanza), d.to.iter().map(|to| xmlel::recipient(env, to)).collect()))
         .collect();
     let stores: Vec<(Term, Term)> = facts
         .stores
@@ -249,12 +254,6 @@ fn public_rooms(service: ResourceArc<Service>) -> NifResult<Vec<(String, Option<
 fn room_of(stanza: &Element) -> Option<BareJid> {
     let to = stanza.attr("to")?.parse::<Jid>().ok()?;
     to.node().is_some().then(|| to.to_bare())
-}
-
-fn binary<'a>(env: rustler::Env<'a>, text: &str) -> Term<'a> {
-    let mut bin = OwnedBinary::new(text.len());
-    bin.as_mut_slice().copy_from_slice(text.as_bytes());
-    bin.release(env).encode(env)
 }
 
 /// A room's records as the gen_server stores them: `#{config => Data, state => Data}`

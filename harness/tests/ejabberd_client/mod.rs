@@ -37,7 +37,16 @@ impl Client {
 
     /// The next stanza `pred` accepts within the timeout, if any.
     pub async fn try_expect(&mut self, pred: impl Fn(&Element) -> bool) -> Option<Element> {
-        let deadline = Instant::now() + T;
+        self.try_expect_within(T, pred).await
+    }
+
+    /// The next stanza `pred` accepts within `timeout`, if any.
+    pub async fn try_expect_within(
+        &mut self,
+        timeout: Duration,
+        pred: impl Fn(&Element) -> bool,
+    ) -> Option<Element> {
+        let deadline = Instant::now() + timeout;
         while let Some(el) = self.0.next_stanza(deadline).await.expect("read") {
             if pred(&el) {
                 return Some(el);
