@@ -240,16 +240,19 @@ take(Room) ->
     node().
 
 route(Packet, #{service := Service} = State) ->
-    handle(Service, xmpp:encode(Packet), sender(Packet, State), [], State).
+    handle(fun muc_rs_nif:handle/5, Service, xmpp:encode(Packet), sender(Packet, State), [], State).
 
-%% The core may first ask for stored records: read them and hand the stanza back.
-handle(Service, El, Sender, Rooms, #{server_host := ServerHost} = State) ->
-    case muc_rs_nif:handle(Service, El, erlang:system_time(second), Sender, Rooms) of
+%% The core may first ask for stored records (read them and hand the stanza back), or to be
+%% called on a dirty scheduler (a big room).
+handle(Nif, Service, El, Sender, Rooms, #{server_host := ServerHost} = State) ->
+    case Nif(Service, El, erlang:system_time(second), Sender, Rooms) of
         {load, RoomJid} ->
-            handle(Service, El, Sender, [{RoomJid, read_room(RoomJid)} | Rooms], State);
+            handle(Nif, Service, El, Sender, [{RoomJid, read_room(RoomJid)} | Rooms], State);
         load_all ->
             Every = {all, read_all_rooms(), public_rooms_elsewhere(ServerHost)},
-            handle(Service, El, Sender, Every, State);
+            handle(Nif, Service, El, Sender, Every, State);
+        dirty ->
+            handle(fun muc_rs_nif:handle_dirty/5, Service, El, Sender, Rooms, State);
         {ok, Deliveries, Stores, Logs, Gone} ->
             lists:foreach(fun log/1, Logs),
             ok = write_rooms(Stores),

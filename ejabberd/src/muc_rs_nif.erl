@@ -1,7 +1,7 @@
 %%% The muc_rs core as a NIF (ejabberd/nif, libmuc_rs_nif.so in the module's priv/).
 %%% The functions below are replaced when the library loads.
 -module(muc_rs_nif).
--export([new_host/3, handle/5, public_rooms/1]).
+-export([new_host/3, handle/5, handle_dirty/5, public_rooms/1]).
 -on_load(init/0).
 
 init() ->
@@ -20,11 +20,17 @@ new_host(_Host, _Options, _TestPanic) ->
 %% stored records read so far ([{RoomJid, Record | none}], or {all, [{RoomJid, Record}],
 %% PublicElsewhere} with every stored room and the public rooms live on the cluster's other
 %% nodes, [{RoomJid, Name | nil}]): {load, RoomJid} (read that room's record and call
-%% again), load_all (read every stored room's record and call again with {all, ...}), or
+%% again), load_all (read every stored room's record and call again with {all, ...}),
+%% dirty (call handle_dirty/5 with the same arguments), or
 %% {ok, [{Xmlel, [To]}], [{RoomJid, Record | none}], [{Level, Line}], Gone}: each stanza
 %% as an #xmlel{} with its recipients ({User, Server, Resource} when already prepared, else
 %% the JID as a binary); Gone is [RoomJid] if the stanza's room is not live after it.
 handle(_Service, _Xmlel, _Now, _Sender, _Rooms) ->
+    erlang:nif_error(not_loaded).
+
+%% handle/5 on a dirty CPU scheduler: what handle/5 answers `dirty` to (a stanza for a room
+%% so big that its fan-out may outlast a normal scheduler's time slice).
+handle_dirty(_Service, _Xmlel, _Now, _Sender, _Rooms) ->
     erlang:nif_error(not_loaded).
 
 %% The public rooms live in this node's core: [{RoomJid, Name | nil}].

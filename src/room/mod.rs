@@ -196,6 +196,10 @@ impl Room {
         !self.occupants.is_empty()
     }
 
+    pub fn occupant_count(&self) -> usize {
+        self.occupants.len()
+    }
+
     pub fn occupants(&self) -> impl Iterator<Item = &Occupant> {
         self.occupants.iter()
     }

@@ -13,7 +13,8 @@
 //! - it answers `{load, RoomJid}` when the stanza is for a room that is neither live nor
 //!   among `Rooms`, or `load_all` when it lists the stored rooms (the service's room list)
 //!   and `Rooms` is not `{all, Records, PublicElsewhere}` (with the public rooms live on a
-//!   cluster's other nodes, which `public_rooms(Service)` gives on each): nothing has changed yet, the gen_server reads the
+//!   cluster's other nodes, which `public_rooms(Service)` gives on each), or `dirty` for a
+//!   stanza to a big room (`handle_dirty`, the same on a dirty scheduler, takes it): nothing has changed yet, the gen_server reads the
 //!   records and calls again. Else `{ok, Deliveries, Stores, Logs, Gone}`: the records to
 //!   write before anything is delivered, then the stanzas (as `#xmlel{}` terms, see
 //!   `xmlel.rs`), each with its recipients, and
@@ -41,7 +42,7 @@ use xmlel::binary;
 
 mod atoms {
     rustler::atoms! {
-        ok, error, load, load_all, all, none, debug, info, warning, config, state, muc_rs_panic,
+        ok, error, load, load_all, dirty, all, none, debug, info, warning, config, state, muc_rs_panic,
         bad_options
     }
 }
@@ -142,6 +143,18 @@ fn option_value(term: Term) -> OptionValue {
     }
 }
 
+/// Stanzas for rooms with more occupants than this are handled on a dirty scheduler: their
+/// fan-out may take longer than the millisecond a NIF should hold a normal one. Smaller
+/// rooms stay on the normal scheduler, which spares every stanza the switch.
+const DIRTY_FROM_OCCUPANTS: usize = 300;
+
+/// What the gen_server is asked for before the core handles a stanza.
+enum Ask {
+    Storage(StorageNeed),
+    /// Call `handle_dirty` instead (a big room).
+    DirtyScheduler,
+}
+
 #[rustler::nif]
 fn handle<'a>(
     env: rustler::Env<'a>,
@@ -150,6 +163,31 @@ fn handle<'a>(
     now: i64,
     sender: Sender,
     rooms: Term<'a>,
+) -> NifResult<Term<'a>> {
+    handle_stanza(env, service, stanza, now, sender, rooms, false)
+}
+
+/// `handle` on a dirty CPU scheduler, for the stanzas `handle` answers `dirty` to.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn handle_dirty<'a>(
+    env: rustler::Env<'a>,
+    service: ResourceArc<Service>,
+    stanza: Term<'a>,
+    now: i64,
+    sender: Sender,
+    rooms: Term<'a>,
+) -> NifResult<Term<'a>> {
+    handle_stanza(env, service, stanza, now, sender, rooms, true)
+}
+
+fn handle_stanza<'a>(
+    env: rustler::Env<'a>,
+    service: ResourceArc<Service>,
+    stanza: Term<'a>,
+    now: i64,
+    sender: Sender,
+    rooms: Term<'a>,
+    on_dirty_scheduler: bool,
 ) -> NifResult<Term<'a>> {
     let stanza: Element = xmlel::read_stanza(stanza).ok_or(rustler::Error::BadArg)?;
     // `[{RoomJid, Record}]`, or `{all, Records, PublicElsewhere}` with every stored room and
@@ -190,15 +228,21 @@ fn handle<'a>(
         }
         // Records the core will read and the gen_server has not supplied yet: asked for
         // before the core changes anything, so the call is made again exactly.
+        let room = room_of(&stanza);
+        let big = || {
+            room.as_ref()
+                .and_then(|r| host.room(r))
+                .is_some_and(|r| r.occupant_count() > DIRTY_FROM_OCCUPANTS)
+        };
         match host.storage_needed(&stanza) {
-            Some(StorageNeed::AllRooms) if !facts.all_rooms => Err(StorageNeed::AllRooms),
+            Some(StorageNeed::AllRooms) if !facts.all_rooms => Err(Ask::Storage(StorageNeed::AllRooms)),
             Some(StorageNeed::Room(room))
                 if !facts.all_rooms && !facts.rooms.iter().any(|(jid, _)| *jid == room) =>
             {
-                Err(StorageNeed::Room(room))
+                Err(Ask::Storage(StorageNeed::Room(room)))
             }
+            _ if !on_dirty_scheduler && big() => Err(Ask::DirtyScheduler),
             _ => {
-                let room = room_of(&stanza);
                 let outcome = host.handle(stanza, &facts);
                 let gone = room.filter(|room| host.room(room).is_none());
                 Ok((outcome, gone))
@@ -207,8 +251,9 @@ fn handle<'a>(
     })
     .map_err(|message| rustler::Error::RaiseTerm(Box::new((atoms::muc_rs_panic(), message))))?;
     let (outcome, gone) = match step {
-        Err(StorageNeed::Room(room)) => return Ok((atoms::load(), room.as_str()).encode(env)),
-        Err(StorageNeed::AllRooms) => return Ok(atoms::load_all().encode(env)),
+        Err(Ask::Storage(StorageNeed::Room(room))) => return Ok((atoms::load(), room.as_str()).encode(env)),
+        Err(Ask::Storage(StorageNeed::AllRooms)) => return Ok(atoms::load_all().encode(env)),
+        Err(Ask::DirtyScheduler) => return Ok(atoms::dirty().encode(env)),
         Ok(done) => done,
     };
 
