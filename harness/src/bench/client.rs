@@ -474,7 +474,7 @@ impl Splitter {
 /// Connects clients `u<from>`..`u<from+count-1>`, at most 50 handshakes at a time, in
 /// order of their index.
 pub async fn connect_many(
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     from: u32,
     count: u32,
     totals: &Arc<Totals>,
@@ -485,6 +485,7 @@ pub async fn connect_many(
     let mut got = Vec::new();
     while next < from + count || !set.is_empty() {
         while next < from + count && set.len() < 50 {
+            let addr = addrs[next as usize % addrs.len()];
             set.spawn(Client::connect(addr, next, totals.clone(), tx.clone(), Duration::from_secs(30)));
             next += 1;
         }

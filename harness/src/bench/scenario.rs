@@ -133,8 +133,11 @@ pub struct Measured {
     pub tool_cpu_s: f64,
     /// Latencies in µs (fan-out: send→receive at the observer; join-like: join→self-presence).
     pub latencies: Vec<u32>,
+    /// Summed over a cluster's nodes.
     pub before: ProcSample,
     pub after: ProcSample,
+    /// Each node's CPU seconds over the measured part.
+    pub node_cpu_s: Vec<f64>,
     /// Memory in use after full GCs, before and after (many rooms only).
     pub heap: Option<(HeapSample, HeapSample)>,
     /// Deliveries of the scenario's messages that carried a stanza-id (fan-out only).
@@ -154,10 +157,15 @@ struct Mark {
     proc: ProcSample,
     tool: f64,
     totals: [u64; 5],
+    /// Each node's own sample (`proc` is their sum).
+    nodes: Vec<ProcSample>,
 }
 
 pub struct Ctx {
-    addr: SocketAddr,
+    /// Every node's client address and emulator pid (one but for a cluster): client `uN`
+    /// connects to node `N mod nodes`.
+    addrs: Vec<SocketAddr>,
+    pids: Vec<i32>,
     pid: i32,
     totals: Arc<Totals>,
     tx: mpsc::UnboundedSender<Event>,
@@ -187,12 +195,14 @@ impl Ctx {
     }
 
     fn mark(&self) -> Result<Mark> {
-        Ok(Mark {
-            at: Instant::now(),
-            proc: super::server::proc_sample(self.pid)?,
-            tool: self_cpu(),
-            totals: self.totals.snapshot(),
-        })
+        let nodes =
+            self.pids.iter().map(|&pid| super::server::proc_sample(pid)).collect::<Result<Vec<_>>>()?;
+        let proc = nodes.iter().fold(ProcSample::default(), |sum, n| ProcSample {
+            cpu_s: sum.cpu_s + n.cpu_s,
+            rss_kb: sum.rss_kb + n.rss_kb,
+            hwm_kb: sum.hwm_kb + n.hwm_kb,
+        });
+        Ok(Mark { at: Instant::now(), proc, nodes, tool: self_cpu(), totals: self.totals.snapshot() })
     }
 
     fn measured(&self, start: &Mark, end: &Mark, units: u64, latencies: Vec<u32>) -> Measured {
@@ -206,6 +216,7 @@ impl Ctx {
             latencies,
             before: start.proc,
             after: end.proc,
+            node_cpu_s: end.nodes.iter().zip(&start.nodes).map(|(e, s)| e.cpu_s - s.cpu_s).collect(),
             heap: None,
             stanza_ids: 0,
         }
@@ -240,7 +251,7 @@ impl Ctx {
     /// Connects clients `u<from>`..`u<to-1>`, at most 50 handshakes at a time.
     async fn connect(&mut self, count: u32) -> Result<()> {
         let from = self.clients.len() as u32;
-        let got = connect_many(self.addr, from, count, &self.totals, &self.tx).await?;
+        let got = connect_many(&self.addrs, from, count, &self.totals, &self.tx).await?;
         self.clients.extend(got);
         Ok(())
     }
@@ -394,7 +405,8 @@ pub async fn run(
 ) -> Result<Measured> {
     let (tx, rx) = mpsc::unbounded_channel();
     let mut ctx = Ctx {
-        addr: server.addr,
+        addrs: std::iter::once(server.addr).chain(server.others.iter().map(|(a, _)| *a)).collect(),
+        pids: std::iter::once(server.pid).chain(server.others.iter().map(|(_, p)| *p)).collect(),
         pid: server.pid,
         totals: Arc::new(Totals::default()),
         tx,

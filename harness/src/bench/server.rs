@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use muc_harness::ejabberd::{Ejabberd, Extras, Muc};
+use muc_harness::ejabberd::{ClusterNode, Ejabberd, Extras, Muc};
 use muc_harness::prosody::{Install, Prosody, ServerConfig};
 use muc_harness::{err, Result};
 
@@ -49,6 +49,9 @@ pub struct Target {
     pub pid: i32,
     /// Where Prosody's mod_bench_heap writes its samples (none on ejabberd).
     pub heap_file: Option<PathBuf>,
+    /// A cluster's other nodes (address, pid): clients are spread over all the nodes, and
+    /// CPU and memory are read on each.
+    pub others: Vec<(SocketAddr, i32)>,
 }
 
 /// Snapshot of a process's CPU time and memory.
@@ -147,6 +150,7 @@ impl BenchServer {
             addr: self.prosody.c2s_addr(),
             pid: self.pid,
             heap_file: Some(self.prosody.dir().join("data/bench_heap.txt")),
+            others: Vec::new(),
         }
     }
 
@@ -169,47 +173,67 @@ pub const EJABBERD_STOCK_OPTIONS: &str = "max_users: 1000000, max_users_presence
 /// into mnesia during "many rooms"); it has no occupant limit by default.
 pub const EJABBERD_MUC_RS_OPTIONS: &str = "muc_room_locking: false, muc_room_cache_size: 1000000";
 
-/// A fresh ejabberd node with `muc` on `conference.localhost`, accounts `u0`..`u<accounts-1>`
-/// and warning-level logs.
+/// Fresh ejabberd nodes (one, or a cluster on loopback) with `muc` on `conference.localhost`,
+/// accounts `u0`..`u<accounts-1>` and warning-level logs.
 pub struct EjabberdBench {
-    pub ejabberd: Ejabberd,
-    pub pid: i32,
+    /// Each node with the pid of its emulator.
+    pub nodes: Vec<(Ejabberd, i32)>,
 }
 
 impl EjabberdBench {
     pub async fn start(muc: &Muc, accounts: u32) -> Result<EjabberdBench> {
+        Self::start_cluster(muc, accounts, 1).await
+    }
+
+    /// `count` nodes; from two on, clustered (the first registers the accounts).
+    pub async fn start_cluster(muc: &Muc, accounts: u32, count: usize) -> Result<EjabberdBench> {
         let options = match muc {
             Muc::Stock => EJABBERD_STOCK_OPTIONS,
             Muc::MucRs(_) | Muc::Contrib(_) => EJABBERD_MUC_RS_OPTIONS,
         };
-        let extras = Extras {
-            accounts: (0..accounts).map(|i| format!("u{i}")).collect(),
-            loglevel: Some("warning".into()),
-            ..Extras::default()
+        let cluster: Vec<Option<ClusterNode>> = match count {
+            1 => vec![None],
+            n => ClusterNode::cluster(n).into_iter().map(Some).collect(),
         };
-        let ejabberd = Ejabberd::start_with_extras(muc, options, extras).await?;
-        let pid = ejabberd.pid().ok_or_else(|| err!("no pid for ejabberd"))? as i32;
-        // erl execs the emulator, so the child is the node itself (all its schedulers and
-        // dirty schedulers, where the NIF runs, are threads of it).
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if !comm.trim().starts_with("beam") {
-            return Err(err!("pid {pid} is {:?}, not the Erlang emulator", comm.trim()));
+        let mut nodes = Vec::new();
+        for node in cluster {
+            let extras = Extras {
+                accounts: (0..accounts).map(|i| format!("u{i}")).collect(),
+                loglevel: Some("warning".into()),
+                cluster: node,
+            };
+            let ejabberd = Ejabberd::start_with_extras(muc, options, extras).await?;
+            let pid = ejabberd.pid().ok_or_else(|| err!("no pid for ejabberd"))? as i32;
+            // erl execs the emulator, so the child is the node itself (all its schedulers
+            // and dirty schedulers, where the NIF runs, are threads of it).
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if !comm.trim().starts_with("beam") {
+                return Err(err!("pid {pid} is {:?}, not the Erlang emulator", comm.trim()));
+            }
+            nodes.push((ejabberd, pid));
         }
-        Ok(EjabberdBench { ejabberd, pid })
+        Ok(EjabberdBench { nodes })
     }
 
     pub fn target(&self) -> Target {
-        Target { addr: self.ejabberd.c2s_addr(), pid: self.pid, heap_file: None }
+        let (first, pid) = &self.nodes[0];
+        Target {
+            addr: first.c2s_addr(),
+            pid: *pid,
+            heap_file: None,
+            others: self.nodes[1..].iter().map(|(node, pid)| (node.c2s_addr(), *pid)).collect(),
+        }
     }
 
-    /// Stops the node; returns the error and critical lines of its log (any module's).
-    pub async fn stop(mut self) -> String {
-        let log = self.ejabberd.read_log();
-        self.ejabberd.kill().await;
-        log.lines()
-            .filter(|l| l.contains("[error]") || l.contains("[critical]"))
-            .collect::<Vec<_>>()
-            .join("\n")
+    /// Stops the nodes; returns the error and critical lines of their logs (any module's).
+    pub async fn stop(self) -> String {
+        // Every log is read before any node stops: the others would log its loss.
+        let logs: Vec<String> = self.nodes.iter().map(|(node, _)| node.read_log()).collect();
+        for (mut node, _) in self.nodes {
+            node.kill().await;
+        }
+        let problem = |l: &&str| l.contains("[error]") || l.contains("[critical]");
+        logs.iter().flat_map(|log| log.lines().filter(problem)).collect::<Vec<_>>().join("\n")
     }
 }
 

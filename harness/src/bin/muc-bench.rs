@@ -44,6 +44,8 @@ use muc_harness::prosody::{repo_root, Install, Version};
 struct Cli {
     /// The ejabberd target, with muc_rs's module from this dir.
     ejabberd: Option<PathBuf>,
+    /// With the ejabberd target: muc_rs on one node against a two-node cluster.
+    cluster: bool,
     plugin_dir: PathBuf,
     floor_dir: PathBuf,
     out: Option<PathBuf>,
@@ -64,8 +66,10 @@ fn usage() -> &'static str {
      [--gc incremental,generational] [--scenarios join,fanout,rooms,churn] [--no-floors] \
      [--component-modules NAME[,..]] [--out DIR] [--perf-dir DIR] [--lua-profile-dir DIR] \
      [--size key=value ...]\n\
-     \x20      muc-bench --ejabberd [--module-dir DIR] [--quick] [--reps N] \
+     \x20      muc-bench --ejabberd [--cluster] [--module-dir DIR] [--quick] [--reps N] \
      [--scenarios join,fanout,rooms,churn] [--out DIR] [--size key=value ...]\n\
+     --cluster: muc_rs on one ejabberd node against two clustered nodes (clients spread \
+     over them), as throughput and each node's CPU; results in build/bench/ejabberd\n\
      --component-modules muc_mam: modules enabled on the MUC component of stock and muc_rs \
      alike (the floors are skipped)\n\
      --ejabberd: stock mod_muc and mod_muc_rs (from --module-dir, default \
@@ -78,6 +82,7 @@ fn parse_cli() -> Result<Cli, String> {
     let quick = args.iter().any(|a| a == "--quick");
     args.retain(|a| a != "--quick");
     let mut cli = Cli {
+        cluster: false,
         ejabberd: None,
         plugin_dir: root.join("build/bench/plugin"),
         floor_dir: root.join("tools/bench-floor"),
@@ -114,6 +119,7 @@ fn parse_cli() -> Result<Cli, String> {
         let mut val = || it.next().ok_or_else(|| format!("{a} needs a value\n{}", usage()));
         match a.as_str() {
             "--ejabberd" => ejabberd = true,
+            "--cluster" => cli.cluster = true,
             "--module-dir" => module_dir = Some(muc_harness::absolute_path(val()?)),
             "--plugin-dir" => cli.plugin_dir = muc_harness::absolute_path(val()?),
             "--floor-dir" => cli.floor_dir = muc_harness::absolute_path(val()?),
@@ -152,6 +158,7 @@ fn parse_cli() -> Result<Cli, String> {
             cli.ejabberd = Some(dir.unwrap_or_else(muc_harness::ejabberd::default_module_dir));
         }
         (false, Some(_)) => return Err("--module-dir: only with --ejabberd".into()),
+        (false, None) if cli.cluster => return Err("--cluster: only with --ejabberd".into()),
         (false, None) => {}
     }
     if !cli.component_modules.is_empty() && cli.floors {
@@ -274,6 +281,9 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> ExitCode {
     if let Some(module_dir) = &cli.ejabberd {
+        if cli.cluster {
+            return run_cluster(&cli, module_dir).await;
+        }
         return run_ejabberd(&cli, module_dir).await;
     }
     if !cli.plugin_dir.join("muc_rs.so").is_file() {
@@ -440,6 +450,94 @@ async fn run_ejabberd(cli: &Cli, module_dir: &Path) -> ExitCode {
     }
     let out = cli.out.clone().unwrap_or_else(|| repo_root().join("build/bench/ejabberd"));
     finish(&out, &runs, &title("", cli.reps, &setting.label()), None, began)
+}
+
+/// muc_rs on one node and on a two-node cluster, alternating, the scenarios' clients spread
+/// over the nodes (`uN` on node `N mod nodes`): throughput and each node's CPU.
+async fn run_cluster(cli: &Cli, module_dir: &Path) -> ExitCode {
+    let muc = Muc::MucRs(module_dir.to_owned());
+    let mut results: Vec<(Scenario, usize, scenario::Measured)> = Vec::new();
+    let mut failed = 0;
+    for rep in 0..cli.reps {
+        for &scenario in &cli.scenarios {
+            let mut sizes_of_cluster = [1, 2];
+            if rep % 2 == 1 {
+                sizes_of_cluster.reverse();
+            }
+            for nodes in sizes_of_cluster {
+                let started = Instant::now();
+                let result = async {
+                    let server = EjabberdBench::start_cluster(&muc, scenario.clients(&cli.sizes), nodes)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let result = scenario::run(scenario, &server.target(), &cli.sizes, None).await;
+                    let problems = server.stop().await;
+                    let m = result.map_err(|e| e.to_string())?;
+                    if problems.is_empty() {
+                        Ok(m)
+                    } else {
+                        Err(format!("errors in ejabberd's log:\n{problems}"))
+                    }
+                }
+                .await;
+                eprintln!(
+                    "rep {} {} on {nodes} node(s): {} ({:.0} s)",
+                    rep + 1,
+                    scenario.label(),
+                    run_status(scenario, &result),
+                    started.elapsed().as_secs_f64()
+                );
+                match result {
+                    Ok(m) => results.push((scenario, nodes, m)),
+                    Err(_) => failed += 1,
+                }
+            }
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let mut table = format!(
+        "muc_rs on ejabberd: one node against a two-node cluster on this machine, medians of {} repetitions\n\
+         {:<8} {:>5} {:>14} {:>12} {:>22}\n",
+        cli.reps, "scenario", "nodes", "deliveries/s", "CPU s (sum)", "CPU s per node"
+    );
+    for &scenario in &cli.scenarios {
+        for nodes in [1, 2] {
+            let runs: Vec<&scenario::Measured> =
+                results.iter().filter(|(s, n, _)| *s == scenario && *n == nodes).map(|(_, _, m)| m).collect();
+            if runs.is_empty() {
+                continue;
+            }
+            let rate = median(runs.iter().map(|m| m.deliveries as f64 / m.wall_s).collect());
+            let cpu = median(runs.iter().map(|m| m.cpu_s).collect());
+            let per_node: Vec<String> = (0..nodes)
+                .map(|i| format!("{:.2}", median(runs.iter().map(|m| m.node_cpu_s[i]).collect())))
+                .collect();
+            table += &format!(
+                "{:<8} {:>5} {:>14.0} {:>12.2} {:>22}\n",
+                scenario.label(),
+                nodes,
+                rate,
+                cpu,
+                per_node.join(" + ")
+            );
+        }
+    }
+    print!("{table}");
+    let out = cli.out.clone().unwrap_or_else(|| repo_root().join("build/bench/ejabberd"));
+    let file = out.join("cluster.txt");
+    if let Err(e) = std::fs::create_dir_all(&out).and_then(|()| std::fs::write(&file, &table)) {
+        eprintln!("muc-bench: cannot write {}: {e}", file.display());
+        return ExitCode::FAILURE;
+    }
+    println!("Written: {}\n{} runs, {failed} failed", file.display(), results.len() + failed);
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 async fn run_one_ejabberd(

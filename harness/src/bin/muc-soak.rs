@@ -620,7 +620,7 @@ async fn drive(cli: &Cli, server: &BenchServer, plan: &Plan, out: &mut Outcome) 
     let addr = server.prosody.c2s_addr();
     let totals = Arc::new(Totals::default());
     let (tx, rx) = mpsc::unbounded_channel();
-    let clients = client::connect_many(addr, 0, cli.clients, &totals, &tx).await?;
+    let clients = client::connect_many(&[addr], 0, cli.clients, &totals, &tx).await?;
     let ctl = Connection::connect(&ConnectOptions {
         addr,
         jid: format!("soakctl@{DOMAIN}"),
