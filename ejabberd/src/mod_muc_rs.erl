@@ -91,17 +91,20 @@ core_options() ->
      {muc_registration_include_form, bool}, {allow_unaffiliated_register, bool},
      {enforce_registered_nickname, bool}].
 
-%% mod_muc's room options and the core's names for them (anonymous is the opposite of
-%% public_jids: a non-anonymous room shows real JIDs to everyone).
+%% mod_muc's room options and the core's names for them.
 room_defaults() ->
-    [{persistent, <<"muc_room_default_persistent">>, fun(V) -> V end},
-     {public, <<"muc_room_default_public">>, fun(V) -> V end},
-     {members_only, <<"muc_room_default_members_only">>, fun(V) -> V end},
-     {moderated, <<"muc_room_default_moderated">>, fun(V) -> V end},
-     {allow_change_subj, <<"muc_room_default_change_subject">>, fun(V) -> V end},
-     {allow_user_invites, <<"muc_room_default_allow_member_invites">>, fun(V) -> V end},
-     {anonymous, <<"muc_room_default_public_jids">>, fun(V) -> not V end},
-     {lang, <<"muc_room_default_language">>, fun(V) -> V end}].
+    [{persistent, <<"muc_room_default_persistent">>},
+     {public, <<"muc_room_default_public">>},
+     {members_only, <<"muc_room_default_members_only">>},
+     {moderated, <<"muc_room_default_moderated">>},
+     {allow_change_subj, <<"muc_room_default_change_subject">>},
+     {allow_user_invites, <<"muc_room_default_allow_member_invites">>},
+     {anonymous, <<"muc_room_default_public_jids">>},
+     {lang, <<"muc_room_default_language">>}].
+
+%% anonymous is the opposite of public_jids: a non-anonymous room shows real JIDs to all.
+room_default_value(anonymous, Anonymous) -> not Anonymous;
+room_default_value(_, Value) -> Value.
 
 %% The module's options as the core's settings ([{Name, Value}], core names).
 core_settings(Opts) ->
@@ -116,8 +119,8 @@ core_settings(Opts) ->
                    M -> [{<<"muc_max_occupants">>, M}]
                end,
     RoomOptions = Set(default_room_options),
-    Defaults = [{CoreName, Convert(Value)}
-                || {Name, CoreName, Convert} <- room_defaults(),
+    Defaults = [{CoreName, room_default_value(Name, Value)}
+                || {Name, CoreName} <- room_defaults(),
                    {_, Value} <- [lists:keyfind(Name, 1, RoomOptions)]],
     Own = [{atom_to_binary(Name), Value}
            || {Name, _} <- core_options(), (Value = Set(Name)) =/= undefined],
@@ -201,12 +204,12 @@ dispatch(Packet, #{server_host := ServerHost} = State) ->
 room_node(Room) ->
     case mnesia:dirty_read(muc_rs_room_node, Room) of
         [#muc_rs_room_node{node = Node}] when Node == node() -> Node;
-        Found ->
-            Up = [Node || #muc_rs_room_node{node = Node} <- Found, is_up(Node)],
-            case Up of
-                [Node] -> Node;
-                [] -> claim(Room)
-            end
+        [#muc_rs_room_node{node = Node}] ->
+            case is_up(Node) of
+                true -> Node;
+                false -> claim(Room)
+            end;
+        [] -> claim(Room)
     end.
 
 %% Two nodes may try at once: the transaction lets one win, and the other forwards to it.
@@ -275,12 +278,15 @@ local_public_rooms(ServerHost) ->
     end.
 
 %% What the access rules say of the sender: whether it is a MUC admin (access_admin; an
-%% admin may create rooms too, as with mod_muc) and may create rooms (access_create).
+%% admin may create rooms too, as with mod_muc) and may create rooms (access_create, asked
+%% of presences only: only a join makes a room).
 sender(Packet, #{server_host := ServerHost, access_admin := Admin, access_create := Create}) ->
     From = xmpp:get_from(Packet),
     IsAdmin = acl:match_rule(ServerHost, Admin, From) == allow,
     Admins = [jid:encode(jid:remove_resource(From)) || IsAdmin],
-    #{admins => Admins, may_create => IsAdmin orelse acl:match_rule(ServerHost, Create, From) == allow}.
+    MayCreate = IsAdmin orelse
+        (is_record(Packet, presence) andalso acl:match_rule(ServerHost, Create, From) == allow),
+    #{admins => Admins, may_create => MayCreate}.
 
 %% Every stored room (for the service's room list, as mod_muc lists its stored rooms).
 read_all_rooms() ->

@@ -1,6 +1,7 @@
 //! A throw-away ejabberd (24.12, Debian's bookworm-backports package) serving
 //! `conference.localhost` with muc_rs's ejabberd module or ejabberd's own mod_muc, in its
-//! own temp dir: no distribution (no epmd), mnesia in the dir, the accounts the scripts use.
+//! own temp dir: mnesia in the dir, the accounts the scripts use; no Erlang distribution
+//! (no epmd) unless it is a node of a cluster on loopback ([`ClusterNode`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -44,11 +45,11 @@ impl Muc {
         Muc::MucRs(default_module_dir())
     }
 
-    /// Its name in reports.
+    /// Its name in results, as the Prosody runs name the modules (`muc` is stock's).
     pub fn label(&self) -> &'static str {
         match self {
             Muc::MucRs(_) | Muc::Contrib(_) => "muc_rs",
-            Muc::Stock => "stock",
+            Muc::Stock => "muc",
         }
     }
 
@@ -60,7 +61,8 @@ impl Muc {
     }
 }
 
-/// Settings beyond what the tests use (the benchmark's): all off by default.
+/// Settings most runs leave alone: more accounts and quieter logs (the benchmark), a
+/// cluster node (the cluster test and benchmark).
 #[derive(Debug, Clone, Default)]
 pub struct Extras {
     /// Accounts registered besides the fixed ones, with the same [`PASSWORD`].

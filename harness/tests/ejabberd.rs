@@ -14,7 +14,7 @@ mod ejabberd_client;
 
 use std::time::{Duration, Instant};
 
-use ejabberd_client::{disco_info_of, has_feature, Client, T};
+use ejabberd_client::{assert_log_clean, disco_info_of, has_feature, Client, T};
 use minidom::Element;
 use muc_harness::ejabberd::{default_module_dir, Ejabberd, Muc};
 
@@ -44,8 +44,7 @@ async fn a_persistent_room_survives_kill_9_right_after_its_owner_heard_back() {
     assert!(form.contains("Kept Room"), "its name was kept: {form}");
     let codes = juliet.join(ROOM, "Juliet").await;
     assert!(!codes.contains(&"201".to_owned()), "not made again: {codes:?}");
-    let log = server.read_log();
-    assert!(muc_harness::ejabberd::log_problems(&log).is_empty(), "{log}");
+    assert_log_clean(&server);
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -137,8 +136,7 @@ async fn the_options_in_ejabberd_yml_shape_the_rooms() {
     assert_eq!(listed, vec![ROOM], "{}", String::from(&items));
     let codes = juliet.join(ROOM, "Juliet").await;
     assert!(!codes.contains(&"201".to_owned()), "the room was kept: {codes:?}");
-    let log = server.read_log();
-    assert!(muc_harness::ejabberd::log_problems(&log).is_empty(), "{log}");
+    assert_log_clean(&server);
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -169,6 +167,5 @@ async fn the_contrib_package_installs_with_install_contrib_modules_and_serves_ro
     let mut juliet = Client::connect(&server, "juliet").await;
     let codes = juliet.join(ROOM, "Juliet").await;
     assert!(!codes.contains(&"201".to_owned()), "the room was kept: {codes:?}");
-    let log = server.read_log();
-    assert!(muc_harness::ejabberd::log_problems(&log).is_empty(), "{log}");
+    assert_log_clean(&server);
 }

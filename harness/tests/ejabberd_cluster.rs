@@ -13,7 +13,7 @@ mod ejabberd_client;
 
 use std::time::Duration;
 
-use ejabberd_client::{configure, disco_info_of, has_feature, Client, NS_MUC_USER};
+use ejabberd_client::{assert_log_clean, configure, disco_info_of, has_feature, Client, NS_MUC_USER};
 use minidom::Element;
 use muc_harness::ejabberd::{ClusterNode, Ejabberd, Extras, Muc};
 
@@ -176,7 +176,6 @@ async fn a_room_is_shared_across_the_cluster_and_survives_the_loss_of_its_node()
     assert_eq!(affiliation(&own).as_deref(), Some("owner"), "{}", String::from(&own));
     juliet.expect("Romeo's return", |el| is_presence_of(el, "Romeo")).await;
     for server in [&a, &b] {
-        let log = server.read_log();
-        assert!(muc_harness::ejabberd::log_problems(&log).is_empty(), "{log}");
+        assert_log_clean(server);
     }
 }

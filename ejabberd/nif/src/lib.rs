@@ -6,20 +6,18 @@
 //! - `new_host(Domain, Options, TestPanic)`: a service's core, configured by the module's
 //!   options under the core's (Prosody's) option names;
 //! - `handle(Host, Xmlel, Now, Sender, Rooms)`: the stanza (`xmpp:encode/1`'s `#xmlel{}`),
-//!   the clock, what ejabberd's access
-//!   rules say of its sender (`#{admins => [Jid], may_create => Bool}`), and the stored
-//!   records of rooms the gen_server read (`[{RoomJid, Record}]`, or `{all, [...]}` when
-//!   they are every stored room);
-//! - it answers `{load, RoomJid}` when the stanza is for a room that is neither live nor
-//!   among `Rooms`, or `load_all` when it lists the stored rooms (the service's room list)
-//!   and `Rooms` is not `{all, Records, PublicElsewhere}` (with the public rooms live on a
-//!   cluster's other nodes, which `public_rooms(Service)` gives on each), or `dirty` for a
-//!   stanza to a big room (`handle_dirty`, the same on a dirty scheduler, takes it): nothing has changed yet, the gen_server reads the
-//!   records and calls again. Else `{ok, Deliveries, Stores, Logs, Gone}`: the records to
-//!   write before anything is delivered, then the stanzas (as `#xmlel{}` terms, see
-//!   `xmlel.rs`), each with its recipients, and
-//!   the stanza's room if it is not live after it (`[]` or `[RoomJid]`: a cluster's nodes
-//!   then forget which node had it).
+//!   the clock, what ejabberd's access rules say of its sender (`#{admins => [Jid],
+//!   may_create => Bool}`), and the stored records the gen_server read (`[{RoomJid,
+//!   Record}]`, or `{all, Records, PublicElsewhere}`: every stored room, with the public
+//!   rooms live on a cluster's other nodes, which `public_rooms(Service)` gives on each);
+//! - before the core changes anything it may answer `{load, RoomJid}` (a room neither live
+//!   nor among `Rooms`), `load_all` (the service's room list, without `{all, ...}`) or
+//!   `dirty` (a big room: `handle_dirty` is the same on a dirty scheduler); the gen_server
+//!   supplies what was asked and calls again;
+//! - else `{ok, Deliveries, Stores, Logs, Gone}`: the records to write before anything is
+//!   delivered, the stanzas (`#xmlel{}` terms, see `xmlel.rs`) each with its recipients,
+//!   and the stanza's room if it is not live after it (`[]` or `[RoomJid]`: a cluster's
+//!   nodes then forget which node had it).
 //!
 //! A panic in the core is caught here and raised as the Erlang error
 //! `{muc_rs_panic, Message}` (message and source location), which the gen_server logs and
@@ -229,19 +227,18 @@ fn handle_stanza<'a>(
         // Records the core will read and the gen_server has not supplied yet: asked for
         // before the core changes anything, so the call is made again exactly.
         let room = room_of(&stanza);
-        let big = || {
-            room.as_ref()
-                .and_then(|r| host.room(r))
-                .is_some_and(|r| r.occupant_count() > DIRTY_FROM_OCCUPANTS)
-        };
-        match host.storage_needed(&stanza) {
+        let live = room.as_ref().and_then(|r| host.room(r));
+        let big = live.is_some_and(|r| r.occupant_count() > DIRTY_FROM_OCCUPANTS);
+        // A stanza for a live room reads no records: most stanzas skip the question.
+        let needed = if live.is_some() { None } else { host.storage_needed(&stanza) };
+        match needed {
             Some(StorageNeed::AllRooms) if !facts.all_rooms => Err(Ask::Storage(StorageNeed::AllRooms)),
             Some(StorageNeed::Room(room))
                 if !facts.all_rooms && !facts.rooms.iter().any(|(jid, _)| *jid == room) =>
             {
                 Err(Ask::Storage(StorageNeed::Room(room)))
             }
-            _ if !on_dirty_scheduler && big() => Err(Ask::DirtyScheduler),
+            _ if big && !on_dirty_scheduler => Err(Ask::DirtyScheduler),
             _ => {
                 let outcome = host.handle(stanza, &facts);
                 let gone = room.filter(|room| host.room(room).is_none());

@@ -162,11 +162,10 @@ struct Mark {
 }
 
 pub struct Ctx {
-    /// Every node's client address and emulator pid (one but for a cluster): client `uN`
-    /// connects to node `N mod nodes`.
+    /// Every node's client address and pid (one but for a cluster): client `uN` connects
+    /// to node `N mod nodes`; the probe and mod_bench_heap's signal go to the first.
     addrs: Vec<SocketAddr>,
     pids: Vec<i32>,
-    pid: i32,
     totals: Arc<Totals>,
     tx: mpsc::UnboundedSender<Event>,
     rx: mpsc::UnboundedReceiver<Event>,
@@ -180,7 +179,7 @@ impl Ctx {
     /// The start of the measured part: starts the probe (if any), then reads the counters.
     fn begin(&self, probe: &mut Option<&mut dyn Probe>) -> Result<Mark> {
         if let Some(p) = probe.as_mut() {
-            p.start(self.pid);
+            p.start(self.pids[0]);
         }
         self.mark()
     }
@@ -234,7 +233,7 @@ impl Ctx {
         let last = read().map_or(0, |(seq, _)| seq);
         // SAFETY: plain syscall on the pid of the Prosody we started.
         unsafe {
-            libc::kill(self.pid, libc::SIGUSR2);
+            libc::kill(self.pids[0], libc::SIGUSR2);
         }
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -405,9 +404,8 @@ pub async fn run(
 ) -> Result<Measured> {
     let (tx, rx) = mpsc::unbounded_channel();
     let mut ctx = Ctx {
-        addrs: std::iter::once(server.addr).chain(server.others.iter().map(|(a, _)| *a)).collect(),
-        pids: std::iter::once(server.pid).chain(server.others.iter().map(|(_, p)| *p)).collect(),
-        pid: server.pid,
+        addrs: server.nodes.iter().map(|(addr, _)| *addr).collect(),
+        pids: server.nodes.iter().map(|(_, pid)| *pid).collect(),
         totals: Arc::new(Totals::default()),
         tx,
         rx,

@@ -44,14 +44,11 @@ pub struct BenchServer {
 
 /// What a scenario needs of the server under test, Prosody or ejabberd.
 pub struct Target {
-    pub addr: SocketAddr,
-    /// The process whose CPU time and memory are measured.
-    pub pid: i32,
+    /// Each server process: its client address and the pid whose CPU time and memory are
+    /// measured. One, but for a cluster, whose nodes the clients are spread over.
+    pub nodes: Vec<(SocketAddr, i32)>,
     /// Where Prosody's mod_bench_heap writes its samples (none on ejabberd).
     pub heap_file: Option<PathBuf>,
-    /// A cluster's other nodes (address, pid): clients are spread over all the nodes, and
-    /// CPU and memory are read on each.
-    pub others: Vec<(SocketAddr, i32)>,
 }
 
 /// Snapshot of a process's CPU time and memory.
@@ -147,10 +144,8 @@ impl BenchServer {
 
     pub fn target(&self) -> Target {
         Target {
-            addr: self.prosody.c2s_addr(),
-            pid: self.pid,
+            nodes: vec![(self.prosody.c2s_addr(), self.pid)],
             heap_file: Some(self.prosody.dir().join("data/bench_heap.txt")),
-            others: Vec::new(),
         }
     }
 
@@ -216,12 +211,9 @@ impl EjabberdBench {
     }
 
     pub fn target(&self) -> Target {
-        let (first, pid) = &self.nodes[0];
         Target {
-            addr: first.c2s_addr(),
-            pid: *pid,
+            nodes: self.nodes.iter().map(|(node, pid)| (node.c2s_addr(), *pid)).collect(),
             heap_file: None,
-            others: self.nodes[1..].iter().map(|(node, pid)| (node.c2s_addr(), *pid)).collect(),
         }
     }
 

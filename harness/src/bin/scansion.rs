@@ -415,7 +415,7 @@ async fn main() -> ExitCode {
                 script: script.clone(),
                 path: path.clone(),
                 version: Version::V13,
-                module: if *muc == Muc::Stock { "muc" } else { "muc_rs" }.into(),
+                module: muc.label().into(),
                 ejabberd: Some(muc.clone()),
                 skip: ejabberd_skip_reason(&script, muc),
                 expect_fail,

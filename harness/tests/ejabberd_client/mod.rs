@@ -109,3 +109,9 @@ pub fn has_feature(info: &Element, var: &str) -> bool {
     let query = info.get_child("query", "http://jabber.org/protocol/disco#info");
     query.is_some_and(|q| q.children().any(|c| c.name() == "feature" && c.attr("var") == Some(var)))
 }
+
+/// The node's log has no error or crash of the MUC module.
+pub fn assert_log_clean(server: &Ejabberd) {
+    let log = server.read_log();
+    assert!(muc_harness::ejabberd::log_problems(&log).is_empty(), "{log}");
+}
