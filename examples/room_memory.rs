@@ -31,7 +31,8 @@ fn main() {
     config.room_cache_size = 100_000;
     config.room_locking = false;
     let mut host = MucHost::new("conference.localhost", config).unwrap();
-    let env = FixedEnv { now: 1, admins: vec![] };
+    let env = FixedEnv { admins: vec![] };
+    let mut storage = muc_rs::memory_host::MemoryHost::at(1);
     let before = LIVE.load(Ordering::Relaxed);
     let rooms = 1000;
     for r in 0..rooms {
@@ -40,7 +41,7 @@ fn main() {
                 "<presence xmlns='jabber:client' from='user{r}x{u}@localhost/res{u}abcdef' to='room{r}@conference.localhost/nick{u}'>\
                  <x xmlns='http://jabber.org/protocol/muc'/></presence>"
             );
-            host.handle(xml.parse().unwrap(), &env);
+            storage.handle(&mut host, xml.parse().unwrap(), &env);
         }
     }
     let after = LIVE.load(Ordering::Relaxed);

@@ -51,18 +51,8 @@ else
 end
 
 -- Rooms live in the stores stock mod_muc uses, in its record format, so an admin can
--- switch between the two modules and keep every room.
-local jid_split = require "util.jid".split;
-local persistent_rooms = module:open_store("persistent", "map");
-local persistent_list = module:open_store("persistent");
-local room_configs = module:open_store("config");
-local room_state = module:open_store("state");
-
--- Storage calls answer nil, err on failure; the core hears of it as a Lua error.
-local function check(ok, err)
-	if ok == nil and err ~= nil then error(tostring(err), 0); end
-	return ok;
-end
+-- switch between the two modules and keep every room (muc_rs_storage.lib.lua).
+local storage = module:require("muc_rs_storage");
 
 -- Deliveries carry their XML rendered once; Prosody's serializing uses it (see the lib).
 local render = module:require("muc_rs_render");
@@ -71,23 +61,9 @@ local render = module:require("muc_rs_render");
 local events, avatar_hash;
 
 local host = muc_rs.new_host(module.host, opts, {
-	load_room = function (jid)
-		local node = jid_split(jid);
-		local config = check(room_configs:get(node));
-		if config == nil then return nil; end
-		return config, (room_state:get(node));
-	end;
-	store_room = function (jid, config, state)
-		local node = jid_split(jid);
-		check(persistent_rooms:set(nil, jid, config and true or nil));
-		check(room_state:set(node, state));
-		check(room_configs:set(node, config));
-	end;
-	stored_rooms = function ()
-		local jids = {};
-		for jid in pairs(check(persistent_list:get(nil)) or {}) do jids[#jids + 1] = jid; end
-		return jids;
-	end;
+	load_room = storage.load_room;
+	store_room = storage.store_room;
+	stored_rooms = storage.stored_rooms;
 	send = function (stanza) module:send(stanza); end;
 	is_admin = is_admin;
 	log = function (level, message) module:log(level, "%s", message); end;
@@ -101,7 +77,7 @@ local host = muc_rs.new_host(module.host, opts, {
 -- The mod_muc API: `module:depends("muc")` and `prosody.hosts[host].modules.muc` find
 -- muc_rs's, so no module loads stock mod_muc beside it (muc_rs_api.lib.lua).
 local api, rooms = module:require("muc_rs_api")(host);
-events = module:require("muc_rs_events")(host, rooms);
+events = module:require("muc_rs_events")(host, rooms, storage);
 if host:room_vcards() then avatar_hash = module:require("muc_rs_vcard")(host); end
 local handle = events.handle;
 api.install();

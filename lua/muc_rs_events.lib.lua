@@ -9,7 +9,7 @@
 -- muc-broadcast-message (0), muc-message-is-historic (-1), muc-add-history (-1) and
 -- muc-get-history (-1). `listens` counts only the modules' handlers.
 
-return function (host, rooms)
+return function (host, rooms, storage)
 	-- The stanza event being handled: its origin and stanza go into some events' payloads.
 	local handling;
 	local function current() return handling; end
@@ -380,26 +380,47 @@ return function (host, rooms)
 		return ask[question.hook](question, payload);
 	end
 
-	-- The handler of the stanza events: the core may ask first, and ask again (each
-	-- question once) until it can act.
-	local function handle(stanza_event)
-		local outer, answers = handling, nil;
-		handling = stanza_event;
-		local result = host:handle(stanza_event.stanza);
-		while type(result) == "table" do
-			answers = answers or {};
-			if answers[result.hook] ~= nil then
-				module:log("error", "asked twice about %s; dropping the stanza", result.hook);
-				break;
-			end
+	-- What the core asked for, answered in `answers`; false if it was asked before (a
+	-- bug: the core would ask forever).
+	local function answer_step(step, answers, stanza_event)
+		if step.load_room then
+			answers.rooms = answers.rooms or {};
+			if answers.rooms[step.load_room] ~= nil then return false; end
+			answers.rooms[step.load_room] = storage.read_room(step.load_room);
+		elseif step.stored_rooms then
+			if answers.stored_rooms ~= nil then return false; end
+			answers.stored_rooms = storage.read_stored_rooms();
+		else
+			if answers[step.hook] ~= nil then return false; end
 			-- pcall lets handlers wait (Lua 5.4); a failing one is logged and refuses.
-			local ok, verdict = pcall(answer, result, stanza_event);
+			local ok, verdict = pcall(answer, step, stanza_event);
 			if not ok then
-				module:log("error", "a module's muc-* handler failed on %s: %s", result.hook, verdict);
+				module:log("error", "a module's muc-* handler failed on %s: %s", step.hook, verdict);
 				verdict = false;
 			end
-			answers[result.hook] = verdict;
-			result = host:handle(stanza_event.stanza, answers);
+			answers[step.hook] = verdict;
+		end
+		return true;
+	end
+
+	-- The handler of the stanza events: the core may ask first, and ask again (each
+	-- question once) until it can act; what it stores is written here, before anything
+	-- it sends goes out (host:confirm sends it, or the error reply if the write failed).
+	local function handle(stanza_event)
+		local outer, answers = handling, {};
+		handling = stanza_event;
+		local step = host:handle(stanza_event.stanza);
+		while type(step) == "table" do
+			if step.stores then
+				host:confirm(storage.write(step.stores));
+				break;
+			end
+			if not answer_step(step, answers, stanza_event) then
+				module:log("error", "asked twice about %s; dropping the stanza",
+					step.hook or step.load_room or "the stored rooms");
+				break;
+			end
+			step = host:handle(stanza_event.stanza, answers);
 		end
 		handling = outer;
 		return true;

@@ -45,7 +45,7 @@ describe("muc_rs module", function ()
 				"restrict_room_creation" } do
 			assert.truthy(line.message:find(name, 1, true), name);
 		end
-		assert.is_true(host:handle(unknown_iq()));
+		assert.is_true(H.handle(host, unknown_iq()));
 		assert.equal(1, #rec.sent);
 	end);
 
@@ -64,7 +64,7 @@ end);
 describe("host:handle", function ()
 	it("answers an iq of an unknown namespace to the service with an error to its sender", function ()
 		local host, rec = H.new_host();
-		assert.is_true(host:handle(unknown_iq("q1")));
+		assert.is_true(H.handle(host, unknown_iq("q1")));
 		assert.equal(1, #rec.sent);
 		local reply = rec.sent[1].stanza;
 		assert.equal("juliet@capulet.lit/balcony", rec.sent[1].to);
@@ -80,13 +80,13 @@ describe("host:handle", function ()
 		local host, rec = H.new_host();
 		local err = st.error_reply(st.message({ from = H.domain, to = "juliet@capulet.lit/balcony" }), "cancel", "gone");
 		err.attr.from, err.attr.to = "juliet@capulet.lit/balcony", "coven@"..H.domain;
-		assert.is_true(host:handle(err));
+		assert.is_true(H.handle(host, err));
 		assert.equal(0, #rec.sent);
 	end);
 
 	it("drops a stanza without a from address, with a log line", function ()
 		local host, rec = H.new_host();
-		assert.is_true(host:handle(st.iq({ to = H.domain, id = "x", type = "get" }):tag("query", { xmlns = "urn:x" })));
+		assert.is_true(H.handle(host, st.iq({ to = H.domain, id = "x", type = "get" }):tag("query", { xmlns = "urn:x" })));
 		assert.equal(0, #rec.sent);
 		assert.truthy(H.find_log(rec, "debug", "without a from"));
 	end);
@@ -95,7 +95,7 @@ describe("host:handle", function ()
 		local host, rec = H.new_host();
 		local iq = unknown_iq("m1");
 		iq.tags[1].attr["bad name"] = "x";
-		assert.is_true(host:handle(iq));
+		assert.is_true(H.handle(host, iq));
 		assert.truthy(H.find_log(rec, "warn", "malformed"));
 		assert.equal(1, #rec.sent);
 		local _, condition = rec.sent[1].stanza:get_error();
@@ -104,15 +104,15 @@ describe("host:handle", function ()
 
 		local m = st.message({ from = "juliet@capulet.lit/balcony", to = "coven@"..H.domain, type = "groupchat" });
 		m[1] = function () end;
-		assert.is_true(host:handle(m));
+		assert.is_true(H.handle(host, m));
 		assert.equal(2, #rec.sent);
 	end);
 
 	it("drops what cannot be answered: garbage roots and non-tables", function ()
 		local host, rec = H.new_host();
-		assert.is_true(host:handle(setmetatable({ name = 5, attr = { from = "a@b/c" }, tags = {} }, H.stanza_mt)));
-		assert.is_true(host:handle({ attr = { from = "a@b/c" } }));
-		assert.is_false(host:handle("presence"));
+		assert.is_true(H.handle(host, setmetatable({ name = 5, attr = { from = "a@b/c" }, tags = {} }, H.stanza_mt)));
+		assert.is_true(H.handle(host, { attr = { from = "a@b/c" } }));
+		assert.is_false(H.handle(host, "presence"));
 		assert.equal(0, #rec.sent);
 		assert.truthy(H.find_log(rec, "warn", "stanza table"));
 	end);
@@ -120,18 +120,18 @@ describe("host:handle", function ()
 	it("logs a failing send callback and carries on", function ()
 		local calls = 0;
 		local host, rec = H.new_host(nil, { send = function () calls = calls + 1; error("route failed"); end });
-		assert.is_true(host:handle(unknown_iq()));
+		assert.is_true(H.handle(host, unknown_iq()));
 		assert.equal(1, calls);
 		local line = H.find_log(rec, "error", "route failed");
 		assert.truthy(line);
 		assert.falsy(line.message:find("traceback", 1, true));
-		assert.is_true(host:handle(unknown_iq()));
+		assert.is_true(H.handle(host, unknown_iq()));
 		assert.equal(2, calls);
 	end);
 
 	it("survives a failing log callback", function ()
 		local host = H.new_host({ muc_room_locking = "bad" }, { log = function () error("no log today") end });
-		assert.is_true(host:handle(unknown_iq()));
+		assert.is_true(H.handle(host, unknown_iq()));
 	end);
 
 	it("can be re-entered from send (a reply routed back to the same host)", function ()
@@ -142,11 +142,11 @@ describe("host:handle", function ()
 				rec.sent[#rec.sent + 1] = { to = s.attr.to, stanza = st.clone(s) };
 				if depth == 0 then
 					depth = 1;
-					assert.is_true(host:handle(unknown_iq("inner")));
+					assert.is_true(H.handle(host, unknown_iq("inner")));
 				end
 			end;
 		});
-		assert.is_true(host:handle(unknown_iq("outer")));
+		assert.is_true(H.handle(host, unknown_iq("outer")));
 		assert.equal(2, #rec.sent);
 		assert.equal("outer", rec.sent[1].stanza.attr.id);
 		assert.equal("inner", rec.sent[2].stanza.attr.id);
@@ -183,7 +183,7 @@ describe("fan-out", function ()
 			local p = st.presence({ from = ("u%d@capulet.lit/r"):format(i), to = room.."/"..nick })
 				:tag("x", { xmlns = MUC }):tag("history", { maxstanzas = "0" }):up():up();
 			if payload then p:text_tag("status", payload); end
-			host:handle(p);
+			H.handle(host, p);
 		end
 		-- What `nick`'s presence looked like when `to` got it (the raw table, and its XML then).
 		local function presence_to(rec, to, nick)
@@ -247,7 +247,7 @@ describe("panic guard", function ()
 
 	it("turns a panic into an error log line and internal-server-error, and the host keeps working", function ()
 		local host, rec = H.new_host({ _test_panic = true });
-		assert.is_true(host:handle(panic_iq()));
+		assert.is_true(H.handle(host, panic_iq()));
 		local line = H.find_log(rec, "error", "panic");
 		assert.truthy(line);
 		assert.truthy(line.message:find("forced panic", 1, true));
@@ -259,7 +259,7 @@ describe("panic guard", function ()
 		assert.equal("wait", kind);
 		assert.equal("internal-server-error", condition);
 
-		assert.is_true(host:handle(unknown_iq("after")));
+		assert.is_true(H.handle(host, unknown_iq("after")));
 		assert.equal(2, #rec.sent);
 		assert.equal("after", rec.sent[2].stanza.attr.id);
 	end);
@@ -268,7 +268,7 @@ describe("panic guard", function ()
 		local host, rec = H.new_host({ _test_panic = true, muc_room_locking = false });
 		local room = "coven@"..H.domain;
 		local juliet = "juliet@capulet.lit/balcony";
-		assert.is_true(host:handle(H.join_presence()));
+		assert.is_true(H.handle(host, H.join_presence()));
 		local joined = #rec.sent;
 		assert.truthy(joined > 0);
 
@@ -276,10 +276,10 @@ describe("panic guard", function ()
 		local message = st.message({ from = juliet, to = room, id = "pm1", type = "groupchat" })
 			:tag("body"):text("boom"):up()
 			:tag("panic", { xmlns = muc_rs._test_ns }):up();
-		assert.is_true(host:handle(message));
+		assert.is_true(H.handle(host, message));
 		local presence = st.presence({ from = juliet, to = room.."/thirdwitch", id = "pp1" })
 			:tag("panic", { xmlns = muc_rs._test_ns }):up();
-		assert.is_true(host:handle(presence));
+		assert.is_true(H.handle(host, presence));
 		assert.equal(joined + 2, #rec.sent);
 		for i, name in ipairs({ "message", "presence" }) do
 			local sent = rec.sent[joined + i];
@@ -293,12 +293,12 @@ describe("panic guard", function ()
 		-- The room is still there, Juliet still owns it and still gets its groupchat.
 		local get = st.iq({ from = juliet, to = room, id = "cfg", type = "get" })
 			:tag("query", { xmlns = "http://jabber.org/protocol/muc#owner" }):up();
-		assert.is_true(host:handle(get));
+		assert.is_true(H.handle(host, get));
 		local reply = rec.sent[#rec.sent];
 		assert.equal("cfg", reply.stanza.attr.id);
 		assert.equal("result", reply.stanza.attr.type);
 		local before = #rec.sent;
-		assert.is_true(host:handle(st.message({ from = juliet, to = room, id = "m2", type = "groupchat" })
+		assert.is_true(H.handle(host, st.message({ from = juliet, to = room, id = "m2", type = "groupchat" })
 			:tag("body"):text("still here"):up()));
 		local echoed = rec.sent[before + 1];
 		assert.truthy(echoed);
@@ -314,15 +314,15 @@ describe("panic guard", function ()
 
 	it("sends no error reply to a result or an error", function ()
 		local host, rec = H.new_host({ _test_panic = true });
-		assert.is_true(host:handle(panic_iq("result")));
-		assert.is_true(host:handle(panic_iq("error")));
+		assert.is_true(H.handle(host, panic_iq("result")));
+		assert.is_true(H.handle(host, panic_iq("error")));
 		assert.equal(0, #rec.sent);
 		assert.truthy(H.find_log(rec, "error", "panic"));
 	end);
 
 	it("is off unless the host was created with _test_panic", function ()
 		local host, rec = H.new_host();
-		assert.is_true(host:handle(panic_iq()));
+		assert.is_true(H.handle(host, panic_iq()));
 		assert.is_nil(H.find_log(rec, "error", "panic"));
 	end);
 end);

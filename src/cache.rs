@@ -26,13 +26,11 @@ struct Cached {
     used: u64,
 }
 
-/// Why a room could not be added.
+/// Why a room could not be added: `muc_max_rooms` reached (no room is evicted for a new
+/// one).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Full {
-    /// `muc_max_rooms` reached: no room is evicted for a new one.
     Limit,
-    /// The least recently used room could not be put away.
-    EvictionFailed,
 }
 
 impl RoomCache {
@@ -82,9 +80,10 @@ impl RoomCache {
     }
 
     /// Makes space for one more room, evicting the least recently used rooms if the cache
-    /// is full (unless `limit` makes its size a hard limit on rooms). `evict` puts a room
-    /// away and says whether that worked; a room it could not put away stays.
-    pub fn reserve(&mut self, limit: bool, mut evict: impl FnMut(&Room) -> bool) -> Result<(), Full> {
+    /// is full (unless `limit` makes its size a hard limit on rooms). Returns the rooms
+    /// evicted, to be put away.
+    pub fn reserve(&mut self, limit: bool) -> Result<Vec<Room>, Full> {
+        let mut evicted = Vec::new();
         while self.rooms.len() >= self.capacity {
             if limit {
                 return Err(Full::Limit);
@@ -92,13 +91,9 @@ impl RoomCache {
             let Some((used, hash)) = self.recency.pop_first() else { break };
             let Ok(entry) = self.rooms.find_entry(hash, |c| c.used == used) else { continue };
             let (victim, _) = entry.remove();
-            if !evict(&victim.room) {
-                self.recency.insert(used, hash);
-                self.rooms.insert_unique(hash, victim, |c| self.hasher.hash_one(&c.room.jid));
-                return Err(Full::EvictionFailed);
-            }
+            evicted.push(*victim.room);
         }
-        Ok(())
+        Ok(evicted)
     }
 
     /// Adds (or replaces) a room, as just used. Call [`RoomCache::reserve`] first.
@@ -140,29 +135,22 @@ mod tests {
     #[test]
     fn the_least_recently_used_room_is_evicted() {
         let mut cache = RoomCache::new(2);
-        let mut evicted = Vec::new();
         for n in 0..2 {
-            cache.reserve(false, |_| unreachable!()).unwrap();
+            assert!(cache.reserve(false).unwrap().is_empty());
             insert(&mut cache, n);
         }
         cache.get_mut(&room(0).0); // r0 used: r1 is now the oldest
-        cache
-            .reserve(false, |r| {
-                evicted.push(r.jid.to_string());
-                true
-            })
-            .unwrap();
+        let evicted = cache.reserve(false).unwrap();
         insert(&mut cache, 2);
-        assert_eq!(evicted, vec!["r1@muc.x"]);
+        assert_eq!(evicted.iter().map(|r| r.jid.to_string()).collect::<Vec<_>>(), vec!["r1@muc.x"]);
         assert!(cache.contains(&room(0).0) && cache.contains(&room(2).0));
     }
 
     #[test]
-    fn a_failed_eviction_or_a_hard_limit_refuses_the_new_room() {
+    fn a_hard_limit_refuses_the_new_room() {
         let mut cache = RoomCache::new(1);
         insert(&mut cache, 0);
-        assert_eq!(cache.reserve(false, |_| false), Err(Full::EvictionFailed));
-        assert_eq!(cache.reserve(true, |_| true), Err(Full::Limit));
+        assert_eq!(cache.reserve(true).map(|e| e.len()), Err(Full::Limit));
         assert!(cache.contains(&room(0).0));
         assert_eq!(cache.len(), 1);
     }

@@ -3,12 +3,13 @@
 
 use crate::cache::RoomCache;
 use crate::config::HostConfig;
-use crate::env::{Env, StorageNeed, StoredRoom};
+use crate::env::Env;
 use crate::hooks::{Event, Hook};
 use crate::outcome::{LogLevel, Outcome};
+use crate::protocol::{Facts, Question, Store, StoreReason, StoredRoom};
 use crate::room::owner::OwnerOutcome;
 use crate::room::settings::{RoomSettings, Tombstone};
-use crate::room::{Ctx, Room};
+use crate::room::{Ctx, Room, Undo};
 use crate::xml::{
     el, reply, ElementExt, StanzaError, NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC, NS_MUC_ADMIN,
     NS_MUC_OWNER, NS_MUC_USER, NS_OCCUPANT_ID, NS_REGISTER,
@@ -24,6 +25,31 @@ pub struct MucHost {
     /// creator already its owner) as on stock, where it exists by then. It is made anew,
     /// or not, when the answer comes.
     pending: Option<Box<Room>>,
+    /// The last outcome's stores not confirmed yet, and what their failure undoes.
+    unconfirmed: Option<Box<Unconfirmed>>,
+}
+
+/// What [`MucHost::confirm`] gives back.
+#[derive(Debug, Default)]
+pub struct Confirmed {
+    /// What to carry out now.
+    pub outcome: Outcome,
+    /// The write failed and the change was undone: `outcome` has the error reply instead.
+    pub undone: bool,
+}
+
+/// An outcome held back until the host has written its stores (see [`crate::protocol`]).
+struct Unconfirmed {
+    outcome: Outcome,
+    undo: Undo,
+    /// A room this call added to the live ones (made, or brought back from storage).
+    added: Option<BareJid>,
+    /// The stanza handled, to answer with an error if a write fails.
+    stanza: Option<Element>,
+    /// The rooms written, for the log.
+    rooms: Vec<BareJid>,
+    /// Whether a failed write undoes anything (or is only logged).
+    undoable: bool,
 }
 
 impl MucHost {
@@ -33,7 +59,7 @@ impl MucHost {
             return Err(format!("invalid host {domain}: a MUC service has no node"));
         }
         let rooms = RoomCache::new(config.max_rooms.unwrap_or(config.room_cache_size));
-        Ok(MucHost { domain, config, rooms, pending: None })
+        Ok(MucHost { domain, config, rooms, pending: None, unconfirmed: None })
     }
 
     pub fn domain(&self) -> &BareJid {
@@ -70,142 +96,148 @@ impl MucHost {
         public_rooms(&self.rooms)
     }
 
-    /// Public rooms that are only in storage, read without bringing them into memory.
-    fn stored_public_rooms(rooms: &RoomCache, ctx: &mut Ctx) -> Vec<(String, Option<String>)> {
-        let stored = match ctx.env.stored_rooms() {
-            Ok(stored) => stored,
-            Err(e) => {
-                ctx.log(LogLevel::Error, format!("could not list stored rooms: {e}"));
-                return Vec::new();
+    /// Public rooms that are only in storage, read without bringing them into memory;
+    /// `None` once the host is asked for them.
+    fn stored_public_rooms(rooms: &RoomCache, ctx: &mut Ctx) -> Option<Vec<(String, Option<String>)>> {
+        let stored = match ctx.facts.stored_rooms() {
+            None => {
+                ctx.out.ask(Question::StoredRooms);
+                return None;
+            }
+            Some(Ok(stored)) => stored,
+            Some(Err(e)) => {
+                let line = format!("could not list stored rooms: {e}");
+                ctx.log(LogLevel::Error, line);
+                return Some(Vec::new());
             }
         };
         let mut public = Vec::new();
-        for jid in stored.into_iter().filter(|j| !rooms.contains(j)) {
-            match ctx.env.load_room(&jid).map(|r| r.map(|r| Room::restore(&r.config, None))) {
-                Ok(Some(Ok(room))) if !room.settings.hidden && room.settings.tombstone.is_none() => {
+        let mut unreadable = Vec::new();
+        for (jid, record) in stored.iter().filter(|(j, _)| !rooms.contains(j)) {
+            match Room::restore(&record.config, None) {
+                Ok(room) if !room.settings.hidden && room.settings.tombstone.is_none() => {
                     public.push((jid.to_string(), room.settings.name.map(String::from)))
                 }
                 Ok(_) => {}
-                Err(e) => ctx.log(LogLevel::Error, format!("could not read stored room {jid}: {e}")),
+                Err(e) => unreadable.push(format!("stored room {jid} is unreadable: {e}")),
             }
         }
-        public
+        for line in unreadable {
+            ctx.log(LogLevel::Error, line);
+        }
+        Some(public)
     }
 
-    /// What handling `stanza` reads from storage ([`Env::load_room`], [`Env::stored_rooms`]),
-    /// for a host that supplies the records before the call: a stanza for a room that is not
-    /// live reads its record; the service's room list reads every stored room.
-    pub fn storage_needed(&self, stanza: &Element) -> Option<StorageNeed> {
-        let to = stanza.attr("to")?.parse::<Jid>().ok()?;
-        if to.domain() != self.domain.domain() {
-            return None;
-        }
-        if to.node().is_some() {
-            let room = to.to_bare();
-            return (!self.rooms.contains(&room)).then_some(StorageNeed::Room(room));
-        }
-        let room_list = to.resource().is_none()
-            && stanza.name() == "iq"
-            && stanza.attr("type") == Some("get")
-            && stanza
-                .children()
-                .next()
-                .is_some_and(|q| q.is("query", NS_DISCO_ITEMS) && q.attr("node").is_none());
-        room_list.then_some(StorageNeed::AllRooms)
-    }
-
-    /// Handles one stanza addressed to the service or one of its rooms.
-    pub fn handle(&mut self, stanza: Element, env: &dyn Env) -> Outcome {
+    /// Handles one stanza addressed to the service or one of its rooms, with what the host
+    /// has told so far. The outcome either asks a question (nothing changed: answer it in
+    /// `facts` and call again), or is to be carried out: if it has stores, only them, and
+    /// [`MucHost::confirm`] then gives the rest (see [`crate::protocol`]).
+    pub fn handle(&mut self, stanza: &Element, env: &dyn Env, facts: &Facts) -> Outcome {
+        self.settle_unconfirmed();
         let mut out = Outcome::default();
-        let mut ctx = Ctx { config: &self.config, env, out: &mut out, host: &self.domain };
+        let mut ctx = Ctx::new(&self.config, env, facts, &mut out, &self.domain);
+        let added = Self::route(&mut self.rooms, &mut self.pending, &mut ctx, stanza);
+        let undo = std::mem::take(&mut ctx.undo);
+        self.hold(out, undo, added, Some(stanza))
+    }
+
+    /// The stanza to where it goes; returns the room it added to the live ones, if any.
+    fn route(
+        rooms: &mut RoomCache,
+        pending: &mut Option<Box<Room>>,
+        ctx: &mut Ctx,
+        stanza: &Element,
+    ) -> Option<BareJid> {
         let kind = stanza.attr("type");
         let to = stanza.attr("to").and_then(|t| t.parse::<Jid>().ok());
         let from = stanza.attr("from").and_then(|f| f.parse::<Jid>().ok());
         let (Some(to), Some(from)) = (to, from.clone()) else {
             if let Some(from) = from {
-                if self.refuse_unparsable_nick(&mut ctx, &stanza, from) {
-                    return out;
+                if Self::refuse_unparsable_nick(rooms, ctx, stanza, from) {
+                    return None;
                 }
             }
             ctx.log(LogLevel::Warn, format!("dropping <{}/> without valid from/to", stanza.name()));
-            return out;
+            return None;
         };
         if stanza.name() == "iq" && matches!(kind, Some("result" | "error")) {
             // Replies to queries the room relayed; a user's server answers from the bare JID.
-            if let (Ok(nick), Some(room)) = (to.try_as_full(), self.rooms.get_mut(&to.to_bare())) {
-                room.relay_iq_reply(&mut ctx, &stanza, &from, nick);
+            if let (Ok(nick), Some(room)) = (to.try_as_full(), rooms.get_mut(&to.to_bare())) {
+                room.relay_iq_reply(ctx, stanza, &from, nick);
             }
-            return out;
+            return None;
         }
         let Ok(from) = from.try_into_full() else {
             // Every MUC action is taken by a client session.
-            ctx.error(
-                &stanza,
-                StanzaError::modify_bad_request().with_text("Sender must be a full JID"),
-                None,
-            );
-            return out;
+            ctx.error(stanza, StanzaError::modify_bad_request().with_text("Sender must be a full JID"), None);
+            return None;
         };
-        if to.domain() != self.domain.domain() {
-            ctx.error(&stanza, StanzaError::service_unavailable(), None);
-            return out;
+        if to.domain() != ctx.host.domain() {
+            ctx.error(stanza, StanzaError::service_unavailable(), None);
+            return None;
         }
         if to.node().is_none() {
-            Self::handle_to_service(&self.rooms, &mut ctx, &stanza, &from);
-            return out;
+            Self::handle_to_service(rooms, ctx, stanza, &from);
+            return None;
         }
         let room_jid = to.to_bare();
         let nick = to.try_as_full().ok().cloned();
-        if !self.rooms.contains(&room_jid) {
-            match Self::load_room(&mut ctx, &room_jid) {
-                Ok(Some(room)) => {
-                    if Self::make_room_for_one(&mut self.rooms, &mut ctx).is_err() {
+        let mut added = None;
+        if !rooms.contains(&room_jid) {
+            match Self::load_room(ctx, &room_jid) {
+                Loaded::Asked => return None,
+                Loaded::Room(room) => {
+                    if Self::make_room_for_one(rooms, ctx).is_err() {
                         let host = ctx.host.to_string();
-                        ctx.error(&stanza, StanzaError::resource_constraint(), Some(&host));
-                        return out;
+                        ctx.error(stanza, StanzaError::resource_constraint(), Some(&host));
+                        return None;
                     }
-                    self.rooms.insert(room);
+                    rooms.insert(*room);
+                    added = Some(room_jid.clone());
                 }
-                Ok(None) => {}
-                Err(()) => {
-                    ctx.error(&stanza, StanzaError::internal_server_error(), Some(room_jid.as_str()));
-                    return out;
+                Loaded::Absent => {}
+                Loaded::Failed => {
+                    ctx.error(stanza, StanzaError::internal_server_error(), Some(room_jid.as_str()));
+                    return None;
                 }
             }
         }
-        if self.rooms.get(&room_jid).is_some_and(|r| r.settings.tombstone.is_some())
-            && !Self::pass_tombstone(&mut self.rooms, &mut ctx, &stanza, &from, &room_jid)
+        if rooms.get(&room_jid).is_some_and(|r| r.settings.tombstone.is_some())
+            && !Self::pass_tombstone(rooms, ctx, stanza, &from, &room_jid)
         {
-            return out;
+            return added;
         }
         // The room a join was making when the modules were asked: made on from where it was.
-        let pending = self.pending.take_if(|p| p.jid == room_jid);
-        let Some(room) = self.rooms.get_mut(&room_jid) else {
+        let pending_room = pending.take_if(|p| p.jid == room_jid);
+        let Some(room) = rooms.get_mut(&room_jid) else {
             let created = Self::handle_to_missing_room(
-                &mut self.rooms,
-                &mut ctx,
-                &stanza,
+                rooms,
+                ctx,
+                stanza,
                 &from,
                 room_jid.clone(),
-                pending,
+                pending_room,
                 nick.as_ref(),
             );
             match created {
-                Some(room) if ctx.out.ask.is_some() => self.pending = Some(Box::new(room)),
+                Some(room) if ctx.out.ask.is_some() => *pending = Some(Box::new(room)),
                 Some(mut room) => {
-                    report_departures(&mut room, &mut ctx);
-                    self.rooms.insert(room);
+                    report_departures(&mut room, ctx);
+                    rooms.insert(room);
+                    added = Some(room_jid);
                 }
                 None => {}
             }
-            return out;
+            return added;
         };
-        // A change that must be stored is undone if storing fails: keep what to go back to.
-        let snapshot = may_change_record(&stanza).then(|| room.clone());
-        let mark = ctx.out.mark();
+        // A change left unstored by an earlier call (a room being made) is stored with this
+        // one's: keep the room as it is, to put back if that fails.
+        if room.needs_save {
+            room.keep_undo(ctx);
+        }
         let destroyed = match (stanza.name(), nick) {
             ("presence", Some(nick)) => {
-                room.handle_presence_to_occupant(&mut ctx, &stanza, &from, &nick);
+                room.handle_presence_to_occupant(ctx, stanza, &from, &nick);
                 false
             }
             ("presence", None) => {
@@ -213,67 +245,147 @@ impl MucHost {
                 // From anyone else the room has no use for it: stock leaves it unhandled,
                 // and Prosody answers service-unavailable.
                 match room.nick_of(&from).and_then(|n| room.nick_jid(n)) {
-                    Some(nick) => room.handle_presence_to_occupant(&mut ctx, &stanza, &from, &nick),
-                    None => ctx.error(&stanza, StanzaError::service_unavailable(), None),
+                    Some(nick) => room.handle_presence_to_occupant(ctx, stanza, &from, &nick),
+                    None => ctx.error(stanza, StanzaError::service_unavailable(), None),
                 }
                 false
             }
             ("message", Some(nick)) => {
-                room.handle_message_to_occupant(&mut ctx, &stanza, &from, &nick);
+                room.handle_message_to_occupant(ctx, stanza, &from, &nick);
                 false
             }
             ("message", None) => {
-                Self::handle_message_to_room(room, &mut ctx, &stanza, &from);
+                Self::handle_message_to_room(room, ctx, stanza, &from);
                 false
             }
             ("iq", Some(nick)) => {
-                room.relay_iq_query(&mut ctx, &stanza, &from, &nick);
+                room.relay_iq_query(ctx, stanza, &from, &nick);
                 false
             }
-            ("iq", None) => {
-                Self::handle_iq_to_room(room, &mut ctx, &stanza, &from) == OwnerOutcome::Destroyed
-            }
+            ("iq", None) => Self::handle_iq_to_room(room, ctx, stanza, &from) == OwnerOutcome::Destroyed,
             _ => {
-                ctx.error(&stanza, StanzaError::bad_request(), None);
+                ctx.error(stanza, StanzaError::bad_request(), None);
                 false
             }
         };
-        let someone_left = report_departures(room, &mut ctx);
+        if ctx.out.ask.is_some() {
+            return added;
+        }
+        let someone_left = report_departures(room, ctx);
         let empty_temporary = someone_left && !room.has_occupants() && !room.settings.persistent;
         if destroyed || empty_temporary {
             ctx.log(LogLevel::Debug, format!("{room_jid} destroyed"));
             ctx.out.fire(Event::RoomDestroyed { room: room_jid.clone() });
             let was_persistent = room.settings.persistent;
             let reason_and_venue = room.destroyed_with.take();
-            self.rooms.remove(&room_jid);
+            rooms.remove(&room_jid);
+            // Gone from memory whatever storage says: nothing to undo.
+            ctx.undo.changed = None;
             let tombstone = (destroyed && was_persistent && ctx.config.tombstones).then(|| {
                 let Tombstone { reason, new_jid } = *reason_and_venue.unwrap_or_default();
-                tombstone_record(&room_jid, ctx.env.now() + ctx.config.tombstone_expiry, reason, new_jid)
+                tombstone_record(&room_jid, ctx.now() + ctx.config.tombstone_expiry, reason, new_jid)
             });
-            if let Err(e) = ctx.env.store_room(&room_jid, tombstone.as_ref()) {
-                ctx.log(LogLevel::Error, format!("could not remove {room_jid} from storage: {e}"));
-            }
+            ctx.out.stores.push(Store { room: room_jid, record: tombstone, why: StoreReason::Remove });
         } else if std::mem::take(&mut room.needs_save) {
-            let record = room.settings.persistent.then(|| StoredRoom { config: room.freeze(), state: None });
-            if let Err(e) = ctx.env.store_room(&room_jid, record.as_ref()) {
-                ctx.log(LogLevel::Error, format!("could not store {room_jid}, change undone: {e}"));
-                if let Some(snapshot) = snapshot {
-                    *room = snapshot;
-                }
-                ctx.out.truncate(mark);
-                ctx.error(&stanza, StanzaError::internal_server_error(), Some(room_jid.as_str()));
+            ctx.out.stores.push(Store {
+                room: room_jid,
+                record: room_record(room),
+                why: StoreReason::Change,
+            });
+        }
+        added
+    }
+
+    /// An outcome with stores is held back until the host has written them: the host gets
+    /// only the stores now, and the rest from [`MucHost::confirm`].
+    fn hold(
+        &mut self,
+        mut outcome: Outcome,
+        undo: Undo,
+        added: Option<BareJid>,
+        stanza: Option<&Element>,
+    ) -> Outcome {
+        if outcome.ask.is_some() {
+            // Asked before anything changed, but a room may have been brought back from
+            // storage (it is read again from the same facts) and others put away to make
+            // space: as they were.
+            if let Some(added) = added {
+                self.rooms.remove(&added);
+            }
+            for room in undo.evicted {
+                self.rooms.insert(room);
+            }
+            return outcome;
+        }
+        if outcome.stores.is_empty() {
+            return outcome;
+        }
+        let stores = std::mem::take(&mut outcome.stores);
+        let undoable = stores.iter().any(|s| matches!(s.why, StoreReason::Change | StoreReason::Evict));
+        let rooms = stores.iter().map(|s| s.room.clone()).collect();
+        let stanza = stanza.cloned();
+        self.unconfirmed = Some(Box::new(Unconfirmed { outcome, undo, added, stanza, rooms, undoable }));
+        Outcome { stores, ..Outcome::default() }
+    }
+
+    /// The host has written the last outcome's stores (`Ok`), or failed to (`Err`, why):
+    /// the rest of that outcome to carry out, or, if the write failed and was undone (the
+    /// rooms being as they were before), what to carry out instead (see [`crate::protocol`]).
+    pub fn confirm(&mut self, written: Result<(), String>) -> Confirmed {
+        let Some(held) = self.unconfirmed.take() else { return Confirmed::default() };
+        let Unconfirmed { mut outcome, undo, added, stanza, rooms, undoable } = *held;
+        let why = match written {
+            Ok(()) => return Confirmed { outcome, undone: false },
+            Err(why) => why,
+        };
+        let rooms = rooms.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ");
+        if !undoable {
+            outcome.log(LogLevel::Error, format!("could not write {rooms} to storage: {why}"));
+            return Confirmed { outcome, undone: false };
+        }
+        let mut instead = Outcome { log: outcome.log, ..Outcome::default() };
+        instead.log(LogLevel::Error, format!("could not write {rooms} to storage, change undone: {why}"));
+        // The rooms put away for space stay; the room that took their place goes again.
+        let space_refused = !undo.evicted.is_empty();
+        for room in undo.evicted {
+            self.rooms.insert(room);
+        }
+        if space_refused {
+            if let Some(added) = &added {
+                self.rooms.remove(added);
             }
         }
-        out
+        if let Some(before) = undo.changed {
+            if self.rooms.contains(&before.jid) {
+                self.rooms.insert(*before);
+            }
+        }
+        if let Some(stanza) = stanza {
+            if space_refused {
+                instead.error(&stanza, StanzaError::resource_constraint(), Some(self.domain.as_str()));
+            } else if let Some(room) = stanza.attr("to").and_then(|t| t.parse::<Jid>().ok()) {
+                let room = room.to_bare();
+                instead.error(&stanza, StanzaError::internal_server_error(), Some(room.as_str()));
+            }
+        }
+        Confirmed { outcome: instead, undone: true }
+    }
+
+    /// A host that handed in the next stanza without confirming: the stores are taken as
+    /// written, and what was held back is dropped (a bug in the host, caught in tests).
+    fn settle_unconfirmed(&mut self) {
+        if self.unconfirmed.take().is_some() {
+            debug_assert!(false, "the host did not confirm an outcome's stores");
+        }
     }
 
     /// A stanza to `room/nick` whose nick this JID library cannot read (characters
     /// unassigned in Unicode 3.2, which Prosody's router lets through): the nick fails
     /// strict validation, as it does in stock. Returns whether an answer was given.
-    fn refuse_unparsable_nick(&self, ctx: &mut Ctx, stanza: &Element, from: Jid) -> bool {
+    fn refuse_unparsable_nick(rooms: &RoomCache, ctx: &mut Ctx, stanza: &Element, from: Jid) -> bool {
         let Some((room, _nick)) = stanza.attr("to").and_then(|t| t.split_once('/')) else { return false };
         let Ok(room) = room.parse::<BareJid>() else { return false };
-        if room.node().is_none() || room.domain() != self.domain.domain() {
+        if room.node().is_none() || room.domain() != ctx.host.domain() {
             return false;
         }
         let error = match (stanza.name(), stanza.attr("type")) {
@@ -281,8 +393,7 @@ impl MucHost {
                 StanzaError::jid_malformed().with_text("Nickname must pass strict validation")
             }
             ("presence", _) => return true,
-            _ if self
-                .rooms
+            _ if rooms
                 .get(&room)
                 .and_then(|r| from.try_as_full().ok().and_then(|f| r.nick_of(f)))
                 .is_none() =>
@@ -296,17 +407,38 @@ impl MucHost {
     }
 
     /// Every room, live or stored (for the admins' room list).
-    pub fn all_room_jids(&self, env: &dyn Env) -> Vec<String> {
+    /// `None`: the host has not said which rooms it stores ([`Question::StoredRooms`]).
+    pub fn all_room_jids(&self, facts: &Facts) -> Option<Vec<String>> {
+        let stored = facts.stored_rooms()?.unwrap_or_default();
         let mut jids: Vec<String> = self.rooms.rooms().map(|r| r.jid.to_string()).collect();
-        jids.extend(env.stored_rooms().unwrap_or_default().iter().map(|j| j.to_string()));
+        jids.extend(stored.iter().map(|(j, _)| j.to_string()));
         jids.sort();
         jids.dedup();
-        jids
+        Some(jids)
     }
 
     /// An admin command: destroys a room (live or stored), as its owner could.
-    pub fn admin_destroy(&mut self, room_jid: &str, env: &dyn Env) -> Result<Outcome, String> {
-        self.destroy_room(room_jid, Tombstone::default(), None, env)
+    pub fn admin_destroy(&mut self, room_jid: &str, env: &dyn Env, facts: &Facts) -> Result<Outcome, String> {
+        self.destroy_room(room_jid, Tombstone::default(), None, env, facts)
+    }
+
+    /// Brings a room back from storage for a host's or a module's call (`Ok(true)`), if it is
+    /// not live; `Ok(false)`: it has no records. The outcome may ask the host for them.
+    fn bring_back_into(rooms: &mut RoomCache, ctx: &mut Ctx, jid: &BareJid) -> Result<bool, String> {
+        if rooms.contains(jid) {
+            return Ok(true);
+        }
+        match Self::load_room(ctx, jid) {
+            Loaded::Asked | Loaded::Absent => Ok(false),
+            Loaded::Failed => Err("Could not load the room".into()),
+            Loaded::Room(room) => {
+                if Self::make_room_for_one(rooms, ctx).is_err() {
+                    return Err("resource-constraint".into());
+                }
+                rooms.insert(*room);
+                Ok(true)
+            }
+        }
     }
 
     /// Destroys a room (live or stored) with the room's authority, telling its occupants
@@ -317,16 +449,18 @@ impl MucHost {
         why: Tombstone,
         password: Option<&str>,
         env: &dyn Env,
+        facts: &Facts,
     ) -> Result<Outcome, String> {
+        self.settle_unconfirmed();
         let jid: BareJid = room_jid.parse().map_err(|e| format!("{room_jid}: {e}"))?;
         let mut out = Outcome::default();
-        let mut ctx = Ctx { config: &self.config, env, out: &mut out, host: &self.domain };
-        if !self.rooms.contains(&jid) {
-            match Self::load_room(&mut ctx, &jid) {
-                Ok(Some(room)) => self.rooms.insert(room),
-                Ok(None) => return Err("No such room".into()),
-                Err(()) => return Err("Could not load the room".into()),
-            }
+        let mut ctx = Ctx::new(&self.config, env, facts, &mut out, &self.domain);
+        let found = Self::bring_back_into(&mut self.rooms, &mut ctx, &jid)?;
+        if ctx.out.ask.is_some() {
+            return Ok(out);
+        }
+        if !found {
+            return Err("No such room".into());
         }
         let Some(mut room) = self.rooms.remove(&jid) else { return Err("No such room".into()) };
         room.destroy(&mut ctx, why.new_jid.as_deref(), why.reason.as_deref(), password);
@@ -334,11 +468,10 @@ impl MucHost {
         ctx.out.fire(Event::RoomDestroyed { room: jid.clone() });
         let Tombstone { reason, new_jid } = why;
         let tombstone = (room.settings.persistent && ctx.config.tombstones)
-            .then(|| tombstone_record(&jid, ctx.env.now() + ctx.config.tombstone_expiry, reason, new_jid));
-        if let Err(e) = ctx.env.store_room(&jid, tombstone.as_ref()) {
-            ctx.log(LogLevel::Error, format!("could not remove {jid} from storage: {e}"));
-        }
-        Ok(out)
+            .then(|| tombstone_record(&jid, ctx.now() + ctx.config.tombstone_expiry, reason, new_jid));
+        ctx.out.stores.push(Store { room: jid, record: tombstone, why: StoreReason::Remove });
+        let undo = std::mem::take(&mut ctx.undo);
+        Ok(self.hold(out, undo, None, None))
     }
 
     /// An admin command: sets an affiliation in a room with the room's own authority.
@@ -349,115 +482,126 @@ impl MucHost {
         affiliation: &str,
         reason: Option<&str>,
         env: &dyn Env,
+        facts: &Facts,
     ) -> Result<Outcome, String> {
+        self.settle_unconfirmed();
         let room_jid: BareJid = room_jid.parse().map_err(|e| format!("{room_jid}: {e}"))?;
         let jid: BareJid = jid.parse::<Jid>().map_err(|e| format!("{jid}: {e}"))?.to_bare();
         let mut out = Outcome::default();
-        let mut ctx = Ctx { config: &self.config, env, out: &mut out, host: &self.domain };
-        if !self.rooms.contains(&room_jid) {
-            match Self::load_room(&mut ctx, &room_jid) {
-                Ok(Some(room)) => self.rooms.insert(room),
-                _ => return Err("No such room".into()),
-            }
+        let mut ctx = Ctx::new(&self.config, env, facts, &mut out, &self.domain);
+        let found = Self::bring_back_into(&mut self.rooms, &mut ctx, &room_jid);
+        if ctx.out.ask.is_some() {
+            return Ok(out);
+        }
+        if !found.unwrap_or(false) {
+            return Err("No such room".into());
         }
         // As stock words it: the error type and condition set_affiliation gives.
         let affiliation =
             crate::affiliation::Affiliation::parse(affiliation).ok_or("modify:not-acceptable")?;
         let room = self.rooms.get_mut(&room_jid).ok_or("No such room")?;
-        let snapshot = room.clone();
-        room.set_affiliation(
+        let before = room.clone();
+        let set = room.set_affiliation(
             &mut ctx,
             crate::room::Actor::Room,
             &jid,
             affiliation,
             reason,
             crate::room::DataChange::Keep,
-        )
-        .map_err(|e| format!("{}:{}", e.kind.as_str(), e.condition))?;
-        report_departures(room, &mut ctx);
-        let record = room.settings.persistent.then(|| StoredRoom { config: room.freeze(), state: None });
-        room.needs_save = false;
-        if let Err(e) = ctx.env.store_room(&room_jid, record.as_ref()) {
-            *room = snapshot;
-            return Err(format!("could not store the change: {e}"));
+        );
+        if let Err(e) = set {
+            *room = before;
+            return Err(format!("{}:{}", e.kind.as_str(), e.condition));
         }
-        Ok(out)
+        report_departures(room, &mut ctx);
+        room.needs_save = false;
+        ctx.out.stores.push(Store { room: room_jid, record: room_record(room), why: StoreReason::Change });
+        let mut undo = std::mem::take(&mut ctx.undo);
+        undo.changed = Some(Box::new(before));
+        Ok(self.hold(out, undo, None, None))
     }
 
     /// Stores every live room with its occupants, as stock does when the server stops.
-    pub fn save_all(&mut self, env: &dyn Env) -> Outcome {
-        let mut out = Outcome::default();
-        for room in self.rooms.rooms() {
-            let jid = &room.jid;
-            let record = StoredRoom { config: room.freeze(), state: Some(room.freeze_state()) };
-            if let Err(e) = env.store_room(jid, Some(&record)) {
-                out.log(LogLevel::Error, format!("could not store {jid} on shutdown: {e}"));
-            }
-        }
-        out
+    pub fn save_all(&mut self) -> Outcome {
+        self.settle_unconfirmed();
+        let stores = self
+            .rooms
+            .rooms()
+            .map(|room| Store {
+                room: room.jid.clone(),
+                record: Some(StoredRoom { config: room.freeze(), state: Some(room.freeze_state()) }),
+                why: StoreReason::Shutdown,
+            })
+            .collect();
+        let out = Outcome { stores, ..Outcome::default() };
+        self.hold(out, Undo::default(), None, None)
     }
 
     /// Evicts the least recently used room (stored with its occupants, as stock swaps
     /// idle rooms to disk) if the cache is full; with `muc_max_rooms`, refuses instead.
+    /// The rooms put away wait in the call's undo until their write is confirmed.
     fn make_room_for_one(rooms: &mut RoomCache, ctx: &mut Ctx) -> Result<(), crate::cache::Full> {
-        let limit = ctx.config.max_rooms.is_some();
-        let mut failures = Vec::new();
-        let mut evicted = Vec::new();
-        let result = rooms.reserve(limit, |room| {
-            let jid = &room.jid;
-            let record = StoredRoom { config: room.freeze(), state: Some(room.freeze_state()) };
-            match ctx.env.store_room(jid, Some(&record)) {
-                Ok(()) => {
-                    evicted.push(jid.clone());
-                    true
-                }
-                Err(e) => {
-                    failures.push(format!("could not swap inactive room {jid} to storage: {e}"));
-                    false
-                }
-            }
-        });
-        for failure in failures {
-            ctx.log(LogLevel::Error, failure);
-        }
-        for room in evicted {
-            ctx.out.fire(Event::RoomEvicted { room });
-        }
-        if result == Err(crate::cache::Full::Limit) {
-            ctx.log(LogLevel::Info, "room limit reached, no new rooms allowed");
-        }
-        result
-    }
-
-    /// A room from storage, if it has records there. Its saved state (if it was put away
-    /// live) is consumed.
-    fn load_room(ctx: &mut Ctx, jid: &BareJid) -> Result<Option<Room>, ()> {
-        let record = match ctx.env.load_room(jid) {
-            Ok(Some(record)) => record,
-            Ok(None) => return Ok(None),
-            Err(e) => {
-                ctx.log(LogLevel::Error, format!("could not load room {jid}: {e}"));
-                return Err(());
+        let evicted = match rooms.reserve(ctx.config.max_rooms.is_some()) {
+            Ok(evicted) => evicted,
+            Err(full) => {
+                ctx.log(LogLevel::Info, "room limit reached, no new rooms allowed");
+                return Err(full);
             }
         };
-        let mut room = Room::restore(&record.config, record.state.as_ref()).map_err(|e| {
-            ctx.log(LogLevel::Error, format!("stored room {jid} is unreadable: {e}"));
-        })?;
+        for room in evicted {
+            let record = StoredRoom { config: room.freeze(), state: Some(room.freeze_state()) };
+            ctx.out.stores.push(Store {
+                room: room.jid.clone(),
+                record: Some(record),
+                why: StoreReason::Evict,
+            });
+            ctx.out.fire(Event::RoomEvicted { room: room.jid.clone() });
+            ctx.undo.evicted.push(room);
+        }
+        Ok(())
+    }
+
+    /// A room from storage, if it has records there (asked of the host first). Its saved
+    /// state (if it was put away live) is consumed.
+    fn load_room(ctx: &mut Ctx, jid: &BareJid) -> Loaded {
+        let record = match ctx.facts.room(jid) {
+            None => {
+                ctx.out.ask(Question::LoadRoom(jid.clone()));
+                return Loaded::Asked;
+            }
+            Some(Ok(Some(record))) => record,
+            Some(Ok(None)) => return Loaded::Absent,
+            Some(Err(e)) => {
+                let line = format!("could not load room {jid}: {e}");
+                ctx.log(LogLevel::Error, line);
+                return Loaded::Failed;
+            }
+        };
+        let mut room = match Room::restore(&record.config, record.state.as_ref()) {
+            Ok(room) => room,
+            Err(e) => {
+                ctx.log(LogLevel::Error, format!("stored room {jid} is unreadable: {e}"));
+                return Loaded::Failed;
+            }
+        };
         if room.jid != *jid {
             // Found under this address, so it is this room, whatever its record says; the
             // occupants it saved were in the other.
             ctx.log(LogLevel::Warn, format!("stored room {jid} names itself {}", room.jid));
-            room = Room::restore(&record.config, None).map_err(|_| ())?;
+            let Ok(renamed) = Room::restore(&record.config, None) else { return Loaded::Failed };
+            room = renamed;
             room.jid = jid.clone();
         }
         if record.state.is_some() {
-            let record = StoredRoom { config: record.config, state: None };
-            if let Err(e) = ctx.env.store_room(jid, Some(&record)) {
-                ctx.log(LogLevel::Warn, format!("could not clear the saved state of {jid}: {e}"));
-            }
+            let record = StoredRoom { config: record.config.clone(), state: None };
+            ctx.out.stores.push(Store {
+                room: jid.clone(),
+                record: Some(record),
+                why: StoreReason::ClearState,
+            });
         }
         ctx.log(LogLevel::Debug, format!("restored {jid} from storage"));
-        Ok(Some(room))
+        Loaded::Room(Box::new(room))
     }
 
     /// A destroyed room's remains answer `gone` until they expire (or an admin rejoins).
@@ -471,15 +615,13 @@ impl MucHost {
     ) -> bool {
         let Some(room) = rooms.get(jid) else { return true };
         let Some(tombstone) = room.settings.tombstone.clone() else { return true };
-        let expired = room.settings.locked_until.is_none_or(|until| until < ctx.env.now());
+        let expired = room.settings.locked_until.is_none_or(|until| until < ctx.now());
         let admin_rejoins = stanza.name() == "presence"
             && stanza.attr("type").is_none()
             && ctx.env.is_service_admin(&from.to_bare());
         if expired || admin_rejoins {
             rooms.remove(jid);
-            if let Err(e) = ctx.env.store_room(jid, None) {
-                ctx.log(LogLevel::Error, format!("could not remove the remains of {jid}: {e}"));
-            }
+            ctx.out.stores.push(Store { room: jid.clone(), record: None, why: StoreReason::Remove });
             return true;
         }
         if stanza.attr("type") != Some("error") {
@@ -519,9 +661,10 @@ impl MucHost {
             Some(q) if get && q.is("query", NS_DISCO_ITEMS) => {
                 let mut items = el("query", NS_DISCO_ITEMS).with_opt("node", q.attr("node"));
                 if q.attr("node").is_none() {
+                    let Some(stored) = Self::stored_public_rooms(rooms, ctx) else { return };
                     let mut listed = public_rooms(rooms);
                     listed.extend(ctx.env.public_rooms_elsewhere());
-                    listed.extend(Self::stored_public_rooms(rooms, ctx));
+                    listed.extend(stored);
                     listed.sort();
                     // A stored room may be live on another node too.
                     listed.dedup_by(|a, b| a.0 == b.0);
@@ -656,18 +799,20 @@ fn public_rooms(rooms: &RoomCache) -> Vec<(String, Option<String>)> {
     list
 }
 
-/// Stanzas that may change what is stored about a room (and so need a snapshot to undo
-/// them if storing fails). Kept narrow: a snapshot copies the room, so a groupchat
-/// message, the hot path, must never take one.
-fn may_change_record(stanza: &Element) -> bool {
-    match stanza.name() {
-        "iq" => stanza.attr("type") == Some("set"),
-        "message" => {
-            stanza.attr("type") != Some("error")
-                && (stanza.has_child("subject", crate::xml::NS_CLIENT) || stanza.has_child("x", NS_MUC_USER))
-        }
-        _ => false,
-    }
+/// What a room's records become after a change: its configuration, or none for a
+/// temporary room.
+fn room_record(room: &Room) -> Option<StoredRoom> {
+    room.settings.persistent.then(|| StoredRoom { config: room.freeze(), state: None })
+}
+
+/// A room asked of storage.
+enum Loaded {
+    /// The host is asked for its records.
+    Asked,
+    Absent,
+    /// Storage could not be read, or the record not understood (logged).
+    Failed,
+    Room(Box<Room>),
 }
 
 /// The record a destroyed persistent room leaves (stock's tombstone): hidden, persistent,

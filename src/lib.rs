@@ -1,8 +1,9 @@
 //! muc_rs: a multi-user chat service (XEP-0045) whose rules live in Rust.
 //!
 //! The core is a state machine for one MUC host with no I/O and no Lua: a stanza goes in
-//! (with the facts the core cannot know, through [`Env`]), and the stanzas to send come out
-//! as an [`Outcome`]. Prosody-specific code lives only in [`binding`] (mlua, built with the
+//! with the [`Facts`] the core cannot know (the clock, stored records), and either a
+//! [`Question`] or an [`Outcome`] comes out: the records to store, the stanzas to send
+//! (see [`protocol`]). Prosody-specific code lives only in [`binding`] (mlua, built with the
 //! default `module` feature) and in the Lua shim `lua/mod_muc_rs.lua`.
 
 pub mod affiliation;
@@ -14,11 +15,13 @@ pub mod env;
 pub mod hooks;
 pub mod host;
 pub mod id;
+pub mod memory_host;
 pub mod occupant;
 pub mod ordered_map;
 pub mod outcome;
 pub mod panic_guard;
 pub mod persist;
+pub mod protocol;
 pub mod room;
 pub mod xml;
 
@@ -28,5 +31,6 @@ pub mod binding;
 pub use config::{HostConfig, OptionKind, OptionSpec, OptionValue};
 pub use env::Env;
 pub use hooks::{Event, Hook};
-pub use host::MucHost;
+pub use host::{Confirmed, MucHost};
 pub use outcome::{Delivery, LogLevel, Outcome};
+pub use protocol::{Facts, Question, Store, StoreReason, StoredRoom};

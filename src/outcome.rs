@@ -1,6 +1,9 @@
-//! What handling one stanza produces: stanzas to deliver, and log lines.
+//! What handling one stanza produces: records to store, stanzas to deliver, steps left to
+//! the host's modules, and log lines (see [`crate::protocol`]).
 
-use crate::hooks::{Event, Question};
+use crate::hooks::Event;
+use crate::protocol::{Question, Store};
+use crate::xml::{error_reply, StanzaError};
 use jid::Jid;
 use minidom::Element;
 
@@ -45,13 +48,16 @@ impl LogLevel {
 /// Everything the host must do after one call into the core, in order.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Outcome {
+    /// Written before anything else is done; then the host calls
+    /// [`crate::MucHost::confirm`] (see [`crate::protocol`]).
+    pub stores: Vec<Store>,
     pub deliveries: Vec<Delivery>,
     /// Steps left to the host's modules, each with the number of deliveries that go out
     /// before it (see [`crate::hooks`]).
     pub events: Vec<(usize, Event)>,
     pub log: Vec<(LogLevel, String)>,
-    /// Set when the core stopped to ask its host: nothing else is to be done; the host
-    /// answers and hands the stanza back (see [`crate::hooks`]).
+    /// Set when the core stopped to ask its host: nothing changed and nothing else is to
+    /// be done; the host answers and hands the stanza back (see [`crate::protocol`]).
     pub ask: Option<Question>,
 }
 
@@ -73,6 +79,17 @@ impl Outcome {
         }
     }
 
+    /// Answers `stanza` with an error from `by` (the room or the service; `None`: no
+    /// `by`), unless it is itself an error.
+    pub fn error(&mut self, stanza: &Element, error: StanzaError, by: Option<&str>) {
+        if stanza.attr("type") == Some("error") {
+            return;
+        }
+        if let Some(to) = stanza.attr("from").and_then(|f| f.parse::<Jid>().ok()) {
+            self.send(error_reply(stanza, &error, by), to);
+        }
+    }
+
     pub fn log(&mut self, level: LogLevel, message: impl Into<String>) {
         self.log.push((level, message.into()));
     }
@@ -87,7 +104,16 @@ impl Outcome {
     pub fn ask(&mut self, question: Question) {
         self.deliveries.clear();
         self.events.clear();
+        self.stores.clear();
         self.ask = Some(question);
+    }
+
+    /// The module question asked, if that is what the core stopped for.
+    pub fn module_question(&self) -> Option<&crate::hooks::Question> {
+        match &self.ask {
+            Some(Question::Module(question)) => Some(question),
+            _ => None,
+        }
     }
 
     /// Where the queue stands now, to go back to with [`Outcome::truncate`].

@@ -256,13 +256,20 @@ handle(Nif, Service, El, Sender, Rooms, #{server_host := ServerHost} = State) ->
             handle(Nif, Service, El, Sender, Every, State);
         dirty ->
             handle(fun muc_rs_nif:handle_dirty/5, Service, El, Sender, Rooms, State);
-        {ok, Deliveries, Stores, Logs, Gone} ->
-            lists:foreach(fun log/1, Logs),
-            ok = write_rooms(Stores),
-            lists:foreach(fun deliver/1, Deliveries),
-            %% A room no longer live here is no node's until a stanza brings it back.
-            lists:foreach(fun(Room) -> mnesia:dirty_delete(muc_rs_room_node, Room) end, Gone)
+        {ok, Deliveries, [], Logs, Gone} ->
+            carry_out(Deliveries, Logs, Gone);
+        {ok, [], Stores, [], Gone} ->
+            %% Written before anything is routed; a failed write is undone by the core,
+            %% which then hands the error reply instead.
+            {ok, Deliveries, Logs} = muc_rs_nif:confirm(Service, write_rooms(Stores)),
+            carry_out(Deliveries, Logs, Gone)
     end.
+
+carry_out(Deliveries, Logs, Gone) ->
+    lists:foreach(fun log/1, Logs),
+    lists:foreach(fun deliver/1, Deliveries),
+    %% A room no longer live here is no node's until a stanza brings it back.
+    lists:foreach(fun(Room) -> mnesia:dirty_delete(muc_rs_room_node, Room) end, Gone).
 
 %% The public rooms live on the cluster's other nodes (none answers within a second: left
 %% out, as a node that is going down would be).
@@ -298,9 +305,8 @@ read_room(RoomJid) ->
         [] -> none
     end.
 
-%% Every record of the stanza in one transaction, on disk before anything is sent.
-write_rooms([]) ->
-    ok;
+%% Every record of the stanza in one transaction, on disk before anything is sent: ok, or
+%% {error, Reason} with nothing written.
 write_rooms(Stores) ->
     Write = fun() ->
         lists:foreach(
@@ -308,9 +314,16 @@ write_rooms(Stores) ->
              ({RoomJid, Record}) -> mnesia:write(#muc_rs_room{name_host = RoomJid, record = Record})
           end, Stores)
     end,
-    {atomic, ok} = mnesia:transaction(Write),
-    %% mnesia's log buffers in its own process: flushed now, the change outlives a kill -9.
-    mnesia:sync_log().
+    case mnesia:transaction(Write) of
+        {atomic, ok} ->
+            %% mnesia's log buffers in its own process: flushed now, the change outlives a
+            %% kill -9.
+            mnesia:sync_log(),
+            ok;
+        {aborted, Reason} ->
+            ?ERROR_MSG("muc_rs could not write ~p: ~p", [[Room || {Room, _} <- Stores], Reason]),
+            {error, iolist_to_binary(io_lib:format("~p", [Reason]))}
+    end.
 
 deliver({El, Recipients}) ->
     Packet = xmpp:decode(El, ?NS_CLIENT, [ignore_els]),

@@ -1,7 +1,7 @@
 %%% The muc_rs core as a NIF (ejabberd/nif, libmuc_rs_nif.so in the module's priv/).
 %%% The functions below are replaced when the library loads.
 -module(muc_rs_nif).
--export([new_host/3, handle/5, handle_dirty/5, public_rooms/1]).
+-export([new_host/3, handle/5, handle_dirty/5, confirm/2, public_rooms/1]).
 -on_load(init/0).
 
 init() ->
@@ -24,8 +24,15 @@ new_host(_Host, _Options, _TestPanic) ->
 %% dirty (call handle_dirty/5 with the same arguments), or
 %% {ok, [{Xmlel, [To]}], [{RoomJid, Record | none}], [{Level, Line}], Gone}: each stanza
 %% as an #xmlel{} with its recipients ({User, Server, Resource} when already prepared, else
-%% the JID as a binary); Gone is [RoomJid] if the stanza's room is not live after it.
+%% the JID as a binary); Gone is [RoomJid] if the stanza's room is not live after it. When
+%% there are records to write, the stanzas and log lines are held back until confirm/2.
 handle(_Service, _Xmlel, _Now, _Sender, _Rooms) ->
+    erlang:nif_error(not_loaded).
+
+%% After the records handle/5 returned were written (ok) or not ({error, Reason}, Reason a
+%% binary): {ok, [{Xmlel, [To]}], [{Level, Line}]}, what handle/5 held back, or, if the
+%% write failed, the error reply to the sender (the core has put the room back as it was).
+confirm(_Service, _Written) ->
     erlang:nif_error(not_loaded).
 
 %% handle/5 on a dirty CPU scheduler: what handle/5 answers `dirty` to (a stanza for a room

@@ -186,6 +186,43 @@ impl Ejabberd {
         }
     }
 
+    /// Calls `module:function` with `args` (an Erlang list, e.g. `[muc_rs_room, read_only]`)
+    /// in the node, which must be a [`ClusterNode`] (the only kind with Erlang
+    /// distribution); the result as Erlang prints it on one line, e.g. `{atomic,ok}`. The
+    /// call comes from a hidden node on loopback, so the node's `nodes()` (the cluster
+    /// mod_muc_rs sees) does not change.
+    pub async fn rpc(&self, module: &str, function: &str, args: &str) -> Result<String> {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static CALLS: AtomicU32 = AtomicU32::new(0);
+        let node = self.extras.cluster.as_ref().ok_or_else(|| err!("rpc to a node without distribution"))?;
+        let helper =
+            format!("muc_rpc{}_{}@127.0.0.1", std::process::id(), CALLS.fetch_add(1, Ordering::Relaxed));
+        let eval = format!(
+            "R = rpc:call('{}', {module}, {function}, {args}, 10000), io:format(\"~0p~n\", [R]), halt().",
+            node.name
+        );
+        let output = Command::new("erl")
+            .args(["-noinput", "-hidden", "-name", &helper, "-setcookie", &node.cookie])
+            .args(["-kernel", "inet_dist_use_interface", "{127,0,0,1}"])
+            .args(["-eval", &eval])
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(Duration::from_secs(30), output)
+            .await
+            .map_err(|_| err!("rpc {module}:{function}{args} did not finish"))??;
+        let printed = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        if !output.status.success() || printed.is_empty() || printed.starts_with("{badrpc,") {
+            return Err(err!(
+                "rpc {module}:{function}{args} failed ({}): {printed}\n{}",
+                output.status,
+                indent(String::from_utf8_lossy(&output.stderr).trim())
+            ));
+        }
+        Ok(printed)
+    }
+
     /// `kill -9`: what mnesia had not written is gone.
     pub async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

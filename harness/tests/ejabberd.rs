@@ -2,8 +2,9 @@
 //! kept in mnesia before the owner hears back, so a persistent room survives `kill -9`
 //! right after the acknowledgement, and a temporary room leaves nothing behind; a panic in
 //! the core is an error reply and a log line, and the node and its rooms go on; the
-//! module's options in ejabberd.yml (access rules, mod_muc's names) shape the service; and
-//! the package `make ejabberd-contrib` makes installs with ejabberd's contrib mechanism.
+//! module's options in ejabberd.yml (access rules, mod_muc's names) shape the service; a
+//! write mnesia refuses leaves the live room as it was and is an error reply; and the
+//! package `make ejabberd-contrib` makes installs with ejabberd's contrib mechanism.
 //!
 //! Fails (no skip) when ejabberd or the module is missing: run tools/install-deps.sh and
 //! `make install-ejabberd ejabberd-contrib` first (the module is
@@ -14,9 +15,9 @@ mod ejabberd_client;
 
 use std::time::{Duration, Instant};
 
-use ejabberd_client::{assert_log_clean, disco_info_of, has_feature, Client, T};
+use ejabberd_client::{assert_log_clean, disco_info_of, has_feature, Client, NS_MUC_USER, T};
 use minidom::Element;
-use muc_harness::ejabberd::{default_module_dir, Ejabberd, Muc};
+use muc_harness::ejabberd::{default_module_dir, log_problems, ClusterNode, Ejabberd, Extras, Muc};
 
 const ROOM: &str = "keep@conference.localhost";
 
@@ -137,6 +138,136 @@ async fn the_options_in_ejabberd_yml_shape_the_rooms() {
     let codes = juliet.join(ROOM, "Juliet").await;
     assert!(!codes.contains(&"201".to_owned()), "the room was kept: {codes:?}");
     assert_log_clean(&server);
+}
+
+const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
+/// mod_muc_rs's log line for a transaction mnesia aborted.
+const FAILED_WRITE: &str = "muc_rs could not write";
+
+/// The room's name in its disco#info.
+fn room_name(info: &Element) -> Option<&str> {
+    info.get_child("query", NS_DISCO_INFO)?.get_child("identity", NS_DISCO_INFO)?.attr("name")
+}
+
+/// The room's occupant count in its disco#info (the muc#roominfo form).
+fn occupants(info: &Element) -> Option<String> {
+    let form = info.get_child("query", NS_DISCO_INFO)?.get_child("x", "jabber:x:data")?;
+    let field = form.children().find(|f| f.attr("var") == Some("muc#roominfo_occupants"))?;
+    Some(field.get_child("value", "jabber:x:data")?.text())
+}
+
+fn status_codes(el: &Element) -> Vec<&str> {
+    let x = el.get_child("x", NS_MUC_USER);
+    x.map(|x| x.children().filter(|c| c.name() == "status").filter_map(|c| c.attr("code")).collect())
+        .unwrap_or_default()
+}
+
+/// The room's disco#info, failing if a stanza `unwanted` accepts comes before it: the room
+/// routes in order, so what an earlier stanza delivered to this client would come first.
+async fn disco_info_with_none(client: &mut Client, unwanted: impl Fn(&Element) -> bool) -> Element {
+    client
+        .send(&format!(
+            "<iq xmlns='jabber:client' type='get' to='{ROOM}' id='check'><query xmlns='{NS_DISCO_INFO}'/></iq>"
+        ))
+        .await;
+    let is_reply = |el: &Element| el.name() == "iq" && el.attr("id") == Some("check");
+    let el = client.expect("disco#info's reply", |el| is_reply(el) || unwanted(el)).await;
+    assert!(is_reply(&el), "unexpected: {}", String::from(&el));
+    el
+}
+
+async fn expect_internal_error(client: &mut Client, id: &str) {
+    let reply = client.expect("the iq's reply", |el| el.name() == "iq" && el.attr("id") == Some(id)).await;
+    assert_eq!(reply.attr("type"), Some("error"), "{}", String::from(&reply));
+    assert!(String::from(&reply).contains("internal-server-error"), "{}", String::from(&reply));
+}
+
+/// `mnesia:change_table_access_mode` of the rooms' table in the node.
+async fn set_room_table(server: &Ejabberd, mode: &str) {
+    let result = server.rpc("mnesia", "change_table_access_mode", &format!("[muc_rs_room, {mode}]")).await;
+    assert_eq!(result.unwrap_or_else(|e| panic!("{e}")), "{atomic,ok}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_write_that_fails_leaves_the_room_as_it_was_and_the_sender_gets_the_error() {
+    // A node with Erlang distribution (on loopback), for the test to reach its mnesia.
+    let extras = Extras { cluster: ClusterNode::cluster(1).pop(), ..Extras::default() };
+    let mut server =
+        Ejabberd::start_with_extras(&Muc::muc_rs(), "", extras).await.unwrap_or_else(|e| panic!("{e}"));
+    let rename = |name| ejabberd_client::configure(ROOM, name, true);
+    let mut romeo = Client::connect(&server, "romeo").await;
+    romeo.join(ROOM, "Romeo").await;
+    romeo.iq_ok("cfg", &rename("Old Name")).await;
+    let mut juliet = Client::connect(&server, "juliet").await;
+    juliet.join(ROOM, "Juliet").await;
+    let juliet_in_room = format!("{ROOM}/Juliet");
+    romeo.expect("Juliet's arrival", |el| el.attr("from") == Some(&juliet_in_room)).await;
+
+    set_room_table(&server, "read_only").await;
+
+    // A config change mnesia cannot write: an error to Romeo, no notice to anyone, and the
+    // live room keeps its old name.
+    romeo.send(&rename("New Name")).await;
+    expect_internal_error(&mut romeo, "cfg").await;
+    for client in [&mut romeo, &mut juliet] {
+        let notice = |el: &Element| el.name() == "message" && status_codes(el).contains(&"104");
+        let info = disco_info_with_none(client, notice).await;
+        assert_eq!(room_name(&info), Some("Old Name"), "{}", String::from(&info));
+    }
+
+    // An affiliation change mnesia cannot write: an error, Juliet is not banned out of the
+    // room, and she is not an outcast.
+    romeo
+        .send(&format!(
+            "<iq xmlns='jabber:client' type='set' to='{ROOM}' id='ban'><query xmlns='http://jabber.org/protocol/muc#admin'>\
+             <item affiliation='outcast' jid='juliet@localhost'/></query></iq>"
+        ))
+        .await;
+    expect_internal_error(&mut romeo, "ban").await;
+    let removed = |el: &Element| {
+        el.name() == "presence"
+            && el.attr("from") == Some(&juliet_in_room)
+            && el.attr("type") == Some("unavailable")
+    };
+    disco_info_with_none(&mut juliet, removed).await;
+    let info = disco_info_with_none(&mut romeo, removed).await;
+    assert_eq!(occupants(&info).as_deref(), Some("2"), "{}", String::from(&info));
+    let outcasts = romeo
+        .iq_ok(
+            "outcasts",
+            &format!(
+                "<iq xmlns='jabber:client' type='get' to='{ROOM}' id='outcasts'><query xmlns='http://jabber.org/protocol/muc#admin'>\
+                 <item affiliation='outcast'/></query></iq>"
+            ),
+        )
+        .await;
+    let listed =
+        outcasts.get_child("query", "http://jabber.org/protocol/muc#admin").map(|q| q.children().count());
+    assert_eq!(listed, Some(0), "{}", String::from(&outcasts));
+
+    // Writable again: the same change goes through, and is kept.
+    set_room_table(&server, "read_write").await;
+    romeo.iq_ok("cfg", &rename("New Name")).await;
+    juliet.expect("the 104 notice", |el| el.name() == "message" && status_codes(el).contains(&"104")).await;
+    // (checked before the kill -9, which may lose the logger's last lines)
+    let log = server
+        .wait_for_log(FAILED_WRITE, T)
+        .await
+        .unwrap_or_else(|log| panic!("no `{FAILED_WRITE}`:\n{log}"));
+    assert_only_failed_writes(&log);
+    server.crash_restart().await.unwrap_or_else(|e| panic!("{e}"));
+    let mut juliet = Client::connect(&server, "juliet").await;
+    let info = disco_info(&mut juliet).await;
+    assert_eq!(room_name(&info), Some("New Name"), "{}", String::from(&info));
+    assert_only_failed_writes(&server.read_log());
+}
+
+/// The node's log has no error of the MUC module but its line for a failed write, and no
+/// crash of any process.
+fn assert_only_failed_writes(log: &str) {
+    let others: Vec<String> = log_problems(log).into_iter().filter(|l| !l.contains(FAILED_WRITE)).collect();
+    assert!(others.is_empty(), "{others:#?}\n{log}");
+    assert!(!log.contains("CRASH REPORT") && !log.contains("terminating"), "{log}");
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -14,6 +14,8 @@ _G.prosody = {
 };
 local hosts = prosody.hosts;
 P.stores = {};
+-- Stores whose writes fail, by "host/store" id, with the error they answer.
+P.failing_stores = {};
 
 local function stub(name, value)
 	package.loaded[name] = value;
@@ -98,6 +100,7 @@ function P.load(host, name, path)
 			return {
 				get = function (_, user, key) return (data[user or ""] or {})[key]; end;
 				set = function (_, user, key, value)
+					if P.failing_stores[id] then return nil, P.failing_stores[id]; end
 					local u = user or "";
 					data[u] = data[u] or {};
 					data[u][key] = value;
@@ -107,7 +110,11 @@ function P.load(host, name, path)
 		end
 		return {
 			get = function (_, user) return data[user or ""]; end;
-			set = function (_, user, value) data[user or ""] = value; return true; end;
+			set = function (_, user, value)
+				if P.failing_stores[id] then return nil, P.failing_stores[id]; end
+				data[user or ""] = value;
+				return true;
+			end;
 		};
 	end
 	-- module:require as Prosody's plugin loader does it: <name>.lib.lua beside the module,

@@ -33,8 +33,12 @@ use minidom::Element;
 use mlua::{Lua, Result as LuaResult, Table, Value};
 
 impl LuaHost {
-    /// Sends the deliveries and runs the events of `outcome`, in their order.
+    /// Logs the log lines of `outcome`, then sends its deliveries and runs its events, in
+    /// their order.
     pub(super) fn carry_out(&self, lua: &Lua, outcome: &Outcome) -> LuaResult<()> {
+        for (level, message) in &outcome.log {
+            self.log(level.as_str(), message);
+        }
         let mut sent = 0;
         for (at, event) in &outcome.events {
             for delivery in &outcome.deliveries[sent..*at] {

@@ -5,11 +5,12 @@ use super::convert::{self, Keys};
 use super::render;
 use super::reuse::StanzaCache;
 use super::storage::Storage;
-use crate::env::{Env, StoredRoom};
+use crate::env::Env;
 use crate::hooks::{Answer, Hook};
-use crate::host::MucHost;
-use crate::outcome::Delivery;
+use crate::host::{Confirmed, MucHost};
+use crate::outcome::{Delivery, Outcome};
 use crate::panic_guard::{self as guard, TEST_NS};
+use crate::protocol::{Facts, Store};
 use crate::xml::{error_reply, ElementExt, StanzaError, NS_CLIENT};
 use jid::{BareJid, Jid};
 use minidom::Element;
@@ -74,19 +75,50 @@ impl LuaHost {
         })
     }
 
-    pub(super) fn env<'a>(&'a self, lua: &'a Lua) -> LuaEnv<'a> {
+    pub(super) fn env(&self) -> LuaEnv<'_> {
         LuaEnv {
-            lua,
             listens: self.listens.as_ref(),
             listens_known: Cell::new(0),
             listens_yes: Cell::new(0),
             answers: None,
             avatar_hash: self.avatar_hash.as_ref(),
             is_admin: self.is_admin.as_ref(),
-            storage: &self.storage,
             admins_seen: RefCell::default(),
             errors: RefCell::new(Vec::new()),
         }
+    }
+
+    /// Calls into the core until it asks nothing storage can answer (reading the rooms it
+    /// asks for through the shim's storage callbacks, outside any borrow of the core), then
+    /// writes what it stores and confirms: the call's value, and what to carry out.
+    pub(super) fn drive<T>(
+        &self,
+        lua: &Lua,
+        facts: &mut Facts,
+        mut call: impl FnMut(&mut MucHost, &Facts) -> (T, Outcome),
+    ) -> LuaResult<(T, Confirmed)> {
+        loop {
+            let (value, outcome) = call(&mut *self.host_mut()?, facts);
+            if let Some(question) = &outcome.ask {
+                if facts.answer_from(question, &self.storage) {
+                    continue;
+                }
+            }
+            if outcome.stores.is_empty() {
+                return Ok((value, Confirmed { outcome, undone: false }));
+            }
+            let written = self.write(lua, &outcome.stores);
+            let confirmed = self.host_mut()?.confirm(written);
+            return Ok((value, confirmed));
+        }
+    }
+
+    /// Writes the stores in order; the first failure stops there.
+    fn write(&self, lua: &Lua, stores: &[Store]) -> Result<(), String> {
+        for store in stores {
+            self.storage.store(lua, &store.room, store.record.as_ref())?;
+        }
+        Ok(())
     }
 
     /// Runs an admin operation on the core and sends what it produced; returns true, or
@@ -94,50 +126,71 @@ impl LuaHost {
     fn admin(
         &self,
         lua: &Lua,
-        operation: impl FnOnce(&mut MucHost, &LuaEnv) -> Result<crate::outcome::Outcome, String>,
+        operation: impl Fn(&mut MucHost, &LuaEnv, &Facts) -> Result<Outcome, String>,
     ) -> (Option<bool>, Option<String>) {
-        let env = self.env(lua);
-        let result = match self.host.try_borrow_mut() {
-            Ok(mut host) => guard::run(|| operation(&mut host, &env)),
-            Err(_) => return (None, Some("host busy".into())),
-        };
+        let env = self.env();
+        let mut facts = self.facts();
+        let driven = guard::run(|| {
+            self.drive(lua, &mut facts, |host, facts| match operation(host, &env, facts) {
+                Ok(outcome) => (Ok(()), outcome),
+                Err(why) => (Err(why), Outcome::default()),
+            })
+        });
         for e in env.errors.take() {
             self.log("warn", &e);
         }
-        let outcome = match result {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(why)) => return (None, Some(why)),
+        let (done, confirmed) = match driven {
+            Ok(Ok(driven)) => driven,
+            Ok(Err(e)) => return (None, Some(summary(&e))),
             Err(panic) => {
                 self.log("error", &format!("admin operation panicked: {panic}"));
                 return (None, Some("internal error".into()));
             }
         };
-        for (level, message) in &outcome.log {
-            self.log(level.as_str(), message);
+        if let Err(why) = done {
+            return (None, Some(why));
         }
-        if let Err(e) = self.carry_out(lua, &outcome) {
+        let result = match confirmed.undone {
+            false => (Some(true), None),
+            true => (None, Some("could not store the change".into())),
+        };
+        if let Err(e) = self.carry_out(lua, &confirmed.outcome) {
             self.log("error", &format!("could not send: {}", summary(&e)));
         }
-        (Some(true), None)
+        result
     }
 
     /// Stores every live room with its occupants (when the server stops).
     fn save_all(&self, lua: &Lua) {
-        let env = self.env(lua);
-        let outcome = match self.host.try_borrow_mut() {
-            Ok(mut host) => guard::run(|| host.save_all(&env)),
-            Err(_) => return self.log("error", "save_all: host busy"),
-        };
-        match outcome {
-            Ok(outcome) => {
-                for (level, message) in &outcome.log {
+        let mut facts = self.facts();
+        match guard::run(|| self.drive(lua, &mut facts, |host, _| ((), host.save_all()))) {
+            Ok(Ok(((), confirmed))) => {
+                for (level, message) in &confirmed.outcome.log {
                     self.log(level.as_str(), message);
                 }
             }
+            Ok(Err(e)) => self.log("error", &format!("save_all: {}", summary(&e))),
             Err(panic) => self.log("error", &format!("save_all panicked: {panic}")),
         }
-        for e in env.errors.take() {
-            self.log("warn", &e);
+    }
+
+    /// The facts of a new call: the time now, nothing read yet.
+    pub(super) fn facts(&self) -> Facts {
+        Facts::at(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0))
+    }
+
+    /// Every room, live or stored (the admins' room list).
+    fn room_jids(&self) -> Vec<String> {
+        let mut facts = self.facts();
+        loop {
+            let Ok(host) = self.host.try_borrow() else { return Vec::new() };
+            match host.all_room_jids(&facts) {
+                Some(jids) => return jids,
+                None => {
+                    drop(host);
+                    facts.answer_from(&crate::protocol::Question::StoredRooms, &self.storage);
+                }
+            }
         }
     }
 
@@ -149,9 +202,10 @@ impl LuaHost {
     }
 
     /// `host:handle(stanza, answers)`: true for a stanza table once it has been dealt with
-    /// (even if only by logging), false for anything else; or a question for the modules
-    /// (see `events::question_table`), after which the shim calls again with the same
-    /// stanza and `answers[question.hook]` set.
+    /// (even if only by logging), false for anything else; or a step left to the shim (see
+    /// `storage::step_table`): a question for the modules or for storage, after which the
+    /// shim calls again with the same stanza and the answer in `answers`, or records to
+    /// store, after which the shim calls `host:confirm(err)`.
     fn handle(&self, lua: &Lua, stanza: Value, answers: Option<Table>) -> Value {
         let Value::Table(table) = stanza else {
             self.log("warn", &format!("handle() expects a stanza table, got a {}", stanza.type_name()));
@@ -197,7 +251,8 @@ impl LuaHost {
                 return Ok(None);
             }
         };
-        let mut env = self.env(lua);
+        let facts = self.facts_from(answers.as_ref());
+        let mut env = self.env();
         env.answers = answers;
         let outcome = {
             let Ok(mut host) = self.host.try_borrow_mut() else {
@@ -209,22 +264,46 @@ impl LuaHost {
             if self.test_panic && element.has_child("panic", TEST_NS) {
                 panic!("forced panic (test hook)");
             }
-            host.handle(element, &env)
+            host.handle(&element, &env, &facts)
         };
         for error in env.errors.into_inner() {
             self.log("error", &error);
         }
-        for (level, message) in &outcome.log {
-            self.log(level.as_str(), message);
+        if outcome.ask.is_some() || !outcome.stores.is_empty() {
+            // Left to the shim, where storage and modules' handlers may wait (util.async):
+            // it answers and calls again, or writes and confirms.
+            for (level, message) in &outcome.log {
+                self.log(level.as_str(), message);
+            }
+            return super::storage::step_table(lua, &outcome).map(Some);
         }
-        if let Some(question) = &outcome.ask {
-            return super::events::question_table(lua, question).map(Some);
-        }
+        self.finish(lua, &outcome).map(|()| None)
+    }
+
+    /// `host:confirm(err)`: the shim wrote the stores `handle` handed it (`err` nil), or
+    /// failed to (`err` says why); what was held back, or the error reply, goes out now.
+    fn confirm(&self, lua: &Lua, err: Option<String>) -> LuaResult<()> {
+        let confirmed = self.host_mut()?.confirm(err.map_or(Ok(()), Err));
+        self.finish(lua, &confirmed.outcome)
+    }
+
+    /// Carries out an outcome of a stanza's handling (its repeatable deliveries kept).
+    fn finish(&self, lua: &Lua, outcome: &Outcome) -> LuaResult<()> {
         let repeatable = outcome.deliveries.iter().filter(|d| d.repeatable).count();
         if repeatable > 0 {
             self.repeatable.borrow_mut().expect(repeatable);
         }
-        self.carry_out(lua, &outcome).map(|()| None)
+        self.carry_out(lua, outcome)
+    }
+
+    /// The facts of a call of `handle`: the time now, and what the shim read from storage
+    /// for it (`answers.rooms[jid]`, `answers.stored_rooms`, see `storage::step_table`).
+    fn facts_from(&self, answers: Option<&Table>) -> Facts {
+        let mut facts = self.facts();
+        if let Some(answers) = answers {
+            super::storage::read_answers(answers, &mut facts);
+        }
+        facts
     }
 
     /// The core, for a call that may change it (never held across a Lua callback).
@@ -286,6 +365,14 @@ impl UserData for LuaHost {
         methods.add_method("handle", |lua, this, (stanza, answers): (Value, Option<Table>)| {
             Ok(this.handle(lua, stanza, answers))
         });
+        methods.add_method("confirm", |lua, this, err: Option<String>| {
+            match guard::run(|| this.confirm(lua, err)) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => this.log("error", &format!("could not confirm stored rooms: {}", summary(&e))),
+                Err(panic) => this.log("error", &format!("panic while confirming stored rooms: {panic}")),
+            }
+            Ok(())
+        });
         // The room objects' methods (see `room_api`); a panic is an error to the caller.
         methods.add_method("room", |lua, this, (method, jid, args): (String, String, MultiValue)| {
             guard::run(|| this.room_call(lua, &method, &jid, args)).unwrap_or_else(|panic| {
@@ -308,18 +395,15 @@ impl UserData for LuaHost {
         });
         // Admin operations (the ad-hoc commands): the room list, destroying a room, and
         // setting an affiliation with the room's authority.
-        methods.add_method("room_jids", |lua, this, ()| {
-            let env = this.env(lua);
-            Ok(this.host.try_borrow().map(|h| h.all_room_jids(&env)).unwrap_or_default())
-        });
+        methods.add_method("room_jids", |_, this, ()| Ok(this.room_jids()));
         methods.add_method("destroy_room", |lua, this, jid: String| {
-            Ok(this.admin(lua, |host, env| host.admin_destroy(&jid, env)))
+            Ok(this.admin(lua, |host, env, facts| host.admin_destroy(&jid, env, facts)))
         });
         methods.add_method(
             "set_affiliation",
             |lua, this, (room, jid, affiliation, reason): (String, String, String, Option<String>)| {
-                Ok(this.admin(lua, |host, env| {
-                    host.admin_set_affiliation(&room, &jid, &affiliation, reason.as_deref(), env)
+                Ok(this.admin(lua, |host, env, facts| {
+                    host.admin_set_affiliation(&room, &jid, &affiliation, reason.as_deref(), env, facts)
                 }))
             },
         );
@@ -351,7 +435,6 @@ impl UserData for LuaHost {
 /// What the core asks Prosody: the clock, (lazily) whether a JID is a service admin, and
 /// the rooms in its storage.
 pub(super) struct LuaEnv<'a> {
-    lua: &'a Lua,
     listens: Option<&'a Function>,
     /// Answers of `listens` during this call: bit `hook as u32` set once asked, and if yes
     /// (every hook has its bit: see the assertion below).
@@ -361,7 +444,6 @@ pub(super) struct LuaEnv<'a> {
     answers: Option<Table>,
     avatar_hash: Option<&'a Function>,
     is_admin: Option<&'a Function>,
-    storage: &'a Storage,
     /// Answers of the `is_admin` callback during this call.
     admins_seen: RefCell<std::collections::HashMap<BareJid, bool>>,
     /// Failures of the `is_admin` callback, logged once the core has returned.
@@ -371,10 +453,6 @@ pub(super) struct LuaEnv<'a> {
 const _: () = assert!((Hook::Config as u32) < 32, "a hook beyond the listens bitmask");
 
 impl Env for LuaEnv<'_> {
-    fn now(&self) -> i64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-    }
-
     fn listens(&self, hook: Hook) -> bool {
         let Some(listens) = self.listens else { return false };
         let bit = 1u32 << (hook as u32);
@@ -432,18 +510,6 @@ impl Env for LuaEnv<'_> {
         };
         self.admins_seen.borrow_mut().insert(jid.clone(), answer);
         answer
-    }
-
-    fn load_room(&self, room: &BareJid) -> Result<Option<StoredRoom>, String> {
-        self.storage.load(room)
-    }
-
-    fn store_room(&self, room: &BareJid, record: Option<&StoredRoom>) -> Result<(), String> {
-        self.storage.store(self.lua, room, record)
-    }
-
-    fn stored_rooms(&self) -> Result<Vec<BareJid>, String> {
-        self.storage.list()
     }
 }
 

@@ -37,6 +37,7 @@ use super::storage::{data_from_lua, data_to_lua};
 use crate::affiliation::{Affiliation, Role};
 use crate::dataform::Value as FormValue;
 use crate::occupant::Occupant;
+use crate::outcome::Outcome;
 use crate::persist::Data;
 use crate::room::settings::{Tombstone, Whois};
 use crate::room::{Actor, AffiliationData, Ctx, DataChange, Room};
@@ -54,12 +55,19 @@ impl LuaHost {
         let Ok(jid) = jid.parse::<BareJid>() else { return nil() };
         let arg = |i: usize| args.get(i).cloned().unwrap_or(Value::Nil);
         let text = |i: usize| arg(i).as_string().and_then(|s| s.to_str().ok().map(|s| s.to_owned()));
-        let env = self.env(lua);
+        let env = self.env();
+        let mut facts = self.facts();
+        // What to carry out after a call whose writes were confirmed, or undone.
+        let settle = |confirmed: crate::host::Confirmed| -> LuaResult<bool> {
+            self.carry_out(lua, &confirmed.outcome)?;
+            Ok(!confirmed.undone)
+        };
         match method {
             "find" => {
-                let (found, outcome) = self.host_mut()?.find_room(&jid, &env);
-                self.carry_out(lua, &outcome)?;
-                return (found.ok() == Some(true)).into_lua_multi(lua);
+                let (found, confirmed) =
+                    self.drive(lua, &mut facts, |host, facts| host.find_room(&jid, &env, facts))?;
+                let kept = settle(confirmed)?;
+                return (kept && found.ok() == Some(true)).into_lua_multi(lua);
             }
             "broadcast_message" | "add_history" => {
                 let Value::Table(stanza) = arg(0) else { return nil() };
@@ -70,9 +78,9 @@ impl LuaHost {
                     }
                 };
                 if method == "add_history" {
-                    return self.host_mut()?.add_history(&jid, &element, &env).into_lua_multi(lua);
+                    return self.host_mut()?.add_history(&jid, &element, facts.now).into_lua_multi(lua);
                 }
-                let outcome = self.host_mut()?.broadcast_message(&jid, element, &env);
+                let outcome = self.host_mut()?.broadcast_message(&jid, element, &env, &facts);
                 if let Some(outcome) = outcome {
                     self.carry_out(lua, &outcome)?;
                 }
@@ -83,7 +91,7 @@ impl LuaHost {
                     Value::Table(t) => t.sequence_values::<u16>().collect::<LuaResult<_>>()?,
                     _ => Vec::new(),
                 };
-                let outcome = self.host_mut()?.config_notice(&jid, &codes, &env);
+                let outcome = self.host_mut()?.config_notice(&jid, &codes, &env, &facts);
                 if let Some(outcome) = outcome {
                     self.carry_out(lua, &outcome)?;
                 }
@@ -94,34 +102,45 @@ impl LuaHost {
                     Some(Data::Table(t)) => Some(t),
                     _ => None,
                 };
-                let (created, outcome) = self.host_mut()?.create_room(&jid, config.as_ref(), &env);
-                self.carry_out(lua, &outcome)?;
-                return match created {
-                    Ok(()) => true.into_lua_multi(lua),
-                    Err(condition) => (Value::Nil, condition).into_lua_multi(lua),
+                let (created, confirmed) = self.drive(lua, &mut facts, |host, facts| {
+                    host.create_room(&jid, config.as_ref(), &env, facts)
+                })?;
+                return match (created, settle(confirmed)?) {
+                    (Ok(()), true) => true.into_lua_multi(lua),
+                    (Ok(()), false) => (Value::Nil, "resource-constraint").into_lua_multi(lua),
+                    (Err(condition), _) => (Value::Nil, condition).into_lua_multi(lua),
                 };
             }
             "destroy" => {
                 let why = Tombstone { new_jid: text(0), reason: text(1) };
-                let destroyed = self.host_mut()?.destroy_room(jid.as_str(), why, text(2).as_deref(), &env);
-                return match destroyed {
-                    Ok(outcome) => {
-                        self.carry_out(lua, &outcome)?;
-                        true.into_lua_multi(lua)
+                let (destroyed, confirmed) = self.drive(lua, &mut facts, |host, facts| {
+                    match host.destroy_room(jid.as_str(), why.clone(), text(2).as_deref(), &env, facts) {
+                        Ok(outcome) => (Ok(()), outcome),
+                        Err(why) => (Err(why), Outcome::default()),
                     }
+                })?;
+                settle(confirmed)?;
+                return match destroyed {
+                    Ok(()) => true.into_lua_multi(lua),
                     Err(why) => (Value::Nil, why).into_lua_multi(lua),
                 };
             }
             "set_affiliation" | "set_role" | "set_option" | "set_subject" => {
-                let changed = self.host_mut()?.change_room(&jid, &env, |room, ctx| {
-                    change(room, ctx, method, &args)
-                        .map_err(|(kind, condition)| format!("{kind}\u{1}{condition}"))
-                });
-                return match changed {
-                    Ok((value, outcome)) => {
-                        self.carry_out(lua, &outcome)?;
-                        value.into_lua_multi(lua)
+                let (changed, confirmed) = self.drive(lua, &mut facts, |host, facts| {
+                    let changed = host.change_room(&jid, &env, facts, |room, ctx| {
+                        change(room, ctx, method, &args)
+                            .map_err(|(kind, condition)| format!("{kind}\u{1}{condition}"))
+                    });
+                    match changed {
+                        Ok((value, outcome)) => (Ok(value), outcome),
+                        Err(why) => (Err(why), Outcome::default()),
                     }
+                })?;
+                let kept = settle(confirmed)?;
+                return match changed {
+                    // The write failed: the change is undone.
+                    Ok(_) if !kept => (Value::Nil, "wait", "internal-server-error").into_lua_multi(lua),
+                    Ok(value) => value.into_lua_multi(lua),
                     // Stock's convention: nil, error type, condition.
                     Err(why) => match why.split_once('\u{1}') {
                         Some((kind, condition)) => {
@@ -132,16 +151,22 @@ impl LuaHost {
                 };
             }
             "avatar_updated" => {
-                let outcome = self.host_mut()?.avatar_updated(&jid, &env);
+                let outcome = self.host_mut()?.avatar_updated(&jid, &env, &facts);
                 if let Some(outcome) = outcome {
                     self.carry_out(lua, &outcome)?;
                 }
                 return nil();
             }
             "save" => {
-                return match self.host_mut()?.save_room(&jid, &env) {
-                    Ok(()) => true.into_lua_multi(lua),
-                    Err(why) => (Value::Nil, why).into_lua_multi(lua),
+                let (saved, confirmed) =
+                    self.drive(lua, &mut facts, |host, _| match host.save_room(&jid) {
+                        Ok(outcome) => (Ok(()), outcome),
+                        Err(why) => (Err(why), Outcome::default()),
+                    })?;
+                return match (saved, settle(confirmed)?) {
+                    (Ok(()), true) => true.into_lua_multi(lua),
+                    (Ok(()), false) => (Value::Nil, format!("could not store {jid}")).into_lua_multi(lua),
+                    (Err(why), _) => (Value::Nil, why).into_lua_multi(lua),
                 };
             }
             "set_data" => {
@@ -149,7 +174,8 @@ impl LuaHost {
                     text(0).ok_or_else(|| mlua::Error::runtime("set_data: the key must be a string"))?;
                 let value = data_from_lua(&arg(1), 0);
                 let mut host = self.host_mut()?;
-                let Some(((), _)) = host.with_room(&jid, &env, |room, _| room.settings.set_data(&key, value))
+                let Some(((), _)) =
+                    host.with_room(&jid, &env, &facts, |room, _| room.settings.set_data(&key, value))
                 else {
                     return nil();
                 };
@@ -160,7 +186,7 @@ impl LuaHost {
         let host = self.host.try_borrow().map_err(|_| mlua::Error::runtime("muc_rs host busy"))?;
         let Some(room) = host.room(&jid) else { return nil() };
         let mut scratch = crate::outcome::Outcome::default();
-        let ctx = Ctx { config: host.config(), env: &env, out: &mut scratch, host: host.domain() };
+        let ctx = Ctx::new(host.config(), &env, &facts, &mut scratch, host.domain());
         let value: Value = match method {
             "get_affiliation" => match text(0).and_then(|j| j.parse::<Jid>().ok()) {
                 Some(user) => affiliation_value(lua, room.affiliation(&ctx, &user.to_bare()))?,

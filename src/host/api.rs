@@ -2,38 +2,37 @@
 //! mod_muc's room objects let them: find a room, broadcast through it, keep a message in
 //! its history, store it.
 
-use super::{report_departures, MucHost};
-use crate::env::{Env, StoredRoom};
+use super::{report_departures, room_record, MucHost};
+use crate::env::Env;
 use crate::hooks::{Event, Hook};
 use crate::outcome::Outcome;
+use crate::protocol::{Facts, Store, StoreReason};
 use crate::room::occupant_presence::OccupantPresence;
 use crate::room::settings::RoomSettings;
-use crate::room::{Ctx, Room};
+use crate::room::{Ctx, Room, Undo};
 use jid::BareJid;
 use minidom::Element;
 
 impl MucHost {
     /// The live room `jid`, brought back from storage if it has records there (stock's
-    /// `get_room_from_jid`). `Err` means storage failed; the outcome has the log lines and
-    /// the rooms put away to make space.
-    pub fn find_room(&mut self, jid: &BareJid, env: &dyn Env) -> (Result<bool, ()>, Outcome) {
-        let mut out = Outcome::default();
+    /// `get_room_from_jid`). `Err` means storage failed. The outcome may ask the host for
+    /// the room's records, or hold the stores of rooms put away to make space.
+    pub fn find_room(
+        &mut self,
+        jid: &BareJid,
+        env: &dyn Env,
+        facts: &Facts,
+    ) -> (Result<bool, String>, Outcome) {
         if self.room(jid).is_some() {
-            return (Ok(true), out);
+            return (Ok(true), Outcome::default());
         }
-        let mut ctx = Ctx { config: &self.config, env, out: &mut out, host: &self.domain };
-        let found = match Self::load_room(&mut ctx, jid) {
-            Ok(Some(room)) => {
-                if Self::make_room_for_one(&mut self.rooms, &mut ctx).is_err() {
-                    return (Err(()), out);
-                }
-                self.rooms.insert(room);
-                Ok(true)
-            }
-            Ok(None) => Ok(false),
-            Err(()) => Err(()),
-        };
-        (found, out)
+        self.settle_unconfirmed();
+        let mut out = Outcome::default();
+        let mut ctx = Ctx::new(&self.config, env, facts, &mut out, &self.domain);
+        let found = Self::bring_back_into(&mut self.rooms, &mut ctx, jid);
+        let undo = std::mem::take(&mut ctx.undo);
+        let added = matches!(found, Ok(true)).then(|| jid.clone());
+        (found, self.hold(out, undo, added, None))
     }
 
     /// A module's `create_room(jid, config)`: a room made without a join, with `config` as
@@ -44,17 +43,23 @@ impl MucHost {
         jid: &BareJid,
         config: Option<&crate::persist::Table>,
         env: &dyn Env,
+        facts: &Facts,
     ) -> (Result<(), &'static str>, Outcome) {
-        let (found, mut out) = self.find_room(jid, env);
-        match found {
-            Ok(true) => return (Err("room-exists"), out),
-            Err(()) => return (Err("internal-server-error"), out),
-            Ok(false) if jid.node().is_none() || jid.domain() != self.domain.domain() => {
-                return (Err("jid-malformed"), out)
-            }
-            Ok(false) => {}
+        if jid.node().is_none() || jid.domain() != self.domain.domain() {
+            return (Err("jid-malformed"), Outcome::default());
         }
-        let mut ctx = Ctx { config: &self.config, env, out: &mut out, host: &self.domain };
+        if self.room(jid).is_some() {
+            return (Err("room-exists"), Outcome::default());
+        }
+        self.settle_unconfirmed();
+        let mut out = Outcome::default();
+        let mut ctx = Ctx::new(&self.config, env, facts, &mut out, &self.domain);
+        match Self::load_room(&mut ctx, jid) {
+            super::Loaded::Asked => return (Ok(()), out),
+            super::Loaded::Room(_) => return (Err("room-exists"), Outcome::default()),
+            super::Loaded::Failed => return (Err("internal-server-error"), out),
+            super::Loaded::Absent => {}
+        }
         if Self::make_room_for_one(&mut self.rooms, &mut ctx).is_err() {
             return (Err("resource-constraint"), out);
         }
@@ -67,7 +72,8 @@ impl MucHost {
         if ctx.env.listens(Hook::RoomLifecycle) {
             ctx.out.fire(Event::RoomCreated { room: jid.clone() });
         }
-        (Ok(()), out)
+        let undo = std::mem::take(&mut ctx.undo);
+        (Ok(()), self.hold(out, undo, Some(jid.clone()), None))
     }
 
     /// Live rooms' JIDs, in no particular order.
@@ -81,6 +87,7 @@ impl MucHost {
         &mut self,
         jid: &BareJid,
         env: &dyn Env,
+        facts: &Facts,
         f: impl FnOnce(&mut Room, &mut Ctx) -> T,
     ) -> Option<(T, Outcome)> {
         let mut out = Outcome::default();
@@ -89,54 +96,66 @@ impl MucHost {
             Some(room) => room,
             None => self.pending.as_deref_mut().filter(|p| p.jid == *jid)?,
         };
-        let mut ctx = Ctx { config, env, out: &mut out, host: domain };
+        let mut ctx = Ctx::new(config, env, facts, &mut out, domain);
         let result = f(room, &mut ctx);
         report_departures(room, &mut ctx);
         Some((result, out))
     }
 
     /// A change a module makes to a live room (an affiliation, a role, a setting): stored
-    /// before anyone hears of it, and undone if storing fails.
+    /// before anyone hears of it, and undone if storing fails (the outcome holds the store
+    /// until [`MucHost::confirm`]).
     pub fn change_room<T>(
         &mut self,
         jid: &BareJid,
         env: &dyn Env,
+        facts: &Facts,
         f: impl FnOnce(&mut Room, &mut Ctx) -> Result<T, String>,
     ) -> Result<(T, Outcome), String> {
-        let snapshot = self.room(jid).ok_or("No such room")?.clone();
-        let (result, out) = self.with_room(jid, env, f).ok_or("No such room")?;
+        self.settle_unconfirmed();
+        let before = self.room(jid).ok_or("No such room")?.clone();
+        let (result, mut out) = self.with_room(jid, env, facts, f).ok_or("No such room")?;
         let value = match result {
             Ok(value) => value,
             Err(why) => {
-                *self.room_mut(jid).expect("still there") = snapshot;
+                *self.room_mut(jid).expect("still there") = before;
                 return Err(why);
             }
         };
         // A room being made (not live yet) is stored, if need be, once it is made.
         if let Some(room) = self.rooms.get_mut(jid).filter(|r| r.needs_save) {
             room.needs_save = false;
-            let record = room.settings.persistent.then(|| StoredRoom { config: room.freeze(), state: None });
-            if let Err(e) = env.store_room(jid, record.as_ref()) {
-                *room = snapshot;
-                return Err(format!("could not store {jid}, change undone: {e}"));
-            }
+            out.stores.push(Store { room: jid.clone(), record: room_record(room), why: StoreReason::Change });
         }
-        Ok((value, out))
+        let undo = Undo { changed: Some(Box::new(before)), evicted: Vec::new() };
+        Ok((value, self.hold(out, undo, None, None)))
     }
 
     /// A module's `room:broadcast_message(stanza)`: the same steps as the room's own.
-    pub fn broadcast_message(&mut self, jid: &BareJid, stanza: Element, env: &dyn Env) -> Option<Outcome> {
-        self.with_room(jid, env, |room, ctx| room.broadcast_message(ctx, stanza)).map(|((), out)| out)
+    pub fn broadcast_message(
+        &mut self,
+        jid: &BareJid,
+        stanza: Element,
+        env: &dyn Env,
+        facts: &Facts,
+    ) -> Option<Outcome> {
+        self.with_room(jid, env, facts, |room, ctx| room.broadcast_message(ctx, stanza)).map(|((), out)| out)
     }
 
     /// The configuration-change notice, with the status codes the modules added.
-    pub fn config_notice(&mut self, jid: &BareJid, codes: &[u16], env: &dyn Env) -> Option<Outcome> {
-        self.with_room(jid, env, |room, ctx| room.config_notice(ctx, codes)).map(|((), out)| out)
+    pub fn config_notice(
+        &mut self,
+        jid: &BareJid,
+        codes: &[u16],
+        env: &dyn Env,
+        facts: &Facts,
+    ) -> Option<Outcome> {
+        self.with_room(jid, env, facts, |room, ctx| room.config_notice(ctx, codes)).map(|((), out)| out)
     }
 
     /// The host stored a new vCard for the room: it announces its avatar.
-    pub fn avatar_updated(&mut self, jid: &BareJid, env: &dyn Env) -> Option<Outcome> {
-        self.with_room(jid, env, |room, ctx| room.announce_avatar(ctx)).map(|((), out)| out)
+    pub fn avatar_updated(&mut self, jid: &BareJid, env: &dyn Env, facts: &Facts) -> Option<Outcome> {
+        self.with_room(jid, env, facts, |room, ctx| room.announce_avatar(ctx)).map(|((), out)| out)
     }
 
     /// An occupant's presence as the modules left it (`muc-build-occupant-presence`,
@@ -157,19 +176,22 @@ impl MucHost {
     }
 
     /// The room's own `muc-add-history` step: keeps `stanza` as its handlers left it.
-    pub fn add_history(&mut self, jid: &BareJid, stanza: &Element, env: &dyn Env) -> bool {
+    pub fn add_history(&mut self, jid: &BareJid, stanza: &Element, now: i64) -> bool {
         let max = self.config.max_history_messages;
         let Some(room) = self.room_mut(jid) else { return false };
-        room.add_history(max, env.now(), stanza);
+        room.add_history(max, now, stanza);
         true
     }
 
     /// Writes a live room's record now (a module changed it; stock's `room:save(true)`).
-    /// A temporary room has none to write.
-    pub fn save_room(&mut self, jid: &BareJid, env: &dyn Env) -> Result<(), String> {
+    /// A temporary room has none to write. The outcome holds the store (see
+    /// [`MucHost::confirm`]).
+    pub fn save_room(&mut self, jid: &BareJid) -> Result<Outcome, String> {
+        self.settle_unconfirmed();
         let room = self.rooms.get_mut(jid).ok_or("No such room")?;
         room.needs_save = false;
-        let record = room.settings.persistent.then(|| StoredRoom { config: room.freeze(), state: None });
-        env.store_room(jid, record.as_ref()).map_err(|e| format!("could not store {jid}: {e}"))
+        let store = Store { room: jid.clone(), record: room_record(room), why: StoreReason::Change };
+        let out = Outcome { stores: vec![store], ..Outcome::default() };
+        Ok(self.hold(out, Undo::default(), None, None))
     }
 }

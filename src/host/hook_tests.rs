@@ -4,6 +4,7 @@
 use super::*;
 use crate::env::FixedEnv;
 use crate::hooks::{Answer, Event, Hook, Question};
+use crate::memory_host::MemoryHost;
 
 const ROOM: &str = "room@conference.localhost";
 const ROMEO: &str = "romeo@localhost/r1";
@@ -16,9 +17,6 @@ struct Listening {
 }
 
 impl Env for Listening {
-    fn now(&self) -> i64 {
-        self.base.now()
-    }
     fn is_service_admin(&self, jid: &BareJid) -> bool {
         self.base.is_service_admin(jid)
     }
@@ -37,19 +35,24 @@ impl Listening {
 }
 
 fn env(hooks: &[Hook]) -> Listening {
-    Listening { base: FixedEnv { now: 1_000_000, admins: vec![] }, hooks: hooks.to_vec(), answers: vec![] }
+    Listening { base: FixedEnv { admins: vec![] }, hooks: hooks.to_vec(), answers: vec![] }
 }
 
 fn host_with_room(env: &dyn Env) -> MucHost {
     let mut host = MucHost::new("conference.localhost", HostConfig::for_version((13, 0))).unwrap();
     let join = format!("<presence xmlns='jabber:client' from='{ROMEO}' to='{ROOM}/romeo'><x xmlns='http://jabber.org/protocol/muc'/></presence>");
-    host.handle(join.parse().unwrap(), env);
+    drive(&mut host, join.parse().unwrap(), env);
     let instant = format!(
         "<iq xmlns='jabber:client' from='{ROMEO}' to='{ROOM}' type='set' id='c'><query xmlns='http://jabber.org/protocol/muc#owner'>\
          <x xmlns='jabber:x:data' type='submit'/></query></iq>"
     );
-    host.handle(instant.parse().unwrap(), env);
+    drive(&mut host, instant.parse().unwrap(), env);
     host
+}
+
+/// Hands a stanza in, with nothing stored, and carries out its stores.
+fn drive(host: &mut MucHost, stanza: Element, env: &dyn Env) -> Outcome {
+    MemoryHost::at(1_000_000).handle(host, stanza, env)
 }
 
 fn groupchat(body: &str) -> Element {
@@ -66,7 +69,7 @@ fn room_jid() -> BareJid {
 fn nobody_listening_no_events() {
     let env = env(&[]);
     let mut host = host_with_room(&env);
-    let out = host.handle(groupchat("hi"), &env);
+    let out = drive(&mut host, groupchat("hi"), &env);
     assert!(out.events.is_empty());
     assert_eq!(out.deliveries.len(), 1);
     assert_eq!(host.room(&room_jid()).unwrap().history.len(), 1);
@@ -76,7 +79,7 @@ fn nobody_listening_no_events() {
 fn broadcast_left_to_the_host_with_its_recipients_and_verdict() {
     let env = env(&[Hook::BroadcastMessage]);
     let mut host = host_with_room(&env);
-    let out = host.handle(groupchat("hi"), &env);
+    let out = drive(&mut host, groupchat("hi"), &env);
     assert!(out.deliveries.is_empty(), "the host delivers it after its modules");
     let [(0, Event::BroadcastMessage { room, stanza, to, historic })] = out.events.as_slice() else {
         panic!("one broadcast event: {:?}", out.events);
@@ -86,7 +89,7 @@ fn broadcast_left_to_the_host_with_its_recipients_and_verdict() {
     assert_eq!(to.iter().map(|j| j.to_string()).collect::<Vec<_>>(), vec![ROMEO]);
     assert!(historic);
     assert!(host.room(&room_jid()).unwrap().history.is_empty(), "kept only through add_history");
-    assert!(host.add_history(&room_jid(), stanza, &env));
+    assert!(host.add_history(&room_jid(), stanza, 1_000_000));
     assert_eq!(host.room(&room_jid()).unwrap().history.len(), 1);
 }
 
@@ -98,7 +101,7 @@ fn a_message_without_body_is_not_historic() {
         "<message xmlns='jabber:client' from='{ROMEO}' to='{ROOM}' type='groupchat'>\
          <active xmlns='http://jabber.org/protocol/chatstates'/></message>"
     );
-    let out = host.handle(chatstate.parse().unwrap(), &env);
+    let out = drive(&mut host, chatstate.parse().unwrap(), &env);
     assert!(matches!(out.events.as_slice(), [(_, Event::BroadcastMessage { historic: false, .. })]));
 }
 
@@ -106,12 +109,12 @@ fn a_message_without_body_is_not_historic() {
 fn history_on_join_is_offered_to_the_host() {
     let env = env(&[Hook::GetHistory, Hook::OccupantLifecycle]);
     let mut host = host_with_room(&env);
-    host.handle(groupchat("one"), &env);
+    drive(&mut host, groupchat("one"), &env);
     let join = format!(
         "<presence xmlns='jabber:client' from='juliet@localhost/j' to='{ROOM}/juliet'><x xmlns='http://jabber.org/protocol/muc'>\
          <history maxstanzas='5'/></x></presence>"
     );
-    let out = host.handle(join.parse().unwrap(), &env);
+    let out = drive(&mut host, join.parse().unwrap(), &env);
     let kinds: Vec<&str> = out
         .events
         .iter()
@@ -137,7 +140,7 @@ fn leaving_and_destroying_are_reported() {
     let mut host = host_with_room(&env);
     let leave =
         format!("<presence xmlns='jabber:client' from='{ROMEO}' to='{ROOM}/romeo' type='unavailable'/>");
-    let out = host.handle(leave.parse().unwrap(), &env);
+    let out = drive(&mut host, leave.parse().unwrap(), &env);
     let events: Vec<&Event> = out.events.iter().map(|(_, e)| e).collect();
     assert!(
         matches!(events.as_slice(), [Event::OccupantLeft { .. }, Event::RoomDestroyed { .. }]),
@@ -155,14 +158,15 @@ fn config_changes_leave_the_notice_to_the_host() {
          <x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>\
          <field var='muc#roomconfig_roomname'><value>Verona</value></field></x></query></iq>"
     );
-    let out = host.handle(submit.parse().unwrap(), &env);
+    let out = drive(&mut host, submit.parse().unwrap(), &env);
     let [(0, Event::ConfigSubmitted { .. }), (1, Event::ConfigNotice { codes, .. })] = out.events.as_slice()
     else {
         panic!("submitted before the reply, the notice after it: {:?}", out.events);
     };
     assert_eq!(codes, &[104]);
     assert_eq!(out.deliveries.len(), 1, "only the reply");
-    let notice = host.config_notice(&room_jid(), &[104, 170], &FixedEnv::default()).unwrap();
+    let notice =
+        host.config_notice(&room_jid(), &[104, 170], &FixedEnv::default(), &Facts::at(1_000_000)).unwrap();
     assert_eq!(notice.deliveries.len(), 1);
 }
 
@@ -170,7 +174,7 @@ fn config_changes_leave_the_notice_to_the_host() {
 fn module_data_round_trips_through_the_record() {
     let env = env(&[]);
     let mut host = host_with_room(&env);
-    host.with_room(&room_jid(), &env, |room, _| {
+    host.with_room(&room_jid(), &env, &Facts::at(1_000_000), |room, _| {
         room.settings.set_data("archiving", Some(crate::persist::Data::Bool(false)));
         room.settings.set_data("name", Some(crate::persist::Data::Str("Verona".into())));
     });
@@ -184,20 +188,20 @@ fn module_data_round_trips_through_the_record() {
 fn a_message_waits_for_the_modules_verdict() {
     let mut env = env(&[Hook::OccupantGroupchat]);
     let mut host = host_with_room(&env);
-    let asked = host.handle(groupchat("hi"), &env);
+    let asked = drive(&mut host, groupchat("hi"), &env);
     assert_eq!(
-        asked.ask,
-        Some(Question::Groupchat { room: room_jid(), nick: format!("{ROOM}/romeo").parse().unwrap() })
+        asked.module_question(),
+        Some(&Question::Groupchat { room: room_jid(), nick: format!("{ROOM}/romeo").parse().unwrap() })
     );
     assert!(asked.deliveries.is_empty() && asked.events.is_empty());
     assert!(host.room(&room_jid()).unwrap().history.is_empty(), "nothing done before the answer");
 
     env.answers = vec![(Hook::OccupantGroupchat, Answer::Refused)];
-    let refused = host.handle(groupchat("hi"), &env);
+    let refused = drive(&mut host, groupchat("hi"), &env);
     assert!(refused.ask.is_none() && refused.deliveries.is_empty());
 
     env.answers = vec![(Hook::OccupantGroupchat, Answer::Allowed { nick: None, role: None })];
-    let allowed = host.handle(groupchat("changed by a module"), &env);
+    let allowed = drive(&mut host, groupchat("changed by a module"), &env);
     assert_eq!(allowed.deliveries.len(), 1);
     assert_eq!(
         allowed.deliveries[0].stanza.get_child("body", crate::xml::NS_CLIENT).unwrap().text(),
@@ -214,8 +218,9 @@ fn a_join_waits_for_the_modules_and_takes_the_nick_they_force() {
     )
     .parse()
     .unwrap();
-    let asked = host.handle(join.clone(), &env);
-    let Some(Question::PreJoin { nick, is_first_session: true, role, .. }) = asked.ask else {
+    let asked = drive(&mut host, join.clone(), &env);
+    let Some(Question::PreJoin { nick, is_first_session: true, role, .. }) = asked.module_question().cloned()
+    else {
         panic!("asked first: {:?}", asked.ask);
     };
     assert_eq!(nick.resource().as_str(), "Juliet!");
@@ -223,7 +228,7 @@ fn a_join_waits_for_the_modules_and_takes_the_nick_they_force() {
     assert_eq!(host.room(&room_jid()).unwrap().occupants().count(), 1, "not joined yet");
 
     env.answers = vec![(Hook::OccupantPreJoin, Answer::Allowed { nick: Some("juliet".into()), role: None })];
-    let joined = host.handle(join, &env);
+    let joined = drive(&mut host, join, &env);
     let to_juliet =
         joined.deliveries.iter().filter(|d| d.to.iter().any(|j| j.as_str() == "juliet@localhost/j"));
     assert!(to_juliet.clone().any(|d| d.stanza.attr("from") == Some("room@conference.localhost/juliet")));
@@ -236,8 +241,8 @@ fn a_new_room_is_not_made_before_the_modules_let_its_creator_in() {
     let env = env(&[Hook::OccupantPreJoin]);
     let mut host = MucHost::new("conference.localhost", HostConfig::for_version((13, 0))).unwrap();
     let join = format!("<presence xmlns='jabber:client' from='{ROMEO}' to='{ROOM}/romeo'><x xmlns='http://jabber.org/protocol/muc'/></presence>");
-    let asked = host.handle(join.parse().unwrap(), &env);
-    assert!(matches!(asked.ask, Some(Question::PreJoin { is_first_session: true, .. })));
+    let asked = drive(&mut host, join.parse().unwrap(), &env);
+    assert!(matches!(asked.module_question(), Some(Question::PreJoin { is_first_session: true, .. })));
     // The modules see the room being made, its creator its owner, as on stock...
     let pending = host.room(&room_jid()).expect("the room being made");
     assert_eq!(
@@ -246,7 +251,7 @@ fn a_new_room_is_not_made_before_the_modules_let_its_creator_in() {
     );
     assert!(pending.occupants().next().is_none());
     assert!(host.live_room_jids().is_empty(), "...but it is not live yet");
-    host.with_room(&room_jid(), &env, |room, _| {
+    host.with_room(&room_jid(), &env, &Facts::at(1_000_000), |room, _| {
         room.settings.set_data("lobby", Some(crate::persist::Data::Bool(true)))
     });
 
@@ -254,7 +259,7 @@ fn a_new_room_is_not_made_before_the_modules_let_its_creator_in() {
         answers: vec![(Hook::OccupantPreJoin, Answer::Allowed { nick: None, role: None })],
         ..env.clone_base()
     };
-    let out = host.handle(join.parse().unwrap(), &allowed);
+    let out = drive(&mut host, join.parse().unwrap(), &allowed);
     assert!(out.deliveries.iter().any(|d| d.stanza.name() == "presence"));
     let room = host.room(&room_jid()).expect("made once allowed");
     assert_eq!(room.occupants().count(), 1);
@@ -270,9 +275,9 @@ fn a_creator_refused_by_a_module_leaves_the_room_empty_as_stock() {
     let env = env(&[Hook::OccupantPreJoin]);
     let mut host = MucHost::new("conference.localhost", HostConfig::for_version((13, 0))).unwrap();
     let join = format!("<presence xmlns='jabber:client' from='{ROMEO}' to='{ROOM}/romeo'><x xmlns='http://jabber.org/protocol/muc'/></presence>");
-    host.handle(join.parse().unwrap(), &env);
+    drive(&mut host, join.parse().unwrap(), &env);
     let refused = Listening { answers: vec![(Hook::OccupantPreJoin, Answer::Refused)], ..env.clone_base() };
-    let out = host.handle(join.parse().unwrap(), &refused);
+    let out = drive(&mut host, join.parse().unwrap(), &refused);
     assert!(out.deliveries.is_empty(), "the module answered the sender");
     let room = host.room(&room_jid()).expect("the room stays");
     assert!(room.occupants().next().is_none());
@@ -299,7 +304,7 @@ fn presences_are_planned_for_the_host_and_built_from_what_its_modules_changed() 
     use crate::room::occupant_presence::OwnPresences;
     let env = env(&[Hook::OccupantPresence]);
     let mut host = host_with_room(&env);
-    let out = host.handle(join("juliet@localhost/j1", "juliet"), &env);
+    let out = drive(&mut host, join("juliet@localhost/j1", "juliet"), &env);
     // The occupant list (Romeo) and Juliet's own presence, all left to the host.
     assert!(out.deliveries.iter().all(|d| d.stanza.name() != "presence"));
     assert!(out
@@ -307,7 +312,7 @@ fn presences_are_planned_for_the_host_and_built_from_what_its_modules_changed() 
         .iter()
         .any(|(_, e)| matches!(e, Event::BuildPresence { nick, .. } if nick.resource().as_str() == "romeo")));
 
-    let out = host.handle(kick("juliet", "spam"), &env);
+    let out = drive(&mut host, kick("juliet", "spam"), &env);
     let Some((_, Event::OccupantPresence { presence, .. })) =
         out.events.iter().find(|(_, e)| matches!(e, Event::OccupantPresence { .. }))
     else {
@@ -340,9 +345,9 @@ fn presences_are_planned_for_the_host_and_built_from_what_its_modules_changed() 
 fn nobody_listening_presences_go_out_as_before() {
     let env = env(&[]);
     let mut host = host_with_room(&env);
-    let out = host.handle(join("juliet@localhost/j1", "juliet"), &env);
+    let out = drive(&mut host, join("juliet@localhost/j1", "juliet"), &env);
     assert!(out.events.is_empty());
-    let out = host.handle(kick("juliet", "spam"), &env);
+    let out = drive(&mut host, kick("juliet", "spam"), &env);
     let actors = out
         .deliveries
         .iter()
@@ -367,8 +372,10 @@ fn a_registration_keeps_what_the_modules_add() {
     };
     let mut env = env(&[Hook::Registration]);
     let mut host = host_with_room(&env);
-    let out = host.handle(register("Romeo"), &env);
-    assert!(matches!(out.ask, Some(Question::RegistrationSubmitted { ref nick, .. }) if nick == "Romeo"));
+    let out = drive(&mut host, register("Romeo"), &env);
+    assert!(
+        matches!(out.module_question(), Some(Question::RegistrationSubmitted { ref nick, .. }) if nick == "Romeo")
+    );
     let romeo: BareJid = "romeo@localhost".parse().unwrap();
     assert!(
         host.room(&room_jid()).unwrap().registered_nick(&romeo).is_none(),
@@ -379,7 +386,7 @@ fn a_registration_keeps_what_the_modules_add() {
     data.insert("reserved_nickname".into(), crate::persist::Data::Str("Romeo".into()));
     data.insert("motto".into(), crate::persist::Data::Str("Wherefore".into()));
     env.answers.push((Hook::Registration, Answer::Registered { data }));
-    let out = host.handle(register("Romeo"), &env);
+    let out = drive(&mut host, register("Romeo"), &env);
     assert!(out.ask.is_none());
     let room = host.room(&room_jid()).unwrap();
     assert_eq!(room.registered_nick(&romeo), Some("Romeo"));

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::env::FixedEnv;
+use crate::memory_host::MemoryHost;
 use crate::xml::{error_condition, NS_CLIENT, NS_MUC_USER};
 use jid::BareJid;
 
@@ -15,7 +16,16 @@ fn host() -> MucHost {
 }
 
 fn env() -> FixedEnv {
-    FixedEnv { now: 1_000_000, admins: vec![] }
+    FixedEnv { admins: vec![] }
+}
+
+/// A host with nothing stored, at the tests' time.
+fn storage() -> MemoryHost {
+    MemoryHost::at(1_000_000)
+}
+
+fn room_jid() -> BareJid {
+    ROOM.parse().unwrap()
 }
 
 fn parse(xml: &str) -> Element {
@@ -24,7 +34,7 @@ fn parse(xml: &str) -> Element {
 
 /// Sends `xml` (in jabber:client) and returns every delivery as (recipient, stanza).
 fn send(host: &mut MucHost, xml: &str) -> Vec<(String, Element)> {
-    send_with(host, &env(), xml)
+    send_with(host, &mut storage(), xml)
 }
 
 fn to<'a>(deliveries: &'a [(String, Element)], jid: &str) -> Vec<&'a Element> {
@@ -235,59 +245,81 @@ fn the_service_answers_its_own_disco_info_where_the_host_does_not() {
 }
 
 #[test]
-fn a_host_is_told_which_records_a_stanza_reads_before_it_hands_it_in() {
+fn a_host_that_answers_nothing_gets_questions_and_nothing_changes() {
     let mut h = host();
-    let to = |to: &str, payload: &str| {
-        parse(&format!("<iq xmlns='jabber:client' from='{ROMEO}' to='{to}' type='get' id='q'>{payload}</iq>"))
-    };
-    let items = "<query xmlns='http://jabber.org/protocol/disco#items'/>";
-    let info = "<query xmlns='http://jabber.org/protocol/disco#info'/>";
-    let room: BareJid = ROOM.parse().unwrap();
-    assert_eq!(h.storage_needed(&to(ROOM, info)), Some(StorageNeed::Room(room)), "a room not live");
-    join(&mut h, ROMEO, "Romeo");
-    assert_eq!(h.storage_needed(&to(ROOM, info)), None, "a live room");
-    assert_eq!(h.storage_needed(&to("conference.localhost", items)), Some(StorageNeed::AllRooms));
-    assert_eq!(h.storage_needed(&to("conference.localhost", info)), None);
-    assert_eq!(h.storage_needed(&to("elsewhere.localhost", items)), None);
+    let facts = Facts::at(1_000_000);
+    let join = parse(&format!("<presence xmlns='jabber:client' from='{ROMEO}' to='{ROOM}/Romeo'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    let asked = h.handle(&join, &env(), &facts);
+    assert_eq!(asked.ask, Some(Question::LoadRoom(room_jid())), "a room not live: its records");
+    assert!(asked.deliveries.is_empty() && asked.stores.is_empty() && h.room_count() == 0);
+    // Asked again and again, as long as the answer is not given.
+    assert_eq!(h.handle(&join, &env(), &facts).ask, Some(Question::LoadRoom(room_jid())));
+
+    let list = parse("<iq xmlns='jabber:client' from='romeo@localhost/r1' to='conference.localhost' type='get' id='l'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>");
+    let asked = h.handle(&list, &env(), &facts);
+    assert_eq!(asked.ask, Some(Question::StoredRooms), "the room list: every stored room");
+    assert!(asked.deliveries.is_empty());
+
+    // Answered: the join makes the room; the list has what storage has.
+    let mut answered = facts.clone();
+    answered.supply_room(room_jid(), Ok(None));
+    let joined = h.handle(&join, &env(), &answered);
+    assert_eq!(joined.ask, None);
+    assert_eq!(h.room_count(), 1);
+    let mut answered = facts.clone();
+    answered.supply_stored_rooms(Ok(Vec::new()));
+    let listed = h.handle(&list, &env(), &answered);
+    assert_eq!(listed.ask, None);
+    assert_eq!(listed.deliveries.len(), 1);
 }
 
-/// Storage as the host server keeps it, for persistence tests; `fail` makes writes fail.
-#[derive(Default)]
-struct MemoryStore {
-    rooms: std::cell::RefCell<std::collections::BTreeMap<String, crate::env::StoredRoom>>,
-    fail: std::cell::Cell<bool>,
+#[test]
+fn a_read_that_fails_is_an_error_never_an_empty_room() {
+    let mut h = host();
+    let mut facts = Facts::at(1_000_000);
+    facts.supply_room(room_jid(), Err("database down".into()));
+    let join = parse(&format!("<presence xmlns='jabber:client' from='{ROMEO}' to='{ROOM}/Romeo'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    let out = h.handle(&join, &env(), &facts);
+    assert_eq!(error_condition(&out.deliveries[0].stanza), Some("internal-server-error"));
+    assert_eq!(h.room_count(), 0, "no room made over one that could not be read");
 }
 
-impl Env for MemoryStore {
-    fn now(&self) -> i64 {
-        1_000_000
-    }
+/// A service with Romeo's persistent room, stored in `store`.
+fn persistent_room_of_romeo(store: &mut MemoryHost) -> MucHost {
+    let mut h = host();
+    send_with(&mut h, store, JOIN_ROMEO);
+    send_with(
+        &mut h,
+        store,
+        &config_iq("<field var='muc#roomconfig_persistentroom'><value>1</value></field>"),
+    );
+    h
+}
+
+/// A service that keeps one room live: another puts it away to storage.
+fn host_of_one_live_room() -> MucHost {
+    let mut config = HostConfig::for_version((13, 0));
+    config.room_cache_size = 1;
+    MucHost::new("conference.localhost", config).unwrap()
+}
+
+/// A host whose modules listen at one extension point (and have not answered yet).
+struct ModulesListenAt(crate::hooks::Hook);
+
+impl Env for ModulesListenAt {
     fn is_service_admin(&self, _: &BareJid) -> bool {
         false
     }
-    fn load_room(&self, room: &BareJid) -> Result<Option<crate::env::StoredRoom>, String> {
-        Ok(self.rooms.borrow().get(room.as_str()).cloned())
-    }
-    fn store_room(&self, room: &BareJid, record: Option<&crate::env::StoredRoom>) -> Result<(), String> {
-        if self.fail.get() {
-            return Err("disk full".into());
-        }
-        let mut rooms = self.rooms.borrow_mut();
-        match record {
-            Some(r) => rooms.insert(room.to_string(), r.clone()),
-            None => rooms.remove(room.as_str()),
-        };
-        Ok(())
-    }
-    fn stored_rooms(&self) -> Result<Vec<BareJid>, String> {
-        Ok(self.rooms.borrow().keys().map(|k| k.parse().unwrap()).collect())
+    fn listens(&self, hook: crate::hooks::Hook) -> bool {
+        hook == self.0
     }
 }
 
-fn send_with(host: &mut MucHost, env: &dyn Env, xml: &str) -> Vec<(String, Element)> {
+fn send_with(host: &mut MucHost, storage: &mut MemoryHost, xml: &str) -> Vec<(String, Element)> {
     let name_end = xml.find(' ').expect("stanzas have attributes");
     let stanza = parse(&format!("{} xmlns='jabber:client'{}", &xml[..name_end], &xml[name_end..]));
-    host.handle(stanza, env)
+    storage
+        .handle(host, stanza, &env())
         .deliveries
         .into_iter()
         .flat_map(|d| d.to.into_iter().map(move |to| (to.to_string(), d.stanza.clone())))
@@ -308,23 +340,23 @@ const LEAVE_ROMEO: &str =
 
 #[test]
 fn persistent_rooms_are_stored_before_the_reply_and_come_back() {
-    let store = MemoryStore::default();
+    let mut store = storage();
     let mut h = host();
-    send_with(&mut h, &store, JOIN_ROMEO);
+    send_with(&mut h, &mut store, JOIN_ROMEO);
     send_with(
         &mut h,
-        &store,
+        &mut store,
         &config_iq("<field var='muc#roomconfig_persistentroom'><value>1</value></field><field var='muc#roomconfig_membersonly'><value>1</value></field>"),
     );
-    assert!(store.rooms.borrow().contains_key(ROOM), "stored when configured");
-    send_with(&mut h, &store, LEAVE_ROMEO);
+    assert!(store.rooms.contains_key(&room_jid()), "stored when configured");
+    send_with(&mut h, &mut store, LEAVE_ROMEO);
     assert_eq!(h.room_count(), 1, "a persistent room stays when empty");
 
     // A new host (a restarted server) finds the room in storage.
     let mut h = host();
-    let out = send_with(&mut h, &store, &format!("<presence from='{JULIET}' to='{ROOM}/Juliet'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    let out = send_with(&mut h, &mut store, &format!("<presence from='{JULIET}' to='{ROOM}/Juliet'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
     assert_eq!(error_condition(to(&out, JULIET)[0]), Some("registration-required"));
-    let out = send_with(&mut h, &store, JOIN_ROMEO);
+    let out = send_with(&mut h, &mut store, JOIN_ROMEO);
     let item =
         to(&out, ROMEO)[0].get_child("x", NS_MUC_USER).unwrap().get_child("item", NS_MUC_USER).unwrap();
     assert_eq!(item.attr("affiliation"), Some("owner"));
@@ -333,18 +365,12 @@ fn persistent_rooms_are_stored_before_the_reply_and_come_back() {
 
 #[test]
 fn a_failed_write_undoes_the_change_and_tells_the_client() {
-    let store = MemoryStore::default();
-    let mut h = host();
-    send_with(&mut h, &store, JOIN_ROMEO);
-    send_with(
-        &mut h,
-        &store,
-        &config_iq("<field var='muc#roomconfig_persistentroom'><value>1</value></field>"),
-    );
-    store.fail.set(true);
+    let mut store = storage();
+    let mut h = persistent_room_of_romeo(&mut store);
+    store.fail_writes = true;
     let out = send_with(
         &mut h,
-        &store,
+        &mut store,
         &config_iq("<field var='muc#roomconfig_roomname'><value>New</value></field>"),
     );
     let replies = to(&out, ROMEO);
@@ -355,21 +381,15 @@ fn a_failed_write_undoes_the_change_and_tells_the_client() {
 
 #[test]
 fn destroyed_persistent_rooms_answer_gone_until_their_tombstone_expires() {
-    let store = MemoryStore::default();
-    let mut h = host();
-    send_with(&mut h, &store, JOIN_ROMEO);
+    let mut store = storage();
+    let mut h = persistent_room_of_romeo(&mut store);
     send_with(
         &mut h,
-        &store,
-        &config_iq("<field var='muc#roomconfig_persistentroom'><value>1</value></field>"),
-    );
-    send_with(
-        &mut h,
-        &store,
+        &mut store,
         &format!("<iq from='{ROMEO}' to='{ROOM}' type='set' id='d'><query xmlns='http://jabber.org/protocol/muc#owner'><destroy jid='new@conference.localhost'><reason>moved</reason></destroy></query></iq>"),
     );
     assert_eq!(h.room_count(), 0);
-    let out = send_with(&mut h, &store, &format!("<presence from='{JULIET}' to='{ROOM}/Juliet'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    let out = send_with(&mut h, &mut store, &format!("<presence from='{JULIET}' to='{ROOM}/Juliet'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
     let error = to(&out, JULIET)[0];
     assert_eq!(error_condition(error), Some("gone"));
     let gone =
@@ -379,23 +399,21 @@ fn destroyed_persistent_rooms_answer_gone_until_their_tombstone_expires() {
 
 #[test]
 fn idle_rooms_are_swapped_to_storage_and_come_back_with_their_occupants() {
-    let store = MemoryStore::default();
-    let mut config = HostConfig::for_version((13, 0));
-    config.room_cache_size = 1;
-    let mut h = MucHost::new("conference.localhost", config).unwrap();
-    send_with(&mut h, &store, JOIN_ROMEO);
-    send_with(&mut h, &store, &format!("<presence from='{JULIET}' to='other@conference.localhost/J'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    let mut store = storage();
+    let mut h = host_of_one_live_room();
+    send_with(&mut h, &mut store, JOIN_ROMEO);
+    send_with(&mut h, &mut store, &format!("<presence from='{JULIET}' to='other@conference.localhost/J'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
     assert_eq!(h.room_count(), 1);
-    assert!(store.rooms.borrow()[ROOM].state.is_some(), "evicted with its occupants");
+    assert!(store.rooms[&room_jid()].state.is_some(), "evicted with its occupants");
 
     // Romeo, still in the evicted room, speaks: the room comes back with him in it.
     let out = send_with(
         &mut h,
-        &store,
+        &mut store,
         &format!("<message from='{ROMEO}' to='{ROOM}' type='groupchat'><body>back</body></message>"),
     );
     assert_eq!(to(&out, ROMEO)[0].attr("from"), Some(&*format!("{ROOM}/Romeo")));
-    assert!(store.rooms.borrow()[ROOM].state.is_none(), "saved state is consumed on restore");
+    assert!(store.rooms[&room_jid()].state.is_none(), "saved state is consumed on restore");
 }
 
 #[test]
@@ -461,4 +479,79 @@ fn several_admin_items_apply_all_or_nothing() {
         room.stored_affiliation(&"paris@localhost".parse().unwrap()),
         crate::affiliation::Affiliation::Outcast
     );
+}
+
+#[test]
+fn a_failed_eviction_keeps_the_old_room_and_refuses_the_new_one() {
+    let mut store = storage();
+    let mut h = host_of_one_live_room();
+    send_with(&mut h, &mut store, JOIN_ROMEO);
+    store.fail_writes = true;
+    let other = "other@conference.localhost";
+    let out = send_with(
+        &mut h,
+        &mut store,
+        &format!(
+            "<presence from='{JULIET}' to='{other}/J'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+        ),
+    );
+    assert_eq!(to(&out, JULIET).len(), 1, "only the error: {out:?}");
+    assert_eq!(error_condition(to(&out, JULIET)[0]), Some("resource-constraint"));
+    assert!(h.room(&room_jid()).is_some_and(|r| r.has_occupants()), "Romeo's room is still live");
+    assert!(h.room(&other.parse().unwrap()).is_none(), "the new room is not made");
+    assert!(store.rooms.is_empty());
+}
+
+#[test]
+fn a_failed_write_of_an_affiliation_undoes_it_and_its_kick() {
+    let mut store = storage();
+    let mut h = persistent_room_of_romeo(&mut store);
+    send_with(&mut h, &mut store, &format!("<presence from='{JULIET}' to='{ROOM}/Juliet'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    store.fail_writes = true;
+    let ban = format!("<iq from='{ROMEO}' to='{ROOM}' type='set' id='b'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='outcast' jid='juliet@localhost'/></query></iq>");
+    let out = send_with(&mut h, &mut store, &ban);
+    assert!(to(&out, JULIET).is_empty(), "Juliet is not told of a ban that did not happen: {out:?}");
+    assert_eq!(error_condition(to(&out, ROMEO)[0]), Some("internal-server-error"));
+    let room = h.room(&room_jid()).unwrap();
+    assert_eq!(
+        room.stored_affiliation(&"juliet@localhost".parse().unwrap()),
+        crate::affiliation::Affiliation::None
+    );
+    assert!(room.nick_of(&JULIET.parse().unwrap()).is_some(), "Juliet is still in the room");
+    let stored = Room::restore(&store.rooms[&room_jid()].config, None).unwrap();
+    assert_eq!(
+        stored.stored_affiliation(&"juliet@localhost".parse().unwrap()),
+        crate::affiliation::Affiliation::None
+    );
+
+    // Storage back: the same ban goes through.
+    store.fail_writes = false;
+    let out = send_with(&mut h, &mut store, &ban);
+    assert_eq!(codes(to(&out, JULIET)[0]), vec!["301", "110"]);
+}
+
+#[test]
+fn rooms_put_away_for_a_new_room_stay_while_the_modules_are_asked() {
+    let mut store = storage();
+    let mut h = host_of_one_live_room();
+    send_with(&mut h, &mut store, JOIN_ROMEO);
+    let join = parse(&format!("<presence xmlns='jabber:client' from='{JULIET}' to='other@conference.localhost/J'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    let out = store.handle(&mut h, join, &ModulesListenAt(crate::hooks::Hook::RoomPreCreate));
+    assert!(out.module_question().is_some());
+    assert!(out.stores.is_empty() && store.rooms.is_empty(), "nothing written before the answer");
+    assert!(h.room(&room_jid()).is_some(), "Romeo's room was not dropped");
+}
+
+#[test]
+fn a_room_brought_back_while_the_modules_are_asked_keeps_its_saved_state_until_the_answer() {
+    let mut store = storage();
+    let mut h = host_of_one_live_room();
+    send_with(&mut h, &mut store, JOIN_ROMEO);
+    send_with(&mut h, &mut store, &format!("<presence from='{JULIET}' to='other@conference.localhost/J'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    assert!(store.rooms[&room_jid()].state.is_some(), "put away with Romeo in it");
+    let message = parse(&format!("<message xmlns='jabber:client' from='{ROMEO}' to='{ROOM}' type='groupchat'><body>back</body></message>"));
+    let out = store.handle(&mut h, message, &ModulesListenAt(crate::hooks::Hook::OccupantGroupchat));
+    assert!(out.module_question().is_some());
+    assert!(store.rooms[&room_jid()].state.is_some(), "nothing written before the answer");
+    assert!(h.room(&"other@conference.localhost".parse().unwrap()).is_some(), "the other room stays");
 }

@@ -15,6 +15,8 @@ impl Room {
         if items.is_empty() {
             return ctx.error(stanza, StanzaError::bad_request(), None);
         }
+        // An item may kick an occupant before it changes an affiliation: keep all of it.
+        self.keep_undo(ctx);
         let undo = (items.len() > 1).then(|| (self.clone(), ctx.out.mark()));
         let mut result = Ok(());
         for item in items {
@@ -23,7 +25,6 @@ impl Room {
                 break;
             }
         }
-        self.needs_save = true;
         match result {
             Ok(()) => ctx.send(reply(stanza), actor.clone().into()),
             Err(e) => {

@@ -84,7 +84,8 @@ mod tests {
         let env = FixedEnv::default();
         let mut out = Outcome::default();
         let host: BareJid = "conference.localhost".parse().unwrap();
-        let mut ctx = Ctx { config: &config, env: &env, out: &mut out, host: &host };
+        let facts = crate::protocol::Facts::at(0);
+        let mut ctx = Ctx::new(&config, &env, &facts, &mut out, &host);
         let mut room = Room::new("room@conference.localhost".parse().unwrap(), RoomSettings::default());
         let juliet: BareJid = "juliet@localhost".parse().unwrap();
         let mut hats = Table::new();

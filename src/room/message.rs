@@ -88,7 +88,7 @@ impl Room {
             return ctx.out.fire(Event::BroadcastMessage { room, stanza: message, to, historic });
         }
         if is_historic(&message) {
-            self.add_history(ctx.config.max_history_messages, ctx.env.now(), &message);
+            self.add_history(ctx.config.max_history_messages, ctx.now(), &message);
         }
         self.broadcast(ctx, message, Role::None);
     }
@@ -118,7 +118,7 @@ impl Room {
         let mut maxstanzas = attr_num("maxstanzas");
         let mut since = request.and_then(|h| h.attr("since")).and_then(parse_datetime);
         if let Some(seconds) = attr_num("seconds") {
-            let from_seconds = ctx.env.now() - seconds as i64;
+            let from_seconds = ctx.now() - seconds as i64;
             since = Some(since.map_or(from_seconds, |s| s.max(from_seconds)));
         }
         if maxchars.is_none() && maxstanzas.is_none() && since.is_none() {
@@ -180,9 +180,9 @@ impl Room {
             return;
         }
         let msg = subject_message(from, text.as_deref());
+        self.will_change_record(ctx);
         self.settings.subject =
-            Some(Box::new(Subject { text, from: Some(from.to_owned()), time: Some(ctx.env.now()) }));
-        self.needs_save = true;
+            Some(Box::new(Subject { text, from: Some(from.to_owned()), time: Some(ctx.now()) }));
         self.broadcast_message(ctx, msg);
     }
 

@@ -27,38 +27,59 @@ use crate::hooks::{Answer, Event, Hook, Question};
 use crate::occupant::Occupant;
 use crate::ordered_map::OrderedMap;
 use crate::outcome::{LogLevel, Outcome};
-use crate::xml::{
-    el, error_reply, muc_user_x, ElementExt, StanzaError, NS_CLIENT, NS_MUC_USER, NS_OCCUPANT_ID,
-};
+use crate::protocol::Facts;
+use crate::xml::{el, muc_user_x, ElementExt, StanzaError, NS_CLIENT, NS_MUC_USER, NS_OCCUPANT_ID};
 use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 use occupants::Occupants;
 use settings::{RoomSettings, Tombstone, Whois};
 use std::collections::VecDeque;
 
-/// What one call into a room may use: host configuration, the environment, and where
-/// its output goes.
+/// What one call into a room may use: host configuration, the environment, the facts the
+/// host supplied, and where its output goes.
 pub struct Ctx<'a> {
     pub config: &'a HostConfig,
     pub env: &'a dyn Env,
+    pub facts: &'a Facts,
     pub out: &'a mut Outcome,
     /// The MUC service's own JID (errors raised by the service itself come from it).
     pub host: &'a BareJid,
+    /// What a failed write of this call's records undoes.
+    pub(crate) undo: Undo,
 }
 
-impl Ctx<'_> {
+/// What a failed write undoes (see [`crate::protocol`]).
+#[derive(Default)]
+pub(crate) struct Undo {
+    /// The changed room as it was before this call changed it.
+    pub changed: Option<Box<Room>>,
+    /// Rooms put away to make space, which stay live if their write fails.
+    pub evicted: Vec<Room>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(
+        config: &'a HostConfig,
+        env: &'a dyn Env,
+        facts: &'a Facts,
+        out: &'a mut Outcome,
+        host: &'a BareJid,
+    ) -> Ctx<'a> {
+        Ctx { config, env, facts, out, host, undo: Undo::default() }
+    }
+
+    /// Seconds since the Unix epoch, as the host said.
+    pub fn now(&self) -> i64 {
+        self.facts.now
+    }
+
     pub fn send(&mut self, stanza: Element, to: Jid) {
         self.out.send(stanza, to);
     }
 
     /// Answers `stanza` with an error, unless it is itself an error.
     pub fn error(&mut self, stanza: &Element, error: StanzaError, by: Option<&str>) {
-        if stanza.attr("type") == Some("error") {
-            return;
-        }
-        if let Some(to) = stanza.attr("from").and_then(|f| f.parse::<Jid>().ok()) {
-            self.out.send(error_reply(stanza, &error, by), to);
-        }
+        self.out.error(stanza, error, by);
     }
 
     /// At a step modules may refuse or change: the answer to go on with, or `None` to stop
@@ -72,7 +93,7 @@ impl Ctx<'_> {
             Some(Answer::Refused) => None,
             Some(answer) => Some(answer),
             None => {
-                self.out.ask(question());
+                self.out.ask(crate::protocol::Question::Module(question()));
                 None
             }
         }
@@ -165,8 +186,9 @@ pub struct Room {
     pub occupants_version: u32,
     /// The hash of the room's avatar, asked of the host once and kept until it changes.
     avatar_hash: std::cell::OnceCell<Option<Box<str>>>,
-    /// Set when the room's record changed and must be written before anyone is told.
-    pub needs_save: bool,
+    /// Set when the room's record changed and must be written before anyone is told (by
+    /// [`Room::will_change_record`]).
+    pub(crate) needs_save: bool,
     /// Reason and new venue given when an owner destroyed the room.
     pub destroyed_with: Option<Box<Tombstone>>,
 }
@@ -190,6 +212,23 @@ impl Room {
 
     pub fn jid_str(&self) -> &str {
         self.jid.as_str()
+    }
+
+    /// Keeps the room as it is now (once per call) to put back if this call's writes fail.
+    /// Called before anything changes, so the copy is exact.
+    pub(crate) fn keep_undo(&self, ctx: &mut Ctx) {
+        if ctx.undo.changed.is_none() {
+            ctx.undo.changed = Some(Box::new(self.clone()));
+        }
+    }
+
+    /// Called just before a change to what is stored about the room (configuration,
+    /// affiliations, subject): the room is kept as it was, and stored once the call is done.
+    /// The copy is taken here, where the change begins, and only then: a groupchat message,
+    /// the hot path, never pays for one.
+    pub(crate) fn will_change_record(&mut self, ctx: &mut Ctx) {
+        self.keep_undo(ctx);
+        self.needs_save = true;
     }
 
     pub fn has_occupants(&self) -> bool {
@@ -478,6 +517,7 @@ impl Room {
             }
         }
 
+        self.will_change_record(ctx);
         if affiliation == Affiliation::None {
             self.affiliations.remove(jid);
         } else {
@@ -551,7 +591,6 @@ impl Room {
                 }
             }
         }
-        self.needs_save = true;
         if ctx.env.listens(Hook::AffiliationChanged) {
             ctx.out.fire(Event::AffiliationChanged {
                 room: self.jid.clone(),

@@ -103,9 +103,9 @@ impl Room {
             read_submitted(&layout, form)
         };
         // Any configuration, even an instant room's, unlocks a new room.
+        self.will_change_record(ctx);
         self.settings.locked_until = None;
         let (codes, effects) = self.settings.apply(&submitted);
-        self.needs_save = true;
         self.carry_out_effects(ctx, effects);
         let listening = ctx.env.listens(Hook::Config);
         if listening {
@@ -140,6 +140,8 @@ impl Room {
         let (codes, effects) = self.settings.apply(&[crate::dataform::Submitted { var, value }]);
         self.carry_out_effects(ctx, effects);
         let changed = !codes.is_empty();
+        // Only modules set options, through MucHost::change_room, which keeps the room
+        // as it was itself.
         self.needs_save |= changed;
         changed
     }

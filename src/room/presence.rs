@@ -44,7 +44,7 @@ impl Room {
         let bare = real_jid.to_bare();
         let muc_x = stanza.get_child("x", NS_MUC);
         if ctx.config.room_locking && muc_x.is_some() {
-            self.settings.locked_until = Some(ctx.env.now() + ctx.config.room_lock_timeout);
+            self.settings.locked_until = Some(ctx.now() + ctx.config.room_lock_timeout);
         }
         if let Some(password) = muc_x.and_then(|x| child_text(x, "password", NS_MUC)) {
             self.settings.password = Some(password).filter(|p| !p.is_empty()).map(String::into_boxed_str);
@@ -552,7 +552,7 @@ impl Room {
                 }
             }
         }
-        if !is_new_room && self.is_locked(ctx.env.now()) {
+        if !is_new_room && self.is_locked(ctx.now()) {
             return Err(Refusal { error: StanzaError::item_not_found(), by_host: true });
         }
         Ok(())

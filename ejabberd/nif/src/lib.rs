@@ -10,14 +10,18 @@
 //!   may_create => Bool}`), and the stored records the gen_server read (`[{RoomJid,
 //!   Record}]`, or `{all, Records, PublicElsewhere}`: every stored room, with the public
 //!   rooms live on a cluster's other nodes, which `public_rooms(Service)` gives on each);
-//! - before the core changes anything it may answer `{load, RoomJid}` (a room neither live
-//!   nor among `Rooms`), `load_all` (the service's room list, without `{all, ...}`) or
-//!   `dirty` (a big room: `handle_dirty` is the same on a dirty scheduler); the gen_server
-//!   supplies what was asked and calls again;
-//! - else `{ok, Deliveries, Stores, Logs, Gone}`: the records to write before anything is
-//!   delivered, the stanzas (`#xmlel{}` terms, see `xmlel.rs`) each with its recipients,
-//!   and the stanza's room if it is not live after it (`[]` or `[RoomJid]`: a cluster's
-//!   nodes then forget which node had it).
+//! - the core may stop before it changes anything and ask (docs/design/host-protocol.md):
+//!   `{load, RoomJid}` (a room neither live nor among `Rooms`) or `load_all` (the service's
+//!   room list, without `{all, ...}`); or the NIF answers `dirty` (a big room:
+//!   `handle_dirty` is the same on a dirty scheduler); the gen_server supplies what was
+//!   asked and calls again;
+//! - else `{ok, Deliveries, Stores, Logs, Gone}`: the stanzas (`#xmlel{}` terms, see
+//!   `xmlel.rs`) each with its recipients, and the stanza's room if it is not live after
+//!   it (`[]` or `[RoomJid]`: a cluster's nodes then forget which node had it). If
+//!   `Stores` is not empty, `Deliveries` and `Logs` are held back: the gen_server writes
+//!   the records and calls `confirm(Service, ok | {error, Reason})`, which answers
+//!   `{ok, Deliveries, Logs}`: what was held back, or, if the write failed, the error reply
+//!   (the core has put the rooms back as they were).
 //!
 //! A panic in the core is caught here and raised as the Erlang error
 //! `{muc_rs_panic, Message}` (message and source location), which the gen_server logs and
@@ -26,11 +30,9 @@
 use jid::{BareJid, Jid};
 use minidom::Element;
 use muc_rs::config::OptionValue;
-use muc_rs::env::{StorageNeed, StoredRoom};
 use muc_rs::persist::{Data, Key, Table};
-use muc_rs::{panic_guard, Env, HostConfig, MucHost};
+use muc_rs::{panic_guard, Env, Facts, HostConfig, MucHost, Outcome, Question, StoredRoom};
 use rustler::{Binary, Decoder, Encoder, NifMap, NifResult, ResourceArc, Term};
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -65,23 +67,15 @@ struct Sender {
     may_create: bool,
 }
 
-/// The facts the gen_server supplied with one stanza, and the records the core wrote.
-struct Facts {
-    now: i64,
+/// What ejabberd said of the stanza's sender and the cluster, for the core's [`Env`].
+struct SenderFacts {
     admins: Vec<BareJid>,
     may_create: bool,
-    rooms: Vec<(BareJid, Option<StoredRoom>)>,
-    /// `rooms` holds every stored room.
-    all_rooms: bool,
     /// Public rooms live on the cluster's other nodes (supplied with every stored room).
     public_elsewhere: Vec<(String, Option<String>)>,
-    stores: RefCell<Vec<(BareJid, Option<StoredRoom>)>>,
 }
 
-impl Env for Facts {
-    fn now(&self) -> i64 {
-        self.now
-    }
+impl Env for SenderFacts {
     fn is_service_admin(&self, jid: &BareJid) -> bool {
         self.admins.contains(jid)
     }
@@ -89,20 +83,8 @@ impl Env for Facts {
         // The sender is the only creator a stanza can have.
         Some(self.may_create)
     }
-    fn load_room(&self, room: &BareJid) -> Result<Option<StoredRoom>, String> {
-        Ok(self.rooms.iter().find(|(jid, _)| jid == room).and_then(|(_, record)| record.clone()))
-    }
     fn public_rooms_elsewhere(&self) -> Vec<(String, Option<String>)> {
         self.public_elsewhere.clone()
-    }
-    fn stored_rooms(&self) -> Result<Vec<BareJid>, String> {
-        // Asked for only once the gen_server supplied them all (see `MucHost::storage_needed`).
-        Ok(self.rooms.iter().filter(|(_, record)| record.is_some()).map(|(jid, _)| jid.clone()).collect())
-    }
-    fn store_room(&self, room: &BareJid, record: Option<&StoredRoom>) -> Result<(), String> {
-        // Written by the gen_server, in one transaction, before any delivery goes out.
-        self.stores.borrow_mut().push((room.clone(), record.cloned()));
-        Ok(())
     }
 }
 
@@ -146,9 +128,10 @@ fn option_value(term: Term) -> OptionValue {
 /// rooms stay on the normal scheduler, which spares every stanza the switch.
 const DIRTY_FROM_OCCUPANTS: usize = 300;
 
-/// What the gen_server is asked for before the core handles a stanza.
+/// Why the call ends before the core has handled the stanza.
 enum Ask {
-    Storage(StorageNeed),
+    /// The core's question (nothing changed).
+    Core(Box<Question>),
     /// Call `handle_dirty` instead (a big room).
     DirtyScheduler,
 }
@@ -203,20 +186,19 @@ fn handle_stanza<'a>(
                 (true, every, elsewhere)
             }
         };
-    let rooms = rooms
+    let mut facts = Facts::at(now);
+    let records = rooms
         .into_iter()
-        .filter_map(|(jid, record)| Some((jid.parse::<BareJid>().ok()?, record_from_term(record))))
-        .collect::<Vec<_>>();
+        .filter_map(|(jid, record)| Some((jid.parse::<BareJid>().ok()?, record_from_term(record))));
+    if all_rooms {
+        facts.supply_stored_rooms(Ok(records.filter_map(|(jid, record)| Some((jid, record?))).collect()));
+    } else {
+        for (jid, record) in records {
+            facts.supply_room(jid, Ok(record));
+        }
+    }
     let admins = sender.admins.iter().filter_map(|j| j.parse().ok()).collect();
-    let facts = Facts {
-        now,
-        admins,
-        may_create: sender.may_create,
-        rooms,
-        all_rooms,
-        public_elsewhere,
-        stores: RefCell::new(Vec::new()),
-    };
+    let sender = SenderFacts { admins, may_create: sender.may_create, public_elsewhere };
     let step = panic_guard::run(|| {
         // A panic while the core held the lock poisons it, but the core is still whole (a
         // stanza's handling changes a room only once it has checked everything): go on.
@@ -224,48 +206,88 @@ fn handle_stanza<'a>(
         if service.test_panic && stanza.has_child("panic", panic_guard::TEST_NS) {
             panic!("forced panic (test hook)");
         }
-        // Records the core will read and the gen_server has not supplied yet: asked for
-        // before the core changes anything, so the call is made again exactly.
         let room = room_of(&stanza);
-        let live = room.as_ref().and_then(|r| host.room(r));
-        let big = live.is_some_and(|r| r.occupant_count() > DIRTY_FROM_OCCUPANTS);
-        // A stanza for a live room reads no records: most stanzas skip the question.
-        let needed = if live.is_some() { None } else { host.storage_needed(&stanza) };
-        match needed {
-            Some(StorageNeed::AllRooms) if !facts.all_rooms => Err(Ask::Storage(StorageNeed::AllRooms)),
-            Some(StorageNeed::Room(room))
-                if !facts.all_rooms && !facts.rooms.iter().any(|(jid, _)| *jid == room) =>
-            {
-                Err(Ask::Storage(StorageNeed::Room(room)))
-            }
-            _ if big && !on_dirty_scheduler => Err(Ask::DirtyScheduler),
-            _ => {
-                let outcome = host.handle(stanza, &facts);
-                let gone = room.filter(|room| host.room(room).is_none());
-                Ok((outcome, gone))
-            }
+        let big = room
+            .as_ref()
+            .and_then(|r| host.room(r))
+            .is_some_and(|r| r.occupant_count() > DIRTY_FROM_OCCUPANTS);
+        if big && !on_dirty_scheduler {
+            return Err(Ask::DirtyScheduler);
         }
+        let outcome = host.handle(&stanza, &sender, &facts);
+        if let Some(question) = outcome.ask {
+            return Err(Ask::Core(Box::new(question)));
+        }
+        let gone = room.filter(|room| host.room(room).is_none());
+        Ok((outcome, gone))
     })
-    .map_err(|message| rustler::Error::RaiseTerm(Box::new((atoms::muc_rs_panic(), message))))?;
+    .map_err(panicked)?;
     let (outcome, gone) = match step {
-        Err(Ask::Storage(StorageNeed::Room(room))) => return Ok((atoms::load(), room.as_str()).encode(env)),
-        Err(Ask::Storage(StorageNeed::AllRooms)) => return Ok(atoms::load_all().encode(env)),
+        Err(Ask::Core(question)) => {
+            return match *question {
+                Question::LoadRoom(room) => Ok((atoms::load(), room.as_str()).encode(env)),
+                Question::StoredRooms => Ok(atoms::load_all().encode(env)),
+                // No module of ejabberd's is asked (none listens): a bug between the two.
+                Question::Module(question) => {
+                    Err(rustler::Error::Term(Box::new(format!("unexpected question {question:?}"))))
+                }
+            };
+        }
         Err(Ask::DirtyScheduler) => return Ok(atoms::dirty().encode(env)),
         Ok(done) => done,
     };
+    let stores: Vec<(Term, Term)> = outcome
+        .stores
+        .iter()
+        .map(|store| (binary(env, store.room.as_str()), record_to_term(env, store.record.as_ref())))
+        .collect();
+    let (deliveries, logs) = outcome_terms(env, &outcome);
+    let gone: Vec<&str> = gone.iter().map(|room| room.as_str()).collect();
+    Ok((atoms::ok(), deliveries, stores, logs, gone).encode(env))
+}
 
-    let deliveries: Vec<(Term, Vec<Term>)> = outcome
+/// After the gen_server wrote the stores `handle` returned: `ok`, or `{error, Reason}` (a
+/// binary). `{ok, Deliveries, Logs}`: what to route now (the held-back outcome, or the
+/// error reply, the rooms being as they were before).
+#[rustler::nif]
+fn confirm<'a>(
+    env: rustler::Env<'a>,
+    service: ResourceArc<Service>,
+    written: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let written = if written.decode::<rustler::Atom>().is_ok_and(|a| a == atoms::ok()) {
+        Ok(())
+    } else {
+        let (_, reason): (rustler::Atom, Binary) = written.decode()?;
+        Err(String::from_utf8_lossy(reason.as_slice()).into_owned())
+    };
+    let outcome = panic_guard::run(|| {
+        let mut host = service.host.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        host.confirm(written).outcome
+    })
+    .map_err(panicked)?;
+    let (deliveries, logs) = outcome_terms(env, &outcome);
+    Ok((atoms::ok(), deliveries, logs).encode(env))
+}
+
+/// A panic in the core, as the Erlang error the gen_server logs.
+fn panicked(message: String) -> rustler::Error {
+    rustler::Error::RaiseTerm(Box::new((atoms::muc_rs_panic(), message)))
+}
+
+type Deliveries<'a> = Vec<(Term<'a>, Vec<Term<'a>>)>;
+
+/// An outcome's deliveries (each stanza with its recipients) and log lines as terms.
+fn outcome_terms<'a, 'o>(
+    env: rustler::Env<'a>,
+    outcome: &'o Outcome,
+) -> (Deliveries<'a>, Vec<(rustler::Atom, &'o str)>) {
+    let deliveries = outcome
         .deliveries
         .iter()
         .map(|d| (xmlel::stanza(env, &d.stanza), d.to.iter().map(|to| xmlel::recipient(env, to)).collect()))
         .collect();
-    let stores: Vec<(Term, Term)> = facts
-        .stores
-        .borrow()
-        .iter()
-        .map(|(jid, record)| (binary(env, jid.as_str()), record_to_term(env, record.as_ref())))
-        .collect();
-    let logs: Vec<(rustler::Atom, &str)> = outcome
+    let logs = outcome
         .log
         .iter()
         .map(|(level, line)| {
@@ -277,8 +299,7 @@ fn handle_stanza<'a>(
             (level, line.as_str())
         })
         .collect();
-    let gone: Vec<&str> = gone.iter().map(|room| room.as_str()).collect();
-    Ok((atoms::ok(), deliveries, stores, logs, gone).encode(env))
+    (deliveries, logs)
 }
 
 /// The public rooms live in this node's core, `[{RoomJid, Name | nil}]`: what another node
@@ -289,7 +310,7 @@ fn public_rooms(service: ResourceArc<Service>) -> NifResult<Vec<(String, Option<
         let host = service.host.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         host.public_rooms()
     })
-    .map_err(|message| rustler::Error::RaiseTerm(Box::new((atoms::muc_rs_panic(), message))))
+    .map_err(panicked)
 }
 
 /// The room a stanza is for, if any (the service's own stanzas are for none).

@@ -1,0 +1,78 @@
+//! A host that keeps rooms in memory and reads its storage at once: the simplest driver of
+//! the protocol ([`crate::protocol`]), for tests, the fuzz target and in-process runs.
+
+use crate::env::Env;
+use crate::outcome::Outcome;
+use crate::protocol::{Facts, Question, ReadRooms, StoredRoom};
+use crate::MucHost;
+use jid::BareJid;
+use minidom::Element;
+use std::collections::BTreeMap;
+
+/// Storage in memory, a clock, and a record of what the core asked.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryHost {
+    pub rooms: BTreeMap<BareJid, StoredRoom>,
+    pub now: i64,
+    /// Makes every write fail (as a full disk would).
+    pub fail_writes: bool,
+    /// The storage questions the core asked, oldest first.
+    pub asked: Vec<Question>,
+}
+
+impl ReadRooms for MemoryHost {
+    fn load_room(&self, room: &BareJid) -> Result<Option<StoredRoom>, String> {
+        Ok(self.rooms.get(room).cloned())
+    }
+    fn stored_rooms(&self) -> Result<Vec<(BareJid, StoredRoom)>, String> {
+        Ok(self.rooms.iter().map(|(jid, record)| (jid.clone(), record.clone())).collect())
+    }
+}
+
+impl MemoryHost {
+    pub fn at(now: i64) -> MemoryHost {
+        MemoryHost { now, ..MemoryHost::default() }
+    }
+
+    /// Hands `stanza` to `host` until it asks nothing about storage, then writes its stores
+    /// and confirms: the outcome to carry out (which may still ask the modules).
+    pub fn handle(&mut self, host: &mut MucHost, stanza: Element, env: &dyn Env) -> Outcome {
+        self.handle_with(host, stanza, env, Facts::at(self.now))
+    }
+
+    /// [`MemoryHost::handle`], starting from `facts` (module answers given, say).
+    pub fn handle_with(
+        &mut self,
+        host: &mut MucHost,
+        stanza: Element,
+        env: &dyn Env,
+        mut facts: Facts,
+    ) -> Outcome {
+        loop {
+            let out = host.handle(&stanza, env, &facts);
+            match &out.ask {
+                Some(question) if facts.answer_from(question, &*self) => self.asked.push(question.clone()),
+                _ => return self.write(host, out),
+            }
+        }
+    }
+
+    /// Writes an outcome's stores and confirms them: the outcome to carry out.
+    pub fn write(&mut self, host: &mut MucHost, out: Outcome) -> Outcome {
+        if out.stores.is_empty() {
+            return out;
+        }
+        let written = if self.fail_writes {
+            Err("disk full".to_owned())
+        } else {
+            for store in out.stores {
+                match store.record {
+                    Some(record) => self.rooms.insert(store.room, record),
+                    None => self.rooms.remove(&store.room),
+                };
+            }
+            Ok(())
+        };
+        host.confirm(written).outcome
+    }
+}

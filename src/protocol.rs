@@ -1,0 +1,132 @@
+//! The host protocol: what crosses between the core and the server that hosts it.
+//!
+//! The core never reads storage or the clock itself. A host hands a stanza in with the
+//! [`Facts`] it has gathered so far; the core either stops before changing anything and
+//! asks a [`Question`] (the host finds the answer, adds it to the facts and hands the same
+//! stanza in again), or it handles the stanza and returns an [`crate::Outcome`]. The
+//! outcome's [`Store`]s are written by the host before anything in it is delivered; then
+//! the host tells the core how that went with [`crate::MucHost::confirm`]. A failed write
+//! puts the rooms back as they were, and the core hands the error reply to send instead.
+//!
+//! ```text
+//! host -> core:  stanza + Facts { now, rooms read so far, every stored room if asked }
+//! core -> host:  Outcome { ask: Some(Question) }               nothing changed: answer, rerun
+//!              | Outcome { stores, deliveries, events, log }   write stores, then confirm
+//! host -> core:  confirm(Ok)  -> deliver the outcome
+//!                confirm(Err) -> the rooms are as before; deliver what confirm returns
+//! ```
+
+use crate::hooks;
+use crate::persist::Data;
+use jid::BareJid;
+
+/// A room's records in the host's storage (see [`crate::persist`]): its configuration, and
+/// the live state (occupants) of a room put away while people were in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRoom {
+    pub config: Data,
+    pub state: Option<Data>,
+}
+
+/// What the core asks its host before it changes anything.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Question {
+    /// The stored records of a room that is not live ([`Facts::supply_room`]).
+    LoadRoom(BareJid),
+    /// Every stored room's records: the service's room list ([`Facts::supply_stored_rooms`]).
+    StoredRooms,
+    /// What the host's modules say at an extension point (see [`crate::hooks`]).
+    Module(hooks::Question),
+}
+
+/// What the host has told the core for the stanza at hand. Start with
+/// [`Facts::at`] and add each answer as it is asked for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Facts {
+    /// Seconds since the Unix epoch.
+    pub now: i64,
+    rooms: Vec<(BareJid, Result<Option<StoredRoom>, String>)>,
+    stored_rooms: Option<Result<Vec<(BareJid, StoredRoom)>, String>>,
+}
+
+impl Facts {
+    /// No answers yet, at time `now`.
+    pub fn at(now: i64) -> Facts {
+        Facts { now, ..Facts::default() }
+    }
+
+    /// Answers [`Question::LoadRoom`]: the room's records, `None` if it has none, or why
+    /// storage could not be read.
+    pub fn supply_room(&mut self, room: BareJid, record: Result<Option<StoredRoom>, String>) {
+        self.rooms.retain(|(jid, _)| *jid != room);
+        self.rooms.push((room, record));
+    }
+
+    /// Answers [`Question::StoredRooms`] (and every [`Question::LoadRoom`] with it).
+    pub fn supply_stored_rooms(&mut self, rooms: Result<Vec<(BareJid, StoredRoom)>, String>) {
+        self.stored_rooms = Some(rooms);
+    }
+
+    /// Answers `question` with what `storage` reads, for a host that can read its storage
+    /// synchronously between two calls into the core. Returns false for a question that is
+    /// not about storage.
+    pub fn answer_from(&mut self, question: &Question, storage: &dyn ReadRooms) -> bool {
+        match question {
+            Question::LoadRoom(room) => self.supply_room(room.clone(), storage.load_room(room)),
+            Question::StoredRooms => self.supply_stored_rooms(storage.stored_rooms()),
+            Question::Module(_) => return false,
+        }
+        true
+    }
+
+    /// The answer for `room`: `None` if not asked yet.
+    pub(crate) fn room(&self, room: &BareJid) -> Option<Result<Option<&StoredRoom>, &str>> {
+        if let Some((_, record)) = self.rooms.iter().find(|(jid, _)| jid == room) {
+            return Some(record.as_ref().map(Option::as_ref).map_err(String::as_str));
+        }
+        match self.stored_rooms.as_ref()? {
+            Ok(all) => Some(Ok(all.iter().find(|(jid, _)| jid == room).map(|(_, record)| record))),
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// Every stored room: `None` if not asked yet.
+    pub(crate) fn stored_rooms(&self) -> Option<Result<&[(BareJid, StoredRoom)], &str>> {
+        self.stored_rooms.as_ref().map(|all| all.as_deref().map_err(String::as_str))
+    }
+}
+
+/// Room storage a host reads synchronously (tests, and hosts whose storage is in memory or
+/// on a local disk), to answer the core's storage questions with [`Facts::answer_from`].
+pub trait ReadRooms {
+    fn load_room(&self, room: &BareJid) -> Result<Option<StoredRoom>, String>;
+    fn stored_rooms(&self) -> Result<Vec<(BareJid, StoredRoom)>, String>;
+}
+
+/// A write the host performs before delivering anything of the outcome that holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Store {
+    pub room: BareJid,
+    /// The room's new records; `None` deletes them.
+    pub record: Option<StoredRoom>,
+    pub why: StoreReason,
+}
+
+/// Why the core writes a room's records, which says what a failed write undoes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreReason {
+    /// The room changed (configuration, affiliations, subject): if the write fails, the
+    /// change is undone and the sender gets an error instead of the outcome.
+    Change,
+    /// The room was put away to make space for another: if the write fails, it stays live
+    /// and the stanza that needed the space is refused.
+    Evict,
+    /// A room brought back with its occupants: its saved state is cleared (a failure is
+    /// logged; the state is read again only if the room is evicted and brought back first).
+    ClearState,
+    /// A destroyed room's records are deleted or replaced by its tombstone, or a tombstone
+    /// has expired (a failure is logged: the room is gone from memory either way).
+    Remove,
+    /// Every live room with its occupants, when the server stops (a failure is logged).
+    Shutdown,
+}
