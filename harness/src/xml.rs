@@ -228,6 +228,12 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// Sets an attribute of no namespace (`to`, `from`, `type`...).
+pub fn set_attr(el: &mut Element, name: &str, value: impl Into<String>) {
+    let name = rxml::NcName::try_from(name).expect("attribute names are literals");
+    el.attrs_mut().insert(Namespace::none().clone(), name, value.into());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
