@@ -65,9 +65,10 @@ impl Env for TestEnv {
 
 impl CoreHost {
     /// The MUC service on [`MUC_DOMAIN`] as `version` of Prosody configures it, with the
-    /// component options of `component_config` (Prosody config lines such as
-    /// `muc_room_locking = false`). `Err` says why the config is not one this host can
-    /// give the core: a module to load, an option that is not the core's.
+    /// options of `component_config` (Prosody config lines such as
+    /// `muc_room_locking = false`; a later line overrides an earlier one). `Err` says why
+    /// the config is not one this host can give the core: a module to load, an option that
+    /// is not the core's.
     pub fn new(version: Version, component_config: &[String], admins: &[&str]) -> Result<CoreHost, String> {
         let options = component_config.iter().map(|line| parse_option(line)).collect::<Result<_, _>>()?;
         let server_version = match version {

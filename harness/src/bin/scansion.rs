@@ -339,12 +339,16 @@ fn print_result(job: &Job, outcome: &Outcome) -> Option<bool> {
         (Verdict::Error, _) => " (error)",
         _ => "",
     };
+    // In process a run takes milliseconds.
+    let took = match job.in_process {
+        true => format!("{:.1}ms", outcome.duration.as_secs_f64() * 1000.0),
+        false => format!("{:.1}s", outcome.duration.as_secs_f64()),
+    };
     println!(
-        "{}  {:<4}  {:<6}  {name} ({:.1}s){note}",
+        "{}  {:<4}  {:<6}  {name} ({took}){note}",
         if pass { "PASS" } else { "FAIL" },
         job.server(),
-        job.module,
-        outcome.duration.as_secs_f64(),
+        job.module
     );
     // Reports of expected failures are shown too (briefly), to see that they fail right.
     if !outcome.report.is_empty() && (!pass || expect_fail) {
