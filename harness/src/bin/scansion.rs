@@ -1,4 +1,5 @@
-//! `scansion`: runs .scs scripts against Prosody 0.12 and 13 with stock mod_muc and muc_rs.
+//! `scansion`: runs .scs scripts against Prosody 0.12 and 13 with stock mod_muc and muc_rs,
+//! on ejabberd, or in process against muc_rs's core (`--core`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -207,7 +208,8 @@ struct Job {
     ejabberd: Option<Muc>,
     /// In process against the core configured as Prosody `version` would configure it.
     in_process: bool,
-    /// Why the run is skipped (the script's `## prosody:` tag leaves this version out).
+    /// Why the run is skipped (the script's `## prosody:` tag leaves this version out, or
+    /// the script is not one the in-process tier can run).
     skip: Option<String>,
     /// A failure is what is expected of this run (`--expect-fail`, `--known-failures`).
     expect_fail: bool,
@@ -243,10 +245,9 @@ fn ejabberd_skip_reason(script: &Result<Script, String>, muc: &Muc) -> Option<St
 
 /// Why a script is not run in process on `version`, if it is not.
 fn core_skip_reason(script: &Result<Script, String>, version: Version) -> Option<String> {
-    let reason = skip_reason(script, version).or_else(|| {
+    skip_reason(script, version).or_else(|| {
         core_runner::not_in_tier(script.as_ref().ok()?, version).map(|r| format!("not in this tier: {r}"))
-    });
-    reason
+    })
 }
 
 /// Why a script is not run on `version`, if it is not.
