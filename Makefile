@@ -11,7 +11,7 @@ CARGO ?= cargo
 PLUGIN := build/plugin
 DEPS_STAMP := .deps/installed
 
-.PHONY: all build install deps web run test test-rust test-busted test-scansion test-selftest test-browser lint clean
+.PHONY: all build install deps web run test test-rust test-busted test-core-scansion test-scansion test-selftest test-browser lint clean
 
 all: build
 
@@ -55,6 +55,11 @@ test-busted: deps build
 # BROWSER_ARGS="--runs 13:muc_rs --keep", or "--expect-fail" for the broken-plugin check.
 test-browser: deps build web
 	node web/browser-test.mjs $(BROWSER_ARGS)
+
+# The scansion scripts in process against the core: no Prosody, no plugin, under a second.
+test-core-scansion:
+	$(CARGO) run -q --release -p muc_harness --bin scansion -- --core --known-failures spec/scansion/core-tier.known-gaps spec/scansion/
+	$(CARGO) run -q --release -p muc_harness --bin scansion -- --core --expect-fail spec/scansion-selftest/
 
 test-scansion: deps build
 	$(CARGO) run -q --release -p muc_harness --bin scansion -- --plugin-dir $(CURDIR)/$(PLUGIN) spec/scansion/*.scs

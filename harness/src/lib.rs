@@ -7,8 +7,11 @@
 //! - [`xml`]: incremental stream parser and a compact serializer;
 //! - [`script`]: the `.scs` parser; [`matcher`]: scansion's stanza matching rules;
 //! - [`runner`]: runs one parsed script against one Prosody;
+//! - [`core_runner`]: runs one in process against muc_rs's core, through [`core_host`];
 //! - [`postgres`]: a throwaway PostgreSQL server on loopback for storage tests.
 
+pub mod core_host;
+pub mod core_runner;
 pub mod ejabberd;
 pub mod matcher;
 pub mod postgres;

@@ -17,6 +17,8 @@ use crate::{err, Result};
 
 pub const DOMAIN: &str = "localhost";
 pub const MUC_DOMAIN: &str = "conference.localhost";
+/// The server's admin (`admins` in the config): a service admin of the MUC too.
+pub const ADMIN: &str = "admin@localhost";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Version {
@@ -187,13 +189,14 @@ allow_unencrypted_plain_auth = true
 storage = {storage}
 modules_enabled = {{ "roster", "saslauth", "disco", "ping", "posix" }}
 plugin_paths = {{ {plugin_paths} }}
-admins = {{ "admin@localhost" }}
+admins = {{ {admin} }}
 "#,
             pidfile = path("prosody.pid"),
             data = path("data"),
             certs = path("certs"),
             log = path("prosody.log"),
             storage = lua_str(&self.storage),
+            admin = lua_str(ADMIN),
         );
         for line in &self.global_extra {
             c.push_str(line);

@@ -61,6 +61,20 @@ pub struct Outcome {
     pub traffic: String,
 }
 
+impl Outcome {
+    /// A pass, until the run says otherwise.
+    pub fn passed() -> Outcome {
+        Outcome {
+            verdict: Verdict::Pass,
+            duration: Duration::ZERO,
+            report: String::new(),
+            prosody_log: String::new(),
+            prosody_config: String::new(),
+            traffic: String::new(),
+        }
+    }
+}
+
 /// Runs `script` on a fresh Prosody; script header tags add to `server`'s config. The
 /// test modules of `spec/modules` (modules that drive a room the way other modules do,
 /// through the mod_muc API) and the version's community modules come last in
@@ -72,14 +86,7 @@ pub async fn run(script: &Script, install: &Install, server: &ServerConfig, opts
     config.plugin_paths.extend(install.community_modules());
     config.global_extra.extend(script.config_lines());
     config.component_extra.extend(script.component_config_lines());
-    let mut outcome = Outcome {
-        verdict: Verdict::Pass,
-        duration: Duration::ZERO,
-        report: String::new(),
-        prosody_log: String::new(),
-        prosody_config: String::new(),
-        traffic: String::new(),
-    };
+    let mut outcome = Outcome::passed();
 
     let mut prosody = match Prosody::start(install, config).await {
         Ok(p) => p,
@@ -155,14 +162,7 @@ async fn run_session(
 /// see [`crate::ejabberd::module_options_for`]).
 pub async fn run_on_ejabberd(script: &Script, muc: &crate::ejabberd::Muc, opts: &RunOptions) -> Outcome {
     let started = Instant::now();
-    let mut outcome = Outcome {
-        verdict: Verdict::Pass,
-        duration: Duration::ZERO,
-        report: String::new(),
-        prosody_log: String::new(),
-        prosody_config: String::new(),
-        traffic: String::new(),
-    };
+    let mut outcome = Outcome::passed();
     let started_server = match crate::ejabberd::module_options_for(muc, &script.component_config_lines()) {
         Ok(options) => crate::ejabberd::Ejabberd::start_with(muc, &options).await,
         Err(why) => Err(crate::err!("{why}")),
@@ -204,18 +204,50 @@ pub async fn run_on_ejabberd(script: &Script, muc: &crate::ejabberd::Muc, opts: 
     outcome
 }
 
-struct Failure {
-    verdict: Verdict,
-    report: String,
+/// Why a script stopped: its verdict and a report for a person.
+pub(crate) struct Failure {
+    pub(crate) verdict: Verdict,
+    pub(crate) report: String,
 }
 
 impl Failure {
-    fn fail(report: String) -> Self {
+    pub(crate) fn fail(report: String) -> Self {
         Failure { verdict: Verdict::Fail, report }
     }
 
-    fn error(report: String) -> Self {
+    pub(crate) fn error(report: String) -> Self {
         Failure { verdict: Verdict::Error, report }
+    }
+
+    /// The failure of `action`, the report starting with where and what it was.
+    pub(crate) fn at(mut self, action: &Action) -> Self {
+        self.report = format!("line {}: {}\n{}", action.line, describe(action), self.report);
+        self
+    }
+
+    /// `receives:` found no stanza like `expected`; `misses` are those that came instead,
+    /// each with why it did not match, and `ending` says how the wait ended.
+    pub(crate) fn unmatched(expected: &Element, misses: &[(Element, String)], ending: &str) -> Self {
+        let mut report = format!("expected:\n{}\n", indent(&xml::to_string(expected)));
+        if misses.is_empty() {
+            report.push_str("received: nothing\n");
+        } else {
+            let _ = writeln!(report, "received {} stanza(s), none matched:", misses.len());
+            for (i, (st, why)) in misses.iter().enumerate() {
+                let _ = writeln!(report, "  {}. {}\n     why: {why}", i + 1, xml::to_string(st));
+            }
+        }
+        let _ = writeln!(report, "{ending}");
+        Failure::fail(report)
+    }
+
+    /// `receives: nothing`, but these stanzas were kept unread.
+    pub(crate) fn unexpected<'a>(kept: impl ExactSizeIterator<Item = &'a Element>) -> Self {
+        let mut report = format!("expected nothing, but {} stanza(s) arrived:\n", kept.len());
+        for (i, st) in kept.enumerate() {
+            let _ = writeln!(report, "  {}. {}", i + 1, xml::to_string(st));
+        }
+        Failure::fail(report)
     }
 }
 
@@ -240,11 +272,7 @@ struct Session<'a> {
 impl Session<'_> {
     async fn run_actions(&mut self) -> std::result::Result<(), Failure> {
         for action in &self.script.actions {
-            let what = describe(action);
-            self.run_action(action).await.map_err(|mut f| {
-                f.report = format!("line {}: {what}\n{}", action.line, f.report);
-                f
-            })?;
+            self.run_action(action).await.map_err(|f| f.at(action))?;
         }
         Ok(())
     }
@@ -292,11 +320,7 @@ impl Session<'_> {
                 if kept.is_empty() {
                     return Ok(());
                 }
-                let mut report = format!("expected nothing, but {} stanza(s) arrived:\n", kept.len());
-                for (i, st) in kept.iter().enumerate() {
-                    let _ = writeln!(report, "  {}. {}", i + 1, xml::to_string(st));
-                }
-                Err(Failure::fail(report))
+                Err(Failure::unexpected(kept.iter()))
             }
         }
     }
@@ -348,28 +372,10 @@ impl Session<'_> {
         }
     }
 
-    /// `Name's JID` is the configured bare JID (usable before Name connects);
-    /// `Name's full JID` is the one bound at connect; other names are values captured by
-    /// `{scansion:capture:NAME}` in an earlier `receives:`.
-    fn lookup(&self, var: &str) -> Option<String> {
-        if let Some(value) = self.captured.get(var) {
-            return Some(value.clone());
-        }
-        let (name, what) = var.rsplit_once("'s ")?;
-        match what {
-            "JID" => {
-                let jid = &self.script.client(name)?.jid;
-                Some(jid.split('/').next().unwrap_or(jid).to_owned())
-            }
-            "full JID" => self.clients.get(name)?.full_jid.clone(),
-            _ => None,
-        }
-    }
-
+    /// The block's stanzas, their variables expanded (see [`lookup`]).
     fn expand_all(&self, elements: &[Element]) -> std::result::Result<Vec<Element>, Failure> {
-        elements.iter().map(|el| script::expand(el, &|v| self.lookup(v))).collect::<Result<Vec<_>>>().map_err(
-            |e| Failure::error(format!("{e} (is that client connected yet, or the value captured?)\n")),
-        )
+        let full_jid = |name: &str| self.clients.get(name)?.full_jid.clone();
+        expand_all(elements, &|var| lookup(self.script, &self.captured, &full_jid, var))
     }
 
     /// All clients' traffic, in time order.
@@ -390,6 +396,41 @@ impl Session<'_> {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// The value of a script variable. `Name's JID` is the configured bare JID (usable before
+/// Name connects); `Name's full JID` is the one bound at connect (`full_jid`); other names
+/// are values `captured` by `{scansion:capture:NAME}` in an earlier `receives:`.
+pub(crate) fn lookup(
+    script: &Script,
+    captured: &HashMap<String, String>,
+    full_jid: &dyn Fn(&str) -> Option<String>,
+    var: &str,
+) -> Option<String> {
+    if let Some(value) = captured.get(var) {
+        return Some(value.clone());
+    }
+    let (name, what) = var.rsplit_once("'s ")?;
+    match what {
+        "JID" => {
+            let jid = &script.client(name)?.jid;
+            Some(jid.split('/').next().unwrap_or(jid).to_owned())
+        }
+        "full JID" => full_jid(name),
+        _ => None,
+    }
+}
+
+/// A block's stanzas with their variables expanded (see [`lookup`]).
+pub(crate) fn expand_all(
+    elements: &[Element],
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> std::result::Result<Vec<Element>, Failure> {
+    elements
+        .iter()
+        .map(|el| script::expand(el, lookup))
+        .collect::<Result<Vec<_>>>()
+        .map_err(|e| Failure::error(format!("{e} (is that client connected yet, or the value captured?)\n")))
 }
 
 fn describe(action: &Action) -> String {
@@ -422,15 +463,5 @@ async fn receive(
             Err(e) => break format!("the stream ended: {e}"),
         }
     };
-    let mut report = format!("expected:\n{}\n", indent(&xml::to_string(expected)));
-    if misses.is_empty() {
-        report.push_str("received: nothing\n");
-    } else {
-        let _ = writeln!(report, "received {} stanza(s), none matched:", misses.len());
-        for (i, (st, why)) in misses.iter().enumerate() {
-            let _ = writeln!(report, "  {}. {}\n     why: {why}", i + 1, xml::to_string(st));
-        }
-    }
-    let _ = writeln!(report, "{ending}");
-    Err(Failure::fail(report))
+    Err(Failure::unmatched(expected, &misses, &ending))
 }

@@ -17,6 +17,9 @@ pub const TAG_PROSODY: &str = "prosody:";
 /// `## not-on-ejabberd: why`: the script checks what the server does, not the MUC (say,
 /// ejabberd refuses a malformed JID before the MUC sees it); the ejabberd run skips it.
 pub const TAG_NOT_ON_EJABBERD: &str = "not-on-ejabberd:";
+/// `## needs-server: why`: the script checks what the server around the MUC does (say,
+/// mod_disco's answer for the service); the in-process tier, which has no server, skips it.
+pub const TAG_NEEDS_SERVER: &str = "needs-server:";
 
 #[derive(Debug, Clone)]
 pub struct Script {
@@ -83,6 +86,11 @@ impl Script {
     /// Why the script does not run on ejabberd (see [`TAG_NOT_ON_EJABBERD`]), if it says so.
     pub fn not_on_ejabberd(&self) -> Option<String> {
         self.tagged(TAG_NOT_ON_EJABBERD).into_iter().next()
+    }
+
+    /// Why the script needs a real server (see [`TAG_NEEDS_SERVER`]), if it says so.
+    pub fn needs_server(&self) -> Option<String> {
+        self.tagged(TAG_NEEDS_SERVER).into_iter().next()
     }
 
     /// Component config lines asked for by `## component-config: ...` header tags.

@@ -228,6 +228,23 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// The `xml:lang` of an element, if it has one.
+pub fn attr_xml_lang(el: &Element) -> Option<&str> {
+    el.attr_ns(Namespace::xml(), "lang")
+}
+
+/// Sets the `xml:lang` of an element.
+pub fn set_xml_lang(el: &mut Element, lang: &str) {
+    let name = rxml::NcName::try_from("lang").expect("a literal name");
+    el.attrs_mut().insert(Namespace::xml().clone(), name, lang.to_owned());
+}
+
+/// Sets an attribute of no namespace (`to`, `from`, `type`...).
+pub fn set_attr(el: &mut Element, name: &str, value: impl Into<String>) {
+    let name = rxml::NcName::try_from(name).expect("attribute names are literals");
+    el.attrs_mut().insert(Namespace::none().clone(), name, value.into());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

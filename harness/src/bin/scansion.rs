@@ -1,10 +1,12 @@
-//! `scansion`: runs .scs scripts against Prosody 0.12 and 13 with stock mod_muc and muc_rs.
+//! `scansion`: runs .scs scripts against Prosody 0.12 and 13 with stock mod_muc and muc_rs,
+//! on ejabberd, or in process against muc_rs's core (`--core`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use muc_harness::core_runner;
 use muc_harness::ejabberd::Muc;
 use muc_harness::prosody::{repo_root, Install, ServerConfig, Version};
 use muc_harness::runner::{self, Outcome, RunOptions, Verdict};
@@ -37,6 +39,10 @@ options:
                              component options are translated to the module's; scripts
                              with Prosody-only tags or options are skipped
   --ejabberd-stock           the same on ejabberd's own mod_muc (the side-by-side)
+  --core                     run each script in process against muc_rs's core, as the
+                             versions of --prosody configure it: no server, milliseconds
+                             a script; scripts that need Prosody modules or config, or
+                             say they need the server (## needs-server:), are not run
   --expect-fail              a script that fails counts as passed, and vice versa
   --known-failures FILE      scripts listed in FILE (a name per line, then why) are
                              expected to fail; one that passes fails the run, to keep
@@ -75,6 +81,8 @@ struct Cli {
     known_failures_dir: PathBuf,
     /// Run on ejabberd with this MUC instead of the Prosody matrix.
     ejabberd: Option<Muc>,
+    /// Run in process against the core instead of the Prosody matrix.
+    core: bool,
     keep_logs: Option<PathBuf>,
     files: Vec<PathBuf>,
 }
@@ -95,6 +103,7 @@ fn parse_args(args: Vec<String>) -> Result<Cli, String> {
         known_failures: Vec::new(),
         known_failures_dir: PathBuf::new(),
         ejabberd: None,
+        core: false,
         keep_logs: None,
         files: Vec::new(),
     };
@@ -142,6 +151,7 @@ fn parse_args(args: Vec<String>) -> Result<Cli, String> {
             "--expect-fail" => cli.expect_fail = true,
             "--ejabberd" => cli.ejabberd = Some(Muc::muc_rs()),
             "--ejabberd-stock" => cli.ejabberd = Some(Muc::Stock),
+            "--core" => cli.core = true,
             "--known-failures" => {
                 let path = value("--known-failures")?;
                 let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
@@ -196,7 +206,10 @@ struct Job {
     module: String,
     /// On ejabberd with this MUC, not on Prosody `version`.
     ejabberd: Option<Muc>,
-    /// Why the run is skipped (the script's `## prosody:` tag leaves this version out).
+    /// In process against the core configured as Prosody `version` would configure it.
+    in_process: bool,
+    /// Why the run is skipped (the script's `## prosody:` tag leaves this version out, or
+    /// the script is not one the in-process tier can run).
     skip: Option<String>,
     /// A failure is what is expected of this run (`--expect-fail`, `--known-failures`).
     expect_fail: bool,
@@ -228,6 +241,13 @@ fn ejabberd_skip_reason(script: &Result<Script, String>, muc: &Muc) -> Option<St
         return Some("script is for Prosody 0.12 only".to_owned());
     }
     muc_harness::ejabberd::module_options_for(muc, &script.component_config_lines()).err()
+}
+
+/// Why a script is not run in process on `version`, if it is not.
+fn core_skip_reason(script: &Result<Script, String>, version: Version) -> Option<String> {
+    skip_reason(script, version).or_else(|| {
+        core_runner::not_in_tier(script.as_ref().ok()?, version).map(|r| format!("not in this tier: {r}"))
+    })
 }
 
 /// Why a script is not run on `version`, if it is not.
@@ -266,6 +286,9 @@ async fn run_job(job: &Job, shared: &Shared) -> Outcome {
     };
     if let Some(muc) = &job.ejabberd {
         return runner::run_on_ejabberd(script, muc, &shared.opts).await;
+    }
+    if job.in_process {
+        return core_runner::run(script, job.version, &shared.opts);
     }
     let install = match shared.installs.iter().find(|(v, _)| *v == job.version) {
         Some((_, Ok(i))) => i,
@@ -317,12 +340,16 @@ fn print_result(job: &Job, outcome: &Outcome) -> Option<bool> {
         (Verdict::Error, _) => " (error)",
         _ => "",
     };
+    // In process a run takes milliseconds.
+    let took = match job.in_process {
+        true => format!("{:.1}ms", outcome.duration.as_secs_f64() * 1000.0),
+        false => format!("{:.1}s", outcome.duration.as_secs_f64()),
+    };
     println!(
-        "{}  {:<4}  {:<6}  {name} ({:.1}s){note}",
+        "{}  {:<4}  {:<6}  {name} ({took}){note}",
         if pass { "PASS" } else { "FAIL" },
         job.server(),
-        job.module,
-        outcome.duration.as_secs_f64(),
+        job.module
     );
     // Reports of expected failures are shown too (briefly), to see that they fail right.
     if !outcome.report.is_empty() && (!pass || expect_fail) {
@@ -417,9 +444,25 @@ async fn main() -> ExitCode {
                 version: Version::V13,
                 module: muc.label().into(),
                 ejabberd: Some(muc.clone()),
+                in_process: false,
                 skip: ejabberd_skip_reason(&script, muc),
                 expect_fail,
             });
+            continue;
+        }
+        if cli.core {
+            for &version in &cli.versions {
+                jobs.push(Job {
+                    script: script.clone(),
+                    path: path.clone(),
+                    version,
+                    module: "core".into(),
+                    ejabberd: None,
+                    in_process: true,
+                    skip: core_skip_reason(&script, version),
+                    expect_fail,
+                });
+            }
             continue;
         }
         for &version in &cli.versions {
@@ -430,6 +473,7 @@ async fn main() -> ExitCode {
                     version,
                     module: module.clone(),
                     ejabberd: None,
+                    in_process: false,
                     skip: skip_reason(&script, version),
                     expect_fail,
                 });
@@ -521,7 +565,8 @@ async fn main() -> ExitCode {
         }
     };
     if skipped > 0 {
-        println!("{skipped} skipped (header tags)");
+        let why = if cli.core { "header tags, or not in this tier" } else { "header tags" };
+        println!("{skipped} skipped ({why})");
     }
     println!("{passed} passed, {failed} failed");
     if failed == 0 && printed == jobs.len() {
