@@ -2,16 +2,16 @@
 //! it — options, a clock, the service admins, room storage — and nothing else: no modules
 //! listen at its extension points.
 //!
-//! Every call into the core, and every use of its `Env`, is in this file, behind the small
-//! API of [`CoreHost`], so that a change of the core's host interface is met here alone.
+//! Every call into the core is in this file, behind the small API of [`CoreHost`], so that a
+//! change of the core's host protocol is met here alone. The protocol itself is driven by
+//! the core's own simplest host, [`MemoryHost`]: storage questions answered from memory,
+//! stores written there and confirmed.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-
-use jid::{BareJid, Jid};
+use jid::Jid;
 use minidom::Element;
 use muc_rs::config::{OptionKind, OPTIONS};
-use muc_rs::env::{Env, StoredRoom};
+use muc_rs::env::FixedEnv;
+use muc_rs::memory_host::MemoryHost;
 use muc_rs::{HostConfig, LogLevel, MucHost, OptionValue};
 
 use crate::prosody::{Version, MUC_DOMAIN};
@@ -23,44 +23,13 @@ const START_TIME: i64 = 1_700_000_000;
 
 pub struct CoreHost {
     muc: MucHost,
-    env: TestEnv,
+    /// The service admins; no module listens at any extension point.
+    env: FixedEnv,
+    /// Room records in memory (as Prosody's `storage = "memory"` keeps them), and a clock
+    /// that moves only when told.
+    storage: MemoryHost,
     /// Error-level log lines of the core: on a real server they fail the run.
     errors: Vec<String>,
-}
-
-/// The core's environment: a clock that moves only when told, a fixed admin list, and
-/// room records kept in memory (as Prosody's `storage = "memory"` keeps them).
-struct TestEnv {
-    now: i64,
-    admins: Vec<BareJid>,
-    stored: RefCell<HashMap<BareJid, StoredRoom>>,
-}
-
-impl Env for TestEnv {
-    fn now(&self) -> i64 {
-        self.now
-    }
-
-    fn is_service_admin(&self, jid: &BareJid) -> bool {
-        self.admins.contains(jid)
-    }
-
-    fn load_room(&self, room: &BareJid) -> Result<Option<StoredRoom>, String> {
-        Ok(self.stored.borrow().get(room).cloned())
-    }
-
-    fn store_room(&self, room: &BareJid, record: Option<&StoredRoom>) -> Result<(), String> {
-        let mut stored = self.stored.borrow_mut();
-        match record {
-            Some(record) => stored.insert(room.clone(), record.clone()),
-            None => stored.remove(room),
-        };
-        Ok(())
-    }
-
-    fn stored_rooms(&self) -> Result<Vec<BareJid>, String> {
-        Ok(self.stored.borrow().keys().cloned().collect())
-    }
 }
 
 impl CoreHost {
@@ -84,14 +53,18 @@ impl CoreHost {
             .iter()
             .map(|a| a.parse().map_err(|e| format!("admin {a:?}: {e}")))
             .collect::<Result<_, String>>()?;
-        let env = TestEnv { now: START_TIME, admins, stored: RefCell::default() };
-        Ok(CoreHost { muc, env, errors: Vec::new() })
+        Ok(CoreHost {
+            muc,
+            env: FixedEnv { admins },
+            storage: MemoryHost::at(START_TIME),
+            errors: Vec::new(),
+        })
     }
 
     /// Hands the core one stanza addressed to the service (its `from` already stamped);
     /// returns what it delivers, one stanza per recipient, in order.
     pub fn stanza(&mut self, stanza: Element) -> Vec<(Jid, Element)> {
-        let outcome = self.muc.handle(stanza, &self.env);
+        let outcome = self.storage.handle(&mut self.muc, stanza, &self.env);
         for (level, line) in outcome.log {
             if level == LogLevel::Error {
                 self.errors.push(line);
@@ -109,7 +82,7 @@ impl CoreHost {
     }
 
     pub fn advance_clock(&mut self, seconds: i64) {
-        self.env.now += seconds;
+        self.storage.now += seconds;
     }
 
     /// The core's error-level log lines so far.
