@@ -39,13 +39,12 @@ run: deps build web
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --no-default-features --all-targets -- -D warnings
 
 test: deps build web
 	bash tools/test-all.sh
 
 test-rust: deps install-ejabberd ejabberd-contrib
-	$(CARGO) test --no-default-features
+	$(CARGO) test -p muc_rs
 	$(CARGO) test -p muc_harness
 
 test-busted: deps build
@@ -144,8 +143,8 @@ soak:
 #   make install-ejabberd DESTDIR=DIR    -> DIR/mod_muc_rs/{ebin,priv}
 # then start ejabberd with -pa DIR/mod_muc_rs/ebin and, in ejabberd.yml,
 #   modules: mod_muc_rs: {host: "conference.example.org"}
-# The NIF is its own artifact (a NIF and a Lua module cannot share one .so): always built
-# with -p muc_rs_nif (--workspace would pull the Lua binding in).
+# The NIF is its own crate and artifact (ejabberd/nif; a NIF and a Lua module cannot share
+# one .so).
 EJABBERD_INCLUDE ?= /usr/lib/x86_64-linux-gnu/ejabberd-24.12
 DESTDIR ?= $(CURDIR)/build/ejabberd
 .PHONY: install-ejabberd

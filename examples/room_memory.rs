@@ -1,5 +1,5 @@
 //! Bytes of heap per room, as the core holds it: 1000 rooms of two occupants, joined with
-//! presences like a client's. `cargo run --release --no-default-features --example room_memory`
+//! presences like a client's. `cargo run --release --example room_memory`
 use muc_rs::env::FixedEnv;
 use muc_rs::{HostConfig, MucHost};
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -1,7 +1,7 @@
 -- The mod_muc API on a muc_rs host: what other modules reach through
 -- `module:depends("muc")` or `prosody.hosts[host].modules.muc`, and the room and occupant
 -- objects they get from it. Glue only: every answer comes from the Rust core
--- (`host:room(method, room_jid, ...)`, src/binding/room_api.rs).
+-- (`host:room(method, room_jid, ...)`, prosody/src/room_api.rs).
 --
 -- One Lua object per live room, kept until the room is destroyed or put away, so that
 -- modules may keep their own fields on it and compare rooms by identity.

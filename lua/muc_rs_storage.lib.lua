@@ -3,7 +3,7 @@
 --
 -- A stanza's handling reads and writes them here, in Lua, where a storage driver may wait
 -- (util.async): the core asks for what it reads and hands over what it writes
--- (src/binding/storage.rs, the loop in muc_rs_events.lib.lua). The calls modules make
+-- (prosody/src/storage.rs, the loop in muc_rs_events.lib.lua). The calls modules make
 -- (room objects, admin commands) reach the same functions through the core's callbacks.
 local jid_split = require "util.jid".split;
 

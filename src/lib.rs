@@ -3,8 +3,9 @@
 //! The core is a state machine for one MUC host with no I/O and no Lua: a stanza goes in
 //! with the [`Facts`] the core cannot know (the clock, stored records), and either a
 //! [`Question`] or an [`Outcome`] comes out: the records to store, the stanzas to send
-//! (see [`protocol`]). Prosody-specific code lives only in [`binding`] (mlua, built with the
-//! default `module` feature) and in the Lua shim `lua/mod_muc_rs.lua`.
+//! (see [`protocol`]). The hosts are crates of their own: `prosody/` (the Lua module, with
+//! the shim in `lua/`) and `ejabberd/nif` (the NIF, with the Erlang module in
+//! `ejabberd/src`).
 
 pub mod affiliation;
 pub mod cache;
@@ -24,9 +25,6 @@ pub mod persist;
 pub mod protocol;
 pub mod room;
 pub mod xml;
-
-#[cfg(feature = "module")]
-pub mod binding;
 
 pub use config::{HostConfig, OptionKind, OptionSpec, OptionValue};
 pub use env::Env;

@@ -1,6 +1,6 @@
 //! Property tests: arbitrary sequences of stanzas from several users (several resources
 //! each, some of them service admins) into several rooms, with the service's invariants
-//! checked after every step. Run with `cargo test --no-default-features --test properties`;
+//! checked after every step. Run with `cargo test -p muc_rs --test properties`;
 //! `PROPTEST_CASES=N` runs more cases.
 //!
 //! The generator and the checks live in `tests/support/mod.rs`, shared with the fuzz target.

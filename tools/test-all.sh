@@ -36,7 +36,7 @@ suite() {
   fi
 }
 
-suite "core (cargo test)" cargo test --no-default-features
+suite "core (cargo test)" cargo test -p muc_rs
 # The scansion scripts in process against the core, no server (milliseconds a script): the
 # first behaviour tier. Scripts needing Prosody's modules or config are left to the server
 # tier; those in core-tier.known-gaps must fail, and so must the self-test's.
@@ -46,7 +46,7 @@ suite "scansion in process self-test (must fail)" cargo run -q --release -p muc_
   --core --expect-fail spec/scansion-selftest/
 # (harness/tests/ejabberd.rs loads the ejabberd module and installs its contrib package: built first)
 suite "harness (cargo test)" bash -c 'make -s install-ejabberd ejabberd-contrib >/dev/null && cargo test -p muc_harness'
-suite "lint" bash -c 'cargo fmt --all -- --check && cargo clippy --workspace --all-targets -q -- -D warnings && cargo clippy --no-default-features --all-targets -q -- -D warnings && echo "1 passed, 0 failed"'
+suite "lint" bash -c 'cargo fmt --all -- --check && cargo clippy --workspace --all-targets -q -- -D warnings && echo "1 passed, 0 failed"'
 suite "busted" bash spec/run-busted.sh
 suite "fuzz (30 s, make fuzz-quick)" make -s fuzz-quick
 suite "differential permissions" cargo run -q --release -p muc_harness --bin muc-diff -- --plugin-dir "$PWD/build/plugin"

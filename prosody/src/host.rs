@@ -5,16 +5,16 @@ use super::convert::{self, Keys};
 use super::render;
 use super::reuse::StanzaCache;
 use super::storage::Storage;
-use crate::env::Env;
-use crate::hooks::{Answer, Hook};
-use crate::host::{Confirmed, MucHost};
-use crate::outcome::{Delivery, Outcome};
-use crate::panic_guard::{self as guard, TEST_NS};
-use crate::protocol::{Facts, Store};
-use crate::xml::{error_reply, ElementExt, StanzaError, NS_CLIENT};
 use jid::{BareJid, Jid};
 use minidom::Element;
 use mlua::{Function, Lua, MultiValue, Result as LuaResult, Table, UserData, UserDataMethods, Value};
+use muc_rs::env::Env;
+use muc_rs::hooks::{Answer, Hook};
+use muc_rs::host::{Confirmed, MucHost};
+use muc_rs::outcome::{Delivery, Outcome};
+use muc_rs::panic_guard::{self as guard, TEST_NS};
+use muc_rs::protocol::{Facts, Store};
+use muc_rs::xml::{error_reply, ElementExt, StanzaError, NS_CLIENT};
 use std::cell::{Cell, RefCell};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -188,7 +188,7 @@ impl LuaHost {
                 Some(jids) => return jids,
                 None => {
                     drop(host);
-                    facts.answer_from(&crate::protocol::Question::StoredRooms, &self.storage);
+                    facts.answer_from(&muc_rs::protocol::Question::StoredRooms, &self.storage);
                 }
             }
         }

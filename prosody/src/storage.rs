@@ -3,11 +3,11 @@
 //! and its answers read back ([`step_table`], [`read_answers`]); and the shim's storage
 //! callbacks, for the calls modules make (`host:room(...)`) and the admins' commands.
 
-use crate::outcome::Outcome;
-use crate::persist::{Data, Key, Table as DataTable};
-use crate::protocol::{Facts, Question, ReadRooms, StoredRoom};
 use jid::BareJid;
 use mlua::{Function, Lua, Result as LuaResult, Table, Value};
+use muc_rs::outcome::Outcome;
+use muc_rs::persist::{Data, Key, Table as DataTable};
+use muc_rs::protocol::{Facts, Question, ReadRooms, StoredRoom};
 
 /// Deeper nesting than this is not a room record.
 const MAX_DEPTH: usize = 64;

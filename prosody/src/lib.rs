@@ -1,4 +1,5 @@
-//! The Lua module `muc_rs` (built with the `module` feature; loaded by `mod_muc_rs.lua`).
+//! muc_rs for Prosody: the Lua module `muc_rs` (loaded by `lua/mod_muc_rs.lua`), the core
+//! (the `muc_rs` crate) behind a userdata host.
 //!
 //! ```lua
 //! local muc_rs = require "muc_rs"
@@ -12,11 +13,12 @@
 //!     top_tag = render.top_tag,       -- optional: deliveries then carry their rendered
 //!                                     -- XML (`muc_rs_rendered`, see lua/muc_rs_render.lib.lua)
 //! })
-//! host:handle(stanza)                 --> true once handled
+//! host:handle(stanza, answers)        --> true once handled, or a step left to the shim
+//! host:confirm(err)                   --  after the shim wrote the stores of a step
 //! ```
 //! `opts` holds the options found set (name → boolean, number or string) and
 //! `server_version` (Prosody's version string). Values of the wrong type are logged (warn)
-//! and ignored. `_test_panic = true` arms the panic test hook (see [`crate::panic_guard::TEST_NS`]).
+//! and ignored. `_test_panic = true` arms the panic test hook (see [`muc_rs::panic_guard::TEST_NS`]).
 
 mod convert;
 mod events;
@@ -26,11 +28,11 @@ mod reuse;
 mod room_api;
 mod storage;
 
-use crate::config::{HostConfig, OptionKind, OptionValue, OPTIONS};
-use crate::host::MucHost;
-use crate::panic_guard as guard;
 use host::LuaHost;
 use mlua::{Lua, Result as LuaResult, Table, Value};
+use muc_rs::config::{HostConfig, OptionKind, OptionValue, OPTIONS};
+use muc_rs::host::MucHost;
+use muc_rs::panic_guard as guard;
 use std::collections::HashMap;
 
 #[mlua::lua_module(skip_memory_check)]
@@ -49,7 +51,7 @@ fn muc_rs(lua: &Lua) -> LuaResult<Table> {
         "_roundtrip",
         lua.create_function(|lua, (stanza, stanza_mt): (Table, Table)| roundtrip(lua, &stanza, &stanza_mt))?,
     )?;
-    exports.set("_test_ns", crate::panic_guard::TEST_NS)?;
+    exports.set("_test_ns", muc_rs::panic_guard::TEST_NS)?;
     Ok(exports)
 }
 

@@ -34,15 +34,15 @@
 use super::convert;
 use super::host::LuaHost;
 use super::storage::{data_from_lua, data_to_lua};
-use crate::affiliation::{Affiliation, Role};
-use crate::dataform::Value as FormValue;
-use crate::occupant::Occupant;
-use crate::outcome::Outcome;
-use crate::persist::Data;
-use crate::room::settings::{Tombstone, Whois};
-use crate::room::{Actor, AffiliationData, Ctx, DataChange, Room};
 use jid::{BareJid, FullJid, Jid};
 use mlua::{IntoLua, IntoLuaMulti, Lua, MultiValue, Result as LuaResult, Value};
+use muc_rs::affiliation::{Affiliation, Role};
+use muc_rs::dataform::Value as FormValue;
+use muc_rs::occupant::Occupant;
+use muc_rs::outcome::Outcome;
+use muc_rs::persist::Data;
+use muc_rs::room::settings::{Tombstone, Whois};
+use muc_rs::room::{Actor, AffiliationData, Ctx, DataChange, Room};
 
 impl LuaHost {
     pub(super) fn room_call(
@@ -58,7 +58,7 @@ impl LuaHost {
         let env = self.env();
         let mut facts = self.facts();
         // What to carry out after a call whose writes were confirmed, or undone.
-        let settle = |confirmed: crate::host::Confirmed| -> LuaResult<bool> {
+        let settle = |confirmed: muc_rs::host::Confirmed| -> LuaResult<bool> {
             self.carry_out(lua, &confirmed.outcome)?;
             Ok(!confirmed.undone)
         };
@@ -185,7 +185,7 @@ impl LuaHost {
         }
         let host = self.host.try_borrow().map_err(|_| mlua::Error::runtime("muc_rs host busy"))?;
         let Some(room) = host.room(&jid) else { return nil() };
-        let mut scratch = crate::outcome::Outcome::default();
+        let mut scratch = muc_rs::outcome::Outcome::default();
         let ctx = Ctx::new(host.config(), &env, &facts, &mut scratch, host.domain());
         let value: Value = match method {
             "get_affiliation" => match text(0).and_then(|j| j.parse::<Jid>().ok()) {
@@ -198,11 +198,11 @@ impl LuaHost {
                     .and_then(|user| room.affiliation_data(&user.to_bare()))
                     .map(|d| d.to_data());
                 match (data, text(1)) {
-                    (Some(data), Some(key)) => match data.get(&crate::persist::Key::from(key.as_str())) {
+                    (Some(data), Some(key)) => match data.get(&muc_rs::persist::Key::from(key.as_str())) {
                         Some(value) => data_to_lua(lua, value)?,
                         None => Value::Nil,
                     },
-                    (Some(data), None) => data_to_lua(lua, &crate::persist::Data::Table(data))?,
+                    (Some(data), None) => data_to_lua(lua, &muc_rs::persist::Data::Table(data))?,
                     (None, _) => Value::Nil,
                 }
             }
@@ -213,7 +213,7 @@ impl LuaHost {
                     entry.raw_set(1, user.as_str())?;
                     entry.raw_set(2, affiliation.as_str())?;
                     if let Some(data) = room.affiliation_data(user) {
-                        entry.raw_set(3, data_to_lua(lua, &crate::persist::Data::Table(data.to_data()))?)?;
+                        entry.raw_set(3, data_to_lua(lua, &muc_rs::persist::Data::Table(data.to_data()))?)?;
                     }
                     list.raw_push(entry)?;
                 }
@@ -272,7 +272,7 @@ impl LuaHost {
             }
             "get_occupant_id" => match text(0).and_then(|j| j.parse::<Jid>().ok()) {
                 Some(user) => {
-                    crate::id::occupant_id(user.to_bare().as_str(), &room.settings.occupant_id_salt)
+                    muc_rs::id::occupant_id(user.to_bare().as_str(), &room.settings.occupant_id_salt)
                         .into_lua(lua)?
                 }
                 None => Value::Nil,
@@ -282,7 +282,7 @@ impl LuaHost {
                 Some(value) => data_to_lua(lua, &value)?,
                 None => Value::Nil,
             },
-            "data_table" => data_to_lua(lua, &crate::persist::Data::Table(room.settings.to_data()))?,
+            "data_table" => data_to_lua(lua, &muc_rs::persist::Data::Table(room.settings.to_data()))?,
             "history_length" => Value::Integer(room.history.len() as i64),
             "may_set_vcard" => match text(0).and_then(|j| j.parse::<Jid>().ok()) {
                 Some(user) => Value::Boolean(room.may_set_vcard(&ctx, &user.to_bare())),
@@ -391,7 +391,7 @@ fn change(room: &mut Room, ctx: &mut Ctx, method: &str, args: &MultiValue) -> Re
     let arg = |i: usize| args.get(i).cloned().unwrap_or(Value::Nil);
     let text = |i: usize| arg(i).as_string().and_then(|s| s.to_str().ok().map(|s| s.to_owned()));
     let not_acceptable = || ("modify".to_owned(), "not-acceptable".to_owned());
-    let error = |e: crate::xml::StanzaError| (e.kind.as_str().to_owned(), e.condition.to_string());
+    let error = |e: muc_rs::xml::StanzaError| (e.kind.as_str().to_owned(), e.condition.to_string());
     let actor_jid = text(0).and_then(|j| j.parse::<Jid>().ok());
     let actor = || match (arg(0), &actor_jid) {
         (Value::Boolean(true), _) => Ok(Actor::Room),

@@ -23,14 +23,14 @@
 
 use super::convert;
 use super::host::{summary, LuaHost};
-use crate::affiliation::Role;
-use crate::dataform::Form;
-use crate::hooks::{Answer, Event, Hook, Question};
-use crate::outcome::Outcome;
-use crate::room::occupant_presence::{OccupantPresence, OwnPresences};
 use jid::{BareJid, FullJid};
 use minidom::Element;
 use mlua::{Lua, Result as LuaResult, Table, Value};
+use muc_rs::affiliation::Role;
+use muc_rs::dataform::Form;
+use muc_rs::hooks::{Answer, Event, Hook, Question};
+use muc_rs::outcome::Outcome;
+use muc_rs::room::occupant_presence::{OccupantPresence, OwnPresences};
 
 impl LuaHost {
     /// Logs the log lines of `outcome`, then sends its deliveries and runs its events, in
@@ -72,7 +72,7 @@ impl LuaHost {
                 }
             }
             Event::DiscoInfo { room, reply, form, to } => {
-                let reply = self.form_reply(lua, reply, crate::xml::NS_DISCO_INFO, form, "result")?;
+                let reply = self.form_reply(lua, reply, muc_rs::xml::NS_DISCO_INFO, form, "result")?;
                 let answer: Value =
                     callback.call(("disco_info", room.as_str(), reply, form_fields(lua, form)?))?;
                 if let Value::Table(reply) = answer {
@@ -80,7 +80,7 @@ impl LuaHost {
                 }
             }
             Event::ConfigForm { room, actor, reply, form, to } => {
-                let reply = self.form_reply(lua, reply, crate::xml::NS_MUC_OWNER, form, "form")?;
+                let reply = self.form_reply(lua, reply, muc_rs::xml::NS_MUC_OWNER, form, "form")?;
                 let fields = form_fields(lua, form)?;
                 let answer: Value =
                     callback.call(("config_form", room.as_str(), actor.as_str(), reply, fields))?;
@@ -119,8 +119,8 @@ impl LuaHost {
                 callback.call::<()>(("occupant_left", room.as_str(), nick.as_str(), jid.as_str()))?
             }
             Event::AffiliationChanged { room, actor, jid, affiliation, previous, reason, in_room } => {
-                let name = |a: &crate::affiliation::Affiliation| {
-                    (*a != crate::affiliation::Affiliation::None).then(|| a.as_str())
+                let name = |a: &muc_rs::affiliation::Affiliation| {
+                    (*a != muc_rs::affiliation::Affiliation::None).then(|| a.as_str())
                 };
                 let args =
                     (room.as_str(), actor.as_ref().map(|a| a.as_str()), jid.as_str(), name(affiliation));
@@ -160,7 +160,7 @@ impl LuaHost {
                 self.send_table(&table, [to.as_str()])?;
             }
             Event::RegistrationForm { room, user, reply, form, form_type, to } => {
-                let reply = self.form_reply(lua, reply, crate::xml::NS_REGISTER, form, form_type)?;
+                let reply = self.form_reply(lua, reply, muc_rs::xml::NS_REGISTER, form, form_type)?;
                 let fields = form_fields(lua, form)?;
                 let args = (room.as_str(), user.as_str(), reply, fields, *form_type);
                 let answer: Value =
@@ -351,7 +351,7 @@ pub fn answer_from_lua(hook: Hook, value: &Value) -> Option<Answer> {
     match value {
         Value::Boolean(false) => Some(Answer::Refused),
         Value::Table(_) if hook == Hook::Registration => match super::storage::data_from_lua(value, 0) {
-            Some(crate::persist::Data::Table(data)) => Some(Answer::Registered { data }),
+            Some(muc_rs::persist::Data::Table(data)) => Some(Answer::Registered { data }),
             _ => Some(Answer::Allowed { nick: None, role: None }),
         },
         Value::Table(t) => {

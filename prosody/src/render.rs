@@ -12,9 +12,9 @@
 //! `xmlns` where a namespace differs from the parent's, `<x/>` for empty elements.
 
 use super::convert::Keys;
-use crate::xml::NS_CLIENT;
 use minidom::{Element, Node};
 use mlua::{Lua, Result as LuaResult, Table, Value};
+use muc_rs::xml::NS_CLIENT;
 
 /// `<name attr='v' … to='` and `'>…</name>` (or `'/>`).
 pub struct Rendered {

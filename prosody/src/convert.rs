@@ -7,10 +7,10 @@
 //! names, `xml:lang` (and `xml:space` …) for the XML namespace, and `"uri\1name"` for any
 //! other namespaced attribute.
 
-use crate::xml::NS_CLIENT;
 use minidom::rxml::{Namespace, NcName};
 use minidom::{Element, Node};
 use mlua::{Lua, LuaString, Result as LuaResult, Table, Value};
+use muc_rs::xml::NS_CLIENT;
 
 /// The XML namespace (`xml:` prefix), always bound.
 const NS_XML: &str = "http://www.w3.org/XML/1998/namespace";
