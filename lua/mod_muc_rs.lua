@@ -59,6 +59,7 @@ local render = module:require("muc_rs_render");
 
 -- The modules' events, and on 13 room avatars, wired once the host exists.
 local events, avatar_hash;
+local function room_avatar_hash(jid) return avatar_hash and avatar_hash(jid); end
 
 local host = muc_rs.new_host(module.host, opts, {
 	load_room = storage.load_room;
@@ -71,13 +72,13 @@ local host = muc_rs.new_host(module.host, opts, {
 	top_tag = render.top_tag;
 	event = function (...) return events.event(...); end;
 	listens = function (...) return events.listens(...); end;
-	avatar_hash = function (jid) return avatar_hash and avatar_hash(jid); end;
+	avatar_hash = room_avatar_hash;
 });
 
 -- The mod_muc API: `module:depends("muc")` and `prosody.hosts[host].modules.muc` find
 -- muc_rs's, so no module loads stock mod_muc beside it (muc_rs_api.lib.lua).
 local api, rooms = module:require("muc_rs_api")(host);
-events = module:require("muc_rs_events")(host, rooms, storage);
+events = module:require("muc_rs_events")(host, rooms, storage, room_avatar_hash);
 if host:room_vcards() then avatar_hash = module:require("muc_rs_vcard")(host); end
 local handle = events.handle;
 api.install();

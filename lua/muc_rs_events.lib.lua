@@ -9,7 +9,7 @@
 -- muc-broadcast-message (0), muc-message-is-historic (-1), muc-add-history (-1) and
 -- muc-get-history (-1). `listens` counts only the modules' handlers.
 
-return function (host, rooms, storage)
+return function (host, rooms, storage, avatar_hash)
 	-- The stanza event being handled: its origin and stanza go into some events' payloads.
 	local handling;
 	local function current() return handling; end
@@ -390,6 +390,14 @@ return function (host, rooms, storage)
 		elseif step.stored_rooms then
 			if answers.stored_rooms ~= nil then return false; end
 			answers.stored_rooms = storage.read_stored_rooms();
+		elseif step.avatar_hash then
+			answers.avatar_hashes = answers.avatar_hashes or {};
+			if answers.avatar_hashes[step.avatar_hash] ~= nil then return false; end
+			local ok, hash = pcall(avatar_hash, step.avatar_hash);
+			if not ok then
+				module:log("error", "could not read the avatar of %s: %s", step.avatar_hash, hash);
+			end
+			answers.avatar_hashes[step.avatar_hash] = ok and hash or false;
 		else
 			if answers[step.hook] ~= nil then return false; end
 			-- pcall lets handlers wait (Lua 5.4); a failing one is logged and refuses.
@@ -417,7 +425,7 @@ return function (host, rooms, storage)
 			end
 			if not answer_step(step, answers, stanza_event) then
 				module:log("error", "asked twice about %s; dropping the stanza",
-					step.hook or step.load_room or "the stored rooms");
+					step.hook or step.load_room or step.avatar_hash or "the stored rooms");
 				break;
 			end
 			step = host:handle(stanza_event.stanza, answers);

@@ -202,6 +202,14 @@ impl MucHost {
                 }
             }
         }
+        // The room's avatar, where rooms have vCards: asked once, before anything changes.
+        if ctx.config.room_vcards
+            && !rooms.get(&room_jid).is_some_and(Room::knows_avatar_hash)
+            && ctx.facts.avatar_hash(&room_jid).is_none()
+        {
+            ctx.out.ask(Question::AvatarHash(room_jid));
+            return added;
+        }
         if rooms.get(&room_jid).is_some_and(|r| r.settings.tombstone.is_some())
             && !Self::pass_tombstone(rooms, ctx, stanza, &from, &room_jid)
         {
@@ -663,7 +671,7 @@ impl MucHost {
                 if q.attr("node").is_none() {
                     let Some(stored) = Self::stored_public_rooms(rooms, ctx) else { return };
                     let mut listed = public_rooms(rooms);
-                    listed.extend(ctx.env.public_rooms_elsewhere());
+                    listed.extend(ctx.facts.public_rooms_elsewhere.iter().cloned());
                     listed.extend(stored);
                     listed.sort();
                     // A stored room may be live on another node too.

@@ -16,7 +16,7 @@ pub struct MemoryHost {
     pub now: i64,
     /// Makes every write fail (as a full disk would).
     pub fail_writes: bool,
-    /// The storage questions the core asked, oldest first.
+    /// The questions it answered (storage, avatars), oldest first.
     pub asked: Vec<Question>,
 }
 
@@ -34,8 +34,8 @@ impl MemoryHost {
         MemoryHost { now, ..MemoryHost::default() }
     }
 
-    /// Hands `stanza` to `host` until it asks nothing about storage, then writes its stores
-    /// and confirms: the outcome to carry out (which may still ask the modules).
+    /// Hands `stanza` to `host` until it asks nothing but the modules, then writes its
+    /// stores and confirms: the outcome to carry out (which may still ask the modules).
     pub fn handle(&mut self, host: &mut MucHost, stanza: Element, env: &dyn Env) -> Outcome {
         self.handle_with(host, stanza, env, Facts::at(self.now))
     }
@@ -51,9 +51,12 @@ impl MemoryHost {
         loop {
             let out = host.handle(&stanza, env, &facts);
             match &out.ask {
-                Some(question) if facts.answer_from(question, &*self) => self.asked.push(question.clone()),
+                Some(question) if facts.answer_from(question, &*self) => {}
+                // It keeps no vCards: no room has an avatar.
+                Some(Question::AvatarHash(room)) => facts.supply_avatar_hash(room.clone(), None),
                 _ => return self.write(host, out),
             }
+            self.asked.push(out.ask.expect("asked"));
         }
     }
 

@@ -16,7 +16,7 @@
 //!                confirm(Err) -> the rooms are as before; deliver what confirm returns
 //! ```
 
-use crate::hooks;
+use crate::hooks::{self, Answer, Hook};
 use crate::persist::Data;
 use jid::BareJid;
 
@@ -35,6 +35,9 @@ pub enum Question {
     LoadRoom(BareJid),
     /// Every stored room's records: the service's room list ([`Facts::supply_stored_rooms`]).
     StoredRooms,
+    /// The hash of the avatar in the room's vCard, where rooms have vCards
+    /// ([`Facts::supply_avatar_hash`]); asked once, before the room's first stanza.
+    AvatarHash(BareJid),
     /// What the host's modules say at an extension point (see [`crate::hooks`]).
     Module(hooks::Question),
 }
@@ -45,8 +48,17 @@ pub enum Question {
 pub struct Facts {
     /// Seconds since the Unix epoch.
     pub now: i64,
+    /// The host's own rule on whether the stanza's sender may create rooms (ejabberd's
+    /// `access_create`), which then replaces `restrict_room_creation`; `None`: the host has
+    /// no such rule.
+    pub sender_may_create: Option<bool>,
+    /// Public rooms live elsewhere in the service (on a cluster's other nodes), as (JID,
+    /// name), listed with the stored ones in the service's room list.
+    pub public_rooms_elsewhere: Vec<(String, Option<String>)>,
     rooms: Vec<(BareJid, Result<Option<StoredRoom>, String>)>,
     stored_rooms: Option<Result<Vec<(BareJid, StoredRoom)>, String>>,
+    avatar_hashes: Vec<(BareJid, Option<String>)>,
+    answers: Vec<(Hook, Answer)>,
 }
 
 impl Facts {
@@ -67,6 +79,18 @@ impl Facts {
         self.stored_rooms = Some(rooms);
     }
 
+    /// Answers [`Question::AvatarHash`]: the hash, or `None` if the room has no avatar.
+    pub fn supply_avatar_hash(&mut self, room: BareJid, hash: Option<String>) {
+        self.avatar_hashes.retain(|(jid, _)| *jid != room);
+        self.avatar_hashes.push((room, hash));
+    }
+
+    /// Answers [`Question::Module`]: what the modules said at `hook`.
+    pub fn supply_answer(&mut self, hook: Hook, answer: Answer) {
+        self.answers.retain(|(h, _)| *h != hook);
+        self.answers.push((hook, answer));
+    }
+
     /// Answers `question` with what `storage` reads, for a host that can read its storage
     /// synchronously between two calls into the core. Returns false for a question that is
     /// not about storage.
@@ -74,7 +98,7 @@ impl Facts {
         match question {
             Question::LoadRoom(room) => self.supply_room(room.clone(), storage.load_room(room)),
             Question::StoredRooms => self.supply_stored_rooms(storage.stored_rooms()),
-            Question::Module(_) => return false,
+            Question::AvatarHash(_) | Question::Module(_) => return false,
         }
         true
     }
@@ -88,6 +112,16 @@ impl Facts {
             Ok(all) => Some(Ok(all.iter().find(|(jid, _)| jid == room).map(|(_, record)| record))),
             Err(e) => Some(Err(e)),
         }
+    }
+
+    /// The avatar hash of `room`: `None` if not asked yet.
+    pub(crate) fn avatar_hash(&self, room: &BareJid) -> Option<Option<&str>> {
+        self.avatar_hashes.iter().find(|(jid, _)| jid == room).map(|(_, hash)| hash.as_deref())
+    }
+
+    /// What the modules said at `hook`: `None` if not asked yet.
+    pub(crate) fn answer(&self, hook: Hook) -> Option<&Answer> {
+        self.answers.iter().find(|(h, _)| *h == hook).map(|(_, answer)| answer)
     }
 
     /// Every stored room: `None` if not asked yet.

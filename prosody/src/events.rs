@@ -30,6 +30,7 @@ use muc_rs::affiliation::Role;
 use muc_rs::dataform::Form;
 use muc_rs::hooks::{Answer, Event, Hook, Question};
 use muc_rs::outcome::Outcome;
+use muc_rs::protocol::Facts;
 use muc_rs::room::occupant_presence::{OccupantPresence, OwnPresences};
 
 impl LuaHost {
@@ -347,6 +348,39 @@ pub fn question_table(lua: &Lua, question: &Question) -> LuaResult<Table> {
 
 /// An answer from the shim: false for refused; a table to go on: `{ nick = resource?,
 /// role = role?, role_changed = bool }`, or for a registration the affiliation data to keep.
+/// The modules' answers the shim gave so far (`answers[hook]`, see `question_table`), and
+/// the rooms' avatar hashes (`answers.avatar_hashes[jid]`, a string or false).
+pub fn read_answers(answers: &Table, facts: &mut Facts) {
+    for hook in MODULE_QUESTIONS {
+        if let Ok(value) = answers.raw_get::<Value>(hook_key(hook)) {
+            if let Some(answer) = answer_from_lua(hook, &value) {
+                facts.supply_answer(hook, answer);
+            }
+        }
+    }
+    if let Ok(Value::Table(hashes)) = answers.raw_get::<Value>("avatar_hashes") {
+        for (room, hash) in hashes.pairs::<String, Value>().flatten() {
+            if let Ok(room) = room.parse::<BareJid>() {
+                let hash = hash.as_string().and_then(|h| h.to_str().ok().map(|h| h.to_owned()));
+                facts.supply_avatar_hash(room, hash);
+            }
+        }
+    }
+}
+
+/// The extension points the core asks the modules about (see `hook_key`).
+const MODULE_QUESTIONS: [Hook; 9] = [
+    Hook::RoomPreCreate,
+    Hook::OccupantPreJoin,
+    Hook::OccupantPreChange,
+    Hook::OccupantPreLeave,
+    Hook::OccupantGroupchat,
+    Hook::PrivateMessage,
+    Hook::Invite,
+    Hook::Decline,
+    Hook::Registration,
+];
+
 pub fn answer_from_lua(hook: Hook, value: &Value) -> Option<Answer> {
     match value {
         Value::Boolean(false) => Some(Answer::Refused),

@@ -9,7 +9,7 @@ use jid::{BareJid, Jid};
 use minidom::Element;
 use mlua::{Function, Lua, MultiValue, Result as LuaResult, Table, UserData, UserDataMethods, Value};
 use muc_rs::env::Env;
-use muc_rs::hooks::{Answer, Hook};
+use muc_rs::hooks::Hook;
 use muc_rs::host::{Confirmed, MucHost};
 use muc_rs::outcome::{Delivery, Outcome};
 use muc_rs::panic_guard::{self as guard, TEST_NS};
@@ -80,8 +80,6 @@ impl LuaHost {
             listens: self.listens.as_ref(),
             listens_known: Cell::new(0),
             listens_yes: Cell::new(0),
-            answers: None,
-            avatar_hash: self.avatar_hash.as_ref(),
             is_admin: self.is_admin.as_ref(),
             admins_seen: RefCell::default(),
             errors: RefCell::new(Vec::new()),
@@ -252,8 +250,7 @@ impl LuaHost {
             }
         };
         let facts = self.facts_from(answers.as_ref());
-        let mut env = self.env();
-        env.answers = answers;
+        let env = self.env();
         let outcome = {
             let Ok(mut host) = self.host.try_borrow_mut() else {
                 // Only reachable if `is_admin` (called from inside the core) routes a stanza
@@ -296,14 +293,25 @@ impl LuaHost {
         self.carry_out(lua, outcome)
     }
 
-    /// The facts of a call of `handle`: the time now, and what the shim read from storage
-    /// for it (`answers.rooms[jid]`, `answers.stored_rooms`, see `storage::step_table`).
+    /// The facts of a call of `handle`: the time now, and the answers the shim gave so far
+    /// (see `storage::step_table`): from storage, of the modules, the rooms' avatars.
     fn facts_from(&self, answers: Option<&Table>) -> Facts {
         let mut facts = self.facts();
         if let Some(answers) = answers {
             super::storage::read_answers(answers, &mut facts);
+            super::events::read_answers(answers, &mut facts);
         }
         facts
+    }
+
+    /// The hash of the avatar in `room`'s vCard, from the shim (for a call whose room has
+    /// a new vCard).
+    pub(super) fn avatar_hash(&self, room: &BareJid) -> Option<String> {
+        let callback = self.avatar_hash.as_ref()?;
+        callback.call::<Option<String>>(room.as_str()).unwrap_or_else(|e| {
+            self.log("error", &format!("avatar_hash callback failed for {room}: {}", summary(&e)));
+            None
+        })
     }
 
     /// The core, for a call that may change it (never held across a Lua callback).
@@ -440,9 +448,6 @@ pub(super) struct LuaEnv<'a> {
     /// (every hook has its bit: see the assertion below).
     listens_known: Cell<u32>,
     listens_yes: Cell<u32>,
-    /// The modules' answers to the questions asked about this stanza, by hook.
-    answers: Option<Table>,
-    avatar_hash: Option<&'a Function>,
     is_admin: Option<&'a Function>,
     /// Answers of the `is_admin` callback during this call.
     admins_seen: RefCell<std::collections::HashMap<BareJid, bool>>,
@@ -475,24 +480,6 @@ impl Env for LuaEnv<'_> {
             self.listens_yes.set(self.listens_yes.get() | bit);
         }
         answer
-    }
-
-    fn avatar_hash(&self, room: &BareJid) -> Option<String> {
-        let callback = self.avatar_hash?;
-        match callback.call::<Option<String>>(room.as_str()) {
-            Ok(hash) => hash,
-            Err(e) => {
-                self.errors
-                    .borrow_mut()
-                    .push(format!("avatar_hash callback failed for {room}: {}", summary(&e)));
-                None
-            }
-        }
-    }
-
-    fn answer(&self, hook: Hook) -> Option<Answer> {
-        let value = self.answers.as_ref()?.raw_get::<Value>(super::events::hook_key(hook)).ok()?;
-        super::events::answer_from_lua(hook, &value)
     }
 
     fn is_service_admin(&self, jid: &BareJid) -> bool {

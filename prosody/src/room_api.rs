@@ -151,6 +151,7 @@ impl LuaHost {
                 };
             }
             "avatar_updated" => {
+                facts.supply_avatar_hash(jid.clone(), self.avatar_hash(&jid));
                 let outcome = self.host_mut()?.avatar_updated(&jid, &env, &facts);
                 if let Some(outcome) = outcome {
                     self.carry_out(lua, &outcome)?;

@@ -82,13 +82,15 @@ impl ReadRooms for Storage {
 /// (`hook`, see `events::question_table`), for storage (`load_room = jid`: answer
 /// `answers.rooms[jid] = { config, state }`, `false` if it has none, or `{ error = why }`;
 /// `stored_rooms = true`: answer `answers.stored_rooms = { [jid] = { config, state } }` or
-/// `{ error = why }`), or `stores = { { jid, config, state }, … }` to write before
-/// `host:confirm(err)` (config nil: delete the room's records).
+/// `{ error = why }`), for a room's avatar (`avatar_hash = jid`: answer
+/// `answers.avatar_hashes[jid]` with the hash or false), or `stores = { { jid, config,
+/// state }, … }` to write before `host:confirm(err)` (config nil: delete the room's records).
 pub fn step_table(lua: &Lua, outcome: &Outcome) -> LuaResult<Table> {
     let step = match &outcome.ask {
         Some(Question::Module(question)) => return super::events::question_table(lua, question),
         Some(Question::LoadRoom(room)) => lua.create_table_from([("load_room", room.as_str())])?,
         Some(Question::StoredRooms) => lua.create_table_from([("stored_rooms", true)])?,
+        Some(Question::AvatarHash(room)) => lua.create_table_from([("avatar_hash", room.as_str())])?,
         None => {
             let stores = lua.create_table_with_capacity(outcome.stores.len(), 0)?;
             for store in &outcome.stores {

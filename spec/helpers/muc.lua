@@ -44,8 +44,9 @@ end
 
 -- The first log line at `level` whose message contains `text` (plain match).
 -- host:handle driven as the shim drives it (muc_rs_events.lib.lua), for a host with nothing
--- stored: the core's storage questions answered "no records", what it stores confirmed as
--- written. A module question comes back to the caller.
+-- stored and no vCards: the core's storage questions answered "no records", its avatar
+-- questions "none", what it stores confirmed as written. A module question comes back to
+-- the caller.
 function H.handle(host, stanza)
 	local answers = { rooms = {} };
 	local step = host:handle(stanza);
@@ -53,6 +54,9 @@ function H.handle(host, stanza)
 		if step.stores then host:confirm(nil); return true; end
 		if step.load_room then answers.rooms[step.load_room] = false;
 		elseif step.stored_rooms then answers.stored_rooms = {};
+		elseif step.avatar_hash then
+			answers.avatar_hashes = answers.avatar_hashes or {};
+			answers.avatar_hashes[step.avatar_hash] = false;
 		else return step; end
 		step = host:handle(stanza, answers);
 	end

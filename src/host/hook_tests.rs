@@ -9,7 +9,8 @@ use crate::memory_host::MemoryHost;
 const ROOM: &str = "room@conference.localhost";
 const ROMEO: &str = "romeo@localhost/r1";
 
-/// A host whose modules listen at some extension points (and have answered some).
+/// A host whose modules listen at some extension points (and have answered some, given
+/// to the core as facts by `drive`).
 struct Listening {
     base: FixedEnv,
     hooks: Vec<Hook>,
@@ -23,9 +24,6 @@ impl Env for Listening {
     fn listens(&self, hook: Hook) -> bool {
         self.hooks.contains(&hook)
     }
-    fn answer(&self, hook: Hook) -> Option<Answer> {
-        self.answers.iter().find(|(h, _)| *h == hook).map(|(_, a)| a.clone())
-    }
 }
 
 impl Listening {
@@ -38,7 +36,7 @@ fn env(hooks: &[Hook]) -> Listening {
     Listening { base: FixedEnv { admins: vec![] }, hooks: hooks.to_vec(), answers: vec![] }
 }
 
-fn host_with_room(env: &dyn Env) -> MucHost {
+fn host_with_room(env: &Listening) -> MucHost {
     let mut host = MucHost::new("conference.localhost", HostConfig::for_version((13, 0))).unwrap();
     let join = format!("<presence xmlns='jabber:client' from='{ROMEO}' to='{ROOM}/romeo'><x xmlns='http://jabber.org/protocol/muc'/></presence>");
     drive(&mut host, join.parse().unwrap(), env);
@@ -50,9 +48,14 @@ fn host_with_room(env: &dyn Env) -> MucHost {
     host
 }
 
-/// Hands a stanza in, with nothing stored, and carries out its stores.
-fn drive(host: &mut MucHost, stanza: Element, env: &dyn Env) -> Outcome {
-    MemoryHost::at(1_000_000).handle(host, stanza, env)
+/// Hands a stanza in, with nothing stored and the modules' answers given, and carries out
+/// its stores.
+fn drive(host: &mut MucHost, stanza: Element, env: &Listening) -> Outcome {
+    let mut facts = Facts::at(1_000_000);
+    for (hook, answer) in &env.answers {
+        facts.supply_answer(*hook, answer.clone());
+    }
+    MemoryHost::at(1_000_000).handle_with(host, stanza, env, facts)
 }
 
 fn groupchat(body: &str) -> Element {

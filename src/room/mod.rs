@@ -89,9 +89,9 @@ impl<'a> Ctx<'a> {
         if !self.env.listens(hook) {
             return Some(go_on);
         }
-        match self.env.answer(hook) {
+        match self.facts.answer(hook) {
             Some(Answer::Refused) => None,
-            Some(answer) => Some(answer),
+            Some(answer) => Some(answer.clone()),
             None => {
                 self.out.ask(crate::protocol::Question::Module(question()));
                 None

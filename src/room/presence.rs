@@ -591,7 +591,7 @@ impl Room {
 }
 
 fn may_create_room(ctx: &Ctx, creator: &BareJid) -> bool {
-    if let Some(host_rule) = ctx.env.may_create_room(creator) {
+    if let Some(host_rule) = ctx.facts.sender_may_create {
         return host_rule;
     }
     match ctx.config.room_creation {

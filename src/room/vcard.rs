@@ -58,8 +58,16 @@ impl Room {
         }
     }
 
+    /// The hash the host gave (asked before the room's first stanza: see
+    /// [`Room::knows_avatar_hash`]).
     fn avatar_hash(&self, ctx: &Ctx) -> Option<&str> {
-        self.avatar_hash.get_or_init(|| ctx.env.avatar_hash(&self.jid).map(Box::from)).as_deref()
+        let given = || ctx.facts.avatar_hash(&self.jid).flatten().map(Box::from);
+        self.avatar_hash.get_or_init(given).as_deref()
+    }
+
+    /// Whether the room has its avatar's hash, or must ask the host for it first.
+    pub fn knows_avatar_hash(&self) -> bool {
+        self.avatar_hash.get().is_some()
     }
 
     fn avatar_presence(&self, hash: Option<&str>) -> Element {

@@ -67,24 +67,13 @@ struct Sender {
     may_create: bool,
 }
 
-/// What ejabberd said of the stanza's sender and the cluster, for the core's [`Env`].
-struct SenderFacts {
-    admins: Vec<BareJid>,
-    may_create: bool,
-    /// Public rooms live on the cluster's other nodes (supplied with every stored room).
-    public_elsewhere: Vec<(String, Option<String>)>,
-}
+/// Who ejabberd's `access_admin` says is a MUC admin (the sender, if it is), for the
+/// core's [`Env`].
+struct Admins(Vec<BareJid>);
 
-impl Env for SenderFacts {
+impl Env for Admins {
     fn is_service_admin(&self, jid: &BareJid) -> bool {
-        self.admins.contains(jid)
-    }
-    fn may_create_room(&self, _creator: &BareJid) -> Option<bool> {
-        // The sender is the only creator a stanza can have.
-        Some(self.may_create)
-    }
-    fn public_rooms_elsewhere(&self) -> Vec<(String, Option<String>)> {
-        self.public_elsewhere.clone()
+        self.0.contains(jid)
     }
 }
 
@@ -187,6 +176,9 @@ fn handle_stanza<'a>(
             }
         };
     let mut facts = Facts::at(now);
+    // access_create, for the sender: the only creator a stanza can have.
+    facts.sender_may_create = Some(sender.may_create);
+    facts.public_rooms_elsewhere = public_elsewhere;
     let records = rooms
         .into_iter()
         .filter_map(|(jid, record)| Some((jid.parse::<BareJid>().ok()?, record_from_term(record))));
@@ -197,8 +189,7 @@ fn handle_stanza<'a>(
             facts.supply_room(jid, Ok(record));
         }
     }
-    let admins = sender.admins.iter().filter_map(|j| j.parse().ok()).collect();
-    let sender = SenderFacts { admins, may_create: sender.may_create, public_elsewhere };
+    let admins = Admins(sender.admins.iter().filter_map(|j| j.parse().ok()).collect());
     let step = panic_guard::run(|| {
         // A panic while the core held the lock poisons it, but the core is still whole (a
         // stanza's handling changes a room only once it has checked everything): go on.
@@ -214,7 +205,7 @@ fn handle_stanza<'a>(
         if big && !on_dirty_scheduler {
             return Err(Ask::DirtyScheduler);
         }
-        let outcome = host.handle(&stanza, &sender, &facts);
+        let outcome = host.handle(&stanza, &admins, &facts);
         if let Some(question) = outcome.ask {
             return Err(Ask::Core(Box::new(question)));
         }
@@ -227,8 +218,9 @@ fn handle_stanza<'a>(
             return match *question {
                 Question::LoadRoom(room) => Ok((atoms::load(), room.as_str()).encode(env)),
                 Question::StoredRooms => Ok(atoms::load_all().encode(env)),
-                // No module of ejabberd's is asked (none listens): a bug between the two.
-                Question::Module(question) => {
+                // No module of ejabberd's is asked (none listens), and rooms have no vCards
+                // here (muc_vcard is off): a bug between the two.
+                question @ (Question::Module(_) | Question::AvatarHash(_)) => {
                     Err(rustler::Error::Term(Box::new(format!("unexpected question {question:?}"))))
                 }
             };
