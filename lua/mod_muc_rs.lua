@@ -112,6 +112,7 @@ module:hook_global("server-stopping", function () host:save_all(); end, -300);
 function module.unload()
 	host:save_all();
 	render.uninstall();
+	events.uninstall();
 	api.uninstall(module.reloading);
 end
 function module.save() return { muc_rs_reloaded = true }; end -- "muc" reloads with it

@@ -26,6 +26,20 @@ return function (host, rooms, storage, avatar_hash)
 	-- Item lists modules add to (module:add_item) that stock's MUC reads.
 	local item_lists = { ["muc-registration-field"] = true };
 
+	-- Where the modules listen is asked once and kept by the core's host until handlers
+	-- change: it is told of every handler added or removed on this host (module:hook,
+	-- module:unhook, a module unloaded) and of every change to the item lists it reads.
+	local add_handler, remove_handler = events.add_handler, events.remove_handler;
+	function events.add_handler(...) host:hooks_changed(); return add_handler(...); end
+	function events.remove_handler(...) host:hooks_changed(); return remove_handler(...); end
+	for name in pairs(item_lists) do
+		module:hook("item-added/"..name, function () host:hooks_changed(); end);
+		module:hook("item-removed/"..name, function () host:hooks_changed(); end);
+	end
+	local function uninstall()
+		events.add_handler, events.remove_handler = add_handler, remove_handler;
+	end
+
 	-- Whether a module handles one of these events (asked once per extension point).
 	local function listens(...)
 		for i = 1, select("#", ...) do
@@ -434,5 +448,5 @@ return function (host, rooms, storage, avatar_hash)
 		return true;
 	end
 
-	return { event = event, listens = listens, handle = handle };
+	return { event = event, listens = listens, handle = handle, uninstall = uninstall };
 end

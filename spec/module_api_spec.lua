@@ -221,6 +221,20 @@ describe("muc-* events", function ()
 		assert.equal(1, #received(romeo, "message"));
 	end);
 
+	it("are heard from a handler added between two stanzas, and no more once it is removed", function ()
+		local host = load_component();
+		join(romeo, "romeo");
+		say(romeo, "before");
+		local function refuse() return true; end
+		host.events.add_handler("muc-occupant-groupchat", refuse);
+		P.sent = {};
+		say(romeo, "while hooked");
+		assert.same({}, received(romeo, "message"));
+		host.events.remove_handler("muc-occupant-groupchat", refuse);
+		say(romeo, "after");
+		assert.equal(1, #received(romeo, "message"));
+	end);
+
 	it("deliver and keep in history the stanza as muc-broadcast-message's handlers left it", function ()
 		local host = load_component();
 		join(romeo, "romeo");

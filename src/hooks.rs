@@ -1,8 +1,8 @@
 //! Extension points: where the core lets the host's modules see and change what a room
 //! does, as stock mod_muc's `muc-*` events do.
 //!
-//! The core never calls a module. At an extension point it asks its [`Env`] whether anyone
-//! listens; if nobody does, it goes on exactly as without modules. If someone does, it
+//! The core never calls a module. At an extension point it reads in its facts whether
+//! anyone listens ([`Hooks`]); if nobody does, it goes on exactly as without modules. If someone does, it
 //! leaves the step to the host as an [`Event`] in its [`Outcome`], in order with the
 //! deliveries around it, and the host fires the event, lets its handlers change or take
 //! over the step, and carries out what remains (delivering a broadcast, storing history
@@ -12,12 +12,10 @@
 //! message), the core cannot go on without their verdict, and Lua handlers may wait
 //! (`util.async`) where a call into Rust cannot. So the core *asks*: it stops before
 //! changing anything and returns a [`Question`]; the host fires the event and hands the
-//! same stanza (as the handlers left it) back with the [`Answer`], through
-//! [`Env::answer`]. The core then runs again from the start, checking everything anew,
-//! and goes past the point with the answer.
+//! same stanza (as the handlers left it) back with the [`Answer`] in its facts
+//! ([`crate::Facts::supply_answer`]). The core then runs again from the start, checking
+//! everything anew, and goes past the point with the answer.
 //!
-//! [`Env`]: crate::Env
-//! [`Env::answer`]: crate::Env::answer
 //! [`Outcome`]: crate::Outcome
 
 use crate::affiliation::{Affiliation, Role};
@@ -72,7 +70,52 @@ pub enum Hook {
     Config,
 }
 
+/// A set of extension points: those at which the host's modules listen ([`crate::Facts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hooks(u32);
+
+impl Hooks {
+    pub const NONE: Hooks = Hooks(0);
+
+    pub fn with(self, hook: Hook) -> Hooks {
+        Hooks(self.0 | 1 << hook as u32)
+    }
+
+    pub fn contains(self, hook: Hook) -> bool {
+        self.0 & 1 << hook as u32 != 0
+    }
+}
+
+impl FromIterator<Hook> for Hooks {
+    fn from_iter<I: IntoIterator<Item = Hook>>(hooks: I) -> Hooks {
+        hooks.into_iter().fold(Hooks::NONE, Hooks::with)
+    }
+}
+
+const _: () = assert!((Hook::Config as u32) < 32, "a hook beyond the Hooks bitset");
+
 impl Hook {
+    /// Every extension point.
+    pub const ALL: [Hook; 17] = [
+        Hook::BroadcastMessage,
+        Hook::DiscoInfo,
+        Hook::GetHistory,
+        Hook::OccupantLifecycle,
+        Hook::RoomLifecycle,
+        Hook::RoomPreCreate,
+        Hook::OccupantPreJoin,
+        Hook::OccupantPreChange,
+        Hook::OccupantPreLeave,
+        Hook::OccupantGroupchat,
+        Hook::PrivateMessage,
+        Hook::AffiliationChanged,
+        Hook::Invite,
+        Hook::OccupantPresence,
+        Hook::Decline,
+        Hook::Registration,
+        Hook::Config,
+    ];
+
     /// The host events whose handlers make this point worth leaving to the host.
     pub fn event_names(self) -> &'static [&'static str] {
         match self {

@@ -864,7 +864,7 @@ fn report_departures(room: &mut Room, ctx: &mut Ctx) -> bool {
         return false;
     }
     let departed = std::mem::take(&mut room.departed);
-    if ctx.env.listens(Hook::OccupantLifecycle) {
+    if ctx.listens(Hook::OccupantLifecycle) {
         for (nick, jid) in departed {
             ctx.out.fire(Event::OccupantLeft { room: room.jid.clone(), nick, jid });
         }

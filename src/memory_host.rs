@@ -2,6 +2,7 @@
 //! the protocol ([`crate::protocol`]), for tests, the fuzz target and in-process runs.
 
 use crate::env::Env;
+use crate::hooks::Hooks;
 use crate::outcome::Outcome;
 use crate::protocol::{Facts, Question, ReadRooms, StoredRoom};
 use crate::MucHost;
@@ -14,6 +15,8 @@ use std::collections::BTreeMap;
 pub struct MemoryHost {
     pub rooms: BTreeMap<BareJid, StoredRoom>,
     pub now: i64,
+    /// The extension points its modules listen at (none: it has no modules).
+    pub listening: Hooks,
     /// Makes every write fail (as a full disk would).
     pub fail_writes: bool,
     /// The questions it answered (storage, avatars), oldest first.
@@ -37,7 +40,7 @@ impl MemoryHost {
     /// Hands `stanza` to `host` until it asks nothing but the modules, then writes its
     /// stores and confirms: the outcome to carry out (which may still ask the modules).
     pub fn handle(&mut self, host: &mut MucHost, stanza: Element, env: &dyn Env) -> Outcome {
-        self.handle_with(host, stanza, env, Facts::at(self.now))
+        self.handle_with(host, stanza, env, Facts::listened(self.now, self.listening))
     }
 
     /// [`MemoryHost::handle`], starting from `facts` (module answers given, say).

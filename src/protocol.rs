@@ -16,7 +16,7 @@
 //!                confirm(Err) -> the rooms are as before; deliver what confirm returns
 //! ```
 
-use crate::hooks::{self, Answer, Hook};
+use crate::hooks::{self, Answer, Hook, Hooks};
 use crate::persist::Data;
 use jid::BareJid;
 
@@ -48,6 +48,9 @@ pub enum Question {
 pub struct Facts {
     /// Seconds since the Unix epoch.
     pub now: i64,
+    /// The extension points at which the host's modules listen (none for a host without
+    /// modules).
+    pub listening: Hooks,
     /// The host's own rule on whether the stanza's sender may create rooms (ejabberd's
     /// `access_create`), which then replaces `restrict_room_creation`; `None`: the host has
     /// no such rule.
@@ -62,9 +65,14 @@ pub struct Facts {
 }
 
 impl Facts {
-    /// No answers yet, at time `now`.
+    /// No answers yet, at time `now`, with no module listening.
     pub fn at(now: i64) -> Facts {
         Facts { now, ..Facts::default() }
+    }
+
+    /// No answers yet, at time `now`, with modules listening at `listening`.
+    pub fn listened(now: i64, listening: Hooks) -> Facts {
+        Facts { now, listening, ..Facts::default() }
     }
 
     /// Answers [`Question::LoadRoom`]: the room's records, `None` if it has none, or why

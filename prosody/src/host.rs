@@ -9,7 +9,7 @@ use jid::{BareJid, Jid};
 use minidom::Element;
 use mlua::{Function, Lua, MultiValue, Result as LuaResult, Table, UserData, UserDataMethods, Value};
 use muc_rs::env::Env;
-use muc_rs::hooks::Hook;
+use muc_rs::hooks::{Hook, Hooks};
 use muc_rs::host::{Confirmed, MucHost};
 use muc_rs::outcome::{Delivery, Outcome};
 use muc_rs::panic_guard::{self as guard, TEST_NS};
@@ -32,6 +32,9 @@ pub struct LuaHost {
     pub(super) event: Option<Function>,
     /// `listens(name, …)`: whether any module handles one of an extension point's events.
     listens: Option<Function>,
+    /// Where the modules listen, asked of `listens` once for every extension point and
+    /// kept until the shim says handlers changed (`host:hooks_changed()`).
+    listening: Cell<Option<Hooks>>,
     /// `avatar_hash(room_jid)`: the hash of the avatar in the room's vCard, if any.
     avatar_hash: Option<Function>,
     pub(super) keys: Keys,
@@ -67,6 +70,7 @@ impl LuaHost {
             top_tag,
             event,
             listens,
+            listening: Cell::new(None),
             avatar_hash,
             keys: Keys::new(lua)?,
             storage,
@@ -77,9 +81,6 @@ impl LuaHost {
 
     pub(super) fn env(&self) -> LuaEnv<'_> {
         LuaEnv {
-            listens: self.listens.as_ref(),
-            listens_known: Cell::new(0),
-            listens_yes: Cell::new(0),
             is_admin: self.is_admin.as_ref(),
             admins_seen: RefCell::default(),
             errors: RefCell::new(Vec::new()),
@@ -172,9 +173,34 @@ impl LuaHost {
         }
     }
 
-    /// The facts of a new call: the time now, nothing read yet.
+    /// The facts of a new call: the time now, where the modules listen, nothing read yet.
     pub(super) fn facts(&self) -> Facts {
-        Facts::at(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0))
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        Facts::listened(now, self.listening())
+    }
+
+    /// Where the modules listen (see `listening`).
+    fn listening(&self) -> Hooks {
+        if let Some(known) = self.listening.get() {
+            return known;
+        }
+        let Some(listens) = &self.listens else { return Hooks::NONE };
+        let listening = Hook::ALL
+            .into_iter()
+            .filter(|hook| {
+                // One call for all of the point's events.
+                let names = mlua::Variadic::from_iter(hook.event_names().iter().copied());
+                match listens.call::<Value>(names) {
+                    Ok(v) => !matches!(v, Value::Nil | Value::Boolean(false)),
+                    Err(e) => {
+                        self.log("error", &format!("listens callback failed for {hook:?}: {}", summary(&e)));
+                        false
+                    }
+                }
+            })
+            .collect();
+        self.listening.set(Some(listening));
+        listening
     }
 
     /// Every room, live or stored (the admins' room list).
@@ -373,6 +399,12 @@ impl UserData for LuaHost {
         methods.add_method("handle", |lua, this, (stanza, answers): (Value, Option<Table>)| {
             Ok(this.handle(lua, stanza, answers))
         });
+        // The shim tells when modules hooked or unhooked events (or added items): where they
+        // listen is asked again at the next stanza.
+        methods.add_method("hooks_changed", |_, this, ()| {
+            this.listening.set(None);
+            Ok(())
+        });
         methods.add_method("confirm", |lua, this, err: Option<String>| {
             match guard::run(|| this.confirm(lua, err)) {
                 Ok(Ok(())) => {}
@@ -443,11 +475,6 @@ impl UserData for LuaHost {
 /// What the core asks Prosody: the clock, (lazily) whether a JID is a service admin, and
 /// the rooms in its storage.
 pub(super) struct LuaEnv<'a> {
-    listens: Option<&'a Function>,
-    /// Answers of `listens` during this call: bit `hook as u32` set once asked, and if yes
-    /// (every hook has its bit: see the assertion below).
-    listens_known: Cell<u32>,
-    listens_yes: Cell<u32>,
     is_admin: Option<&'a Function>,
     /// Answers of the `is_admin` callback during this call.
     admins_seen: RefCell<std::collections::HashMap<BareJid, bool>>,
@@ -455,33 +482,7 @@ pub(super) struct LuaEnv<'a> {
     errors: RefCell<Vec<String>>,
 }
 
-const _: () = assert!((Hook::Config as u32) < 32, "a hook beyond the listens bitmask");
-
 impl Env for LuaEnv<'_> {
-    fn listens(&self, hook: Hook) -> bool {
-        let Some(listens) = self.listens else { return false };
-        let bit = 1u32 << (hook as u32);
-        if self.listens_known.get() & bit != 0 {
-            return self.listens_yes.get() & bit != 0;
-        }
-        // One call for all of the point's events.
-        let names = mlua::Variadic::from_iter(hook.event_names().iter().copied());
-        let answer = match listens.call::<Value>(names) {
-            Ok(v) => !matches!(v, Value::Nil | Value::Boolean(false)),
-            Err(e) => {
-                self.errors
-                    .borrow_mut()
-                    .push(format!("listens callback failed for {hook:?}: {}", summary(&e)));
-                false
-            }
-        };
-        self.listens_known.set(self.listens_known.get() | bit);
-        if answer {
-            self.listens_yes.set(self.listens_yes.get() | bit);
-        }
-        answer
-    }
-
     fn is_service_admin(&self, jid: &BareJid) -> bool {
         let Some(is_admin) = self.is_admin else { return false };
         // One stanza may ask about the same JID once per occupant (item lists): ask Lua once.

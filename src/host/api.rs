@@ -69,7 +69,7 @@ impl MucHost {
             None => RoomSettings::with_defaults(&ctx.config.defaults, None),
         };
         self.rooms.insert(Room::new(jid.clone(), settings));
-        if ctx.env.listens(Hook::RoomLifecycle) {
+        if ctx.listens(Hook::RoomLifecycle) {
             ctx.out.fire(Event::RoomCreated { room: jid.clone() });
         }
         let undo = std::mem::take(&mut ctx.undo);

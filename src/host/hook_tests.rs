@@ -21,9 +21,6 @@ impl Env for Listening {
     fn is_service_admin(&self, jid: &BareJid) -> bool {
         self.base.is_service_admin(jid)
     }
-    fn listens(&self, hook: Hook) -> bool {
-        self.hooks.contains(&hook)
-    }
 }
 
 impl Listening {
@@ -48,10 +45,10 @@ fn host_with_room(env: &Listening) -> MucHost {
     host
 }
 
-/// Hands a stanza in, with nothing stored and the modules' answers given, and carries out
-/// its stores.
+/// Hands a stanza in, with nothing stored, the modules listening and answering as `env`
+/// says, and carries out its stores.
 fn drive(host: &mut MucHost, stanza: Element, env: &Listening) -> Outcome {
-    let mut facts = Facts::at(1_000_000);
+    let mut facts = Facts::listened(1_000_000, env.hooks.iter().copied().collect());
     for (hook, answer) in &env.answers {
         facts.supply_answer(*hook, answer.clone());
     }

@@ -28,7 +28,7 @@ impl Room {
             None => {
                 let mut form = self.room_info(&mut q, ctx.config.occupant_id);
                 self.vcard_info(ctx, &mut q, &mut form);
-                if ctx.env.listens(Hook::DiscoInfo) {
+                if ctx.listens(Hook::DiscoInfo) {
                     // Modules add features after the room's, and fields to its form.
                     let (room, to) = (self.jid.clone(), from.clone().into());
                     return ctx.out.fire(Event::DiscoInfo { room, reply: reply(stanza).child(q), form, to });

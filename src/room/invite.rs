@@ -77,7 +77,7 @@ impl Room {
                 DataChange::Keep,
             );
         }
-        if ctx.env.listens(Hook::Invite) {
+        if ctx.listens(Hook::Invite) {
             let stanza = invite.with("to", invitee.as_str());
             return ctx.out.fire(Event::Invite { room: self.jid.clone(), stanza, to: invitee });
         }
@@ -116,7 +116,7 @@ impl Room {
             Some(o) => o.session_jids().cloned().map(Jid::from).collect(),
             None => vec![declinee.clone()],
         };
-        if ctx.env.listens(Hook::Decline) {
+        if ctx.listens(Hook::Decline) {
             let stanza = decline.with("to", declinee.as_str());
             return ctx.out.fire(Event::Decline { room: self.jid.clone(), stanza, to });
         }

@@ -80,7 +80,7 @@ impl Room {
     /// Broadcasts a message from the room to everyone, keeping it in history if it is one
     /// worth keeping.
     pub fn broadcast_message(&mut self, ctx: &mut Ctx, message: Element) {
-        if ctx.env.listens(Hook::BroadcastMessage) {
+        if ctx.listens(Hook::BroadcastMessage) {
             // The host's modules may change it, archive it, or deliver it themselves.
             let historic = is_historic(&message);
             let to = self.recipients(Role::None);
@@ -146,7 +146,7 @@ impl Room {
             n += 1;
         }
         let start = self.history.len() - n;
-        if ctx.env.listens(Hook::GetHistory) {
+        if ctx.listens(Hook::GetHistory) {
             // An archive may serve more than the room keeps.
             let default = self.history.iter().skip(start).map(|e| e.stanza.clone()).collect();
             let (maxchars, maxstanzas, since) = requested;

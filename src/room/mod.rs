@@ -73,6 +73,11 @@ impl<'a> Ctx<'a> {
         self.facts.now
     }
 
+    /// Whether the host's modules listen at `hook` (see [`crate::hooks`]).
+    pub fn listens(&self, hook: Hook) -> bool {
+        self.facts.listening.contains(hook)
+    }
+
     pub fn send(&mut self, stanza: Element, to: Jid) {
         self.out.send(stanza, to);
     }
@@ -86,7 +91,7 @@ impl<'a> Ctx<'a> {
     /// here (they refused, or the host is asked first; see [`crate::hooks`]).
     pub fn consult(&mut self, hook: Hook, question: impl FnOnce() -> Question) -> Option<Answer> {
         let go_on = Answer::Allowed { nick: None, role: None };
-        if !self.env.listens(hook) {
+        if !self.listens(hook) {
             return Some(go_on);
         }
         match self.facts.answer(hook) {
@@ -591,7 +596,7 @@ impl Room {
                 }
             }
         }
-        if ctx.env.listens(Hook::AffiliationChanged) {
+        if ctx.listens(Hook::AffiliationChanged) {
             ctx.out.fire(Event::AffiliationChanged {
                 room: self.jid.clone(),
                 actor: actor.jid().cloned(),

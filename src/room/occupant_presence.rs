@@ -235,7 +235,7 @@ impl Room {
     /// Sends a planned presence, or leaves it to the host's modules first.
     fn send_presence(&self, ctx: &mut Ctx, mut plan: OccupantPresence) {
         plan.actor_nick = self.actor_nick(plan.actor.as_ref());
-        if ctx.env.listens(Hook::OccupantPresence) {
+        if ctx.listens(Hook::OccupantPresence) {
             let presence = Box::new(plan.into_owned());
             return ctx.out.fire(Event::OccupantPresence { room: self.jid.clone(), presence });
         }
@@ -276,7 +276,7 @@ impl Room {
         repeatable: bool,
     ) {
         let (nick, bare_jid, is_occupant) = of;
-        if ctx.env.listens(Hook::OccupantPresence) {
+        if ctx.listens(Hook::OccupantPresence) {
             return ctx.out.fire(Event::BuildPresence {
                 room: self.jid.clone(),
                 nick: nick.clone(),

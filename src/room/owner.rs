@@ -35,7 +35,7 @@ impl Room {
         let form =
             self.settings.form(self.jid_str(), ctx.config.server_version.0, ctx.config.max_history_messages);
         let query = el("query", NS_MUC_OWNER);
-        if ctx.env.listens(Hook::Config) {
+        if ctx.listens(Hook::Config) {
             // Modules add their fields (an archive's switch) to the room's.
             let (room, actor, to) = (self.jid.clone(), actor.clone(), actor.clone().into());
             return ctx.out.fire(Event::ConfigForm {
@@ -107,7 +107,7 @@ impl Room {
         self.settings.locked_until = None;
         let (codes, effects) = self.settings.apply(&submitted);
         self.carry_out_effects(ctx, effects);
-        let listening = ctx.env.listens(Hook::Config);
+        let listening = ctx.listens(Hook::Config);
         if listening {
             let (room, actor, form) = (self.jid.clone(), actor.clone(), form.clone());
             ctx.out.fire(Event::ConfigSubmitted { room, actor, form });

@@ -83,7 +83,7 @@ impl Room {
             return true;
         };
         self.apply_answer(&mut occupant, answer);
-        if ctx.env.listens(Hook::RoomLifecycle) {
+        if ctx.listens(Hook::RoomLifecycle) {
             ctx.out.fire(Event::RoomCreated { room: self.jid.clone() });
         }
         if let Err(refusal) = self.check_join(ctx, stanza, &mut occupant.nick, true) {
@@ -430,7 +430,7 @@ impl Room {
         nick: &FullJid,
         new_occupant: bool,
     ) {
-        let listening = ctx.env.listens(Hook::OccupantLifecycle);
+        let listening = ctx.listens(Hook::OccupantLifecycle);
         let names = |room: &Room| (room.jid.clone(), nick.clone(), real_jid.clone());
         if listening && new_occupant {
             let (room, nick, jid) = names(self);

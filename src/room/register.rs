@@ -58,7 +58,7 @@ impl Room {
             };
             return match form {
                 // Modules' fields are added by the host.
-                Some((form, form_type)) if ctx.env.listens(Hook::Registration) => {
+                Some((form, form_type)) if ctx.listens(Hook::Registration) => {
                     let (room, reply, to) = (self.jid.clone(), reply(stanza).child(q), from.clone().into());
                     ctx.out.fire(Event::RegistrationForm { room, user, reply, form, form_type, to })
                 }
