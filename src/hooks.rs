@@ -19,9 +19,9 @@
 //! [`Outcome`]: crate::Outcome
 
 use crate::affiliation::{Affiliation, Role};
+use crate::data::Table;
 use crate::dataform::Form;
-use crate::persist::Table;
-use crate::room::occupant_presence::OccupantPresence;
+use crate::presence_plan::OccupantPresence;
 use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 

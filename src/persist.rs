@@ -1,12 +1,13 @@
 //! Rooms as stored: stock mod_muc's record format, so rooms move between `muc` and
 //! `muc_rs` in both directions through the same stores (`config`, `state`, `persistent`).
 //!
-//! [`Data`] is a plain value tree, the shape of what Prosody's storage API keeps; the host
-//! converts it to and from its own values. A room's record is its `config` entry (settings,
+//! A record is a [`Data`] tree (`crate::data`), the shape of what Prosody's storage API
+//! keeps; the host converts it to and from its own values. A room's record is its `config` entry (settings,
 //! affiliations and their data); its `state` entry (occupants, their presences, the last
 //! message) is written only when a live room is put away (eviction, shutdown).
 
 use crate::affiliation::{Affiliation, Role};
+use crate::data::{Data, Key, Table};
 use crate::occupant::Occupant;
 use crate::room::settings::{RoomSettings, Subject, Tombstone, Whois};
 use crate::room::{AffiliationData, HistoryEntry, Room};
@@ -14,57 +15,6 @@ use crate::xml::NS_CLIENT;
 use jid::{BareJid, FullJid};
 use minidom::{Element, Node};
 use std::collections::BTreeMap;
-
-/// A table key: Lua tables have string and integer keys.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Key {
-    Int(i64),
-    Str(String),
-}
-
-impl From<&str> for Key {
-    fn from(s: &str) -> Self {
-        Key::Str(s.to_owned())
-    }
-}
-
-/// A stored value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Data {
-    Bool(bool),
-    Int(i64),
-    Num(f64),
-    Str(String),
-    Table(BTreeMap<Key, Data>),
-}
-
-pub type Table = BTreeMap<Key, Data>;
-
-impl Data {
-    pub fn str(&self) -> Option<&str> {
-        match self {
-            Data::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-    pub fn int(&self) -> Option<i64> {
-        match self {
-            Data::Int(n) => Some(*n),
-            Data::Num(f) if f.is_finite() => Some(*f as i64),
-            Data::Num(f) if *f > 0.0 => Some(i64::MAX),
-            _ => None,
-        }
-    }
-    pub fn truthy(&self) -> bool {
-        !matches!(self, Data::Bool(false))
-    }
-    pub fn table(&self) -> Option<&Table> {
-        match self {
-            Data::Table(t) => Some(t),
-            _ => None,
-        }
-    }
-}
 
 fn get<'a>(t: &'a Table, key: &str) -> Option<&'a Data> {
     t.get(&Key::Str(key.to_owned()))

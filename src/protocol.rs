@@ -16,8 +16,8 @@
 //!                confirm(Err) -> the rooms are as before; deliver what confirm returns
 //! ```
 
+use crate::data::Data;
 use crate::hooks::{self, Answer, Hook, Hooks};
-use crate::persist::Data;
 use jid::BareJid;
 
 /// A room's records in the host's storage (see [`crate::persist`]): its configuration, and

@@ -30,8 +30,8 @@ use muc_rs::affiliation::Role;
 use muc_rs::dataform::Form;
 use muc_rs::hooks::{Answer, Event, Hook, Question};
 use muc_rs::outcome::Outcome;
+use muc_rs::presence_plan::{OccupantPresence, OwnPresences};
 use muc_rs::protocol::Facts;
-use muc_rs::room::occupant_presence::{OccupantPresence, OwnPresences};
 
 impl LuaHost {
     /// Logs the log lines of `outcome`, then sends its deliveries and runs its events, in
@@ -385,7 +385,7 @@ pub fn answer_from_lua(hook: Hook, value: &Value) -> Option<Answer> {
     match value {
         Value::Boolean(false) => Some(Answer::Refused),
         Value::Table(_) if hook == Hook::Registration => match super::storage::data_from_lua(value, 0) {
-            Some(muc_rs::persist::Data::Table(data)) => Some(Answer::Registered { data }),
+            Some(muc_rs::data::Data::Table(data)) => Some(Answer::Registered { data }),
             _ => Some(Answer::Allowed { nick: None, role: None }),
         },
         Value::Table(t) => {

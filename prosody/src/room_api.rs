@@ -37,10 +37,10 @@ use super::storage::{data_from_lua, data_to_lua};
 use jid::{BareJid, FullJid, Jid};
 use mlua::{IntoLua, IntoLuaMulti, Lua, MultiValue, Result as LuaResult, Value};
 use muc_rs::affiliation::{Affiliation, Role};
+use muc_rs::data::Data;
 use muc_rs::dataform::Value as FormValue;
 use muc_rs::occupant::Occupant;
 use muc_rs::outcome::Outcome;
-use muc_rs::persist::Data;
 use muc_rs::room::settings::{Tombstone, Whois};
 use muc_rs::room::{Actor, AffiliationData, Ctx, DataChange, Room};
 
@@ -199,11 +199,11 @@ impl LuaHost {
                     .and_then(|user| room.affiliation_data(&user.to_bare()))
                     .map(|d| d.to_data());
                 match (data, text(1)) {
-                    (Some(data), Some(key)) => match data.get(&muc_rs::persist::Key::from(key.as_str())) {
+                    (Some(data), Some(key)) => match data.get(&muc_rs::data::Key::from(key.as_str())) {
                         Some(value) => data_to_lua(lua, value)?,
                         None => Value::Nil,
                     },
-                    (Some(data), None) => data_to_lua(lua, &muc_rs::persist::Data::Table(data))?,
+                    (Some(data), None) => data_to_lua(lua, &muc_rs::data::Data::Table(data))?,
                     (None, _) => Value::Nil,
                 }
             }
@@ -214,7 +214,7 @@ impl LuaHost {
                     entry.raw_set(1, user.as_str())?;
                     entry.raw_set(2, affiliation.as_str())?;
                     if let Some(data) = room.affiliation_data(user) {
-                        entry.raw_set(3, data_to_lua(lua, &muc_rs::persist::Data::Table(data.to_data()))?)?;
+                        entry.raw_set(3, data_to_lua(lua, &muc_rs::data::Data::Table(data.to_data()))?)?;
                     }
                     list.raw_push(entry)?;
                 }
@@ -283,7 +283,7 @@ impl LuaHost {
                 Some(value) => data_to_lua(lua, &value)?,
                 None => Value::Nil,
             },
-            "data_table" => data_to_lua(lua, &muc_rs::persist::Data::Table(room.settings.to_data()))?,
+            "data_table" => data_to_lua(lua, &muc_rs::data::Data::Table(room.settings.to_data()))?,
             "history_length" => Value::Integer(room.history.len() as i64),
             "may_set_vcard" => match text(0).and_then(|j| j.parse::<Jid>().ok()) {
                 Some(user) => Value::Boolean(room.may_set_vcard(&ctx, &user.to_bare())),

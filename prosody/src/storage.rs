@@ -5,8 +5,8 @@
 
 use jid::BareJid;
 use mlua::{Function, Lua, Result as LuaResult, Table, Value};
+use muc_rs::data::{Data, Key, Table as DataTable};
 use muc_rs::outcome::Outcome;
-use muc_rs::persist::{Data, Key, Table as DataTable};
 use muc_rs::protocol::{Facts, Question, ReadRooms, StoredRoom};
 
 /// Deeper nesting than this is not a room record.

@@ -6,8 +6,8 @@ use super::{report_departures, room_record, MucHost};
 use crate::env::Env;
 use crate::hooks::{Event, Hook};
 use crate::outcome::Outcome;
+use crate::presence_plan::OccupantPresence;
 use crate::protocol::{Facts, Store, StoreReason};
-use crate::room::occupant_presence::OccupantPresence;
 use crate::room::settings::RoomSettings;
 use crate::room::{Ctx, Room, Undo};
 use jid::BareJid;
@@ -41,7 +41,7 @@ impl MucHost {
     pub fn create_room(
         &mut self,
         jid: &BareJid,
-        config: Option<&crate::persist::Table>,
+        config: Option<&crate::data::Table>,
         env: &dyn Env,
         facts: &Facts,
     ) -> (Result<(), &'static str>, Outcome) {

@@ -175,13 +175,13 @@ fn module_data_round_trips_through_the_record() {
     let env = env(&[]);
     let mut host = host_with_room(&env);
     host.with_room(&room_jid(), &env, &Facts::at(1_000_000), |room, _| {
-        room.settings.set_data("archiving", Some(crate::persist::Data::Bool(false)));
-        room.settings.set_data("name", Some(crate::persist::Data::Str("Verona".into())));
+        room.settings.set_data("archiving", Some(crate::data::Data::Bool(false)));
+        room.settings.set_data("name", Some(crate::data::Data::Str("Verona".into())));
     });
     let room = host.room(&room_jid()).unwrap();
     assert_eq!(room.settings.name.as_deref(), Some("Verona"));
     let restored = Room::restore(&room.freeze(), None).unwrap();
-    assert_eq!(restored.settings.data("archiving"), Some(crate::persist::Data::Bool(false)));
+    assert_eq!(restored.settings.data("archiving"), Some(crate::data::Data::Bool(false)));
 }
 
 #[test]
@@ -252,7 +252,7 @@ fn a_new_room_is_not_made_before_the_modules_let_its_creator_in() {
     assert!(pending.occupants().next().is_none());
     assert!(host.live_room_jids().is_empty(), "...but it is not live yet");
     host.with_room(&room_jid(), &env, &Facts::at(1_000_000), |room, _| {
-        room.settings.set_data("lobby", Some(crate::persist::Data::Bool(true)))
+        room.settings.set_data("lobby", Some(crate::data::Data::Bool(true)))
     });
 
     let allowed = Listening {
@@ -263,11 +263,7 @@ fn a_new_room_is_not_made_before_the_modules_let_its_creator_in() {
     assert!(out.deliveries.iter().any(|d| d.stanza.name() == "presence"));
     let room = host.room(&room_jid()).expect("made once allowed");
     assert_eq!(room.occupants().count(), 1);
-    assert_eq!(
-        room.settings.data("lobby"),
-        Some(crate::persist::Data::Bool(true)),
-        "what modules set is kept"
-    );
+    assert_eq!(room.settings.data("lobby"), Some(crate::data::Data::Bool(true)), "what modules set is kept");
 }
 
 #[test]
@@ -301,7 +297,7 @@ fn join(from: &str, nick: &str) -> Element {
 
 #[test]
 fn presences_are_planned_for_the_host_and_built_from_what_its_modules_changed() {
-    use crate::room::occupant_presence::OwnPresences;
+    use crate::presence_plan::OwnPresences;
     let env = env(&[Hook::OccupantPresence]);
     let mut host = host_with_room(&env);
     let out = drive(&mut host, join("juliet@localhost/j1", "juliet"), &env);
@@ -382,14 +378,14 @@ fn a_registration_keeps_what_the_modules_add() {
         "nothing kept before the answer"
     );
 
-    let mut data = crate::persist::Table::new();
-    data.insert("reserved_nickname".into(), crate::persist::Data::Str("Romeo".into()));
-    data.insert("motto".into(), crate::persist::Data::Str("Wherefore".into()));
+    let mut data = crate::data::Table::new();
+    data.insert("reserved_nickname".into(), crate::data::Data::Str("Romeo".into()));
+    data.insert("motto".into(), crate::data::Data::Str("Wherefore".into()));
     env.answers.push((Hook::Registration, Answer::Registered { data }));
     let out = drive(&mut host, register("Romeo"), &env);
     assert!(out.ask.is_none());
     let room = host.room(&room_jid()).unwrap();
     assert_eq!(room.registered_nick(&romeo), Some("Romeo"));
     let kept = room.affiliation_data(&romeo).unwrap();
-    assert_eq!(kept.extra.get(&"motto".into()).and_then(crate::persist::Data::str), Some("Wherefore"));
+    assert_eq!(kept.extra.get(&"motto".into()).and_then(crate::data::Data::str), Some("Wherefore"));
 }

@@ -4,7 +4,7 @@
 //! the user's occupant; hats a client claims itself are removed.
 
 use super::{Ctx, Room};
-use crate::persist::{Data, Key};
+use crate::data::{Data, Key};
 use crate::xml::{el, ElementExt};
 use jid::BareJid;
 use minidom::Element;
@@ -65,9 +65,9 @@ pub fn strip_claimed_hats(presence: &mut Element) {
 mod tests {
     use super::*;
     use crate::config::HostConfig;
+    use crate::data::Table;
     use crate::env::FixedEnv;
     use crate::outcome::Outcome;
-    use crate::persist::Table;
     use crate::room::settings::RoomSettings;
     use crate::room::{AffiliationData, DataChange};
 

@@ -115,7 +115,7 @@ pub struct AffiliationData {
     pub reserved_nickname: Option<String>,
     pub reason: Option<String>,
     /// Keys other modules keep (e.g. hats), preserved as found.
-    pub extra: crate::persist::Table,
+    pub extra: crate::data::Table,
 }
 
 impl AffiliationData {

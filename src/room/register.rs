@@ -3,9 +3,9 @@
 
 use super::{Actor, AffiliationData, Ctx, DataChange, Room};
 use crate::affiliation::Affiliation;
+use crate::data::{Data, Key};
 use crate::dataform::{read_submitted, Field, FieldType, Form, Value};
 use crate::hooks::{Answer, Event, Hook, Question};
-use crate::persist::{Data, Key};
 use crate::room::presence::is_strict_resource;
 use crate::xml::{el, reply, ElementExt, ErrorType, StanzaError, NS_DATA, NS_MUC_REGISTER, NS_REGISTER};
 use jid::FullJid;

@@ -56,7 +56,7 @@ pub struct RoomSettings {
     /// Set on the stored remains of a destroyed persistent room (stock's tombstones).
     pub tombstone: Option<Box<Tombstone>>,
     /// Keys other modules keep in the room's data, preserved as found.
-    pub extra: crate::persist::Table,
+    pub extra: crate::data::Table,
 }
 
 /// The room's subject, who set it and when (each may be missing from stored records).

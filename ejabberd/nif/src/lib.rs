@@ -30,7 +30,7 @@
 use jid::{BareJid, Jid};
 use minidom::Element;
 use muc_rs::config::OptionValue;
-use muc_rs::persist::{Data, Key, Table};
+use muc_rs::data::{Data, Key, Table};
 use muc_rs::{panic_guard, Env, Facts, HostConfig, MucHost, Outcome, Question, StoredRoom};
 use rustler::{Binary, Decoder, Encoder, NifMap, NifResult, ResourceArc, Term};
 use std::collections::HashMap;
