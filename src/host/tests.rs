@@ -352,6 +352,8 @@ fn persistent_rooms_are_stored_before_the_reply_and_come_back() {
         to(&out, ROMEO)[0].get_child("x", NS_MUC_USER).unwrap().get_child("item", NS_MUC_USER).unwrap();
     assert_eq!(item.attr("affiliation"), Some("owner"));
     assert!(!codes(to(&out, ROMEO)[0]).contains(&"201".to_owned()), "not created again");
+    let loads = store.asked.iter().filter(|q| **q == Question::LoadRoom(room_jid())).count();
+    assert_eq!(loads, 2, "asked when it was made and when it came back, never while live");
 }
 
 #[test]
