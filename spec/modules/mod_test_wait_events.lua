@@ -5,15 +5,8 @@
 --    occupants receive;
 --  - the module serves a joining session's history itself: one message saying so;
 --  - the room's disco#info gets the feature urn:example:wait.
-local async = require "util.async";
-local promise = require "util.promise";
 local st = require "util.stanza";
-
-local function pause()
-	async.wait_for(promise.new(function (resolve)
-		module:add_timer(0.2, function () resolve(true); end);
-	end));
-end
+local pause = module:require("test_pause");
 
 module:hook("muc-broadcast-message", function (event)
 	pause();
