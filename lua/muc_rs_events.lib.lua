@@ -10,9 +10,10 @@
 -- muc-get-history (-1). `listens` counts only the modules' handlers.
 
 return function (host, rooms, storage, avatar_hash)
-	-- The stanza event being handled: its origin and stanza go into some events' payloads.
-	local handling;
-	local function current() return handling; end
+	-- The stanza event being handled, by coroutine (handlers may wait while another
+	-- stanza is handled): its origin and stanza go into some events' payloads.
+	local handling = setmetatable({}, { __mode = "k" });
+	local function current() return handling[coroutine.running()]; end
 
 	local events = prosody.hosts[module.host].events;
 
@@ -171,6 +172,7 @@ return function (host, rooms, storage, avatar_hash)
 		pending_codes[room_jid] = event.status_codes;
 	end
 
+	-- The room's codes and the modules': the room sends its notice with them.
 	function fire.config_notice(room_jid, codes)
 		local all, seen = {}, {};
 		for _, code in ipairs(codes) do all[#all + 1], seen[tostring(code)] = code, true; end
@@ -178,7 +180,7 @@ return function (host, rooms, storage, avatar_hash)
 			if not seen[code] and tonumber(code) then all[#all + 1] = tonumber(code); end
 		end
 		pending_codes[room_jid] = nil;
-		host:room("config_notice", room_jid, all);
+		return all;
 	end
 
 	function fire.get_history(room_jid, to, maxchars, maxstanzas, since, default)
@@ -305,8 +307,23 @@ return function (host, rooms, storage, avatar_hash)
 		rooms.forget(room_jid);
 	end
 
+	-- The events of an outcome carried out from inside the binding (calls modules make on
+	-- room objects, admin commands): their handlers cannot wait.
 	local function event(kind, ...)
 		return fire[kind](...);
+	end
+
+	-- The events of a stanza's outcome, fired here, in the stanza's coroutine, where their
+	-- handlers may wait (util.async): the binding sends the deliveries up to each event
+	-- and hands it over; what the handlers leave, or the error of one that failed, goes
+	-- back to finish it (send the stanza as they left it, …).
+	local function carry_out(carrying)
+		local function fire_next(kind, ...)
+			if kind == nil then return false; end
+			host:event_done(carrying, pcall(fire[kind], ...));
+			return true;
+		end
+		while fire_next(host:next_event(carrying)) do end
 	end
 
 	-- The questions the core asks before a step modules may refuse or change (see
@@ -425,26 +442,47 @@ return function (host, rooms, storage, avatar_hash)
 		return true;
 	end
 
+	-- One stanza's writes at a time: while they are written (a storage driver may wait),
+	-- the core holds that stanza's outcome and what undoes it, so stanzas that arrive
+	-- meanwhile wait their turn, in order, and are handled once the write is confirmed.
+	local writing, waiting_turn = false, {};
+
 	-- The handler of the stanza events: the core may ask first, and ask again (each
 	-- question once) until it can act; what it stores is written here, before anything
-	-- it sends goes out (host:confirm sends it, or the error reply if the write failed).
-	local function handle(stanza_event)
-		local outer, answers = handling, {};
-		handling = stanza_event;
+	-- it sends goes out (host:confirm sends it, or the error reply if the write failed);
+	-- an outcome with events is carried out here.
+	local handle;
+	function handle(stanza_event)
+		if writing then
+			waiting_turn[#waiting_turn + 1] = stanza_event;
+			return true;
+		end
+		local thread, answers = coroutine.running(), {};
+		local outer = handling[thread];
+		handling[thread] = stanza_event;
 		local step = host:handle(stanza_event.stanza);
 		while type(step) == "table" do
-			if step.stores then
-				host:confirm(storage.write(step.stores));
+			if step.carry_out then
+				carry_out(step.carry_out);
 				break;
-			end
-			if not answer_step(step, answers, stanza_event) then
+			elseif step.stores then
+				writing = true;
+				local err = storage.write(step.stores);
+				writing = false;
+				step = host:confirm(err);
+			elseif answer_step(step, answers, stanza_event) then
+				step = host:handle(stanza_event.stanza, answers);
+			else
 				module:log("error", "asked twice about %s; dropping the stanza",
 					step.hook or step.load_room or step.avatar_hash or "the stored rooms");
 				break;
 			end
-			step = host:handle(stanza_event.stanza, answers);
 		end
-		handling = outer;
+		handling[thread] = outer;
+		-- Those that waited for this stanza's write.
+		while waiting_turn[1] ~= nil and not writing do
+			handle(table.remove(waiting_turn, 1));
+		end
 		return true;
 	end
 

@@ -393,3 +393,101 @@ describe("muc-* events", function ()
 		assert.equal("1", values["muc#roominfo_occupants"]);
 	end);
 end);
+
+-- The events of a stanza's outcome are fired from the shim's loop, in the stanza's
+-- coroutine (lua/muc_rs_events.lib.lua `carry_out`), so their handlers may wait: here a
+-- handler yields, as util.async's wait does, and the stanza is resumed later.
+describe("muc-* events of a stanza's outcome", function ()
+	local function bodies(jid)
+		local list = {};
+		for _, msg in ipairs(received(jid, "message")) do
+			local body = msg:get_child_text("body");
+			if body then list[#list + 1] = body..(msg:get_child("waited", "urn:example") and "+" or ""); end
+		end
+		return list;
+	end
+
+	it("let muc-broadcast-message's handlers wait, each message on its own", function ()
+		local host = load_component();
+		join(romeo, "romeo");
+		join(juliet, "juliet");
+		host.events.add_handler("muc-broadcast-message", function (event)
+			if event.stanza:get_child_text("body"):match("^wait") then
+				coroutine.yield();
+				event.stanza:tag("waited", { xmlns = "urn:example" }):up();
+			end
+		end, 10);
+		P.sent = {};
+		local first = coroutine.create(function () say(romeo, "wait 1"); end);
+		assert.is_true(coroutine.resume(first));
+		assert.same({}, bodies(juliet));
+		-- Another stanza goes through while the first waits, and another waits too.
+		say(juliet, "now");
+		local second = coroutine.create(function () say(juliet, "wait 2"); end);
+		assert.is_true(coroutine.resume(second));
+		assert.same({ "now" }, bodies(juliet));
+		assert.is_true(coroutine.resume(second));
+		assert.is_true(coroutine.resume(first));
+		assert.equal("dead", coroutine.status(first));
+		assert.same({ "now", "wait 2+", "wait 1+" }, bodies(romeo));
+		assert.same({ "now", "wait 2+", "wait 1+" }, bodies(juliet));
+		-- The room's history keeps them as the handlers left them, in the order they went out.
+		P.sent = {};
+		join("nurse@localhost/n", "nurse");
+		assert.same({ "now", "wait 2+", "wait 1+" }, bodies("nurse@localhost/n"));
+	end);
+
+	it("let muc-get-history's handlers wait, and send what comes after the history after them", function ()
+		local host = load_component();
+		join(romeo, "romeo");
+		say(romeo, "hello");
+		host.events.add_handler("muc-get-history", function (event)
+			coroutine.yield();
+			local to, served = event.to, false;
+			event.next_stanza = function ()
+				if served then return nil; end
+				served = true;
+				return st.message({ type = "groupchat", from = room_jid, to = to }):tag("body"):text("served"):up();
+			end;
+			return true;
+		end, 10);
+		P.sent = {};
+		local joining = coroutine.create(function () join(juliet, "juliet"); end);
+		assert.is_true(coroutine.resume(joining));
+		assert.equal(2, #received(juliet, "presence"));
+		assert.same({}, received(juliet, "message"));
+		assert.is_true(coroutine.resume(joining));
+		local messages = received(juliet, "message");
+		assert.equal("served", messages[1]:get_child_text("body"));
+		assert.is_table(messages[2]:get_child("subject")); -- the subject comes after the history
+		assert.equal(2, #messages);
+	end);
+
+	it("carry out a stanza a handler routes back into the host on its own", function ()
+		local host = load_component();
+		join(romeo, "romeo");
+		host.events.add_handler("muc-broadcast-message", function (event)
+			if event.stanza:get_child_text("body") == "outer" then say(romeo, "inner"); end
+		end, 10);
+		P.sent = {};
+		say(romeo, "outer");
+		assert.same({ "inner", "outer" }, bodies(romeo));
+	end);
+
+	it("log a failing handler and carry out the rest", function ()
+		local host = load_component();
+		join(romeo, "romeo");
+		say(romeo, "hello");
+		host.events.add_handler("muc-occupant-joined", function () error("boom"); end);
+		P.sent = {};
+		join(juliet, "juliet");
+		local logged = false;
+		for _, line in ipairs(P.logs) do
+			if line.level == "error" and line.message:find("a module's handler failed", 1, true)
+				and line.message:find("boom", 1, true) then logged = true; end
+		end
+		assert.is_true(logged);
+		assert.same({ "hello" }, bodies(juliet));
+		assert.equal(1, #received(romeo, "presence"));
+	end);
+end);

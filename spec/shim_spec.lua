@@ -27,6 +27,7 @@ local function spy_new_host(domain, opts, callbacks)
 end
 
 local function load_component(config, version)
+	P.failing_stores, P.waiting_stores = {}, {}; -- every test starts with storage that works
 	P.host(H.domain, "component", config);
 	prosody.version = version or H.server_version;
 	muc_rs.new_host = spy_new_host;
@@ -43,6 +44,17 @@ local function sent_to(jid)
 		if sent.to == jid then list[#list + 1] = sent.stanza; end
 	end
 	return list;
+end
+
+-- Juliet (the coven's owner) makes it persistent, named `name` if given.
+local function persistent_coven_config(id, name)
+	local form = st.iq({ from = juliet, to = "coven@"..H.domain, id = id, type = "set" })
+		:query("http://jabber.org/protocol/muc#owner")
+		:tag("x", { xmlns = "jabber:x:data", type = "submit" })
+			:tag("field", { var = "FORM_TYPE" }):text_tag("value", "http://jabber.org/protocol/muc#roomconfig"):up()
+			:tag("field", { var = "muc#roomconfig_persistentroom" }):text_tag("value", "1"):up();
+	if name then form:tag("field", { var = "muc#roomconfig_roomname" }):text_tag("value", name):up(); end
+	return form;
 end
 
 describe("mod_muc_rs", function ()
@@ -245,18 +257,11 @@ describe("mod_muc_rs", function ()
 	end);
 
 	it("undoes a change whose write failed, and answers the owner with an error", function ()
-		P.stores, P.failing_stores = {}, {};
+		P.stores = {};
 		load_component();
 		local room = "coven@"..H.domain;
 		assert.is_true(P.fire(H.domain, "presence/full", H.join_presence()));
-		local function configure(id, name)
-			return st.iq({ from = juliet, to = room, id = id, type = "set" })
-				:query("http://jabber.org/protocol/muc#owner")
-				:tag("x", { xmlns = "jabber:x:data", type = "submit" })
-					:tag("field", { var = "FORM_TYPE" }):text_tag("value", "http://jabber.org/protocol/muc#roomconfig"):up()
-					:tag("field", { var = "muc#roomconfig_persistentroom" }):text_tag("value", "1"):up()
-					:tag("field", { var = "muc#roomconfig_roomname" }):text_tag("value", name):up();
-		end
+		local configure = persistent_coven_config;
 		local function room_name()
 			local info = st.iq({ from = juliet, to = room, id = "i", type = "get" })
 				:query("http://jabber.org/protocol/disco#info");
@@ -286,17 +291,36 @@ describe("mod_muc_rs", function ()
 		assert.equal("New Name", P.stores[H.domain.."/config"]["coven"]._data.name);
 	end);
 
+	it("handles stanzas that arrive while a write waits once it is confirmed, in order", function ()
+		P.stores = {};
+		load_component();
+		local room = "coven@"..H.domain;
+		assert.is_true(P.fire(H.domain, "presence/full", H.join_presence()));
+		local configure = persistent_coven_config("c1");
+		P.waiting_stores[H.domain.."/config"] = true;
+		P.sent = {};
+		local writer = coroutine.create(function () return P.fire(H.domain, "iq/bare", configure); end);
+		assert.is_true(coroutine.resume(writer));
+		assert.equal("suspended", coroutine.status(writer), "the write waits");
+		local hello = st.message({ from = juliet, to = room, type = "groupchat", id = "m1" }):tag("body"):text("hello"):up();
+		assert.is_true(P.fire(H.domain, "message/bare", hello));
+		assert.same({}, sent_to(juliet), "nothing goes out before the write is confirmed");
+		P.waiting_stores = {};
+		assert.is_true(coroutine.resume(writer));
+		assert.equal("dead", coroutine.status(writer));
+		local replies = sent_to(juliet);
+		assert.equal("result", replies[1].attr.type, "the owner hears back first");
+		assert.equal("c1", replies[1].attr.id);
+		assert.equal("hello", replies[#replies]:get_child_text("body"), "then the message that waited");
+		assert.is_true(P.stores[H.domain.."/config"]["coven"]._data.persistent);
+	end);
+
 	it("keeps persistent rooms in stock's stores, where a reloaded module finds them", function ()
 		P.stores = {};
 		load_component();
 		local room = "coven@"..H.domain;
 		assert.is_true(P.fire(H.domain, "presence/full", H.join_presence()));
-		local form = st.iq({ from = juliet, to = room, id = "c1", type = "set" })
-			:query("http://jabber.org/protocol/muc#owner")
-			:tag("x", { xmlns = "jabber:x:data", type = "submit" })
-				:tag("field", { var = "FORM_TYPE" }):text_tag("value", "http://jabber.org/protocol/muc#roomconfig"):up()
-				:tag("field", { var = "muc#roomconfig_persistentroom" }):text_tag("value", "1"):up()
-				:tag("field", { var = "muc#roomconfig_roomname" }):text_tag("value", "The Coven"):up();
+		local form = persistent_coven_config("c1", "The Coven");
 		assert.is_true(P.fire(H.domain, "iq/bare", form));
 		local config = P.stores[H.domain.."/config"]["coven"];
 		assert.is_table(config, "stored under the room's node in the config store");

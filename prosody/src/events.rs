@@ -1,7 +1,12 @@
 //! Carrying out an [`Outcome`]: its deliveries in order, and at their places the steps the
-//! core left to Prosody's modules ([`Event`]), handed to the shim's `event` callback.
+//! core left to Prosody's modules ([`Event`]), fired by the shim's `fire[kind]`. An outcome
+//! of a stanza's handling is carried out step by step under the shim's loop, so that the
+//! handlers run in the stanza's coroutine and may wait ([`Carrying`]); one of a call a
+//! module or an admin command makes is carried out here, through the `event` callback
+//! (its handlers cannot wait). Either way each event is given its arguments
+//! (`event_args`) and finished with what its handlers left (`finish_event`).
 //!
-//! The callback is `event(kind, room_jid, ...)`; it fires the `muc-*` events and answers:
+//! `fire[kind](room_jid, ...)` fires the `muc-*` events and answers:
 //!
 //! | kind | arguments after the room | answer |
 //! |---|---|---|
@@ -9,7 +14,7 @@
 //! | `disco_info` | reply (form last), the form's fields `{ {name, type}, … }` | the reply to send |
 //! | `config_form` | actor, reply (form last), the form's fields | the reply to send |
 //! | `config_submitted` | actor, the submitted form | — |
-//! | `config_notice` | `{ code, … }` | — |
+//! | `config_notice` | `{ code, … }` | the codes with the modules' (the room then sends its notice) |
 //! | `get_history` | to, maxchars, maxstanzas, since, `{ stanza, … }` | the stanzas to send |
 //! | `occupant_joined`, `occupant_session_new` | nick, real JID | — |
 //! | `occupant_left` | nick, bare JID | — |
@@ -25,17 +30,54 @@ use super::convert;
 use super::host::{summary, LuaHost};
 use jid::{BareJid, FullJid};
 use minidom::Element;
-use mlua::{Lua, Result as LuaResult, Table, Value};
-use muc_rs::affiliation::Role;
+use mlua::{IntoLuaMulti, Lua, MultiValue, Result as LuaResult, Table, UserData, Value};
+use muc_rs::affiliation::{Affiliation, Role};
 use muc_rs::dataform::Form;
 use muc_rs::hooks::{Answer, Event, Hook, Question};
-use muc_rs::outcome::Outcome;
+use muc_rs::outcome::{Delivery, Outcome};
 use muc_rs::presence_plan::{OccupantPresence, OwnPresences};
 use muc_rs::protocol::Facts;
+use std::collections::VecDeque;
+
+/// An outcome with events, carried out under the shim's loop so that the events' handlers
+/// run in the stanza's coroutine, where they may wait (`util.async`). `host:handle` and
+/// `host:confirm` hand it to the shim as `{ carry_out = carrying }`; the shim calls
+/// `host:next_event(carrying)`, which sends the deliveries up to the next event and
+/// returns that event's kind and arguments (nil once everything went out), fires it, and
+/// hands the result back with `host:event_done(carrying, pcall(...))`.
+///
+/// Each carry-out has its own: a handler may route stanzas back into the host, and another
+/// stanza's outcome may be carried out while a handler waits.
+#[derive(Default)]
+pub struct Carrying {
+    /// Outcomes being carried out, the innermost last (a finished event may add one: the
+    /// room's configuration notice).
+    stack: Vec<Progress>,
+    /// The event handed to the shim and not finished yet, with the tables it gave the
+    /// handlers.
+    firing: Option<(Event, Kept)>,
+}
+
+impl UserData for Carrying {}
+
+/// How far an outcome is carried out.
+struct Progress {
+    deliveries: Vec<Delivery>,
+    sent: usize,
+    events: VecDeque<(usize, Event)>,
+}
+
+/// The tables given to an event's handlers that its finishing reads back, as the handlers
+/// left them.
+pub(super) enum Kept {
+    Nothing,
+    Stanza(Table),
+    Presence { stanza: Table, x: Table, sessions: Table },
+}
 
 impl LuaHost {
     /// Logs the log lines of `outcome`, then sends its deliveries and runs its events, in
-    /// their order.
+    /// their order, the events' handlers called from here (they cannot wait).
     pub(super) fn carry_out(&self, lua: &Lua, outcome: &Outcome) -> LuaResult<()> {
         for (level, message) in &outcome.log {
             self.log(level.as_str(), message);
@@ -46,8 +88,10 @@ impl LuaHost {
                 self.deliver(lua, delivery)?;
             }
             sent = *at;
-            if let Err(e) = self.run_event(lua, event) {
-                self.log("error", &format!("a module's handler failed: {}", summary(&e)));
+            match self.run_event(lua, event) {
+                Ok(Some(more)) => self.carry_out(lua, &more)?,
+                Ok(None) => {}
+                Err(e) => self.log("error", &format!("a module's handler failed: {}", summary(&e))),
             }
         }
         for delivery in &outcome.deliveries[sent..] {
@@ -56,137 +100,250 @@ impl LuaHost {
         Ok(())
     }
 
-    fn run_event(&self, lua: &Lua, event: &Event) -> LuaResult<()> {
-        let Some(callback) = &self.event else { return Ok(()) };
+    /// Fires `event` through the `event` callback and finishes it.
+    fn run_event(&self, lua: &Lua, event: &Event) -> LuaResult<Option<Outcome>> {
+        let Some(callback) = &self.event else { return Ok(None) };
+        let (args, kept) = self.event_args(lua, event)?;
+        let answer: MultiValue = callback.call(args)?;
+        self.finish_event(lua, event, kept, answer)
+    }
+
+    /// Hands `outcome` to the shim to carry out (see [`Carrying`]), with its log lines
+    /// logged now; None if it has no events (or nobody fires them): then it is carried out
+    /// here, with no round trip through Lua.
+    pub(super) fn hand_over(&self, lua: &Lua, outcome: Outcome) -> LuaResult<Option<Table>> {
+        if outcome.events.is_empty() || self.event.is_none() {
+            self.carry_out(lua, &outcome)?;
+            return Ok(None);
+        }
+        let carrying = Carrying { stack: vec![self.progress(outcome)], firing: None };
+        let step = lua.create_table_with_capacity(0, 1)?;
+        step.raw_set("carry_out", carrying)?;
+        Ok(Some(step))
+    }
+
+    /// An outcome about to be carried out step by step, its log lines logged.
+    fn progress(&self, outcome: Outcome) -> Progress {
+        for (level, message) in &outcome.log {
+            self.log(level.as_str(), message);
+        }
+        Progress { deliveries: outcome.deliveries, sent: 0, events: outcome.events.into() }
+    }
+
+    /// `host:next_event(carrying)`: sends the deliveries up to the next event and returns
+    /// the event's kind and arguments (those of the `event` callback), or nothing once the
+    /// outcome is carried out. An event not finished with `event_done` is dropped.
+    pub(super) fn next_event(&self, lua: &Lua, carrying: &mut Carrying) -> LuaResult<MultiValue> {
+        carrying.firing = None;
+        while let Some(progress) = carrying.stack.last_mut() {
+            let Some((at, event)) = progress.events.pop_front() else {
+                for delivery in &progress.deliveries[progress.sent..] {
+                    self.deliver(lua, delivery)?;
+                }
+                carrying.stack.pop();
+                continue;
+            };
+            for delivery in &progress.deliveries[progress.sent..at] {
+                self.deliver(lua, delivery)?;
+            }
+            progress.sent = at;
+            match self.event_args(lua, &event) {
+                Ok((args, kept)) => {
+                    carrying.firing = Some((event, kept));
+                    return Ok(args);
+                }
+                Err(e) => self.log("error", &format!("a module's handler failed: {}", summary(&e))),
+            }
+        }
+        Ok(MultiValue::new())
+    }
+
+    /// `host:event_done(carrying, ok, ...)`: the shim fired the event `next_event` handed
+    /// it; `ok` and what follows are what `pcall` returned: the handlers' answer, or the
+    /// error of one that failed (logged; the event's own step is skipped, the rest of the
+    /// outcome still goes out).
+    pub(super) fn event_done(&self, lua: &Lua, carrying: &mut Carrying, result: MultiValue) -> LuaResult<()> {
+        let Some((event, kept)) = carrying.firing.take() else { return Ok(()) };
+        let mut result = result.into_iter();
+        if !matches!(result.next(), Some(Value::Boolean(true))) {
+            let why = match result.next() {
+                Some(Value::String(s)) => s.to_string_lossy(),
+                Some(other) => format!("{other:?}"),
+                None => "no result".to_owned(),
+            };
+            let why = why.lines().next().unwrap_or("").to_owned();
+            self.log("error", &format!("a module's handler failed: {why}"));
+            return Ok(());
+        }
+        match self.finish_event(lua, &event, kept, result.collect()) {
+            Ok(Some(more)) => {
+                let progress = self.progress(more);
+                carrying.stack.push(progress);
+            }
+            Ok(None) => {}
+            Err(e) => self.log("error", &format!("a module's handler failed: {}", summary(&e))),
+        }
+        Ok(())
+    }
+
+    /// What the shim's `fire[kind]` is given for `event`: its kind and arguments (see the
+    /// table at the top), and the tables its finishing reads back.
+    fn event_args(&self, lua: &Lua, event: &Event) -> LuaResult<(MultiValue, Kept)> {
+        let nothing = |args: MultiValue| Ok((args, Kept::Nothing));
         match event {
-            Event::BroadcastMessage { room, stanza, to, historic } => {
+            Event::BroadcastMessage { room, stanza, historic, .. } => {
                 let table = self.build_plain(lua, stanza)?;
-                let answer: Value = callback.call(("broadcast_message", room.as_str(), &table, *historic))?;
-                if let Value::Table(stanza) = answer {
-                    // Rendered once now, as the handlers left it, for all its recipients.
-                    if to.len() > 1 {
-                        if let Ok(element) = super::convert::element_from_table(&self.keys, &stanza) {
-                            self.attach_render(lua, &stanza, &element)?;
-                        }
-                    }
-                    self.send_table(&stanza, to.iter().map(|j| j.as_str()))?;
-                }
+                nothing(("broadcast_message", room.as_str(), table, *historic).into_lua_multi(lua)?)
             }
-            Event::DiscoInfo { room, reply, form, to } => {
+            Event::DiscoInfo { room, reply, form, .. } => {
                 let reply = self.form_reply(lua, reply, muc_rs::xml::NS_DISCO_INFO, form, "result")?;
-                let answer: Value =
-                    callback.call(("disco_info", room.as_str(), reply, form_fields(lua, form)?))?;
-                if let Value::Table(reply) = answer {
-                    self.send_table(&reply, [to.as_str()])?;
-                }
+                nothing(("disco_info", room.as_str(), reply, form_fields(lua, form)?).into_lua_multi(lua)?)
             }
-            Event::ConfigForm { room, actor, reply, form, to } => {
+            Event::ConfigForm { room, actor, reply, form, .. } => {
                 let reply = self.form_reply(lua, reply, muc_rs::xml::NS_MUC_OWNER, form, "form")?;
                 let fields = form_fields(lua, form)?;
-                let answer: Value =
-                    callback.call(("config_form", room.as_str(), actor.as_str(), reply, fields))?;
-                if let Value::Table(reply) = answer {
-                    self.send_table(&reply, [to.as_str()])?;
-                }
+                nothing(("config_form", room.as_str(), actor.as_str(), reply, fields).into_lua_multi(lua)?)
             }
             Event::ConfigSubmitted { room, actor, form } => {
                 let form = self.build_plain(lua, form)?;
-                callback.call::<()>(("config_submitted", room.as_str(), actor.as_str(), form))?
+                nothing(("config_submitted", room.as_str(), actor.as_str(), form).into_lua_multi(lua)?)
             }
             Event::ConfigNotice { room, codes } => {
-                callback.call::<()>(("config_notice", room.as_str(), codes.clone()))?
+                nothing(("config_notice", room.as_str(), codes.clone()).into_lua_multi(lua)?)
             }
             Event::GetHistory { room, to, maxchars, maxstanzas, since, default } => {
                 let stanzas = lua.create_table_with_capacity(default.len(), 0)?;
                 for stanza in default {
                     stanzas.raw_push(self.build_plain(lua, stanza)?)?;
                 }
-                let (room, to_str) = (room.as_str(), to.as_str());
-                let args = ("get_history", room, to_str, *maxchars, *maxstanzas, *since, stanzas);
-                let answer: Option<Table> = callback.call(args)?;
-                if let Some(answer) = answer {
-                    for stanza in answer.sequence_values::<Table>() {
+                let args =
+                    ("get_history", room.as_str(), to.as_str(), *maxchars, *maxstanzas, *since, stanzas);
+                nothing(args.into_lua_multi(lua)?)
+            }
+            Event::OccupantJoined { room, nick, jid } => {
+                nothing(("occupant_joined", room.as_str(), nick.as_str(), jid.as_str()).into_lua_multi(lua)?)
+            }
+            Event::OccupantSessionNew { room, nick, jid } => nothing(
+                ("occupant_session_new", room.as_str(), nick.as_str(), jid.as_str()).into_lua_multi(lua)?,
+            ),
+            Event::OccupantLeft { room, nick, jid } => {
+                nothing(("occupant_left", room.as_str(), nick.as_str(), jid.as_str()).into_lua_multi(lua)?)
+            }
+            Event::AffiliationChanged { room, actor, jid, affiliation, previous, reason, in_room } => {
+                let name = |a: &Affiliation| (*a != Affiliation::None).then(|| a.as_str());
+                let actor = actor.as_ref().map(|a| a.as_str());
+                let (affiliation, previous) = (name(affiliation), name(previous));
+                let args = ("affiliation_changed", room.as_str(), actor, jid.as_str(), affiliation, previous);
+                let mut args = args.into_lua_multi(lua)?;
+                args.extend((reason.as_deref(), *in_room).into_lua_multi(lua)?);
+                nothing(args)
+            }
+            Event::Invite { room, stanza, .. } => {
+                nothing(("invite", room.as_str(), self.build_plain(lua, stanza)?).into_lua_multi(lua)?)
+            }
+            Event::Decline { room, stanza, .. } => {
+                nothing(("decline", room.as_str(), self.build_plain(lua, stanza)?).into_lua_multi(lua)?)
+            }
+            Event::OccupantPresence { room, presence } => self.occupant_presence_args(lua, room, presence),
+            Event::BuildPresence { room, nick, bare_jid, is_occupant, stanza, .. } => {
+                let table = self.build_plain(lua, stanza)?;
+                let args =
+                    ("build_presence", room.as_str(), &table, nick.as_str(), bare_jid.as_str(), *is_occupant);
+                Ok((args.into_lua_multi(lua)?, Kept::Stanza(table)))
+            }
+            Event::RegistrationForm { room, user, reply, form, form_type, .. } => {
+                let reply = self.form_reply(lua, reply, muc_rs::xml::NS_REGISTER, form, form_type)?;
+                let fields = form_fields(lua, form)?;
+                let args = ("registration_form", room.as_str(), user.as_str(), reply, fields, *form_type);
+                nothing(args.into_lua_multi(lua)?)
+            }
+            Event::RoomCreated { room } => nothing(("room_created", room.as_str()).into_lua_multi(lua)?),
+            Event::RoomDestroyed { room } => nothing(("room_destroyed", room.as_str()).into_lua_multi(lua)?),
+            Event::RoomEvicted { room } => nothing(("room_evicted", room.as_str()).into_lua_multi(lua)?),
+        }
+    }
+
+    /// Finishes `event` with what its handlers left (`answer`: what `fire[kind]` returned,
+    /// `kept`: the tables they changed in place): sends the stanza as they left it, or what
+    /// the core builds from it. Returns what the room does next, to carry out before the
+    /// rest (the configuration notice).
+    fn finish_event(
+        &self,
+        lua: &Lua,
+        event: &Event,
+        kept: Kept,
+        answer: MultiValue,
+    ) -> LuaResult<Option<Outcome>> {
+        let answer: Vec<Value> = answer.into_iter().collect();
+        let table = match answer.first() {
+            Some(Value::Table(table)) => Some(table),
+            _ => None,
+        };
+        match (event, kept) {
+            (Event::BroadcastMessage { to, .. }, _) => {
+                if let Some(stanza) = table {
+                    // Rendered once now, as the handlers left it, for all its recipients.
+                    if to.len() > 1 {
+                        if let Ok(element) = convert::element_from_table(&self.keys, stanza) {
+                            self.attach_render(lua, stanza, &element)?;
+                        }
+                    }
+                    self.send_table(stanza, to.iter().map(|j| j.as_str()))?;
+                }
+            }
+            (
+                Event::DiscoInfo { to, .. }
+                | Event::ConfigForm { to, .. }
+                | Event::RegistrationForm { to, .. }
+                | Event::Invite { to, .. },
+                _,
+            ) => {
+                if let Some(reply) = table {
+                    self.send_table(reply, [to.as_str()])?;
+                }
+            }
+            (Event::Decline { to, .. }, _) => {
+                if let Some(decline) = table {
+                    self.send_table(decline, to.iter().map(|j| j.as_str()))?;
+                }
+            }
+            (Event::GetHistory { to, .. }, _) => {
+                if let Some(stanzas) = table {
+                    for stanza in stanzas.sequence_values::<Table>() {
                         self.send_table(&stanza?, [to.as_str()])?;
                     }
                 }
             }
-            Event::OccupantJoined { room, nick, jid } => {
-                callback.call::<()>(("occupant_joined", room.as_str(), nick.as_str(), jid.as_str()))?
-            }
-            Event::OccupantSessionNew { room, nick, jid } => {
-                callback.call::<()>(("occupant_session_new", room.as_str(), nick.as_str(), jid.as_str()))?
-            }
-            Event::OccupantLeft { room, nick, jid } => {
-                callback.call::<()>(("occupant_left", room.as_str(), nick.as_str(), jid.as_str()))?
-            }
-            Event::AffiliationChanged { room, actor, jid, affiliation, previous, reason, in_room } => {
-                let name = |a: &muc_rs::affiliation::Affiliation| {
-                    (*a != muc_rs::affiliation::Affiliation::None).then(|| a.as_str())
+            (Event::ConfigNotice { room, .. }, _) => {
+                // The codes the room's and the modules' fields gave.
+                let codes: Vec<u16> = match table {
+                    Some(codes) => codes.sequence_values::<u16>().collect::<LuaResult<_>>()?,
+                    None => Vec::new(),
                 };
-                let args =
-                    (room.as_str(), actor.as_ref().map(|a| a.as_str()), jid.as_str(), name(affiliation));
-                let more = (name(previous), reason.as_deref(), *in_room);
-                callback.call::<()>((
-                    "affiliation_changed",
-                    args.0,
-                    args.1,
-                    args.2,
-                    args.3,
-                    more.0,
-                    more.1,
-                    more.2,
-                ))?
+                let (env, facts) = (self.env(), self.facts());
+                return Ok(self.host_mut()?.config_notice(room, &codes, &env, &facts));
             }
-            Event::Invite { room, stanza, to } => {
-                let table = self.build_plain(lua, stanza)?;
-                let answer: Value = callback.call(("invite", room.as_str(), &table))?;
-                if let Value::Table(stanza) = answer {
-                    self.send_table(&stanza, [to.as_str()])?;
-                }
+            (Event::OccupantPresence { room, presence }, Kept::Presence { stanza, x, sessions }) => {
+                let text =
+                    |i: usize| lua.unpack::<Option<String>>(answer.get(i).cloned().unwrap_or(Value::Nil));
+                let left = (text(0)?, text(1)?, text(2)?);
+                self.occupant_presence_done(lua, room, presence, (&stanza, &x, &sessions), left)?
             }
-            Event::Decline { room, stanza, to } => {
-                let table = self.build_plain(lua, stanza)?;
-                let answer: Value = callback.call(("decline", room.as_str(), &table))?;
-                if let Value::Table(stanza) = answer {
-                    self.send_table(&stanza, to.iter().map(|j| j.as_str()))?;
-                }
+            (Event::BuildPresence { to, .. }, Kept::Stanza(stanza)) => {
+                self.send_table(&stanza, [to.as_str()])?;
             }
-            Event::OccupantPresence { room, presence } => {
-                self.occupant_presence(lua, callback, room, presence)?
-            }
-            Event::BuildPresence { room, nick, bare_jid, is_occupant, stanza, to } => {
-                let table = self.build_plain(lua, stanza)?;
-                let args = (room.as_str(), &table, nick.as_str(), bare_jid.as_str(), *is_occupant);
-                callback.call::<()>(("build_presence", args.0, args.1, args.2, args.3, args.4))?;
-                self.send_table(&table, [to.as_str()])?;
-            }
-            Event::RegistrationForm { room, user, reply, form, form_type, to } => {
-                let reply = self.form_reply(lua, reply, muc_rs::xml::NS_REGISTER, form, form_type)?;
-                let fields = form_fields(lua, form)?;
-                let args = (room.as_str(), user.as_str(), reply, fields, *form_type);
-                let answer: Value =
-                    callback.call(("registration_form", args.0, args.1, args.2, args.3, args.4))?;
-                if let Value::Table(reply) = answer {
-                    self.send_table(&reply, [to.as_str()])?;
-                }
-            }
-            Event::RoomCreated { room } => callback.call::<()>(("room_created", room.as_str()))?,
-            Event::RoomDestroyed { room } => callback.call::<()>(("room_destroyed", room.as_str()))?,
-            Event::RoomEvicted { room } => callback.call::<()>(("room_evicted", room.as_str()))?,
+            _ => {}
         }
-        Ok(())
+        Ok(None)
     }
 
-    /// Fires the presence events on a planned occupant presence, and sends what the core
-    /// builds from what the handlers left (a table a handler broke is logged, and the
-    /// presence goes out as planned).
-    fn occupant_presence(
+    /// The arguments of the presence events on a planned occupant presence.
+    fn occupant_presence_args(
         &self,
         lua: &Lua,
-        callback: &mlua::Function,
         room: &BareJid,
         plan: &OccupantPresence<'static>,
-    ) -> LuaResult<()> {
+    ) -> LuaResult<(MultiValue, Kept)> {
         let stanza = self.build_plain(lua, &plan.stanza)?;
         let x = self.build_plain(lua, &plan.x)?;
         let sessions = lua.create_table()?;
@@ -199,30 +356,32 @@ impl LuaHost {
         let role = occupant.role.map(|r| r.as_str());
         let (nick, actor, reason) =
             (plan.nick.as_deref(), plan.actor.as_ref().map(|a| a.as_str()), plan.reason.as_deref());
-        let args = (room.as_str(), &stanza, &x, occupant.nick.as_str(), occupant.bare_jid.as_str(), role);
-        let more = (nick, actor, reason, plan.broadcast, &sessions);
-        let (nick, actor, reason): (Option<String>, Option<String>, Option<String>) = callback.call((
-            "occupant_presence",
-            args.0,
-            args.1,
-            args.2,
-            args.3,
-            args.4,
-            args.5,
-            more.0,
-            more.1,
-            more.2,
-            more.3,
-            more.4,
-        ))?;
+        let args = ("occupant_presence", room.as_str(), &stanza, &x, occupant.nick.as_str());
+        let mut args = args.into_lua_multi(lua)?;
+        let more = (occupant.bare_jid.as_str(), role, nick, actor, reason, plan.broadcast, &sessions);
+        args.extend(more.into_lua_multi(lua)?);
+        Ok((args, Kept::Presence { stanza, x, sessions }))
+    }
+
+    /// Sends what the core builds from what the presence events' handlers left: the
+    /// tables they changed in place, and the nick, actor and reason the items name (a
+    /// table a handler broke is logged, and the presence goes out as planned).
+    fn occupant_presence_done(
+        &self,
+        lua: &Lua,
+        room: &BareJid,
+        plan: &OccupantPresence<'static>,
+        (stanza, x, sessions): (&Table, &Table, &Table),
+        (nick, actor, reason): (Option<String>, Option<String>, Option<String>),
+    ) -> LuaResult<()> {
         let mut plan = plan.clone();
         let read = |table: &Table, element: &mut Element| match convert::element_from_table(&self.keys, table)
         {
             Ok(changed) => *element = changed,
             Err(why) => self.log("error", &format!("a module broke an occupant's presence: {why}")),
         };
-        read(&stanza, &mut plan.stanza);
-        read(&x, &mut plan.x);
+        read(stanza, &mut plan.stanza);
+        read(x, &mut plan.x);
         if let OwnPresences::Sessions(list) = &mut plan.own {
             for (i, (_, presence)) in list.iter_mut().enumerate() {
                 read(&sessions.raw_get::<Table>(i + 1)?, presence);

@@ -2,12 +2,15 @@
 //! and the guard that keeps panics and callback errors out of Prosody.
 
 use super::convert::{self, Keys};
+use super::events::Carrying;
 use super::render;
 use super::reuse::StanzaCache;
 use super::storage::Storage;
 use jid::{BareJid, Jid};
 use minidom::Element;
-use mlua::{Function, Lua, MultiValue, Result as LuaResult, Table, UserData, UserDataMethods, Value};
+use mlua::{
+    Function, Lua, MultiValue, Result as LuaResult, Table, UserData, UserDataMethods, UserDataRefMut, Value,
+};
 use muc_rs::env::Env;
 use muc_rs::hooks::{Hook, Hooks};
 use muc_rs::host::{Confirmed, MucHost};
@@ -300,23 +303,25 @@ impl LuaHost {
             }
             return super::storage::step_table(lua, &outcome).map(Some);
         }
-        self.finish(lua, &outcome).map(|()| None)
+        self.finish(lua, outcome)
     }
 
     /// `host:confirm(err)`: the shim wrote the stores `handle` handed it (`err` nil), or
-    /// failed to (`err` says why); what was held back, or the error reply, goes out now.
-    fn confirm(&self, lua: &Lua, err: Option<String>) -> LuaResult<()> {
+    /// failed to (`err` says why); what was held back, or the error reply, goes out now,
+    /// or is handed to the shim to carry out if it has events (as by `handle`).
+    fn confirm(&self, lua: &Lua, err: Option<String>) -> LuaResult<Option<Table>> {
         let confirmed = self.host_mut()?.confirm(err.map_or(Ok(()), Err));
-        self.finish(lua, &confirmed.outcome)
+        self.finish(lua, confirmed.outcome)
     }
 
-    /// Carries out an outcome of a stanza's handling (its repeatable deliveries kept).
-    fn finish(&self, lua: &Lua, outcome: &Outcome) -> LuaResult<()> {
+    /// Carries out an outcome of a stanza's handling (its repeatable deliveries kept), or,
+    /// if it has events, hands it to the shim to carry out (`events::Carrying`).
+    fn finish(&self, lua: &Lua, outcome: Outcome) -> LuaResult<Option<Table>> {
         let repeatable = outcome.deliveries.iter().filter(|d| d.repeatable).count();
         if repeatable > 0 {
             self.repeatable.borrow_mut().expect(repeatable);
         }
-        self.carry_out(lua, outcome)
+        self.hand_over(lua, outcome)
     }
 
     /// The facts of a call of `handle`: the time now, and the answers the shim gave so far
@@ -407,12 +412,35 @@ impl UserData for LuaHost {
         });
         methods.add_method("confirm", |lua, this, err: Option<String>| {
             match guard::run(|| this.confirm(lua, err)) {
-                Ok(Ok(())) => {}
+                Ok(Ok(step)) => return Ok(step),
                 Ok(Err(e)) => this.log("error", &format!("could not confirm stored rooms: {}", summary(&e))),
                 Err(panic) => this.log("error", &format!("panic while confirming stored rooms: {panic}")),
             }
-            Ok(())
+            Ok(None)
         });
+        // The steps of an outcome the shim carries out (see `events::Carrying`); a failure
+        // is logged and the rest of that outcome dropped.
+        methods.add_method("next_event", |lua, this, mut carrying: UserDataRefMut<Carrying>| {
+            match guard::run(|| this.next_event(lua, &mut carrying)) {
+                Ok(Ok(event)) => return Ok(event),
+                Ok(Err(e)) => this.log("error", &format!("could not send: {}", summary(&e))),
+                Err(panic) => this.log("error", &format!("panic while carrying out: {panic}")),
+            }
+            *carrying = Carrying::default();
+            Ok(MultiValue::new())
+        });
+        methods.add_method(
+            "event_done",
+            |lua, this, (mut carrying, result): (UserDataRefMut<Carrying>, MultiValue)| {
+                match guard::run(|| this.event_done(lua, &mut carrying, result)) {
+                    Ok(Ok(())) => return Ok(()),
+                    Ok(Err(e)) => this.log("error", &format!("could not send: {}", summary(&e))),
+                    Err(panic) => this.log("error", &format!("panic while carrying out: {panic}")),
+                }
+                *carrying = Carrying::default();
+                Ok(())
+            },
+        );
         // The room objects' methods (see `room_api`); a panic is an error to the caller.
         methods.add_method("room", |lua, this, (method, jid, args): (String, String, MultiValue)| {
             guard::run(|| this.room_call(lua, &method, &jid, args)).unwrap_or_else(|panic| {

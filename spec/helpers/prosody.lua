@@ -14,8 +14,9 @@ _G.prosody = {
 };
 local hosts = prosody.hosts;
 P.stores = {};
--- Stores whose writes fail, by "host/store" id, with the error they answer.
-P.failing_stores = {};
+-- Stores whose writes fail, by "host/store" id, with the error they answer; stores whose
+-- writes wait (yield, as a storage driver under util.async may) once before writing.
+P.failing_stores, P.waiting_stores = {}, {};
 
 local function stub(name, value)
 	package.loaded[name] = value;
@@ -112,6 +113,7 @@ function P.load(host, name, path)
 			get = function (_, user) return data[user or ""]; end;
 			set = function (_, user, value)
 				if P.failing_stores[id] then return nil, P.failing_stores[id]; end
+				if P.waiting_stores[id] then coroutine.yield(); end
 				data[user or ""] = value;
 				return true;
 			end;

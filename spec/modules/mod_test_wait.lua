@@ -4,15 +4,8 @@
 --  - a room whose name starts with "closed" is refused at creation (not-allowed);
 --  - any other new room is named "Waited for";
 --  - a join with the nick "Latecomer" is refused (forbidden), others are let in.
-local async = require "util.async";
-local promise = require "util.promise";
 local st = require "util.stanza";
-
-local function pause()
-	async.wait_for(promise.new(function (resolve)
-		module:add_timer(0.2, function () resolve(true); end);
-	end));
-end
+local pause = module:require("test_pause");
 
 module:hook("muc-room-pre-create", function (event)
 	pause();
