@@ -26,54 +26,18 @@
 //! | `registration_form` | user, reply (form last), the form's fields, form type | the reply to send |
 //! | `room_created`, `room_destroyed`, `room_evicted` | — | — |
 
+use super::carrying::{Carrying, Kept, Progress};
 use super::convert;
-use super::host::{summary, LuaHost};
-use jid::{BareJid, FullJid};
+use super::host::LuaHost;
+use super::lua_error::summary;
+use jid::BareJid;
 use minidom::Element;
-use mlua::{IntoLuaMulti, Lua, MultiValue, Result as LuaResult, Table, UserData, Value};
-use muc_rs::affiliation::{Affiliation, Role};
+use mlua::{IntoLuaMulti, Lua, MultiValue, Result as LuaResult, Table, Value};
+use muc_rs::affiliation::Affiliation;
 use muc_rs::dataform::Form;
-use muc_rs::hooks::{Answer, Event, Hook, Question};
-use muc_rs::outcome::{Delivery, Outcome};
+use muc_rs::hooks::Event;
+use muc_rs::outcome::Outcome;
 use muc_rs::presence_plan::{OccupantPresence, OwnPresences};
-use muc_rs::protocol::Facts;
-use std::collections::VecDeque;
-
-/// An outcome with events, carried out under the shim's loop so that the events' handlers
-/// run in the stanza's coroutine, where they may wait (`util.async`). `host:handle` and
-/// `host:confirm` hand it to the shim as `{ carry_out = carrying }`; the shim calls
-/// `host:next_event(carrying)`, which sends the deliveries up to the next event and
-/// returns that event's kind and arguments (nil once everything went out), fires it, and
-/// hands the result back with `host:event_done(carrying, pcall(...))`.
-///
-/// Each carry-out has its own: a handler may route stanzas back into the host, and another
-/// stanza's outcome may be carried out while a handler waits.
-#[derive(Default)]
-pub struct Carrying {
-    /// Outcomes being carried out, the innermost last (a finished event may add one: the
-    /// room's configuration notice).
-    stack: Vec<Progress>,
-    /// The event handed to the shim and not finished yet, with the tables it gave the
-    /// handlers.
-    firing: Option<(Event, Kept)>,
-}
-
-impl UserData for Carrying {}
-
-/// How far an outcome is carried out.
-struct Progress {
-    deliveries: Vec<Delivery>,
-    sent: usize,
-    events: VecDeque<(usize, Event)>,
-}
-
-/// The tables given to an event's handlers that its finishing reads back, as the handlers
-/// left them.
-pub(super) enum Kept {
-    Nothing,
-    Stanza(Table),
-    Presence { stanza: Table, x: Table, sessions: Table },
-}
 
 impl LuaHost {
     /// Logs the log lines of `outcome`, then sends its deliveries and runs its events, in
@@ -442,125 +406,4 @@ fn form_fields(lua: &Lua, form: &Form) -> LuaResult<Table> {
         fields.raw_push(entry)?;
     }
     Ok(fields)
-}
-
-/// The key of a question, and of its answer, in the shim's tables.
-pub fn hook_key(hook: Hook) -> &'static str {
-    match hook {
-        Hook::RoomPreCreate => "pre_create",
-        Hook::OccupantPreJoin => "pre_join",
-        Hook::OccupantPreChange => "pre_change",
-        Hook::OccupantPreLeave => "pre_leave",
-        Hook::OccupantGroupchat => "groupchat",
-        Hook::PrivateMessage => "private_message",
-        Hook::Invite => "pre_invite",
-        Hook::Decline => "pre_decline",
-        Hook::Registration => "registration_submitted",
-        _ => "",
-    }
-}
-
-/// A question as the shim reads it: `{ hook, room, … }` with the question's fields
-/// (`nick`, `bare_jid`, `role`, `orig_nick`, `to`, `invitee`, `is_first_session`,
-/// `is_last_session`).
-pub fn question_table(lua: &Lua, question: &Question) -> LuaResult<Table> {
-    let t = lua.create_table_with_capacity(0, 8)?;
-    t.raw_set("hook", hook_key(question.hook()))?;
-    t.raw_set("room", question.room().as_str())?;
-    let occupant = |nick: &FullJid, bare_jid: &BareJid, role: &Option<Role>| -> LuaResult<()> {
-        t.raw_set("nick", nick.as_str())?;
-        t.raw_set("bare_jid", bare_jid.as_str())?;
-        t.raw_set("role", role.map(|r| r.as_str()))
-    };
-    match question {
-        Question::PreCreate { .. } => {}
-        Question::PreJoin { nick, bare_jid, role, is_first_session, .. } => {
-            occupant(nick, bare_jid, role)?;
-            t.raw_set("is_first_session", *is_first_session)?;
-        }
-        Question::PreChange {
-            orig_nick, nick, bare_jid, role, is_first_session, is_last_session, ..
-        } => {
-            occupant(nick, bare_jid, role)?;
-            t.raw_set("orig_nick", orig_nick.as_str())?;
-            t.raw_set("is_first_session", *is_first_session)?;
-            t.raw_set("is_last_session", *is_last_session)?;
-        }
-        Question::PreLeave { nick, bare_jid, role, is_last_session, .. } => {
-            occupant(nick, bare_jid, role)?;
-            t.raw_set("is_last_session", *is_last_session)?;
-        }
-        Question::Groupchat { nick, .. } => t.raw_set("nick", nick.as_str())?,
-        Question::PreInvite { invitee, .. } => t.raw_set("invitee", invitee.as_str())?,
-        Question::PrivateMessage { from, to, .. } => {
-            t.raw_set("nick", from.as_str())?;
-            t.raw_set("to", to.as_str())?;
-        }
-        Question::PreDecline { declinee, .. } => t.raw_set("declinee", declinee.as_str())?,
-        Question::RegistrationSubmitted { user, nick, .. } => {
-            t.raw_set("user", user.as_str())?;
-            t.raw_set("nick", nick.as_str())?;
-        }
-    }
-    Ok(t)
-}
-
-/// An answer from the shim: false for refused; a table to go on: `{ nick = resource?,
-/// role = role?, role_changed = bool }`, or for a registration the affiliation data to keep.
-/// The modules' answers the shim gave so far (`answers[hook]`, see `question_table`), and
-/// the rooms' avatar hashes (`answers.avatar_hashes[jid]`, a string or false).
-pub fn read_answers(answers: &Table, facts: &mut Facts) {
-    for hook in MODULE_QUESTIONS {
-        if let Ok(value) = answers.raw_get::<Value>(hook_key(hook)) {
-            if let Some(answer) = answer_from_lua(hook, &value) {
-                facts.supply_answer(hook, answer);
-            }
-        }
-    }
-    if let Ok(Value::Table(hashes)) = answers.raw_get::<Value>("avatar_hashes") {
-        for (room, hash) in hashes.pairs::<String, Value>().flatten() {
-            if let Ok(room) = room.parse::<BareJid>() {
-                let hash = hash.as_string().and_then(|h| h.to_str().ok().map(|h| h.to_owned()));
-                facts.supply_avatar_hash(room, hash);
-            }
-        }
-    }
-}
-
-/// The extension points the core asks the modules about (see `hook_key`).
-const MODULE_QUESTIONS: [Hook; 9] = [
-    Hook::RoomPreCreate,
-    Hook::OccupantPreJoin,
-    Hook::OccupantPreChange,
-    Hook::OccupantPreLeave,
-    Hook::OccupantGroupchat,
-    Hook::PrivateMessage,
-    Hook::Invite,
-    Hook::Decline,
-    Hook::Registration,
-];
-
-pub fn answer_from_lua(hook: Hook, value: &Value) -> Option<Answer> {
-    match value {
-        Value::Boolean(false) => Some(Answer::Refused),
-        Value::Table(_) if hook == Hook::Registration => match super::storage::data_from_lua(value, 0) {
-            Some(muc_rs::data::Data::Table(data)) => Some(Answer::Registered { data }),
-            _ => Some(Answer::Allowed { nick: None, role: None }),
-        },
-        Value::Table(t) => {
-            let nick = t.raw_get::<Option<String>>("nick").ok().flatten();
-            let role = match t.raw_get::<bool>("role_changed").unwrap_or(false) {
-                true => Some(
-                    t.raw_get::<Option<String>>("role")
-                        .ok()
-                        .flatten()
-                        .and_then(|r| Role::parse(&r))
-                        .filter(|r| *r != Role::None),
-                ),
-                false => None,
-            };
-            Some(Answer::Allowed { nick, role })
-        }
-        _ => None,
-    }
 }

@@ -1,8 +1,9 @@
 //! The host userdata: a `MucHost` plus the Lua callbacks it needs, the `Env` it is given,
 //! and the guard that keeps panics and callback errors out of Prosody.
 
+use super::carrying::Carrying;
 use super::convert::{self, Keys};
-use super::events::Carrying;
+use super::lua_error::summary;
 use super::render;
 use super::reuse::StanzaCache;
 use super::storage::Storage;
@@ -230,7 +231,7 @@ impl LuaHost {
 
     /// `host:handle(stanza, answers)`: true for a stanza table once it has been dealt with
     /// (even if only by logging), false for anything else; or a step left to the shim (see
-    /// `storage::step_table`): a question for the modules or for storage, after which the
+    /// `steps::step_table`): a question for the modules or for storage, after which the
     /// shim calls again with the same stanza and the answer in `answers`, or records to
     /// store, after which the shim calls `host:confirm(err)`.
     fn handle(&self, lua: &Lua, stanza: Value, answers: Option<Table>) -> Value {
@@ -301,7 +302,7 @@ impl LuaHost {
             for (level, message) in &outcome.log {
                 self.log(level.as_str(), message);
             }
-            return super::storage::step_table(lua, &outcome).map(Some);
+            return super::steps::step_table(lua, &outcome).map(Some);
         }
         self.finish(lua, outcome)
     }
@@ -325,12 +326,11 @@ impl LuaHost {
     }
 
     /// The facts of a call of `handle`: the time now, and the answers the shim gave so far
-    /// (see `storage::step_table`): from storage, of the modules, the rooms' avatars.
+    /// (see `steps::step_table`): from storage, of the modules, the rooms' avatars.
     fn facts_from(&self, answers: Option<&Table>) -> Facts {
         let mut facts = self.facts();
         if let Some(answers) = answers {
-            super::storage::read_answers(answers, &mut facts);
-            super::events::read_answers(answers, &mut facts);
+            super::steps::read_answers(answers, &mut facts);
         }
         facts
     }
@@ -583,13 +583,4 @@ impl Head {
         reply.unset("to");
         Some(Delivery::new(reply, vec![to]))
     }
-}
-
-/// The first line of a Lua error: the message without mlua's traceback.
-pub fn summary(e: &mlua::Error) -> String {
-    let text = match e {
-        mlua::Error::CallbackError { cause, .. } => cause.to_string(),
-        other => other.to_string(),
-    };
-    text.lines().next().unwrap_or("").to_owned()
 }

@@ -20,12 +20,15 @@
 //! `server_version` (Prosody's version string). Values of the wrong type are logged (warn)
 //! and ignored. `_test_panic = true` arms the panic test hook (see [`muc_rs::panic_guard::TEST_NS`]).
 
+mod carrying;
 mod convert;
 mod events;
 mod host;
+mod lua_error;
 mod render;
 mod reuse;
 mod room_api;
+mod steps;
 mod storage;
 
 use host::LuaHost;

@@ -1,0 +1,196 @@
+//! The host protocol's steps as the shim sees them: what `host:handle` leaves to the shim's
+//! loop (a question for the modules, for storage or for a room's avatar, or records to
+//! store) as a table, and the answers the shim gives back read into the facts of the next
+//! call (see docs/design/host-protocol.md).
+
+use super::storage::{data_from_lua, data_to_lua};
+use jid::{BareJid, FullJid};
+use mlua::{Lua, Result as LuaResult, Table, Value};
+use muc_rs::affiliation::Role;
+use muc_rs::data::Data;
+use muc_rs::hooks::{Answer, Hook, Question};
+use muc_rs::outcome::Outcome;
+use muc_rs::protocol::{Facts, Question as Step, StoredRoom};
+
+/// Every answer the shim gave so far, added to the facts of a call.
+pub fn read_answers(answers: &Table, facts: &mut Facts) {
+    read_storage_answers(answers, facts);
+    read_module_answers(answers, facts);
+}
+
+/// What `host:handle` leaves to the shim, as a table: a question for the modules
+/// (`hook`, see `question_table`), for storage (`load_room = jid`: answer
+/// `answers.rooms[jid] = { config, state }`, `false` if it has none, or `{ error = why }`;
+/// `stored_rooms = true`: answer `answers.stored_rooms = { [jid] = { config, state } }` or
+/// `{ error = why }`), for a room's avatar (`avatar_hash = jid`: answer
+/// `answers.avatar_hashes[jid]` with the hash or false), or `stores = { { jid, config,
+/// state }, … }` to write before `host:confirm(err)` (config nil: delete the room's records).
+pub fn step_table(lua: &Lua, outcome: &Outcome) -> LuaResult<Table> {
+    let step = match &outcome.ask {
+        Some(Step::Module(question)) => return question_table(lua, question),
+        Some(Step::LoadRoom(room)) => lua.create_table_from([("load_room", room.as_str())])?,
+        Some(Step::StoredRooms) => lua.create_table_from([("stored_rooms", true)])?,
+        Some(Step::AvatarHash(room)) => lua.create_table_from([("avatar_hash", room.as_str())])?,
+        None => {
+            let stores = lua.create_table_with_capacity(outcome.stores.len(), 0)?;
+            for store in &outcome.stores {
+                let record = store.record.as_ref();
+                let to_lua = |d: Option<&Data>| d.map_or(Ok(Value::Nil), |d| data_to_lua(lua, d));
+                let entry = lua.create_table()?;
+                entry.raw_set(1, store.room.as_str())?;
+                entry.raw_set(2, to_lua(record.map(|r| &r.config))?)?;
+                entry.raw_set(3, to_lua(record.and_then(|r| r.state.as_ref()))?)?;
+                stores.raw_push(entry)?;
+            }
+            let step = lua.create_table()?;
+            step.raw_set("stores", stores)?;
+            step
+        }
+    };
+    Ok(step)
+}
+
+/// What the shim read from storage (`answers.rooms`, `answers.stored_rooms`).
+fn read_storage_answers(answers: &Table, facts: &mut Facts) {
+    if let Ok(Value::Table(rooms)) = answers.raw_get::<Value>("rooms") {
+        for (jid, answer) in rooms.pairs::<String, Value>().flatten() {
+            if let Ok(jid) = jid.parse::<BareJid>() {
+                facts.supply_room(jid, record_answer(&answer));
+            }
+        }
+    }
+    if let Ok(Value::Table(stored)) = answers.raw_get::<Value>("stored_rooms") {
+        let rooms = match stored.raw_get::<Option<String>>("error") {
+            Ok(Some(why)) => Err(why),
+            _ => Ok(stored
+                .pairs::<String, Value>()
+                .flatten()
+                .filter_map(|(jid, answer)| Some((jid.parse().ok()?, record_answer(&answer).ok()??)))
+                .collect()),
+        };
+        facts.supply_stored_rooms(rooms);
+    }
+}
+
+/// One room's answer: `false` (no records), `{ config, state }`, or `{ error = why }`.
+fn record_answer(answer: &Value) -> Result<Option<StoredRoom>, String> {
+    let Value::Table(t) = answer else { return Ok(None) };
+    if let Ok(Some(why)) = t.raw_get::<Option<String>>("error") {
+        return Err(why);
+    }
+    let config = match t.raw_get::<Value>(1) {
+        Ok(Value::Nil) | Err(_) => return Ok(None),
+        Ok(v) => data_from_lua(&v, 0).ok_or("stored room record is not a table")?,
+    };
+    let state = t.raw_get::<Value>(2).ok().and_then(|v| data_from_lua(&v, 0));
+    Ok(Some(StoredRoom { config, state }))
+}
+
+/// The key of a question, and of its answer, in the shim's tables.
+pub fn hook_key(hook: Hook) -> &'static str {
+    match hook {
+        Hook::RoomPreCreate => "pre_create",
+        Hook::OccupantPreJoin => "pre_join",
+        Hook::OccupantPreChange => "pre_change",
+        Hook::OccupantPreLeave => "pre_leave",
+        Hook::OccupantGroupchat => "groupchat",
+        Hook::PrivateMessage => "private_message",
+        Hook::Invite => "pre_invite",
+        Hook::Decline => "pre_decline",
+        Hook::Registration => "registration_submitted",
+        _ => "",
+    }
+}
+
+/// A question as the shim reads it: `{ hook, room, … }` with the question's fields
+/// (`nick`, `bare_jid`, `role`, `orig_nick`, `to`, `invitee`, `is_first_session`,
+/// `is_last_session`).
+pub fn question_table(lua: &Lua, question: &Question) -> LuaResult<Table> {
+    let t = lua.create_table_with_capacity(0, 8)?;
+    t.raw_set("hook", hook_key(question.hook()))?;
+    t.raw_set("room", question.room().as_str())?;
+    let occupant = |nick: &FullJid, bare_jid: &BareJid, role: &Option<Role>| -> LuaResult<()> {
+        t.raw_set("nick", nick.as_str())?;
+        t.raw_set("bare_jid", bare_jid.as_str())?;
+        t.raw_set("role", role.map(|r| r.as_str()))
+    };
+    match question {
+        Question::PreCreate { .. } => {}
+        Question::PreJoin { nick, bare_jid, role, is_first_session, .. } => {
+            occupant(nick, bare_jid, role)?;
+            t.raw_set("is_first_session", *is_first_session)?;
+        }
+        Question::PreChange {
+            orig_nick, nick, bare_jid, role, is_first_session, is_last_session, ..
+        } => {
+            occupant(nick, bare_jid, role)?;
+            t.raw_set("orig_nick", orig_nick.as_str())?;
+            t.raw_set("is_first_session", *is_first_session)?;
+            t.raw_set("is_last_session", *is_last_session)?;
+        }
+        Question::PreLeave { nick, bare_jid, role, is_last_session, .. } => {
+            occupant(nick, bare_jid, role)?;
+            t.raw_set("is_last_session", *is_last_session)?;
+        }
+        Question::Groupchat { nick, .. } => t.raw_set("nick", nick.as_str())?,
+        Question::PreInvite { invitee, .. } => t.raw_set("invitee", invitee.as_str())?,
+        Question::PrivateMessage { from, to, .. } => {
+            t.raw_set("nick", from.as_str())?;
+            t.raw_set("to", to.as_str())?;
+        }
+        Question::PreDecline { declinee, .. } => t.raw_set("declinee", declinee.as_str())?,
+        Question::RegistrationSubmitted { user, nick, .. } => {
+            t.raw_set("user", user.as_str())?;
+            t.raw_set("nick", nick.as_str())?;
+        }
+    }
+    Ok(t)
+}
+
+/// An answer from the shim: false for refused; a table to go on: `{ nick = resource?,
+/// role = role?, role_changed = bool }`, or for a registration the affiliation data to keep.
+/// The modules' answers the shim gave so far (`answers[hook]`, see `question_table`), and
+/// the rooms' avatar hashes (`answers.avatar_hashes[jid]`, a string or false).
+fn read_module_answers(answers: &Table, facts: &mut Facts) {
+    // The points the core asks the modules about have a key (see `hook_key`).
+    for hook in Hook::ALL.into_iter().filter(|hook| !hook_key(*hook).is_empty()) {
+        if let Ok(value) = answers.raw_get::<Value>(hook_key(hook)) {
+            if let Some(answer) = answer_from_lua(hook, &value) {
+                facts.supply_answer(hook, answer);
+            }
+        }
+    }
+    if let Ok(Value::Table(hashes)) = answers.raw_get::<Value>("avatar_hashes") {
+        for (room, hash) in hashes.pairs::<String, Value>().flatten() {
+            if let Ok(room) = room.parse::<BareJid>() {
+                let hash = hash.as_string().and_then(|h| h.to_str().ok().map(|h| h.to_owned()));
+                facts.supply_avatar_hash(room, hash);
+            }
+        }
+    }
+}
+
+pub fn answer_from_lua(hook: Hook, value: &Value) -> Option<Answer> {
+    match value {
+        Value::Boolean(false) => Some(Answer::Refused),
+        Value::Table(_) if hook == Hook::Registration => match super::storage::data_from_lua(value, 0) {
+            Some(muc_rs::data::Data::Table(data)) => Some(Answer::Registered { data }),
+            _ => Some(Answer::Allowed { nick: None, role: None }),
+        },
+        Value::Table(t) => {
+            let nick = t.raw_get::<Option<String>>("nick").ok().flatten();
+            let role = match t.raw_get::<bool>("role_changed").unwrap_or(false) {
+                true => Some(
+                    t.raw_get::<Option<String>>("role")
+                        .ok()
+                        .flatten()
+                        .and_then(|r| Role::parse(&r))
+                        .filter(|r| *r != Role::None),
+                ),
+                false => None,
+            };
+            Some(Answer::Allowed { nick, role })
+        }
+        _ => None,
+    }
+}
