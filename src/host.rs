@@ -504,6 +504,7 @@ impl MucHost {
                 why: StoreReason::ClearState,
             });
         }
+        room.ensure_salt(ctx);
         ctx.log(LogLevel::Debug, format!("restored {jid} from storage"));
         Loaded::Room(Box::new(room))
     }
@@ -580,7 +581,7 @@ impl MucHost {
                 ctx.send(reply(stanza).child(items), from.clone().into());
             }
             Some(q) if get && q.is("unique", NS_MUC_UNIQUE) => {
-                let name = crate::id::uuid_v4();
+                let name = ctx.uuid();
                 ctx.send(reply(stanza).child(el("unique", NS_MUC_UNIQUE).text(name)), from.clone().into());
             }
             _ if stanza.name() == "iq" => {
@@ -634,6 +635,7 @@ impl MucHost {
                 Room::new(room_jid, RoomSettings::with_defaults(&ctx.config.defaults, lang))
             }
         };
+        room.ensure_salt(ctx);
         room.handle_first_presence(ctx, stanza, from, nick).then_some(room)
     }
 

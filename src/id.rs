@@ -5,36 +5,46 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use std::hash::BuildHasher;
 
-/// 128 unpredictable-enough bits: the process's randomly keyed hasher over a counter and
-/// the clock. Nothing here needs cryptographic randomness; it needs no collisions.
-fn random_u128() -> u128 {
+/// The `n`th 128 bits drawn from `entropy` (SplitMix64 on each half): the ids one call
+/// makes up differ from each other, and calls differ by the host's entropy. Nothing here
+/// needs cryptographic randomness; it needs no collisions.
+pub fn draw(entropy: u128, n: u64) -> u128 {
+    let mix = |seed: u64| {
+        let mut z = seed.wrapping_add(n.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    (u128::from(mix(entropy as u64)) << 64) | u128::from(mix((entropy >> 64) as u64 ^ 0x5851_f42d_4c95_7f2d))
+}
+
+/// Fresh random bits for a host's call into the core ([`crate::Facts::entropy`]): the
+/// process's randomly keyed hasher over a counter and the clock. For hosts; the core
+/// itself never calls it.
+pub fn fresh_entropy() -> u128 {
+    use std::hash::BuildHasher;
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let state = std::collections::hash_map::RandomState::new();
     let now = std::time::SystemTime::now();
-    let a = state.hash_one((1u8, n, now));
-    let b = state.hash_one((2u8, n, now));
-    (u128::from(a) << 64) | u128::from(b)
+    (u128::from(state.hash_one((1u8, n, now))) << 64) | u128::from(state.hash_one((2u8, n, now)))
 }
 
-/// A random (version 4) UUID in its usual text form.
-pub fn uuid_v4() -> String {
-    let v = random_u128();
-    let v = (v & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
+/// A random (version 4) UUID in its usual text form, from 128 random bits.
+pub fn uuid_v4(bits: u128) -> String {
+    let v = (bits & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
     let h = format!("{v:032x}");
     let mut uuid = format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]);
     uuid.shrink_to_fit(); // kept for the room's life, as its salt
     uuid
 }
 
-/// A short random id for stanzas that came without one.
-pub fn stanza_id() -> String {
+/// A short random id for stanzas that came without one, from 128 random bits.
+pub fn stanza_id(bits: u128) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let v = random_u128();
-    (0..12).map(|i| ALPHABET[((v >> (i * 6)) & 63) as usize] as char).collect()
+    (0..12).map(|i| ALPHABET[((bits >> (i * 6)) & 63) as usize] as char).collect()
 }
 
 pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
@@ -93,12 +103,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn uuids_look_like_uuids_and_differ() {
-        let a = uuid_v4();
+    fn uuids_look_like_uuids_and_differ_draw_by_draw_and_call_by_call() {
+        let a = uuid_v4(draw(7, 1));
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "4");
-        assert_ne!(a, uuid_v4());
-        assert_ne!(stanza_id(), stanza_id());
+        assert_eq!(&a[19..20].chars().next().map(|c| "89ab".contains(c)), &Some(true));
+        assert_ne!(a, uuid_v4(draw(7, 2)), "two draws of one call");
+        assert_ne!(a, uuid_v4(draw(8, 1)), "two calls");
+        assert_eq!(a, uuid_v4(draw(7, 1)), "the same facts, the same ids");
+        assert_ne!(stanza_id(draw(7, 1)), stanza_id(draw(7, 2)));
+        assert_ne!(fresh_entropy(), fresh_entropy());
     }
 
     #[test]

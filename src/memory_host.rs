@@ -19,6 +19,8 @@ pub struct MemoryHost {
     pub listening: Hooks,
     /// Makes every write fail (as a full disk would).
     pub fail_writes: bool,
+    /// Calls handed in so far (each draws its own entropy).
+    pub calls: u64,
     /// The questions it answered (storage, avatars), oldest first.
     pub asked: Vec<Question>,
 }
@@ -40,7 +42,11 @@ impl MemoryHost {
     /// Hands `stanza` to `host` until it asks nothing but the modules, then writes its
     /// stores and confirms: the outcome to carry out (which may still ask the modules).
     pub fn handle(&mut self, host: &mut MucHost, stanza: Element, env: &dyn Env) -> Outcome {
-        self.handle_with(host, stanza, env, Facts::listened(self.now, self.listening))
+        self.calls += 1;
+        // Deterministic: a test sees the same ids run after run.
+        let mut facts = Facts::new(self.now, crate::id::draw(self.now as u128, self.calls));
+        facts.listening = self.listening;
+        self.handle_with(host, stanza, env, facts)
     }
 
     /// [`MemoryHost::handle`], starting from `facts` (module answers given, say).

@@ -103,7 +103,7 @@ fn settings_to_data(s: &RoomSettings) -> Table {
             put(&mut t, "subject_time", Data::Int(time));
         }
     }
-    put(&mut t, "occupant_id_salt", Data::Str(s.occupant_id_salt.to_string()));
+    put_opt(&mut t, "occupant_id_salt", Some(&*s.occupant_id_salt).filter(|salt| !salt.is_empty()));
     if let Some(tomb) = &s.tombstone {
         put(&mut t, "destroyed", Data::Bool(true));
         put_opt(&mut t, "reason", tomb.reason.as_deref());
@@ -158,7 +158,7 @@ fn settings_from_data(t: &Table) -> RoomSettings {
         })
         .filter(|s| *s != Subject::default())
         .map(Box::new),
-        occupant_id_salt: text("occupant_id_salt").unwrap_or_else(crate::id::uuid_v4).into(),
+        occupant_id_salt: text("occupant_id_salt").unwrap_or_default().into(),
         tombstone: flag("destroyed")
             .then(|| Box::new(Tombstone { reason: text("reason"), new_jid: text("newjid") })),
         extra: t

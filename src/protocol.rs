@@ -43,11 +43,15 @@ pub enum Question {
 }
 
 /// What the host has told the core for the stanza at hand. Start with
-/// [`Facts::at`] and add each answer as it is asked for.
+/// [`Facts::new`] and add each answer as it is asked for.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Facts {
     /// Seconds since the Unix epoch.
     pub now: i64,
+    /// Random bits the host drew for this call: the ids the core makes up (a new room's
+    /// salt for occupant ids, ids of stanzas that came without one, unique room names)
+    /// come from them, so that the core itself reads no clock and no random source.
+    pub entropy: u128,
     /// The extension points at which the host's modules listen (none for a host without
     /// modules).
     pub listening: Hooks,
@@ -65,14 +69,9 @@ pub struct Facts {
 }
 
 impl Facts {
-    /// No answers yet, at time `now`, with no module listening.
-    pub fn at(now: i64) -> Facts {
-        Facts { now, ..Facts::default() }
-    }
-
-    /// No answers yet, at time `now`, with modules listening at `listening`.
-    pub fn listened(now: i64, listening: Hooks) -> Facts {
-        Facts { now, listening, ..Facts::default() }
+    /// No answers yet, at time `now`, with fresh random bits, no module listening.
+    pub fn new(now: i64, entropy: u128) -> Facts {
+        Facts { now, entropy, ..Facts::default() }
     }
 
     /// Answers [`Question::LoadRoom`]: the room's records, `None` if it has none, or why

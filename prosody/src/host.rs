@@ -180,7 +180,9 @@ impl LuaHost {
     /// The facts of a new call: the time now, where the modules listen, nothing read yet.
     pub(super) fn facts(&self) -> Facts {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        Facts::listened(now, self.listening())
+        let mut facts = Facts::new(now, muc_rs::id::fresh_entropy());
+        facts.listening = self.listening();
+        facts
     }
 
     /// Where the modules listen (see `listening`).

@@ -68,7 +68,9 @@ impl MucHost {
             Some(data) => RoomSettings::from_data(data),
             None => RoomSettings::with_defaults(&ctx.config.defaults, None),
         };
-        self.rooms.insert(Room::new(jid.clone(), settings));
+        let mut room = Room::new(jid.clone(), settings);
+        room.ensure_salt(&mut ctx);
+        self.rooms.insert(room);
         if ctx.listens(Hook::RoomLifecycle) {
             ctx.out.fire(Event::RoomCreated { room: jid.clone() });
         }

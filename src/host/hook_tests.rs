@@ -48,7 +48,8 @@ fn host_with_room(env: &Listening) -> MucHost {
 /// Hands a stanza in, with nothing stored, the modules listening and answering as `env`
 /// says, and carries out its stores.
 fn drive(host: &mut MucHost, stanza: Element, env: &Listening) -> Outcome {
-    let mut facts = Facts::listened(1_000_000, env.hooks.iter().copied().collect());
+    let mut facts = Facts::new(1_000_000, 7);
+    facts.listening = env.hooks.iter().copied().collect();
     for (hook, answer) in &env.answers {
         facts.supply_answer(*hook, answer.clone());
     }
@@ -165,8 +166,9 @@ fn config_changes_leave_the_notice_to_the_host() {
     };
     assert_eq!(codes, &[104]);
     assert_eq!(out.deliveries.len(), 1, "only the reply");
-    let notice =
-        host.config_notice(&room_jid(), &[104, 170], &FixedEnv::default(), &Facts::at(1_000_000)).unwrap();
+    let notice = host
+        .config_notice(&room_jid(), &[104, 170], &FixedEnv::default(), &Facts::new(1_000_000, 7))
+        .unwrap();
     assert_eq!(notice.deliveries.len(), 1);
 }
 
@@ -174,7 +176,7 @@ fn config_changes_leave_the_notice_to_the_host() {
 fn module_data_round_trips_through_the_record() {
     let env = env(&[]);
     let mut host = host_with_room(&env);
-    host.with_room(&room_jid(), &env, &Facts::at(1_000_000), |room, _| {
+    host.with_room(&room_jid(), &env, &Facts::new(1_000_000, 7), |room, _| {
         room.settings.set_data("archiving", Some(crate::data::Data::Bool(false)));
         room.settings.set_data("name", Some(crate::data::Data::Str("Verona".into())));
     });
@@ -251,7 +253,7 @@ fn a_new_room_is_not_made_before_the_modules_let_its_creator_in() {
     );
     assert!(pending.occupants().next().is_none());
     assert!(host.live_room_jids().is_empty(), "...but it is not live yet");
-    host.with_room(&room_jid(), &env, &Facts::at(1_000_000), |room, _| {
+    host.with_room(&room_jid(), &env, &Facts::new(1_000_000, 7), |room, _| {
         room.settings.set_data("lobby", Some(crate::data::Data::Bool(true)))
     });
 

@@ -247,7 +247,7 @@ fn the_service_answers_its_own_disco_info_where_the_host_does_not() {
 #[test]
 fn a_host_that_answers_nothing_gets_questions_and_nothing_changes() {
     let mut h = host();
-    let facts = Facts::at(1_000_000);
+    let facts = Facts::new(1_000_000, 7);
     let join = parse(&format!("<presence xmlns='jabber:client' from='{ROMEO}' to='{ROOM}/Romeo'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
     let asked = h.handle(&join, &env(), &facts);
     assert_eq!(asked.ask, Some(Question::LoadRoom(room_jid())), "a room not live: its records");
@@ -279,7 +279,7 @@ fn a_host_that_answers_nothing_gets_questions_and_nothing_changes() {
 #[test]
 fn a_read_that_fails_is_an_error_never_an_empty_room() {
     let mut h = host();
-    let mut facts = Facts::at(1_000_000);
+    let mut facts = Facts::new(1_000_000, 7);
     facts.supply_room(room_jid(), Err("database down".into()));
     let join = parse(&format!("<presence xmlns='jabber:client' from='{ROMEO}' to='{ROOM}/Romeo'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
     let out = h.handle(&join, &env(), &facts);
@@ -549,4 +549,20 @@ fn a_room_brought_back_while_the_modules_are_asked_keeps_its_saved_state_until_t
     assert!(out.module_question().is_some());
     assert!(store.rooms[&room_jid()].state.is_some(), "nothing written before the answer");
     assert!(h.room(&"other@conference.localhost".parse().unwrap()).is_some(), "the other room stays");
+}
+
+#[test]
+fn each_room_makes_its_own_occupant_ids() {
+    let mut config = HostConfig::for_version((13, 0));
+    config.occupant_id = true;
+    let mut h = MucHost::new("conference.localhost", config).unwrap();
+    let mut store = storage();
+    let occupant_id = |out: &[(String, Element)]| -> String {
+        let presence = to(out, ROMEO)[0];
+        presence.get_child("occupant-id", NS_OCCUPANT_ID).and_then(|o| o.attr("id")).unwrap().to_owned()
+    };
+    let in_room = occupant_id(&send_with(&mut h, &mut store, JOIN_ROMEO));
+    let other = format!("<presence from='{ROMEO}' to='other@conference.localhost/Romeo'><x xmlns='http://jabber.org/protocol/muc'/></presence>");
+    let in_other = occupant_id(&send_with(&mut h, &mut store, &other));
+    assert_ne!(in_room, in_other, "XEP-0421: ids differ from room to room (each room has its salt)");
 }

@@ -84,7 +84,7 @@ mod tests {
         let env = FixedEnv::default();
         let mut out = Outcome::default();
         let host: BareJid = "conference.localhost".parse().unwrap();
-        let facts = crate::protocol::Facts::at(0);
+        let facts = crate::protocol::Facts::new(0, 7);
         let mut ctx = Ctx::new(&config, &env, &facts, &mut out, &host);
         let mut room = Room::new("room@conference.localhost".parse().unwrap(), RoomSettings::default());
         let juliet: BareJid = "juliet@localhost".parse().unwrap();

@@ -32,7 +32,7 @@ impl Room {
         }
         let mut message = stanza.clone();
         if message.attr("id").is_none() {
-            message.set("id", crate::id::stanza_id());
+            message.set("id", ctx.stanza_id());
         }
         if let Some(subject) = message.get_child("subject", NS_CLIENT) {
             let is_subject_change =

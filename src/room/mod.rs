@@ -46,6 +46,8 @@ pub struct Ctx<'a> {
     pub host: &'a BareJid,
     /// What a failed write of this call's records undoes.
     pub(crate) undo: Undo,
+    /// How many ids this call made up (see [`Ctx::uuid`]).
+    minted: u64,
 }
 
 /// What a failed write undoes (see [`crate::protocol`]).
@@ -65,12 +67,27 @@ impl<'a> Ctx<'a> {
         out: &'a mut Outcome,
         host: &'a BareJid,
     ) -> Ctx<'a> {
-        Ctx { config, env, facts, out, host, undo: Undo::default() }
+        Ctx { config, env, facts, out, host, undo: Undo::default(), minted: 0 }
     }
 
     /// Seconds since the Unix epoch, as the host said.
     pub fn now(&self) -> i64 {
         self.facts.now
+    }
+
+    /// A new UUID, from the host's entropy for this call.
+    pub fn uuid(&mut self) -> String {
+        crate::id::uuid_v4(self.draw())
+    }
+
+    /// A new id for a stanza that came without one.
+    pub fn stanza_id(&mut self) -> String {
+        crate::id::stanza_id(self.draw())
+    }
+
+    fn draw(&mut self) -> u128 {
+        self.minted += 1;
+        crate::id::draw(self.facts.entropy, self.minted)
     }
 
     /// Whether the host's modules listen at `hook` (see [`crate::hooks`]).
@@ -217,6 +234,14 @@ impl Room {
 
     pub fn jid_str(&self) -> &str {
         self.jid.as_str()
+    }
+
+    /// A room made, or brought back from a record without one, gets the salt its occupant
+    /// ids are made with (XEP-0421: they differ from room to room), kept for its life.
+    pub(crate) fn ensure_salt(&mut self, ctx: &mut Ctx) {
+        if self.settings.occupant_id_salt.is_empty() {
+            self.settings.occupant_id_salt = ctx.uuid().into();
+        }
     }
 
     /// Keeps the room as it is now (once per call) to put back if this call's writes fail.

@@ -175,7 +175,7 @@ fn handle_stanza<'a>(
                 (true, every, elsewhere)
             }
         };
-    let mut facts = Facts::at(now);
+    let mut facts = Facts::new(now, muc_rs::id::fresh_entropy());
     // access_create, for the sender: the only creator a stanza can have.
     facts.sender_may_create = Some(sender.may_create);
     facts.public_rooms_elsewhere = public_elsewhere;
