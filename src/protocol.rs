@@ -1,6 +1,7 @@
 //! The host protocol: what crosses between the core and the server that hosts it.
 //!
-//! The core never reads storage or the clock itself. A host hands a stanza in with the
+//! The core never reads storage, the clock or a random source itself (it still asks its
+//! [`crate::Env`] whether a JID is a service admin). A host hands a stanza in with the
 //! [`Facts`] it has gathered so far; the core either stops before changing anything and
 //! asks a [`Question`] (the host finds the answer, adds it to the facts and hands the same
 //! stanza in again), or it handles the stanza and returns an [`crate::Outcome`]. The
@@ -9,11 +10,12 @@
 //! puts the rooms back as they were, and the core hands the error reply to send instead.
 //!
 //! ```text
-//! host -> core:  stanza + Facts { now, rooms read so far, every stored room if asked }
-//! core -> host:  Outcome { ask: Some(Question) }               nothing changed: answer, rerun
-//!              | Outcome { stores, deliveries, events, log }   write stores, then confirm
-//! host -> core:  confirm(Ok)  -> deliver the outcome
-//!                confirm(Err) -> the rooms are as before; deliver what confirm returns
+//! host -> core:  stanza + Facts { now, entropy, listening, answers so far }
+//! core -> host:  Outcome { ask: Some(Question) }            nothing changed: answer, rerun
+//!              | Outcome { stores, ..nothing else }         write the stores, then confirm
+//!              | Outcome { deliveries, events, log }        carry it out
+//! host -> core:  confirm(Ok)  -> the outcome held back: carry it out
+//!                confirm(Err) -> the rooms are as before; carry out the error reply
 //! ```
 
 use crate::data::Data;
