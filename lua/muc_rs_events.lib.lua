@@ -457,7 +457,8 @@ return function (host, rooms, storage, avatar_hash)
 			waiting_turn[#waiting_turn + 1] = stanza_event;
 			return true;
 		end
-		local thread, answers = coroutine.running(), {};
+		-- The answers table is made only for a stanza the core asks about: most never are.
+		local thread, answers = coroutine.running(), nil;
 		local outer = handling[thread];
 		handling[thread] = stanza_event;
 		local step = host:handle(stanza_event.stanza);
@@ -470,12 +471,14 @@ return function (host, rooms, storage, avatar_hash)
 				local err = storage.write(step.stores);
 				writing = false;
 				step = host:confirm(err);
-			elseif answer_step(step, answers, stanza_event) then
-				step = host:handle(stanza_event.stanza, answers);
 			else
-				module:log("error", "asked twice about %s; dropping the stanza",
-					step.hook or step.load_room or step.avatar_hash or "the stored rooms");
-				break;
+				answers = answers or {};
+				if not answer_step(step, answers, stanza_event) then
+					module:log("error", "asked twice about %s; dropping the stanza",
+						step.hook or step.load_room or step.avatar_hash or "the stored rooms");
+					break;
+				end
+				step = host:handle(stanza_event.stanza, answers);
 			end
 		end
 		handling[thread] = outer;
