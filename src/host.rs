@@ -78,31 +78,27 @@ impl MucHost {
     /// Public rooms that are only in storage, read without bringing them into memory;
     /// `None` once the host is asked for them.
     fn stored_public_rooms(rooms: &RoomCache, ctx: &mut Ctx) -> Option<Vec<(String, Option<String>)>> {
-        let stored = match ctx.facts.stored_rooms() {
+        let facts = ctx.facts;
+        let stored = match facts.stored_rooms() {
             None => {
                 ctx.out.ask(Question::StoredRooms);
                 return None;
             }
             Some(Ok(stored)) => stored,
             Some(Err(e)) => {
-                let line = format!("could not list stored rooms: {e}");
-                ctx.log(LogLevel::Error, line);
+                ctx.log(LogLevel::Error, format!("could not list stored rooms: {e}"));
                 return Some(Vec::new());
             }
         };
         let mut public = Vec::new();
-        let mut unreadable = Vec::new();
         for (jid, record) in stored.iter().filter(|(j, _)| !rooms.contains(j)) {
             match Room::restore(&record.config, None) {
                 Ok(room) if !room.settings.hidden && room.settings.tombstone.is_none() => {
                     public.push((jid.to_string(), room.settings.name.map(String::from)))
                 }
                 Ok(_) => {}
-                Err(e) => unreadable.push(format!("stored room {jid} is unreadable: {e}")),
+                Err(e) => ctx.log(LogLevel::Error, format!("stored room {jid} is unreadable: {e}")),
             }
-        }
-        for line in unreadable {
-            ctx.log(LogLevel::Error, line);
         }
         Some(public)
     }
@@ -181,15 +177,16 @@ impl MucHost {
                 }
             }
         }
+        let live = rooms.get(&room_jid);
         // The room's avatar, where rooms have vCards: asked once, before anything changes.
         if ctx.config.room_vcards
-            && !rooms.get(&room_jid).is_some_and(Room::knows_avatar_hash)
+            && !live.is_some_and(Room::knows_avatar_hash)
             && ctx.facts.avatar_hash(&room_jid).is_none()
         {
             ctx.out.ask(Question::AvatarHash(room_jid));
             return added;
         }
-        if rooms.get(&room_jid).is_some_and(|r| r.settings.tombstone.is_some())
+        if live.is_some_and(|r| r.settings.tombstone.is_some())
             && !Self::pass_tombstone(rooms, ctx, stanza, &from, &room_jid)
         {
             return added;
@@ -404,24 +401,20 @@ impl MucHost {
         let affiliation =
             crate::affiliation::Affiliation::parse(affiliation).ok_or("modify:not-acceptable")?;
         let room = self.rooms.get_mut(&room_jid).ok_or("No such room")?;
-        let before = room.clone();
-        let set = room.set_affiliation(
+        // A refusal changes nothing; a change keeps its own undo copy (will_change_record).
+        room.set_affiliation(
             &mut ctx,
             crate::room::Actor::Room,
             &jid,
             affiliation,
             reason,
             crate::room::DataChange::Keep,
-        );
-        if let Err(e) = set {
-            *room = before;
-            return Err(format!("{}:{}", e.kind.as_str(), e.condition));
-        }
+        )
+        .map_err(|e| format!("{}:{}", e.kind.as_str(), e.condition))?;
         report_departures(room, &mut ctx);
         room.needs_save = false;
         ctx.out.stores.push(Store { room: room_jid, record: room_record(room), why: StoreReason::Change });
-        let mut undo = std::mem::take(&mut ctx.undo);
-        undo.changed = Some(Box::new(before));
+        let undo = std::mem::take(&mut ctx.undo);
         Ok(self.hold(out, undo, None, None))
     }
 
@@ -433,7 +426,7 @@ impl MucHost {
             .rooms()
             .map(|room| Store {
                 room: room.jid.clone(),
-                record: Some(StoredRoom { config: room.freeze(), state: Some(room.freeze_state()) }),
+                record: Some(record_with_occupants(room)),
                 why: StoreReason::Shutdown,
             })
             .collect();
@@ -453,10 +446,9 @@ impl MucHost {
             }
         };
         for room in evicted {
-            let record = StoredRoom { config: room.freeze(), state: Some(room.freeze_state()) };
             ctx.out.stores.push(Store {
                 room: room.jid.clone(),
-                record: Some(record),
+                record: Some(record_with_occupants(&room)),
                 why: StoreReason::Evict,
             });
             ctx.out.fire(Event::RoomEvicted { room: room.jid.clone() });
@@ -468,7 +460,8 @@ impl MucHost {
     /// A room from storage, if it has records there (asked of the host first). Its saved
     /// state (if it was put away live) is consumed.
     fn load_room(ctx: &mut Ctx, jid: &BareJid) -> Loaded {
-        let record = match ctx.facts.room(jid) {
+        let facts = ctx.facts;
+        let record = match facts.room(jid) {
             None => {
                 ctx.out.ask(Question::LoadRoom(jid.clone()));
                 return Loaded::Asked;
@@ -476,8 +469,7 @@ impl MucHost {
             Some(Ok(Some(record))) => record,
             Some(Ok(None)) => return Loaded::Absent,
             Some(Err(e)) => {
-                let line = format!("could not load room {jid}: {e}");
-                ctx.log(LogLevel::Error, line);
+                ctx.log(LogLevel::Error, format!("could not load room {jid}: {e}"));
                 return Loaded::Failed;
             }
         };
@@ -709,6 +701,12 @@ fn public_rooms(rooms: &RoomCache) -> Vec<(String, Option<String>)> {
 /// temporary room.
 fn room_record(room: &Room) -> Option<StoredRoom> {
     room.settings.persistent.then(|| StoredRoom { config: room.freeze(), state: None })
+}
+
+/// What a live room put away leaves: its configuration and its occupants, as stock swaps
+/// idle rooms to disk and saves them when the server stops.
+fn record_with_occupants(room: &Room) -> StoredRoom {
+    StoredRoom { config: room.freeze(), state: Some(room.freeze_state()) }
 }
 
 /// A room asked of storage.
