@@ -1,6 +1,5 @@
 //! Bytes of heap per room, as the core holds it: 1000 rooms of two occupants, joined with
 //! presences like a client's. `cargo run --release --example room_memory`
-use muc_rs::env::FixedEnv;
 use muc_rs::{HostConfig, MucHost};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -31,7 +30,6 @@ fn main() {
     config.room_cache_size = 100_000;
     config.room_locking = false;
     let mut host = MucHost::new("conference.localhost", config).unwrap();
-    let env = FixedEnv { admins: vec![] };
     let mut storage = muc_rs::memory_host::MemoryHost::at(1);
     let before = LIVE.load(Ordering::Relaxed);
     let rooms = 1000;
@@ -41,7 +39,7 @@ fn main() {
                 "<presence xmlns='jabber:client' from='user{r}x{u}@localhost/res{u}abcdef' to='room{r}@conference.localhost/nick{u}'>\
                  <x xmlns='http://jabber.org/protocol/muc'/></presence>"
             );
-            storage.handle(&mut host, xml.parse().unwrap(), &env);
+            storage.handle(&mut host, xml.parse().unwrap());
         }
     }
     let after = LIVE.load(Ordering::Relaxed);

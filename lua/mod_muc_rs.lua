@@ -107,6 +107,12 @@ end
 -- The room list (disco#items to the service) comes from the core, not from mod_disco.
 module:hook("iq-get/host/http://jabber.org/protocol/disco#items:query", handle, 1);
 
+-- The core keeps who is an admin while they stay in a room: asked again after a change.
+for _, event_name in ipairs { "config-reloaded", "user-role-changed", "user-role-added",
+	"user-role-removed", "user-roles-changed" } do
+	module:hook_global(event_name, function () host:forget_service_admins(); end);
+end
+
 -- Live rooms, occupants included, are stored when the server stops or the module unloads.
 module:hook_global("server-stopping", function () host:save_all(); end, -300);
 function module.unload()

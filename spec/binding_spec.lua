@@ -326,3 +326,45 @@ describe("panic guard", function ()
 		assert.is_nil(H.find_log(rec, "error", "panic"));
 	end);
 end);
+
+describe("service admins", function ()
+	it("are asked about once per occupant, outside the core, and again after forget_service_admins", function ()
+		local admins, calls = { ["hecate@capulet.lit"] = true }, {};
+		local host, rec = H.new_host({ muc_room_locking = false, component_admins_as_room_owners = true },
+			{ is_admin = function (jid)
+				calls[#calls + 1] = jid;
+				return admins[jid] == true;
+			end });
+		local room = "coven@"..H.domain;
+		local hecate = "hecate@capulet.lit/cave";
+		assert.is_true(H.handle(host, H.join_presence()));
+		calls = {};
+		assert.is_true(H.handle(host, st.presence({ from = hecate, to = room.."/Hecate" })
+			:tag("x", { xmlns = "http://jabber.org/protocol/muc" }):tag("password"):text("cauldronburn"):up():up()));
+		assert.same({ "hecate@capulet.lit" }, calls);
+		local function affiliation_seen(to, from, since)
+			for i = since or 1, #rec.sent do
+				local sent = rec.sent[i];
+				if sent.to == to and sent.stanza.attr.from == from and sent.stanza.name == "presence" then
+					return sent.stanza:get_child("x", "http://jabber.org/protocol/muc#user"):get_child("item").attr.affiliation;
+				end
+			end
+		end
+		assert.equal("owner", affiliation_seen(hecate, room.."/Hecate"));
+
+		-- In the room, her status is known: her messages ask nothing.
+		calls = {};
+		assert.is_true(H.handle(host, st.message({ from = hecate, to = room, type = "groupchat", id = "g1" })
+			:tag("body"):text("double, double"):up()));
+		assert.same({}, calls);
+
+		-- No longer an admin, and the host told: asked again, and she is an owner no more.
+		admins["hecate@capulet.lit"] = nil;
+		host:forget_service_admins();
+		local before = #rec.sent;
+		assert.is_true(H.handle(host, st.presence({ from = hecate, to = room.."/Hecate" }):tag("show"):text("away"):up()));
+		assert.truthy(#calls > 0);
+		assert.equal("none", affiliation_seen("juliet@capulet.lit/balcony", room.."/Hecate", before + 1));
+		assert.same({}, rec.admin_calls);
+	end);
+end);

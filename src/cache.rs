@@ -79,6 +79,11 @@ impl RoomCache {
         self.rooms.iter().map(|c| &*c.room)
     }
 
+    /// Every room, mutably, not marked as used.
+    pub fn rooms_mut(&mut self) -> impl Iterator<Item = &mut Room> {
+        self.rooms.iter_mut().map(|c| &mut *c.room)
+    }
+
     /// Makes space for one more room, evicting the least recently used rooms if the cache
     /// is full (unless `limit` makes its size a hard limit on rooms). Returns the rooms
     /// evicted, to be put away.

@@ -3,7 +3,6 @@
 
 use crate::cache::RoomCache;
 use crate::config::HostConfig;
-use crate::env::Env;
 use crate::hooks::{Event, Hook};
 use crate::outcome::{LogLevel, Outcome};
 use crate::protocol::{Facts, Question, Store, StoreReason, StoredRoom};
@@ -107,10 +106,10 @@ impl MucHost {
     /// has told so far. The outcome either asks a question (nothing changed: answer it in
     /// `facts` and call again), or is to be carried out: if it has stores, only them, and
     /// [`MucHost::confirm`] then gives the rest (see [`crate::protocol`]).
-    pub fn handle(&mut self, stanza: &Element, env: &dyn Env, facts: &Facts) -> Outcome {
+    pub fn handle(&mut self, stanza: &Element, facts: &Facts) -> Outcome {
         self.settle_unconfirmed();
         let mut out = Outcome::default();
-        let mut ctx = Ctx::new(&self.config, env, facts, &mut out, &self.domain);
+        let mut ctx = Ctx::new(&self.config, facts, &mut out, &self.domain);
         let added = Self::route(&mut self.rooms, &mut self.pending, &mut ctx, stanza);
         let undo = std::mem::take(&mut ctx.undo);
         self.hold(out, undo, added, Some(stanza))
@@ -186,9 +185,15 @@ impl MucHost {
             ctx.out.ask(Question::AvatarHash(room_jid));
             return added;
         }
-        if live.is_some_and(|r| r.settings.tombstone.is_some())
-            && !Self::pass_tombstone(rooms, ctx, stanza, &from, &room_jid)
-        {
+        if let Some(question) = crate::room::service_admins::ask_unknown(ctx, live, stanza, &from) {
+            ctx.out.ask(question);
+            return added;
+        }
+        let tombstoned = live.is_some_and(|r| r.settings.tombstone.is_some());
+        if let Some(room) = rooms.get_mut(&room_jid) {
+            room.learn_service_admins(ctx.facts);
+        }
+        if tombstoned && !Self::pass_tombstone(rooms, ctx, stanza, &from, &room_jid) {
             return added;
         }
         // The room a join was making when the modules were asked: made on from where it was.
@@ -319,8 +324,8 @@ impl MucHost {
     }
 
     /// An admin command: destroys a room (live or stored), as its owner could.
-    pub fn admin_destroy(&mut self, room_jid: &str, env: &dyn Env, facts: &Facts) -> Result<Outcome, String> {
-        self.destroy_room(room_jid, Tombstone::default(), None, env, facts)
+    pub fn admin_destroy(&mut self, room_jid: &str, facts: &Facts) -> Result<Outcome, String> {
+        self.destroy_room(room_jid, Tombstone::default(), None, facts)
     }
 
     /// Brings a room back from storage for a host's or a module's call (`Ok(true)`), if it is
@@ -349,13 +354,13 @@ impl MucHost {
         room_jid: &str,
         why: Tombstone,
         password: Option<&str>,
-        env: &dyn Env,
         facts: &Facts,
     ) -> Result<Outcome, String> {
         self.settle_unconfirmed();
         let jid: BareJid = room_jid.parse().map_err(|e| format!("{room_jid}: {e}"))?;
         let mut out = Outcome::default();
-        let mut ctx = Ctx::new(&self.config, env, facts, &mut out, &self.domain);
+        let mut ctx = Ctx::new(&self.config, facts, &mut out, &self.domain);
+        let was_live = self.rooms.contains(&jid);
         let found = Self::bring_back_into(&mut self.rooms, &mut ctx, &jid)?;
         if ctx.out.ask.is_some() {
             return Ok(out);
@@ -363,6 +368,13 @@ impl MucHost {
         if !found {
             return Err("No such room".into());
         }
+        let Some(room) = self.rooms.get_mut(&jid) else { return Err("No such room".into()) };
+        if let Some(question) = crate::room::service_admins::unknown_for_change(&ctx, room, &[]) {
+            ctx.out.ask(question);
+            let undo = std::mem::take(&mut ctx.undo);
+            return Ok(self.hold(out, undo, (!was_live).then_some(jid), None));
+        }
+        room.learn_service_admins(ctx.facts);
         let Some(mut room) = self.rooms.remove(&jid) else { return Err("No such room".into()) };
         room.destroy(&mut ctx, why.new_jid.as_deref(), why.reason.as_deref(), password);
         report_departures(&mut room, &mut ctx);
@@ -382,14 +394,14 @@ impl MucHost {
         jid: &str,
         affiliation: &str,
         reason: Option<&str>,
-        env: &dyn Env,
         facts: &Facts,
     ) -> Result<Outcome, String> {
         self.settle_unconfirmed();
         let room_jid: BareJid = room_jid.parse().map_err(|e| format!("{room_jid}: {e}"))?;
         let jid: BareJid = jid.parse::<Jid>().map_err(|e| format!("{jid}: {e}"))?.to_bare();
         let mut out = Outcome::default();
-        let mut ctx = Ctx::new(&self.config, env, facts, &mut out, &self.domain);
+        let mut ctx = Ctx::new(&self.config, facts, &mut out, &self.domain);
+        let was_live = self.rooms.contains(&room_jid);
         let found = Self::bring_back_into(&mut self.rooms, &mut ctx, &room_jid);
         if ctx.out.ask.is_some() {
             return Ok(out);
@@ -401,6 +413,14 @@ impl MucHost {
         let affiliation =
             crate::affiliation::Affiliation::parse(affiliation).ok_or("modify:not-acceptable")?;
         let room = self.rooms.get_mut(&room_jid).ok_or("No such room")?;
+        if let Some(question) =
+            crate::room::service_admins::unknown_for_change(&ctx, room, std::slice::from_ref(&jid))
+        {
+            ctx.out.ask(question);
+            let undo = std::mem::take(&mut ctx.undo);
+            return Ok(self.hold(out, undo, (!was_live).then_some(room_jid), None));
+        }
+        room.learn_service_admins(ctx.facts);
         // A refusal changes nothing; a change keeps its own undo copy (will_change_record).
         room.set_affiliation(
             &mut ctx,
@@ -416,6 +436,15 @@ impl MucHost {
         ctx.out.stores.push(Store { room: room_jid, record: room_record(room), why: StoreReason::Change });
         let undo = std::mem::take(&mut ctx.undo);
         Ok(self.hold(out, undo, None, None))
+    }
+
+    /// The host's admins may have changed (its configuration was reloaded, a role was
+    /// granted or taken): each room asks again about its occupants before its next stanza.
+    pub fn forget_service_admins(&mut self) {
+        self.rooms.rooms_mut().for_each(Room::forget_service_admins);
+        if let Some(room) = self.pending.as_deref_mut() {
+            room.forget_service_admins();
+        }
     }
 
     /// Stores every live room with its occupants, as stock does when the server stops.
@@ -515,7 +544,7 @@ impl MucHost {
         let expired = room.settings.locked_until.is_none_or(|until| until < ctx.now());
         let admin_rejoins = stanza.name() == "presence"
             && stanza.attr("type").is_none()
-            && ctx.env.is_service_admin(&from.to_bare());
+            && ctx.facts.service_admin(&from.to_bare()) == Some(true);
         if expired || admin_rejoins {
             rooms.remove(jid);
             ctx.out.stores.push(Store { room: jid.clone(), record: None, why: StoreReason::Remove });

@@ -13,7 +13,6 @@ pub mod compact;
 pub mod config;
 pub mod data;
 pub mod dataform;
-pub mod env;
 pub mod hooks;
 pub mod host;
 pub mod id;
@@ -29,7 +28,6 @@ pub mod room;
 pub mod xml;
 
 pub use config::{HostConfig, OptionKind, OptionSpec, OptionValue};
-pub use env::Env;
 pub use hooks::{Event, Hook};
 pub use host::{Confirmed, MucHost};
 pub use outcome::{Delivery, LogLevel, Outcome};

@@ -1,7 +1,6 @@
 //! A host that keeps rooms in memory and reads its storage at once: the simplest driver of
 //! the protocol ([`crate::protocol`]), for tests, the fuzz target and in-process runs.
 
-use crate::env::Env;
 use crate::hooks::Hooks;
 use crate::outcome::Outcome;
 use crate::protocol::{Facts, Question, ReadRooms, StoredRoom};
@@ -10,18 +9,21 @@ use jid::BareJid;
 use minidom::Element;
 use std::collections::BTreeMap;
 
-/// Storage in memory, a clock, and a record of what the core asked.
+/// Storage in memory, a clock, a list of service admins, and a record of what the core
+/// asked.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryHost {
     pub rooms: BTreeMap<BareJid, StoredRoom>,
     pub now: i64,
+    /// The service's administrators.
+    pub admins: Vec<BareJid>,
     /// The extension points its modules listen at (none: it has no modules).
     pub listening: Hooks,
     /// Makes every write fail (as a full disk would).
     pub fail_writes: bool,
     /// Calls handed in so far (each draws its own entropy).
     pub calls: u64,
-    /// The questions it answered (storage, avatars), oldest first.
+    /// The questions it answered (storage, avatars, admins), oldest first.
     pub asked: Vec<Question>,
 }
 
@@ -41,28 +43,27 @@ impl MemoryHost {
 
     /// Hands `stanza` to `host` until it asks nothing but the modules, then writes its
     /// stores and confirms: the outcome to carry out (which may still ask the modules).
-    pub fn handle(&mut self, host: &mut MucHost, stanza: Element, env: &dyn Env) -> Outcome {
+    pub fn handle(&mut self, host: &mut MucHost, stanza: Element) -> Outcome {
         self.calls += 1;
         // Deterministic: a test sees the same ids run after run.
         let mut facts = Facts::new(self.now, crate::id::draw(self.now as u128, self.calls));
         facts.listening = self.listening;
-        self.handle_with(host, stanza, env, facts)
+        self.handle_with(host, stanza, facts)
     }
 
     /// [`MemoryHost::handle`], starting from `facts` (module answers given, say).
-    pub fn handle_with(
-        &mut self,
-        host: &mut MucHost,
-        stanza: Element,
-        env: &dyn Env,
-        mut facts: Facts,
-    ) -> Outcome {
+    pub fn handle_with(&mut self, host: &mut MucHost, stanza: Element, mut facts: Facts) -> Outcome {
         loop {
-            let out = host.handle(&stanza, env, &facts);
+            let out = host.handle(&stanza, &facts);
             match &out.ask {
                 Some(question) if facts.answer_from(question, &*self) => {}
                 // It keeps no vCards: no room has an avatar.
                 Some(Question::AvatarHash(room)) => facts.supply_avatar_hash(room.clone(), None),
+                Some(Question::ServiceAdmins(users)) => {
+                    for user in users {
+                        facts.supply_service_admin(user.clone(), self.admins.contains(user));
+                    }
+                }
                 _ => return self.write(host, out),
             }
             self.asked.push(out.ask.expect("asked"));

@@ -36,11 +36,22 @@ pub struct Occupant {
     primary: Option<usize>,
     /// The XEP-0421 id the sessions' presences carry, as bytes.
     occupant_id: Option<[u8; 32]>,
+    /// Whether the user is a service admin, as the host said when they joined (`None`:
+    /// not asked, as for occupants of a room brought back from storage).
+    pub service_admin: Option<bool>,
 }
 
 impl Occupant {
     pub fn new(bare_jid: BareJid, nick: FullJid, role: Option<Role>) -> Self {
-        Occupant { nick, bare_jid, role, sessions: Vec::new(), primary: None, occupant_id: None }
+        Occupant {
+            nick,
+            bare_jid,
+            role,
+            sessions: Vec::new(),
+            primary: None,
+            occupant_id: None,
+            service_admin: None,
+        }
     }
 
     pub fn nick_str(&self) -> &str {

@@ -1,7 +1,7 @@
 //! The host protocol: what crosses between the core and the server that hosts it.
 //!
-//! The core never reads storage, the clock or a random source itself (it still asks its
-//! [`crate::Env`] whether a JID is a service admin). A host hands a stanza in with the
+//! The core never calls out: it reads no storage, no clock and no random source, and asks
+//! nobody mid-stanza who is a service admin. A host hands a stanza in with the
 //! [`Facts`] it has gathered so far; the core either stops before changing anything and
 //! asks a [`Question`] (the host finds the answer, adds it to the facts and hands the same
 //! stanza in again), or it handles the stanza and returns an [`crate::Outcome`]. The
@@ -40,6 +40,10 @@ pub enum Question {
     /// The hash of the avatar in the room's vCard, where rooms have vCards
     /// ([`Facts::supply_avatar_hash`]); asked once, before the room's first stanza.
     AvatarHash(BareJid),
+    /// Whether these users are administrators of the service, as the host server defines
+    /// them ([`Facts::supply_service_admin`]): the creator of a room where only admins may
+    /// create rooms, and, where admins own every room, whoever the stanza is about.
+    ServiceAdmins(Vec<BareJid>),
     /// What the host's modules say at an extension point (see [`crate::hooks`]).
     Module(hooks::Question),
 }
@@ -67,6 +71,7 @@ pub struct Facts {
     rooms: Vec<(BareJid, Result<Option<StoredRoom>, String>)>,
     stored_rooms: Option<Result<Vec<(BareJid, StoredRoom)>, String>>,
     avatar_hashes: Vec<(BareJid, Option<String>)>,
+    service_admins: Vec<(BareJid, bool)>,
     answers: Vec<(Hook, Answer)>,
 }
 
@@ -94,6 +99,13 @@ impl Facts {
         self.avatar_hashes.push((room, hash));
     }
 
+    /// Answers [`Question::ServiceAdmins`] for one user. A host may also say it of the
+    /// stanza's sender before it is asked, when it knows it anyway.
+    pub fn supply_service_admin(&mut self, user: BareJid, is_admin: bool) {
+        self.service_admins.retain(|(jid, _)| *jid != user);
+        self.service_admins.push((user, is_admin));
+    }
+
     /// Answers [`Question::Module`]: what the modules said at `hook`.
     pub fn supply_answer(&mut self, hook: Hook, answer: Answer) {
         self.answers.retain(|(h, _)| *h != hook);
@@ -107,7 +119,7 @@ impl Facts {
         match question {
             Question::LoadRoom(room) => self.supply_room(room.clone(), storage.load_room(room)),
             Question::StoredRooms => self.supply_stored_rooms(storage.stored_rooms()),
-            Question::AvatarHash(_) | Question::Module(_) => return false,
+            Question::AvatarHash(_) | Question::ServiceAdmins(_) | Question::Module(_) => return false,
         }
         true
     }
@@ -126,6 +138,11 @@ impl Facts {
     /// The avatar hash of `room`: `None` if not asked yet.
     pub(crate) fn avatar_hash(&self, room: &BareJid) -> Option<Option<&str>> {
         self.avatar_hashes.iter().find(|(jid, _)| jid == room).map(|(_, hash)| hash.as_deref())
+    }
+
+    /// Whether `user` is a service admin: `None` if not asked yet.
+    pub(crate) fn service_admin(&self, user: &BareJid) -> Option<bool> {
+        self.service_admins.iter().find(|(jid, _)| jid == user).map(|(_, is_admin)| *is_admin)
     }
 
     /// What the modules said at `hook`: `None` if not asked yet.

@@ -8,26 +8,25 @@
 mod support;
 
 use muc_rs::config::HostConfig;
-use muc_rs::env::FixedEnv;
 use muc_rs::memory_host::MemoryHost;
 use muc_rs::MucHost;
 use proptest::prelude::*;
 use support::{check_invariants, check_step, Action, Bytes, ADMIN, DOMAIN};
 
-fn env() -> FixedEnv {
-    FixedEnv { admins: vec![ADMIN.parse().unwrap()] }
+/// A host with nothing stored, whose service admin is `ADMIN`.
+fn storage() -> MemoryHost {
+    MemoryHost { admins: vec![ADMIN.parse().unwrap()], ..MemoryHost::at(1_000_000) }
 }
 
 /// Runs `actions` on a fresh host for `version`, checking every step.
 fn run(version: (u32, u32), actions: &[Action]) -> Result<(), TestCaseError> {
     let mut host = MucHost::new(DOMAIN, HostConfig::for_version(version)).unwrap();
-    let env = env();
     // Rooms are stored as a server would store them, so persistence is exercised too.
-    let mut storage = MemoryHost::at(1_000_000);
+    let mut storage = storage();
     for (i, action) in actions.iter().enumerate() {
         let stanza = action.to_stanza(i);
-        let out = storage.handle(&mut host, stanza.clone(), &env);
-        if let Err(e) = check_step(&stanza, &out).and_then(|()| check_invariants(&host, &env)) {
+        let out = storage.handle(&mut host, stanza.clone());
+        if let Err(e) = check_step(&stanza, &out).and_then(|()| check_invariants(&host, &storage.admins)) {
             return Err(TestCaseError::fail(format!(
                 "step {i} ({action:?}): {e}\nstanza: {}",
                 show(&stanza)
@@ -104,16 +103,15 @@ fn generator_reaches_interesting_states() {
         seed ^= seed << 17;
         seed as u8
     };
-    let env = env();
     let mut seen = std::collections::BTreeMap::<&str, usize>::new();
     for _ in 0..300 {
         let mut host = MucHost::new(DOMAIN, HostConfig::for_version((13, 0))).unwrap();
-        let mut storage = MemoryHost::at(1_000_000);
+        let mut storage = storage();
         for i in 0..60 {
             let bytes: Vec<u8> = (0..12).map(|_| next()).collect();
             let action = Action::decode(&mut Bytes::new(&bytes));
             let stanza = action.to_stanza(i);
-            let out = storage.handle(&mut host, stanza, &env);
+            let out = storage.handle(&mut host, stanza);
             let mut mark = |what| *seen.entry(what).or_default() += 1;
             if out.deliveries.iter().any(|d| String::from(&d.stanza).contains("code='301'")) {
                 mark("ban announced");

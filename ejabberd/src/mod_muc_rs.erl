@@ -43,8 +43,12 @@ start(ServerHost, Opts) ->
 stop(ServerHost) ->
     gen_mod:stop_child(?MODULE, ServerHost).
 
-reload(_ServerHost, _NewOpts, _OldOpts) ->
-    ok.
+reload(ServerHost, _NewOpts, _OldOpts) ->
+    %% access_admin may have changed: rooms ask again who among them is an admin.
+    case persistent_term:get({?MODULE, ServerHost}, none) of
+        none -> ok;
+        Service -> muc_rs_nif:forget_service_admins(Service)
+    end.
 
 depends(_ServerHost, _Opts) ->
     [].
@@ -81,8 +85,7 @@ mod_options(_ServerHost) ->
 
 %% muc_rs's options that mod_muc has no name for, by their Prosody names (the README's
 %% table says what each does), and the type of their values. Not offered here:
-%% component_admins_as_room_owners (the core learns only the sender's admin status, so
-%% other occupants' lists could not show an admin as owner).
+%% component_admins_as_room_owners (access_admin's users own every room, as with mod_muc).
 core_options() ->
     [{muc_room_locking, bool}, {muc_room_lock_timeout, non_neg_int}, {muc_max_rooms, non_neg_int},
      {muc_max_sessions_per_occupant, pos_int}, {muc_max_affiliations, pos_int},
@@ -251,6 +254,10 @@ handle(Nif, Service, El, Sender, Rooms, #{server_host := ServerHost} = State) ->
     case Nif(Service, El, erlang:system_time(second), Sender, Rooms) of
         {load, RoomJid} ->
             handle(Nif, Service, El, Sender, [{RoomJid, read_room(RoomJid)} | Rooms], State);
+        {admins, Users} ->
+            #{admins := Known} = Sender,
+            Answers = [{User, is_admin(jid:decode(User), State)} || User <- Users],
+            handle(Nif, Service, El, Sender#{admins := Answers ++ Known}, Rooms, State);
         load_all ->
             Every = {all, read_all_rooms(), public_rooms_elsewhere(ServerHost)},
             handle(Nif, Service, El, Sender, Every, State);
@@ -284,16 +291,19 @@ local_public_rooms(ServerHost) ->
         Service -> muc_rs_nif:public_rooms(Service)
     end.
 
-%% What the access rules say of the sender: whether it is a MUC admin (access_admin; an
-%% admin may create rooms too, as with mod_muc) and may create rooms (access_create, asked
-%% of presences only: only a join makes a room).
-sender(Packet, #{server_host := ServerHost, access_admin := Admin, access_create := Create}) ->
+%% What the access rules say of the sender: whether it is a MUC admin (access_admin: an
+%% admin owns every room and may create rooms, as with mod_muc) and may create rooms
+%% (access_create, asked of presences only: only a join makes a room). The core asks
+%% about anyone else it needs ({admins, Users}).
+sender(Packet, #{access_create := Create, server_host := ServerHost} = State) ->
     From = xmpp:get_from(Packet),
-    IsAdmin = acl:match_rule(ServerHost, Admin, From) == allow,
-    Admins = [jid:encode(jid:remove_resource(From)) || IsAdmin],
+    IsAdmin = is_admin(From, State),
     MayCreate = IsAdmin orelse
         (is_record(Packet, presence) andalso acl:match_rule(ServerHost, Create, From) == allow),
-    #{admins => Admins, may_create => MayCreate}.
+    #{admins => [{jid:encode(jid:remove_resource(From)), IsAdmin}], may_create => MayCreate}.
+
+is_admin(Jid, #{server_host := ServerHost, access_admin := Admin}) ->
+    acl:match_rule(ServerHost, Admin, Jid) == allow.
 
 %% Every stored room (for the service's room list, as mod_muc lists its stored rooms).
 read_all_rooms() ->

@@ -1,7 +1,7 @@
 %%% The muc_rs core as a NIF (ejabberd/nif, libmuc_rs_nif.so in the module's priv/).
 %%% The functions below are replaced when the library loads.
 -module(muc_rs_nif).
--export([new_host/3, handle/5, handle_dirty/5, confirm/2, public_rooms/1]).
+-export([new_host/3, handle/5, handle_dirty/5, confirm/2, public_rooms/1, forget_service_admins/1]).
 -on_load(init/0).
 
 init() ->
@@ -16,11 +16,12 @@ new_host(_Host, _Options, _TestPanic) ->
     erlang:nif_error(not_loaded).
 
 %% One stanza (the #xmlel{} of xmpp:encode/1) with the clock (seconds), what the access rules say of its
-%% sender (#{admins => [BareJid] (it, if a MUC admin), may_create => boolean()}) and the
-%% stored records read so far ([{RoomJid, Record | none}], or {all, [{RoomJid, Record}],
-%% PublicElsewhere} with every stored room and the public rooms live on the cluster's other
-%% nodes, [{RoomJid, Name | nil}]): {load, RoomJid} (read that room's record and call
-%% again), load_all (read every stored room's record and call again with {all, ...}),
+%% sender (#{admins => [{BareJid, IsAdmin}] (the sender's, and those asked for), may_create
+%% => boolean()}) and the stored records read so far ([{RoomJid, Record | none}], or {all,
+%% [{RoomJid, Record}], PublicElsewhere} with every stored room and the public rooms live on
+%% the cluster's other nodes, [{RoomJid, Name | nil}]): {load, RoomJid} (read that room's
+%% record and call again), load_all (read every stored room's record and call again with
+%% {all, ...}), {admins, [BareJid]} (say whether each is a MUC admin and call again),
 %% dirty (call handle_dirty/5 with the same arguments), or
 %% {ok, [{Xmlel, [To]}], [{RoomJid, Record | none}], [{Level, Line}], Gone}: each stanza
 %% as an #xmlel{} with its recipients ({User, Server, Resource} when already prepared, else
@@ -42,4 +43,9 @@ handle_dirty(_Service, _Xmlel, _Now, _Sender, _Rooms) ->
 
 %% The public rooms live in this node's core: [{RoomJid, Name | nil}].
 public_rooms(_Service) ->
+    erlang:nif_error(not_loaded).
+
+%% The MUC admins may have changed (access_admin reloaded): rooms ask again about their
+%% occupants before their next stanza. ok.
+forget_service_admins(_Service) ->
     erlang:nif_error(not_loaded).

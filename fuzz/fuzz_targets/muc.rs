@@ -16,7 +16,6 @@ mod support;
 use libfuzzer_sys::fuzz_target;
 use minidom::Element;
 use muc_rs::config::HostConfig;
-use muc_rs::env::FixedEnv;
 use muc_rs::memory_host::MemoryHost;
 use muc_rs::MucHost;
 use support::*;
@@ -27,13 +26,12 @@ fuzz_target!(|data: &[u8]| {
     let mut b = Bytes::new(data);
     let version = if b.bool() { (13, 0) } else { (0, 12) };
     let mut host = MucHost::new(DOMAIN, HostConfig::for_version(version)).unwrap();
-    let env = FixedEnv { admins: vec![ADMIN.parse().unwrap()] };
-    let mut storage = MemoryHost::at(1_000_000);
+    let mut storage = MemoryHost { admins: vec![ADMIN.parse().unwrap()], ..MemoryHost::at(1_000_000) };
     let mut step = 0;
     while !b.is_empty() && step < MAX_STEPS {
         let Some(stanza) = next_stanza(&mut b, step) else { continue };
-        let out = storage.handle(&mut host, stanza.clone(), &env);
-        if let Err(e) = check_step(&stanza, &out).and_then(|()| check_invariants(&host, &env)) {
+        let out = storage.handle(&mut host, stanza.clone());
+        if let Err(e) = check_step(&stanza, &out).and_then(|()| check_invariants(&host, &storage.admins)) {
             panic!("step {step}: {e}\nstanza: {}", String::from(&stanza));
         }
         step += 1;

@@ -10,7 +10,6 @@
 use jid::Jid;
 use minidom::Element;
 use muc_rs::config::{OptionKind, OPTIONS};
-use muc_rs::env::FixedEnv;
 use muc_rs::memory_host::MemoryHost;
 use muc_rs::{HostConfig, LogLevel, MucHost, OptionValue};
 
@@ -23,10 +22,9 @@ const START_TIME: i64 = 1_700_000_000;
 
 pub struct CoreHost {
     muc: MucHost,
-    /// The service admins; no module listens at any extension point.
-    env: FixedEnv,
-    /// Room records in memory (as Prosody's `storage = "memory"` keeps them), and a clock
-    /// that moves only when told.
+    /// Room records in memory (as Prosody's `storage = "memory"` keeps them), a clock that
+    /// moves only when told, and the service admins; no module listens at any extension
+    /// point.
     storage: MemoryHost,
     /// Error-level log lines of the core: on a real server they fail the run.
     errors: Vec<String>,
@@ -53,18 +51,13 @@ impl CoreHost {
             .iter()
             .map(|a| a.parse().map_err(|e| format!("admin {a:?}: {e}")))
             .collect::<Result<_, String>>()?;
-        Ok(CoreHost {
-            muc,
-            env: FixedEnv { admins },
-            storage: MemoryHost::at(START_TIME),
-            errors: Vec::new(),
-        })
+        Ok(CoreHost { muc, storage: MemoryHost { admins, ..MemoryHost::at(START_TIME) }, errors: Vec::new() })
     }
 
     /// Hands the core one stanza addressed to the service (its `from` already stamped);
     /// returns what it delivers, one stanza per recipient, in order.
     pub fn stanza(&mut self, stanza: Element) -> Vec<(Jid, Element)> {
-        let outcome = self.storage.handle(&mut self.muc, stanza, &self.env);
+        let outcome = self.storage.handle(&mut self.muc, stanza);
         for (level, line) in outcome.log {
             if level == LogLevel::Error {
                 self.errors.push(line);

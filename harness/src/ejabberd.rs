@@ -415,6 +415,9 @@ pub fn module_options_for(
         let option = match (name, value) {
             ("modules_enabled", _) => return Err("uses Prosody modules".to_owned()),
             ("restrict_room_creation", "true") => "access_create: muc_admin".to_owned(),
+            // Both modules make access_admin's users (always set: muc_admin) owners of
+            // every room.
+            ("component_admins_as_room_owners", "true") => continue,
             (
                 "muc_room_lock_timeout"
                 | "muc_max_rooms"

@@ -284,8 +284,8 @@ impl LuaHost {
                     Some(codes) => codes.sequence_values::<u16>().collect::<LuaResult<_>>()?,
                     None => Vec::new(),
                 };
-                let (env, facts) = (self.env(), self.facts());
-                return Ok(self.host_mut()?.config_notice(room, &codes, &env, &facts));
+                let facts = self.facts();
+                return Ok(self.host_mut()?.config_notice(room, &codes, &facts));
             }
             (Event::OccupantPresence { room, presence }, Kept::Presence { stanza, x, sessions }) => {
                 let text =

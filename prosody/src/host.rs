@@ -1,5 +1,5 @@
-//! The host userdata: a `MucHost` plus the Lua callbacks it needs, the `Env` it is given,
-//! and the guard that keeps panics and callback errors out of Prosody.
+//! The host userdata: a `MucHost` plus the Lua callbacks it needs to answer the core's
+//! questions and carry out its outcomes, and the guard that keeps panics and callback errors out of Prosody.
 
 use super::carrying::Carrying;
 use super::convert::{self, Keys};
@@ -12,12 +12,11 @@ use minidom::Element;
 use mlua::{
     Function, Lua, MultiValue, Result as LuaResult, Table, UserData, UserDataMethods, UserDataRefMut, Value,
 };
-use muc_rs::env::Env;
 use muc_rs::hooks::{Hook, Hooks};
 use muc_rs::host::{Confirmed, MucHost};
 use muc_rs::outcome::{Delivery, Outcome};
 use muc_rs::panic_guard::{self as guard, TEST_NS};
-use muc_rs::protocol::{Facts, Store};
+use muc_rs::protocol::{Facts, Question, Store};
 use muc_rs::xml::{error_reply, ElementExt, StanzaError, NS_CLIENT};
 use std::cell::{Cell, RefCell};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -83,11 +82,21 @@ impl LuaHost {
         })
     }
 
-    pub(super) fn env(&self) -> LuaEnv<'_> {
-        LuaEnv {
-            is_admin: self.is_admin.as_ref(),
-            admins_seen: RefCell::default(),
-            errors: RefCell::new(Vec::new()),
+    /// Answers [`Question::ServiceAdmins`] with the shim's `is_admin` (Prosody's own,
+    /// synchronous): asked here, between two calls into the core, never from inside it.
+    pub(super) fn supply_admins<'u>(&self, facts: &mut Facts, users: impl IntoIterator<Item = &'u BareJid>) {
+        for user in users {
+            let is_admin = match &self.is_admin {
+                None => false,
+                Some(is_admin) => match is_admin.call::<Value>(user.as_str()) {
+                    Ok(v) => !matches!(v, Value::Nil | Value::Boolean(false)),
+                    Err(e) => {
+                        self.log("error", &format!("is_admin callback failed for {user}: {}", summary(&e)));
+                        false
+                    }
+                },
+            };
+            facts.supply_service_admin(user.clone(), is_admin);
         }
     }
 
@@ -102,10 +111,13 @@ impl LuaHost {
     ) -> LuaResult<(T, Confirmed)> {
         loop {
             let (value, outcome) = call(&mut *self.host_mut()?, facts);
-            if let Some(question) = &outcome.ask {
-                if facts.answer_from(question, &self.storage) {
+            match &outcome.ask {
+                Some(Question::ServiceAdmins(users)) => {
+                    self.supply_admins(facts, users);
                     continue;
                 }
+                Some(question) if facts.answer_from(question, &self.storage) => continue,
+                _ => {}
             }
             if outcome.stores.is_empty() {
                 return Ok((value, Confirmed { outcome, undone: false }));
@@ -129,19 +141,15 @@ impl LuaHost {
     fn admin(
         &self,
         lua: &Lua,
-        operation: impl Fn(&mut MucHost, &LuaEnv, &Facts) -> Result<Outcome, String>,
+        operation: impl Fn(&mut MucHost, &Facts) -> Result<Outcome, String>,
     ) -> (Option<bool>, Option<String>) {
-        let env = self.env();
         let mut facts = self.facts();
         let driven = guard::run(|| {
-            self.drive(lua, &mut facts, |host, facts| match operation(host, &env, facts) {
+            self.drive(lua, &mut facts, |host, facts| match operation(host, facts) {
                 Ok(outcome) => (Ok(()), outcome),
                 Err(why) => (Err(why), Outcome::default()),
             })
         });
-        for e in env.errors.take() {
-            self.log("warn", &e);
-        }
         let (done, confirmed) = match driven {
             Ok(Ok(driven)) => driven,
             Ok(Err(e)) => return (None, Some(summary(&e))),
@@ -281,23 +289,19 @@ impl LuaHost {
                 return Ok(None);
             }
         };
-        let facts = self.facts_from(answers.as_ref());
-        let env = self.env();
-        let outcome = {
-            let Ok(mut host) = self.host.try_borrow_mut() else {
-                // Only reachable if `is_admin` (called from inside the core) routes a stanza
-                // back to this host.
-                self.log("error", &format!("dropping {}: re-entered from is_admin", head.describe()));
-                return Ok(None);
-            };
-            if self.test_panic && element.has_child("panic", TEST_NS) {
-                panic!("forced panic (test hook)");
-            }
-            host.handle(&element, &env, &facts)
-        };
-        for error in env.errors.into_inner() {
-            self.log("error", &error);
+        let mut facts = self.facts_from(answers.as_ref());
+        if self.test_panic && element.has_child("panic", TEST_NS) {
+            panic!("forced panic (test hook)");
         }
+        let outcome = loop {
+            let outcome = self.host_mut()?.handle(&element, &facts);
+            // Prosody answers who is an admin at once: asked here, with the stanza as
+            // converted, rather than in the shim's loop.
+            match &outcome.ask {
+                Some(Question::ServiceAdmins(users)) => self.supply_admins(&mut facts, users),
+                _ => break outcome,
+            }
+        };
         if outcome.ask.is_some() || !outcome.stores.is_empty() {
             // Left to the shim, where storage and modules' handlers may wait (util.async):
             // it answers and calls again, or writes and confirms.
@@ -466,14 +470,19 @@ impl UserData for LuaHost {
         // Admin operations (the ad-hoc commands): the room list, destroying a room, and
         // setting an affiliation with the room's authority.
         methods.add_method("room_jids", |_, this, ()| Ok(this.room_jids()));
+        // Prosody's admins may have changed (config reloaded, roles changed).
+        methods.add_method("forget_service_admins", |_, this, ()| {
+            this.host_mut()?.forget_service_admins();
+            Ok(())
+        });
         methods.add_method("destroy_room", |lua, this, jid: String| {
-            Ok(this.admin(lua, |host, env, facts| host.admin_destroy(&jid, env, facts)))
+            Ok(this.admin(lua, |host, facts| host.admin_destroy(&jid, facts)))
         });
         methods.add_method(
             "set_affiliation",
             |lua, this, (room, jid, affiliation, reason): (String, String, String, Option<String>)| {
-                Ok(this.admin(lua, |host, env, facts| {
-                    host.admin_set_affiliation(&room, &jid, &affiliation, reason.as_deref(), env, facts)
+                Ok(this.admin(lua, |host, facts| {
+                    host.admin_set_affiliation(&room, &jid, &affiliation, reason.as_deref(), facts)
                 }))
             },
         );
@@ -499,35 +508,6 @@ impl UserData for LuaHost {
                 Err(panic) => Ok((None, Some(format!("panic: {panic}")))),
             }
         });
-    }
-}
-
-/// What the core asks Prosody: the clock, (lazily) whether a JID is a service admin, and
-/// the rooms in its storage.
-pub(super) struct LuaEnv<'a> {
-    is_admin: Option<&'a Function>,
-    /// Answers of the `is_admin` callback during this call.
-    admins_seen: RefCell<std::collections::HashMap<BareJid, bool>>,
-    /// Failures of the `is_admin` callback, logged once the core has returned.
-    errors: RefCell<Vec<String>>,
-}
-
-impl Env for LuaEnv<'_> {
-    fn is_service_admin(&self, jid: &BareJid) -> bool {
-        let Some(is_admin) = self.is_admin else { return false };
-        // One stanza may ask about the same JID once per occupant (item lists): ask Lua once.
-        if let Some(known) = self.admins_seen.borrow().get(jid) {
-            return *known;
-        }
-        let answer = match is_admin.call::<Value>(jid.as_str()) {
-            Ok(v) => !matches!(v, Value::Nil | Value::Boolean(false)),
-            Err(e) => {
-                self.errors.borrow_mut().push(format!("is_admin callback failed for {jid}: {}", summary(&e)));
-                false
-            }
-        };
-        self.admins_seen.borrow_mut().insert(jid.clone(), answer);
-        answer
     }
 }
 

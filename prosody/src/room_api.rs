@@ -55,8 +55,17 @@ impl LuaHost {
         let Ok(jid) = jid.parse::<BareJid>() else { return nil() };
         let arg = |i: usize| args.get(i).cloned().unwrap_or(Value::Nil);
         let text = |i: usize| arg(i).as_string().and_then(|s| s.to_str().ok().map(|s| s.to_owned()));
-        let env = self.env();
         let mut facts = self.facts();
+        // Whether the users a call names are service admins (their affiliation may say).
+        if self.host.try_borrow().is_ok_and(|host| host.config().admins_as_room_owners) {
+            let named: Vec<BareJid> = args
+                .iter()
+                .filter_map(|arg| arg.as_string()?.to_str().ok()?.parse::<Jid>().ok())
+                .filter(|user| user.node().is_some())
+                .map(|user| user.to_bare())
+                .collect();
+            self.supply_admins(&mut facts, &named);
+        }
         // What to carry out after a call whose writes were confirmed, or undone.
         let settle = |confirmed: muc_rs::host::Confirmed| -> LuaResult<bool> {
             self.carry_out(lua, &confirmed.outcome)?;
@@ -65,7 +74,7 @@ impl LuaHost {
         match method {
             "find" => {
                 let (found, confirmed) =
-                    self.drive(lua, &mut facts, |host, facts| host.find_room(&jid, &env, facts))?;
+                    self.drive(lua, &mut facts, |host, facts| host.find_room(&jid, facts))?;
                 let kept = settle(confirmed)?;
                 return (kept && found.ok() == Some(true)).into_lua_multi(lua);
             }
@@ -80,7 +89,7 @@ impl LuaHost {
                 if method == "add_history" {
                     return self.host_mut()?.add_history(&jid, &element, facts.now).into_lua_multi(lua);
                 }
-                let outcome = self.host_mut()?.broadcast_message(&jid, element, &env, &facts);
+                let outcome = self.host_mut()?.broadcast_message(&jid, element, &facts);
                 if let Some(outcome) = outcome {
                     self.carry_out(lua, &outcome)?;
                 }
@@ -91,7 +100,7 @@ impl LuaHost {
                     Value::Table(t) => t.sequence_values::<u16>().collect::<LuaResult<_>>()?,
                     _ => Vec::new(),
                 };
-                let outcome = self.host_mut()?.config_notice(&jid, &codes, &env, &facts);
+                let outcome = self.host_mut()?.config_notice(&jid, &codes, &facts);
                 if let Some(outcome) = outcome {
                     self.carry_out(lua, &outcome)?;
                 }
@@ -102,9 +111,8 @@ impl LuaHost {
                     Some(Data::Table(t)) => Some(t),
                     _ => None,
                 };
-                let (created, confirmed) = self.drive(lua, &mut facts, |host, facts| {
-                    host.create_room(&jid, config.as_ref(), &env, facts)
-                })?;
+                let (created, confirmed) = self
+                    .drive(lua, &mut facts, |host, facts| host.create_room(&jid, config.as_ref(), facts))?;
                 return match (created, settle(confirmed)?) {
                     (Ok(()), true) => true.into_lua_multi(lua),
                     (Ok(()), false) => (Value::Nil, "resource-constraint").into_lua_multi(lua),
@@ -114,7 +122,7 @@ impl LuaHost {
             "destroy" => {
                 let why = Tombstone { new_jid: text(0), reason: text(1) };
                 let (destroyed, confirmed) = self.drive(lua, &mut facts, |host, facts| {
-                    match host.destroy_room(jid.as_str(), why.clone(), text(2).as_deref(), &env, facts) {
+                    match host.destroy_room(jid.as_str(), why.clone(), text(2).as_deref(), facts) {
                         Ok(outcome) => (Ok(()), outcome),
                         Err(why) => (Err(why), Outcome::default()),
                     }
@@ -127,7 +135,7 @@ impl LuaHost {
             }
             "set_affiliation" | "set_role" | "set_option" | "set_subject" => {
                 let (changed, confirmed) = self.drive(lua, &mut facts, |host, facts| {
-                    let changed = host.change_room(&jid, &env, facts, |room, ctx| {
+                    let changed = host.change_room(&jid, facts, |room, ctx| {
                         change(room, ctx, method, &args)
                             .map_err(|(kind, condition)| format!("{kind}\u{1}{condition}"))
                     });
@@ -152,7 +160,7 @@ impl LuaHost {
             }
             "avatar_updated" => {
                 facts.supply_avatar_hash(jid.clone(), self.avatar_hash(&jid));
-                let outcome = self.host_mut()?.avatar_updated(&jid, &env, &facts);
+                let outcome = self.host_mut()?.avatar_updated(&jid, &facts);
                 if let Some(outcome) = outcome {
                     self.carry_out(lua, &outcome)?;
                 }
@@ -176,7 +184,7 @@ impl LuaHost {
                 let value = data_from_lua(&arg(1), 0);
                 let mut host = self.host_mut()?;
                 let Some(((), _)) =
-                    host.with_room(&jid, &env, &facts, |room, _| room.settings.set_data(&key, value))
+                    host.with_room(&jid, &facts, |room, _| room.settings.set_data(&key, value))
                 else {
                     return nil();
                 };
@@ -187,7 +195,7 @@ impl LuaHost {
         let host = self.host.try_borrow().map_err(|_| mlua::Error::runtime("muc_rs host busy"))?;
         let Some(room) = host.room(&jid) else { return nil() };
         let mut scratch = muc_rs::outcome::Outcome::default();
-        let ctx = Ctx::new(host.config(), &env, &facts, &mut scratch, host.domain());
+        let ctx = Ctx::new(host.config(), &facts, &mut scratch, host.domain());
         let value: Value = match method {
             "get_affiliation" => match text(0).and_then(|j| j.parse::<Jid>().ok()) {
                 Some(user) => affiliation_value(lua, room.affiliation(&ctx, &user.to_bare()))?,

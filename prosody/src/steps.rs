@@ -31,6 +31,10 @@ pub fn step_table(lua: &Lua, outcome: &Outcome) -> LuaResult<Table> {
         Some(Step::LoadRoom(room)) => lua.create_table_from([("load_room", room.as_str())])?,
         Some(Step::StoredRooms) => lua.create_table_from([("stored_rooms", true)])?,
         Some(Step::AvatarHash(room)) => lua.create_table_from([("avatar_hash", room.as_str())])?,
+        // Asked of Prosody by the binding itself (`LuaHost::supply_admins`).
+        Some(Step::ServiceAdmins(_)) => {
+            return Err(mlua::Error::runtime("service admins are not the shim's to answer"))
+        }
         None => {
             let stores = lua.create_table_with_capacity(outcome.stores.len(), 0)?;
             for store in &outcome.stores {

@@ -3,7 +3,6 @@
 //! its history, store it.
 
 use super::{report_departures, room_record, MucHost};
-use crate::env::Env;
 use crate::hooks::{Event, Hook};
 use crate::outcome::Outcome;
 use crate::presence_plan::OccupantPresence;
@@ -17,18 +16,13 @@ impl MucHost {
     /// The live room `jid`, brought back from storage if it has records there (stock's
     /// `get_room_from_jid`). `Err` means storage failed. The outcome may ask the host for
     /// the room's records, or hold the stores of rooms put away to make space.
-    pub fn find_room(
-        &mut self,
-        jid: &BareJid,
-        env: &dyn Env,
-        facts: &Facts,
-    ) -> (Result<bool, String>, Outcome) {
+    pub fn find_room(&mut self, jid: &BareJid, facts: &Facts) -> (Result<bool, String>, Outcome) {
         if self.room(jid).is_some() {
             return (Ok(true), Outcome::default());
         }
         self.settle_unconfirmed();
         let mut out = Outcome::default();
-        let mut ctx = Ctx::new(&self.config, env, facts, &mut out, &self.domain);
+        let mut ctx = Ctx::new(&self.config, facts, &mut out, &self.domain);
         let found = Self::bring_back_into(&mut self.rooms, &mut ctx, jid);
         let undo = std::mem::take(&mut ctx.undo);
         let added = matches!(found, Ok(true)).then(|| jid.clone());
@@ -42,7 +36,6 @@ impl MucHost {
         &mut self,
         jid: &BareJid,
         config: Option<&crate::data::Table>,
-        env: &dyn Env,
         facts: &Facts,
     ) -> (Result<(), &'static str>, Outcome) {
         if jid.node().is_none() || jid.domain() != self.domain.domain() {
@@ -53,7 +46,7 @@ impl MucHost {
         }
         self.settle_unconfirmed();
         let mut out = Outcome::default();
-        let mut ctx = Ctx::new(&self.config, env, facts, &mut out, &self.domain);
+        let mut ctx = Ctx::new(&self.config, facts, &mut out, &self.domain);
         match Self::load_room(&mut ctx, jid) {
             super::Loaded::Asked => return (Ok(()), out),
             super::Loaded::Room(_) => return (Err("room-exists"), Outcome::default()),
@@ -88,7 +81,6 @@ impl MucHost {
     pub fn with_room<T>(
         &mut self,
         jid: &BareJid,
-        env: &dyn Env,
         facts: &Facts,
         f: impl FnOnce(&mut Room, &mut Ctx) -> T,
     ) -> Option<(T, Outcome)> {
@@ -98,7 +90,7 @@ impl MucHost {
             Some(room) => room,
             None => self.pending.as_deref_mut().filter(|p| p.jid == *jid)?,
         };
-        let mut ctx = Ctx::new(config, env, facts, &mut out, domain);
+        let mut ctx = Ctx::new(config, facts, &mut out, domain);
         let result = f(room, &mut ctx);
         report_departures(room, &mut ctx);
         Some((result, out))
@@ -110,13 +102,12 @@ impl MucHost {
     pub fn change_room<T>(
         &mut self,
         jid: &BareJid,
-        env: &dyn Env,
         facts: &Facts,
         f: impl FnOnce(&mut Room, &mut Ctx) -> Result<T, String>,
     ) -> Result<(T, Outcome), String> {
         self.settle_unconfirmed();
         let before = self.room(jid).ok_or("No such room")?.clone();
-        let (result, mut out) = self.with_room(jid, env, facts, f).ok_or("No such room")?;
+        let (result, mut out) = self.with_room(jid, facts, f).ok_or("No such room")?;
         let value = match result {
             Ok(value) => value,
             Err(why) => {
@@ -134,30 +125,18 @@ impl MucHost {
     }
 
     /// A module's `room:broadcast_message(stanza)`: the same steps as the room's own.
-    pub fn broadcast_message(
-        &mut self,
-        jid: &BareJid,
-        stanza: Element,
-        env: &dyn Env,
-        facts: &Facts,
-    ) -> Option<Outcome> {
-        self.with_room(jid, env, facts, |room, ctx| room.broadcast_message(ctx, stanza)).map(|((), out)| out)
+    pub fn broadcast_message(&mut self, jid: &BareJid, stanza: Element, facts: &Facts) -> Option<Outcome> {
+        self.with_room(jid, facts, |room, ctx| room.broadcast_message(ctx, stanza)).map(|((), out)| out)
     }
 
     /// The configuration-change notice, with the status codes the modules added.
-    pub fn config_notice(
-        &mut self,
-        jid: &BareJid,
-        codes: &[u16],
-        env: &dyn Env,
-        facts: &Facts,
-    ) -> Option<Outcome> {
-        self.with_room(jid, env, facts, |room, ctx| room.config_notice(ctx, codes)).map(|((), out)| out)
+    pub fn config_notice(&mut self, jid: &BareJid, codes: &[u16], facts: &Facts) -> Option<Outcome> {
+        self.with_room(jid, facts, |room, ctx| room.config_notice(ctx, codes)).map(|((), out)| out)
     }
 
     /// The host stored a new vCard for the room: it announces its avatar.
-    pub fn avatar_updated(&mut self, jid: &BareJid, env: &dyn Env, facts: &Facts) -> Option<Outcome> {
-        self.with_room(jid, env, facts, |room, ctx| room.announce_avatar(ctx)).map(|((), out)| out)
+    pub fn avatar_updated(&mut self, jid: &BareJid, facts: &Facts) -> Option<Outcome> {
+        self.with_room(jid, facts, |room, ctx| room.announce_avatar(ctx)).map(|((), out)| out)
     }
 
     /// An occupant's presence as the modules left it (`muc-build-occupant-presence`,

@@ -2,7 +2,6 @@
 //! listener it leaves the step, in order, to the host, and does not do it twice.
 
 use super::*;
-use crate::env::FixedEnv;
 use crate::hooks::{Answer, Event, Hook, Question};
 use crate::memory_host::MemoryHost;
 
@@ -12,25 +11,18 @@ const ROMEO: &str = "romeo@localhost/r1";
 /// A host whose modules listen at some extension points (and have answered some, given
 /// to the core as facts by `drive`).
 struct Listening {
-    base: FixedEnv,
     hooks: Vec<Hook>,
     answers: Vec<(Hook, Answer)>,
 }
 
-impl Env for Listening {
-    fn is_service_admin(&self, jid: &BareJid) -> bool {
-        self.base.is_service_admin(jid)
-    }
-}
-
 impl Listening {
     fn clone_base(&self) -> Listening {
-        Listening { base: self.base.clone(), hooks: self.hooks.clone(), answers: self.answers.clone() }
+        Listening { hooks: self.hooks.clone(), answers: self.answers.clone() }
     }
 }
 
 fn env(hooks: &[Hook]) -> Listening {
-    Listening { base: FixedEnv { admins: vec![] }, hooks: hooks.to_vec(), answers: vec![] }
+    Listening { hooks: hooks.to_vec(), answers: vec![] }
 }
 
 fn host_with_room(env: &Listening) -> MucHost {
@@ -53,7 +45,7 @@ fn drive(host: &mut MucHost, stanza: Element, env: &Listening) -> Outcome {
     for (hook, answer) in &env.answers {
         facts.supply_answer(*hook, answer.clone());
     }
-    MemoryHost::at(1_000_000).handle_with(host, stanza, env, facts)
+    MemoryHost::at(1_000_000).handle_with(host, stanza, facts)
 }
 
 fn groupchat(body: &str) -> Element {
@@ -166,9 +158,7 @@ fn config_changes_leave_the_notice_to_the_host() {
     };
     assert_eq!(codes, &[104]);
     assert_eq!(out.deliveries.len(), 1, "only the reply");
-    let notice = host
-        .config_notice(&room_jid(), &[104, 170], &FixedEnv::default(), &Facts::new(1_000_000, 7))
-        .unwrap();
+    let notice = host.config_notice(&room_jid(), &[104, 170], &Facts::new(1_000_000, 7)).unwrap();
     assert_eq!(notice.deliveries.len(), 1);
 }
 
@@ -176,7 +166,7 @@ fn config_changes_leave_the_notice_to_the_host() {
 fn module_data_round_trips_through_the_record() {
     let env = env(&[]);
     let mut host = host_with_room(&env);
-    host.with_room(&room_jid(), &env, &Facts::new(1_000_000, 7), |room, _| {
+    host.with_room(&room_jid(), &Facts::new(1_000_000, 7), |room, _| {
         room.settings.set_data("archiving", Some(crate::data::Data::Bool(false)));
         room.settings.set_data("name", Some(crate::data::Data::Str("Verona".into())));
     });
@@ -253,7 +243,7 @@ fn a_new_room_is_not_made_before_the_modules_let_its_creator_in() {
     );
     assert!(pending.occupants().next().is_none());
     assert!(host.live_room_jids().is_empty(), "...but it is not live yet");
-    host.with_room(&room_jid(), &env, &Facts::new(1_000_000, 7), |room, _| {
+    host.with_room(&room_jid(), &Facts::new(1_000_000, 7), |room, _| {
         room.settings.set_data("lobby", Some(crate::data::Data::Bool(true)))
     });
 

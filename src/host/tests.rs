@@ -2,7 +2,6 @@
 //! join, configuration, affiliation and registration rules it rests on.
 
 use super::*;
-use crate::env::FixedEnv;
 use crate::memory_host::MemoryHost;
 use crate::xml::{error_condition, NS_CLIENT, NS_MUC_USER};
 use jid::BareJid;
@@ -13,10 +12,6 @@ const JULIET: &str = "juliet@localhost/j1";
 
 fn host() -> MucHost {
     MucHost::new("conference.localhost", HostConfig::for_version((13, 0))).unwrap()
-}
-
-fn env() -> FixedEnv {
-    FixedEnv { admins: vec![] }
 }
 
 /// A host with nothing stored, at the tests' time.
@@ -249,14 +244,14 @@ fn a_host_that_answers_nothing_gets_questions_and_nothing_changes() {
     let mut h = host();
     let facts = Facts::new(1_000_000, 7);
     let join = parse(&format!("<presence xmlns='jabber:client' from='{ROMEO}' to='{ROOM}/Romeo'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
-    let asked = h.handle(&join, &env(), &facts);
+    let asked = h.handle(&join, &facts);
     assert_eq!(asked.ask, Some(Question::LoadRoom(room_jid())), "a room not live: its records");
     assert!(asked.deliveries.is_empty() && asked.stores.is_empty() && h.room_count() == 0);
     // Asked again and again, as long as the answer is not given.
-    assert_eq!(h.handle(&join, &env(), &facts).ask, Some(Question::LoadRoom(room_jid())));
+    assert_eq!(h.handle(&join, &facts).ask, Some(Question::LoadRoom(room_jid())));
 
     let list = parse("<iq xmlns='jabber:client' from='romeo@localhost/r1' to='conference.localhost' type='get' id='l'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>");
-    let asked = h.handle(&list, &env(), &facts);
+    let asked = h.handle(&list, &facts);
     assert_eq!(asked.ask, Some(Question::StoredRooms), "the room list: every stored room");
     assert!(asked.deliveries.is_empty());
 
@@ -264,14 +259,14 @@ fn a_host_that_answers_nothing_gets_questions_and_nothing_changes() {
     // the room, and the list has what storage has.
     let mut answered = facts.clone();
     answered.supply_room(room_jid(), Ok(None));
-    assert_eq!(h.handle(&join, &env(), &answered).ask, Some(Question::AvatarHash(room_jid())));
+    assert_eq!(h.handle(&join, &answered).ask, Some(Question::AvatarHash(room_jid())));
     answered.supply_avatar_hash(room_jid(), None);
-    let joined = h.handle(&join, &env(), &answered);
+    let joined = h.handle(&join, &answered);
     assert_eq!(joined.ask, None);
     assert_eq!(h.room_count(), 1);
     let mut answered = facts.clone();
     answered.supply_stored_rooms(Ok(Vec::new()));
-    let listed = h.handle(&list, &env(), &answered);
+    let listed = h.handle(&list, &answered);
     assert_eq!(listed.ask, None);
     assert_eq!(listed.deliveries.len(), 1);
 }
@@ -282,7 +277,7 @@ fn a_read_that_fails_is_an_error_never_an_empty_room() {
     let mut facts = Facts::new(1_000_000, 7);
     facts.supply_room(room_jid(), Err("database down".into()));
     let join = parse(&format!("<presence xmlns='jabber:client' from='{ROMEO}' to='{ROOM}/Romeo'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
-    let out = h.handle(&join, &env(), &facts);
+    let out = h.handle(&join, &facts);
     assert_eq!(error_condition(&out.deliveries[0].stanza), Some("internal-server-error"));
     assert_eq!(h.room_count(), 0, "no room made over one that could not be read");
 }
@@ -310,7 +305,7 @@ fn send_with(host: &mut MucHost, storage: &mut MemoryHost, xml: &str) -> Vec<(St
     let name_end = xml.find(' ').expect("stanzas have attributes");
     let stanza = parse(&format!("{} xmlns='jabber:client'{}", &xml[..name_end], &xml[name_end..]));
     storage
-        .handle(host, stanza, &env())
+        .handle(host, stanza)
         .deliveries
         .into_iter()
         .flat_map(|d| d.to.into_iter().map(move |to| (to.to_string(), d.stanza.clone())))
@@ -530,7 +525,7 @@ fn rooms_put_away_for_a_new_room_stay_while_the_modules_are_asked() {
     send_with(&mut h, &mut store, JOIN_ROMEO);
     let join = parse(&format!("<presence xmlns='jabber:client' from='{JULIET}' to='other@conference.localhost/J'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
     store.listening = crate::hooks::Hooks::NONE.with(crate::hooks::Hook::RoomPreCreate);
-    let out = store.handle(&mut h, join, &env());
+    let out = store.handle(&mut h, join);
     assert!(out.module_question().is_some());
     assert!(out.stores.is_empty() && store.rooms.is_empty(), "nothing written before the answer");
     assert!(h.room(&room_jid()).is_some(), "Romeo's room was not dropped");
@@ -545,7 +540,7 @@ fn a_room_brought_back_while_the_modules_are_asked_keeps_its_saved_state_until_t
     assert!(store.rooms[&room_jid()].state.is_some(), "put away with Romeo in it");
     let message = parse(&format!("<message xmlns='jabber:client' from='{ROMEO}' to='{ROOM}' type='groupchat'><body>back</body></message>"));
     store.listening = crate::hooks::Hooks::NONE.with(crate::hooks::Hook::OccupantGroupchat);
-    let out = store.handle(&mut h, message, &env());
+    let out = store.handle(&mut h, message);
     assert!(out.module_question().is_some());
     assert!(store.rooms[&room_jid()].state.is_some(), "nothing written before the answer");
     assert!(h.room(&"other@conference.localhost".parse().unwrap()).is_some(), "the other room stays");
@@ -565,4 +560,102 @@ fn each_room_makes_its_own_occupant_ids() {
     let other = format!("<presence from='{ROMEO}' to='other@conference.localhost/Romeo'><x xmlns='http://jabber.org/protocol/muc'/></presence>");
     let in_other = occupant_id(&send_with(&mut h, &mut store, &other));
     assert_ne!(in_room, in_other, "XEP-0421: ids differ from room to room (each room has its salt)");
+}
+
+/// A service where service admins own every room (Prosody 0.12's default), whose admin is
+/// `admin@localhost`.
+fn host_where_admins_own_rooms() -> (MucHost, MemoryHost) {
+    let h = MucHost::new("conference.localhost", HostConfig::for_version((0, 12))).unwrap();
+    let store = MemoryHost { admins: vec!["admin@localhost".parse().unwrap()], ..storage() };
+    (h, store)
+}
+
+#[test]
+fn admins_are_asked_about_before_anything_changes_and_known_while_they_stay() {
+    let (mut h, mut store) = host_where_admins_own_rooms();
+    send_with(&mut h, &mut store, JOIN_ROMEO);
+    send_with(&mut h, &mut store, &config_iq(""));
+    let admin = "admin@localhost/a1";
+    let join = parse(&format!("<presence xmlns='jabber:client' from='{admin}' to='{ROOM}/Admin'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    let facts = Facts::new(1_000_000, 7);
+    let asked = h.handle(&join, &facts);
+    assert_eq!(asked.ask, Some(Question::ServiceAdmins(vec!["admin@localhost".parse().unwrap()])));
+    assert!(asked.deliveries.is_empty() && asked.stores.is_empty());
+    assert_eq!(h.room(&room_jid()).unwrap().occupant_count(), 1, "nothing changed before the answer");
+
+    let mut answered = facts.clone();
+    answered.supply_service_admin("admin@localhost".parse().unwrap(), true);
+    let joined = h.handle(&join, &answered);
+    let own = joined
+        .deliveries
+        .iter()
+        .find(|d| {
+            d.stanza.attr("from") == Some(&*format!("{ROOM}/Admin"))
+                && d.to.iter().any(|t| t.to_string() == admin)
+        })
+        .expect("the admin's own presence");
+    let own = String::from(&own.stanza);
+    assert!(own.contains("affiliation='owner'") && own.contains("role='moderator'"), "{own}");
+
+    // In the room, the admin is known: speaking, or Romeo's next presence, asks nothing.
+    let said = parse(&format!("<message xmlns='jabber:client' from='{admin}' to='{ROOM}' type='groupchat'><body>hi</body></message>"));
+    assert_eq!(h.handle(&said, &facts).ask, None);
+    let away = parse(&format!(
+        "<presence xmlns='jabber:client' from='{ROMEO}' to='{ROOM}/Romeo'><show>away</show></presence>"
+    ));
+    assert_eq!(h.handle(&away, &facts).ask, None);
+
+    // The host's admins changed: the room asks again about who is in it.
+    h.forget_service_admins();
+    let Some(Question::ServiceAdmins(users)) = h.handle(&said, &facts).ask else { panic!("asked again") };
+    assert!(
+        users.contains(&"admin@localhost".parse().unwrap())
+            && users.contains(&"romeo@localhost".parse().unwrap())
+    );
+    store.handle(&mut h, said.clone());
+
+    // A user named in an affiliation change is asked about first; an admin stays owner.
+    let demote = parse(&format!(
+        "<iq xmlns='jabber:client' from='{ROMEO}' to='{ROOM}' type='set' id='d'><query xmlns='http://jabber.org/protocol/muc#admin'>\
+         <item jid='admin@localhost' affiliation='member'/></query></iq>"
+    ));
+    assert_eq!(
+        h.handle(&demote, &facts).ask,
+        Some(Question::ServiceAdmins(vec!["admin@localhost".parse().unwrap()]))
+    );
+    let out = store.handle(&mut h, demote);
+    assert_eq!(error_condition(&out.deliveries[0].stanza), Some("not-acceptable"));
+}
+
+#[test]
+fn a_room_brought_back_with_its_occupants_asks_about_them_once() {
+    let mut config = HostConfig::for_version((0, 12));
+    config.room_cache_size = 1;
+    let mut h = MucHost::new("conference.localhost", config).unwrap();
+    let mut store = MemoryHost { admins: vec!["admin@localhost".parse().unwrap()], ..storage() };
+    send_with(&mut h, &mut store, JOIN_ROMEO);
+    send_with(&mut h, &mut store, &config_iq(""));
+    send_with(&mut h, &mut store, "<presence from='admin@localhost/a1' to='room@conference.localhost/Admin'><x xmlns='http://jabber.org/protocol/muc'/></presence>");
+    send_with(&mut h, &mut store, &format!("<presence from='{JULIET}' to='other@conference.localhost/J'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    assert!(store.rooms[&room_jid()].state.is_some(), "put away with its occupants");
+
+    store.asked.clear();
+    let out = send_with(
+        &mut h,
+        &mut store,
+        &format!("<message from='{ROMEO}' to='{ROOM}' type='groupchat'><body>back</body></message>"),
+    );
+    assert!(!out.is_empty());
+    let asked_admins: Vec<_> =
+        store.asked.iter().filter(|q| matches!(q, Question::ServiceAdmins(_))).collect();
+    assert_eq!(asked_admins.len(), 1, "{:?}", store.asked);
+    let Question::ServiceAdmins(users) = asked_admins[0] else { unreachable!() };
+    assert!(users.contains(&"admin@localhost".parse().unwrap()), "{users:?}");
+
+    // Known from then on: the admin, still in the room, is its owner.
+    store.asked.clear();
+    let out = send_with(&mut h, &mut store, "<presence from='admin@localhost/a1' to='room@conference.localhost/Admin'><show>dnd</show></presence>");
+    assert!(store.asked.is_empty(), "{:?}", store.asked);
+    let seen = String::from(to(&out, ROMEO)[0]);
+    assert!(seen.contains("affiliation='owner'"), "{seen}");
 }

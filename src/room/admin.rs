@@ -146,7 +146,7 @@ impl Room {
                     return ctx.error(stanza, StanzaError::forbidden(), None);
                 }
                 for occupant in self.occupants().filter(|o| o.role == Some(wanted)) {
-                    let affiliation = self.affiliation(ctx, &occupant.bare_jid);
+                    let affiliation = self.occupant_affiliation(ctx, occupant);
                     for session in occupant.session_jids() {
                         list.append_child(
                             el("item", NS_MUC_ADMIN)

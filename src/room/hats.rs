@@ -66,7 +66,6 @@ mod tests {
     use super::*;
     use crate::config::HostConfig;
     use crate::data::Table;
-    use crate::env::FixedEnv;
     use crate::outcome::Outcome;
     use crate::room::settings::RoomSettings;
     use crate::room::{AffiliationData, DataChange};
@@ -81,13 +80,13 @@ mod tests {
     fn presence_with_hats(version: (u32, u32), compat: bool) -> Element {
         let mut config = HostConfig::for_version(version);
         config.hats_compat = compat;
-        let env = FixedEnv::default();
         let mut out = Outcome::default();
         let host: BareJid = "conference.localhost".parse().unwrap();
-        let facts = crate::protocol::Facts::new(0, 7);
-        let mut ctx = Ctx::new(&config, &env, &facts, &mut out, &host);
-        let mut room = Room::new("room@conference.localhost".parse().unwrap(), RoomSettings::default());
         let juliet: BareJid = "juliet@localhost".parse().unwrap();
+        let mut facts = crate::protocol::Facts::new(0, 7);
+        facts.supply_service_admin(juliet.clone(), false);
+        let mut ctx = Ctx::new(&config, &facts, &mut out, &host);
+        let mut room = Room::new("room@conference.localhost".parse().unwrap(), RoomSettings::default());
         let mut hats = Table::new();
         hats.insert(Key::from("urn:example:nurse"), hat(true, "Nurse"));
         hats.insert(Key::from("urn:example:off"), hat(false, "Off"));

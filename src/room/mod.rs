@@ -17,12 +17,12 @@ pub mod occupants;
 pub mod owner;
 pub mod presence;
 pub mod register;
+pub mod service_admins;
 pub mod settings;
 pub mod vcard;
 
 use crate::affiliation::{Affiliation, Role};
 use crate::config::HostConfig;
-use crate::env::Env;
 use crate::hooks::{Answer, Event, Hook, Question};
 use crate::occupant::Occupant;
 use crate::ordered_map::OrderedMap;
@@ -35,11 +35,10 @@ use occupants::Occupants;
 use settings::{RoomSettings, Tombstone, Whois};
 use std::collections::VecDeque;
 
-/// What one call into a room may use: host configuration, the environment, the facts the
-/// host supplied, and where its output goes.
+/// What one call into a room may use: host configuration, the facts the host supplied,
+/// and where its output goes.
 pub struct Ctx<'a> {
     pub config: &'a HostConfig,
-    pub env: &'a dyn Env,
     pub facts: &'a Facts,
     pub out: &'a mut Outcome,
     /// The MUC service's own JID (errors raised by the service itself come from it).
@@ -48,6 +47,8 @@ pub struct Ctx<'a> {
     pub(crate) undo: Undo,
     /// How many ids this call made up (see [`Ctx::uuid`]).
     minted: u64,
+    /// The sender's admin status as their room learnt it, when the host was not asked.
+    pub(crate) sender_admin: Option<(BareJid, bool)>,
 }
 
 /// What a failed write undoes (see [`crate::protocol`]).
@@ -60,14 +61,8 @@ pub(crate) struct Undo {
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(
-        config: &'a HostConfig,
-        env: &'a dyn Env,
-        facts: &'a Facts,
-        out: &'a mut Outcome,
-        host: &'a BareJid,
-    ) -> Ctx<'a> {
-        Ctx { config, env, facts, out, host, undo: Undo::default(), minted: 0 }
+    pub fn new(config: &'a HostConfig, facts: &'a Facts, out: &'a mut Outcome, host: &'a BareJid) -> Ctx<'a> {
+        Ctx { config, facts, out, host, undo: Undo::default(), minted: 0, sender_admin: None }
     }
 
     /// Seconds since the Unix epoch, as the host said.
@@ -88,6 +83,15 @@ impl<'a> Ctx<'a> {
     fn draw(&mut self) -> u128 {
         self.minted += 1;
         crate::id::draw(self.facts.entropy, self.minted)
+    }
+
+    /// Whether `user` is a service admin, as the host said for this stanza or the room
+    /// learnt of its sender: `None` if neither knows.
+    pub(crate) fn known_admin(&self, user: &BareJid) -> Option<bool> {
+        match &self.sender_admin {
+            Some((sender, is_admin)) if sender == user => Some(*is_admin),
+            _ => self.facts.service_admin(user),
+        }
     }
 
     /// Whether the host's modules listen at `hook` (see [`crate::hooks`]).
@@ -213,6 +217,11 @@ pub struct Room {
     pub(crate) needs_save: bool,
     /// Reason and new venue given when an owner destroyed the room.
     pub destroyed_with: Option<Box<Tombstone>>,
+    /// The occupants who are service admins (see [`service_admins`]).
+    admins_present: Vec<BareJid>,
+    /// Whether every occupant's admin status is known (not yet for a room brought back
+    /// with its occupants).
+    admins_known: bool,
 }
 
 impl Room {
@@ -229,6 +238,8 @@ impl Room {
             avatar_hash: std::cell::OnceCell::new(),
             needs_save: false,
             destroyed_with: None,
+            admins_present: Vec::new(),
+            admins_known: false,
         }
     }
 
@@ -314,10 +325,18 @@ impl Room {
 
     /// The effective affiliation: service admins own every room where the host says so.
     pub fn affiliation(&self, ctx: &Ctx, jid: &BareJid) -> Affiliation {
-        if ctx.config.admins_as_room_owners && ctx.env.is_service_admin(jid) {
+        if ctx.config.admins_as_room_owners && self.is_service_admin(ctx, jid) {
             return Affiliation::Owner;
         }
         self.stored_affiliation(jid)
+    }
+
+    /// An occupant's effective affiliation (their admin status as learnt when they joined).
+    pub fn occupant_affiliation(&self, ctx: &Ctx, occupant: &Occupant) -> Affiliation {
+        if ctx.config.admins_as_room_owners && self.is_admin_occupant(ctx, occupant) {
+            return Affiliation::Owner;
+        }
+        self.stored_affiliation(&occupant.bare_jid)
     }
 
     pub fn affiliations(&self) -> impl Iterator<Item = (&BareJid, Affiliation)> {
@@ -382,7 +401,9 @@ impl Room {
 
     pub fn new_occupant(&self, ctx: &Ctx, bare_jid: BareJid, nick: FullJid) -> Occupant {
         let role = self.default_role(self.affiliation(ctx, &bare_jid));
-        Occupant::new(bare_jid, nick, role)
+        let mut occupant = Occupant::new(bare_jid, nick, role);
+        occupant.service_admin = ctx.known_admin(&occupant.bare_jid);
+        occupant
     }
 
     /// Stores an occupant; one with no role or no live session leaves the room.
@@ -393,9 +414,11 @@ impl Room {
         let stays = occupant.role.is_some() && occupant.has_live_session();
         if stays {
             self.occupants.put(occupant.clone());
+            self.note_admin_presence(&occupant, true);
             Some(occupant)
         } else {
             if let Some(gone) = self.occupants.remove(occupant.nick_str()) {
+                self.note_admin_presence(&gone, false);
                 self.departed.push((gone.nick, gone.bare_jid));
             }
             None
@@ -423,7 +446,7 @@ impl Room {
     /// `<x xmlns='…muc#user'/>` with just the items describing `occupant`: one per session
     /// when real JIDs are shown.
     fn items_x(&self, ctx: &Ctx, occupant: &Occupant, anonymous: bool) -> Element {
-        let affiliation = self.affiliation(ctx, &occupant.bare_jid);
+        let affiliation = self.occupant_affiliation(ctx, occupant);
         let item = |jid: Option<&str>| {
             item_element(affiliation, Some(occupant.role_or_none()), jid, None, None, None, None)
         };
@@ -519,7 +542,7 @@ impl Room {
     ) -> Result<(), StanzaError> {
         if affiliation != Affiliation::Owner
             && ctx.config.admins_as_room_owners
-            && ctx.env.is_service_admin(jid)
+            && self.is_service_admin(ctx, jid)
         {
             return Err(StanzaError::not_acceptable());
         }
@@ -667,7 +690,7 @@ impl Room {
         role: Option<Role>,
     ) -> Result<(), StanzaError> {
         let actor_affiliation = self.affiliation(ctx, &actor.to_bare());
-        let target_affiliation = self.affiliation(ctx, &occupant.bare_jid);
+        let target_affiliation = self.occupant_affiliation(ctx, occupant);
         if actor_affiliation < target_affiliation {
             return Err(StanzaError::not_allowed());
         }

@@ -172,7 +172,7 @@ impl Room {
         self.stamp_occupant_id(ctx, &mut stanza, &occupant.bare_jid);
         OccupantPresence {
             occupant: Cow::Borrowed(occupant),
-            affiliation: self.affiliation(ctx, &occupant.bare_jid),
+            affiliation: self.occupant_affiliation(ctx, occupant),
             stanza,
             x: muc_user_x(&[]),
             own_x: None,

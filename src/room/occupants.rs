@@ -101,6 +101,18 @@ impl Occupants {
         }
     }
 
+    /// Sets each occupant's admin status where it is not known yet (nothing indexed
+    /// changes).
+    pub fn learn_admin_status(&mut self, status: impl Fn(&jid::BareJid) -> Option<bool>) {
+        for occupant in self.list.iter_mut().filter(|o| o.service_admin.is_none()) {
+            occupant.service_admin = status(&occupant.bare_jid);
+        }
+    }
+
+    pub fn forget_admin_status(&mut self) {
+        self.list.iter_mut().for_each(|occupant| occupant.service_admin = None);
+    }
+
     /// Removes the occupant with this nickname (the others keep their order).
     pub fn remove(&mut self, nick: &str) -> Option<Occupant> {
         let at = self.position(nick)?;

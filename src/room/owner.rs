@@ -163,7 +163,7 @@ impl Room {
     fn remove_non_members(&mut self, ctx: &mut Ctx) {
         let outsiders: Vec<_> = self
             .occupants()
-            .filter(|o| self.affiliation(ctx, &o.bare_jid) <= Affiliation::None)
+            .filter(|o| self.occupant_affiliation(ctx, o) <= Affiliation::None)
             .cloned()
             .collect();
         let mut removed = Vec::new();

@@ -596,11 +596,11 @@ fn may_create_room(ctx: &Ctx, creator: &BareJid) -> bool {
     }
     match ctx.config.room_creation {
         RoomCreation::Anyone => true,
-        RoomCreation::AdminsOnly => ctx.env.is_service_admin(creator),
+        RoomCreation::AdminsOnly => ctx.facts.service_admin(creator) == Some(true),
         RoomCreation::Local => {
             // Stock's "local": users of the host this service is a subdomain of.
             let parent = ctx.host.domain().as_str().split_once('.').map(|(_, rest)| rest);
-            ctx.env.is_service_admin(creator) || Some(creator.domain().as_str()) == parent
+            ctx.facts.service_admin(creator) == Some(true) || Some(creator.domain().as_str()) == parent
         }
     }
 }

@@ -31,7 +31,7 @@ use jid::{BareJid, Jid};
 use minidom::Element;
 use muc_rs::config::OptionValue;
 use muc_rs::data::{Data, Key, Table};
-use muc_rs::{panic_guard, Env, Facts, HostConfig, MucHost, Outcome, Question, StoredRoom};
+use muc_rs::{panic_guard, Facts, HostConfig, MucHost, Outcome, Question, StoredRoom};
 use rustler::{Binary, Decoder, Encoder, NifMap, NifResult, ResourceArc, Term};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -42,7 +42,7 @@ use xmlel::binary;
 
 mod atoms {
     rustler::atoms! {
-        ok, error, load, load_all, dirty, all, none, debug, info, warning, config, state, muc_rs_panic,
+        ok, error, load, load_all, admins, dirty, all, none, debug, info, warning, config, state, muc_rs_panic,
         bad_options
     }
 }
@@ -59,22 +59,14 @@ pub struct Service {
 #[rustler::resource_impl]
 impl rustler::Resource for Service {}
 
-/// What ejabberd's access rules say of a stanza's sender (`access_admin`, `access_create`).
+/// What ejabberd's access rules say: who is a MUC admin (`access_admin`: the sender, and
+/// whoever else the core asked about), and whether the sender may create rooms
+/// (`access_create`).
 #[derive(NifMap)]
 struct Sender {
-    /// The sender's bare JID if it is a MUC admin, else empty.
-    admins: Vec<String>,
+    /// `[{BareJid, IsAdmin}]`.
+    admins: Vec<(String, bool)>,
     may_create: bool,
-}
-
-/// Who ejabberd's `access_admin` says is a MUC admin (the sender, if it is), for the
-/// core's [`Env`].
-struct Admins(Vec<BareJid>);
-
-impl Env for Admins {
-    fn is_service_admin(&self, jid: &BareJid) -> bool {
-        self.0.contains(jid)
-    }
 }
 
 /// `{ok, Service}`, or `{error, {bad_options, [Name]}}` for options the core does not take
@@ -90,10 +82,12 @@ fn new_host<'a>(
     let options: HashMap<String, OptionValue> =
         options.into_iter().map(|(name, value)| (name, option_value(value))).collect();
     // Rooms behave as on the newest Prosody this core matches.
-    let (config, invalid) = HostConfig::from_options((13, 0), &options);
+    let (mut config, invalid) = HostConfig::from_options((13, 0), &options);
     if !invalid.is_empty() {
         return Ok((atoms::error(), (atoms::bad_options(), invalid)).encode(env));
     }
+    // ejabberd's access_admin makes its users owners of every room, as in mod_muc.
+    config.admins_as_room_owners = true;
     let host = MucHost::new(&domain, config).map_err(|e| rustler::Error::Term(Box::new(e)))?;
     let service = ResourceArc::new(Service { host: Mutex::new(host), test_panic });
     Ok((atoms::ok(), service).encode(env))
@@ -189,7 +183,11 @@ fn handle_stanza<'a>(
             facts.supply_room(jid, Ok(record));
         }
     }
-    let admins = Admins(sender.admins.iter().filter_map(|j| j.parse().ok()).collect());
+    for (user, is_admin) in &sender.admins {
+        if let Ok(user) = user.parse::<BareJid>() {
+            facts.supply_service_admin(user, *is_admin);
+        }
+    }
     let step = panic_guard::run(|| {
         // A panic while the core held the lock poisons it, but the core is still whole (a
         // stanza's handling changes a room only once it has checked everything): go on.
@@ -205,7 +203,7 @@ fn handle_stanza<'a>(
         if big && !on_dirty_scheduler {
             return Err(Ask::DirtyScheduler);
         }
-        let outcome = host.handle(&stanza, &admins, &facts);
+        let outcome = host.handle(&stanza, &facts);
         if let Some(question) = outcome.ask {
             return Err(Ask::Core(Box::new(question)));
         }
@@ -218,6 +216,10 @@ fn handle_stanza<'a>(
             return match *question {
                 Question::LoadRoom(room) => Ok((atoms::load(), room.as_str()).encode(env)),
                 Question::StoredRooms => Ok(atoms::load_all().encode(env)),
+                Question::ServiceAdmins(users) => {
+                    let users: Vec<&str> = users.iter().map(|u| u.as_str()).collect();
+                    Ok((atoms::admins(), users).encode(env))
+                }
                 // No module of ejabberd's is asked (none listens), and rooms have no vCards
                 // here (muc_vcard is off): a bug between the two.
                 question @ (Question::Module(_) | Question::AvatarHash(_)) => {
@@ -303,6 +305,17 @@ fn public_rooms(service: ResourceArc<Service>) -> NifResult<Vec<(String, Option<
         host.public_rooms()
     })
     .map_err(panicked)
+}
+
+/// `forget_service_admins(Service)`: access_admin may have changed; `ok`.
+#[rustler::nif]
+fn forget_service_admins(service: ResourceArc<Service>) -> NifResult<rustler::Atom> {
+    panic_guard::run(|| {
+        let mut host = service.host.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        host.forget_service_admins();
+    })
+    .map_err(panicked)?;
+    Ok(atoms::ok())
 }
 
 /// The room a stanza is for, if any (the service's own stanzas are for none).
