@@ -414,21 +414,24 @@ return function (host, rooms, storage, avatar_hash)
 	-- What the core asked for, answered in `answers`; false if it was asked before (a
 	-- bug: the core would ask forever).
 	local function answer_step(step, answers, stanza_event)
-		if step.load_room then
-			answers.rooms = answers.rooms or {};
-			if answers.rooms[step.load_room] ~= nil then return false; end
-			answers.rooms[step.load_room] = storage.read_room(step.load_room);
+		if step.load_room or step.avatar_hash then -- a room's records and its avatar: one step
+			if step.load_room then
+				answers.rooms = answers.rooms or {};
+				if answers.rooms[step.load_room] ~= nil then return false; end
+				answers.rooms[step.load_room] = storage.read_room(step.load_room);
+			end
+			if step.avatar_hash then
+				answers.avatar_hashes = answers.avatar_hashes or {};
+				if answers.avatar_hashes[step.avatar_hash] ~= nil then return false; end
+				local ok, hash = pcall(avatar_hash, step.avatar_hash);
+				if not ok then
+					module:log("error", "could not read the avatar of %s: %s", step.avatar_hash, hash);
+				end
+				answers.avatar_hashes[step.avatar_hash] = ok and hash or false;
+			end
 		elseif step.stored_rooms then
 			if answers.stored_rooms ~= nil then return false; end
 			answers.stored_rooms = storage.read_stored_rooms();
-		elseif step.avatar_hash then
-			answers.avatar_hashes = answers.avatar_hashes or {};
-			if answers.avatar_hashes[step.avatar_hash] ~= nil then return false; end
-			local ok, hash = pcall(avatar_hash, step.avatar_hash);
-			if not ok then
-				module:log("error", "could not read the avatar of %s: %s", step.avatar_hash, hash);
-			end
-			answers.avatar_hashes[step.avatar_hash] = ok and hash or false;
 		else
 			if answers[step.hook] ~= nil then return false; end
 			-- pcall lets handlers wait (Lua 5.4); a failing one is logged and refuses.

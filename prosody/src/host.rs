@@ -44,6 +44,12 @@ pub struct LuaHost {
     storage: Storage,
     /// Tables of repeatable deliveries, sent again while they match.
     repeatable: RefCell<StanzaCache>,
+    /// The stanza last handed in, as converted, while the shim reads storage or an avatar
+    /// for it: its next call with answers does not convert it again (nothing the shim does
+    /// for those questions touches the stanza; for the modules' questions, which may change
+    /// it, it is converted anew). Keyed by the Lua table's address, which cannot be reused
+    /// while the shim's loop holds the table.
+    asked_about: RefCell<Option<(usize, Element)>>,
     test_panic: bool,
 }
 
@@ -78,6 +84,7 @@ impl LuaHost {
             keys: Keys::new(lua)?,
             storage,
             repeatable: RefCell::default(),
+            asked_about: RefCell::default(),
             test_panic,
         })
     }
@@ -279,7 +286,13 @@ impl LuaHost {
             self.log("debug", &format!("dropping {} without a from address", head.describe()));
             return Ok(None);
         }
-        let element = match convert::element_from_table(&self.keys, table) {
+        let address = table.to_pointer() as usize;
+        let kept = self.asked_about.take().filter(|(at, _)| answers.is_some() && *at == address);
+        let converted = match kept {
+            Some((_, element)) => Ok(element),
+            None => convert::element_from_table(&self.keys, table),
+        };
+        let element = match converted {
             Ok(element) => element,
             Err(why) => {
                 self.log("warn", &format!("rejecting malformed {}: {why}", head.describe()));
@@ -302,13 +315,20 @@ impl LuaHost {
                 _ => break outcome,
             }
         };
+        if matches!(
+            outcome.ask,
+            Some(Question::LoadRoom(_) | Question::StoredRooms | Question::AvatarHash(_))
+        ) {
+            *self.asked_about.borrow_mut() = Some((address, element));
+        }
         if outcome.ask.is_some() || !outcome.stores.is_empty() {
             // Left to the shim, where storage and modules' handlers may wait (util.async):
             // it answers and calls again, or writes and confirms.
             for (level, message) in &outcome.log {
                 self.log(level.as_str(), message);
             }
-            return super::steps::step_table(lua, &outcome).map(Some);
+            let room_vcards = self.host.try_borrow().is_ok_and(|host| host.config().room_vcards);
+            return super::steps::step_table(lua, &outcome, room_vcards).map(Some);
         }
         self.finish(lua, outcome)
     }

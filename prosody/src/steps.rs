@@ -25,9 +25,14 @@ pub fn read_answers(answers: &Table, facts: &mut Facts) {
 /// `{ error = why }`), for a room's avatar (`avatar_hash = jid`: answer
 /// `answers.avatar_hashes[jid]` with the hash or false), or `stores = { { jid, config,
 /// state }, … }` to write before `host:confirm(err)` (config nil: delete the room's records).
-pub fn step_table(lua: &Lua, outcome: &Outcome) -> LuaResult<Table> {
+/// Where rooms have vCards, a room's records and its avatar are asked in one step (the core
+/// asks for the avatar of every room it brings back or makes, next).
+pub fn step_table(lua: &Lua, outcome: &Outcome, room_vcards: bool) -> LuaResult<Table> {
     let step = match &outcome.ask {
         Some(Step::Module(question)) => return question_table(lua, question),
+        Some(Step::LoadRoom(room)) if room_vcards => {
+            lua.create_table_from([("load_room", room.as_str()), ("avatar_hash", room.as_str())])?
+        }
         Some(Step::LoadRoom(room)) => lua.create_table_from([("load_room", room.as_str())])?,
         Some(Step::StoredRooms) => lua.create_table_from([("stored_rooms", true)])?,
         Some(Step::AvatarHash(room)) => lua.create_table_from([("avatar_hash", room.as_str())])?,
