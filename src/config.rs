@@ -19,6 +19,24 @@ pub enum OptionKind {
 pub struct OptionSpec {
     pub name: &'static str,
     pub kind: OptionKind,
+    /// The least value an `Integer` or `Period` option takes (0 or 1); unused for others.
+    pub min: i64,
+}
+
+impl OptionSpec {
+    const fn new(name: &'static str, kind: OptionKind) -> OptionSpec {
+        OptionSpec { name, kind, min: 0 }
+    }
+
+    /// An integer option of at least 1 (a count of things kept).
+    const fn positive(name: &'static str) -> OptionSpec {
+        OptionSpec { name, kind: OptionKind::Integer, min: 1 }
+    }
+
+    /// The spec of the option `name`, if muc_rs reads it.
+    pub fn find(name: &str) -> Option<&'static OptionSpec> {
+        OPTIONS.iter().find(|spec| spec.name == name)
+    }
 }
 
 /// A value read from the host's configuration.
@@ -118,35 +136,35 @@ impl Default for HostConfig {
 
 /// Every option muc_rs reads, for the host to look up.
 pub const OPTIONS: &[OptionSpec] = &[
-    OptionSpec { name: "name", kind: OptionKind::String },
-    OptionSpec { name: "muc_room_locking", kind: OptionKind::Boolean },
-    OptionSpec { name: "muc_room_lock_timeout", kind: OptionKind::Period },
-    OptionSpec { name: "restrict_room_creation", kind: OptionKind::Any },
-    OptionSpec { name: "component_admins_as_room_owners", kind: OptionKind::Boolean },
-    OptionSpec { name: "max_history_messages", kind: OptionKind::Integer },
-    OptionSpec { name: "muc_max_occupants", kind: OptionKind::Integer },
-    OptionSpec { name: "muc_max_sessions_per_occupant", kind: OptionKind::Integer },
-    OptionSpec { name: "muc_max_affiliations", kind: OptionKind::Integer },
-    OptionSpec { name: "allow_unaffiliated_register", kind: OptionKind::Boolean },
-    OptionSpec { name: "enforce_registered_nickname", kind: OptionKind::Boolean },
-    OptionSpec { name: "muc_registration_include_form", kind: OptionKind::Boolean },
-    OptionSpec { name: "muc_occupant_id", kind: OptionKind::Boolean },
-    OptionSpec { name: "muc_hats_compat", kind: OptionKind::Boolean },
-    OptionSpec { name: "muc_vcard", kind: OptionKind::Boolean },
-    OptionSpec { name: "muc_avatar_advertise_hashes", kind: OptionKind::String },
-    OptionSpec { name: "muc_tombstones", kind: OptionKind::Boolean },
-    OptionSpec { name: "muc_room_cache_size", kind: OptionKind::Integer },
-    OptionSpec { name: "muc_max_rooms", kind: OptionKind::Integer },
-    OptionSpec { name: "muc_tombstone_expiry", kind: OptionKind::Period },
-    OptionSpec { name: "muc_room_default_public", kind: OptionKind::Boolean },
-    OptionSpec { name: "muc_room_default_persistent", kind: OptionKind::Boolean },
-    OptionSpec { name: "muc_room_default_members_only", kind: OptionKind::Boolean },
-    OptionSpec { name: "muc_room_default_allow_member_invites", kind: OptionKind::Boolean },
-    OptionSpec { name: "muc_room_default_moderated", kind: OptionKind::Boolean },
-    OptionSpec { name: "muc_room_default_public_jids", kind: OptionKind::Boolean },
-    OptionSpec { name: "muc_room_default_change_subject", kind: OptionKind::Boolean },
-    OptionSpec { name: "muc_room_default_history_length", kind: OptionKind::Integer },
-    OptionSpec { name: "muc_room_default_language", kind: OptionKind::String },
+    OptionSpec::new("name", OptionKind::String),
+    OptionSpec::new("muc_room_locking", OptionKind::Boolean),
+    OptionSpec::new("muc_room_lock_timeout", OptionKind::Period),
+    OptionSpec::new("restrict_room_creation", OptionKind::Any),
+    OptionSpec::new("component_admins_as_room_owners", OptionKind::Boolean),
+    OptionSpec::new("max_history_messages", OptionKind::Integer),
+    OptionSpec::positive("muc_max_occupants"),
+    OptionSpec::positive("muc_max_sessions_per_occupant"),
+    OptionSpec::positive("muc_max_affiliations"),
+    OptionSpec::new("allow_unaffiliated_register", OptionKind::Boolean),
+    OptionSpec::new("enforce_registered_nickname", OptionKind::Boolean),
+    OptionSpec::new("muc_registration_include_form", OptionKind::Boolean),
+    OptionSpec::new("muc_occupant_id", OptionKind::Boolean),
+    OptionSpec::new("muc_hats_compat", OptionKind::Boolean),
+    OptionSpec::new("muc_vcard", OptionKind::Boolean),
+    OptionSpec::new("muc_avatar_advertise_hashes", OptionKind::String),
+    OptionSpec::new("muc_tombstones", OptionKind::Boolean),
+    OptionSpec::positive("muc_room_cache_size"),
+    OptionSpec::new("muc_max_rooms", OptionKind::Integer),
+    OptionSpec::new("muc_tombstone_expiry", OptionKind::Period),
+    OptionSpec::new("muc_room_default_public", OptionKind::Boolean),
+    OptionSpec::new("muc_room_default_persistent", OptionKind::Boolean),
+    OptionSpec::new("muc_room_default_members_only", OptionKind::Boolean),
+    OptionSpec::new("muc_room_default_allow_member_invites", OptionKind::Boolean),
+    OptionSpec::new("muc_room_default_moderated", OptionKind::Boolean),
+    OptionSpec::new("muc_room_default_public_jids", OptionKind::Boolean),
+    OptionSpec::new("muc_room_default_change_subject", OptionKind::Boolean),
+    OptionSpec::new("muc_room_default_history_length", OptionKind::Integer),
+    OptionSpec::new("muc_room_default_language", OptionKind::String),
 ];
 
 impl HostConfig {
@@ -201,11 +219,16 @@ impl HostConfig {
     /// Sets one option; false if the value does not fit it (or the option is unknown).
     fn apply(&mut self, name: &str, value: &OptionValue) -> bool {
         use OptionValue::*;
+        match (OptionSpec::find(name), value) {
+            (None, _) => return false,
+            (Some(spec), Int(n)) if *n < spec.min => return false,
+            _ => {}
+        }
         let d = &mut self.defaults;
         match (name, value) {
             ("name", Str(s)) => self.name = s.clone(),
             ("muc_room_locking", Bool(b)) => self.room_locking = *b,
-            ("muc_room_lock_timeout", Int(n)) if *n >= 0 => self.room_lock_timeout = *n,
+            ("muc_room_lock_timeout", Int(n)) => self.room_lock_timeout = *n,
             ("restrict_room_creation", Bool(b)) => {
                 self.room_creation = if *b { RoomCreation::AdminsOnly } else { RoomCreation::Anyone }
             }
@@ -214,12 +237,10 @@ impl HostConfig {
                 self.room_creation = RoomCreation::AdminsOnly
             }
             ("component_admins_as_room_owners", Bool(b)) => self.admins_as_room_owners = *b,
-            ("max_history_messages", Int(n)) if *n >= 0 => self.max_history_messages = Some(clamp_u32(*n)),
-            ("muc_max_occupants", Int(n)) if *n >= 1 => self.max_occupants = *n as usize,
-            ("muc_max_sessions_per_occupant", Int(n)) if *n >= 1 => {
-                self.max_sessions_per_occupant = *n as usize
-            }
-            ("muc_max_affiliations", Int(n)) if *n >= 1 => self.max_affiliations = *n as usize,
+            ("max_history_messages", Int(n)) => self.max_history_messages = Some(clamp_u32(*n)),
+            ("muc_max_occupants", Int(n)) => self.max_occupants = *n as usize,
+            ("muc_max_sessions_per_occupant", Int(n)) => self.max_sessions_per_occupant = *n as usize,
+            ("muc_max_affiliations", Int(n)) => self.max_affiliations = *n as usize,
             ("allow_unaffiliated_register", Bool(b)) => self.allow_unaffiliated_register = *b,
             ("enforce_registered_nickname", Bool(b)) => self.enforce_registered_nickname = *b,
             ("muc_registration_include_form", Bool(b)) => self.registration_include_form = *b,
@@ -228,9 +249,9 @@ impl HostConfig {
             ("muc_vcard", Bool(b)) => self.room_vcards = *b && self.server_version.0 >= 13,
             ("muc_avatar_advertise_hashes", Str(s)) => self.avatar_advertise = AvatarAdvertise::parse(s),
             ("muc_tombstones", Bool(b)) => self.tombstones = *b,
-            ("muc_room_cache_size", Int(n)) if *n >= 1 => self.room_cache_size = *n as usize,
-            ("muc_max_rooms", Int(n)) if *n >= 0 => self.max_rooms = Some(*n as usize),
-            ("muc_tombstone_expiry", Int(n)) if *n >= 0 => self.tombstone_expiry = *n,
+            ("muc_room_cache_size", Int(n)) => self.room_cache_size = *n as usize,
+            ("muc_max_rooms", Int(n)) => self.max_rooms = Some(*n as usize),
+            ("muc_tombstone_expiry", Int(n)) => self.tombstone_expiry = *n,
             ("muc_room_default_public", Bool(b)) => d.public = *b,
             ("muc_room_default_persistent", Bool(b)) => d.persistent = *b,
             ("muc_room_default_members_only", Bool(b)) => d.members_only = *b,
@@ -238,7 +259,7 @@ impl HostConfig {
             ("muc_room_default_moderated", Bool(b)) => d.moderated = *b,
             ("muc_room_default_public_jids", Bool(b)) => d.public_jids = *b,
             ("muc_room_default_change_subject", Bool(b)) => d.change_subject = *b,
-            ("muc_room_default_history_length", Int(n)) if *n >= 0 => d.history_length = clamp_u32(*n),
+            ("muc_room_default_history_length", Int(n)) => d.history_length = clamp_u32(*n),
             ("muc_room_default_language", Str(s)) => d.language = Some(s.clone()),
             _ => return false,
         }
@@ -294,6 +315,17 @@ mod tests {
         assert_eq!(config.room_creation, RoomCreation::Local);
         assert!(!config.defaults.moderated);
         assert_eq!(invalid, vec!["muc_room_default_moderated".to_owned()]);
+    }
+
+    #[test]
+    fn integers_below_an_options_least_value_are_refused() {
+        let mut opts = HashMap::new();
+        opts.insert("muc_max_occupants".to_owned(), OptionValue::Int(0));
+        opts.insert("muc_max_rooms".to_owned(), OptionValue::Int(0));
+        opts.insert("muc_room_lock_timeout".to_owned(), OptionValue::Int(-1));
+        let (config, invalid) = HostConfig::from_options((13, 0), &opts);
+        assert_eq!(invalid, vec!["muc_max_occupants".to_owned(), "muc_room_lock_timeout".to_owned()]);
+        assert_eq!(config.max_rooms, Some(0));
     }
 
     #[test]

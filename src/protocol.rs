@@ -65,6 +65,11 @@ pub struct Facts {
     /// `access_create`), which then replaces `restrict_room_creation`; `None`: the host has
     /// no such rule.
     pub sender_may_create: Option<bool>,
+    /// The host's own rule on whether the sender may make a room persistent or not
+    /// (ejabberd's `access_persistent`): when `Some(false)`, the configuration form it gets
+    /// has no persistence field, and a form it submits with one is refused
+    /// (`not-acceptable`), as ejabberd's mod_muc does; `None`: any owner may.
+    pub sender_may_persist: Option<bool>,
     /// Public rooms live elsewhere in the service (on a cluster's other nodes), as (JID,
     /// name), listed with the stored ones in the service's room list.
     pub public_rooms_elsewhere: Vec<(String, Option<String>)>,

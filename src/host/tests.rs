@@ -659,3 +659,30 @@ fn a_room_brought_back_with_its_occupants_asks_about_them_once() {
     let seen = String::from(to(&out, ROMEO)[0]);
     assert!(seen.contains("affiliation='owner'"), "{seen}");
 }
+
+#[test]
+fn an_owner_the_host_does_not_let_make_rooms_persistent_neither_sees_nor_sets_it() {
+    let mut store = storage();
+    let mut h = host();
+    send_with(&mut h, &mut store, JOIN_ROMEO);
+    let mut facts = Facts::new(1_000_000, 7);
+    facts.sender_may_persist = Some(false);
+    let get = parse(&format!("<iq xmlns='jabber:client' from='{ROMEO}' to='{ROOM}' type='get' id='form'><query xmlns='http://jabber.org/protocol/muc#owner'/></iq>"));
+    let form = String::from(&store.handle_with(&mut h, get, facts.clone()).deliveries[0].stanza);
+    assert!(form.contains("muc#roomconfig_publicroom"), "{form}");
+    assert!(!form.contains("muc#roomconfig_persistentroom"), "no field to make it persistent: {form}");
+
+    let set = config_iq("<field var='muc#roomconfig_persistentroom'><value>1</value></field>");
+    let set = parse(&set.replacen("<iq ", "<iq xmlns='jabber:client' ", 1));
+    let out = store.handle_with(&mut h, set.clone(), facts);
+    assert_eq!(error_condition(&out.deliveries[0].stanza), Some("not-acceptable"));
+    assert!(
+        !h.room(&room_jid()).unwrap().settings.persistent && store.rooms.is_empty(),
+        "not made persistent"
+    );
+
+    let mut facts = Facts::new(1_000_000, 8);
+    facts.sender_may_persist = Some(true);
+    store.handle_with(&mut h, set, facts);
+    assert!(h.room(&room_jid()).unwrap().settings.persistent, "an owner the rule allows may");
+}

@@ -12,6 +12,9 @@ use crate::xml::{
 use jid::FullJid;
 use minidom::Element;
 
+/// The configuration field the host's `sender_may_persist` rule governs.
+const PERSISTENT_FIELD: &str = "muc#roomconfig_persistentroom";
+
 /// What a muc#owner request did to the room's existence.
 #[derive(Debug, PartialEq, Eq)]
 pub enum OwnerOutcome {
@@ -32,8 +35,11 @@ impl Room {
         if !self.only_owners(ctx, stanza, actor) {
             return;
         }
-        let form =
+        let mut form =
             self.settings.form(self.jid_str(), ctx.config.server_version.0, ctx.config.max_history_messages);
+        if ctx.facts.sender_may_persist == Some(false) {
+            form.fields.retain(|f| f.var != Some(PERSISTENT_FIELD));
+        }
         let query = el("query", NS_MUC_OWNER);
         if ctx.listens(Hook::Config) {
             // Modules add their fields (an archive's switch) to the room's.
@@ -102,6 +108,12 @@ impl Room {
             );
             read_submitted(&layout, form)
         };
+        if ctx.facts.sender_may_persist == Some(false) && submitted.iter().any(|f| f.var == PERSISTENT_FIELD)
+        {
+            let error =
+                StanzaError::not_acceptable().with_text("You may not change whether the room is kept");
+            return ctx.error(stanza, error, None);
+        }
         // Any configuration, even an instant room's, unlocks a new room.
         self.will_change_record(ctx);
         self.settings.locked_until = None;
