@@ -1,25 +1,27 @@
 %%% muc_rs for ejabberd: a MUC service (XEP-0045) whose rooms live in the muc_rs core,
-%%% loaded as a NIF (muc_rs_nif). One gen_server per service host: it receives every
-%%% stanza routed to the service, hands it to the core with the facts the core needs
-%%% (the clock, whether the sender is a MUC admin, the stored records of the room), writes
-%%% the records the core hands back (mnesia, before anything is sent), routes the
-%%% stanzas, and logs through ejabberd's logger.
+%%% loaded as a NIF (muc_rs_nif). One gen_server per virtual host, with a core for each of
+%%% its MUC services (`host`, or every one of `hosts`): it receives every stanza routed to
+%%% them, hands it to the service's core with the facts the core needs (the clock, what the
+%%% access rules say of the sender, the stored records of the room), writes the records the
+%%% core hands back (mnesia, before anything is sent), routes the stanzas, and logs through
+%%% ejabberd's logger.
 %%%
 %%% In a cluster every node runs the service, and each room lives on one node at a time:
 %%% the node that first handles it claims it in a cluster-wide table (muc_rs_room_node)
 %%% and the others forward its stanzas there. A room whose node is gone is claimed anew
 %%% by the next node that gets a stanza for it, from the records mnesia replicated.
 %%%
+%%% It takes every option of ejabberd's mod_muc, by the same names, types and defaults
+%%% (mod_muc_options/0); those it does not honour yet are logged once at start, each with
+%%% why. muc_rs's own options keep their Prosody names (muc_rs_nif:options/0):
+%%%
 %%%   modules:
 %%%     mod_muc_rs:
-%%%       host: "conference.@HOST@"
-%%%       access_admin: admin       # as mod_muc's options: who administers every room,
-%%%       access_create: local      #   who may create rooms, the service's name, the
-%%%       name: "Chatrooms"         #   room history kept, occupants per room and
-%%%       history_size: 20          #   the new rooms' settings
-%%%       max_users: 200
+%%%       host: "conference.@HOST@" # the default
+%%%       access_admin: admin
+%%%       access_create: local
 %%%       default_room_options: {persistent: true, public: false}
-%%%       muc_room_locking: false   # muc_rs's own options, by their Prosody names
+%%%       muc_room_locking: false   # muc_rs's own
 -module(mod_muc_rs).
 -behaviour(gen_mod).
 -behaviour(gen_server).
@@ -29,6 +31,7 @@
 -export([local_public_rooms/1]).
 
 -include("logger.hrl").
+-include("translate.hrl").
 -include_lib("xmpp/include/xmpp.hrl").
 
 -record(muc_rs_room, {name_host :: binary(), record :: map()}).
@@ -43,92 +46,213 @@ start(ServerHost, Opts) ->
 stop(ServerHost) ->
     gen_mod:stop_child(?MODULE, ServerHost).
 
-reload(ServerHost, _NewOpts, _OldOpts) ->
+reload(_ServerHost, _NewOpts, OldOpts) ->
     %% access_admin may have changed: rooms ask again who among them is an admin.
-    case persistent_term:get({?MODULE, ServerHost}, none) of
-        none -> ok;
-        Service -> muc_rs_nif:forget_service_admins(Service)
-    end.
+    lists:foreach(fun(Host) ->
+                          case persistent_term:get({?MODULE, Host}, none) of
+                              none -> ok;
+                              Service -> muc_rs_nif:forget_service_admins(Service)
+                          end
+                  end, gen_mod:get_opt_hosts(OldOpts)).
 
 depends(_ServerHost, _Opts) ->
     [].
 
-mod_opt_type(host) -> econf:host();
-mod_opt_type(hosts) -> econf:hosts();
-mod_opt_type(access_admin) -> econf:acl();
-mod_opt_type(access_create) -> econf:acl();
-mod_opt_type(name) -> econf:binary();
-mod_opt_type(history_size) -> econf:non_neg_int();
-mod_opt_type(max_users) -> econf:pos_int();
-mod_opt_type(default_room_options) ->
-    econf:options(
-      #{persistent => econf:bool(), public => econf:bool(), members_only => econf:bool(),
-        moderated => econf:bool(), allow_change_subj => econf:bool(),
-        allow_user_invites => econf:bool(), anonymous => econf:bool(), lang => econf:lang()},
-      [unique]);
+%%% Options
+
+%% mod_muc's options by ejabberd 24.12's names, types and defaults; then muc_rs's own, the
+%% core's options by their Prosody names (muc_rs_nif:options/0 lists them and their kinds).
 mod_opt_type(test_panic) -> econf:bool();
 mod_opt_type(Name) ->
-    {Name, Type} = lists:keyfind(Name, 1, core_options()),
-    case Type of
-        bool -> econf:bool();
-        non_neg_int -> econf:non_neg_int();
-        pos_int -> econf:pos_int()
+    case lists:keyfind(Name, 1, mod_muc_options()) of
+        {_, Type, _} -> Type;
+        false -> own_type(Name)
     end.
 
-mod_options(_ServerHost) ->
-    [{host, <<"conference.@HOST@">>}, {hosts, []}, {access_admin, none}, {access_create, all},
-     {name, <<"Chatrooms">>}, {history_size, undefined}, {max_users, undefined},
-     {default_room_options, []},
-     %% Only for muc_rs's own tests: see muc_rs_nif:new_host/3.
-     {test_panic, false}
-     | [{Name, undefined} || {Name, _} <- core_options()]].
+mod_options(Host) ->
+    [{Name, default(Default, Host)} || {Name, _, Default} <- mod_muc_options()] ++
+        %% Only for muc_rs's own tests: see muc_rs_nif:new_host/4.
+        [{test_panic, false} | [{Name, undefined} || {Name, _} <- own_options()]].
 
-%% muc_rs's options that mod_muc has no name for, by their Prosody names (the README's
-%% table says what each does), and the type of their values. Not offered here:
-%% component_admins_as_room_owners (access_admin's users own every room, as with mod_muc).
-core_options() ->
-    [{muc_room_locking, bool}, {muc_room_lock_timeout, non_neg_int}, {muc_max_rooms, non_neg_int},
-     {muc_max_sessions_per_occupant, pos_int}, {muc_max_affiliations, pos_int},
-     {muc_room_cache_size, pos_int}, {muc_occupant_id, bool}, {muc_hats_compat, bool},
-     {muc_tombstones, bool}, {muc_tombstone_expiry, non_neg_int},
-     {muc_registration_include_form, bool}, {allow_unaffiliated_register, bool},
-     {enforce_registered_nickname, bool}].
+%% mod_muc's options: {Name, Type, Default}, Default a value or {by_host, Fun}.
+mod_muc_options() ->
+    [{host, econf:host(), {by_host, fun(Host) -> <<"conference.", Host/binary>> end}},
+     {hosts, econf:hosts(), []},
+     {name, econf:binary(), <<"Chatrooms">>},
+     {access, econf:acl(), all},
+     {access_admin, econf:acl(), none},
+     {access_create, econf:acl(), all},
+     {access_persistent, econf:acl(), all},
+     {access_mam, econf:acl(), all},
+     {access_register, econf:acl(), all},
+     {history_size, econf:non_neg_int(), 20},
+     {max_users, econf:pos_int(), 200},
+     {max_users_admin_threshold, econf:pos_int(), 5},
+     {max_users_presence, econf:int(), 1000},
+     {max_user_conferences, econf:pos_int(), 100},
+     {max_rooms_discoitems, econf:non_neg_int(), 100},
+     {max_room_id, econf:pos_int(infinity), infinity},
+     {max_room_name, econf:pos_int(infinity), infinity},
+     {max_room_desc, econf:pos_int(infinity), infinity},
+     {max_password, econf:pos_int(infinity), infinity},
+     {max_captcha_whitelist, econf:pos_int(infinity), infinity},
+     {regexp_room_id, econf:re([unicode]), <<"">>},
+     {min_message_interval, econf:number(0), 0},
+     {min_presence_interval, econf:number(0), 0},
+     {room_shaper, econf:atom(), none},
+     {user_message_shaper, econf:atom(), none},
+     {user_presence_shaper, econf:atom(), none},
+     {preload_rooms, econf:bool(), true},
+     {hibernation_timeout, econf:timeout(second, infinity), infinity},
+     {cleanup_affiliations_on_start, econf:bool(), false},
+     {vcard, econf:vcard_temp(), undefined},
+     {queue_type, econf:queue_type(), {by_host, fun ejabberd_option:queue_type/1}},
+     {db_type, econf:db_type(mod_muc), {by_host, fun(Host) -> ejabberd_config:default_db(Host, mod_muc) end}},
+     {ram_db_type, econf:db_type(mod_muc),
+      {by_host, fun(Host) -> ejabberd_config:default_ram_db(Host, mod_muc) end}},
+     {default_room_options,
+      econf:options(maps:from_list([{Key, Type} || {Key, Type, _} <- room_options()])),
+      [{Key, Default} || {Key, _, Default} <- room_options(), Default /= unset]}].
 
-%% mod_muc's room options and the core's names for them.
-room_defaults() ->
-    [{persistent, <<"muc_room_default_persistent">>},
-     {public, <<"muc_room_default_public">>},
-     {members_only, <<"muc_room_default_members_only">>},
-     {moderated, <<"muc_room_default_moderated">>},
-     {allow_change_subj, <<"muc_room_default_change_subject">>},
-     {allow_user_invites, <<"muc_room_default_allow_member_invites">>},
-     {anonymous, <<"muc_room_default_public_jids">>},
-     {lang, <<"muc_room_default_language">>}].
+default({by_host, Default}, Host) -> Default(Host);
+default(Default, _Host) -> Default.
 
-%% anonymous is the opposite of public_jids: a non-anonymous room shows real JIDs to all.
-room_default_value(anonymous, Anonymous) -> not Anonymous;
-room_default_value(_, Value) -> Value.
+%% default_room_options' keys: {Key, Type, Default}, unset for keys mod_muc leaves out of
+%% its default list.
+room_options() ->
+    [{allow_change_subj, econf:bool(), true},
+     {allowpm, econf:enum([anyone, participants, moderators, none]), anyone},
+     {allow_private_messages_from_visitors, econf:enum([anyone, moderators, nobody]), anyone},
+     {allow_query_users, econf:bool(), true},
+     {allow_subscription, econf:bool(), false},
+     {allow_user_invites, econf:bool(), false},
+     {allow_visitor_nickchange, econf:bool(), true},
+     {allow_visitor_status, econf:bool(), true},
+     {allow_voice_requests, econf:bool(), unset},
+     {anonymous, econf:bool(), true},
+     {captcha_protected, econf:bool(), false},
+     {description, econf:binary(), unset},
+     {enable_hats, econf:bool(), unset},
+     {lang, econf:lang(), <<>>},
+     {logging, econf:bool(), false},
+     {mam, econf:bool(), false},
+     {max_users, econf:pos_int(), 200},
+     {members_by_default, econf:bool(), true},
+     {members_only, econf:bool(), false},
+     {moderated, econf:bool(), true},
+     {password, econf:binary(), <<>>},
+     {password_protected, econf:bool(), false},
+     {persistent, econf:bool(), false},
+     {presence_broadcast, econf:list(econf:enum([moderator, participant, visitor])),
+      [moderator, participant, visitor]},
+     {public, econf:bool(), true},
+     {public_list, econf:bool(), true},
+     {pubsub, econf:binary(), unset},
+     {title, econf:binary(), <<>>},
+     {vcard, econf:vcard_temp(), unset},
+     {vcard_xupdate, econf:binary(), unset},
+     {voice_request_min_interval, econf:pos_int(), unset}].
 
-%% The module's options as the core's settings ([{Name, Value}], core names).
-core_settings(Opts) ->
-    Set = fun(Name) -> gen_mod:get_opt(Name, Opts) end,
-    History = case Set(history_size) of
-                  undefined -> [];
-                  N -> [{<<"max_history_messages">>, N},
-                        {<<"muc_room_default_history_length">>, N}]
-              end,
-    MaxUsers = case Set(max_users) of
-                   undefined -> [];
-                   M -> [{<<"muc_max_occupants">>, M}]
-               end,
-    RoomOptions = Set(default_room_options),
-    Defaults = [{CoreName, room_default_value(Name, Value)}
-                || {Name, CoreName} <- room_defaults(),
-                   {_, Value} <- [lists:keyfind(Name, 1, RoomOptions)]],
-    Own = [{atom_to_binary(Name), Value}
-           || {Name, _} <- core_options(), (Value = Set(Name)) =/= undefined],
-    %% Room vCards live in Prosody's mod_vcard: ejabberd has no store for them here.
-    [{<<"muc_vcard">>, false}, {<<"name">>, Set(name)}] ++ History ++ MaxUsers ++ Defaults ++ Own.
+%% The core's options offered by their own names, [{Name, Kind}].
+own_options() ->
+    {Own, _ModMuc, _RoomKeys} = muc_rs_nif:options(),
+    Own.
+
+own_type(Name) ->
+    {Name, Kind} = lists:keyfind(Name, 1, own_options()),
+    case Kind of
+        bool -> econf:bool();
+        string -> econf:binary();
+        {int, 0} -> econf:non_neg_int();
+        {int, 1} -> econf:pos_int()
+    end.
+
+%% mod_muc's options this module honours itself (the access rules are asked per sender).
+honoured_here() ->
+    [host, hosts, access, access_admin, access_create, access_persistent].
+
+%% Why a mod_muc option neither this module nor the core honours has no effect yet.
+not_yet(access_mam) -> "rooms have no message archive (MAM) yet";
+not_yet(access_register) -> "the service takes no nickname registrations yet (rooms do)";
+not_yet(cleanup_affiliations_on_start) -> "deleted accounts' affiliations are not cleaned up yet";
+not_yet(db_type) -> "rooms are kept in mnesia only (table muc_rs_room)";
+not_yet(ram_db_type) -> "which node has a room is kept in mnesia only";
+not_yet(hibernation_timeout) ->
+    "idle rooms are put away by count (muc_room_cache_size), not by time";
+not_yet(max_captcha_whitelist) -> "rooms have no CAPTCHA";
+not_yet(max_rooms_discoitems) -> "the room list is not limited or paged yet";
+not_yet(max_user_conferences) -> "rooms per user are not limited yet";
+not_yet(max_users_admin_threshold) -> "owners and admins may join a full room, without a limit";
+not_yet(max_users_presence) -> "presences are broadcast whatever the room's size";
+not_yet(preload_rooms) -> "a stored room is read when first addressed (the room list has them all)";
+not_yet(queue_type) -> "rooms keep no queues (the history lives in the core)";
+not_yet(vcard) -> "the service has no vCard yet";
+not_yet(Name) when Name == max_room_id; Name == max_room_name; Name == max_room_desc;
+                   Name == max_password; Name == regexp_room_id ->
+    "room names, descriptions and passwords are not limited yet";
+not_yet(Name) when Name == min_message_interval; Name == min_presence_interval;
+                   Name == room_shaper; Name == user_message_shaper;
+                   Name == user_presence_shaper ->
+    "there are no rate limits yet".
+
+%% Why a default_room_options key the core does not honour has no effect yet.
+room_not_yet(mam) -> "rooms have no message archive (MAM) yet";
+room_not_yet(allow_subscription) -> "rooms have no MucSub";
+room_not_yet(captcha_protected) -> "rooms have no CAPTCHA";
+room_not_yet(logging) -> "rooms have no logs (mod_muc_log)";
+room_not_yet(pubsub) -> "rooms have no pubsub node";
+room_not_yet(Key) when Key == vcard; Key == vcard_xupdate -> "rooms have no vCards on ejabberd yet";
+room_not_yet(enable_hats) -> "hats (XEP-0317) are always on";
+room_not_yet(max_users) -> "rooms have no limit of their own: the service's max_users applies";
+room_not_yet(Key) when Key == title; Key == description; Key == password;
+                       Key == password_protected; Key == presence_broadcast; Key == allowpm ->
+    "new rooms do not take it from the configuration yet (owners set it in the room's form)";
+room_not_yet(_Key) ->
+    "muc_rs rooms have no such setting yet".
+
+%% One warning per option the admin set (to another value than mod_muc's default) that
+%% has no effect yet: the database types whenever they are not mnesia, which is where the
+%% rooms are.
+warn_unhonoured(Host, Opts) ->
+    {_Own, ModMuc, RoomKeys} = muc_rs_nif:options(),
+    Honoured = honoured_here() ++ [default_room_options | ModMuc],
+    lists:foreach(
+      fun({Name, _, Default}) ->
+              Value = gen_mod:get_opt(Name, Opts),
+              Set = case Name of
+                        _ when Name == db_type; Name == ram_db_type -> Value /= mnesia;
+                        _ -> Value /= default(Default, Host)
+                    end,
+              case Set andalso not lists:member(Name, Honoured) of
+                  true -> ?WARNING_MSG("mod_muc_rs: option ~ts has no effect yet: ~ts",
+                                       [Name, not_yet(Name)]);
+                  false -> ok
+              end
+      end, mod_muc_options()),
+    lists:foreach(
+      fun({Key, Value}) ->
+              Default = case lists:keyfind(Key, 1, room_options()) of
+                            {_, _, D} -> D
+                        end,
+              case Value /= Default andalso not lists:member(Key, RoomKeys) of
+                  true -> ?WARNING_MSG("mod_muc_rs: option default_room_options: ~ts has no "
+                                       "effect yet: ~ts", [Key, room_not_yet(Key)]);
+                  false -> ok
+              end
+      end, gen_mod:get_opt(default_room_options, Opts)).
+
+%% The options the core takes (by ejabberd's names) and the new rooms' settings: the keys
+%% of default_room_options the admin left out have mod_muc's defaults, as in mod_muc.
+core_options(Opts) ->
+    {Own, ModMuc, RoomKeys} = muc_rs_nif:options(),
+    Options = [{Name, Value}
+               || Name <- ModMuc ++ [N || {N, _} <- Own],
+                  (Value = gen_mod:get_opt(Name, Opts)) /= undefined],
+    Set = gen_mod:get_opt(default_room_options, Opts),
+    Rooms = [{Key, Value}
+             || {Key, _, Default} <- room_options(), lists:member(Key, RoomKeys),
+                (Value = proplists:get_value(Key, Set, Default)) /= unset],
+    {Options, Rooms}.
 
 mod_doc() ->
     #{desc => <<"Multi-user chat (XEP-0045) with the room logic of muc_rs (Rust)">>}.
@@ -145,16 +269,27 @@ init([ServerHost, Opts]) ->
                             {attributes, record_info(fields, muc_rs_room_node)}]),
     %% A node rejoining a cluster copies both from the others before it serves a stanza.
     ok = mnesia:wait_for_tables([muc_rs_room, muc_rs_room_node], 60000),
-    [Host | _] = Hosts = gen_mod:get_opt_hosts(Opts),
-    {ok, Service} = muc_rs_nif:new_host(Host, core_settings(Opts), gen_mod:get_opt(test_panic, Opts)),
-    %% Other nodes read this node's public rooms without a call to this process
-    %% (local_public_rooms/1), so two nodes listing rooms at once never wait on each other.
-    persistent_term:put({?MODULE, ServerHost}, Service),
-    lists:foreach(fun(H) -> ejabberd_router:register_route(H, ServerHost) end, Hosts),
-    ?INFO_MSG("muc_rs serving ~ts", [Host]),
-    {ok, #{server_host => ServerHost, hosts => Hosts, service => Service,
+    Hosts = gen_mod:get_opt_hosts(Opts),
+    warn_unhonoured(ServerHost, Opts),
+    {Options, RoomOptions} = core_options(Opts),
+    TestPanic = gen_mod:get_opt(test_panic, Opts),
+    %% One core per service host.
+    Services = maps:from_list(
+                 [begin
+                      {ok, Service} = muc_rs_nif:new_host(Host, Options, RoomOptions, TestPanic),
+                      %% Other nodes read this node's public rooms without a call to this
+                      %% process (local_public_rooms/1), so two nodes listing rooms at once
+                      %% never wait on each other.
+                      persistent_term:put({?MODULE, Host}, Service),
+                      ejabberd_router:register_route(Host, ServerHost),
+                      ?INFO_MSG("muc_rs serving ~ts", [Host]),
+                      {Host, Service}
+                  end || Host <- Hosts]),
+    {ok, #{server_host => ServerHost, services => Services,
+           access => gen_mod:get_opt(access, Opts),
            access_admin => gen_mod:get_opt(access_admin, Opts),
-           access_create => gen_mod:get_opt(access_create, Opts)}}.
+           access_create => gen_mod:get_opt(access_create, Opts),
+           access_persistent => gen_mod:get_opt(access_persistent, Opts)}}.
 
 handle_info({route, Packet}, State) ->
     safely(fun() -> dispatch(Packet, State) end, Packet),
@@ -172,9 +307,11 @@ handle_call(_Request, _From, State) ->
 handle_cast(_Msg, State) ->
     {noreply, State}.
 
-terminate(_Reason, #{hosts := Hosts, server_host := ServerHost}) ->
-    persistent_term:erase({?MODULE, ServerHost}),
-    lists:foreach(fun ejabberd_router:unregister_route/1, Hosts).
+terminate(_Reason, #{services := Services}) ->
+    lists:foreach(fun(Host) ->
+                          persistent_term:erase({?MODULE, Host}),
+                          ejabberd_router:unregister_route(Host)
+                  end, maps:keys(Services)).
 
 code_change(_OldVsn, State, _Extra) ->
     {ok, State}.
@@ -190,8 +327,17 @@ safely(Handle, Packet) ->
         ejabberd_router:route_error(Packet, Err)
     end.
 
-%% A stanza for a room goes to the node the room lives on; the rest is handled here.
-dispatch(Packet, #{server_host := ServerHost} = State) ->
+%% A stanza from a sender the access rule `access` refuses is answered as mod_muc answers
+%% it; a stanza for a room goes to the node the room lives on; the rest is handled here.
+dispatch(Packet, #{server_host := ServerHost, access := Access} = State) ->
+    case acl:match_rule(ServerHost, Access, xmpp:get_from(Packet)) of
+        allow -> dispatch_allowed(Packet, State);
+        deny ->
+            Err = xmpp:err_forbidden(?T("Access denied by service policy"), xmpp:get_lang(Packet)),
+            ejabberd_router:route_error(Packet, Err)
+    end.
+
+dispatch_allowed(Packet, #{server_host := ServerHost} = State) ->
     case xmpp:get_to(Packet) of
         #jid{luser = <<>>} ->
             route(Packet, State);
@@ -245,24 +391,26 @@ take(Room) ->
     mnesia:write(#muc_rs_room_node{name_host = Room, node = node()}),
     node().
 
-route(Packet, #{service := Service} = State) ->
-    handle(fun muc_rs_nif:handle/5, Service, xmpp:encode(Packet), sender(Packet, State), [], State).
+route(Packet, #{services := Services} = State) ->
+    Host = (xmpp:get_to(Packet))#jid.lserver,
+    handle(fun muc_rs_nif:handle/5, {Host, maps:get(Host, Services)}, xmpp:encode(Packet),
+           sender(Packet, State), [], State).
 
 %% The core may first ask for stored records (read them and hand the stanza back), or to be
 %% called on a dirty scheduler (a big room).
-handle(Nif, Service, El, Sender, Rooms, #{server_host := ServerHost} = State) ->
+handle(Nif, {Host, Service} = Core, El, Sender, Rooms, State) ->
     case Nif(Service, El, erlang:system_time(second), Sender, Rooms) of
         {load, RoomJid} ->
-            handle(Nif, Service, El, Sender, [{RoomJid, read_room(RoomJid)} | Rooms], State);
+            handle(Nif, Core, El, Sender, [{RoomJid, read_room(RoomJid)} | Rooms], State);
         {admins, Users} ->
             #{admins := Known} = Sender,
             Answers = [{User, is_admin(jid:decode(User), State)} || User <- Users],
-            handle(Nif, Service, El, Sender#{admins := Answers ++ Known}, Rooms, State);
+            handle(Nif, Core, El, Sender#{admins := Answers ++ Known}, Rooms, State);
         load_all ->
-            Every = {all, read_all_rooms(), public_rooms_elsewhere(ServerHost)},
-            handle(Nif, Service, El, Sender, Every, State);
+            Every = {all, read_all_rooms(Host), public_rooms_elsewhere(Host)},
+            handle(Nif, Core, El, Sender, Every, State);
         dirty ->
-            handle(fun muc_rs_nif:handle_dirty/5, Service, El, Sender, Rooms, State);
+            handle(fun muc_rs_nif:handle_dirty/5, Core, El, Sender, Rooms, State);
         {ok, Deliveries, [], Logs, Gone} ->
             carry_out(Deliveries, Logs, Gone);
         {ok, [], Stores, [], Gone} ->
@@ -278,36 +426,45 @@ carry_out(Deliveries, Logs, Gone) ->
     %% A room no longer live here is no node's until a stanza brings it back.
     lists:foreach(fun(Room) -> mnesia:dirty_delete(muc_rs_room_node, Room) end, Gone).
 
-%% The public rooms live on the cluster's other nodes (none answers within a second: left
-%% out, as a node that is going down would be).
-public_rooms_elsewhere(ServerHost) ->
-    Answers = erpc:multicall(nodes(), ?MODULE, local_public_rooms, [ServerHost], 1000),
+%% The service Host's public rooms live on the cluster's other nodes (none answers within
+%% a second: left out, as a node that is going down would be).
+public_rooms_elsewhere(Host) ->
+    Answers = erpc:multicall(nodes(), ?MODULE, local_public_rooms, [Host], 1000),
     lists:append([Rooms || {ok, Rooms} <- Answers]).
 
-%% This node's public rooms (called by the other nodes of a cluster).
-local_public_rooms(ServerHost) ->
-    case persistent_term:get({?MODULE, ServerHost}, none) of
+%% This node's public rooms of the service Host (called by the other nodes of a cluster).
+local_public_rooms(Host) ->
+    case persistent_term:get({?MODULE, Host}, none) of
         none -> [];
         Service -> muc_rs_nif:public_rooms(Service)
     end.
 
 %% What the access rules say of the sender: whether it is a MUC admin (access_admin: an
-%% admin owns every room and may create rooms, as with mod_muc) and may create rooms
-%% (access_create, asked of presences only: only a join makes a room). The core asks
-%% about anyone else it needs ({admins, Users}).
-sender(Packet, #{access_create := Create, server_host := ServerHost} = State) ->
+%% admin owns every room and may create rooms, as with mod_muc), may create rooms
+%% (access_create, asked of presences only: only a join makes a room) and may make a room
+%% persistent or not (access_persistent, asked of iqs only: only a room's configuration
+%% changes it). The core asks about anyone else it needs ({admins, Users}).
+sender(Packet, #{access_create := Create, access_persistent := Persistent,
+                 server_host := ServerHost} = State) ->
     From = xmpp:get_from(Packet),
     IsAdmin = is_admin(From, State),
     MayCreate = IsAdmin orelse
         (is_record(Packet, presence) andalso acl:match_rule(ServerHost, Create, From) == allow),
-    #{admins => [{jid:encode(jid:remove_resource(From)), IsAdmin}], may_create => MayCreate}.
+    MayPersist = not is_record(Packet, iq) orelse
+        acl:match_rule(ServerHost, Persistent, From) == allow,
+    #{admins => [{jid:encode(jid:remove_resource(From)), IsAdmin}], may_create => MayCreate,
+      may_persist => MayPersist}.
 
 is_admin(Jid, #{server_host := ServerHost, access_admin := Admin}) ->
     acl:match_rule(ServerHost, Admin, Jid) == allow.
 
-%% Every stored room (for the service's room list, as mod_muc lists its stored rooms).
-read_all_rooms() ->
-    mnesia:dirty_select(muc_rs_room, [{#muc_rs_room{name_host = '$1', record = '$2'}, [], [{{'$1', '$2'}}]}]).
+%% Every stored room of the service Host (for its room list, as mod_muc lists its stored
+%% rooms).
+read_all_rooms(Host) ->
+    Suffix = <<"@", Host/binary>>,
+    All = mnesia:dirty_select(muc_rs_room, [{#muc_rs_room{name_host = '$1', record = '$2'}, [],
+                                             [{{'$1', '$2'}}]}]),
+    [Room || {Jid, _} = Room <- All, binary:longest_common_suffix([Jid, Suffix]) == byte_size(Suffix)].
 
 read_room(RoomJid) ->
     case mnesia:dirty_read(muc_rs_room, RoomJid) of

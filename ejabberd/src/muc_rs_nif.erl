@@ -1,27 +1,37 @@
 %%% The muc_rs core as a NIF (ejabberd/nif, libmuc_rs_nif.so in the module's priv/).
 %%% The functions below are replaced when the library loads.
 -module(muc_rs_nif).
--export([new_host/3, handle/5, handle_dirty/5, confirm/2, public_rooms/1, forget_service_admins/1]).
+-export([options/0, new_host/4, handle/5, handle_dirty/5, confirm/2, public_rooms/1,
+         forget_service_admins/1]).
 -on_load(init/0).
 
 init() ->
     Priv = filename:join([filename:dirname(code:which(?MODULE)), "..", "priv"]),
     erlang:load_nif(filename:join(Priv, "libmuc_rs_nif"), 0).
 
-%% A core for the MUC service Host (a binary), configured by Options ([{Name, Value}] with
-%% the core's option names, Value a boolean, integer or binary): {ok, Service}, or
+%% The core's options as ejabberd names them: {Own, ModMuc, RoomKeys}, the core options
+%% mod_muc_rs offers by their own names ([{Name, bool | string | {int, Least}}]), mod_muc's
+%% options the core honours and the default_room_options keys it honours ([Name]).
+options() ->
+    erlang:nif_error(not_loaded).
+
+%% A core for the MUC service Host (a binary), configured by Options ([{Name, Value}]:
+%% mod_muc's options the core honours and the core's own, by the names options/0 gives) and
+%% RoomOptions (default_room_options, [{Key, Value}]; keys the core does not honour are left
+%% alone), each Value a boolean, integer or binary: {ok, Service}, or
 %% {error, {bad_options, [Name]}}. TestPanic arms the test hook that makes the core panic
 %% on a stanza with <panic xmlns='urn:xmpp:muc-rs:test:0'/>.
-new_host(_Host, _Options, _TestPanic) ->
+new_host(_Host, _Options, _RoomOptions, _TestPanic) ->
     erlang:nif_error(not_loaded).
 
 %% One stanza (the #xmlel{} of xmpp:encode/1) with the clock (seconds), what the access rules say of its
 %% sender (#{admins => [{BareJid, IsAdmin}] (the sender's, and those asked for), may_create
-%% => boolean()}) and the stored records read so far ([{RoomJid, Record | none}], or {all,
-%% [{RoomJid, Record}], PublicElsewhere} with every stored room and the public rooms live on
-%% the cluster's other nodes, [{RoomJid, Name | nil}]): {load, RoomJid} (read that room's
-%% record and call again), load_all (read every stored room's record and call again with
-%% {all, ...}), {admins, [BareJid]} (say whether each is a MUC admin and call again),
+%% => boolean(), may_persist => boolean()}) and the stored records read so far ([{RoomJid,
+%% Record | none}], or {all, [{RoomJid, Record}], PublicElsewhere} with every stored room
+%% and the public rooms live on the cluster's other nodes, [{RoomJid, Name | nil}]):
+%% {load, RoomJid} (read that room's record and call again), load_all (read every stored
+%% room's record and call again with {all, ...}), {admins, [BareJid]} (say whether each is
+%% a MUC admin and call again),
 %% dirty (call handle_dirty/5 with the same arguments), or
 %% {ok, [{Xmlel, [To]}], [{RoomJid, Record | none}], [{Level, Line}], Gone}: each stanza
 %% as an #xmlel{} with its recipients ({User, Server, Resource} when already prepared, else

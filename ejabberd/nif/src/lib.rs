@@ -3,11 +3,13 @@
 //!
 //! A NIF cannot call Erlang, so what the core would ask its host during a stanza is
 //! supplied with it or asked for first (docs/design/host-protocol.md):
-//! - `new_host(Domain, Options, TestPanic)`: a service's core, configured by the module's
-//!   options under the core's (Prosody's) option names;
+//! - `options()`: the core's options as ejabberd names them (`options.rs`), from which
+//!   `mod_muc_rs.erl` derives its option table;
+//! - `new_host(Domain, Options, RoomOptions, TestPanic)`: a service's core, configured by
+//!   the module's options under ejabberd's names;
 //! - `handle(Host, Xmlel, Now, Sender, Rooms)`: the stanza (`xmpp:encode/1`'s `#xmlel{}`),
 //!   the clock, what ejabberd's access rules say of its sender (`#{admins => [Jid],
-//!   may_create => Bool}`), and the stored records the gen_server read (`[{RoomJid,
+//!   may_create => Bool, may_persist => Bool}`), and the stored records the gen_server read (`[{RoomJid,
 //!   Record}]`, or `{all, Records, PublicElsewhere}`: every stored room, with the public
 //!   rooms live on a cluster's other nodes, which `public_rooms(Service)` gives on each);
 //! - the core may stop before it changes anything and ask (docs/design/host-protocol.md):
@@ -33,9 +35,9 @@ use muc_rs::config::OptionValue;
 use muc_rs::data::{Data, Key, Table};
 use muc_rs::{panic_guard, Facts, HostConfig, MucHost, Outcome, Question, StoredRoom};
 use rustler::{Binary, Decoder, Encoder, NifMap, NifResult, ResourceArc, Term};
-use std::collections::HashMap;
 use std::sync::Mutex;
 
+mod options;
 mod xmlel;
 
 use xmlel::binary;
@@ -60,34 +62,69 @@ pub struct Service {
 impl rustler::Resource for Service {}
 
 /// What ejabberd's access rules say: who is a MUC admin (`access_admin`: the sender, and
-/// whoever else the core asked about), and whether the sender may create rooms
-/// (`access_create`).
+/// whoever else the core asked about), whether the sender may create rooms
+/// (`access_create`) and make a room persistent or not (`access_persistent`).
 #[derive(NifMap)]
 struct Sender {
     /// `[{BareJid, IsAdmin}]`.
     admins: Vec<(String, bool)>,
     may_create: bool,
+    may_persist: bool,
 }
 
-/// `{ok, Service}`, or `{error, {bad_options, [Name]}}` for options the core does not take
-/// with that value (the gen_server has checked them already: this is a bug between the two).
+/// The options mod_muc_rs passes to [`new_host`], as `mod_muc_rs.erl` derives its own
+/// option table from them: `{Own, ModMuc, RoomKeys}`, the core options offered by their own
+/// names (`[{Name, bool | string | {int, Least}}]`), mod_muc's options the core honours and
+/// the `default_room_options` keys it honours (`[Name]`, atoms).
+#[rustler::nif]
+fn options(env: rustler::Env) -> NifResult<Term> {
+    let atom = |name: &str| rustler::Atom::from_str(env, name);
+    let own = options::own_options()
+        .map(|(name, kind)| {
+            let kind = match kind {
+                options::OwnKind::Bool => atom("bool")?.encode(env),
+                options::OwnKind::String => atom("string")?.encode(env),
+                options::OwnKind::Int(least) => (atom("int")?, least).encode(env),
+            };
+            Ok((atom(name)?, kind))
+        })
+        .collect::<NifResult<Vec<_>>>()?;
+    let mod_muc = options::mod_muc_options().into_iter().map(atom).collect::<NifResult<Vec<_>>>()?;
+    let room = options::room_options().map(atom).collect::<NifResult<Vec<_>>>()?;
+    Ok((own, mod_muc, room).encode(env))
+}
+
+/// A core for the MUC service `domain`, from the module's options by ejabberd's names
+/// (`[{Name, Value}]`: mod_muc's the core honours and the core's own, see [`options`]) and
+/// the new rooms' settings (`default_room_options`, `[{Key, Value}]`; keys the core does
+/// not honour are left alone): `{ok, Service}`, or `{error, {bad_options, [Name]}}` for
+/// options the core does not take with that value (ejabberd has checked their types
+/// already: this is a bug between the two).
 #[rustler::nif]
 fn new_host<'a>(
     env: rustler::Env<'a>,
     domain: String,
-    options: Vec<(String, Term<'a>)>,
+    options: Vec<(Term<'a>, Term<'a>)>,
+    room_options: Vec<(Term<'a>, Term<'a>)>,
     test_panic: bool,
 ) -> NifResult<Term<'a>> {
     panic_guard::install_hook();
-    let options: HashMap<String, OptionValue> =
-        options.into_iter().map(|(name, value)| (name, option_value(value))).collect();
+    let named = |pairs: Vec<(Term<'a>, Term<'a>)>| -> NifResult<Vec<(String, OptionValue)>> {
+        pairs.into_iter().map(|(name, value)| Ok((name.atom_to_string()?, option_value(value)))).collect()
+    };
+    let core = match options::core_options(named(options)?, named(room_options)?) {
+        Ok(core) => core,
+        Err(unknown) => return Ok((atoms::error(), (atoms::bad_options(), unknown)).encode(env)),
+    };
     // Rooms behave as on the newest Prosody this core matches.
-    let (mut config, invalid) = HostConfig::from_options((13, 0), &options);
+    let (mut config, invalid) = HostConfig::from_options((13, 0), &core);
     if !invalid.is_empty() {
         return Ok((atoms::error(), (atoms::bad_options(), invalid)).encode(env));
     }
     // ejabberd's access_admin makes its users owners of every room, as in mod_muc.
     config.admins_as_room_owners = true;
+    // ejabberd keeps no room vCards for the core.
+    config.room_vcards = false;
     let host = MucHost::new(&domain, config).map_err(|e| rustler::Error::Term(Box::new(e)))?;
     let service = ResourceArc::new(Service { host: Mutex::new(host), test_panic });
     Ok((atoms::ok(), service).encode(env))
@@ -172,6 +209,8 @@ fn handle_stanza<'a>(
     let mut facts = Facts::new(now, muc_rs::id::fresh_entropy());
     // access_create, for the sender: the only creator a stanza can have.
     facts.sender_may_create = Some(sender.may_create);
+    // access_persistent, for the sender: it may configure a room only as it says.
+    facts.sender_may_persist = Some(sender.may_persist);
     facts.public_rooms_elsewhere = public_elsewhere;
     let records = rooms
         .into_iter()

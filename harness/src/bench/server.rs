@@ -164,9 +164,11 @@ pub const EJABBERD_STOCK_OPTIONS: &str = "max_users: 1000000, max_users_presence
      max_user_conferences: 1000000, default_room_options: {max_users: 1000000}";
 
 /// muc_rs's module set as the Prosody target sets the component: rooms not locked on
-/// creation and a room cache no scenario fills (the default, 100, would put rooms away
-/// into mnesia during "many rooms"); it has no occupant limit by default.
-pub const EJABBERD_MUC_RS_OPTIONS: &str = "muc_room_locking: false, muc_room_cache_size: 1000000";
+/// creation, a room cache no scenario fills (the default, 100, would put rooms away into
+/// mnesia during "many rooms"), and no occupant limit a scenario reaches (mod_muc's
+/// `max_users`, 200 by default, which it honours).
+pub const EJABBERD_MUC_RS_OPTIONS: &str =
+    "muc_room_locking: false, muc_room_cache_size: 1000000, max_users: 1000000";
 
 /// Fresh ejabberd nodes (one, or a cluster on loopback) with `muc` on `conference.localhost`,
 /// accounts `u0`..`u<accounts-1>` and warning-level logs.
@@ -196,6 +198,7 @@ impl EjabberdBench {
                 accounts: (0..accounts).map(|i| format!("u{i}")).collect(),
                 loglevel: Some("warning".into()),
                 cluster: node,
+                ..Extras::default()
             };
             let ejabberd = Ejabberd::start_with_extras(muc, options, extras).await?;
             let pid = ejabberd.pid().ok_or_else(|| err!("no pid for ejabberd"))? as i32;
