@@ -72,7 +72,13 @@ pub struct Extras {
     pub loglevel: Option<String>,
     /// A node of a cluster on loopback (Erlang distribution on 127.0.0.1), not a lone node.
     pub cluster: Option<ClusterNode>,
+    /// A whole `ejabberd.yml` instead of the harness's own, with [`C2S_PORT`] where the
+    /// clients' port goes: its modules, the MUC module's options included, are its own.
+    pub config: Option<String>,
 }
+
+/// Where a whole config ([`Extras::config`]) has the port of the listener clients use.
+pub const C2S_PORT: &str = "@C2S_PORT@";
 
 /// One node of an ejabberd cluster on this machine.
 #[derive(Debug, Clone, Default)]
@@ -258,10 +264,11 @@ impl Ejabberd {
 
     async fn launch_on_port(&mut self) -> Result<()> {
         let dir = self.dir.path();
-        std::fs::write(
-            dir.join("ejabberd.yml"),
-            config(self.port, &self.muc, &self.module_options, self.extras.loglevel.as_deref()),
-        )?;
+        let config = match &self.extras.config {
+            Some(config) => config.replace(C2S_PORT, &self.port.to_string()),
+            None => config(self.port, &self.muc, &self.module_options, self.extras.loglevel.as_deref()),
+        };
+        std::fs::write(dir.join("ejabberd.yml"), config)?;
         let console_path = dir.join("console.log");
         std::fs::write(&console_path, "")?;
         let console = std::fs::OpenOptions::new().append(true).open(&console_path)?;
@@ -398,15 +405,21 @@ shaper_rules: {{max_user_sessions: 10}}
     )
 }
 
+/// New rooms as Prosody makes them, where ejabberd's mod_muc defaults differ (its rooms are
+/// public and let anyone change the subject): the scripts are written against Prosody's
+/// defaults, and both ejabberd modules take mod_muc's `default_room_options`.
+const PROSODY_ROOM_DEFAULTS: &str = "default_room_options: {public: false, allow_change_subj: false}";
+
 /// A script's Prosody component options as options of `muc`'s ejabberd module (YAML
 /// flow-mapping entries), or why they have no meaning there. Access rules replace
 /// `restrict_room_creation`; muc_rs's module takes its own options by their Prosody names;
-/// Prosody modules (`modules_enabled`) and stock-only options do not translate.
+/// Prosody modules (`modules_enabled`) and stock-only options do not translate. New rooms
+/// get Prosody's defaults ([`PROSODY_ROOM_DEFAULTS`]).
 pub fn module_options_for(
     muc: &Muc,
     component_config_lines: &[String],
 ) -> std::result::Result<String, String> {
-    let mut options = Vec::new();
+    let mut options = vec![PROSODY_ROOM_DEFAULTS.to_owned()];
     for line in component_config_lines {
         let (name, value) = line
             .split_once('=')

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use ejabberd_client::{assert_log_clean, disco_info_of, has_feature, Client, NS_MUC_USER, T};
 use minidom::Element;
-use muc_harness::ejabberd::{default_module_dir, log_problems, ClusterNode, Ejabberd, Extras, Muc};
+use muc_harness::ejabberd::{default_module_dir, log_problems, ClusterNode, Ejabberd, Extras, Muc, C2S_PORT};
 
 const ROOM: &str = "keep@conference.localhost";
 
@@ -97,13 +97,7 @@ async fn the_options_in_ejabberd_yml_shape_the_rooms() {
 
     // access_create: only the MUC admin (the acl `admin`) makes rooms.
     let mut romeo = Client::connect(&server, "romeo").await;
-    romeo
-        .send(&format!(
-            "<presence xmlns='jabber:client' to='{ROOM}/Romeo'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
-        ))
-        .await;
-    let refused = romeo.expect("the refusal", |el| el.name() == "presence").await;
-    assert_eq!(refused.attr("type"), Some("error"), "{}", String::from(&refused));
+    let refused = romeo.join_refused(ROOM, "Romeo").await;
     assert!(String::from(&refused).contains("not-allowed"), "{}", String::from(&refused));
     let mut admin = Client::connect(&server, "admin").await;
     assert!(admin.join(ROOM, "Admin").await.contains(&"201".to_owned()), "the admin makes it");
@@ -126,18 +120,23 @@ async fn the_options_in_ejabberd_yml_shape_the_rooms() {
     // Persistent by default: the room is kept, and public: listed before anyone is in it.
     server.crash_restart().await.unwrap_or_else(|e| panic!("{e}"));
     let mut juliet = Client::connect(&server, "juliet").await;
-    juliet
-        .send("<iq xmlns='jabber:client' type='get' to='conference.localhost' id='items'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
-        .await;
-    let items = juliet.expect("the room list", |el| el.attr("id") == Some("items")).await;
-    let listed: Vec<&str> = items
-        .get_child("query", "http://jabber.org/protocol/disco#items")
-        .map(|q| q.children().filter_map(|i| i.attr("jid")).collect())
-        .unwrap_or_default();
-    assert_eq!(listed, vec![ROOM], "{}", String::from(&items));
+    assert_eq!(room_list(&mut juliet, "conference.localhost").await, vec![ROOM]);
     let codes = juliet.join(ROOM, "Juliet").await;
     assert!(!codes.contains(&"201".to_owned()), "the room was kept: {codes:?}");
     assert_log_clean(&server);
+}
+
+/// The rooms the MUC service `service` lists (disco#items).
+async fn room_list(client: &mut Client, service: &str) -> Vec<String> {
+    client
+        .send(&format!(
+            "<iq xmlns='jabber:client' type='get' to='{service}' id='items'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>"
+        ))
+        .await;
+    let items = client.expect("the room list", |el| el.attr("id") == Some("items")).await;
+    let query = items.get_child("query", "http://jabber.org/protocol/disco#items");
+    let listed = query.map(|q| q.children().filter_map(|i| i.attr("jid").map(str::to_owned)).collect());
+    listed.unwrap_or_else(|| panic!("{}", String::from(&items)))
 }
 
 const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
@@ -298,5 +297,245 @@ async fn the_contrib_package_installs_with_install_contrib_modules_and_serves_ro
     let mut juliet = Client::connect(&server, "juliet").await;
     let codes = juliet.join(ROOM, "Juliet").await;
     assert!(!codes.contains(&"201".to_owned()), "the room was kept: {codes:?}");
+    assert_log_clean(&server);
+}
+
+/// Debian's packaged config (`/etc/ejabberd/ejabberd.yml`, from the ejabberd package the
+/// harness runs) changed only for a throw-away node on loopback: fresh ports on 127.0.0.1
+/// (the clients' is [`C2S_PORT`]), no TLS and no certificate files,
+/// and the README's edits: `mod_muc:` renamed `mod_muc_rs:`, and the `mod_muc_admin` line
+/// removed (it needs mod_muc itself until muc_rs has the admin commands). Each edit must
+/// apply where the packaged file has it, or the test fails: a change in Debian's file is
+/// seen, not papered over.
+fn debian_config_on_loopback(original: &str) -> String {
+    let mut out = Vec::new();
+    let mut edits = std::collections::BTreeMap::<&str, usize>::new();
+    let mut in_certfiles = false;
+    for line in original.lines() {
+        let body = line.trim_start();
+        let indent = &line[..line.len() - body.len()];
+        if in_certfiles && body.starts_with("- ") {
+            continue;
+        }
+        in_certfiles = false;
+        let mut edit = |what: &'static str, new: String| {
+            *edits.entry(what).or_default() += 1;
+            out.push(new);
+        };
+        match body {
+            _ if body.starts_with('#') => out.push(line.to_owned()),
+            "certfiles:" => {
+                in_certfiles = true;
+                edit("certfiles", "certfiles: []".to_owned());
+            }
+            "port: 5222" => edit("c2s port", format!("{indent}port: {C2S_PORT}")),
+            _ if body.starts_with("port: ") => {
+                let port = muc_harness::prosody::free_port().expect("a free port");
+                edit("other ports", format!("{indent}port: {port}"));
+            }
+            "ip: \"::\"" => edit("ip", format!("{indent}ip: \"127.0.0.1\"")),
+            "starttls_required: true" => edit("starttls", format!("{indent}starttls_required: false")),
+            "tls: true" => edit("tls", format!("{indent}tls: false")),
+            "mod_muc:" => edit("mod_muc", format!("{indent}mod_muc_rs:")),
+            "mod_muc_admin: {}" => *edits.entry("mod_muc_admin").or_default() += 1,
+            _ => out.push(line.to_owned()),
+        }
+    }
+    let counts: Vec<(&str, usize)> = edits.into_iter().collect();
+    assert_eq!(
+        counts,
+        [
+            ("c2s port", 1),
+            ("certfiles", 1),
+            ("ip", 7),
+            ("mod_muc", 1),
+            ("mod_muc_admin", 1),
+            ("other ports", 6),
+            ("starttls", 1),
+            ("tls", 3),
+        ],
+        "Debian's ejabberd.yml is not the one this test knows"
+    );
+    out.join("\n") + "\n"
+}
+
+/// The modules a config lists (the keys under `modules:`).
+fn listed_modules(config: &str) -> Vec<String> {
+    let modules = config.split("\nmodules:\n").nth(1).expect("a modules: section");
+    let mut listed: Vec<String> = modules
+        .lines()
+        .take_while(|l| l.is_empty() || l.starts_with(' ') || l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix("  ")?.split_once(':').map(|(name, _)| name.to_owned()))
+        .filter(|name| name.starts_with("mod_"))
+        .collect();
+    listed.sort();
+    listed
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn debians_packaged_config_starts_with_mod_muc_renamed_and_serves_rooms() {
+    let original = std::fs::read_to_string("/etc/ejabberd/ejabberd.yml")
+        .unwrap_or_else(|e| panic!("Debian's ejabberd.yml (the ejabberd package): {e}"));
+    let config = debian_config_on_loopback(&original);
+    // A node with Erlang distribution (on loopback), for the test to ask it what it loaded.
+    let extras =
+        Extras { config: Some(config.clone()), cluster: ClusterNode::cluster(1).pop(), ..Extras::default() };
+    let mut server =
+        Ejabberd::start_with_extras(&Muc::muc_rs(), "", extras).await.unwrap_or_else(|e| panic!("{e}"));
+
+    // Every module it lists is running, mod_muc_rs in mod_muc's place.
+    let loaded = server
+        .rpc("gen_mod", "loaded_modules", "[<<\"localhost\">>]")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let loaded: Vec<&str> = loaded.trim_matches(['[', ']']).split(',').collect();
+    let missing: Vec<String> =
+        listed_modules(&config).into_iter().filter(|m| !loaded.contains(&m.as_str())).collect();
+    assert!(missing.is_empty(), "not loaded: {missing:?} (loaded: {loaded:?})\n{}", server.read_log());
+
+    // The service answers, a room is made, and a message goes through.
+    let mut romeo = Client::connect(&server, "romeo").await;
+    let service = disco_info_of(&mut romeo, "conference.localhost").await;
+    assert!(has_feature(&service, "http://jabber.org/protocol/muc"), "{}", String::from(&service));
+    assert!(romeo.join(ROOM, "Romeo").await.contains(&"201".to_owned()), "a new room");
+    romeo.iq_ok("cfg", &configure(true)).await;
+    let mut juliet = Client::connect(&server, "juliet").await;
+    juliet.join(ROOM, "Juliet").await;
+    romeo.say(ROOM, "wherefore").await;
+    let got = juliet
+        .expect("Romeo's message", |el| el.name() == "message" && el.has_child("body", "jabber:client"))
+        .await;
+    assert_eq!(got.attr("from"), Some(format!("{ROOM}/Romeo").as_str()), "{}", String::from(&got));
+
+    // The mod_muc options it sets that muc_rs does not honour yet are each logged once.
+    let log = server.wait_for_log("default_room_options: mam", T).await.unwrap_or_else(|log| panic!("{log}"));
+    for option in
+        ["option access_mam has no effect yet", "option default_room_options: mam has no effect yet"]
+    {
+        assert_eq!(log.matches(option).count(), 1, "`{option}` once:\n{log}");
+    }
+    assert_eq!(log.matches("has no effect yet").count(), 2, "nothing else:\n{log}");
+    assert_log_clean(&server);
+    server.kill().await;
+}
+
+/// The error `stanza` carries: its condition's name.
+fn error_condition(stanza: &Element) -> Option<String> {
+    let error = stanza.get_child("error", "jabber:client")?;
+    error
+        .children()
+        .find(|c| c.ns() == "urn:ietf:params:xml:ns:xmpp-stanzas" && c.name() != "text")
+        .map(|c| c.name().to_owned())
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn mod_mucs_options_are_honoured_or_logged_once_as_without_effect() {
+    let options = "access: [{deny: {user: \"mallory@localhost\"}}, allow], access_persistent: muc_admin, \
+                   max_users: 2, history_size: 1, max_users_presence: 10, min_message_interval: 1, \
+                   muc_room_locking: false, \
+                   default_room_options: {mam: true, logging: true, title: \"T\", public: false, allowpm: anyone}";
+    let server = Ejabberd::start_with(&Muc::muc_rs(), options).await.unwrap_or_else(|e| panic!("{e}"));
+
+    // access: mallory may not use the service at all, as mod_muc answers.
+    let mut mallory = Client::connect(&server, "mallory").await;
+    let refused = mallory.join_refused(ROOM, "M").await;
+    assert_eq!(error_condition(&refused).as_deref(), Some("forbidden"), "{}", String::from(&refused));
+    assert!(String::from(&refused).contains("Access denied by service policy"), "{}", String::from(&refused));
+
+    // access_persistent: only the MUC admin may make a room persistent; romeo, its owner,
+    // gets no such field and may not set it.
+    let mut romeo = Client::connect(&server, "romeo").await;
+    assert!(romeo.join(ROOM, "Romeo").await.contains(&"201".to_owned()), "a new room");
+    let form = romeo
+        .iq_ok(
+            "form",
+            &format!("<iq xmlns='jabber:client' type='get' to='{ROOM}' id='form'><query xmlns='http://jabber.org/protocol/muc#owner'/></iq>"),
+        )
+        .await;
+    assert!(!String::from(&form).contains("muc#roomconfig_persistentroom"), "{}", String::from(&form));
+    romeo.send(&configure(true)).await;
+    let reply = romeo.expect("the refusal", |el| el.name() == "iq" && el.attr("id") == Some("cfg")).await;
+    assert_eq!(error_condition(&reply).as_deref(), Some("not-acceptable"), "{}", String::from(&reply));
+    // default_room_options: public: false, honoured.
+    let info = disco_info(&mut romeo).await;
+    assert!(has_feature(&info, "muc_hidden"), "{}", String::from(&info));
+
+    // max_users: two occupants; history_size: one message kept.
+    let mut juliet = Client::connect(&server, "juliet").await;
+    juliet.join(ROOM, "Juliet").await;
+    let mut mercutio = Client::connect(&server, "mercutio").await;
+    let full = mercutio.join_refused(ROOM, "Mercutio").await;
+    assert_eq!(error_condition(&full).as_deref(), Some("service-unavailable"), "{}", String::from(&full));
+    for body in ["first", "second"] {
+        romeo.say(ROOM, body).await;
+        juliet
+            .expect("the message", |el| el.name() == "message" && el.has_child("body", "jabber:client"))
+            .await;
+    }
+    juliet.send(&format!("<presence xmlns='jabber:client' to='{ROOM}/Juliet' type='unavailable'/>")).await;
+    juliet.expect("her leaving", |el| el.attr("type") == Some("unavailable")).await;
+    mercutio.join(ROOM, "Mercutio").await;
+    let history = mercutio.expect("the history", |el| el.has_child("body", "jabber:client")).await;
+    assert_eq!(history.get_child("body", "jabber:client").map(Element::text).as_deref(), Some("second"));
+    let more = mercutio
+        .try_expect_within(Duration::from_millis(500), |el| el.has_child("body", "jabber:client"))
+        .await;
+    assert!(more.is_none(), "one message of history: {:?}", more.map(|m| String::from(&m)));
+
+    // Those set that have no effect yet are logged once each, and only those.
+    let log =
+        server.wait_for_log("default_room_options: title", T).await.unwrap_or_else(|log| panic!("{log}"));
+    for option in [
+        "option max_users_presence has no effect yet",
+        "option min_message_interval has no effect yet",
+        "option default_room_options: mam has no effect yet",
+        "option default_room_options: logging has no effect yet",
+        "option default_room_options: title has no effect yet",
+    ] {
+        assert_eq!(log.matches(option).count(), 1, "`{option}` once:\n{log}");
+    }
+    assert_eq!(log.matches("has no effect yet").count(), 5, "nothing else:\n{log}");
+    assert_log_clean(&server);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn bad_option_values_are_refused_at_start_with_ejabberds_own_message() {
+    for (option, message) in [
+        ("max_users: 0", "Invalid value of option modules->mod_muc_rs->max_users"),
+        (
+            "default_room_options: {allowpm: everybody}",
+            "Invalid value of option modules->mod_muc_rs->default_room_options->allowpm",
+        ),
+        (
+            "muc_max_sessions_per_occupant: 0",
+            "Invalid value of option modules->mod_muc_rs->muc_max_sessions_per_occupant",
+        ),
+        (
+            "max_user: 10",
+            "Invalid value of option modules->mod_muc_rs: Unknown option: max_user. Did you mean max_users?",
+        ),
+    ] {
+        let started = Ejabberd::start_with(&Muc::muc_rs(), option).await;
+        let error = match started {
+            Ok(server) => panic!("`{option}` was taken; the log:\n{}", server.read_log()),
+            Err(e) => e.to_string(),
+        };
+        assert!(error.contains(message), "`{option}`: {error}");
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn each_host_of_hosts_is_a_service_of_its_own() {
+    let options = "hosts: [\"rooms.localhost\", \"chat.@HOST@\"]";
+    let server = Ejabberd::start_with(&Muc::muc_rs(), options).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut romeo = Client::connect(&server, "romeo").await;
+    for service in ["rooms.localhost", "chat.localhost"] {
+        let room = format!("{service}room@{service}");
+        assert!(romeo.join(&room, "Romeo").await.contains(&"201".to_owned()), "a new room on {service}");
+        romeo.iq_ok("cfg", &ejabberd_client::configure(&room, service, false)).await;
+    }
+    for service in ["rooms.localhost", "chat.localhost"] {
+        assert_eq!(room_list(&mut romeo, service).await, vec![format!("{service}room@{service}")]);
+    }
     assert_log_clean(&server);
 }

@@ -56,10 +56,6 @@ fn affiliation(presence: &Element) -> Option<String> {
     item.attr("affiliation").map(str::to_owned)
 }
 
-fn groupchat(body: &str) -> String {
-    format!("<message xmlns='jabber:client' to='{ROOM}' type='groupchat'><body>{body}</body></message>")
-}
-
 fn has_body(el: &Element, body: &str) -> bool {
     el.name() == "message" && el.get_child("body", "jabber:client").is_some_and(|b| b.text() == body)
 }
@@ -81,7 +77,7 @@ async fn a_room_is_shared_across_the_cluster_and_survives_the_loss_of_its_node()
     let codes = juliet.join(ROOM, "Juliet").await;
     assert!(!codes.contains(&"201".to_owned()), "the same room, from b: {codes:?}");
     romeo.expect("Juliet's arrival", |el| is_presence_of(el, "Juliet")).await;
-    juliet.send(&groupchat("from b")).await;
+    juliet.say(ROOM, "from b").await;
     romeo.expect("Juliet's message", |el| has_body(el, "from b")).await;
     juliet.expect("her own message", |el| has_body(el, "from b")).await;
 
@@ -143,11 +139,7 @@ async fn a_room_is_shared_across_the_cluster_and_survives_the_loss_of_its_node()
 
     // In the room on b, Romeo's client is gone with a: the next message to him bounces and
     // the room removes him.
-    juliet
-        .send(&format!(
-            "<message xmlns='jabber:client' to='{OTHER}' type='groupchat'><body>still here?</body></message>"
-        ))
-        .await;
+    juliet.say(OTHER, "still here?").await;
     let gone = juliet
         .expect("Romeo's removal", |el| {
             el.name() == "presence"

@@ -73,6 +73,26 @@ impl Client {
             .collect()
     }
 
+    /// Tries to join `room` as `nick`, which must be refused: the error presence.
+    #[allow(dead_code)] // (not every test file has a refusal)
+    pub async fn join_refused(&mut self, room: &str, nick: &str) -> Element {
+        self.send(&format!(
+            "<presence xmlns='jabber:client' to='{room}/{nick}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+        ))
+        .await;
+        let refused = self.expect("the refusal", |el| el.name() == "presence").await;
+        assert_eq!(refused.attr("type"), Some("error"), "{}", String::from(&refused));
+        refused
+    }
+
+    /// Sends a groupchat message with `body` to `room`.
+    pub async fn say(&mut self, room: &str, body: &str) {
+        self.send(&format!(
+            "<message xmlns='jabber:client' to='{room}' type='groupchat'><body>{body}</body></message>"
+        ))
+        .await;
+    }
+
     /// Sends an iq and waits for its result.
     pub async fn iq_ok(&mut self, id: &str, xml: &str) -> Element {
         self.send(xml).await;
