@@ -42,9 +42,12 @@ async fn settle(client: &mut Client, room: &str) {
     }
 }
 
+/// A node of the cluster; its rooms are hidden unless made public (mod_muc's default makes
+/// them public), so that the room list shows the one room made public.
 async fn start(node: ClusterNode) -> Ejabberd {
     let extras = Extras { cluster: Some(node), ..Extras::default() };
-    Ejabberd::start_with_extras(&Muc::muc_rs(), "", extras).await.unwrap_or_else(|e| panic!("{e}"))
+    let options = "default_room_options: {public: false}";
+    Ejabberd::start_with_extras(&Muc::muc_rs(), options, extras).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn is_presence_of(el: &Element, nick: &str) -> bool {
