@@ -167,9 +167,11 @@ own_type(Name) ->
         {int, 1} -> econf:pos_int()
     end.
 
-%% mod_muc's options this module honours itself (the access rules are asked per sender).
+%% mod_muc's options this module honours itself (the access rules and the limits on new
+%% rooms' names are asked per sender).
 honoured_here() ->
-    [host, hosts, access, access_admin, access_create, access_persistent].
+    [host, hosts, access, access_admin, access_create, access_persistent, max_room_id,
+     regexp_room_id].
 
 %% Why a mod_muc option neither this module nor the core honours has no effect yet.
 not_yet(access_mam) -> "rooms have no message archive (MAM) yet";
@@ -187,9 +189,8 @@ not_yet(max_users_presence) -> "presences are broadcast whatever the room's size
 not_yet(preload_rooms) -> "a stored room is read when first addressed (the room list has them all)";
 not_yet(queue_type) -> "rooms keep no queues (the history lives in the core)";
 not_yet(vcard) -> "the service has no vCard yet";
-not_yet(Name) when Name == max_room_id; Name == max_room_name; Name == max_room_desc;
-                   Name == max_password; Name == regexp_room_id ->
-    "room names, descriptions and passwords are not limited yet";
+not_yet(Name) when Name == max_room_name; Name == max_room_desc; Name == max_password ->
+    "rooms' titles, descriptions and passwords are not limited yet";
 not_yet(Name) when Name == min_message_interval; Name == min_presence_interval;
                    Name == room_shaper; Name == user_message_shaper;
                    Name == user_presence_shaper ->
@@ -289,7 +290,9 @@ init([ServerHost, Opts]) ->
            access => gen_mod:get_opt(access, Opts),
            access_admin => gen_mod:get_opt(access_admin, Opts),
            access_create => gen_mod:get_opt(access_create, Opts),
-           access_persistent => gen_mod:get_opt(access_persistent, Opts)}}.
+           access_persistent => gen_mod:get_opt(access_persistent, Opts),
+           max_room_id => gen_mod:get_opt(max_room_id, Opts),
+           regexp_room_id => gen_mod:get_opt(regexp_room_id, Opts)}}.
 
 handle_info({route, Packet}, State) ->
     safely(fun() -> dispatch(Packet, State) end, Packet),
@@ -440,16 +443,22 @@ local_public_rooms(Host) ->
     end.
 
 %% What the access rules say of the sender: whether it is a MUC admin (access_admin: an
-%% admin owns every room and may create rooms, as with mod_muc), may create rooms
-%% (access_create, asked of presences only: only a join makes a room) and may make a room
-%% persistent or not (access_persistent, asked of iqs only: only a room's configuration
-%% changes it). The core asks about anyone else it needs ({admins, Users}).
-sender(Packet, #{access_create := Create, access_persistent := Persistent,
-                 server_host := ServerHost} = State) ->
+%% admin owns every room, as with mod_muc), may create the room (asked of presences only:
+%% only a join makes a room; as mod_muc decides it: access_create, admins too, then
+%% max_room_id and regexp_room_id on the room's name) and may make a room persistent or not
+%% (access_persistent, asked of iqs only: only a room's configuration changes it). The core
+%% asks about anyone else it needs ({admins, Users}).
+sender(Packet, #{server_host := ServerHost, access_create := Create,
+                 access_persistent := Persistent, max_room_id := MaxRoomId,
+                 regexp_room_id := RoomIdRegexp} = State) ->
     From = xmpp:get_from(Packet),
     IsAdmin = is_admin(From, State),
-    MayCreate = IsAdmin orelse
-        (is_record(Packet, presence) andalso acl:match_rule(ServerHost, Create, From) == allow),
+    Name = (xmpp:get_to(Packet))#jid.luser,
+    MayCreate = is_record(Packet, presence)
+        andalso acl:match_rule(ServerHost, Create, From) == allow
+        %% (an integer is less than infinity)
+        andalso byte_size(Name) =< MaxRoomId
+        andalso re:run(Name, RoomIdRegexp, [{capture, none}]) == match,
     MayPersist = not is_record(Packet, iq) orelse
         acl:match_rule(ServerHost, Persistent, From) == allow,
     #{admins => [{jid:encode(jid:remove_resource(From)), IsAdmin}], may_create => MayCreate,

@@ -432,7 +432,7 @@ fn error_condition(stanza: &Element) -> Option<String> {
 async fn mod_mucs_options_are_honoured_or_logged_once_as_without_effect() {
     let options = "access: [{deny: {user: \"mallory@localhost\"}}, allow], access_persistent: muc_admin, \
                    max_users: 2, history_size: 1, max_users_presence: 10, min_message_interval: 1, \
-                   muc_room_locking: false, \
+                   max_room_id: 8, regexp_room_id: \"^[a-z]+$\", muc_room_locking: false, \
                    default_room_options: {mam: true, logging: true, title: \"T\", public: false, allowpm: anyone}";
     let server = Ejabberd::start_with(&Muc::muc_rs(), options).await.unwrap_or_else(|e| panic!("{e}"));
 
@@ -442,9 +442,20 @@ async fn mod_mucs_options_are_honoured_or_logged_once_as_without_effect() {
     assert_eq!(error_condition(&refused).as_deref(), Some("forbidden"), "{}", String::from(&refused));
     assert!(String::from(&refused).contains("Access denied by service policy"), "{}", String::from(&refused));
 
+    // max_room_id, regexp_room_id: rooms are made only with names that fit both.
+    let mut romeo = Client::connect(&server, "romeo").await;
+    for room in ["toolongname@conference.localhost", "no-dash@conference.localhost"] {
+        let refused = romeo.join_refused(room, "Romeo").await;
+        assert_eq!(
+            error_condition(&refused).as_deref(),
+            Some("not-allowed"),
+            "{room}: {}",
+            String::from(&refused)
+        );
+    }
+
     // access_persistent: only the MUC admin may make a room persistent; romeo, its owner,
     // gets no such field and may not set it.
-    let mut romeo = Client::connect(&server, "romeo").await;
     assert!(romeo.join(ROOM, "Romeo").await.contains(&"201".to_owned()), "a new room");
     let form = romeo
         .iq_ok(
