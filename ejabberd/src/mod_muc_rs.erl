@@ -249,6 +249,8 @@ core_options(Opts) ->
     Options = [{Name, Value}
                || Name <- ModMuc ++ [N || {N, _} <- Own],
                   (Value = gen_mod:get_opt(Name, Opts)) /= undefined],
+    %% Every key the core honours is one of mod_muc's (else a bug between the two).
+    [] = RoomKeys -- [Key || {Key, _, _} <- room_options()],
     Set = gen_mod:get_opt(default_room_options, Opts),
     Rooms = [{Key, Value}
              || {Key, _, Default} <- room_options(), lists:member(Key, RoomKeys),
