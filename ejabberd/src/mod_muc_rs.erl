@@ -46,8 +46,11 @@ start(ServerHost, Opts) ->
 stop(ServerHost) ->
     gen_mod:stop_child(?MODULE, ServerHost).
 
-reload(_ServerHost, _NewOpts, OldOpts) ->
-    %% access_admin may have changed: rooms ask again who among them is an admin.
+%% ejabberd calls this when the module's options changed (ejabberdctl reload_config).
+reload(ServerHost, _NewOpts, OldOpts) ->
+    ?WARNING_MSG("mod_muc_rs on ~ts: its changed options take effect when ejabberd restarts "
+                 "(reload_config does not apply them yet)", [ServerHost]),
+    %% Who the access rules make admins may have changed: rooms ask again about theirs.
     lists:foreach(fun(Host) ->
                           case persistent_term:get({?MODULE, Host}, none) of
                               none -> ok;

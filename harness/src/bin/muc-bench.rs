@@ -18,7 +18,8 @@
 //! c2s on loopback, no shaper, logs at warning) registers an account per client. Stock
 //! mod_muc gets room limits above anything a scenario reaches
 //! (`bench::server::EJABBERD_STOCK_OPTIONS`); mod_muc_rs gets what the Prosody target gives
-//! both modules: no room locking and a room cache no scenario fills. GC settings, floors,
+//! both modules: no room locking and a room cache no scenario fills, and mod_muc's
+//! `max_users` (which it honours) above anything a scenario reaches. GC settings, floors,
 //! component modules and the profilers are the Prosody target's only.
 //! `--component-modules` enables Prosody modules on the MUC component of every module
 //! under test (`modules_enabled` in its section), e.g. `muc_mam`, which archives into the
