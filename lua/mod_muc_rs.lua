@@ -62,24 +62,20 @@ local events, avatar_hash;
 local function room_avatar_hash(jid) return avatar_hash and avatar_hash(jid); end
 
 local host = muc_rs.new_host(module.host, opts, {
-	load_room = storage.load_room;
-	store_room = storage.store_room;
-	stored_rooms = storage.stored_rooms;
 	send = function (stanza) module:send(stanza); end;
 	is_admin = is_admin;
 	log = function (level, message) module:log(level, "%s", message); end;
 	stanza_mt = st.stanza_mt;
 	top_tag = render.top_tag;
-	event = function (...) return events.event(...); end;
+	carries_out = true; -- outcomes with events: carried out by the shim's loop (events lib)
 	listens = function (...) return events.listens(...); end;
-	avatar_hash = room_avatar_hash;
 });
 
 -- The mod_muc API: `module:depends("muc")` and `prosody.hosts[host].modules.muc` find
 -- muc_rs's, so no module loads stock mod_muc beside it (muc_rs_api.lib.lua).
-local api, rooms = module:require("muc_rs_api")(host);
+local api, rooms = module:require("muc_rs_api")(host, function (...) return events.call(...); end);
 events = module:require("muc_rs_events")(host, rooms, storage, room_avatar_hash);
-if host:room_vcards() then avatar_hash = module:require("muc_rs_vcard")(host); end
+if host:room_vcards() then avatar_hash = module:require("muc_rs_vcard")(host, events.call); end
 local handle = events.handle;
 api.install();
 
@@ -91,7 +87,7 @@ for _, feature in ipairs(host:service_features()) do module:add_feature(feature)
 
 -- Admins' ad-hoc commands (adds the commands feature, as stock's do).
 module:depends("adhoc");
-module:require("muc_rs_adhoc")(host);
+module:require("muc_rs_adhoc")(events.call);
 
 -- Everything addressed to the service, a room or an occupant. mod_iq (inherited by
 -- components) runs first on iq/bare and iq/host and fires the per-namespace events; what
@@ -114,9 +110,9 @@ for _, event_name in ipairs { "config-reloaded", "user-role-changed", "user-role
 end
 
 -- Live rooms, occupants included, are stored when the server stops or the module unloads.
-module:hook_global("server-stopping", function () host:save_all(); end, -300);
+module:hook_global("server-stopping", function () events.call("save_all"); end, -300);
 function module.unload()
-	host:save_all();
+	events.call("save_all");
 	render.uninstall();
 	events.uninstall();
 	api.uninstall(module.reloading);

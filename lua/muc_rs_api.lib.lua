@@ -1,14 +1,16 @@
 -- The mod_muc API on a muc_rs host: what other modules reach through
 -- `module:depends("muc")` or `prosody.hosts[host].modules.muc`, and the room and occupant
--- objects they get from it. Glue only: every answer comes from the Rust core
--- (`host:room(method, room_jid, ...)`, prosody/src/room_api.rs).
+-- objects they get from it. Glue only: every answer comes from the Rust core, read with
+-- `host:room(method, room_jid, ...)` (prosody/src/room_api.rs), or, for what may read or
+-- write storage or fire events, driven as a stanza is with `call(method, ...)`
+-- (muc_rs_events.lib.lua, prosody/src/calls.rs), so storage and handlers may wait there.
 --
 -- One Lua object per live room, kept until the room is destroyed or put away, so that
 -- modules may keep their own fields on it and compare rooms by identity.
 
 local jid_util = require "util.jid";
 
-return function (host)
+return function (host, call)
 	local api = {};
 	local rooms = {}; -- room JID -> room object
 
@@ -142,17 +144,17 @@ return function (host)
 		"historylength", "defaulthistorymessages", "presence_broadcast", "allow_pm", "allow_modpm",
 	} do
 		room_mt["set_"..name] = function (self, value)
-			return host:room("set_option", self.jid, name, value) == true;
+			return call("set_option", self.jid, name, value) == true;
 		end
 	end
 	function room_mt:set_affiliation(actor, jid, affiliation, reason, data)
-		return host:room("set_affiliation", self.jid, actor, jid, affiliation, reason, data);
+		return call("set_affiliation", self.jid, actor, jid, affiliation, reason, data);
 	end
 	function room_mt:set_role(actor, nick, role, reason)
-		return host:room("set_role", self.jid, actor, nick, role, reason);
+		return call("set_role", self.jid, actor, nick, role, reason);
 	end
 	function room_mt:set_subject(from, subject)
-		return host:room("set_subject", self.jid, from, subject);
+		return call("set_subject", self.jid, from, subject);
 	end
 	function room_mt:get_subject()
 		return self._data.subject_from, self._data.subject;
@@ -220,17 +222,17 @@ return function (host)
 		return host:room("get_occupant_id", self.jid, occupant.bare_jid);
 	end
 	function room_mt:broadcast_message(stanza)
-		host:room("broadcast_message", self.jid, stanza);
+		call("broadcast_message", self.jid, stanza);
 		return true;
 	end
 	function room_mt:route_stanza(stanza)
 		module:send(stanza);
 	end
 	function room_mt:save()
-		return host:room("save", self.jid);
+		return call("save", self.jid);
 	end
 	function room_mt:destroy(newjid, reason, password)
-		local destroyed, err = host:room("destroy", self.jid, newjid, reason, password);
+		local destroyed, err = call("destroy", self.jid, newjid, reason, password);
 		if not destroyed then return false, err; end
 		return true;
 	end
@@ -238,7 +240,7 @@ return function (host)
 	-- mod_muc's functions, as plain fields (modules probe them with rawget).
 	function api.get_room_from_jid(room_jid)
 		room_jid = jid_util.prep(room_jid);
-		if room_jid == nil or not host:room("find", room_jid) then
+		if room_jid == nil or not call("find", room_jid) then
 			return nil;
 		end
 		return rooms.get(room_jid);
@@ -246,7 +248,7 @@ return function (host)
 	-- A room made by a module: the `_data` given, or the service's defaults.
 	function api.create_room(room_jid, config)
 		room_jid = jid_util.prep(room_jid);
-		local created, err = host:room("create", room_jid or "", config);
+		local created, err = call("create", room_jid or "", config);
 		if not created then return nil, err; end
 		return rooms.get(room_jid);
 	end
@@ -258,7 +260,7 @@ return function (host)
 		end;
 	end
 	function api.all_rooms()
-		local list, i = host:room_jids(), 0;
+		local list, i = call("room_jids") or {}, 0;
 		return function ()
 			i = i + 1;
 			while list[i] do

@@ -307,16 +307,10 @@ return function (host, rooms, storage, avatar_hash)
 		rooms.forget(room_jid);
 	end
 
-	-- The events of an outcome carried out from inside the binding (calls modules make on
-	-- room objects, admin commands): their handlers cannot wait.
-	local function event(kind, ...)
-		return fire[kind](...);
-	end
-
-	-- The events of a stanza's outcome, fired here, in the stanza's coroutine, where their
-	-- handlers may wait (util.async): the binding sends the deliveries up to each event
-	-- and hands it over; what the handlers leave, or the error of one that failed, goes
-	-- back to finish it (send the stanza as they left it, …).
+	-- The events of an outcome (a stanza's, or a call's), fired here, in the caller's
+	-- coroutine, where their handlers may wait (util.async): the binding sends the
+	-- deliveries up to each event and hands it over; what the handlers leave, or the error
+	-- of one that failed, goes back to finish it (send the stanza as they left it, …).
 	local function carry_out(carrying)
 		local function fire_next(kind, ...)
 			if kind == nil then return false; end
@@ -445,26 +439,38 @@ return function (host, rooms, storage, avatar_hash)
 		return true;
 	end
 
-	-- One stanza's writes at a time: while they are written (a storage driver may wait),
-	-- the core holds that stanza's outcome and what undoes it, so stanzas that arrive
-	-- meanwhile wait their turn, in order, and are handled once the write is confirmed.
-	local writing, waiting_turn = false, {};
-
-	-- The handler of the stanza events: the core may ask first, and ask again (each
-	-- question once) until it can act; what it stores is written here, before anything
-	-- it sends goes out (host:confirm sends it, or the error reply if the write failed);
-	-- an outcome with events is carried out here.
+	-- One outcome's writes at a time: while they are written (a storage driver may wait),
+	-- the core holds that outcome and what undoes it, so stanzas that arrive meanwhile wait
+	-- their turn, in order, and so do calls that may store (the binding says so), where
+	-- they may wait; all are taken once the write is confirmed and its outcome carried out.
+	local writing, turns = false, {};
+	local depth = setmetatable({}, { __mode = "k" }); -- runs under way, by coroutine
 	local handle;
-	function handle(stanza_event)
-		if writing then
-			waiting_turn[#waiting_turn + 1] = stanza_event;
-			return true;
+	local function take_turns()
+		while turns[1] ~= nil and not writing do
+			local turn = table.remove(turns, 1);
+			if type(turn) == "function" then turn(); else handle(turn); end
 		end
-		-- The answers table is made only for a stanza the core asks about: most never are.
+	end
+	local waiter = require "util.async".waiter;
+	local function wait_turn()
+		local can_wait, wait, done = pcall(waiter);
+		if not can_wait then return false; end
+		turns[#turns + 1] = done;
+		wait();
+		return true;
+	end
+
+	local no_stanza = {};
+
+	-- The steps the core leaves to the shim, for a stanza (`stanza_event`) or for a call
+	-- (the steps carry it: prosody/src/calls.rs), until it is done: its questions answered
+	-- (each once) and the core asked again, its stores written before host:confirm, which
+	-- sends what was held back or the error instead, an outcome with events carried out.
+	-- Returns the last step: a call's values are its `result`.
+	local function run(step, stanza_event)
 		local thread, answers = coroutine.running(), nil;
-		local outer = handling[thread];
-		handling[thread] = stanza_event;
-		local step = host:handle(stanza_event.stanza);
+		depth[thread] = (depth[thread] or 0) + 1;
 		while type(step) == "table" do
 			if step.carry_out then
 				carry_out(step.carry_out);
@@ -473,24 +479,62 @@ return function (host, rooms, storage, avatar_hash)
 				writing = true;
 				local err = storage.write(step.stores);
 				writing = false;
-				step = host:confirm(err);
-			else
-				answers = answers or {};
-				if not answer_step(step, answers, stanza_event) then
-					module:log("error", "asked twice about %s; dropping the stanza",
-						step.hook or step.load_room or step.avatar_hash or "the stored rooms");
+				step = host:confirm(err, step.call);
+			elseif step.wait_turn then -- then the call again, or its refusal (`result`)
+				if not wait_turn() then
+					module:log("error", "a call that may store came while a write waits, where it cannot wait");
 					break;
 				end
-				step = host:handle(stanza_event.stanza, answers);
+				step = host:resume(step.call, answers);
+			elseif step.result then
+				break;
+			else
+				answers = answers or {};
+				if not answer_step(step, answers, stanza_event or no_stanza) then
+					module:log("error", "asked twice about %s; dropping the %s",
+						step.hook or step.load_room or step.avatar_hash or "the stored rooms",
+						step.call and "call" or "stanza");
+					break;
+				end
+				if step.call then
+					step = host:resume(step.call, answers);
+				else
+					step = host:handle(stanza_event.stanza, answers);
+				end
 			end
 		end
-		handling[thread] = outer;
-		-- Those that waited for this stanza's write.
-		while waiting_turn[1] ~= nil and not writing do
-			handle(table.remove(waiting_turn, 1));
+		depth[thread] = depth[thread] - 1;
+		if depth[thread] == 0 then take_turns(); end -- those that waited for this run's write
+		return step;
+	end
+
+	-- The handler of the stanza events.
+	function handle(stanza_event)
+		if writing then
+			turns[#turns + 1] = stanza_event;
+			return true;
 		end
+		local thread = coroutine.running();
+		local outer = handling[thread];
+		handling[thread] = stanza_event;
+		run(host:handle(stanza_event.stanza), stanza_event);
+		handling[thread] = outer;
 		return true;
 	end
 
-	return { event = event, listens = listens, handle = handle, uninstall = uninstall };
+	-- What modules do with rooms (lua/muc_rs_api.lib.lua) and the admins' commands, as
+	-- host:call(method, ...) names them: the binding answers with the call's values, or
+	-- with a step first, driven as a stanza's; then the values are the last step's.
+	local unpack = table.unpack or unpack;
+	local function call_values(step, ...)
+		if type(step) ~= "table" then return step, ...; end
+		local result = run(step);
+		result = type(result) == "table" and result.result;
+		if result then return unpack(result, 1, result.n); end
+	end
+	local function call(...)
+		return call_values(host:call(...));
+	end
+
+	return { listens = listens, handle = handle, call = call, uninstall = uninstall };
 end

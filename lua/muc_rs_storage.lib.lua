@@ -1,10 +1,10 @@
 -- The rooms' records in the stores stock mod_muc uses, in its format: the room's config
 -- and, for a room put away with people in it, its state; plus the list of persistent rooms.
 --
--- A stanza's handling reads and writes them here, in Lua, where a storage driver may wait
--- (util.async): the core asks for what it reads and hands over what it writes
--- (prosody/src/storage.rs, the loop in muc_rs_events.lib.lua). The calls modules make
--- (room objects, admin commands) reach the same functions through the core's callbacks.
+-- They are read and written here, in Lua, where a storage driver may wait (util.async):
+-- the core asks for what it reads and hands over what it writes (prosody/src/steps.rs),
+-- for a stanza as for the calls modules make on room objects and the admins' commands
+-- (the loop in muc_rs_events.lib.lua).
 local jid_split = require "util.jid".split;
 
 local persistent_rooms = module:open_store("persistent", "map");

@@ -6,8 +6,9 @@ use muc_rs::outcome::Delivery;
 use std::collections::VecDeque;
 
 /// An outcome with events, carried out under the shim's loop so that the events' handlers
-/// run in the stanza's coroutine, where they may wait (`util.async`). `host:handle` and
-/// `host:confirm` hand it to the shim as `{ carry_out = carrying }`; the shim calls
+/// run in the caller's coroutine, where they may wait (`util.async`). `host:handle`,
+/// `host:call`, `host:resume` and `host:confirm` hand it to the shim as
+/// `{ carry_out = carrying }` (a call's with its values, `result`); the shim calls
 /// `host:next_event(carrying)`, which sends the deliveries up to the next event and
 /// returns that event's kind and arguments (nil once everything went out), fires it, and
 /// hands the result back with `host:event_done(carrying, pcall(...))`.

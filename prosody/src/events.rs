@@ -1,10 +1,10 @@
 //! Carrying out an [`Outcome`]: its deliveries in order, and at their places the steps the
-//! core left to Prosody's modules ([`Event`]), fired by the shim's `fire[kind]`. An outcome
-//! of a stanza's handling is carried out step by step under the shim's loop, so that the
-//! handlers run in the stanza's coroutine and may wait ([`Carrying`]); one of a call a
-//! module or an admin command makes is carried out here, through the `event` callback
-//! (its handlers cannot wait). Either way each event is given its arguments
-//! (`event_args`) and finished with what its handlers left (`finish_event`).
+//! core left to Prosody's modules ([`Event`]), fired by the shim's `fire[kind]`. Every
+//! outcome with events, of a stanza's handling or of a call a module or an admin command
+//! makes (`calls.rs`), is carried out step by step under the shim's loop, so that the
+//! handlers run in Lua, outside any Rust frame, and may wait ([`Carrying`]): each event is
+//! given its arguments (`event_args`) and finished with what its handlers left
+//! (`finish_event`).
 //!
 //! `fire[kind](room_jid, ...)` fires the `muc-*` events and answers:
 //!
@@ -40,43 +40,23 @@ use muc_rs::outcome::Outcome;
 use muc_rs::presence_plan::{OccupantPresence, OwnPresences};
 
 impl LuaHost {
-    /// Logs the log lines of `outcome`, then sends its deliveries and runs its events, in
-    /// their order, the events' handlers called from here (they cannot wait).
+    /// Logs the log lines of `outcome` and sends its deliveries: an outcome without events,
+    /// or one of a host whose shim does not fire them (then they are left out).
     pub(super) fn carry_out(&self, lua: &Lua, outcome: &Outcome) -> LuaResult<()> {
         for (level, message) in &outcome.log {
             self.log(level.as_str(), message);
         }
-        let mut sent = 0;
-        for (at, event) in &outcome.events {
-            for delivery in &outcome.deliveries[sent..*at] {
-                self.deliver(lua, delivery)?;
-            }
-            sent = *at;
-            match self.run_event(lua, event) {
-                Ok(Some(more)) => self.carry_out(lua, &more)?,
-                Ok(None) => {}
-                Err(e) => self.log("error", &format!("a module's handler failed: {}", summary(&e))),
-            }
-        }
-        for delivery in &outcome.deliveries[sent..] {
+        for delivery in &outcome.deliveries {
             self.deliver(lua, delivery)?;
         }
         Ok(())
     }
 
-    /// Fires `event` through the `event` callback and finishes it.
-    fn run_event(&self, lua: &Lua, event: &Event) -> LuaResult<Option<Outcome>> {
-        let Some(callback) = &self.event else { return Ok(None) };
-        let (args, kept) = self.event_args(lua, event)?;
-        let answer: MultiValue = callback.call(args)?;
-        self.finish_event(lua, event, kept, answer)
-    }
-
     /// Hands `outcome` to the shim to carry out (see [`Carrying`]), with its log lines
-    /// logged now; None if it has no events (or nobody fires them): then it is carried out
-    /// here, with no round trip through Lua.
+    /// logged now; None if it has no events (or the shim fires none): then it is carried
+    /// out here, with no round trip through Lua.
     pub(super) fn hand_over(&self, lua: &Lua, outcome: Outcome) -> LuaResult<Option<Table>> {
-        if outcome.events.is_empty() || self.event.is_none() {
+        if outcome.events.is_empty() || !self.carries_out {
             self.carry_out(lua, &outcome)?;
             return Ok(None);
         }
@@ -95,7 +75,7 @@ impl LuaHost {
     }
 
     /// `host:next_event(carrying)`: sends the deliveries up to the next event and returns
-    /// the event's kind and arguments (those of the `event` callback), or nothing once the
+    /// the event's kind and arguments (those of `fire[kind]`), or nothing once the
     /// outcome is carried out. An event not finished with `event_done` is dropped.
     pub(super) fn next_event(&self, lua: &Lua, carrying: &mut Carrying) -> LuaResult<MultiValue> {
         carrying.firing = None;

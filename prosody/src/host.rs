@@ -1,22 +1,24 @@
-//! The host userdata: a `MucHost` plus the Lua callbacks it needs to answer the core's
-//! questions and carry out its outcomes, and the guard that keeps panics and callback errors out of Prosody.
+//! The host userdata: a `MucHost` plus the few Lua callbacks it calls itself (routing a
+//! stanza, logging, who is a service admin, where modules listen; storage and the modules'
+//! handlers run in the shim's loop instead), and the guard that keeps panics and callback
+//! errors out of Prosody.
 
 use super::carrying::Carrying;
 use super::convert::{self, Keys};
 use super::lua_error::summary;
 use super::render;
 use super::reuse::StanzaCache;
-use super::storage::Storage;
 use jid::{BareJid, Jid};
 use minidom::Element;
 use mlua::{
-    Function, Lua, MultiValue, Result as LuaResult, Table, UserData, UserDataMethods, UserDataRefMut, Value,
+    AnyUserData, Function, Lua, MultiValue, Result as LuaResult, Table, UserData, UserDataMethods,
+    UserDataRefMut, Value,
 };
 use muc_rs::hooks::{Hook, Hooks};
-use muc_rs::host::{Confirmed, MucHost};
+use muc_rs::host::MucHost;
 use muc_rs::outcome::{Delivery, Outcome};
 use muc_rs::panic_guard::{self as guard, TEST_NS};
-use muc_rs::protocol::{Facts, Question, Store};
+use muc_rs::protocol::{Facts, Question};
 use muc_rs::xml::{error_reply, ElementExt, StanzaError, NS_CLIENT};
 use std::cell::{Cell, RefCell};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -31,17 +33,15 @@ pub struct LuaHost {
     stanza_mt: Table,
     /// The `top_tag` method deliveries carry (see `build`).
     top_tag: Option<Function>,
-    /// Fires the modules' events for what the core left to them (see `events`).
-    pub(super) event: Option<Function>,
+    /// Whether the shim carries out outcomes with events itself (`events.rs`); without it
+    /// only their deliveries go out.
+    pub(super) carries_out: bool,
     /// `listens(name, …)`: whether any module handles one of an extension point's events.
     listens: Option<Function>,
     /// Where the modules listen, asked of `listens` once for every extension point and
     /// kept until the shim says handlers changed (`host:hooks_changed()`).
     listening: Cell<Option<Hooks>>,
-    /// `avatar_hash(room_jid)`: the hash of the avatar in the room's vCard, if any.
-    avatar_hash: Option<Function>,
     pub(super) keys: Keys,
-    storage: Storage,
     /// Tables of repeatable deliveries, sent again while they match.
     repeatable: RefCell<StanzaCache>,
     /// The stanza last handed in, as converted, while the shim reads storage or an avatar
@@ -66,10 +66,8 @@ impl LuaHost {
             .ok_or_else(|| mlua::Error::runtime("muc_rs.new_host: callbacks.stanza_mt must be a table"))?;
         let is_admin = callbacks.get::<Option<Function>>("is_admin")?;
         let top_tag = callbacks.get::<Option<Function>>("top_tag")?;
-        let event = callbacks.get::<Option<Function>>("event")?;
+        let carries_out = callbacks.get::<Option<bool>>("carries_out")?.unwrap_or(false);
         let listens = callbacks.get::<Option<Function>>("listens")?;
-        let avatar_hash = callbacks.get::<Option<Function>>("avatar_hash")?;
-        let storage = Storage::from_callbacks(callbacks)?;
         Ok(LuaHost {
             host: RefCell::new(host),
             send,
@@ -77,12 +75,10 @@ impl LuaHost {
             log,
             stanza_mt,
             top_tag,
-            event,
+            carries_out,
             listens,
             listening: Cell::new(None),
-            avatar_hash,
             keys: Keys::new(lua)?,
-            storage,
             repeatable: RefCell::default(),
             asked_about: RefCell::default(),
             test_panic,
@@ -104,91 +100,6 @@ impl LuaHost {
                 },
             };
             facts.supply_service_admin(user.clone(), is_admin);
-        }
-    }
-
-    /// Calls into the core until it asks nothing storage can answer (reading the rooms it
-    /// asks for through the shim's storage callbacks, outside any borrow of the core), then
-    /// writes what it stores and confirms: the call's value, and what to carry out.
-    pub(super) fn drive<T>(
-        &self,
-        lua: &Lua,
-        facts: &mut Facts,
-        mut call: impl FnMut(&mut MucHost, &Facts) -> (T, Outcome),
-    ) -> LuaResult<(T, Confirmed)> {
-        loop {
-            let (value, outcome) = call(&mut *self.host_mut()?, facts);
-            match &outcome.ask {
-                Some(Question::ServiceAdmins(users)) => {
-                    self.supply_admins(facts, users);
-                    continue;
-                }
-                Some(question) if facts.answer_from(question, &self.storage) => continue,
-                _ => {}
-            }
-            if outcome.stores.is_empty() {
-                return Ok((value, Confirmed { outcome, undone: false }));
-            }
-            let written = self.write(lua, &outcome.stores);
-            let confirmed = self.host_mut()?.confirm(written);
-            return Ok((value, confirmed));
-        }
-    }
-
-    /// Writes the stores in order; the first failure stops there.
-    fn write(&self, lua: &Lua, stores: &[Store]) -> Result<(), String> {
-        for store in stores {
-            self.storage.store(lua, &store.room, store.record.as_ref())?;
-        }
-        Ok(())
-    }
-
-    /// Runs an admin operation on the core and sends what it produced; returns true, or
-    /// nil and the reason it failed (the shape Lua APIs use).
-    fn admin(
-        &self,
-        lua: &Lua,
-        operation: impl Fn(&mut MucHost, &Facts) -> Result<Outcome, String>,
-    ) -> (Option<bool>, Option<String>) {
-        let mut facts = self.facts();
-        let driven = guard::run(|| {
-            self.drive(lua, &mut facts, |host, facts| match operation(host, facts) {
-                Ok(outcome) => (Ok(()), outcome),
-                Err(why) => (Err(why), Outcome::default()),
-            })
-        });
-        let (done, confirmed) = match driven {
-            Ok(Ok(driven)) => driven,
-            Ok(Err(e)) => return (None, Some(summary(&e))),
-            Err(panic) => {
-                self.log("error", &format!("admin operation panicked: {panic}"));
-                return (None, Some("internal error".into()));
-            }
-        };
-        if let Err(why) = done {
-            return (None, Some(why));
-        }
-        let result = match confirmed.undone {
-            false => (Some(true), None),
-            true => (None, Some("could not store the change".into())),
-        };
-        if let Err(e) = self.carry_out(lua, &confirmed.outcome) {
-            self.log("error", &format!("could not send: {}", summary(&e)));
-        }
-        result
-    }
-
-    /// Stores every live room with its occupants (when the server stops).
-    fn save_all(&self, lua: &Lua) {
-        let mut facts = self.facts();
-        match guard::run(|| self.drive(lua, &mut facts, |host, _| ((), host.save_all()))) {
-            Ok(Ok(((), confirmed))) => {
-                for (level, message) in &confirmed.outcome.log {
-                    self.log(level.as_str(), message);
-                }
-            }
-            Ok(Err(e)) => self.log("error", &format!("save_all: {}", summary(&e))),
-            Err(panic) => self.log("error", &format!("save_all panicked: {panic}")),
         }
     }
 
@@ -222,21 +133,6 @@ impl LuaHost {
             .collect();
         self.listening.set(Some(listening));
         listening
-    }
-
-    /// Every room, live or stored (the admins' room list).
-    fn room_jids(&self) -> Vec<String> {
-        let mut facts = self.facts();
-        loop {
-            let Ok(host) = self.host.try_borrow() else { return Vec::new() };
-            match host.all_room_jids(&facts) {
-                Some(jids) => return jids,
-                None => {
-                    drop(host);
-                    facts.answer_from(&muc_rs::protocol::Question::StoredRooms, &self.storage);
-                }
-            }
-        }
     }
 
     /// Calls the `log` callback; if that fails too, stderr is all that is left.
@@ -361,16 +257,6 @@ impl LuaHost {
         facts
     }
 
-    /// The hash of the avatar in `room`'s vCard, from the shim (for a call whose room has
-    /// a new vCard).
-    pub(super) fn avatar_hash(&self, room: &BareJid) -> Option<String> {
-        let callback = self.avatar_hash.as_ref()?;
-        callback.call::<Option<String>>(room.as_str()).unwrap_or_else(|e| {
-            self.log("error", &format!("avatar_hash callback failed for {room}: {}", summary(&e)));
-            None
-        })
-    }
-
     /// The core, for a call that may change it (never held across a Lua callback).
     pub(super) fn host_mut(&self) -> LuaResult<std::cell::RefMut<'_, MucHost>> {
         self.host.try_borrow_mut().map_err(|_| mlua::Error::runtime("muc_rs host busy"))
@@ -436,8 +322,13 @@ impl UserData for LuaHost {
             this.listening.set(None);
             Ok(())
         });
-        methods.add_method("confirm", |lua, this, err: Option<String>| {
-            match guard::run(|| this.confirm(lua, err)) {
+        // After the shim wrote the stores of a stanza's step, or of a call's (`calls.rs`).
+        methods.add_method("confirm", |lua, this, (err, call): (Option<String>, Option<AnyUserData>)| {
+            let confirmed = match &call {
+                None => guard::run(|| this.confirm(lua, err)),
+                Some(call) => guard::run(|| this.confirm_call(lua, call, err).map(Some)),
+            };
+            match confirmed {
                 Ok(Ok(step)) => return Ok(step),
                 Ok(Err(e)) => this.log("error", &format!("could not confirm stored rooms: {}", summary(&e))),
                 Err(panic) => this.log("error", &format!("panic while confirming stored rooms: {panic}")),
@@ -473,6 +364,17 @@ impl UserData for LuaHost {
                 Err(mlua::Error::runtime(format!("muc_rs: {method} panicked: {panic}")))
             })
         });
+        // What modules and the admins' commands do that the shim's loop drives (see
+        // `calls`): the call's values, or a step first; a panic is an error to the caller.
+        methods.add_method("call", |lua, this, (method, args): (String, MultiValue)| {
+            guard::run(|| this.call(lua, &method, args)).unwrap_or_else(|panic| {
+                Err(mlua::Error::runtime(format!("muc_rs: {method} panicked: {panic}")))
+            })
+        });
+        methods.add_method("resume", |lua, this, (call, answers): (AnyUserData, Option<Table>)| {
+            guard::run(|| this.resume(lua, &call, answers))
+                .unwrap_or_else(|panic| Err(mlua::Error::runtime(format!("muc_rs: call panicked: {panic}"))))
+        });
         methods.add_method("live_rooms", |_, this, ()| {
             Ok(this
                 .host
@@ -483,29 +385,11 @@ impl UserData for LuaHost {
                 .map(|j| j.to_string())
                 .collect::<Vec<_>>())
         });
-        methods.add_method("save_all", |lua, this, ()| {
-            this.save_all(lua);
-            Ok(())
-        });
-        // Admin operations (the ad-hoc commands): the room list, destroying a room, and
-        // setting an affiliation with the room's authority.
-        methods.add_method("room_jids", |_, this, ()| Ok(this.room_jids()));
         // Prosody's admins may have changed (config reloaded, roles changed).
         methods.add_method("forget_service_admins", |_, this, ()| {
             this.host_mut()?.forget_service_admins();
             Ok(())
         });
-        methods.add_method("destroy_room", |lua, this, jid: String| {
-            Ok(this.admin(lua, |host, facts| host.admin_destroy(&jid, facts)))
-        });
-        methods.add_method(
-            "set_affiliation",
-            |lua, this, (room, jid, affiliation, reason): (String, String, String, Option<String>)| {
-                Ok(this.admin(lua, |host, facts| {
-                    host.admin_set_affiliation(&room, &jid, &affiliation, reason.as_deref(), facts)
-                }))
-            },
-        );
         // Whether rooms have vCards (Prosody 13, unless `muc_vcard = false`).
         methods.add_method("room_vcards", |_, this, ()| Ok(this.host.borrow().config().room_vcards));
         // The service's name for its disco identity (the `name` option or stock's default).

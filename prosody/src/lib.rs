@@ -12,14 +12,21 @@
 //!     stanza_mt = getmetatable(st.stanza("x")),
 //!     top_tag = render.top_tag,       -- optional: deliveries then carry their rendered
 //!                                     -- XML (`muc_rs_rendered`, see lua/muc_rs_render.lib.lua)
+//!     carries_out = true,             -- optional: the shim carries out outcomes with
+//!     listens = function(...) end,    -- events; where modules listen (events.rs)
 //! })
 //! host:handle(stanza, answers)        --> true once handled, or a step left to the shim
-//! host:confirm(err)                   --  after the shim wrote the stores of a step
+//! host:call(method, ...)              --> a call's values, or a step first (calls.rs)
+//! host:resume(call, answers)          --> a call's next step
+//! host:confirm(err[, call])           --  after the shim wrote the stores of a step
+//! host:next_event(carrying)           --  an outcome's next event (events.rs),
+//! host:event_done(carrying, ok, ...)  --  and what its handlers left
 //! ```
 //! `opts` holds the options found set (name → boolean, number or string) and
 //! `server_version` (Prosody's version string). Values of the wrong type are logged (warn)
 //! and ignored. `_test_panic = true` arms the panic test hook (see [`muc_rs::panic_guard::TEST_NS`]).
 
+mod calls;
 mod carrying;
 mod convert;
 mod events;

@@ -1,12 +1,10 @@
 //! `host:room(method, room_jid, ...)`: what the shim's room objects ask of a live room,
 //! answered in stock mod_muc's terms (strings for affiliations and roles, nil for none,
-//! `room._data`'s keys and values).
+//! `room._data`'s keys and values). What may read or write storage or fire events is
+//! `host:call` instead (`calls.rs`), driven by the shim's loop.
 //!
 //! | method | arguments | answer |
 //! |---|---|---|
-//! | `find` | — | true if the room is live or was brought back from storage |
-//! | `create` | — | true, or nil and a condition (`room-exists`, …) |
-//! | `destroy` | new venue?, reason?, password? | true, or nil and why |
 //! | `get_affiliation` | JID | affiliation or nil |
 //! | `get_affiliation_data` | JID, key? | the data table, or one value |
 //! | `affiliations` | — | `{ {jid, affiliation, data}, … }` in the order granted |
@@ -23,13 +21,8 @@
 //! | `data`, `set_data` | key (, value) | a `_data` value |
 //! | `data_table` | — | all of `_data` |
 //! | `history_length` | — | messages in the room's own history |
-//! | `broadcast_message` | stanza | — (the room's broadcast steps, events included) |
 //! | `add_history` | stanza | — |
-//! | `config_notice` | `{ code, … }` | — (the room's notice, events included) |
-//! | `set_affiliation`, `set_role`, `set_option`, `set_subject` | stock's arguments (see `change`) | true (or whether a setting changed), or nil, error type, condition |
 //! | `may_set_vcard` | JID | whether it may replace the room's vCard |
-//! | `avatar_updated` | — | — (the room announces its new avatar) |
-//! | `save` | — | true, or nil and why |
 
 use super::convert;
 use super::host::LuaHost;
@@ -40,8 +33,7 @@ use muc_rs::affiliation::{Affiliation, Role};
 use muc_rs::data::Data;
 use muc_rs::dataform::Value as FormValue;
 use muc_rs::occupant::Occupant;
-use muc_rs::outcome::Outcome;
-use muc_rs::room::settings::{Tombstone, Whois};
+use muc_rs::room::settings::Whois;
 use muc_rs::room::{Actor, AffiliationData, Ctx, DataChange, Room};
 
 impl LuaHost {
@@ -56,127 +48,14 @@ impl LuaHost {
         let arg = |i: usize| args.get(i).cloned().unwrap_or(Value::Nil);
         let text = |i: usize| arg(i).as_string().and_then(|s| s.to_str().ok().map(|s| s.to_owned()));
         let mut facts = self.facts();
-        // Whether the users a call names are service admins (their affiliation may say).
-        if self.host.try_borrow().is_ok_and(|host| host.config().admins_as_room_owners) {
-            let named: Vec<BareJid> = args
-                .iter()
-                .filter_map(|arg| arg.as_string()?.to_str().ok()?.parse::<Jid>().ok())
-                .filter(|user| user.node().is_some())
-                .map(|user| user.to_bare())
-                .collect();
-            self.supply_admins(&mut facts, &named);
-        }
-        // What to carry out after a call whose writes were confirmed, or undone.
-        let settle = |confirmed: muc_rs::host::Confirmed| -> LuaResult<bool> {
-            self.carry_out(lua, &confirmed.outcome)?;
-            Ok(!confirmed.undone)
-        };
+        let named = self.named_users(args.iter());
+        self.supply_admins(&mut facts, &named);
         match method {
-            "find" => {
-                let (found, confirmed) =
-                    self.drive(lua, &mut facts, |host, facts| host.find_room(&jid, facts))?;
-                let kept = settle(confirmed)?;
-                return (kept && found.ok() == Some(true)).into_lua_multi(lua);
-            }
-            "broadcast_message" | "add_history" => {
+            "add_history" => {
                 let Value::Table(stanza) = arg(0) else { return nil() };
-                let element = match convert::element_from_table(&self.keys, &stanza) {
-                    Ok(element) => element,
-                    Err(why) => {
-                        return Err(mlua::Error::runtime(format!("{method}: malformed stanza: {why}")))
-                    }
-                };
-                if method == "add_history" {
-                    return self.host_mut()?.add_history(&jid, &element, facts.now).into_lua_multi(lua);
-                }
-                let outcome = self.host_mut()?.broadcast_message(&jid, element, &facts);
-                if let Some(outcome) = outcome {
-                    self.carry_out(lua, &outcome)?;
-                }
-                return nil();
-            }
-            "config_notice" => {
-                let codes: Vec<u16> = match arg(0) {
-                    Value::Table(t) => t.sequence_values::<u16>().collect::<LuaResult<_>>()?,
-                    _ => Vec::new(),
-                };
-                let outcome = self.host_mut()?.config_notice(&jid, &codes, &facts);
-                if let Some(outcome) = outcome {
-                    self.carry_out(lua, &outcome)?;
-                }
-                return nil();
-            }
-            "create" => {
-                let config = match data_from_lua(&arg(0), 0) {
-                    Some(Data::Table(t)) => Some(t),
-                    _ => None,
-                };
-                let (created, confirmed) = self
-                    .drive(lua, &mut facts, |host, facts| host.create_room(&jid, config.as_ref(), facts))?;
-                return match (created, settle(confirmed)?) {
-                    (Ok(()), true) => true.into_lua_multi(lua),
-                    (Ok(()), false) => (Value::Nil, "resource-constraint").into_lua_multi(lua),
-                    (Err(condition), _) => (Value::Nil, condition).into_lua_multi(lua),
-                };
-            }
-            "destroy" => {
-                let why = Tombstone { new_jid: text(0), reason: text(1) };
-                let (destroyed, confirmed) = self.drive(lua, &mut facts, |host, facts| {
-                    match host.destroy_room(jid.as_str(), why.clone(), text(2).as_deref(), facts) {
-                        Ok(outcome) => (Ok(()), outcome),
-                        Err(why) => (Err(why), Outcome::default()),
-                    }
-                })?;
-                settle(confirmed)?;
-                return match destroyed {
-                    Ok(()) => true.into_lua_multi(lua),
-                    Err(why) => (Value::Nil, why).into_lua_multi(lua),
-                };
-            }
-            "set_affiliation" | "set_role" | "set_option" | "set_subject" => {
-                let (changed, confirmed) = self.drive(lua, &mut facts, |host, facts| {
-                    let changed = host.change_room(&jid, facts, |room, ctx| {
-                        change(room, ctx, method, &args)
-                            .map_err(|(kind, condition)| format!("{kind}\u{1}{condition}"))
-                    });
-                    match changed {
-                        Ok((value, outcome)) => (Ok(value), outcome),
-                        Err(why) => (Err(why), Outcome::default()),
-                    }
-                })?;
-                let kept = settle(confirmed)?;
-                return match changed {
-                    // The write failed: the change is undone.
-                    Ok(_) if !kept => (Value::Nil, "wait", "internal-server-error").into_lua_multi(lua),
-                    Ok(value) => value.into_lua_multi(lua),
-                    // Stock's convention: nil, error type, condition.
-                    Err(why) => match why.split_once('\u{1}') {
-                        Some((kind, condition)) => {
-                            (Value::Nil, kind.to_owned(), condition.to_owned()).into_lua_multi(lua)
-                        }
-                        None => (Value::Nil, "cancel", why).into_lua_multi(lua),
-                    },
-                };
-            }
-            "avatar_updated" => {
-                facts.supply_avatar_hash(jid.clone(), self.avatar_hash(&jid));
-                let outcome = self.host_mut()?.avatar_updated(&jid, &facts);
-                if let Some(outcome) = outcome {
-                    self.carry_out(lua, &outcome)?;
-                }
-                return nil();
-            }
-            "save" => {
-                let (saved, confirmed) =
-                    self.drive(lua, &mut facts, |host, _| match host.save_room(&jid) {
-                        Ok(outcome) => (Ok(()), outcome),
-                        Err(why) => (Err(why), Outcome::default()),
-                    })?;
-                return match (saved, settle(confirmed)?) {
-                    (Ok(()), true) => true.into_lua_multi(lua),
-                    (Ok(()), false) => (Value::Nil, format!("could not store {jid}")).into_lua_multi(lua),
-                    (Err(why), _) => (Value::Nil, why).into_lua_multi(lua),
-                };
+                let element = convert::element_from_table(&self.keys, &stanza)
+                    .map_err(|why| mlua::Error::runtime(format!("add_history: malformed stanza: {why}")))?;
+                return self.host_mut()?.add_history(&jid, &element, facts.now).into_lua_multi(lua);
             }
             "set_data" => {
                 let key =
@@ -310,6 +189,19 @@ impl LuaHost {
         value.into_lua_multi(lua)
     }
 
+    /// The users a call names (an actor, a JID it reads or changes), where their being
+    /// service admins may change their affiliation: the core is told before it runs.
+    pub(super) fn named_users<'a>(&self, args: impl IntoIterator<Item = &'a Value>) -> Vec<BareJid> {
+        if !self.host.try_borrow().is_ok_and(|host| host.config().admins_as_room_owners) {
+            return Vec::new();
+        }
+        args.into_iter()
+            .filter_map(|arg| arg.as_string()?.to_str().ok()?.parse::<Jid>().ok())
+            .filter(|user| user.node().is_some())
+            .map(|user| user.to_bare())
+            .collect()
+    }
+
     /// An occupant as stock's occupant objects hold it (a copy). Its `sessions` (with
     /// their presences) are fetched when a module first reads them (`sessions`).
     fn occupant_table(&self, lua: &Lua, occupant: &Occupant) -> LuaResult<Value> {
@@ -396,7 +288,12 @@ fn setting(lua: &Lua, room: &Room, name: &str) -> LuaResult<Value> {
 /// affiliation, reason, data)`, `set_role(actor, nick, role, reason)` (`actor` is `true`
 /// for the room itself, or a JID), `set_option(name, value)` for stock's setters,
 /// `set_subject(from, text)`. Fails with an error type and condition.
-fn change(room: &mut Room, ctx: &mut Ctx, method: &str, args: &MultiValue) -> Result<bool, (String, String)> {
+pub(super) fn change(
+    room: &mut Room,
+    ctx: &mut Ctx,
+    method: &str,
+    args: &[Value],
+) -> Result<bool, (String, String)> {
     let arg = |i: usize| args.get(i).cloned().unwrap_or(Value::Nil);
     let text = |i: usize| arg(i).as_string().and_then(|s| s.to_str().ok().map(|s| s.to_owned()));
     let not_acceptable = || ("modify".to_owned(), "not-acceptable".to_owned());

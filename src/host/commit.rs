@@ -109,6 +109,12 @@ impl MucHost {
         Confirmed { outcome: instead, undone: true }
     }
 
+    /// Whether an outcome's stores are being written (handed out, not confirmed yet): a
+    /// host whose writes may wait lets the next call that may store wait its turn.
+    pub fn awaiting_confirm(&self) -> bool {
+        self.unconfirmed.is_some()
+    }
+
     /// A host that handed in the next stanza without confirming: the stores are taken as
     /// written, and what was held back is dropped (a bug in the host, caught in tests).
     pub(super) fn settle_unconfirmed(&mut self) {
