@@ -491,3 +491,170 @@ describe("muc-* events of a stanza's outcome", function ()
 		assert.equal(1, #received(romeo, "presence"));
 	end);
 end);
+
+-- The calls modules make on room objects are driven by the shim's loop as a stanza is
+-- (lua/muc_rs_events.lib.lua `run`, prosody/src/calls.rs): the room's writes and the
+-- events' handlers run in the caller's coroutine, where they may wait. Here a store and a
+-- handler yield, as util.async's wait does, and the caller is resumed later.
+describe("calls on room objects", function ()
+	local config_store = H.domain.."/config";
+	local function persistent_room()
+		local host = load_component();
+		P.failing_stores, P.waiting_stores = {}, {};
+		join(romeo, "romeo");
+		local room = host.modules.muc.get_room_from_jid(room_jid);
+		assert.is_true(room:set_persistent(true));
+		return host, room;
+	end
+	-- Runs `f` in a coroutine until it waits: `finish()` resumes it to the end and gives its
+	-- values; `done.values` are those of a call the shim resumed itself.
+	local function started(f)
+		local done = {};
+		local thread = coroutine.create(function () done.values = table.pack(f()); end);
+		local ok, err = coroutine.resume(thread);
+		assert(ok, err);
+		assert.equal("suspended", coroutine.status(thread), "it waits");
+		return function ()
+			local resumed, why = coroutine.resume(thread);
+			assert(resumed, why);
+			assert.equal("dead", coroutine.status(thread));
+			return done.values;
+		end, done;
+	end
+
+	it("return set_affiliation's value once a write that waits is done", function ()
+		local _, room = persistent_room();
+		P.waiting_stores[config_store] = true;
+		P.sent = {};
+		local finish = started(function () return room:set_affiliation(true, "nurse@localhost", "member"); end);
+		assert.is_nil(P.stores[config_store]["room"]["nurse@localhost"], "not written yet");
+		P.waiting_stores = {};
+		assert.same({ n = 1, true }, finish());
+		assert.equal("member", P.stores[config_store]["room"]["nurse@localhost"]);
+		assert.equal("member", room:get_affiliation("nurse@localhost"));
+	end);
+
+	it("return save's value once a write that waits is done", function ()
+		local _, room = persistent_room();
+		room._data.archiving = false;
+		P.waiting_stores[config_store] = true;
+		local finish = started(function () return room:save(); end);
+		assert.is_nil(P.stores[config_store]["room"]._data.archiving, "not written yet");
+		P.waiting_stores = {};
+		assert.same({ n = 1, true }, finish());
+		assert.is_false(P.stores[config_store]["room"]._data.archiving);
+	end);
+
+	it("answer stock's error for a write that fails, with the room as it was", function ()
+		local _, room = persistent_room();
+		P.failing_stores[config_store] = "disk full";
+		P.sent = {};
+		assert.same({ nil, "wait", "internal-server-error" },
+			{ room:set_affiliation(true, "nurse@localhost", "member") });
+		assert.is_nil(room:get_affiliation("nurse@localhost"));
+		assert.is_nil(P.stores[config_store]["room"]["nurse@localhost"]);
+		assert.same({}, received(romeo), "nobody hears of a change that was undone");
+		assert.same({ nil, "could not store "..room_jid }, { room:save() });
+		P.failing_stores = {};
+		assert.is_true(room:set_affiliation(true, "nurse@localhost", "member"));
+		assert.equal("member", P.stores[config_store]["room"]["nurse@localhost"]);
+	end);
+
+	it("let muc-set-affiliation's handlers wait during a module's set_affiliation", function ()
+		local host, room = persistent_room();
+		join(juliet, "juliet");
+		local seen = {};
+		host.events.add_handler("muc-set-affiliation", function (event)
+			coroutine.yield();
+			seen[#seen + 1] = event.jid.." "..event.affiliation;
+		end);
+		P.sent = {};
+		local finish = started(function () return room:set_affiliation(true, "juliet@localhost", "member"); end);
+		assert.same({}, seen);
+		assert.same({ n = 1, true }, finish());
+		assert.same({ "juliet@localhost member" }, seen);
+		local told = received(romeo, "presence")[1];
+		assert.equal("member", told:get_child("x", "http://jabber.org/protocol/muc#user"):get_child("item").attr.affiliation);
+	end);
+
+	it("let muc-broadcast-message's handlers wait during a module's broadcast_message", function ()
+		local host, room = persistent_room();
+		host.events.add_handler("muc-broadcast-message", function (event)
+			coroutine.yield();
+			event.stanza:tag("waited", { xmlns = "urn:example" }):up();
+		end, 10);
+		P.sent = {};
+		local message = st.message({ type = "groupchat", from = room_jid }):tag("body"):text("notice"):up();
+		local finish = started(function () return room:broadcast_message(message); end);
+		assert.same({}, received(romeo, "message"));
+		assert.same({ n = 1, true }, finish());
+		local got = received(romeo, "message")[1];
+		assert.equal("notice", got:get_child_text("body"));
+		assert.is_table(got:get_child("waited", "urn:example"));
+	end);
+
+	it("hold stanzas that arrive while a call's write waits until it is done, in order", function ()
+		local _, room = persistent_room();
+		P.waiting_stores[config_store] = true;
+		P.sent = {};
+		local finish = started(function () return room:set_affiliation(true, "nurse@localhost", "member"); end);
+		say(romeo, "meanwhile");
+		assert.same({}, received(romeo, "message"), "the message waits for the write");
+		P.waiting_stores = {};
+		assert.same({ n = 1, true }, finish());
+		local messages = received(romeo, "message");
+		assert.equal(2, #messages);
+		assert.equal("member", messages[1]:get_child("x", "http://jabber.org/protocol/muc#user"):get_child("item").attr.affiliation,
+			"the change is told first");
+		assert.equal("meanwhile", messages[2]:get_child_text("body"), "then the message that waited");
+	end);
+
+	it("let the admins' commands wait for their writes", function ()
+		local _, room = persistent_room();
+		local commands = {};
+		for _, item in ipairs(shim.items["adhoc-provider"]) do commands[item.node] = item; end
+		local set_affiliation = commands["http://prosody.im/protocol/muc#set-affiliation"];
+		local form = require "util.dataforms".new {
+			{ name = "FORM_TYPE", type = "hidden", value = "http://prosody.im/protocol/muc#set-affiliation" };
+			{ name = "room", type = "jid-single" }; { name = "jid", type = "jid-single" };
+			{ name = "affiliation", type = "list-single" };
+		}:form({ room = room_jid, jid = "nurse@localhost", affiliation = "member" }, "submit");
+		P.waiting_stores[config_store] = true;
+		local finish = started(function () return set_affiliation:handler({ form = form }, "state"); end);
+		P.waiting_stores = {};
+		assert.same({ status = "completed", info = "Affiliation updated" }, finish()[1]);
+		assert.equal("member", P.stores[config_store]["room"]["nurse@localhost"]);
+		local destroy = commands["http://prosody.im/protocol/muc#destroy"];
+		local rooms = require "util.dataforms".new {
+			{ name = "FORM_TYPE", type = "hidden", value = "http://prosody.im/protocol/muc#destroy" };
+			{ name = "rooms", type = "list-multi" };
+		}:form({ rooms = { room_jid } }, "submit");
+		P.waiting_stores[config_store] = true;
+		P.sent = {};
+		finish = started(function () return destroy:handler({ form = rooms }, "state"); end);
+		assert.is_nil(P.stores[config_store]["room"]._data.destroyed, "not written yet");
+		P.waiting_stores = {};
+		assert.equal("completed", finish()[1].status);
+		assert.is_true(P.stores[config_store]["room"]._data.destroyed, "its tombstone");
+		local gone = received(romeo, "presence");
+		assert.equal(1, #gone, "the occupant is told the room is gone");
+		assert.is_table(gone[1]:get_child("x", "http://jabber.org/protocol/muc#user"):get_child("destroy"));
+	end);
+
+	it("wait for the turn of a call that stores while another write waits", function ()
+		local _, room = persistent_room();
+		P.waiting_stores[config_store] = true;
+		local first = started(function () return room:set_affiliation(true, "nurse@localhost", "member"); end);
+		local _, second = started(function () return room:set_affiliation(true, "nurse@localhost", "admin"); end);
+		-- Outside any coroutine nothing can wait: refused, and nothing changes.
+		assert.same({ nil, "wait", "resource-constraint" }, { room:set_affiliation(true, "nurse@localhost", "owner") });
+		assert.is_nil(room:save());
+		assert.is_true(room:get_persistent(), "what only reads goes on");
+		P.waiting_stores = {};
+		assert.same({ n = 1, true }, first());
+		-- The second call took its turn once the first's write was done, in the same go.
+		assert.same({ n = 1, true }, second.values);
+		assert.equal("admin", P.stores[config_store]["room"]["nurse@localhost"]);
+		assert.equal("admin", room:get_affiliation("nurse@localhost"));
+	end);
+end);
