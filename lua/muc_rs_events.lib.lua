@@ -469,6 +469,7 @@ return function (host, rooms, storage, avatar_hash)
 	-- sends what was held back or the error instead, an outcome with events carried out.
 	-- Returns the last step: a call's values are its `result`.
 	local function run(step, stanza_event)
+		if type(step) ~= "table" then return step; end -- most stanzas: done at once
 		local thread, answers = coroutine.running(), nil;
 		depth[thread] = (depth[thread] or 0) + 1;
 		while type(step) == "table" do
@@ -508,7 +509,9 @@ return function (host, rooms, storage, avatar_hash)
 		return step;
 	end
 
-	-- The handler of the stanza events.
+	-- The handler of the stanza events: the core may ask first, and ask again (each
+	-- question once) until it can act; what it stores is written before anything it sends
+	-- goes out; an outcome with events is carried out here (run).
 	function handle(stanza_event)
 		if writing then
 			turns[#turns + 1] = stanza_event;

@@ -658,3 +658,18 @@ describe("calls on room objects", function ()
 		assert.equal("admin", room:get_affiliation("nurse@localhost"));
 	end);
 end);
+
+describe("the room list", function ()
+	it("has the live rooms and the stored ones, brought back as modules walk it", function ()
+		local host = load_component();
+		join(romeo, "romeo");
+		local stored = "stored@"..H.domain;
+		P.stores[H.domain.."/persistent"][""] = { [stored] = true };
+		P.stores[H.domain.."/config"].stored = { _jid = stored, _data = { persistent = true, name = "Kept" } };
+		local seen = {};
+		for room in host.modules.muc.all_rooms() do seen[#seen + 1] = room.jid; end
+		table.sort(seen);
+		assert.same({ room_jid, stored }, seen);
+		assert.equal("Kept", host.modules.muc.get_room_from_jid(stored):get_name());
+	end);
+end);
