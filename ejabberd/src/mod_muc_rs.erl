@@ -34,7 +34,6 @@
 -include("translate.hrl").
 -include_lib("xmpp/include/xmpp.hrl").
 
--record(muc_rs_room, {name_host :: binary(), record :: map()}).
 %% Which node a room lives on (ram_copies on every node of the cluster).
 -record(muc_rs_room_node, {name_host :: binary(), node :: node()}).
 
@@ -180,7 +179,7 @@ honoured_here() ->
 not_yet(access_mam) -> "rooms have no message archive (MAM) yet";
 not_yet(access_register) -> "the service takes no nickname registrations yet (rooms do)";
 not_yet(cleanup_affiliations_on_start) -> "deleted accounts' affiliations are not cleaned up yet";
-not_yet(db_type) -> "rooms are kept in mnesia only (table muc_rs_room)";
+not_yet(db_type) -> "rooms are kept in mod_muc's mnesia tables only (muc_room, muc_registered)";
 not_yet(ram_db_type) -> "which node has a room is kept in mnesia only";
 not_yet(hibernation_timeout) ->
     "idle rooms are put away by count (muc_room_cache_size), not by time";
@@ -267,14 +266,13 @@ mod_doc() ->
 
 init([ServerHost, Opts]) ->
     process_flag(trap_exit, true),
-    ejabberd_mnesia:create(?MODULE, muc_rs_room,
-                           [{disc_copies, [node()]},
-                            {attributes, record_info(fields, muc_rs_room)}]),
+    %% Rooms are kept in mod_muc's tables (and muc_rs_room): mod_muc_rs_rooms.
+    mod_muc_rs_rooms:create_tables(),
     ejabberd_mnesia:create(?MODULE, muc_rs_room_node,
                            [{ram_copies, [node()]},
                             {attributes, record_info(fields, muc_rs_room_node)}]),
-    %% A node rejoining a cluster copies both from the others before it serves a stanza.
-    ok = mnesia:wait_for_tables([muc_rs_room, muc_rs_room_node], 60000),
+    %% A node rejoining a cluster copies them from the others before it serves a stanza.
+    ok = mnesia:wait_for_tables([muc_rs_room_node | mod_muc_rs_rooms:tables()], 60000),
     Hosts = gen_mod:get_opt_hosts(Opts),
     warn_unhonoured(ServerHost, Opts),
     {Options, RoomOptions} = core_options(Opts),
@@ -297,6 +295,10 @@ init([ServerHost, Opts]) ->
            access_create => gen_mod:get_opt(access_create, Opts),
            access_persistent => gen_mod:get_opt(access_persistent, Opts),
            max_room_id => gen_mod:get_opt(max_room_id, Opts),
+           %% What a room made here is written to mod_muc's table with, besides the
+           %% settings the core has: mod_muc's options for a new room.
+           new_room_opts =>
+               mod_muc_rs_rooms:new_room_opts(gen_mod:get_opt(default_room_options, Opts)),
            regexp_room_id => gen_mod:get_opt(regexp_room_id, Opts)}}.
 
 handle_info({route, Packet}, State) ->
@@ -424,7 +426,7 @@ handle(Nif, {Host, Service} = Core, El, Sender, Rooms, State) ->
         {ok, [], Stores, [], Gone} ->
             %% Written before anything is routed; a failed write is undone by the core,
             %% which then hands the error reply instead.
-            {ok, Deliveries, Logs} = muc_rs_nif:confirm(Service, write_rooms(Stores)),
+            {ok, Deliveries, Logs} = muc_rs_nif:confirm(Service, write_rooms(Stores, State)),
             carry_out(Deliveries, Logs, Gone)
     end.
 
@@ -475,25 +477,16 @@ is_admin(Jid, #{server_host := ServerHost, access_admin := Admin}) ->
 %% Every stored room of the service Host (for its room list, as mod_muc lists its stored
 %% rooms).
 read_all_rooms(Host) ->
-    Suffix = <<"@", Host/binary>>,
-    All = mnesia:dirty_select(muc_rs_room, [{#muc_rs_room{name_host = '$1', record = '$2'}, [],
-                                             [{{'$1', '$2'}}]}]),
-    [Room || {Jid, _} = Room <- All, binary:longest_common_suffix([Jid, Suffix]) == byte_size(Suffix)].
+    mod_muc_rs_rooms:read_all(Host).
 
 read_room(RoomJid) ->
-    case mnesia:dirty_read(muc_rs_room, RoomJid) of
-        [#muc_rs_room{record = Record}] -> Record;
-        [] -> none
-    end.
+    mod_muc_rs_rooms:read(RoomJid).
 
 %% Every record of the stanza in one transaction, on disk before anything is sent: ok, or
 %% {error, Reason} with nothing written.
-write_rooms(Stores) ->
+write_rooms(Stores, #{new_room_opts := NewRoomOpts}) ->
     Write = fun() ->
-        lists:foreach(
-          fun({RoomJid, none}) -> mnesia:delete({muc_rs_room, RoomJid});
-             ({RoomJid, Record}) -> mnesia:write(#muc_rs_room{name_host = RoomJid, record = Record})
-          end, Stores)
+        lists:foreach(fun(Store) -> mod_muc_rs_rooms:write(Store, NewRoomOpts) end, Stores)
     end,
     case mnesia:transaction(Write) of
         {atomic, ok} ->

@@ -237,6 +237,27 @@ impl Ejabberd {
         }
     }
 
+    /// Stops the node as `ejabberdctl stop` would (SIGTERM: ejabberd stops its modules and
+    /// mnesia closes its files), then starts it on the same mnesia dir with `muc` serving
+    /// `conference.localhost` and `module_options` for it: an admin switching between
+    /// mod_muc and mod_muc_rs.
+    pub async fn switch_to(&mut self, muc: &Muc, module_options: &str) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                // SAFETY: a signal to our own child, which we have not waited for yet.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+            }
+            if tokio::time::timeout(Duration::from_secs(30), child.wait()).await.is_err() {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                return Err(err!("ejabberd did not stop within 30 s of SIGTERM"));
+            }
+        }
+        self.muc = muc.clone();
+        self.module_options = module_options.to_owned();
+        self.launch().await
+    }
+
     /// `kill -9`, then a start on the same mnesia dir.
     pub async fn crash_restart(&mut self) -> Result<()> {
         self.kill().await;

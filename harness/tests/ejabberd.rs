@@ -231,18 +231,7 @@ async fn a_write_that_fails_leaves_the_room_as_it_was_and_the_sender_gets_the_er
     disco_info_with_none(&mut juliet, removed).await;
     let info = disco_info_with_none(&mut romeo, removed).await;
     assert_eq!(occupants(&info).as_deref(), Some("2"), "{}", String::from(&info));
-    let outcasts = romeo
-        .iq_ok(
-            "outcasts",
-            &format!(
-                "<iq xmlns='jabber:client' type='get' to='{ROOM}' id='outcasts'><query xmlns='http://jabber.org/protocol/muc#admin'>\
-                 <item affiliation='outcast'/></query></iq>"
-            ),
-        )
-        .await;
-    let listed =
-        outcasts.get_child("query", "http://jabber.org/protocol/muc#admin").map(|q| q.children().count());
-    assert_eq!(listed, Some(0), "{}", String::from(&outcasts));
+    assert_eq!(affiliation_list(&mut romeo, ROOM, "outcast").await, Vec::new());
 
     // Writable again: the same change goes through, and is kept.
     set_room_table(&server, "read_write").await;
@@ -566,4 +555,322 @@ async fn reload_config_with_changed_options_says_they_wait_for_a_restart() {
     assert!(reloaded.ends_with("\nok") || reloaded == "ok", "{reloaded}");
     let says = "its changed options take effect when ejabberd restarts";
     server.wait_for_log(says, T).await.unwrap_or_else(|log| panic!("no `{says}`:\n{log}"));
+}
+
+// Rooms move from mod_muc to mod_muc_rs and back (issue 25): both keep them in mod_muc's
+// tables and format.
+
+const MOVED: &str = "moved@conference.localhost";
+const OPEN: &str = "open@conference.localhost";
+const NS_MUC_ADMIN: &str = "http://jabber.org/protocol/muc#admin";
+const NS_MUC_OWNER: &str = "http://jabber.org/protocol/muc#owner";
+
+/// A room configuration form submitting `fields` (`[(var, value)]`).
+fn submit(room: &str, id: &str, fields: &[(&str, &str)]) -> String {
+    let fields: String = fields
+        .iter()
+        .map(|(var, value)| format!("<field var='{var}'><value>{value}</value></field>"))
+        .collect();
+    format!(
+        "<iq xmlns='jabber:client' type='set' to='{room}' id='{id}'><query xmlns='{NS_MUC_OWNER}'>\
+         <x xmlns='jabber:x:data' type='submit'>\
+         <field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>{fields}\
+         </x></query></iq>"
+    )
+}
+
+/// A muc#admin set of `items` (`[(jid, affiliation, reason)]`).
+fn set_affiliations(room: &str, items: &[(&str, &str, Option<&str>)]) -> String {
+    let items: String = items
+        .iter()
+        .map(|(jid, affiliation, reason)| match reason {
+            Some(reason) => {
+                format!("<item jid='{jid}' affiliation='{affiliation}'><reason>{reason}</reason></item>")
+            }
+            None => format!("<item jid='{jid}' affiliation='{affiliation}'/>"),
+        })
+        .collect();
+    format!(
+        "<iq xmlns='jabber:client' type='set' to='{room}' id='affs'><query xmlns='{NS_MUC_ADMIN}'>{items}</query></iq>"
+    )
+}
+
+/// The room's list of `affiliation` as its owner gets it: `[(jid, reason)]`, sorted.
+async fn affiliation_list(
+    owner: &mut Client,
+    room: &str,
+    affiliation: &str,
+) -> Vec<(String, Option<String>)> {
+    let reply = owner
+        .iq_ok(
+            "list",
+            &format!(
+                "<iq xmlns='jabber:client' type='get' to='{room}' id='list'><query xmlns='{NS_MUC_ADMIN}'>\
+                 <item affiliation='{affiliation}'/></query></iq>"
+            ),
+        )
+        .await;
+    let query = reply.get_child("query", NS_MUC_ADMIN).unwrap_or_else(|| panic!("{}", String::from(&reply)));
+    let mut items: Vec<(String, Option<String>)> = query
+        .children()
+        .map(|item| {
+            let reason = item.get_child("reason", NS_MUC_ADMIN).map(Element::text).filter(|r| !r.is_empty());
+            (item.attr("jid").unwrap_or_default().to_owned(), reason)
+        })
+        .collect();
+    items.sort();
+    items
+}
+
+/// The value of the field `var` of the data form in `stanza`'s query.
+fn field_value(stanza: &Element, var: &str) -> Option<String> {
+    let query = stanza.children().find(|c| c.name() == "query")?;
+    let form = query.get_child("x", "jabber:x:data")?;
+    let field = form.children().find(|f| f.attr("var") == Some(var))?;
+    Some(field.children().filter(|v| v.name() == "value").map(Element::text).collect::<Vec<_>>().join(","))
+}
+
+/// Joins `room` as `nick` with `password`; the self-presence (an error presence if refused).
+async fn join_with(client: &mut Client, room: &str, nick: &str, password: Option<&str>) -> Element {
+    let password = password.map(|p| format!("<password>{p}</password>")).unwrap_or_default();
+    client
+        .send(&format!(
+            "<presence xmlns='jabber:client' to='{room}/{nick}'><x xmlns='http://jabber.org/protocol/muc'>{password}</x></presence>"
+        ))
+        .await;
+    let me = format!("{room}/{nick}");
+    client
+        .expect("the self-presence", |el| el.name() == "presence" && el.attr("from") == Some(me.as_str()))
+        .await
+}
+
+/// The subject the room sends a newcomer (after the self-presence).
+async fn subject_on_join(client: &mut Client, room: &str) -> String {
+    let subject = client
+        .expect("the subject", |el| {
+            el.name() == "message"
+                && el.attr("from").is_some_and(|f| f.starts_with(room))
+                && el.get_child("subject", "jabber:client").is_some()
+        })
+        .await;
+    subject.get_child("subject", "jabber:client").map(Element::text).unwrap_or_default()
+}
+
+/// What the tests check of the members-only room in its disco#info: its name, description
+/// and features.
+async fn check_moved_room_info(client: &mut Client, name: &str) {
+    let info = disco_info_of(client, MOVED).await;
+    let text = String::from(&info);
+    assert_eq!(room_name(&info), Some(name), "{text}");
+    assert_eq!(field_value(&info, "muc#roominfo_description").as_deref(), Some("About moving"), "{text}");
+    for feature in
+        ["muc_persistent", "muc_membersonly", "muc_passwordprotected", "muc_hidden", "muc_nonanonymous"]
+    {
+        assert!(has_feature(&info, feature), "{feature}: {text}");
+    }
+}
+
+async fn owner_form(owner: &mut Client, room: &str) -> Element {
+    owner
+        .iq_ok(
+            "form",
+            &format!("<iq xmlns='jabber:client' type='get' to='{room}' id='form'><query xmlns='{NS_MUC_OWNER}'/></iq>"),
+        )
+        .await
+}
+
+fn jids(list: &[&str]) -> Vec<(String, Option<String>)> {
+    list.iter().map(|j| (j.to_string(), None)).collect()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn rooms_move_from_mod_muc_to_mod_muc_rs_and_back_with_nothing_lost() {
+    let mut server = Ejabberd::start_with(&Muc::Stock, "").await.unwrap_or_else(|e| panic!("{e}"));
+
+    // Under mod_muc: a persistent, hidden, members-only, non-anonymous room with a password,
+    // a description, a subject, a second owner, an admin, a member with a reserved nick and
+    // an outcast with a reason, and a limit of its own mod_muc_rs has no setting for.
+    let mut romeo = Client::connect(&server, "romeo").await;
+    assert!(romeo.join(MOVED, "Romeo").await.contains(&"201".to_owned()), "a new room");
+    let settings = [
+        ("muc#roomconfig_roomname", "Moved Room"),
+        ("muc#roomconfig_roomdesc", "About moving"),
+        ("muc#roomconfig_persistentroom", "1"),
+        ("muc#roomconfig_publicroom", "0"),
+        ("muc#roomconfig_membersonly", "1"),
+        ("muc#roomconfig_passwordprotectedroom", "1"),
+        ("muc#roomconfig_roomsecret", "secret"),
+        ("muc#roomconfig_whois", "anyone"),
+        ("muc#roomconfig_maxusers", "30"),
+    ];
+    romeo.iq_ok("cfg", &submit(MOVED, "cfg", &settings)).await;
+    romeo
+        .send(&format!("<message xmlns='jabber:client' to='{MOVED}' type='groupchat'><subject>Moving day</subject></message>"))
+        .await;
+    assert_eq!(subject_on_join_echo(&mut romeo).await, "Moving day");
+    let affiliations = [
+        ("benvolio@localhost", "owner", None),
+        ("mercutio@localhost", "admin", None),
+        ("juliet@localhost", "member", None),
+        ("mallory@localhost", "outcast", Some("Spam")),
+    ];
+    romeo.iq_ok("affs", &set_affiliations(MOVED, &affiliations)).await;
+    let mut juliet = Client::connect(&server, "juliet").await;
+    juliet
+        .iq_ok(
+            "reg",
+            &format!(
+                "<iq xmlns='jabber:client' type='set' to='{MOVED}' id='reg'><query xmlns='jabber:iq:register'>\
+                 <x xmlns='jabber:x:data' type='submit'>\
+                 <field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#register</value></field>\
+                 <field var='muc#register_roomnick'><value>Jules</value></field></x></query></iq>"
+            ),
+        )
+        .await;
+    // And a public room with a MucSub subscriber (which mod_muc_rs does not act on).
+    assert!(juliet.join(OPEN, "Juliet").await.contains(&"201".to_owned()), "a new room");
+    let open_settings = [
+        ("muc#roomconfig_roomname", "Open Room"),
+        ("muc#roomconfig_persistentroom", "1"),
+        ("muc#roomconfig_allow_subscription", "1"),
+    ];
+    juliet.iq_ok("cfg", &submit(OPEN, "cfg", &open_settings)).await;
+    let mut mercutio = Client::connect(&server, "mercutio").await;
+    mercutio
+        .iq_ok(
+            "sub",
+            &format!(
+                "<iq xmlns='jabber:client' type='set' to='{OPEN}' id='sub'><subscribe xmlns='urn:xmpp:mucsub:0' nick='Merc'>\
+                 <event node='urn:xmpp:mucsub:nodes:messages'/></subscribe></iq>"
+            ),
+        )
+        .await;
+    assert_log_clean(&server);
+
+    // Switched to mod_muc_rs: every setting is there.
+    server.switch_to(&Muc::muc_rs(), "").await.unwrap_or_else(|e| panic!("{e}"));
+    let mut user = Client::connect(&server, "user").await;
+    assert_eq!(
+        room_list(&mut user, "conference.localhost").await,
+        vec![OPEN],
+        "the hidden room is not listed"
+    );
+    let mut benvolio = Client::connect(&server, "benvolio").await;
+    check_moved_room_info(&mut benvolio, "Moved Room").await;
+    let open = disco_info_of(&mut benvolio, OPEN).await;
+    assert_eq!(room_name(&open), Some("Open Room"), "{}", String::from(&open));
+    assert!(
+        has_feature(&open, "muc_persistent") && has_feature(&open, "muc_public"),
+        "{}",
+        String::from(&open)
+    );
+    let mut romeo = Client::connect(&server, "romeo").await;
+    let form = owner_form(&mut romeo, MOVED).await;
+    assert_eq!(
+        field_value(&form, "muc#roomconfig_roomsecret").as_deref(),
+        Some("secret"),
+        "{}",
+        String::from(&form)
+    );
+    assert_eq!(field_value(&form, "muc#roomconfig_roomdesc").as_deref(), Some("About moving"));
+    assert_eq!(
+        affiliation_list(&mut romeo, MOVED, "owner").await,
+        jids(&["benvolio@localhost", "romeo@localhost"])
+    );
+    assert_eq!(affiliation_list(&mut romeo, MOVED, "admin").await, jids(&["mercutio@localhost"]));
+    assert_eq!(affiliation_list(&mut romeo, MOVED, "member").await, jids(&["juliet@localhost"]));
+    let outcasts = affiliation_list(&mut romeo, MOVED, "outcast").await;
+    assert_eq!(outcasts, vec![("mallory@localhost".to_owned(), Some("Spam".to_owned()))]);
+    // Juliet's reserved nick: hers, and no one else's.
+    let mut juliet = Client::connect(&server, "juliet").await;
+    let nick = juliet
+        .iq_ok(
+            "nick",
+            &format!(
+                "<iq xmlns='jabber:client' type='get' to='{MOVED}' id='nick'><query xmlns='{NS_DISCO_INFO}' node='x-roomuser-item'/></iq>"
+            ),
+        )
+        .await;
+    assert!(
+        String::from(&nick).contains("name='Jules'") || String::from(&nick).contains("name=\"Jules\""),
+        "{}",
+        String::from(&nick)
+    );
+    let taken = join_with(&mut benvolio, MOVED, "Jules", Some("secret")).await;
+    assert!(String::from(&taken).contains("conflict"), "{}", String::from(&taken));
+    // The password, the subject, the outcast.
+    let refused = join_with(&mut juliet, MOVED, "Juliet", None).await;
+    assert!(String::from(&refused).contains("not-authorized"), "{}", String::from(&refused));
+    let joined = join_with(&mut juliet, MOVED, "Juliet", Some("secret")).await;
+    assert_ne!(joined.attr("type"), Some("error"), "{}", String::from(&joined));
+    assert_eq!(subject_on_join(&mut juliet, MOVED).await, "Moving day");
+    let mut mallory = Client::connect(&server, "mallory").await;
+    let banned = join_with(&mut mallory, MOVED, "Mallory", Some("secret")).await;
+    assert_eq!(banned.attr("type"), Some("error"), "{}", String::from(&banned));
+
+    // Changed under mod_muc_rs: the name, the subject, an affiliation.
+    join_with(&mut romeo, MOVED, "Romeo", Some("secret")).await;
+    romeo.iq_ok("cfg", &submit(MOVED, "cfg", &[("muc#roomconfig_roomname", "Moved Room 2")])).await;
+    romeo
+        .send(&format!("<message xmlns='jabber:client' to='{MOVED}' type='groupchat'><subject>Moved in</subject></message>"))
+        .await;
+    assert_eq!(subject_on_join_echo(&mut romeo).await, "Moved in");
+    romeo.iq_ok("affs", &set_affiliations(MOVED, &[("mercutio@localhost", "member", None)])).await;
+    assert_log_clean(&server);
+
+    // Back to mod_muc: the changes are seen, and nothing was lost.
+    server.switch_to(&Muc::Stock, "").await.unwrap_or_else(|e| panic!("{e}"));
+    let mut benvolio = Client::connect(&server, "benvolio").await;
+    check_moved_room_info(&mut benvolio, "Moved Room 2").await;
+    let mut romeo = Client::connect(&server, "romeo").await;
+    let form = owner_form(&mut romeo, MOVED).await;
+    let form_text = String::from(&form);
+    assert_eq!(field_value(&form, "muc#roomconfig_roomsecret").as_deref(), Some("secret"), "{form_text}");
+    assert_eq!(field_value(&form, "muc#roomconfig_maxusers").as_deref(), Some("30"), "{form_text}");
+    assert_eq!(field_value(&form, "muc#roomconfig_whois").as_deref(), Some("anyone"), "{form_text}");
+    assert_eq!(
+        affiliation_list(&mut romeo, MOVED, "owner").await,
+        jids(&["benvolio@localhost", "romeo@localhost"])
+    );
+    assert_eq!(affiliation_list(&mut romeo, MOVED, "admin").await, jids(&[]));
+    assert_eq!(
+        affiliation_list(&mut romeo, MOVED, "member").await,
+        jids(&["juliet@localhost", "mercutio@localhost"])
+    );
+    let outcasts = affiliation_list(&mut romeo, MOVED, "outcast").await;
+    assert_eq!(outcasts, vec![("mallory@localhost".to_owned(), Some("Spam".to_owned()))]);
+    let mut juliet = Client::connect(&server, "juliet").await;
+    let registered = juliet
+        .iq_ok(
+            "reg",
+            &format!("<iq xmlns='jabber:client' type='get' to='{MOVED}' id='reg'><query xmlns='jabber:iq:register'/></iq>"),
+        )
+        .await;
+    assert!(String::from(&registered).contains("Jules"), "{}", String::from(&registered));
+    let joined = join_with(&mut juliet, MOVED, "Juliet", Some("secret")).await;
+    assert_ne!(joined.attr("type"), Some("error"), "{}", String::from(&joined));
+    assert_eq!(subject_on_join(&mut juliet, MOVED).await, "Moved in");
+    // The public room, with its subscriber (and listed; the other is not, to a user
+    // without an affiliation there).
+    let mut user = Client::connect(&server, "user").await;
+    assert_eq!(room_list(&mut user, "conference.localhost").await, vec![OPEN]);
+    join_with(&mut juliet, OPEN, "Juliet", None).await;
+    let subscriptions = juliet
+        .iq_ok(
+            "subs",
+            &format!("<iq xmlns='jabber:client' type='get' to='{OPEN}' id='subs'><subscriptions xmlns='urn:xmpp:mucsub:0'/></iq>"),
+        )
+        .await;
+    assert!(String::from(&subscriptions).contains("mercutio@localhost"), "{}", String::from(&subscriptions));
+    assert_log_clean(&server);
+}
+
+/// The subject an occupant who set it hears back from the room.
+async fn subject_on_join_echo(client: &mut Client) -> String {
+    let echo = client
+        .expect("the subject's echo", |el| {
+            el.name() == "message" && el.get_child("subject", "jabber:client").is_some()
+        })
+        .await;
+    echo.get_child("subject", "jabber:client").map(Element::text).unwrap_or_default()
 }
