@@ -874,3 +874,65 @@ async fn subject_on_join_echo(client: &mut Client) -> String {
         .await;
     echo.get_child("subject", "jabber:client").map(Element::text).unwrap_or_default()
 }
+
+/// mod_muc_rs's log line for a room whose record in mod_muc's table cannot be read.
+const UNREADABLE: &str = "is not served: its record in mod_muc's table muc_room cannot be read";
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_unreadable_stored_room_is_logged_and_skipped_and_earlier_installs_rooms_are_read() {
+    let extras = Extras { cluster: ClusterNode::cluster(1).pop(), ..Extras::default() };
+    let mut server =
+        Ejabberd::start_with_extras(&Muc::muc_rs(), "", extras).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut romeo = Client::connect(&server, "romeo").await;
+    romeo.join(ROOM, "Romeo").await;
+    romeo.iq_ok("cfg", &configure(true)).await;
+    // A row of mod_muc's table no mod_muc wrote (a title that is not text), and a room as
+    // mod_muc_rs kept them before it used mod_muc's tables.
+    let write = |record: &str| format!("[{record}]");
+    let broken =
+        "{muc_room, {<<\"broken\">>, <<\"conference.localhost\">>}, [{title, 42}, {persistent, true}]}";
+    let old = "{muc_rs_room, <<\"old@conference.localhost\">>, #{config => #{<<\"_jid\">> => <<\"old@conference.localhost\">>, \
+               <<\"_data\">> => #{<<\"name\">> => <<\"Old Room\">>, <<\"persistent\">> => true}, \
+               <<\"romeo@localhost\">> => <<\"owner\">>}}}";
+    for record in [broken, old] {
+        let written = server.rpc("mnesia", "dirty_write", &write(record)).await;
+        assert_eq!(written.unwrap_or_else(|e| panic!("{e}")), "ok");
+    }
+    // (stopped, not killed: mnesia writes the dirty writes out)
+    server.switch_to(&Muc::muc_rs(), "").await.unwrap_or_else(|e| panic!("{e}"));
+
+    // The broken room is left out of the list and is not served (nor made anew over its
+    // record); the others are there.
+    let mut juliet = Client::connect(&server, "juliet").await;
+    let mut listed = room_list(&mut juliet, "conference.localhost").await;
+    listed.sort();
+    assert_eq!(listed, vec![ROOM, "old@conference.localhost"]);
+    let refused = join_with(&mut juliet, "broken@conference.localhost", "Juliet", None).await;
+    assert_eq!(refused.attr("type"), Some("error"), "{}", String::from(&refused));
+    let info = disco_info(&mut juliet).await;
+    assert_eq!(room_name(&info), Some("Kept Room"), "{}", String::from(&info));
+    let codes = juliet.join(ROOM, "Juliet").await;
+    assert!(!codes.contains(&"201".to_owned()), "not made again: {codes:?}");
+    let log =
+        server.wait_for_log(UNREADABLE, T).await.unwrap_or_else(|log| panic!("no `{UNREADABLE}`:\n{log}"));
+    let others: Vec<String> = log_problems(&log).into_iter().filter(|l| !l.contains(UNREADABLE)).collect();
+    assert!(others.is_empty(), "{others:#?}");
+    let still = server
+        .rpc("mnesia", "dirty_read", "[muc_room, {<<\"broken\">>, <<\"conference.localhost\">>}]")
+        .await;
+    assert!(still.unwrap_or_else(|e| panic!("{e}")).contains("42"), "the broken row is left as it was");
+
+    // The earlier install's room is served, and its next change is written to mod_muc's table.
+    let old_room = "old@conference.localhost";
+    let info = disco_info_of(&mut juliet, old_room).await;
+    assert_eq!(room_name(&info), Some("Old Room"), "{}", String::from(&info));
+    let mut romeo = Client::connect(&server, "romeo").await;
+    romeo.join(old_room, "Romeo").await;
+    romeo.iq_ok("cfg", &ejabberd_client::configure(old_room, "Old Room 2", true)).await;
+    let row =
+        server.rpc("mnesia", "dirty_read", "[muc_room, {<<\"old\">>, <<\"conference.localhost\">>}]").await;
+    assert!(
+        row.unwrap_or_else(|e| panic!("{e}")).contains("{title,<<\"Old Room 2\">>}"),
+        "in mod_muc's table"
+    );
+}
