@@ -255,8 +255,9 @@ write({RoomJid, #{config := Config} = Record}, NewRoomOpts) ->
             mnesia:write(#muc_rs_room{name_host = RoomJid, record = Record#{stock => true}});
         false ->
             %% Temporary (a room put away with its occupants) or a tombstone: not a room
-            %% mod_muc would keep.
+            %% mod_muc would keep (its reserved nicks are in the record).
             mnesia:delete({muc_room, NameHost}),
+            write_nicks(RoomJid, []),
             mnesia:write(#muc_rs_room{name_host = RoomJid, record = maps:remove(stock, Record)})
     end.
 

@@ -936,3 +936,77 @@ async fn an_unreadable_stored_room_is_logged_and_skipped_and_earlier_installs_ro
         "in mod_muc's table"
     );
 }
+
+/// `mod_muc_rs_rooms`' mapping, in an Erlang VM with the module and ejabberd's code: a room
+/// as mod_muc writes it (every option of 24.12's `make_opts`) read into the core's record and
+/// written back unchanged; a change of the core's settings changes only the options they
+/// stand for.
+#[test]
+fn mod_mucs_room_options_map_to_the_cores_record_and_back_unchanged() {
+    let script = r#"
+        application:ensure_all_started(xmpp),
+        Room = <<"r@conference.localhost">>,
+        J = fun jid:decode/1,
+        Opts = [{title, <<"T">>}, {description, <<"D">>}, {allow_change_subj, false},
+                {allow_query_users, false}, {allowpm, moderators},
+                {allow_private_messages_from_visitors, nobody}, {allow_visitor_status, false},
+                {allow_visitor_nickchange, false}, {public, false}, {public_list, false},
+                {persistent, true}, {moderated, true}, {members_by_default, false},
+                {members_only, true}, {allow_user_invites, true}, {password_protected, true},
+                {captcha_protected, true}, {password, <<"pw">>}, {anonymous, false},
+                {logging, true}, {max_users, 30}, {allow_voice_requests, false},
+                {allow_subscription, true}, {mam, true}, {presence_broadcast, [moderator]},
+                {voice_request_min_interval, 60}, {vcard, <<"<vCard xmlns='vcard-temp'/>">>},
+                {vcard_xupdate, <<"abc">>}, {pubsub, <<"node">>}, {enable_hats, true}, {lang, <<"fr">>},
+                {captcha_whitelist, [{<<"b">>, <<"localhost">>, <<>>}]},
+                {affiliations, [{{<<"romeo">>, <<"localhost">>, <<>>}, owner},
+                                {{<<"mallory">>, <<"localhost">>, <<>>}, {outcast, <<"Spam">>}},
+                                {{<<"x">>, <<"localhost">>, <<"res">>}, member}]},
+                {roles, [{{<<"v">>, <<"localhost">>, <<>>}, visitor}]},
+                {subject, [{text, <<>>, <<"Subj">>}, {text, <<"fr">>, <<"Sujet">>}]},
+                {subject_author, {<<"Romeo">>, J(<<"romeo@localhost/res">>)}},
+                {hats_users, [{{<<"romeo">>, <<"localhost">>, <<>>}, [{<<"h">>, <<"Hat">>}]}]},
+                {hibernation_time, undefined},
+                {subscribers, [{J(<<"m@localhost">>), <<"M">>, [<<"urn:xmpp:mucsub:nodes:messages">>]}]}],
+        Nicks = [{{<<"juliet">>, <<"localhost">>}, <<"Jules">>}],
+        #{config := C} = mod_muc_rs_rooms:to_record(Room, Opts, Nicks, none),
+        #{<<"_data">> := D, <<"_affiliation_data">> := AD} = C,
+        Expected = #{<<"name">> => <<"T">>, <<"description">> => <<"D">>, <<"language">> => <<"fr">>,
+                     <<"persistent">> => true, <<"hidden">> => true, <<"password">> => <<"pw">>,
+                     <<"members_only">> => true, <<"allow_member_invites">> => true,
+                     <<"moderated">> => true, <<"whois">> => <<"anyone">>,
+                     <<"allow_pm">> => <<"moderator">>,
+                     <<"presence_broadcast">> => #{<<"moderator">> => true},
+                     <<"subject">> => <<"Subj">>, <<"subject_from">> => <<"r@conference.localhost/Romeo">>},
+        Expected = D,
+        #{<<"romeo@localhost">> := <<"owner">>, <<"mallory@localhost">> := <<"outcast">>} = C,
+        #{<<"mallory@localhost">> := #{<<"reason">> := <<"Spam">>},
+          <<"juliet@localhost">> := #{<<"reserved_nickname">> := <<"Jules">>}} = AD,
+        Sorted = fun(O) -> lists:sort([case K of affiliations -> {K, lists:sort(V)}; _ -> {K, V} end
+                                       || {K, V} <- O]) end,
+        true = Sorted(mod_muc_rs_rooms:to_opts(C, Opts)) == Sorted(Opts),
+        C2 = maps:remove(<<"mallory@localhost">>,
+                         C#{<<"_data">> => maps:without([<<"password">>, <<"moderated">>, <<"subject">>],
+                                                        D#{<<"name">> => <<"T2">>}),
+                            <<"juliet@localhost">> => <<"member">>}),
+        Changed = mod_muc_rs_rooms:to_opts(C2, Opts),
+        Diff = lists:sort([{K, V} || {K, V} <- Changed, proplists:get_value(K, Opts) /= V]),
+        [{affiliations, Affs}, {members_by_default, true}, {password_protected, false},
+         {subject, []}, {subject_author, {<<>>, _}}, {title, <<"T2">>}] = Diff,
+        [{{<<"juliet">>, <<"localhost">>, <<>>}, member}, {{<<"romeo">>, <<"localhost">>, <<>>}, owner},
+         {{<<"x">>, <<"localhost">>, <<"res">>}, member}] = lists:sort(Affs),
+        <<"pw">> = proplists:get_value(password, Changed),
+        {'EXIT', _} = catch mod_muc_rs_rooms:to_record(Room, [{title, 42}], [], none),
+        io:format("MAPPED~n"),
+        halt()."#;
+    let ebin = default_module_dir().join("ebin");
+    let output = std::process::Command::new("erl")
+        .args(["-noshell", "-pa"])
+        .arg(&ebin)
+        .args(["-eval", script])
+        .env("ERL_LIBS", "/usr/lib/x86_64-linux-gnu")
+        .output()
+        .expect("erl (is ejabberd installed?)");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.contains("MAPPED"), "{printed}\n{}", String::from_utf8_lossy(&output.stderr));
+}
