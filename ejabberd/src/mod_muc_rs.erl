@@ -173,13 +173,12 @@ own_type(Name) ->
 %% rooms' names are asked per sender).
 honoured_here() ->
     [host, hosts, access, access_admin, access_create, access_persistent, max_room_id,
-     regexp_room_id].
+     regexp_room_id, db_type].
 
 %% Why a mod_muc option neither this module nor the core honours has no effect yet.
 not_yet(access_mam) -> "rooms have no message archive (MAM) yet";
 not_yet(access_register) -> "the service takes no nickname registrations yet (rooms do)";
 not_yet(cleanup_affiliations_on_start) -> "deleted accounts' affiliations are not cleaned up yet";
-not_yet(db_type) -> "rooms are kept in mod_muc's mnesia tables only (muc_room, muc_registered)";
 not_yet(ram_db_type) -> "which node has a room is kept in mnesia only";
 not_yet(hibernation_timeout) ->
     "idle rooms are put away by count (muc_room_cache_size), not by time";
@@ -223,7 +222,7 @@ warn_unhonoured(Host, Opts) ->
       fun({Name, _, Default}) ->
               Value = gen_mod:get_opt(Name, Opts),
               Set = case Name of
-                        _ when Name == db_type; Name == ram_db_type -> Value /= mnesia;
+                        _ when Name == ram_db_type -> Value /= mnesia;
                         _ -> Value /= default(Default, Host)
                     end,
               case Set andalso not lists:member(Name, Honoured) of
@@ -267,12 +266,13 @@ mod_doc() ->
 init([ServerHost, Opts]) ->
     process_flag(trap_exit, true),
     %% Rooms are kept in mod_muc's tables (and muc_rs_room): mod_muc_rs_rooms.
-    mod_muc_rs_rooms:create_tables(),
+    Db = mod_muc_rs_rooms:db(ServerHost, Opts),
+    mod_muc_rs_rooms:create_tables(Db, ServerHost, Opts),
     ejabberd_mnesia:create(?MODULE, muc_rs_room_node,
                            [{ram_copies, [node()]},
                             {attributes, record_info(fields, muc_rs_room_node)}]),
     %% A node rejoining a cluster copies them from the others before it serves a stanza.
-    ok = mnesia:wait_for_tables([muc_rs_room_node | mod_muc_rs_rooms:tables()], 60000),
+    ok = mnesia:wait_for_tables([muc_rs_room_node | mod_muc_rs_rooms:tables(Db)], 60000),
     Hosts = gen_mod:get_opt_hosts(Opts),
     warn_unhonoured(ServerHost, Opts),
     {Options, RoomOptions} = core_options(Opts),
@@ -289,7 +289,7 @@ init([ServerHost, Opts]) ->
                       ?INFO_MSG("muc_rs serving ~ts", [Host]),
                       {Host, Service}
                   end || Host <- Hosts]),
-    {ok, #{server_host => ServerHost, services => Services,
+    {ok, #{server_host => ServerHost, services => Services, db => Db,
            access => gen_mod:get_opt(access, Opts),
            access_admin => gen_mod:get_opt(access_admin, Opts),
            access_create => gen_mod:get_opt(access_create, Opts),
@@ -411,13 +411,13 @@ route(Packet, #{services := Services} = State) ->
 handle(Nif, {Host, Service} = Core, El, Sender, Rooms, State) ->
     case Nif(Service, El, erlang:system_time(second), Sender, Rooms) of
         {load, RoomJid} ->
-            handle(Nif, Core, El, Sender, [{RoomJid, read_room(RoomJid)} | Rooms], State);
+            handle(Nif, Core, El, Sender, [{RoomJid, read_room(RoomJid, State)} | Rooms], State);
         {admins, Users} ->
             #{admins := Known} = Sender,
             Answers = [{User, is_admin(jid:decode(User), State)} || User <- Users],
             handle(Nif, Core, El, Sender#{admins := Answers ++ Known}, Rooms, State);
         load_all ->
-            Every = {all, read_all_rooms(Host), public_rooms_elsewhere(Host)},
+            Every = {all, read_all_rooms(Host, State), public_rooms_elsewhere(Host)},
             handle(Nif, Core, El, Sender, Every, State);
         dirty ->
             handle(fun muc_rs_nif:handle_dirty/5, Core, El, Sender, Rooms, State);
@@ -476,28 +476,15 @@ is_admin(Jid, #{server_host := ServerHost, access_admin := Admin}) ->
 
 %% Every stored room of the service Host (for its room list, as mod_muc lists its stored
 %% rooms).
-read_all_rooms(Host) ->
-    mod_muc_rs_rooms:read_all(Host).
+read_all_rooms(Host, #{db := Db}) ->
+    mod_muc_rs_rooms:read_all(Db, Host).
 
-read_room(RoomJid) ->
-    mod_muc_rs_rooms:read(RoomJid).
+read_room(RoomJid, #{db := Db}) ->
+    mod_muc_rs_rooms:read(Db, RoomJid).
 
-%% Every record of the stanza in one transaction, on disk before anything is sent: ok, or
-%% {error, Reason} with nothing written.
-write_rooms(Stores, #{new_room_opts := NewRoomOpts}) ->
-    Write = fun() ->
-        lists:foreach(fun(Store) -> mod_muc_rs_rooms:write(Store, NewRoomOpts) end, Stores)
-    end,
-    case mnesia:transaction(Write) of
-        {atomic, ok} ->
-            %% mnesia's log buffers in its own process: flushed now, the change outlives a
-            %% kill -9.
-            mnesia:sync_log(),
-            ok;
-        {aborted, Reason} ->
-            ?ERROR_MSG("muc_rs could not write ~p: ~p", [[Room || {Room, _} <- Stores], Reason]),
-            {error, iolist_to_binary(io_lib:format("~p", [Reason]))}
-    end.
+%% Every record of the stanza, on disk before anything is sent: ok, or {error, Reason}.
+write_rooms(Stores, #{db := Db, new_room_opts := NewRoomOpts}) ->
+    mod_muc_rs_rooms:write(Db, Stores, NewRoomOpts).
 
 deliver({El, Recipients}) ->
     Packet = xmpp:decode(El, ?NS_CLIENT, [ignore_els]),

@@ -5,7 +5,9 @@
 %%% - A persistent room is a row of mod_muc's `muc_room` ({muc_room, {Name, Host}, Opts},
 %%%   Opts the proplist mod_muc_room:make_opts/2 writes) and, for each nick reserved in it,
 %%%   a row of `muc_registered` ({muc_registered, {{LUser, LServer}, RoomJid}, Nick}), as
-%%%   mod_muc_mnesia writes them. Written back, a row keeps every option the core has no
+%%%   mod_muc_mnesia writes them; or, with `db_type: sql`, the rows mod_muc_sql keeps in
+%%%   the SQL tables `muc_room`, `muc_room_subscribers` and `muc_registered` (written
+%%%   through mod_muc_sql's own store_room/5, read through its restore_room/3). Written back, a row keeps every option the core has no
 %%%   setting for (MucSub subscribers, the captcha whitelist, hats, the vCard, voice
 %%%   requests, max_users, logging, mam, ...) as it was: only the options the core has are
 %%%   replaced (to_opts/2).
@@ -18,19 +20,21 @@
 %%%   records earlier mod_muc_rs versions wrote (unmarked) are in `muc_rs_room` only, and
 %%%   read from there.
 %%%
-%%% Rows are written directly, never through mod_muc:forget_room/3 or mod_muc's destroy:
+%%% Rows are written directly (mnesia) or through mod_muc_sql:store_room/5 and
+%%% mod_muc_sql:forget_room/3 (SQL, which run no hooks), never through mod_muc:forget_room/3 or mod_muc's destroy:
 %%% those run the `remove_room` hook, on which mod_mam deletes the room's archive.
 %%% Service-wide registered nicks (muc_registered rows keyed by the service) are left as
 %%% they are.
 -module(mod_muc_rs_rooms).
 
--export([create_tables/0, tables/0, new_room_opts/1, read/1, read_all/1, write/2]).
+-export([db/2, create_tables/3, tables/1, new_room_opts/1, read/2, read_all/2, write/3]).
 -export([to_record/4, to_opts/2]).
 
 -include("logger.hrl").
 -include_lib("xmpp/include/xmpp.hrl").
 -include("mod_muc.hrl").
 -include("mod_muc_room.hrl").
+-include("ejabberd_sql_pt.hrl").
 
 -record(muc_rs_room, {name_host :: binary(), record :: map()}).
 
@@ -46,22 +50,38 @@
 
 %%% Tables
 
-%% mod_muc's tables as mod_muc_mnesia makes them (the same definitions: either module may
-%% make them first), and muc_rs's own.
-create_tables() ->
-    ejabberd_mnesia:create(mod_muc_rs, muc_rs_room,
-                           [{disc_copies, [node()]},
-                            {attributes, record_info(fields, muc_rs_room)}]),
+%% Where mod_muc keeps rooms for the virtual host ServerHost with the module's options
+%% (db_type, as mod_muc reads it): mnesia, or {sql, ServerHost}.
+db(ServerHost, Opts) ->
+    case gen_mod:get_opt(db_type, Opts) of
+        sql -> {sql, ServerHost};
+        _ -> mnesia
+    end.
+
+%% mod_muc's tables as mod_muc_mnesia or mod_muc_sql makes them (the same definitions:
+%% either module may make them first), and muc_rs's own.
+create_tables(mnesia, _ServerHost, _Opts) ->
+    create_own_table(),
     ejabberd_mnesia:create(mod_muc_mnesia, muc_room,
                            [{disc_copies, [node()]},
                             {attributes, record_info(fields, muc_room)}]),
     ejabberd_mnesia:create(mod_muc_mnesia, muc_registered,
                            [{disc_copies, [node()]},
                             {attributes, record_info(fields, muc_registered)},
-                            {index, [nick]}]).
+                            {index, [nick]}]);
+create_tables({sql, _}, ServerHost, Opts) ->
+    create_own_table(),
+    %% (makes or updates mod_muc's SQL schema when update_sql_schema is on, as mod_muc does)
+    mod_muc_sql:init(ServerHost, Opts).
 
-tables() ->
-    [muc_rs_room, muc_room, muc_registered].
+create_own_table() ->
+    ejabberd_mnesia:create(mod_muc_rs, muc_rs_room,
+                           [{disc_copies, [node()]},
+                            {attributes, record_info(fields, muc_rs_room)}]).
+
+%% The mnesia tables to wait for.
+tables(mnesia) -> [muc_rs_room, muc_room, muc_registered];
+tables({sql, _}) -> [muc_rs_room].
 
 %% The options mod_muc gives a new room (its #config{} defaults, then the module's
 %% default_room_options): what a room made under mod_muc_rs is written with, besides the
@@ -83,47 +103,88 @@ plain(Value) ->
 
 %% A room's record for the core: the record, `none`, or {error, Reason} (logged) for a
 %% stored room that cannot be read.
-read(RoomJid) ->
+read(Db, RoomJid) ->
     Own = case mnesia:dirty_read(muc_rs_room, RoomJid) of
               [#muc_rs_room{record = Record}] -> Record;
               [] -> none
           end,
-    case mnesia:dirty_read(muc_room, name_host(RoomJid)) of
-        [#muc_room{opts = Opts}] ->
-            try to_record(RoomJid, Opts, nicks(RoomJid), Own)
+    try stock_opts(Db, RoomJid) of
+        {ok, Opts} ->
+            try to_record(RoomJid, Opts, nicks(Db, RoomJid), Own)
             catch Class:Reason ->
-                ?ERROR_MSG("mod_muc_rs: room ~ts is not served: its record in mod_muc's table "
-                           "muc_room cannot be read (~p:~p): ~p", [RoomJid, Class, Reason, Opts]),
-                {error, <<"unreadable room record">>}
+                unreadable(RoomJid, Class, Reason, Opts)
             end;
-        [] ->
+        none ->
             case Own of
                 %% The room mod_muc's row stood for is gone (destroyed under mod_muc).
                 #{stock := true} -> none;
                 _ -> Own
-            end
+            end;
+        {error, Why} ->
+            ?ERROR_MSG("mod_muc_rs: room ~ts could not be read: ~p", [RoomJid, Why]),
+            {error, <<"the room could not be read">>}
+    catch Class:Reason ->
+        unreadable(RoomJid, Class, Reason, undefined)
     end.
+
+unreadable(RoomJid, Class, Reason, Opts) ->
+    ?ERROR_MSG("mod_muc_rs: room ~ts is not served: its record in mod_muc's table "
+               "muc_room cannot be read (~p:~p): ~p", [RoomJid, Class, Reason, Opts]),
+    {error, <<"unreadable room record">>}.
 
 %% Every stored room of the service Host, [{RoomJid, Record}]; those that cannot be read
 %% are logged and left out.
-read_all(Host) ->
-    Stock = [jid:encode({Name, Host, <<>>})
-             || #muc_room{name_host = {Name, _}}
-                    <- mnesia:dirty_select(muc_room, [{#muc_room{name_host = {'_', Host}, _ = '_'},
-                                                       [], ['$_']}])],
+read_all(Db, Host) ->
+    Stock = [jid:encode({Name, Host, <<>>}) || Name <- stock_rooms(Db, Host)],
     Suffix = <<"@", Host/binary>>,
     Own = mnesia:dirty_select(muc_rs_room, [{#muc_rs_room{name_host = '$1', _ = '_'}, [], ['$1']}]),
     OwnOnly = [Jid || Jid <- Own, binary:longest_common_suffix([Jid, Suffix]) == byte_size(Suffix),
                       not lists:member(Jid, Stock)],
-    [{Jid, Record} || Jid <- Stock ++ OwnOnly, is_map(Record = read(Jid))].
+    [{Jid, Record} || Jid <- Stock ++ OwnOnly, is_map(Record = read(Db, Jid))].
 
 name_host(RoomJid) ->
     #jid{luser = Name, lserver = Host} = jid:decode(RoomJid),
     {Name, Host}.
 
+%% mod_muc's options of the room: {ok, Opts}, none, or {error, Why}.
+stock_opts(mnesia, RoomJid) ->
+    case mnesia:dirty_read(muc_room, name_host(RoomJid)) of
+        [#muc_room{opts = Opts}] -> {ok, Opts};
+        [] -> none
+    end;
+stock_opts({sql, LServer}, RoomJid) ->
+    {Name, Host} = name_host(RoomJid),
+    case ejabberd_sql:sql_query(LServer, ?SQL("select @(name)s from muc_room"
+                                              " where name=%(Name)s and host=%(Host)s")) of
+        {selected, []} -> none;
+        {selected, [_]} ->
+            %% (with the subscribers, from muc_room_subscribers)
+            case mod_muc_sql:restore_room(LServer, Host, Name) of
+                error -> {error, restore_room};
+                Opts -> {ok, Opts}
+            end;
+        Error -> {error, Error}
+    end.
+
+%% The names of the service Host's rooms in mod_muc's table.
+stock_rooms(mnesia, Host) ->
+    mnesia:dirty_select(muc_room, [{#muc_room{name_host = {'$1', Host}, _ = '_'}, [], ['$1']}]);
+stock_rooms({sql, LServer}, Host) ->
+    case ejabberd_sql:sql_query(LServer, ?SQL("select @(name)s from muc_room where host=%(Host)s")) of
+        {selected, Names} -> [Name || {Name} <- Names];
+        Error ->
+            ?ERROR_MSG("mod_muc_rs: the rooms of ~ts could not be listed: ~p", [Host, Error]),
+            []
+    end.
+
 %% The nicks reserved in the room: [{{LUser, LServer}, Nick}].
-nicks(RoomJid) ->
-    mnesia:dirty_select(muc_registered, nicks_spec(RoomJid)).
+nicks(mnesia, RoomJid) ->
+    mnesia:dirty_select(muc_registered, nicks_spec(RoomJid));
+nicks({sql, LServer}, RoomJid) ->
+    {selected, Rows} =
+        ejabberd_sql:sql_query(LServer, ?SQL("select @(jid)s, @(nick)s from muc_registered"
+                                             " where host=%(RoomJid)s")),
+    [{us(Jid), Nick} || {Jid, Nick} <- Rows].
 
 nicks_spec(RoomJid) ->
     [{#muc_registered{us_host = {'$1', RoomJid}, nick = '$2'}, [], [{{'$1', '$2'}}]}].
@@ -231,47 +292,116 @@ subject_text([#text{} | _] = Texts) ->
 
 %%% Writing
 
-%% Writes a room's record (or deletes it: none) as part of the caller's mnesia transaction;
+%% Writes the records of one stanza ([{RoomJid, Record | none}]), on disk before anything
+%% is sent: ok, or {error, Reason}. On mnesia in one transaction (nothing written if it
+%% fails); on SQL each room's rows in mod_muc_sql's transactions, then muc_rs's own table.
 %% NewRoomOpts are the options a room mod_muc has no row for yet is written with.
-write({RoomJid, none}, _NewRoomOpts) ->
-    mnesia:delete({muc_room, name_host(RoomJid)}),
-    write_nicks(RoomJid, []),
+write(mnesia, Stores, NewRoomOpts) ->
+    Write = fun() ->
+        lists:foreach(fun(Store) -> write_stock(mnesia, Store, NewRoomOpts), write_own(Store) end,
+                      Stores)
+    end,
+    transaction(Write, Stores);
+write({sql, _} = Db, Stores, NewRoomOpts) ->
+    try
+        lists:foreach(fun(Store) -> write_stock(Db, Store, NewRoomOpts) end, Stores),
+        transaction(fun() -> lists:foreach(fun write_own/1, Stores) end, Stores)
+    catch throw:{sql, Why} ->
+        ?ERROR_MSG("muc_rs could not write ~p: ~p", [[Room || {Room, _} <- Stores], Why]),
+        {error, iolist_to_binary(io_lib:format("~p", [Why]))}
+    end.
+
+transaction(Write, Stores) ->
+    case mnesia:transaction(Write) of
+        {atomic, _} ->
+            %% mnesia's log buffers in its own process: flushed now, the change outlives a
+            %% kill -9.
+            mnesia:sync_log(),
+            ok;
+        {aborted, Reason} ->
+            ?ERROR_MSG("muc_rs could not write ~p: ~p", [[Room || {Room, _} <- Stores], Reason]),
+            {error, iolist_to_binary(io_lib:format("~p", [Reason]))}
+    end.
+
+%% mod_muc's rows of the room: a persistent room's options and reserved nicks; none for a
+%% room gone, temporary or a tombstone (not a room mod_muc would keep).
+write_stock(Db, {RoomJid, Record}, NewRoomOpts) ->
+    case stock_config(Record) of
+        {ok, Config} ->
+            Old = case stock_opts(Db, RoomJid) of
+                      {ok, Opts} -> Opts;
+                      none -> NewRoomOpts;
+                      {error, Why} -> throw({sql, Why})
+                  end,
+            store_opts(Db, RoomJid, to_opts(Config, Old)),
+            AffiliationData = maps:get(<<"_affiliation_data">>, Config, #{}),
+            write_nicks(Db, RoomJid, [{us(Jid), Nick}
+                                      || {Jid, #{<<"reserved_nickname">> := Nick}}
+                                             <- maps:to_list(AffiliationData)]);
+        none ->
+            forget(Db, RoomJid),
+            write_nicks(Db, RoomJid, [])
+    end.
+
+%% muc_rs's own record of the room: marked as standing beside mod_muc's row, or alone.
+write_own({RoomJid, none}) ->
     mnesia:delete({muc_rs_room, RoomJid});
-write({RoomJid, #{config := Config} = Record}, NewRoomOpts) ->
+write_own({RoomJid, Record}) ->
+    Stock = stock_config(Record) /= none,
+    mnesia:write(#muc_rs_room{name_host = RoomJid, record = (maps:remove(stock, Record))#{stock => Stock}}).
+
+stock_config(#{config := Config}) ->
     Data = maps:get(<<"_data">>, Config, #{}),
-    NameHost = name_host(RoomJid),
     case maps:get(<<"persistent">>, Data, false) == true
         andalso maps:get(<<"destroyed">>, Data, false) /= true of
-        true ->
-            Old = case mnesia:read(muc_room, NameHost) of
-                      [#muc_room{opts = Opts}] -> Opts;
-                      [] -> NewRoomOpts
-                  end,
-            mnesia:write(#muc_room{name_host = NameHost, opts = to_opts(Config, Old)}),
-            AffiliationData = maps:get(<<"_affiliation_data">>, Config, #{}),
-            write_nicks(RoomJid, [{us(Jid), Nick}
-                                  || {Jid, #{<<"reserved_nickname">> := Nick}}
-                                         <- maps:to_list(AffiliationData)]),
-            mnesia:write(#muc_rs_room{name_host = RoomJid, record = Record#{stock => true}});
-        false ->
-            %% Temporary (a room put away with its occupants) or a tombstone: not a room
-            %% mod_muc would keep (its reserved nicks are in the record).
-            mnesia:delete({muc_room, NameHost}),
-            write_nicks(RoomJid, []),
-            mnesia:write(#muc_rs_room{name_host = RoomJid, record = maps:remove(stock, Record)})
-    end.
+        true -> {ok, Config};
+        false -> none
+    end;
+stock_config(none) ->
+    none.
+
+store_opts(mnesia, RoomJid, Opts) ->
+    mnesia:write(#muc_room{name_host = name_host(RoomJid), opts = Opts});
+store_opts({sql, LServer}, RoomJid, Opts) ->
+    {Name, Host} = name_host(RoomJid),
+    sql_done(mod_muc_sql:store_room(LServer, Host, Name, Opts, undefined)).
+
+%% Never mod_muc:forget_room/3, which runs the remove_room hook (mod_mam deletes the
+%% archive on it).
+forget(mnesia, RoomJid) ->
+    mnesia:delete({muc_room, name_host(RoomJid)});
+forget({sql, LServer}, RoomJid) ->
+    {Name, Host} = name_host(RoomJid),
+    sql_done(mod_muc_sql:forget_room(LServer, Host, Name)).
+
+sql_done({atomic, _}) -> ok;
+sql_done(Error) -> throw({sql, Error}).
 
 us(Jid) ->
     #jid{luser = U, lserver = S} = jid:decode(Jid),
     {U, S}.
 
 %% The room's reserved nicks become Nicks ([{{LUser, LServer}, Nick}]).
-write_nicks(RoomJid, Nicks) ->
+write_nicks(mnesia, RoomJid, Nicks) ->
     Stored = mnesia:select(muc_registered, nicks_spec(RoomJid)),
     [mnesia:delete({muc_registered, {US, RoomJid}}) || {US, _} <- Stored, not lists:keymember(US, 1, Nicks)],
     [mnesia:write(#muc_registered{us_host = {US, RoomJid}, nick = Nick})
      || {US, Nick} = Entry <- Nicks, not lists:member(Entry, Stored)],
-    ok.
+    ok;
+write_nicks({sql, LServer} = Db, RoomJid, Nicks) ->
+    Stored = nicks(Db, RoomJid),
+    Write = fun() ->
+        [ejabberd_sql:sql_query_t(?SQL("delete from muc_registered where jid=%(Jid)s and host=%(RoomJid)s"))
+         || {{U, S} = US, _} <- Stored, not lists:keymember(US, 1, Nicks), Jid <- [jid:encode({U, S, <<>>})]],
+        [?SQL_UPSERT_T("muc_registered",
+                       ["!jid=%(Jid)s", "!host=%(RoomJid)s", "server_host=%(LServer)s", "nick=%(Nick)s"])
+         || {{U, S}, Nick} = Entry <- Nicks, not lists:member(Entry, Stored), Jid <- [jid:encode({U, S, <<>>})]],
+        ok
+    end,
+    case Stored == Nicks of
+        true -> ok;
+        false -> sql_done(ejabberd_sql:sql_transaction(LServer, Write))
+    end.
 
 %% The core's record of a room (its config) as mod_muc's options: Old (the room's stored
 %% options, or a new room's) with the options the core has settings for replaced.

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use ejabberd_client::{assert_log_clean, disco_info_of, has_feature, Client, NS_MUC_USER, T};
 use minidom::Element;
 use muc_harness::ejabberd::{default_module_dir, log_problems, ClusterNode, Ejabberd, Extras, Muc, C2S_PORT};
+use muc_harness::postgres::Postgres;
 
 const ROOM: &str = "keep@conference.localhost";
 
@@ -685,7 +686,32 @@ fn jids(list: &[&str]) -> Vec<(String, Option<String>)> {
 
 #[tokio::test(flavor = "current_thread")]
 async fn rooms_move_from_mod_muc_to_mod_muc_rs_and_back_with_nothing_lost() {
-    let mut server = Ejabberd::start_with(&Muc::Stock, "").await.unwrap_or_else(|e| panic!("{e}"));
+    rooms_move_and_back("", Extras::default()).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn rooms_move_from_mod_muc_to_mod_muc_rs_and_back_on_postgresql() {
+    let mut pg = Postgres::start().await.expect("PostgreSQL: run tools/install-deps.sh");
+    pg.create_database("ejabberd").await.expect("create database");
+    // mod_muc makes its tables (update_sql_schema, on by default), mod_muc_rs finds them.
+    let global = format!(
+        "sql_type: pgsql\nsql_server: \"127.0.0.1\"\nsql_port: {}\nsql_database: \"ejabberd\"\n\
+         sql_username: \"{}\"\nsql_password: \"\"",
+        pg.port(),
+        muc_harness::postgres::USER
+    );
+    rooms_move_and_back("db_type: sql", Extras { global: Some(global), ..Extras::default() }).await;
+    let rooms = pg.query("ejabberd", "select name from muc_room order by name").await.expect("psql");
+    assert_eq!(rooms.split_whitespace().collect::<Vec<_>>(), vec!["moved", "open"], "in mod_muc's SQL table");
+    pg.stop().await;
+}
+
+/// Rooms made under mod_muc are all there under mod_muc_rs, and back under mod_muc, with the
+/// change made under mod_muc_rs: both modules with `module_options` (the database).
+async fn rooms_move_and_back(module_options: &str, extras: Extras) {
+    let mut server = Ejabberd::start_with_extras(&Muc::Stock, module_options, extras)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 
     // Under mod_muc: a persistent, hidden, members-only, non-anonymous room with a password,
     // a description, a subject, a second owner, an admin, a member with a reserved nick and
@@ -748,7 +774,7 @@ async fn rooms_move_from_mod_muc_to_mod_muc_rs_and_back_with_nothing_lost() {
     assert_log_clean(&server);
 
     // Switched to mod_muc_rs: every setting is there.
-    server.switch_to(&Muc::muc_rs(), "").await.unwrap_or_else(|e| panic!("{e}"));
+    server.switch_to(&Muc::muc_rs(), module_options).await.unwrap_or_else(|e| panic!("{e}"));
     let mut user = Client::connect(&server, "user").await;
     assert_eq!(
         room_list(&mut user, "conference.localhost").await,
@@ -819,7 +845,7 @@ async fn rooms_move_from_mod_muc_to_mod_muc_rs_and_back_with_nothing_lost() {
     assert_log_clean(&server);
 
     // Back to mod_muc: the changes are seen, and nothing was lost.
-    server.switch_to(&Muc::Stock, "").await.unwrap_or_else(|e| panic!("{e}"));
+    server.switch_to(&Muc::Stock, module_options).await.unwrap_or_else(|e| panic!("{e}"));
     let mut benvolio = Client::connect(&server, "benvolio").await;
     check_moved_room_info(&mut benvolio, "Moved Room 2").await;
     let mut romeo = Client::connect(&server, "romeo").await;
