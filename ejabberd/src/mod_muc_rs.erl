@@ -3,8 +3,8 @@
 %%% its MUC services (`host`, or every one of `hosts`): it receives every stanza routed to
 %%% them, hands it to the service's core with the facts the core needs (the clock, what the
 %%% access rules say of the sender, the stored records of the room), writes the records the
-%%% core hands back (mnesia, before anything is sent), routes the stanzas, and logs through
-%%% ejabberd's logger.
+%%% core hands back (in mod_muc's own tables and format, mnesia or SQL: mod_muc_rs_rooms,
+%%% before anything is sent), routes the stanzas, and logs through ejabberd's logger.
 %%%
 %%% In a cluster every node runs the service, and each room lives on one node at a time:
 %%% the node that first handles it claims it in a cluster-wide table (muc_rs_room_node)
