@@ -742,17 +742,9 @@ async fn rooms_move_and_back(module_options: &str, extras: Extras) {
     ];
     romeo.iq_ok("affs", &set_affiliations(MOVED, &affiliations)).await;
     let mut juliet = Client::connect(&server, "juliet").await;
-    juliet
-        .iq_ok(
-            "reg",
-            &format!(
-                "<iq xmlns='jabber:client' type='set' to='{MOVED}' id='reg'><query xmlns='jabber:iq:register'>\
-                 <x xmlns='jabber:x:data' type='submit'>\
-                 <field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#register</value></field>\
-                 <field var='muc#register_roomnick'><value>Jules</value></field></x></query></iq>"
-            ),
-        )
-        .await;
+    juliet.iq_ok("reg", &register_nick(MOVED, "Jules")).await;
+    // A nick registered with the service itself (kept as it is: mod_muc_rs does not act on it).
+    romeo.iq_ok("reg", &register_nick("conference.localhost", "Montague")).await;
     // And a public room with a MucSub subscriber (which mod_muc_rs does not act on).
     assert!(juliet.join(OPEN, "Juliet").await.contains(&"201".to_owned()), "a new room");
     let open_settings = [
@@ -873,6 +865,13 @@ async fn rooms_move_and_back(module_options: &str, extras: Extras) {
         )
         .await;
     assert!(String::from(&registered).contains("Jules"), "{}", String::from(&registered));
+    let registered = romeo
+        .iq_ok(
+            "reg",
+            "<iq xmlns='jabber:client' type='get' to='conference.localhost' id='reg'><query xmlns='jabber:iq:register'/></iq>",
+        )
+        .await;
+    assert!(String::from(&registered).contains("Montague"), "{}", String::from(&registered));
     let joined = join_with(&mut juliet, MOVED, "Juliet", Some("secret")).await;
     assert_ne!(joined.attr("type"), Some("error"), "{}", String::from(&joined));
     assert_eq!(subject_on_join(&mut juliet, MOVED).await, "Moved in");
@@ -889,6 +888,16 @@ async fn rooms_move_and_back(module_options: &str, extras: Extras) {
         .await;
     assert!(String::from(&subscriptions).contains("mercutio@localhost"), "{}", String::from(&subscriptions));
     assert_log_clean(&server);
+}
+
+/// Registers `nick` with a room or the service (jabber:iq:register, muc#register's form).
+fn register_nick(to: &str, nick: &str) -> String {
+    format!(
+        "<iq xmlns='jabber:client' type='set' to='{to}' id='reg'><query xmlns='jabber:iq:register'>\
+         <x xmlns='jabber:x:data' type='submit'>\
+         <field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#register</value></field>\
+         <field var='muc#register_roomnick'><value>{nick}</value></field></x></query></iq>"
+    )
 }
 
 /// The subject an occupant who set it hears back from the room.
