@@ -706,9 +706,25 @@ async fn rooms_move_from_mod_muc_to_mod_muc_rs_and_back_on_postgresql() {
     pg.stop().await;
 }
 
+#[tokio::test(flavor = "current_thread")]
+async fn rooms_move_from_mod_muc_to_mod_muc_rs_and_back_on_sqlite() {
+    // (in the node's dir, its working directory)
+    let global = "sql_type: sqlite\nsql_database: \"rooms.sqlite\"".to_owned();
+    let server =
+        rooms_move_and_back("db_type: sql", Extras { global: Some(global), ..Extras::default() }).await;
+    let database = server.log_path().with_file_name("rooms.sqlite");
+    let rooms = std::process::Command::new("sqlite3")
+        .arg(&database)
+        .arg("select name from muc_room order by name")
+        .output()
+        .expect("sqlite3");
+    let rooms = String::from_utf8_lossy(&rooms.stdout).into_owned();
+    assert_eq!(rooms.split_whitespace().collect::<Vec<_>>(), vec!["moved", "open"], "in mod_muc's SQL table");
+}
+
 /// Rooms made under mod_muc are all there under mod_muc_rs, and back under mod_muc, with the
 /// change made under mod_muc_rs: both modules with `module_options` (the database).
-async fn rooms_move_and_back(module_options: &str, extras: Extras) {
+async fn rooms_move_and_back(module_options: &str, extras: Extras) -> Ejabberd {
     let mut server = Ejabberd::start_with_extras(&Muc::Stock, module_options, extras)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -888,6 +904,7 @@ async fn rooms_move_and_back(module_options: &str, extras: Extras) {
         .await;
     assert!(String::from(&subscriptions).contains("mercutio@localhost"), "{}", String::from(&subscriptions));
     assert_log_clean(&server);
+    server
 }
 
 /// Registers `nick` with a room or the service (jabber:iq:register, muc#register's form).
