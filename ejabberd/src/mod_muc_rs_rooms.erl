@@ -1,30 +1,31 @@
-%%% Where mod_muc_rs keeps its rooms: in ejabberd mod_muc's own mnesia tables and record
-%%% format, so that an admin who switches from mod_muc to mod_muc_rs finds every room, and
-%%% one who switches back finds them too, with what changed meanwhile.
+%%% Where mod_muc_rs keeps its rooms: in ejabberd mod_muc's own tables and record format
+%%% (mnesia, or SQL with db_type: sql), so that an admin who switches from mod_muc to
+%%% mod_muc_rs finds every room, and one who switches back finds them too, with what
+%%% changed meanwhile.
 %%%
 %%% - A persistent room is a row of mod_muc's `muc_room` ({muc_room, {Name, Host}, Opts},
 %%%   Opts the proplist mod_muc_room:make_opts/2 writes) and, for each nick reserved in it,
 %%%   a row of `muc_registered` ({muc_registered, {{LUser, LServer}, RoomJid}, Nick}), as
 %%%   mod_muc_mnesia writes them; or, with `db_type: sql`, the rows mod_muc_sql keeps in
 %%%   the SQL tables `muc_room`, `muc_room_subscribers` and `muc_registered` (written
-%%%   through mod_muc_sql's own store_room/5, read through its restore_room/3). Written back, a row keeps every option the core has no
-%%%   setting for (MucSub subscribers, the captcha whitelist, hats, the vCard, voice
-%%%   requests, max_users, logging, mam, ...) as it was: only the options the core has are
-%%%   replaced (to_opts/2).
-%%% - Beside it, `muc_rs_room` keeps the core's own record of the room (what mod_muc has no
-%%%   option for: the occupant-id salt, the lock, the history settings; and the occupants of
-%%%   a room put away with them), marked `stock => true`: mod_muc's row is the truth for
-%%%   every setting it has, so a change made under mod_muc is seen here, and a room
-%%%   mod_muc has removed is not brought back from it.
+%%%   through mod_muc_sql's own store_room/5, read through its restore_room/3). Written
+%%%   back, a row keeps every option the core has no setting for (MucSub subscribers, the
+%%%   captcha whitelist, hats, the vCard, voice requests, max_users, logging, mam, ...) as
+%%%   it was: only the options the core has are replaced (to_opts/2).
+%%% - Beside it, `muc_rs_room` (mnesia) keeps the core's own record of the room (what
+%%%   mod_muc has no option for: the occupant-id salt, the lock, the history settings; and
+%%%   the occupants of a room put away with them), marked `stock => true`: mod_muc's row is
+%%%   the truth for every setting it has, so a change made under mod_muc is seen here, and
+%%%   a room mod_muc has removed is not brought back from it.
 %%% - Temporary rooms put away with their occupants, tombstones of destroyed rooms, and the
 %%%   records earlier mod_muc_rs versions wrote (unmarked) are in `muc_rs_room` only, and
 %%%   read from there.
 %%%
 %%% Rows are written directly (mnesia) or through mod_muc_sql:store_room/5 and
-%%% mod_muc_sql:forget_room/3 (SQL, which run no hooks), never through mod_muc:forget_room/3 or mod_muc's destroy:
-%%% those run the `remove_room` hook, on which mod_mam deletes the room's archive.
-%%% Service-wide registered nicks (muc_registered rows keyed by the service) are left as
-%%% they are.
+%%% mod_muc_sql:forget_room/3 (SQL; neither runs a hook), never through
+%%% mod_muc:forget_room/3 or mod_muc's destroy: those run the `remove_room` hook, on which
+%%% mod_mam deletes the room's archive. Service-wide registered nicks (muc_registered rows
+%%% keyed by the service) are left as they are.
 -module(mod_muc_rs_rooms).
 
 -export([db/2, create_tables/3, tables/1, new_room_opts/1, read/2, read_all/2, write/3]).
