@@ -307,10 +307,15 @@ write({sql, _} = Db, Stores, NewRoomOpts) ->
     try
         lists:foreach(fun(Store) -> write_stock(Db, Store, NewRoomOpts) end, Stores),
         transaction(fun() -> lists:foreach(fun write_own/1, Stores) end, Stores)
-    catch throw:{sql, Why} ->
-        ?ERROR_MSG("muc_rs could not write ~p: ~p", [[Room || {Room, _} <- Stores], Why]),
-        {error, iolist_to_binary(io_lib:format("~p", [Why]))}
+    catch
+        throw:{sql, Why} -> write_failed(Stores, Why);
+        %% (a row that cannot be read or written: the core is told, as of a failed write)
+        Class:Why -> write_failed(Stores, {Class, Why})
     end.
+
+write_failed(Stores, Why) ->
+    ?ERROR_MSG("muc_rs could not write ~p: ~p", [[Room || {Room, _} <- Stores], Why]),
+    {error, iolist_to_binary(io_lib:format("~p", [Why]))}.
 
 transaction(Write, Stores) ->
     case mnesia:transaction(Write) of
@@ -320,8 +325,7 @@ transaction(Write, Stores) ->
             mnesia:sync_log(),
             ok;
         {aborted, Reason} ->
-            ?ERROR_MSG("muc_rs could not write ~p: ~p", [[Room || {Room, _} <- Stores], Reason]),
-            {error, iolist_to_binary(io_lib:format("~p", [Reason]))}
+            write_failed(Stores, Reason)
     end.
 
 %% mod_muc's rows of the room: a persistent room's options and reserved nicks; none for a
