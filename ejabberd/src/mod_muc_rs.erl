@@ -401,10 +401,30 @@ take(Room) ->
     mnesia:write(#muc_rs_room_node{name_host = Room, node = node()}),
     node().
 
-route(Packet, #{services := Services} = State) ->
+route(Packet, #{services := Services, db := Db} = State) ->
     Host = (xmpp:get_to(Packet))#jid.lserver,
-    handle(fun muc_rs_nif:handle/5, {Host, maps:get(Host, Services)}, xmpp:encode(Packet),
-           sender(Packet, State), [], State).
+    case registered_to_another(Packet, Db) of
+        false ->
+            handle(fun muc_rs_nif:handle/5, {Host, maps:get(Host, Services)}, xmpp:encode(Packet),
+                   sender(Packet, State), [], State);
+        true ->
+            Err = xmpp:err_conflict(?T("That nickname is registered by another person"),
+                                    xmpp:get_lang(Packet)),
+            ejabberd_router:route_error(Packet, Err)
+    end.
+
+%% A join (or a nick change) with a nick someone else registered with the service itself
+%% (under mod_muc: mod_muc_rs takes no such registration yet, but keeps those made), which
+%% mod_muc refuses in every room of the service; the rooms' own reservations are the core's.
+registered_to_another(#presence{type = available, from = From,
+                                to = #jid{resource = Nick, lserver = Service}}, Db)
+  when Nick /= <<>> ->
+    case mod_muc_rs_rooms:service_nick_owner(Db, Service, Nick) of
+        none -> false;
+        Owner -> Owner /= {From#jid.luser, From#jid.lserver}
+    end;
+registered_to_another(_Packet, _Db) ->
+    false.
 
 %% The core may first ask for stored records (read them and hand the stanza back), or to be
 %% called on a dirty scheduler (a big room).

@@ -28,7 +28,8 @@
 %%% keyed by the service) are left as they are.
 -module(mod_muc_rs_rooms).
 
--export([db/2, create_tables/3, tables/1, new_room_opts/1, read/2, read_all/2, write/3]).
+-export([db/2, create_tables/3, tables/1, new_room_opts/1, read/2, read_all/2, write/3,
+         service_nick_owner/3]).
 -export([to_record/4, to_opts/2]).
 
 -include("logger.hrl").
@@ -186,6 +187,23 @@ nicks({sql, LServer}, RoomJid) ->
         ejabberd_sql:sql_query(LServer, ?SQL("select @(jid)s, @(nick)s from muc_registered"
                                              " where host=%(RoomJid)s")),
     [{us(Jid), Nick} || {Jid, Nick} <- Rows].
+
+%% Who registered Nick with the service Service itself (not with one of its rooms):
+%% {LUser, LServer}, or none.
+service_nick_owner(mnesia, Service, Nick) ->
+    case mnesia:dirty_index_read(muc_registered, Nick, #muc_registered.nick) of
+        Rows when is_list(Rows) ->
+            case [US || #muc_registered{us_host = {US, Host}} <- Rows, Host == Service] of
+                [Owner | _] -> Owner;
+                [] -> none
+            end
+    end;
+service_nick_owner({sql, LServer}, Service, Nick) ->
+    case ejabberd_sql:sql_query(LServer, ?SQL("select @(jid)s from muc_registered"
+                                              " where nick=%(Nick)s and host=%(Service)s")) of
+        {selected, [{Jid} | _]} -> us(Jid);
+        _ -> none
+    end.
 
 nicks_spec(RoomJid) ->
     [{#muc_registered{us_host = {'$1', RoomJid}, nick = '$2'}, [], [{{'$1', '$2'}}]}].

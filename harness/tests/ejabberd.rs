@@ -832,6 +832,11 @@ async fn rooms_move_and_back(module_options: &str, extras: Extras) -> Ejabberd {
     );
     let taken = join_with(&mut benvolio, MOVED, "Jules", Some("secret")).await;
     assert!(String::from(&taken).contains("conflict"), "{}", String::from(&taken));
+    // The nick Romeo registered with the service under mod_muc is his in every room.
+    let taken = join_with(&mut juliet, OPEN, "Montague", None).await;
+    assert!(String::from(&taken).contains("conflict"), "{}", String::from(&taken));
+    let joined = join_with(&mut romeo, OPEN, "Montague", None).await;
+    assert_ne!(joined.attr("type"), Some("error"), "{}", String::from(&joined));
     // The password, the subject, the outcast.
     let refused = join_with(&mut juliet, MOVED, "Juliet", None).await;
     assert!(String::from(&refused).contains("not-authorized"), "{}", String::from(&refused));
