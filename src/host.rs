@@ -776,6 +776,7 @@ fn service_features(config: &HostConfig) -> Vec<&'static str> {
     features
 }
 
+mod account_removal;
 mod api;
 mod commit;
 #[cfg(test)]

@@ -44,17 +44,34 @@ impl MemoryHost {
     /// Hands `stanza` to `host` until it asks nothing but the modules, then writes its
     /// stores and confirms: the outcome to carry out (which may still ask the modules).
     pub fn handle(&mut self, host: &mut MucHost, stanza: Element) -> Outcome {
-        self.calls += 1;
-        // Deterministic: a test sees the same ids run after run.
-        let mut facts = Facts::new(self.now, crate::id::draw(self.now as u128, self.calls));
-        facts.listening = self.listening;
+        let facts = self.facts();
         self.handle_with(host, stanza, facts)
     }
 
     /// [`MemoryHost::handle`], starting from `facts` (module answers given, say).
-    pub fn handle_with(&mut self, host: &mut MucHost, stanza: Element, mut facts: Facts) -> Outcome {
+    pub fn handle_with(&mut self, host: &mut MucHost, stanza: Element, facts: Facts) -> Outcome {
+        self.drive(host, facts, |host, facts| host.handle(&stanza, facts))
+    }
+
+    /// The facts of a new call: its time, its entropy, where its modules listen.
+    pub fn facts(&mut self) -> Facts {
+        self.calls += 1;
+        // Deterministic: a test sees the same ids run after run.
+        let mut facts = Facts::new(self.now, crate::id::draw(self.now as u128, self.calls));
+        facts.listening = self.listening;
+        facts
+    }
+
+    /// Makes `call` into the core until it asks nothing but the modules, answering what it
+    /// asks, then writes its stores and confirms: the outcome to carry out.
+    pub fn drive(
+        &mut self,
+        host: &mut MucHost,
+        mut facts: Facts,
+        mut call: impl FnMut(&mut MucHost, &Facts) -> Outcome,
+    ) -> Outcome {
         loop {
-            let out = host.handle(&stanza, &facts);
+            let out = call(host, &facts);
             match &out.ask {
                 Some(question) if facts.answer_from(question, &*self) => {}
                 // It keeps no vCards: no room has an avatar.

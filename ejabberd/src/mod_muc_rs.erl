@@ -28,7 +28,7 @@
 
 -export([start/2, stop/1, reload/3, depends/2, mod_options/1, mod_opt_type/1, mod_doc/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2, code_change/3]).
--export([local_public_rooms/1]).
+-export([local_public_rooms/1, remove_user/2]).
 
 -include("logger.hrl").
 -include("translate.hrl").
@@ -289,6 +289,7 @@ init([ServerHost, Opts]) ->
                       ?INFO_MSG("muc_rs serving ~ts", [Host]),
                       {Host, Service}
                   end || Host <- Hosts]),
+    ejabberd_hooks:add(remove_user, ServerHost, ?MODULE, remove_user, 50),
     {ok, #{server_host => ServerHost, services => Services, db => Db,
            access => gen_mod:get_opt(access, Opts),
            access_admin => gen_mod:get_opt(access_admin, Opts),
@@ -314,10 +315,21 @@ handle_info(_Info, State) ->
 handle_call(_Request, _From, State) ->
     {reply, {error, badarg}, State}.
 
+handle_cast({remove_user, User}, #{services := Services} = State) ->
+    maps:foreach(
+      fun(Host, Service) ->
+              [try remove_user_from(Service, Room, User, [], [], State)
+               catch Class:Reason:Stack ->
+                       ?ERROR_MSG("muc_rs could not remove ~ts from ~ts: ~p:~p~n~p",
+                                  [User, Room, Class, Reason, Stack])
+               end || Room <- muc_rs_nif:rooms_of_user(Service, User, read_all_rooms(Host, State))]
+      end, Services),
+    {noreply, State};
 handle_cast(_Msg, State) ->
     {noreply, State}.
 
-terminate(_Reason, #{services := Services}) ->
+terminate(_Reason, #{server_host := ServerHost, services := Services}) ->
+    ejabberd_hooks:delete(remove_user, ServerHost, ?MODULE, remove_user, 50),
     lists:foreach(fun(Host) ->
                           persistent_term:erase({?MODULE, Host}),
                           ejabberd_router:unregister_route(Host)
@@ -441,13 +453,35 @@ handle(Nif, {Host, Service} = Core, El, Sender, Rooms, State) ->
             handle(Nif, Core, El, Sender, Every, State);
         dirty ->
             handle(fun muc_rs_nif:handle_dirty/5, Core, El, Sender, Rooms, State);
-        {ok, Deliveries, [], Logs, Gone} ->
-            carry_out(Deliveries, Logs, Gone);
-        {ok, [], Stores, [], Gone} ->
-            %% Written before anything is routed; a failed write is undone by the core,
-            %% which then hands the error reply instead.
-            {ok, Deliveries, Logs} = muc_rs_nif:confirm(Service, write_rooms(Stores, State)),
-            carry_out(Deliveries, Logs, Gone)
+        {ok, _, _, _, _} = Done ->
+            settle(Service, Done, State)
+    end.
+
+%% What the core did: its stores written before anything is routed (a failed write is
+%% undone by the core, which then hands the error reply instead), then carried out.
+settle(_Service, {ok, Deliveries, [], Logs, Gone}, _State) ->
+    carry_out(Deliveries, Logs, Gone);
+settle(Service, {ok, [], Stores, [], Gone}, State) ->
+    {ok, Deliveries, Logs} = muc_rs_nif:confirm(Service, write_rooms(Stores, State)),
+    carry_out(Deliveries, Logs, Gone).
+
+%% A deleted account: as mod_muc does in its live rooms, the user loses their affiliation
+%% and leaves ("User removed"), on every node of the cluster (each has its own rooms).
+remove_user(User, Server) ->
+    Proc = gen_mod:get_module_proc(Server, ?MODULE),
+    Removed = {remove_user, jid:encode(jid:make(User, Server))},
+    lists:foreach(fun(Node) -> gen_server:cast({Proc, Node}, Removed) end, [node() | nodes()]).
+
+remove_user_from(Service, Room, User, Admins, Records, State) ->
+    case muc_rs_nif:remove_user(Service, Room, User, Admins, Records) of
+        {load, RoomJid} ->
+            Read = [{RoomJid, read_room(RoomJid, State)} | Records],
+            remove_user_from(Service, Room, User, Admins, Read, State);
+        {admins, Users} ->
+            Answers = [{Jid, is_admin(jid:decode(Jid), State)} || Jid <- Users],
+            remove_user_from(Service, Room, User, Answers ++ Admins, Records, State);
+        Done ->
+            settle(Service, Done, State)
     end.
 
 carry_out(Deliveries, Logs, Gone) ->

@@ -2,7 +2,7 @@
 %%% The functions below are replaced when the library loads.
 -module(muc_rs_nif).
 -export([options/0, new_host/4, handle/5, handle_dirty/5, confirm/2, public_rooms/1,
-         forget_service_admins/1]).
+         forget_service_admins/1, rooms_of_user/3, remove_user/5]).
 -on_load(init/0).
 
 init() ->
@@ -59,4 +59,15 @@ public_rooms(_Service) ->
 %% The MUC admins may have changed (access_admin reloaded): rooms ask again about their
 %% occupants before their next stanza. ok.
 forget_service_admins(_Service) ->
+    erlang:nif_error(not_loaded).
+
+%% The rooms where the deleted account User (a bare JID) has an affiliation or an
+%% occupant, live or among Stored ([{RoomJid, Record}], every stored room): [RoomJid].
+rooms_of_user(_Service, _User, _Stored) ->
+    erlang:nif_error(not_loaded).
+
+%% The deleted account User loses its affiliation in Room and leaves it, as with mod_muc.
+%% Admins: [{BareJid, IsAdmin}] answered so far; Records: [{RoomJid, Record | none}] read so
+%% far. Answers as handle/5 does ({load, RoomJid}, {admins, Users} or {ok, ...}).
+remove_user(_Service, _Room, _User, _Admins, _Records) ->
     erlang:nif_error(not_loaded).

@@ -239,6 +239,18 @@ impl Ejabberd {
         }
     }
 
+    /// A clean stop (`init:stop()`, as `ejabberdctl stop` does: modules write what they keep
+    /// for a stop), then a start on the same mnesia dir. The node must be a [`ClusterNode`].
+    pub async fn restart(&mut self) -> Result<()> {
+        self.rpc("init", "stop", "[]").await?;
+        if let Some(mut child) = self.child.take() {
+            tokio::time::timeout(Duration::from_secs(60), child.wait())
+                .await
+                .map_err(|_| err!("ejabberd did not stop within a minute"))??;
+        }
+        self.launch().await
+    }
+
     /// Stops the node as `ejabberdctl stop` would (SIGTERM: ejabberd stops its modules and
     /// mnesia closes its files), then starts it on the same mnesia dir with `muc` serving
     /// `conference.localhost` and `module_options` for it: an admin switching between

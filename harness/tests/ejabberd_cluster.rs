@@ -86,13 +86,7 @@ async fn a_room_is_shared_across_the_cluster_and_survives_the_loss_of_its_node()
 
     // An affiliation made on a is seen on b; the room's settings are read from b.
     romeo
-        .iq_ok(
-            "aff",
-            &format!(
-                "<iq xmlns='jabber:client' type='set' to='{ROOM}' id='aff'><query xmlns='http://jabber.org/protocol/muc#admin'>\
-                 <item affiliation='admin' jid='juliet@localhost'/></query></iq>"
-            ),
-        )
+        .iq_ok("aff", &ejabberd_client::set_affiliation(ROOM, "aff", "juliet@localhost", "admin", None))
         .await;
     let changed = juliet.expect("her new affiliation", |el| is_presence_of(el, "Juliet")).await;
     assert_eq!(affiliation(&changed).as_deref(), Some("admin"), "{}", String::from(&changed));

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::memory_host::MemoryHost;
+use crate::protocol::ReadRooms;
 use crate::xml::{error_condition, NS_CLIENT, NS_MUC_USER};
 use jid::BareJid;
 
@@ -685,4 +686,54 @@ fn an_owner_the_host_does_not_let_make_rooms_persistent_neither_sees_nor_sets_it
     facts.sender_may_persist = Some(true);
     store.handle_with(&mut h, set, facts);
     assert!(h.room(&room_jid()).unwrap().settings.persistent, "an owner the rule allows may");
+}
+
+#[test]
+fn a_deleted_account_loses_its_affiliation_and_leaves_the_room() {
+    let mut store = storage();
+    let mut h = persistent_room_of_romeo(&mut store);
+    let juliet: BareJid = "juliet@localhost".parse().unwrap();
+    send_with(
+        &mut h,
+        &mut store,
+        &format!("<iq from='{ROMEO}' to='{ROOM}' type='set' id='m'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='member' jid='juliet@localhost'><reason>friend</reason></item></query></iq>"),
+    );
+    send_with(&mut h, &mut store, &format!("<presence from='{JULIET}' to='{ROOM}/Juliet'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    let mut facts = store.facts();
+    assert_eq!(h.rooms_of_user(&juliet, &facts), None);
+    facts.supply_stored_rooms(store.stored_rooms());
+    assert_eq!(h.rooms_of_user(&juliet, &facts), Some(vec![room_jid()]));
+
+    let facts = store.facts();
+    let out = store.drive(&mut h, facts, |h, facts| h.remove_user(&room_jid(), &juliet, facts));
+    let gone: Vec<_> = out
+        .deliveries
+        .iter()
+        .filter(|d| {
+            d.stanza.attr("from") == Some(&*format!("{ROOM}/Juliet"))
+                && d.stanza.attr("type") == Some("unavailable")
+        })
+        .collect();
+    assert!(gone.iter().any(|d| d.to.iter().any(|t| t.to_string() == ROMEO)), "Romeo sees her go");
+    let seen = String::from(&gone[0].stanza);
+    assert!(seen.contains("User removed") && seen.contains("affiliation='none'"), "{seen}");
+    let mut facts = store.facts();
+    facts.supply_stored_rooms(store.stored_rooms());
+    assert_eq!(h.rooms_of_user(&juliet, &facts), Some(vec![]));
+    let record = &store.rooms[&room_jid()];
+    assert!(!format!("{:?}", record.config).contains("juliet@localhost"), "the stored room forgot her");
+
+    // A room only in storage (a service just started) is brought back to forget her too.
+    send_with(
+        &mut h,
+        &mut store,
+        &format!("<iq from='{ROMEO}' to='{ROOM}' type='set' id='m2'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='member' jid='juliet@localhost'/></query></iq>"),
+    );
+    let mut restarted = host();
+    let mut facts = store.facts();
+    facts.supply_stored_rooms(store.stored_rooms());
+    assert_eq!(restarted.rooms_of_user(&juliet, &facts), Some(vec![room_jid()]));
+    let facts = store.facts();
+    store.drive(&mut restarted, facts, |h, facts| h.remove_user(&room_jid(), &juliet, facts));
+    assert!(!format!("{:?}", store.rooms[&room_jid()].config).contains("juliet@localhost"));
 }

@@ -254,32 +254,107 @@ fn handle_stanza<'a>(
     })
     .map_err(panicked)?;
     let (outcome, gone) = match step {
-        Err(Ask::Core(question)) => {
-            return match *question {
-                Question::LoadRoom(room) => Ok((atoms::load(), room.as_str()).encode(env)),
-                Question::StoredRooms => Ok(atoms::load_all().encode(env)),
-                Question::ServiceAdmins(users) => {
-                    let users: Vec<&str> = users.iter().map(|u| u.as_str()).collect();
-                    Ok((atoms::admins(), users).encode(env))
-                }
-                // No module of ejabberd's is asked (none listens), and rooms have no vCards
-                // here (muc_vcard is off): a bug between the two.
-                question @ (Question::Module(_) | Question::AvatarHash(_)) => {
-                    Err(rustler::Error::Term(Box::new(format!("unexpected question {question:?}"))))
-                }
-            };
-        }
+        Err(Ask::Core(question)) => return question_term(env, *question),
         Err(Ask::DirtyScheduler) => return Ok(atoms::dirty().encode(env)),
         Ok(done) => done,
     };
+    Ok(done_term(env, &outcome, gone.as_slice()))
+}
+
+/// The core's question as the gen_server answers it: `{load, RoomJid}`, `load_all`,
+/// `{admins, [BareJid]}`.
+fn question_term(env: rustler::Env<'_>, question: Question) -> NifResult<Term<'_>> {
+    match question {
+        Question::LoadRoom(room) => Ok((atoms::load(), room.as_str()).encode(env)),
+        Question::StoredRooms => Ok(atoms::load_all().encode(env)),
+        Question::ServiceAdmins(users) => {
+            let users: Vec<&str> = users.iter().map(|u| u.as_str()).collect();
+            Ok((atoms::admins(), users).encode(env))
+        }
+        // No module of ejabberd's is asked (none listens), and rooms have no vCards here
+        // (muc_vcard is off): a bug between the two.
+        question @ (Question::Module(_) | Question::AvatarHash(_)) => {
+            Err(rustler::Error::Term(Box::new(format!("unexpected question {question:?}"))))
+        }
+    }
+}
+
+/// `{ok, Deliveries, Stores, Logs, Gone}`: an outcome (its deliveries held back if it has
+/// stores) and the rooms no longer live.
+fn done_term<'a>(env: rustler::Env<'a>, outcome: &Outcome, gone: &[BareJid]) -> Term<'a> {
     let stores: Vec<(Term, Term)> = outcome
         .stores
         .iter()
         .map(|store| (binary(env, store.room.as_str()), record_to_term(env, store.record.as_ref())))
         .collect();
-    let (deliveries, logs) = outcome_terms(env, &outcome);
+    let (deliveries, logs) = outcome_terms(env, outcome);
     let gone: Vec<&str> = gone.iter().map(|room| room.as_str()).collect();
-    Ok((atoms::ok(), deliveries, stores, logs, gone).encode(env))
+    (atoms::ok(), deliveries, stores, logs, gone).encode(env)
+}
+
+/// The rooms where a deleted account (ejabberd's `remove_user`) has an affiliation or an
+/// occupant, live or among `Stored` (`[{RoomJid, Record}]`, every stored room): `[RoomJid]`.
+#[rustler::nif]
+fn rooms_of_user<'a>(
+    service: ResourceArc<Service>,
+    user: String,
+    stored: Vec<(String, Term<'a>)>,
+) -> NifResult<Vec<String>> {
+    let user: BareJid = user.parse().map_err(|_| rustler::Error::BadArg)?;
+    let mut facts = Facts::new(now(), 0);
+    facts.supply_stored_rooms(Ok(stored
+        .into_iter()
+        .filter_map(|(jid, record)| Some((jid.parse().ok()?, record_from_term(record)?)))
+        .collect()));
+    let rooms = panic_guard::run(|| {
+        let host = service.host.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        host.rooms_of_user(&user, &facts)
+    })
+    .map_err(panicked)?;
+    let rooms = rooms.ok_or_else(|| rustler::Error::Term(Box::new("the stored rooms were not given")))?;
+    Ok(rooms.iter().map(|room| room.to_string()).collect())
+}
+
+/// The deleted `User` loses its affiliation in `Room` and leaves it, as with mod_muc.
+/// `Admins`: `[{BareJid, IsAdmin}]` answered so far; `Records`: `[{RoomJid, Record | none}]`
+/// read so far. Answers as `handle/5` does.
+#[rustler::nif]
+fn remove_user<'a>(
+    env: rustler::Env<'a>,
+    service: ResourceArc<Service>,
+    room: String,
+    user: String,
+    admins: Vec<(String, bool)>,
+    records: Vec<(String, Term<'a>)>,
+) -> NifResult<Term<'a>> {
+    let (Ok(room), Ok(user)) = (room.parse::<BareJid>(), user.parse::<BareJid>()) else {
+        return Err(rustler::Error::BadArg);
+    };
+    let mut facts = Facts::new(now(), muc_rs::id::fresh_entropy());
+    for (jid, is_admin) in admins {
+        if let Ok(jid) = jid.parse::<BareJid>() {
+            facts.supply_service_admin(jid, is_admin);
+        }
+    }
+    for (jid, record) in records {
+        if let Ok(jid) = jid.parse::<BareJid>() {
+            facts.supply_room(jid, read_record(record));
+        }
+    }
+    let outcome = panic_guard::run(|| {
+        let mut host = service.host.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        host.remove_user(&room, &user, &facts)
+    })
+    .map_err(panicked)?;
+    match outcome.ask {
+        Some(question) => question_term(env, question),
+        None => Ok(done_term(env, &outcome, &[])),
+    }
+}
+
+/// Seconds since the Unix epoch.
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 /// After the gen_server wrote the stores `handle` returned: `ok`, or `{error, Reason}` (a

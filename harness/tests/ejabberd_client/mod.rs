@@ -1,6 +1,9 @@
 //! A test client for the ejabberd tests (harness/tests/ejabberd*.rs): a real XMPP session
 //! against a harness-started ejabberd, with the few steps the tests take.
 
+// Shared by the ejabberd test files: not every one uses every step.
+#![allow(dead_code)]
+
 use std::time::{Duration, Instant};
 
 use minidom::Element;
@@ -100,6 +103,15 @@ impl Client {
         assert_eq!(reply.attr("type"), Some("result"), "{}", String::from(&reply));
         reply
     }
+}
+
+/// A muc#admin set of one affiliation (with a reason, if any).
+pub fn set_affiliation(room: &str, id: &str, jid: &str, affiliation: &str, reason: Option<&str>) -> String {
+    let reason = reason.map(|r| format!("<reason>{r}</reason>")).unwrap_or_default();
+    format!(
+        "<iq xmlns='jabber:client' type='set' to='{room}' id='{id}'><query xmlns='http://jabber.org/protocol/muc#admin'>\
+         <item affiliation='{affiliation}' jid='{jid}'>{reason}</item></query></iq>"
+    )
 }
 
 /// The owner's configuration form for `room`: its name and whether it is persistent.
