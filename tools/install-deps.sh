@@ -150,11 +150,15 @@ fi
 
 # 4. ejabberd 24.12 and Erlang/OTP 25's compiler and headers, from bookworm-backports, for
 # muc_rs's ejabberd module (make install-ejabberd) and its tests; the service is not started.
-if is_installed ejabberd && is_installed erlang-dev && dpkg-query -W -f '${Version}' ejabberd | grep -q '^24\.12'; then
+# erlang-p1-pgsql, erlang-p1-sqlite3: ejabberd's PostgreSQL and SQLite drivers (rooms in
+# mod_muc's SQL tables).
+if is_installed ejabberd && is_installed erlang-dev && is_installed erlang-p1-pgsql \
+	&& is_installed erlang-p1-sqlite3 \
+	&& dpkg-query -W -f '${Version}' ejabberd | grep -q '^24\.12'; then
 	log "ejabberd $(dpkg-query -W -f '${Version}' ejabberd) present"
 else
-	log "installing ejabberd and erlang-dev from bookworm-backports"
-	install_packages -t bookworm-backports ejabberd erlang-dev
+	log "installing ejabberd, erlang-dev and its SQL drivers from bookworm-backports"
+	install_packages -t bookworm-backports ejabberd erlang-dev erlang-p1-pgsql erlang-p1-sqlite3
 fi
 
 log "done"

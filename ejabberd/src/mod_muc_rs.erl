@@ -3,8 +3,8 @@
 %%% its MUC services (`host`, or every one of `hosts`): it receives every stanza routed to
 %%% them, hands it to the service's core with the facts the core needs (the clock, what the
 %%% access rules say of the sender, the stored records of the room), writes the records the
-%%% core hands back (mnesia, before anything is sent), routes the stanzas, and logs through
-%%% ejabberd's logger.
+%%% core hands back (in mod_muc's own tables and format, mnesia or SQL: mod_muc_rs_rooms,
+%%% before anything is sent), routes the stanzas, and logs through ejabberd's logger.
 %%%
 %%% In a cluster every node runs the service, and each room lives on one node at a time:
 %%% the node that first handles it claims it in a cluster-wide table (muc_rs_room_node)
@@ -34,7 +34,6 @@
 -include("translate.hrl").
 -include_lib("xmpp/include/xmpp.hrl").
 
--record(muc_rs_room, {name_host :: binary(), record :: map()}).
 %% Which node a room lives on (ram_copies on every node of the cluster).
 -record(muc_rs_room_node, {name_host :: binary(), node :: node()}).
 
@@ -174,13 +173,12 @@ own_type(Name) ->
 %% rooms' names are asked per sender).
 honoured_here() ->
     [host, hosts, access, access_admin, access_create, access_persistent, max_room_id,
-     regexp_room_id].
+     regexp_room_id, db_type].
 
 %% Why a mod_muc option neither this module nor the core honours has no effect yet.
 not_yet(access_mam) -> "rooms have no message archive (MAM) yet";
 not_yet(access_register) -> "the service takes no nickname registrations yet (rooms do)";
 not_yet(cleanup_affiliations_on_start) -> "deleted accounts' affiliations are not cleaned up yet";
-not_yet(db_type) -> "rooms are kept in mnesia only (table muc_rs_room)";
 not_yet(ram_db_type) -> "which node has a room is kept in mnesia only";
 not_yet(hibernation_timeout) ->
     "idle rooms are put away by count (muc_room_cache_size), not by time";
@@ -224,7 +222,7 @@ warn_unhonoured(Host, Opts) ->
       fun({Name, _, Default}) ->
               Value = gen_mod:get_opt(Name, Opts),
               Set = case Name of
-                        _ when Name == db_type; Name == ram_db_type -> Value /= mnesia;
+                        _ when Name == ram_db_type -> Value /= mnesia;
                         _ -> Value /= default(Default, Host)
                     end,
               case Set andalso not lists:member(Name, Honoured) of
@@ -267,14 +265,14 @@ mod_doc() ->
 
 init([ServerHost, Opts]) ->
     process_flag(trap_exit, true),
-    ejabberd_mnesia:create(?MODULE, muc_rs_room,
-                           [{disc_copies, [node()]},
-                            {attributes, record_info(fields, muc_rs_room)}]),
+    %% Rooms are kept in mod_muc's tables (and muc_rs_room): mod_muc_rs_rooms.
+    Db = mod_muc_rs_rooms:db(ServerHost, Opts),
+    mod_muc_rs_rooms:create_tables(Db, ServerHost, Opts),
     ejabberd_mnesia:create(?MODULE, muc_rs_room_node,
                            [{ram_copies, [node()]},
                             {attributes, record_info(fields, muc_rs_room_node)}]),
-    %% A node rejoining a cluster copies both from the others before it serves a stanza.
-    ok = mnesia:wait_for_tables([muc_rs_room, muc_rs_room_node], 60000),
+    %% A node rejoining a cluster copies them from the others before it serves a stanza.
+    ok = mnesia:wait_for_tables([muc_rs_room_node | mod_muc_rs_rooms:tables(Db)], 60000),
     Hosts = gen_mod:get_opt_hosts(Opts),
     warn_unhonoured(ServerHost, Opts),
     {Options, RoomOptions} = core_options(Opts),
@@ -292,12 +290,16 @@ init([ServerHost, Opts]) ->
                       {Host, Service}
                   end || Host <- Hosts]),
     ejabberd_hooks:add(remove_user, ServerHost, ?MODULE, remove_user, 50),
-    {ok, #{server_host => ServerHost, services => Services,
+    {ok, #{server_host => ServerHost, services => Services, db => Db,
            access => gen_mod:get_opt(access, Opts),
            access_admin => gen_mod:get_opt(access_admin, Opts),
            access_create => gen_mod:get_opt(access_create, Opts),
            access_persistent => gen_mod:get_opt(access_persistent, Opts),
            max_room_id => gen_mod:get_opt(max_room_id, Opts),
+           %% What a room made here is written to mod_muc's table with, besides the
+           %% settings the core has: mod_muc's options for a new room.
+           new_room_opts =>
+               mod_muc_rs_rooms:new_room_opts(gen_mod:get_opt(default_room_options, Opts)),
            regexp_room_id => gen_mod:get_opt(regexp_room_id, Opts)}}.
 
 handle_info({route, Packet}, State) ->
@@ -320,7 +322,7 @@ handle_cast({remove_user, User}, #{services := Services} = State) ->
                catch Class:Reason:Stack ->
                        ?ERROR_MSG("muc_rs could not remove ~ts from ~ts: ~p:~p~n~p",
                                   [User, Room, Class, Reason, Stack])
-               end || Room <- muc_rs_nif:rooms_of_user(Service, User, read_all_rooms(Host))]
+               end || Room <- muc_rs_nif:rooms_of_user(Service, User, read_all_rooms(Host, State))]
       end, Services),
     {noreply, State};
 handle_cast(_Msg, State) ->
@@ -411,36 +413,56 @@ take(Room) ->
     mnesia:write(#muc_rs_room_node{name_host = Room, node = node()}),
     node().
 
-route(Packet, #{services := Services} = State) ->
+route(Packet, #{services := Services, db := Db} = State) ->
     Host = (xmpp:get_to(Packet))#jid.lserver,
-    handle(fun muc_rs_nif:handle/5, {Host, maps:get(Host, Services)}, xmpp:encode(Packet),
-           sender(Packet, State), [], State).
+    case registered_to_another(Packet, Db) of
+        false ->
+            handle(fun muc_rs_nif:handle/5, {Host, maps:get(Host, Services)}, xmpp:encode(Packet),
+                   sender(Packet, State), [], State);
+        true ->
+            Err = xmpp:err_conflict(?T("That nickname is registered by another person"),
+                                    xmpp:get_lang(Packet)),
+            ejabberd_router:route_error(Packet, Err)
+    end.
+
+%% A join (or a nick change) with a nick someone else registered with the service itself
+%% (under mod_muc: mod_muc_rs takes no such registration yet, but keeps those made), which
+%% mod_muc refuses in every room of the service; the rooms' own reservations are the core's.
+registered_to_another(#presence{type = available, from = From,
+                                to = #jid{resource = Nick, lserver = Service}}, Db)
+  when Nick /= <<>> ->
+    case mod_muc_rs_rooms:service_nick_owner(Db, Service, Nick) of
+        none -> false;
+        Owner -> Owner /= {From#jid.luser, From#jid.lserver}
+    end;
+registered_to_another(_Packet, _Db) ->
+    false.
 
 %% The core may first ask for stored records (read them and hand the stanza back), or to be
 %% called on a dirty scheduler (a big room).
 handle(Nif, {Host, Service} = Core, El, Sender, Rooms, State) ->
     case Nif(Service, El, erlang:system_time(second), Sender, Rooms) of
         {load, RoomJid} ->
-            handle(Nif, Core, El, Sender, [{RoomJid, read_room(RoomJid)} | Rooms], State);
+            handle(Nif, Core, El, Sender, [{RoomJid, read_room(RoomJid, State)} | Rooms], State);
         {admins, Users} ->
             #{admins := Known} = Sender,
             Answers = [{User, is_admin(jid:decode(User), State)} || User <- Users],
             handle(Nif, Core, El, Sender#{admins := Answers ++ Known}, Rooms, State);
         load_all ->
-            Every = {all, read_all_rooms(Host), public_rooms_elsewhere(Host)},
+            Every = {all, read_all_rooms(Host, State), public_rooms_elsewhere(Host)},
             handle(Nif, Core, El, Sender, Every, State);
         dirty ->
             handle(fun muc_rs_nif:handle_dirty/5, Core, El, Sender, Rooms, State);
         {ok, _, _, _, _} = Done ->
-            settle(Service, Done)
+            settle(Service, Done, State)
     end.
 
 %% What the core did: its stores written before anything is routed (a failed write is
 %% undone by the core, which then hands the error reply instead), then carried out.
-settle(_Service, {ok, Deliveries, [], Logs, Gone}) ->
+settle(_Service, {ok, Deliveries, [], Logs, Gone}, _State) ->
     carry_out(Deliveries, Logs, Gone);
-settle(Service, {ok, [], Stores, [], Gone}) ->
-    {ok, Deliveries, Logs} = muc_rs_nif:confirm(Service, write_rooms(Stores)),
+settle(Service, {ok, [], Stores, [], Gone}, State) ->
+    {ok, Deliveries, Logs} = muc_rs_nif:confirm(Service, write_rooms(Stores, State)),
     carry_out(Deliveries, Logs, Gone).
 
 %% A deleted account: as mod_muc does in its live rooms, the user loses their affiliation
@@ -453,13 +475,13 @@ remove_user(User, Server) ->
 remove_user_from(Service, Room, User, Admins, Records, State) ->
     case muc_rs_nif:remove_user(Service, Room, User, Admins, Records) of
         {load, RoomJid} ->
-            Read = [{RoomJid, read_room(RoomJid)} | Records],
+            Read = [{RoomJid, read_room(RoomJid, State)} | Records],
             remove_user_from(Service, Room, User, Admins, Read, State);
         {admins, Users} ->
             Answers = [{Jid, is_admin(jid:decode(Jid), State)} || Jid <- Users],
             remove_user_from(Service, Room, User, Answers ++ Admins, Records, State);
         Done ->
-            settle(Service, Done)
+            settle(Service, Done, State)
     end.
 
 carry_out(Deliveries, Logs, Gone) ->
@@ -508,37 +530,15 @@ is_admin(Jid, #{server_host := ServerHost, access_admin := Admin}) ->
 
 %% Every stored room of the service Host (for its room list, as mod_muc lists its stored
 %% rooms).
-read_all_rooms(Host) ->
-    Suffix = <<"@", Host/binary>>,
-    All = mnesia:dirty_select(muc_rs_room, [{#muc_rs_room{name_host = '$1', record = '$2'}, [],
-                                             [{{'$1', '$2'}}]}]),
-    [Room || {Jid, _} = Room <- All, binary:longest_common_suffix([Jid, Suffix]) == byte_size(Suffix)].
+read_all_rooms(Host, #{db := Db}) ->
+    mod_muc_rs_rooms:read_all(Db, Host).
 
-read_room(RoomJid) ->
-    case mnesia:dirty_read(muc_rs_room, RoomJid) of
-        [#muc_rs_room{record = Record}] -> Record;
-        [] -> none
-    end.
+read_room(RoomJid, #{db := Db}) ->
+    mod_muc_rs_rooms:read(Db, RoomJid).
 
-%% Every record of the stanza in one transaction, on disk before anything is sent: ok, or
-%% {error, Reason} with nothing written.
-write_rooms(Stores) ->
-    Write = fun() ->
-        lists:foreach(
-          fun({RoomJid, none}) -> mnesia:delete({muc_rs_room, RoomJid});
-             ({RoomJid, Record}) -> mnesia:write(#muc_rs_room{name_host = RoomJid, record = Record})
-          end, Stores)
-    end,
-    case mnesia:transaction(Write) of
-        {atomic, ok} ->
-            %% mnesia's log buffers in its own process: flushed now, the change outlives a
-            %% kill -9.
-            mnesia:sync_log(),
-            ok;
-        {aborted, Reason} ->
-            ?ERROR_MSG("muc_rs could not write ~p: ~p", [[Room || {Room, _} <- Stores], Reason]),
-            {error, iolist_to_binary(io_lib:format("~p", [Reason]))}
-    end.
+%% Every record of the stanza, on disk before anything is sent: ok, or {error, Reason}.
+write_rooms(Stores, #{db := Db, new_room_opts := NewRoomOpts}) ->
+    mod_muc_rs_rooms:write(Db, Stores, NewRoomOpts).
 
 deliver({El, Recipients}) ->
     Packet = xmpp:decode(El, ?NS_CLIENT, [ignore_els]),

@@ -27,7 +27,8 @@ new_host(_Host, _Options, _RoomOptions, _TestPanic) ->
 %% One stanza (the #xmlel{} of xmpp:encode/1) with the clock (seconds), what the access rules say of its
 %% sender (#{admins => [{BareJid, IsAdmin}] (the sender's, and those asked for), may_create
 %% => boolean(), may_persist => boolean()}) and the stored records read so far ([{RoomJid,
-%% Record | none}], or {all, [{RoomJid, Record}], PublicElsewhere} with every stored room
+%% Record | none | {error, Reason}}], Reason a binary: a record that could not be read, which
+%% the core answers with an error reply; or {all, [{RoomJid, Record}], PublicElsewhere} with every stored room
 %% and the public rooms live on the cluster's other nodes, [{RoomJid, Name | nil}]):
 %% {load, RoomJid} (read that room's record and call again), load_all (read every stored
 %% room's record and call again with {all, ...}), {admins, [BareJid]} (say whether each is

@@ -72,6 +72,8 @@ pub struct Extras {
     pub loglevel: Option<String>,
     /// A node of a cluster on loopback (Erlang distribution on 127.0.0.1), not a lone node.
     pub cluster: Option<ClusterNode>,
+    /// Top-level lines for the harness's `ejabberd.yml` (e.g. a SQL server's `sql_*`).
+    pub global: Option<String>,
     /// A whole `ejabberd.yml` instead of the harness's own, with [`C2S_PORT`] where the
     /// clients' port goes: its modules, the MUC module's options included, are its own.
     pub config: Option<String>,
@@ -249,6 +251,27 @@ impl Ejabberd {
         self.launch().await
     }
 
+    /// Stops the node as `ejabberdctl stop` would (SIGTERM: ejabberd stops its modules and
+    /// mnesia closes its files), then starts it on the same mnesia dir with `muc` serving
+    /// `conference.localhost` and `module_options` for it: an admin switching between
+    /// mod_muc and mod_muc_rs.
+    pub async fn switch_to(&mut self, muc: &Muc, module_options: &str) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                // SAFETY: a signal to our own child, which we have not waited for yet.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+            }
+            if tokio::time::timeout(Duration::from_secs(30), child.wait()).await.is_err() {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                return Err(err!("ejabberd did not stop within 30 s of SIGTERM"));
+            }
+        }
+        self.muc = muc.clone();
+        self.module_options = module_options.to_owned();
+        self.launch().await
+    }
+
     /// `kill -9`, then a start on the same mnesia dir.
     pub async fn crash_restart(&mut self) -> Result<()> {
         self.kill().await;
@@ -278,7 +301,7 @@ impl Ejabberd {
         let dir = self.dir.path();
         let config = match &self.extras.config {
             Some(config) => config.replace(C2S_PORT, &self.port.to_string()),
-            None => config(self.port, &self.muc, &self.module_options, self.extras.loglevel.as_deref()),
+            None => config(self.port, &self.muc, &self.module_options, &self.extras),
         };
         std::fs::write(dir.join("ejabberd.yml"), config)?;
         let console_path = dir.join("console.log");
@@ -375,8 +398,9 @@ pub fn log_problems(log: &str) -> Vec<String> {
         .collect()
 }
 
-fn config(port: u16, muc: &Muc, module_options: &str, loglevel: Option<&str>) -> String {
-    let loglevel = loglevel.unwrap_or("info");
+fn config(port: u16, muc: &Muc, module_options: &str, extras: &Extras) -> String {
+    let loglevel = extras.loglevel.as_deref().unwrap_or("info");
+    let global = extras.global.as_deref().map(|lines| format!("{lines}\n")).unwrap_or_default();
     let module = muc.module_name();
     let module_options =
         if module_options.is_empty() { String::new() } else { format!(", {module_options}") };
@@ -409,7 +433,7 @@ access_rules:
   c2s: {{allow: all}}
   muc_admin: {{allow: admin}}
 shaper_rules: {{max_user_sessions: 10}}
-{contrib}modules:
+{global}{contrib}modules:
   mod_disco: {{}}
   mod_ping: {{}}
   mod_roster: {{}}

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use ejabberd_client::{assert_log_clean, disco_info_of, has_feature, Client, NS_MUC_USER, T};
 use minidom::Element;
 use muc_harness::ejabberd::{default_module_dir, log_problems, ClusterNode, Ejabberd, Extras, Muc, C2S_PORT};
+use muc_harness::postgres::Postgres;
 
 const ROOM: &str = "keep@conference.localhost";
 
@@ -231,18 +232,7 @@ async fn a_write_that_fails_leaves_the_room_as_it_was_and_the_sender_gets_the_er
     disco_info_with_none(&mut juliet, removed).await;
     let info = disco_info_with_none(&mut romeo, removed).await;
     assert_eq!(occupants(&info).as_deref(), Some("2"), "{}", String::from(&info));
-    let outcasts = romeo
-        .iq_ok(
-            "outcasts",
-            &format!(
-                "<iq xmlns='jabber:client' type='get' to='{ROOM}' id='outcasts'><query xmlns='http://jabber.org/protocol/muc#admin'>\
-                 <item affiliation='outcast'/></query></iq>"
-            ),
-        )
-        .await;
-    let listed =
-        outcasts.get_child("query", "http://jabber.org/protocol/muc#admin").map(|q| q.children().count());
-    assert_eq!(listed, Some(0), "{}", String::from(&outcasts));
+    assert_eq!(affiliation_list(&mut romeo, ROOM, "outcast").await, Vec::new());
 
     // Writable again: the same change goes through, and is kept.
     set_room_table(&server, "read_write").await;
@@ -562,8 +552,519 @@ async fn reload_config_with_changed_options_says_they_wait_for_a_restart() {
     assert_ne!(config, changed, "the module's line");
     std::fs::write(&config_path, changed).expect("the changed config");
     let reloaded = server.rpc("ejabberd_config", "reload", "[]").await.unwrap_or_else(|e| panic!("{e}"));
-    // (what the node logs while the call runs is printed by the caller, too)
-    assert!(reloaded.ends_with("\nok") || reloaded == "ok", "{reloaded}");
+    // (what the node logs while the call runs is printed by the caller too, before or after
+    // the result)
+    assert!(reloaded.lines().any(|line| line == "ok"), "{reloaded}");
     let says = "its changed options take effect when ejabberd restarts";
     server.wait_for_log(says, T).await.unwrap_or_else(|log| panic!("no `{says}`:\n{log}"));
+}
+
+// Rooms move from mod_muc to mod_muc_rs and back (issue 25): both keep them in mod_muc's
+// tables and format.
+
+const MOVED: &str = "moved@conference.localhost";
+const OPEN: &str = "open@conference.localhost";
+const NS_MUC_ADMIN: &str = "http://jabber.org/protocol/muc#admin";
+const NS_MUC_OWNER: &str = "http://jabber.org/protocol/muc#owner";
+
+/// A room configuration form submitting `fields` (`[(var, value)]`).
+fn submit(room: &str, id: &str, fields: &[(&str, &str)]) -> String {
+    let fields: String = fields
+        .iter()
+        .map(|(var, value)| format!("<field var='{var}'><value>{value}</value></field>"))
+        .collect();
+    format!(
+        "<iq xmlns='jabber:client' type='set' to='{room}' id='{id}'><query xmlns='{NS_MUC_OWNER}'>\
+         <x xmlns='jabber:x:data' type='submit'>\
+         <field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>{fields}\
+         </x></query></iq>"
+    )
+}
+
+/// A muc#admin set of `items` (`[(jid, affiliation, reason)]`).
+fn set_affiliations(room: &str, items: &[(&str, &str, Option<&str>)]) -> String {
+    let items: String = items
+        .iter()
+        .map(|(jid, affiliation, reason)| match reason {
+            Some(reason) => {
+                format!("<item jid='{jid}' affiliation='{affiliation}'><reason>{reason}</reason></item>")
+            }
+            None => format!("<item jid='{jid}' affiliation='{affiliation}'/>"),
+        })
+        .collect();
+    format!(
+        "<iq xmlns='jabber:client' type='set' to='{room}' id='affs'><query xmlns='{NS_MUC_ADMIN}'>{items}</query></iq>"
+    )
+}
+
+/// The room's list of `affiliation` as its owner gets it: `[(jid, reason)]`, sorted.
+async fn affiliation_list(
+    owner: &mut Client,
+    room: &str,
+    affiliation: &str,
+) -> Vec<(String, Option<String>)> {
+    let reply = owner
+        .iq_ok(
+            "list",
+            &format!(
+                "<iq xmlns='jabber:client' type='get' to='{room}' id='list'><query xmlns='{NS_MUC_ADMIN}'>\
+                 <item affiliation='{affiliation}'/></query></iq>"
+            ),
+        )
+        .await;
+    let query = reply.get_child("query", NS_MUC_ADMIN).unwrap_or_else(|| panic!("{}", String::from(&reply)));
+    let mut items: Vec<(String, Option<String>)> = query
+        .children()
+        .map(|item| {
+            let reason = item.get_child("reason", NS_MUC_ADMIN).map(Element::text).filter(|r| !r.is_empty());
+            (item.attr("jid").unwrap_or_default().to_owned(), reason)
+        })
+        .collect();
+    items.sort();
+    items
+}
+
+/// The value of the field `var` of the data form in `stanza`'s query.
+fn field_value(stanza: &Element, var: &str) -> Option<String> {
+    let query = stanza.children().find(|c| c.name() == "query")?;
+    let form = query.get_child("x", "jabber:x:data")?;
+    let field = form.children().find(|f| f.attr("var") == Some(var))?;
+    Some(field.children().filter(|v| v.name() == "value").map(Element::text).collect::<Vec<_>>().join(","))
+}
+
+/// Joins `room` as `nick` with `password`; the self-presence (an error presence if refused).
+async fn join_with(client: &mut Client, room: &str, nick: &str, password: Option<&str>) -> Element {
+    let password = password.map(|p| format!("<password>{p}</password>")).unwrap_or_default();
+    client
+        .send(&format!(
+            "<presence xmlns='jabber:client' to='{room}/{nick}'><x xmlns='http://jabber.org/protocol/muc'>{password}</x></presence>"
+        ))
+        .await;
+    let me = format!("{room}/{nick}");
+    client
+        .expect("the self-presence", |el| el.name() == "presence" && el.attr("from") == Some(me.as_str()))
+        .await
+}
+
+/// The subject the room sends a newcomer (after the self-presence).
+async fn subject_on_join(client: &mut Client, room: &str) -> String {
+    let subject = client
+        .expect("the subject", |el| {
+            el.name() == "message"
+                && el.attr("from").is_some_and(|f| f.starts_with(room))
+                && el.get_child("subject", "jabber:client").is_some()
+        })
+        .await;
+    subject.get_child("subject", "jabber:client").map(Element::text).unwrap_or_default()
+}
+
+/// What the tests check of the members-only room in its disco#info: its name, description
+/// and features.
+async fn check_moved_room_info(client: &mut Client, name: &str) {
+    let info = disco_info_of(client, MOVED).await;
+    let text = String::from(&info);
+    assert_eq!(room_name(&info), Some(name), "{text}");
+    assert_eq!(field_value(&info, "muc#roominfo_description").as_deref(), Some("About moving"), "{text}");
+    for feature in
+        ["muc_persistent", "muc_membersonly", "muc_passwordprotected", "muc_hidden", "muc_nonanonymous"]
+    {
+        assert!(has_feature(&info, feature), "{feature}: {text}");
+    }
+}
+
+async fn owner_form(owner: &mut Client, room: &str) -> Element {
+    owner
+        .iq_ok(
+            "form",
+            &format!("<iq xmlns='jabber:client' type='get' to='{room}' id='form'><query xmlns='{NS_MUC_OWNER}'/></iq>"),
+        )
+        .await
+}
+
+fn jids(list: &[&str]) -> Vec<(String, Option<String>)> {
+    list.iter().map(|j| (j.to_string(), None)).collect()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn rooms_move_from_mod_muc_to_mod_muc_rs_and_back_with_nothing_lost() {
+    rooms_move_and_back("", Extras::default()).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn rooms_move_from_mod_muc_to_mod_muc_rs_and_back_on_postgresql() {
+    let mut pg = Postgres::start().await.expect("PostgreSQL: run tools/install-deps.sh");
+    pg.create_database("ejabberd").await.expect("create database");
+    // mod_muc makes its tables (update_sql_schema, on by default), mod_muc_rs finds them.
+    let global = format!(
+        "sql_type: pgsql\nsql_server: \"127.0.0.1\"\nsql_port: {}\nsql_database: \"ejabberd\"\n\
+         sql_username: \"{}\"\nsql_password: \"\"",
+        pg.port(),
+        muc_harness::postgres::USER
+    );
+    rooms_move_and_back("db_type: sql", Extras { global: Some(global), ..Extras::default() }).await;
+    let rooms = pg.query("ejabberd", "select name from muc_room order by name").await.expect("psql");
+    assert_eq!(rooms.split_whitespace().collect::<Vec<_>>(), vec!["moved", "open"], "in mod_muc's SQL table");
+    pg.stop().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn rooms_move_from_mod_muc_to_mod_muc_rs_and_back_on_sqlite() {
+    // (in the node's dir, its working directory)
+    let global = "sql_type: sqlite\nsql_database: \"rooms.sqlite\"".to_owned();
+    let server =
+        rooms_move_and_back("db_type: sql", Extras { global: Some(global), ..Extras::default() }).await;
+    let database = server.log_path().with_file_name("rooms.sqlite");
+    let rooms = std::process::Command::new("sqlite3")
+        .arg(&database)
+        .arg("select name from muc_room order by name")
+        .output()
+        .expect("sqlite3");
+    let rooms = String::from_utf8_lossy(&rooms.stdout).into_owned();
+    assert_eq!(rooms.split_whitespace().collect::<Vec<_>>(), vec!["moved", "open"], "in mod_muc's SQL table");
+}
+
+/// Rooms made under mod_muc are all there under mod_muc_rs, and back under mod_muc, with the
+/// change made under mod_muc_rs: both modules with `module_options` (the database).
+async fn rooms_move_and_back(module_options: &str, extras: Extras) -> Ejabberd {
+    let mut server = Ejabberd::start_with_extras(&Muc::Stock, module_options, extras)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    // Under mod_muc: a persistent, hidden, members-only, non-anonymous room with a password,
+    // a description, a subject, a second owner, an admin, a member with a reserved nick and
+    // an outcast with a reason, and a limit of its own mod_muc_rs has no setting for.
+    let mut romeo = Client::connect(&server, "romeo").await;
+    assert!(romeo.join(MOVED, "Romeo").await.contains(&"201".to_owned()), "a new room");
+    let settings = [
+        ("muc#roomconfig_roomname", "Moved Room"),
+        ("muc#roomconfig_roomdesc", "About moving"),
+        ("muc#roomconfig_persistentroom", "1"),
+        ("muc#roomconfig_publicroom", "0"),
+        ("muc#roomconfig_membersonly", "1"),
+        ("muc#roomconfig_passwordprotectedroom", "1"),
+        ("muc#roomconfig_roomsecret", "secret"),
+        ("muc#roomconfig_whois", "anyone"),
+        ("muc#roomconfig_maxusers", "30"),
+    ];
+    romeo.iq_ok("cfg", &submit(MOVED, "cfg", &settings)).await;
+    romeo
+        .send(&format!("<message xmlns='jabber:client' to='{MOVED}' type='groupchat'><subject>Moving day</subject></message>"))
+        .await;
+    assert_eq!(subject_on_join_echo(&mut romeo).await, "Moving day");
+    let affiliations = [
+        ("benvolio@localhost", "owner", None),
+        ("mercutio@localhost", "admin", None),
+        ("juliet@localhost", "member", None),
+        ("mallory@localhost", "outcast", Some("Spam")),
+    ];
+    romeo.iq_ok("affs", &set_affiliations(MOVED, &affiliations)).await;
+    let mut juliet = Client::connect(&server, "juliet").await;
+    juliet.iq_ok("reg", &register_nick(MOVED, "Jules")).await;
+    // A nick registered with the service itself (kept as it is: mod_muc_rs does not act on it).
+    romeo.iq_ok("reg", &register_nick("conference.localhost", "Montague")).await;
+    // And a public room with a MucSub subscriber (which mod_muc_rs does not act on).
+    assert!(juliet.join(OPEN, "Juliet").await.contains(&"201".to_owned()), "a new room");
+    let open_settings = [
+        ("muc#roomconfig_roomname", "Open Room"),
+        ("muc#roomconfig_persistentroom", "1"),
+        ("muc#roomconfig_allow_subscription", "1"),
+    ];
+    juliet.iq_ok("cfg", &submit(OPEN, "cfg", &open_settings)).await;
+    let mut mercutio = Client::connect(&server, "mercutio").await;
+    mercutio
+        .iq_ok(
+            "sub",
+            &format!(
+                "<iq xmlns='jabber:client' type='set' to='{OPEN}' id='sub'><subscribe xmlns='urn:xmpp:mucsub:0' nick='Merc'>\
+                 <event node='urn:xmpp:mucsub:nodes:messages'/></subscribe></iq>"
+            ),
+        )
+        .await;
+    assert_log_clean(&server);
+
+    // Switched to mod_muc_rs: every setting is there.
+    server.switch_to(&Muc::muc_rs(), module_options).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut user = Client::connect(&server, "user").await;
+    assert_eq!(
+        room_list(&mut user, "conference.localhost").await,
+        vec![OPEN],
+        "the hidden room is not listed"
+    );
+    let mut benvolio = Client::connect(&server, "benvolio").await;
+    check_moved_room_info(&mut benvolio, "Moved Room").await;
+    let open = disco_info_of(&mut benvolio, OPEN).await;
+    assert_eq!(room_name(&open), Some("Open Room"), "{}", String::from(&open));
+    assert!(
+        has_feature(&open, "muc_persistent") && has_feature(&open, "muc_public"),
+        "{}",
+        String::from(&open)
+    );
+    let mut romeo = Client::connect(&server, "romeo").await;
+    let form = owner_form(&mut romeo, MOVED).await;
+    assert_eq!(
+        field_value(&form, "muc#roomconfig_roomsecret").as_deref(),
+        Some("secret"),
+        "{}",
+        String::from(&form)
+    );
+    assert_eq!(field_value(&form, "muc#roomconfig_roomdesc").as_deref(), Some("About moving"));
+    assert_eq!(
+        affiliation_list(&mut romeo, MOVED, "owner").await,
+        jids(&["benvolio@localhost", "romeo@localhost"])
+    );
+    assert_eq!(affiliation_list(&mut romeo, MOVED, "admin").await, jids(&["mercutio@localhost"]));
+    assert_eq!(affiliation_list(&mut romeo, MOVED, "member").await, jids(&["juliet@localhost"]));
+    let outcasts = affiliation_list(&mut romeo, MOVED, "outcast").await;
+    assert_eq!(outcasts, vec![("mallory@localhost".to_owned(), Some("Spam".to_owned()))]);
+    // Juliet's reserved nick: hers, and no one else's.
+    let mut juliet = Client::connect(&server, "juliet").await;
+    let nick = juliet
+        .iq_ok(
+            "nick",
+            &format!(
+                "<iq xmlns='jabber:client' type='get' to='{MOVED}' id='nick'><query xmlns='{NS_DISCO_INFO}' node='x-roomuser-item'/></iq>"
+            ),
+        )
+        .await;
+    assert!(
+        String::from(&nick).contains("name='Jules'") || String::from(&nick).contains("name=\"Jules\""),
+        "{}",
+        String::from(&nick)
+    );
+    let taken = join_with(&mut benvolio, MOVED, "Jules", Some("secret")).await;
+    assert!(String::from(&taken).contains("conflict"), "{}", String::from(&taken));
+    // The nick Romeo registered with the service under mod_muc is his in every room.
+    let taken = join_with(&mut juliet, OPEN, "Montague", None).await;
+    assert!(String::from(&taken).contains("conflict"), "{}", String::from(&taken));
+    let joined = join_with(&mut romeo, OPEN, "Montague", None).await;
+    assert_ne!(joined.attr("type"), Some("error"), "{}", String::from(&joined));
+    // The password, the subject, the outcast.
+    let refused = join_with(&mut juliet, MOVED, "Juliet", None).await;
+    assert!(String::from(&refused).contains("not-authorized"), "{}", String::from(&refused));
+    let joined = join_with(&mut juliet, MOVED, "Juliet", Some("secret")).await;
+    assert_ne!(joined.attr("type"), Some("error"), "{}", String::from(&joined));
+    assert_eq!(subject_on_join(&mut juliet, MOVED).await, "Moving day");
+    let mut mallory = Client::connect(&server, "mallory").await;
+    let banned = join_with(&mut mallory, MOVED, "Mallory", Some("secret")).await;
+    assert_eq!(banned.attr("type"), Some("error"), "{}", String::from(&banned));
+
+    // Changed under mod_muc_rs: the name, the subject, an affiliation.
+    join_with(&mut romeo, MOVED, "Romeo", Some("secret")).await;
+    romeo.iq_ok("cfg", &submit(MOVED, "cfg", &[("muc#roomconfig_roomname", "Moved Room 2")])).await;
+    romeo
+        .send(&format!("<message xmlns='jabber:client' to='{MOVED}' type='groupchat'><subject>Moved in</subject></message>"))
+        .await;
+    assert_eq!(subject_on_join_echo(&mut romeo).await, "Moved in");
+    romeo.iq_ok("affs", &set_affiliations(MOVED, &[("mercutio@localhost", "member", None)])).await;
+    assert_log_clean(&server);
+
+    // Back to mod_muc: the changes are seen, and nothing was lost.
+    server.switch_to(&Muc::Stock, module_options).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut benvolio = Client::connect(&server, "benvolio").await;
+    check_moved_room_info(&mut benvolio, "Moved Room 2").await;
+    let mut romeo = Client::connect(&server, "romeo").await;
+    let form = owner_form(&mut romeo, MOVED).await;
+    let form_text = String::from(&form);
+    assert_eq!(field_value(&form, "muc#roomconfig_roomsecret").as_deref(), Some("secret"), "{form_text}");
+    assert_eq!(field_value(&form, "muc#roomconfig_maxusers").as_deref(), Some("30"), "{form_text}");
+    assert_eq!(field_value(&form, "muc#roomconfig_whois").as_deref(), Some("anyone"), "{form_text}");
+    assert_eq!(
+        affiliation_list(&mut romeo, MOVED, "owner").await,
+        jids(&["benvolio@localhost", "romeo@localhost"])
+    );
+    assert_eq!(affiliation_list(&mut romeo, MOVED, "admin").await, jids(&[]));
+    assert_eq!(
+        affiliation_list(&mut romeo, MOVED, "member").await,
+        jids(&["juliet@localhost", "mercutio@localhost"])
+    );
+    let outcasts = affiliation_list(&mut romeo, MOVED, "outcast").await;
+    assert_eq!(outcasts, vec![("mallory@localhost".to_owned(), Some("Spam".to_owned()))]);
+    let mut juliet = Client::connect(&server, "juliet").await;
+    let registered = juliet
+        .iq_ok(
+            "reg",
+            &format!("<iq xmlns='jabber:client' type='get' to='{MOVED}' id='reg'><query xmlns='jabber:iq:register'/></iq>"),
+        )
+        .await;
+    assert!(String::from(&registered).contains("Jules"), "{}", String::from(&registered));
+    let registered = romeo
+        .iq_ok(
+            "reg",
+            "<iq xmlns='jabber:client' type='get' to='conference.localhost' id='reg'><query xmlns='jabber:iq:register'/></iq>",
+        )
+        .await;
+    assert!(String::from(&registered).contains("Montague"), "{}", String::from(&registered));
+    let joined = join_with(&mut juliet, MOVED, "Juliet", Some("secret")).await;
+    assert_ne!(joined.attr("type"), Some("error"), "{}", String::from(&joined));
+    assert_eq!(subject_on_join(&mut juliet, MOVED).await, "Moved in");
+    // The public room, with its subscriber (and listed; the other is not, to a user
+    // without an affiliation there).
+    let mut user = Client::connect(&server, "user").await;
+    assert_eq!(room_list(&mut user, "conference.localhost").await, vec![OPEN]);
+    join_with(&mut juliet, OPEN, "Juliet", None).await;
+    let subscriptions = juliet
+        .iq_ok(
+            "subs",
+            &format!("<iq xmlns='jabber:client' type='get' to='{OPEN}' id='subs'><subscriptions xmlns='urn:xmpp:mucsub:0'/></iq>"),
+        )
+        .await;
+    assert!(String::from(&subscriptions).contains("mercutio@localhost"), "{}", String::from(&subscriptions));
+    assert_log_clean(&server);
+    server
+}
+
+/// Registers `nick` with a room or the service (jabber:iq:register, muc#register's form).
+fn register_nick(to: &str, nick: &str) -> String {
+    format!(
+        "<iq xmlns='jabber:client' type='set' to='{to}' id='reg'><query xmlns='jabber:iq:register'>\
+         <x xmlns='jabber:x:data' type='submit'>\
+         <field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#register</value></field>\
+         <field var='muc#register_roomnick'><value>{nick}</value></field></x></query></iq>"
+    )
+}
+
+/// The subject an occupant who set it hears back from the room.
+async fn subject_on_join_echo(client: &mut Client) -> String {
+    let echo = client
+        .expect("the subject's echo", |el| {
+            el.name() == "message" && el.get_child("subject", "jabber:client").is_some()
+        })
+        .await;
+    echo.get_child("subject", "jabber:client").map(Element::text).unwrap_or_default()
+}
+
+/// mod_muc_rs's log line for a room whose record in mod_muc's table cannot be read.
+const UNREADABLE: &str = "is not served: its record in mod_muc's table muc_room cannot be read";
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_unreadable_stored_room_is_logged_and_skipped_and_earlier_installs_rooms_are_read() {
+    let extras = Extras { cluster: ClusterNode::cluster(1).pop(), ..Extras::default() };
+    let mut server =
+        Ejabberd::start_with_extras(&Muc::muc_rs(), "", extras).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut romeo = Client::connect(&server, "romeo").await;
+    romeo.join(ROOM, "Romeo").await;
+    romeo.iq_ok("cfg", &configure(true)).await;
+    // A row of mod_muc's table no mod_muc wrote (a title that is not text), and a room as
+    // mod_muc_rs kept them before it used mod_muc's tables.
+    let write = |record: &str| format!("[{record}]");
+    let broken =
+        "{muc_room, {<<\"broken\">>, <<\"conference.localhost\">>}, [{title, 42}, {persistent, true}]}";
+    let old = "{muc_rs_room, <<\"old@conference.localhost\">>, #{config => #{<<\"_jid\">> => <<\"old@conference.localhost\">>, \
+               <<\"_data\">> => #{<<\"name\">> => <<\"Old Room\">>, <<\"persistent\">> => true}, \
+               <<\"romeo@localhost\">> => <<\"owner\">>}}}";
+    for record in [broken, old] {
+        let written = server.rpc("mnesia", "dirty_write", &write(record)).await;
+        assert_eq!(written.unwrap_or_else(|e| panic!("{e}")), "ok");
+    }
+    // (stopped, not killed: mnesia writes the dirty writes out)
+    server.switch_to(&Muc::muc_rs(), "").await.unwrap_or_else(|e| panic!("{e}"));
+
+    // The broken room is left out of the list and is not served (nor made anew over its
+    // record); the others are there.
+    let mut juliet = Client::connect(&server, "juliet").await;
+    let mut listed = room_list(&mut juliet, "conference.localhost").await;
+    listed.sort();
+    assert_eq!(listed, vec![ROOM, "old@conference.localhost"]);
+    let refused = join_with(&mut juliet, "broken@conference.localhost", "Juliet", None).await;
+    assert_eq!(refused.attr("type"), Some("error"), "{}", String::from(&refused));
+    let info = disco_info(&mut juliet).await;
+    assert_eq!(room_name(&info), Some("Kept Room"), "{}", String::from(&info));
+    let codes = juliet.join(ROOM, "Juliet").await;
+    assert!(!codes.contains(&"201".to_owned()), "not made again: {codes:?}");
+    let log =
+        server.wait_for_log(UNREADABLE, T).await.unwrap_or_else(|log| panic!("no `{UNREADABLE}`:\n{log}"));
+    let others: Vec<String> = log_problems(&log).into_iter().filter(|l| !l.contains(UNREADABLE)).collect();
+    assert!(others.is_empty(), "{others:#?}");
+    let still = server
+        .rpc("mnesia", "dirty_read", "[muc_room, {<<\"broken\">>, <<\"conference.localhost\">>}]")
+        .await;
+    assert!(still.unwrap_or_else(|e| panic!("{e}")).contains("42"), "the broken row is left as it was");
+
+    // The earlier install's room is served, and its next change is written to mod_muc's table.
+    let old_room = "old@conference.localhost";
+    let info = disco_info_of(&mut juliet, old_room).await;
+    assert_eq!(room_name(&info), Some("Old Room"), "{}", String::from(&info));
+    let mut romeo = Client::connect(&server, "romeo").await;
+    romeo.join(old_room, "Romeo").await;
+    romeo.iq_ok("cfg", &ejabberd_client::configure(old_room, "Old Room 2", true)).await;
+    let row =
+        server.rpc("mnesia", "dirty_read", "[muc_room, {<<\"old\">>, <<\"conference.localhost\">>}]").await;
+    assert!(
+        row.unwrap_or_else(|e| panic!("{e}")).contains("{title,<<\"Old Room 2\">>}"),
+        "in mod_muc's table"
+    );
+}
+
+/// `mod_muc_rs_rooms`' mapping, in an Erlang VM with the module and ejabberd's code: a room
+/// as mod_muc writes it (every option of 24.12's `make_opts`) read into the core's record and
+/// written back unchanged; a change of the core's settings changes only the options they
+/// stand for.
+#[test]
+fn mod_mucs_room_options_map_to_the_cores_record_and_back_unchanged() {
+    let script = r#"
+        application:ensure_all_started(xmpp),
+        Room = <<"r@conference.localhost">>,
+        J = fun jid:decode/1,
+        Opts = [{title, <<"T">>}, {description, <<"D">>}, {allow_change_subj, false},
+                {allow_query_users, false}, {allowpm, moderators},
+                {allow_private_messages_from_visitors, nobody}, {allow_visitor_status, false},
+                {allow_visitor_nickchange, false}, {public, false}, {public_list, false},
+                {persistent, true}, {moderated, true}, {members_by_default, false},
+                {members_only, true}, {allow_user_invites, true}, {password_protected, true},
+                {captcha_protected, true}, {password, <<"pw">>}, {anonymous, false},
+                {logging, true}, {max_users, 30}, {allow_voice_requests, false},
+                {allow_subscription, true}, {mam, true}, {presence_broadcast, [moderator]},
+                {voice_request_min_interval, 60}, {vcard, <<"<vCard xmlns='vcard-temp'/>">>},
+                {vcard_xupdate, <<"abc">>}, {pubsub, <<"node">>}, {enable_hats, true}, {lang, <<"fr">>},
+                {captcha_whitelist, [{<<"b">>, <<"localhost">>, <<>>}]},
+                {affiliations, [{{<<"romeo">>, <<"localhost">>, <<>>}, owner},
+                                {{<<"mallory">>, <<"localhost">>, <<>>}, {outcast, <<"Spam">>}},
+                                {{<<"x">>, <<"localhost">>, <<"res">>}, member}]},
+                {roles, [{{<<"v">>, <<"localhost">>, <<>>}, visitor}]},
+                {subject, [{text, <<>>, <<"Subj">>}, {text, <<"fr">>, <<"Sujet">>}]},
+                {subject_author, {<<"Romeo">>, J(<<"romeo@localhost/res">>)}},
+                {hats_users, [{{<<"romeo">>, <<"localhost">>, <<>>}, [{<<"h">>, <<"Hat">>}]}]},
+                {hibernation_time, undefined},
+                {subscribers, [{J(<<"m@localhost">>), <<"M">>, [<<"urn:xmpp:mucsub:nodes:messages">>]}]}],
+        Nicks = [{{<<"juliet">>, <<"localhost">>}, <<"Jules">>}],
+        #{config := C} = mod_muc_rs_rooms:to_record(Room, Opts, Nicks, none),
+        #{<<"_data">> := D, <<"_affiliation_data">> := AD} = C,
+        Expected = #{<<"name">> => <<"T">>, <<"description">> => <<"D">>, <<"language">> => <<"fr">>,
+                     <<"persistent">> => true, <<"hidden">> => true, <<"password">> => <<"pw">>,
+                     <<"members_only">> => true, <<"allow_member_invites">> => true,
+                     <<"moderated">> => true, <<"whois">> => <<"anyone">>,
+                     <<"allow_pm">> => <<"moderator">>,
+                     <<"presence_broadcast">> => #{<<"moderator">> => true},
+                     <<"subject">> => <<"Subj">>, <<"subject_from">> => <<"r@conference.localhost/Romeo">>},
+        Expected = D,
+        #{<<"romeo@localhost">> := <<"owner">>, <<"mallory@localhost">> := <<"outcast">>} = C,
+        #{<<"mallory@localhost">> := #{<<"reason">> := <<"Spam">>},
+          <<"juliet@localhost">> := #{<<"reserved_nickname">> := <<"Jules">>}} = AD,
+        Sorted = fun(O) -> lists:sort([case K of affiliations -> {K, lists:sort(V)}; _ -> {K, V} end
+                                       || {K, V} <- O]) end,
+        true = Sorted(mod_muc_rs_rooms:to_opts(C, Opts)) == Sorted(Opts),
+        C2 = maps:remove(<<"mallory@localhost">>,
+                         C#{<<"_data">> => maps:without([<<"password">>, <<"moderated">>, <<"subject">>],
+                                                        D#{<<"name">> => <<"T2">>}),
+                            <<"juliet@localhost">> => <<"member">>}),
+        Changed = mod_muc_rs_rooms:to_opts(C2, Opts),
+        Diff = lists:sort([{K, V} || {K, V} <- Changed, proplists:get_value(K, Opts) /= V]),
+        [{affiliations, Affs}, {members_by_default, true}, {password_protected, false},
+         {subject, []}, {subject_author, {<<>>, _}}, {title, <<"T2">>}] = Diff,
+        [{{<<"juliet">>, <<"localhost">>, <<>>}, member}, {{<<"romeo">>, <<"localhost">>, <<>>}, owner},
+         {{<<"x">>, <<"localhost">>, <<"res">>}, member}] = lists:sort(Affs),
+        <<"pw">> = proplists:get_value(password, Changed),
+        {'EXIT', _} = catch mod_muc_rs_rooms:to_record(Room, [{title, 42}], [], none),
+        io:format("MAPPED~n"),
+        halt()."#;
+    let ebin = default_module_dir().join("ebin");
+    let output = std::process::Command::new("erl")
+        .args(["-noshell", "-pa"])
+        .arg(&ebin)
+        .args(["-eval", script])
+        .env("ERL_LIBS", "/usr/lib/x86_64-linux-gnu")
+        .output()
+        .expect("erl (is ejabberd installed?)");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.contains("MAPPED"), "{printed}\n{}", String::from_utf8_lossy(&output.stderr));
 }

@@ -10,7 +10,7 @@
 //! - `handle(Host, Xmlel, Now, Sender, Rooms)`: the stanza (`xmpp:encode/1`'s `#xmlel{}`),
 //!   the clock, what ejabberd's access rules say of its sender (`#{admins => [Jid],
 //!   may_create => Bool, may_persist => Bool}`), and the stored records the gen_server read (`[{RoomJid,
-//!   Record}]`, or `{all, Records, PublicElsewhere}`: every stored room, with the public
+//!   Record | none | {error, Reason}}]`, or `{all, Records, PublicElsewhere}`: every stored room, with the public
 //!   rooms live on a cluster's other nodes, which `public_rooms(Service)` gives on each);
 //! - the core may stop before it changes anything and ask (docs/design/host-protocol.md):
 //!   `{load, RoomJid}` (a room neither live nor among `Rooms`) or `load_all` (the service's
@@ -214,12 +214,15 @@ fn handle_stanza<'a>(
     facts.public_rooms_elsewhere = public_elsewhere;
     let records = rooms
         .into_iter()
-        .filter_map(|(jid, record)| Some((jid.parse::<BareJid>().ok()?, record_from_term(record))));
+        .filter_map(|(jid, record)| Some((jid.parse::<BareJid>().ok()?, read_record(record))));
     if all_rooms {
-        facts.supply_stored_rooms(Ok(records.filter_map(|(jid, record)| Some((jid, record?))).collect()));
+        // (the gen_server has logged and left out the rooms it could not read)
+        facts.supply_stored_rooms(Ok(records
+            .filter_map(|(jid, record)| Some((jid, record.ok()??)))
+            .collect()));
     } else {
         for (jid, record) in records {
-            facts.supply_room(jid, Ok(record));
+            facts.supply_room(jid, record);
         }
     }
     for (user, is_admin) in &sender.admins {
@@ -335,7 +338,7 @@ fn remove_user<'a>(
     }
     for (jid, record) in records {
         if let Ok(jid) = jid.parse::<BareJid>() {
-            facts.supply_room(jid, Ok(record_from_term(record)));
+            facts.supply_room(jid, read_record(record));
         }
     }
     let outcome = panic_guard::run(|| {
@@ -448,6 +451,21 @@ fn record_to_term<'a>(env: rustler::Env<'a>, record: Option<&StoredRoom>) -> Ter
         map = map.map_put(atoms::state(), data_to_term(env, state)).expect("a map");
     }
     map
+}
+
+/// A room's records as the gen_server read them: `none` (no such room), `{error, Reason}`
+/// (a record it could not read, which the core answers with an error: the room is neither
+/// served nor made anew over its stored record), or the record.
+fn read_record(term: Term) -> Result<Option<StoredRoom>, String> {
+    if term.decode::<rustler::Atom>().is_ok_and(|a| a == atoms::none()) {
+        return Ok(None);
+    }
+    if let Ok((tag, reason)) = term.decode::<(rustler::Atom, Binary)>() {
+        if tag == atoms::error() {
+            return Err(String::from_utf8_lossy(reason.as_slice()).into_owned());
+        }
+    }
+    record_from_term(term).map(Some).ok_or_else(|| "unreadable room record".to_owned())
 }
 
 fn record_from_term(term: Term) -> Option<StoredRoom> {
