@@ -505,7 +505,10 @@ return function (host, rooms, storage, avatar_hash)
 			end
 		end
 		depth[thread] = depth[thread] - 1;
-		if depth[thread] == 0 then take_turns(); end -- those that waited for this run's write
+		if depth[thread] == 0 then -- those that waited for this run's write
+			depth[thread] = nil;
+			take_turns();
+		end
 		return step;
 	end
 

@@ -217,8 +217,10 @@ pub struct Room {
     pub(crate) needs_save: bool,
     /// Reason and new venue given when an owner destroyed the room.
     pub destroyed_with: Option<Box<Tombstone>>,
-    /// The occupants who are service admins (see [`service_admins`]).
-    admins_present: Vec<BareJid>,
+    /// The occupants who are service admins (see [`service_admins`]); `None` for none, as
+    /// in most rooms (a room's size counts: thousands are live at once).
+    #[allow(clippy::box_collection)] // one word in every room, not three; rarely allocated
+    admins_present: Option<Box<Vec<BareJid>>>,
     /// Whether every occupant's admin status is known (not yet for a room brought back
     /// with its occupants).
     admins_known: bool,
@@ -238,7 +240,7 @@ impl Room {
             avatar_hash: std::cell::OnceCell::new(),
             needs_save: false,
             destroyed_with: None,
-            admins_present: Vec::new(),
+            admins_present: None,
             admins_known: false,
         }
     }

@@ -23,7 +23,7 @@ impl Room {
         if let Some(known) = ctx.known_admin(user) {
             return known;
         }
-        let present = self.admins_present.contains(user);
+        let present = self.admins_present.as_ref().is_some_and(|admins| admins.contains(user));
         debug_assert!(
             present || self.occupants().any(|o| o.bare_jid == *user && o.service_admin.is_some()),
             "service admin status of {user} was not asked before the stanza was handled"
@@ -52,14 +52,14 @@ impl Room {
                 admins.push(occupant.bare_jid.clone());
             }
         }
-        self.admins_present = admins;
+        self.admins_present = (!admins.is_empty()).then(|| Box::new(admins));
         self.admins_known = true;
     }
 
     /// Forgets what the room learnt of its occupants: asked again before its next stanza.
     pub(crate) fn forget_service_admins(&mut self) {
         self.occupants.forget_admin_status();
-        self.admins_present.clear();
+        self.admins_present = None;
         self.admins_known = false;
     }
 
@@ -68,11 +68,17 @@ impl Room {
         if occupant.service_admin != Some(true) {
             return;
         }
-        let listed = self.admins_present.iter().position(|a| *a == occupant.bare_jid);
+        let listed =
+            self.admins_present.as_ref().and_then(|a| a.iter().position(|a| *a == occupant.bare_jid));
         match (stays, listed) {
-            (true, None) => self.admins_present.push(occupant.bare_jid.clone()),
+            (true, None) => self.admins_present.get_or_insert_default().push(occupant.bare_jid.clone()),
             (false, Some(at)) if !self.occupants().any(|o| o.bare_jid == occupant.bare_jid) => {
-                self.admins_present.swap_remove(at);
+                if let Some(admins) = self.admins_present.as_mut() {
+                    admins.swap_remove(at);
+                    if admins.is_empty() {
+                        self.admins_present = None;
+                    }
+                }
             }
             _ => {}
         }
