@@ -657,7 +657,14 @@ impl MucHost {
             }
         };
         room.ensure_salt(ctx);
-        room.handle_first_presence(ctx, stanza, from, nick).then_some(room)
+        let mut room = room.handle_first_presence(ctx, stanza, from, nick).then_some(room)?;
+        // Storage has no records of it (it was asked), and a temporary room keeps none: its
+        // creator's affiliation is nothing to write (a persistent one is written with the
+        // room's next stanza, as before).
+        if !room.settings.persistent {
+            room.needs_save = false;
+        }
+        Some(room)
     }
 
     fn handle_message_to_room(room: &mut Room, ctx: &mut Ctx, stanza: &Element, from: &FullJid) {

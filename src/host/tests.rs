@@ -737,3 +737,19 @@ fn a_deleted_account_loses_its_affiliation_and_leaves_the_room() {
     store.drive(&mut restarted, facts, |h, facts| h.remove_user(&room_jid(), &juliet, facts));
     assert!(!format!("{:?}", store.rooms[&room_jid()].config).contains("juliet@localhost"));
 }
+
+#[test]
+fn a_temporary_room_is_never_written() {
+    let mut config = HostConfig::for_version((13, 0));
+    config.room_locking = false;
+    let mut h = MucHost::new("conference.localhost", config).unwrap();
+    let mut facts = Facts::new(1_000_000, 7);
+    facts.supply_room(room_jid(), Ok(None));
+    facts.supply_avatar_hash(room_jid(), None);
+    let made = h.handle(&parse(&format!("<presence xmlns='jabber:client' from='{ROMEO}' to='{ROOM}/Romeo'><x xmlns='http://jabber.org/protocol/muc'/></presence>")), &facts);
+    assert!(made.ask.is_none() && made.stores.is_empty(), "{:?}", made.stores);
+    // Storage has nothing of it, and nothing to be told by the next stanza either.
+    let joined = h.handle(&parse(&format!("<presence xmlns='jabber:client' from='{JULIET}' to='{ROOM}/Juliet'><x xmlns='http://jabber.org/protocol/muc'/></presence>")), &facts);
+    assert!(joined.stores.is_empty(), "{:?}", joined.stores);
+    assert_eq!(joined.deliveries.len(), 4);
+}
