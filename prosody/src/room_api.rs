@@ -48,8 +48,12 @@ impl LuaHost {
         let arg = |i: usize| args.get(i).cloned().unwrap_or(Value::Nil);
         let text = |i: usize| arg(i).as_string().and_then(|s| s.to_str().ok().map(|s| s.to_owned()));
         let mut facts = self.facts();
-        let named = self.named_users(args.iter());
-        self.supply_admins(&mut facts, &named);
+        // Only these read a user's affiliation, which being a service admin may change: the
+        // other reads ask Prosody nothing.
+        if matches!(method, "get_affiliation" | "may_set_vcard") {
+            let named = self.named_users(args.iter().take(1));
+            self.supply_admins(&mut facts, &named);
+        }
         match method {
             "add_history" => {
                 let Value::Table(stanza) = arg(0) else { return nil() };

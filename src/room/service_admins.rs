@@ -95,7 +95,11 @@ pub(crate) fn ask_unknown(
     from: &FullJid,
 ) -> Option<Question> {
     let question = unknown(ctx, room, stanza, from);
-    if question.is_none() && ctx.facts.service_admin(&from.to_bare()).is_none() {
+    // Kept only where admins own rooms: elsewhere no occupant's status is ever asked.
+    if question.is_none()
+        && ctx.config.admins_as_room_owners
+        && ctx.facts.service_admin(&from.to_bare()).is_none()
+    {
         let sender = room.and_then(|r| r.occupant_by_real_jid(from));
         ctx.sender_admin = sender.and_then(|o| Some((o.bare_jid.clone(), o.service_admin?)));
     }
