@@ -152,7 +152,7 @@ install-ejabberd:
 	$(CARGO) build --release -p muc_rs_nif
 	mkdir -p $(DESTDIR)/mod_muc_rs/ebin $(DESTDIR)/mod_muc_rs/priv
 	erlc -pa $(EJABBERD_INCLUDE)/ebin -I $(EJABBERD_INCLUDE)/include -o $(DESTDIR)/mod_muc_rs/ebin ejabberd/src/*.erl
-	cp target/release/libmuc_rs_nif.so $(DESTDIR)/mod_muc_rs/priv/.libmuc_rs_nif.so.tmp
+	cp $${CARGO_TARGET_DIR:-target}/release/libmuc_rs_nif.so $(DESTDIR)/mod_muc_rs/priv/.libmuc_rs_nif.so.tmp
 	mv -f $(DESTDIR)/mod_muc_rs/priv/.libmuc_rs_nif.so.tmp $(DESTDIR)/mod_muc_rs/priv/libmuc_rs_nif.so
 	@echo "install-ejabberd: $(DESTDIR)/mod_muc_rs"
 
