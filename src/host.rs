@@ -788,6 +788,7 @@ mod api;
 mod commit;
 #[cfg(test)]
 mod hook_tests;
+mod service_notices;
 #[cfg(test)]
 mod tests;
 

@@ -325,11 +325,29 @@ handle_cast({remove_user, User}, #{services := Services} = State) ->
                end || Room <- muc_rs_nif:rooms_of_user(Service, User, read_all_rooms(Host, State))]
       end, Services),
     {noreply, State};
+%% A service admin's message to the service, on every node (each has its own rooms).
+handle_cast({announce, Host, Text}, #{services := Services} = State) ->
+    case maps:find(Host, Services) of
+        {ok, Service} ->
+            {ok, Deliveries, Logs} = muc_rs_nif:announce(Service, Text),
+            carry_out(Deliveries, Logs, []);
+        error -> ok
+    end,
+    {noreply, State};
 handle_cast(_Msg, State) ->
     {noreply, State}.
 
+%% As mod_muc's rooms do when they stop, each occupant is told it is removed (332).
 terminate(_Reason, #{server_host := ServerHost, services := Services}) ->
     ejabberd_hooks:delete(remove_user, ServerHost, ?MODULE, remove_user, 50),
+    maps:foreach(fun(Host, Service) ->
+                         try muc_rs_nif:shut_down(Service) of
+                             {ok, Deliveries, Logs} -> carry_out(Deliveries, Logs, [])
+                         catch Class:Reason:Stack ->
+                                 ?ERROR_MSG("muc_rs could not tell ~ts's occupants it stops: ~p:~p~n~p",
+                                            [Host, Class, Reason, Stack])
+                         end
+                 end, Services),
     lists:foreach(fun(Host) ->
                           persistent_term:erase({?MODULE, Host}),
                           ejabberd_router:unregister_route(Host)
@@ -359,6 +377,10 @@ dispatch(Packet, #{server_host := ServerHost, access := Access} = State) ->
             ejabberd_router:route_error(Packet, Err)
     end.
 
+%% A message to the service itself is an announcement to every room (mod_muc's service
+%% message), from a MUC admin only.
+dispatch_allowed(#message{to = #jid{luser = <<>>, lresource = <<>>}} = Packet, State) ->
+    announce(Packet, State);
 dispatch_allowed(Packet, #{server_host := ServerHost} = State) ->
     case xmpp:get_to(Packet) of
         #jid{luser = <<>>} ->
@@ -369,6 +391,22 @@ dispatch_allowed(Packet, #{server_host := ServerHost} = State) ->
                 Node -> erlang:send({gen_mod:get_module_proc(ServerHost, ?MODULE), Node},
                                     {route_here, Packet})
             end
+    end.
+
+announce(#message{type = error}, _State) ->
+    ok;
+announce(#message{from = From, to = #jid{lserver = Host}, body = Body, lang = Lang} = Packet,
+         #{server_host := ServerHost} = State) ->
+    case is_admin(From, State) of
+        true ->
+            Proc = gen_mod:get_module_proc(ServerHost, ?MODULE),
+            Text = xmpp:get_text(Body),
+            lists:foreach(fun(Node) -> gen_server:cast({Proc, Node}, {announce, Host, Text}) end,
+                          [node() | nodes()]);
+        false ->
+            Err = xmpp:err_forbidden(?T("Only service administrators are allowed to send "
+                                        "service messages"), Lang),
+            ejabberd_router:route_error(Packet, Err)
     end.
 
 %% The node a room lives on: the one in the table while it is up, else this one, claimed.

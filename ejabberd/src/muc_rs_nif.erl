@@ -2,7 +2,8 @@
 %%% The functions below are replaced when the library loads.
 -module(muc_rs_nif).
 -export([options/0, new_host/4, handle/5, handle_dirty/5, confirm/2, public_rooms/1,
-         forget_service_admins/1, rooms_of_user/3, remove_user/5]).
+         forget_service_admins/1, rooms_of_user/3, remove_user/5,
+         announce/2, shut_down/1]).
 -on_load(init/0).
 
 init() ->
@@ -70,4 +71,14 @@ rooms_of_user(_Service, _User, _Stored) ->
 %% Admins: [{BareJid, IsAdmin}] answered so far; Records: [{RoomJid, Record | none}] read so
 %% far. Answers as handle/5 does ({load, RoomJid}, {admins, Users} or {ok, ...}).
 remove_user(_Service, _Room, _User, _Admins, _Records) ->
+    erlang:nif_error(not_loaded).
+
+%% Text (a binary) from every live room to its occupants as the room's groupchat message,
+%% kept in its history: {ok, [{Xmlel, [To]}], [{Level, Line}]}.
+announce(_Service, _Text) ->
+    erlang:nif_error(not_loaded).
+
+%% The service stops: each occupant's own unavailable presence (statuses 332 and 110), the
+%% rooms left empty: {ok, [{Xmlel, [To]}], [{Level, Line}]}.
+shut_down(_Service) ->
     erlang:nif_error(not_loaded).

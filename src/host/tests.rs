@@ -753,3 +753,60 @@ fn a_temporary_room_is_never_written() {
     assert!(joined.stores.is_empty(), "{:?}", joined.stores);
     assert_eq!(joined.deliveries.len(), 4);
 }
+
+/// Every delivery of an outcome as (recipient, stanza).
+fn delivered(out: Outcome) -> Vec<(String, Element)> {
+    out.deliveries
+        .into_iter()
+        .flat_map(|d| d.to.into_iter().map(move |to| (to.to_string(), d.stanza.clone())))
+        .collect()
+}
+
+#[test]
+fn an_announcement_reaches_every_room_and_stays_in_its_history() {
+    let mut h = host();
+    join(&mut h, ROMEO, "Romeo");
+    configure(&mut h, "");
+    send(
+        &mut h,
+        "<presence from='juliet@localhost/j1' to='other@conference.localhost/Juliet'><x xmlns='http://jabber.org/protocol/muc'/></presence>",
+    );
+    let out = delivered(h.announce("Maintenance at noon", &Facts::new(1_000_000, 1)));
+    for (to_jid, room) in [(ROMEO, ROOM), (JULIET, "other@conference.localhost")] {
+        let got = to(&out, to_jid);
+        assert_eq!(got.len(), 1, "{out:?}");
+        assert_eq!(got[0].attr("type"), Some("groupchat"));
+        assert_eq!(got[0].attr("from"), Some(room));
+        assert_eq!(
+            got[0].get_child("body", NS_CLIENT).map(|b| b.text()).as_deref(),
+            Some("Maintenance at noon")
+        );
+    }
+    let joined = join(&mut h, "mercutio@localhost/m1", "Mercutio");
+    let history: Vec<_> = to(&joined, "mercutio@localhost/m1")
+        .into_iter()
+        .filter(|s| s.name() == "message" && s.has_child("body", NS_CLIENT))
+        .collect();
+    assert_eq!(history.len(), 1, "{joined:?}");
+    assert_eq!(history[0].attr("from"), Some(ROOM));
+}
+
+#[test]
+fn shutting_down_tells_each_occupant_it_is_removed() {
+    let mut h = host();
+    join(&mut h, ROMEO, "Romeo");
+    configure(&mut h, "");
+    join(&mut h, JULIET, "Juliet");
+    let out = delivered(h.shut_down(&Facts::new(1_000_000, 1)));
+    assert_eq!(out.len(), 2, "only each occupant's own presence: {out:?}");
+    for (to_jid, nick) in [(ROMEO, "Romeo"), (JULIET, "Juliet")] {
+        let got = to(&out, to_jid);
+        assert_eq!(got.len(), 1, "{out:?}");
+        assert_eq!(got[0].attr("type"), Some("unavailable"));
+        assert_eq!(got[0].attr("from"), Some(format!("{ROOM}/{nick}").as_str()));
+        assert_eq!(codes(got[0]), vec!["332", "110"]);
+        let item = got[0].get_child("x", NS_MUC_USER).unwrap().get_child("item", NS_MUC_USER).unwrap();
+        assert_eq!((item.attr("affiliation"), item.attr("role")), (Some("none"), Some("none")));
+    }
+    assert!(!h.room(&room_jid()).unwrap().has_occupants());
+}

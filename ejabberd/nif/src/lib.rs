@@ -413,6 +413,36 @@ fn outcome_terms<'a, 'o>(
     (deliveries, logs)
 }
 
+/// `announce(Service, Text)`: a service admin's message to the service, sent by every live
+/// room to its occupants (ejabberd's `broadcast_service_message`): `{ok, Deliveries, Logs}`.
+#[rustler::nif]
+fn announce<'a>(env: rustler::Env<'a>, service: ResourceArc<Service>, text: String) -> NifResult<Term<'a>> {
+    to_all_rooms(env, &service, |host, facts| host.announce(&text, facts))
+}
+
+/// `shut_down(Service)`: the service stops; each occupant is told it is removed (status 332):
+/// `{ok, Deliveries, Logs}`.
+#[rustler::nif]
+fn shut_down<'a>(env: rustler::Env<'a>, service: ResourceArc<Service>) -> NifResult<Term<'a>> {
+    to_all_rooms(env, &service, MucHost::shut_down)
+}
+
+/// A service-wide step that asks nothing and stores nothing: `{ok, Deliveries, Logs}`.
+fn to_all_rooms<'a>(
+    env: rustler::Env<'a>,
+    service: &Service,
+    step: impl FnOnce(&mut MucHost, &Facts) -> Outcome,
+) -> NifResult<Term<'a>> {
+    let facts = Facts::new(now(), muc_rs::id::fresh_entropy());
+    let outcome = panic_guard::run(|| {
+        let mut host = service.host.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        step(&mut host, &facts)
+    })
+    .map_err(panicked)?;
+    let (deliveries, logs) = outcome_terms(env, &outcome);
+    Ok((atoms::ok(), deliveries, logs).encode(env))
+}
+
 /// The public rooms live in this node's core, `[{RoomJid, Name | nil}]`: what another node
 /// of a cluster lists beside its own.
 #[rustler::nif]

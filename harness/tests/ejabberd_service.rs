@@ -1,0 +1,120 @@
+//! What the service says to every room at once on ejabberd, as ejabberd's own mod_muc says
+//! it: a MUC admin's message to the service reaches every room as the room's message (and
+//! anyone else's is refused), and occupants are told they are removed (status 332) when the
+//! module stops. The same story runs against both modules.
+//!
+//! Fails (no skip) when ejabberd or the module is missing: run tools/install-deps.sh and
+//! `make install-ejabberd` first.
+
+mod ejabberd_client;
+
+use ejabberd_client::{Client, NS_MUC_USER};
+use minidom::Element;
+use muc_harness::ejabberd::{ClusterNode, Ejabberd, Extras, Muc};
+
+const FRIENDS: &str = "friends@conference.localhost";
+const FAMILY: &str = "family@conference.localhost";
+const NOTICE: &str = "The server restarts at noon";
+
+fn body(el: &Element) -> Option<String> {
+    el.get_child("body", "jabber:client").map(Element::text)
+}
+
+fn is_notice_from(room: &'static str) -> impl Fn(&Element) -> bool {
+    move |el| el.name() == "message" && el.attr("from") == Some(room) && body(el).as_deref() == Some(NOTICE)
+}
+
+async fn started(muc: &Muc) -> Ejabberd {
+    let extras = Extras { cluster: ClusterNode::cluster(1).pop(), ..Extras::default() };
+    Ejabberd::start_with_extras(muc, "", extras).await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn an_admins_message_to_the_service_reaches_every_room(muc: Muc) {
+    let server = started(&muc).await;
+    let mut romeo = Client::connect(&server, "romeo").await;
+    romeo.join(FRIENDS, "Romeo").await;
+    romeo.iq_ok("cfg", &ejabberd_client::configure(FRIENDS, "Friends", false)).await;
+    let mut juliet = Client::connect(&server, "juliet").await;
+    juliet.join(FAMILY, "Juliet").await;
+    juliet.iq_ok("cfg", &ejabberd_client::configure(FAMILY, "Family", false)).await;
+
+    let to_service = format!(
+        "<message xmlns='jabber:client' to='conference.localhost' id='n1'><body>{NOTICE}</body></message>"
+    );
+    // Not an admin: refused, and no room hears it.
+    juliet.send(&to_service).await;
+    let refused =
+        juliet.expect("the refusal", |el| el.name() == "message" && el.attr("id") == Some("n1")).await;
+    assert_eq!(refused.attr("type"), Some("error"), "{}: {}", muc.label(), String::from(&refused));
+    assert!(String::from(&refused).contains("forbidden"), "{}: {}", muc.label(), String::from(&refused));
+
+    let mut admin = Client::connect(&server, "admin").await;
+    admin.send(&to_service).await;
+    let heard = romeo.expect("the notice in Friends", is_notice_from(FRIENDS)).await;
+    assert_eq!(heard.attr("type"), Some("groupchat"), "{}", muc.label());
+    juliet.expect("the notice in Family", is_notice_from(FAMILY)).await;
+    assert!(romeo
+        .try_expect_within(std::time::Duration::from_millis(300), is_notice_from(FRIENDS))
+        .await
+        .is_none());
+
+    // As the README tells admins to send stop_kindly's notice: `ejabberdctl send_message`.
+    let sent = server
+        .rpc(
+            "mod_admin_extra",
+            "send_message",
+            &format!("[<<\"normal\">>, <<\"admin@localhost\">>, <<\"conference.localhost\">>, <<>>, <<\"{NOTICE}\">>]"),
+        )
+        .await;
+    assert_eq!(sent.unwrap_or_else(|e| panic!("{e}")), "ok");
+    romeo.expect("the notice sent by ejabberdctl", is_notice_from(FRIENDS)).await;
+
+    // It is in the room's history, as the room's own message.
+    let mut mercutio = Client::connect(&server, "mercutio").await;
+    mercutio.join(FRIENDS, "Mercutio").await;
+    mercutio.expect("the notice in the history", is_notice_from(FRIENDS)).await;
+    mercutio.expect("the second notice in the history", is_notice_from(FRIENDS)).await;
+    ejabberd_client::assert_log_clean(&server);
+}
+
+async fn occupants_are_told_when_the_module_stops(muc: Muc) {
+    let server = started(&muc).await;
+    let mut romeo = Client::connect(&server, "romeo").await;
+    romeo.join(FRIENDS, "Romeo").await;
+    romeo.iq_ok("cfg", &ejabberd_client::configure(FRIENDS, "Friends", true)).await;
+    let module = match muc {
+        Muc::Stock => "mod_muc",
+        _ => "mod_muc_rs",
+    };
+    let stopped = server.rpc("gen_mod", "stop_module", &format!("[<<\"localhost\">>, {module}]")).await;
+    assert_eq!(stopped.unwrap_or_else(|e| panic!("{e}")), "ok");
+    let me = format!("{FRIENDS}/Romeo");
+    let gone = romeo
+        .expect("the removal", |el| el.name() == "presence" && el.attr("from") == Some(me.as_str()))
+        .await;
+    assert_eq!(gone.attr("type"), Some("unavailable"), "{}: {}", muc.label(), String::from(&gone));
+    let x = gone.get_child("x", NS_MUC_USER).expect("muc#user x");
+    let codes: Vec<&str> =
+        x.children().filter(|c| c.name() == "status").filter_map(|c| c.attr("code")).collect();
+    assert!(codes.contains(&"332") && codes.contains(&"110"), "{}: {}", muc.label(), String::from(&gone));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_admins_message_to_the_service_reaches_every_room_on_mod_muc_rs() {
+    an_admins_message_to_the_service_reaches_every_room(Muc::muc_rs()).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_admins_message_to_the_service_reaches_every_room_on_mod_muc() {
+    an_admins_message_to_the_service_reaches_every_room(Muc::Stock).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn occupants_are_told_when_the_module_stops_on_mod_muc_rs() {
+    occupants_are_told_when_the_module_stops(Muc::muc_rs()).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn occupants_are_told_when_the_module_stops_on_mod_muc() {
+    occupants_are_told_when_the_module_stops(Muc::Stock).await;
+}
