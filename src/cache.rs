@@ -48,6 +48,11 @@ impl RoomCache {
         self.rooms.len()
     }
 
+    /// A new size: rooms above it are put away as new ones come (see [`RoomCache::reserve`]).
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity.max(1);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.rooms.is_empty()
     }

@@ -48,6 +48,14 @@ impl MucHost {
         &self.config
     }
 
+    /// The host's options changed (ejabberd's `reload_config`): service-wide settings and
+    /// limits apply from the next stanza, the room defaults to rooms made from then on;
+    /// rooms keep their own settings.
+    pub fn reconfigure(&mut self, config: HostConfig) {
+        self.rooms.set_capacity(config.max_rooms.unwrap_or(config.room_cache_size));
+        self.config = config;
+    }
+
     /// A live room, or the one being made while the modules are asked about its creator.
     pub fn room(&self, jid: &BareJid) -> Option<&Room> {
         self.rooms.get(jid).or_else(|| self.pending.as_deref().filter(|p| p.jid == *jid))

@@ -45,17 +45,10 @@ start(ServerHost, Opts) ->
 stop(ServerHost) ->
     gen_mod:stop_child(?MODULE, ServerHost).
 
-%% ejabberd calls this when the module's options changed (ejabberdctl reload_config).
-reload(ServerHost, _NewOpts, OldOpts) ->
-    ?WARNING_MSG("mod_muc_rs on ~ts: its changed options take effect when ejabberd restarts "
-                 "(reload_config does not apply them yet)", [ServerHost]),
-    %% Who the access rules make admins may have changed: rooms ask again about theirs.
-    lists:foreach(fun(Host) ->
-                          case persistent_term:get({?MODULE, Host}, none) of
-                              none -> ok;
-                              Service -> muc_rs_nif:forget_service_admins(Service)
-                          end
-                  end, gen_mod:get_opt_hosts(OldOpts)).
+%% ejabberd calls this when the module's options changed (ejabberdctl reload_config): the
+%% running services take them, as mod_muc's do.
+reload(ServerHost, NewOpts, _OldOpts) ->
+    gen_server:call(gen_mod:get_module_proc(ServerHost, ?MODULE), {reload, NewOpts}, 60000).
 
 depends(_ServerHost, _Opts) ->
     [].
@@ -273,34 +266,68 @@ init([ServerHost, Opts]) ->
                             {attributes, record_info(fields, muc_rs_room_node)}]),
     %% A node rejoining a cluster copies them from the others before it serves a stanza.
     ok = mnesia:wait_for_tables([muc_rs_room_node | mod_muc_rs_rooms:tables(Db)], 60000),
-    Hosts = gen_mod:get_opt_hosts(Opts),
     warn_unhonoured(ServerHost, Opts),
-    {Options, RoomOptions} = core_options(Opts),
-    TestPanic = gen_mod:get_opt(test_panic, Opts),
-    %% One core per service host.
-    Services = maps:from_list(
-                 [begin
-                      {ok, Service} = muc_rs_nif:new_host(Host, Options, RoomOptions, TestPanic),
-                      %% Other nodes read this node's public rooms without a call to this
-                      %% process (local_public_rooms/1), so two nodes listing rooms at once
-                      %% never wait on each other.
-                      persistent_term:put({?MODULE, Host}, Service),
-                      ejabberd_router:register_route(Host, ServerHost),
-                      ?INFO_MSG("muc_rs serving ~ts", [Host]),
-                      {Host, Service}
-                  end || Host <- Hosts]),
+    State = settings(Opts, #{server_host => ServerHost, services => #{}, db => Db}),
     ejabberd_hooks:add(remove_user, ServerHost, ?MODULE, remove_user, 50),
-    {ok, #{server_host => ServerHost, services => Services, db => Db,
-           access => gen_mod:get_opt(access, Opts),
+    {ok, serve(gen_mod:get_opt_hosts(Opts), Opts, State)}.
+
+%% What the options say that this module reads itself (the access rules, the limits on new
+%% rooms' names, what a new room is written with besides the settings the core has).
+settings(Opts, State) ->
+    State#{access => gen_mod:get_opt(access, Opts),
            access_admin => gen_mod:get_opt(access_admin, Opts),
            access_create => gen_mod:get_opt(access_create, Opts),
            access_persistent => gen_mod:get_opt(access_persistent, Opts),
            max_room_id => gen_mod:get_opt(max_room_id, Opts),
-           %% What a room made here is written to mod_muc's table with, besides the
-           %% settings the core has: mod_muc's options for a new room.
            new_room_opts =>
                mod_muc_rs_rooms:new_room_opts(gen_mod:get_opt(default_room_options, Opts)),
-           regexp_room_id => gen_mod:get_opt(regexp_room_id, Opts)}}.
+           regexp_room_id => gen_mod:get_opt(regexp_room_id, Opts)}.
+
+%% One core per service host: those of Hosts not served yet start, the others take the
+%% options anew, and a host no longer listed stops (its occupants told, as on a stop).
+serve(Hosts, Opts, #{services := Services} = State) ->
+    {Options, RoomOptions} = core_options(Opts),
+    Kept = maps:filter(fun(Host, Service) ->
+                               lists:member(Host, Hosts) orelse stop_serving(Host, Service)
+                       end, Services),
+    Served = maps:map(fun(Host, Service) ->
+                              case muc_rs_nif:reconfigure(Service, Options, RoomOptions) of
+                                  ok -> ok;
+                                  {error, Why} ->
+                                      ?ERROR_MSG("muc_rs keeps ~ts's options as they were: ~p",
+                                                 [Host, Why])
+                              end,
+                              %% Who the access rules make admins may have changed too.
+                              muc_rs_nif:forget_service_admins(Service),
+                              Service
+                      end, Kept),
+    New = [{Host, start_serving(Host, Options, RoomOptions, Opts, State)}
+           || Host <- Hosts, not maps:is_key(Host, Kept)],
+    State#{services := maps:merge(Served, maps:from_list(New))}.
+
+start_serving(Host, Options, RoomOptions, Opts, #{server_host := ServerHost}) ->
+    {ok, Service} = muc_rs_nif:new_host(Host, Options, RoomOptions,
+                                        gen_mod:get_opt(test_panic, Opts)),
+    %% Other nodes read this node's public rooms without a call to this process
+    %% (local_public_rooms/1), so two nodes listing rooms at once never wait on each other.
+    persistent_term:put({?MODULE, Host}, Service),
+    ejabberd_router:register_route(Host, ServerHost),
+    ?INFO_MSG("muc_rs serving ~ts", [Host]),
+    Service.
+
+%% As mod_muc's rooms do when they stop, each occupant is told it is removed (332). Returns
+%% false (the host is no longer served).
+stop_serving(Host, Service) ->
+    ejabberd_router:unregister_route(Host),
+    persistent_term:erase({?MODULE, Host}),
+    try muc_rs_nif:shut_down(Service) of
+        {ok, Deliveries, Logs} -> carry_out(Deliveries, Logs, [])
+    catch Class:Reason:Stack ->
+            ?ERROR_MSG("muc_rs could not tell ~ts's occupants it stops: ~p:~p~n~p",
+                       [Host, Class, Reason, Stack])
+    end,
+    ?INFO_MSG("muc_rs no longer serving ~ts", [Host]),
+    false.
 
 handle_info({route, Packet}, State) ->
     safely(fun() -> dispatch(Packet, State) end, Packet),
@@ -312,6 +339,14 @@ handle_info({route_here, Packet}, State) ->
 handle_info(_Info, State) ->
     {noreply, State}.
 
+handle_call({reload, Opts}, _From, #{server_host := ServerHost, db := Db} = State) ->
+    warn_unhonoured(ServerHost, Opts),
+    case mod_muc_rs_rooms:db(ServerHost, Opts) of
+        Db -> ok;
+        _ -> ?WARNING_MSG("mod_muc_rs on ~ts: a new db_type takes effect when ejabberd restarts",
+                          [ServerHost])
+    end,
+    {reply, ok, serve(gen_mod:get_opt_hosts(Opts), Opts, settings(Opts, State))};
 handle_call(_Request, _From, State) ->
     {reply, {error, badarg}, State}.
 
@@ -337,21 +372,9 @@ handle_cast({announce, Host, Text}, #{services := Services} = State) ->
 handle_cast(_Msg, State) ->
     {noreply, State}.
 
-%% As mod_muc's rooms do when they stop, each occupant is told it is removed (332).
 terminate(_Reason, #{server_host := ServerHost, services := Services}) ->
     ejabberd_hooks:delete(remove_user, ServerHost, ?MODULE, remove_user, 50),
-    maps:foreach(fun(Host, Service) ->
-                         try muc_rs_nif:shut_down(Service) of
-                             {ok, Deliveries, Logs} -> carry_out(Deliveries, Logs, [])
-                         catch Class:Reason:Stack ->
-                                 ?ERROR_MSG("muc_rs could not tell ~ts's occupants it stops: ~p:~p~n~p",
-                                            [Host, Class, Reason, Stack])
-                         end
-                 end, Services),
-    lists:foreach(fun(Host) ->
-                          persistent_term:erase({?MODULE, Host}),
-                          ejabberd_router:unregister_route(Host)
-                  end, maps:keys(Services)).
+    maps:foreach(fun stop_serving/2, Services).
 
 code_change(_OldVsn, State, _Extra) ->
     {ok, State}.

@@ -3,7 +3,7 @@
 -module(muc_rs_nif).
 -export([options/0, new_host/4, handle/5, handle_dirty/5, confirm/2, public_rooms/1,
          forget_service_admins/1, rooms_of_user/3, remove_user/5,
-         announce/2, shut_down/1]).
+         announce/2, shut_down/1, reconfigure/3]).
 -on_load(init/0).
 
 init() ->
@@ -81,4 +81,9 @@ announce(_Service, _Text) ->
 %% The service stops: each occupant's own unavailable presence (statuses 332 and 110), the
 %% rooms left empty: {ok, [{Xmlel, [To]}], [{Level, Line}]}.
 shut_down(_Service) ->
+    erlang:nif_error(not_loaded).
+
+%% The module's options changed (reload_config): Options and RoomOptions as new_host/4 takes
+%% them. ok, or {error, {bad_options, [Name]}} (the service keeps its options).
+reconfigure(_Service, _Options, _RoomOptions) ->
     erlang:nif_error(not_loaded).

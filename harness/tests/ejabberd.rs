@@ -541,24 +541,6 @@ async fn each_host_of_hosts_is_a_service_of_its_own() {
     assert_log_clean(&server);
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn reload_config_with_changed_options_says_they_wait_for_a_restart() {
-    let extras = Extras { cluster: ClusterNode::cluster(1).pop(), ..Extras::default() };
-    let server =
-        Ejabberd::start_with_extras(&Muc::muc_rs(), "", extras).await.unwrap_or_else(|e| panic!("{e}"));
-    let config_path = server.log_path().with_file_name("ejabberd.yml");
-    let config = std::fs::read_to_string(&config_path).expect("the node's config");
-    let changed = config.replace("access_admin: muc_admin", "access_admin: muc_admin, max_users: 5");
-    assert_ne!(config, changed, "the module's line");
-    std::fs::write(&config_path, changed).expect("the changed config");
-    let reloaded = server.rpc("ejabberd_config", "reload", "[]").await.unwrap_or_else(|e| panic!("{e}"));
-    // (what the node logs while the call runs is printed by the caller too, before or after
-    // the result)
-    assert!(reloaded.lines().any(|line| line == "ok"), "{reloaded}");
-    let says = "its changed options take effect when ejabberd restarts";
-    server.wait_for_log(says, T).await.unwrap_or_else(|log| panic!("no `{says}`:\n{log}"));
-}
-
 // Rooms move from mod_muc to mod_muc_rs and back (issue 25): both keep them in mod_muc's
 // tables and format.
 

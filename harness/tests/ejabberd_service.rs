@@ -1,14 +1,15 @@
 //! What the service says to every room at once on ejabberd, as ejabberd's own mod_muc says
 //! it: a MUC admin's message to the service reaches every room as the room's message (and
 //! anyone else's is refused), and occupants are told they are removed (status 332) when the
-//! module stops. The same story runs against both modules.
+//! module stops; `reload_config` applies the module's changed options to the running
+//! service. The same stories run against both modules.
 //!
 //! Fails (no skip) when ejabberd or the module is missing: run tools/install-deps.sh and
 //! `make install-ejabberd` first.
 
 mod ejabberd_client;
 
-use ejabberd_client::{Client, NS_MUC_USER};
+use ejabberd_client::{disco_info_of, Client, NS_MUC_USER};
 use minidom::Element;
 use muc_harness::ejabberd::{ClusterNode, Ejabberd, Extras, Muc};
 
@@ -97,6 +98,58 @@ async fn occupants_are_told_when_the_module_stops(muc: Muc) {
     let codes: Vec<&str> =
         x.children().filter(|c| c.name() == "status").filter_map(|c| c.attr("code")).collect();
     assert!(codes.contains(&"332") && codes.contains(&"110"), "{}: {}", muc.label(), String::from(&gone));
+}
+
+/// The service's name in its disco#info identity.
+async fn service_name(client: &mut Client, service: &str) -> Option<String> {
+    let info = disco_info_of(client, service).await;
+    let query = info.get_child("query", "http://jabber.org/protocol/disco#info")?;
+    let identity = query.children().find(|c| c.name() == "identity")?;
+    identity.attr("name").map(str::to_owned)
+}
+
+async fn reload_config_applies_changed_options(muc: Muc) {
+    let server = started(&muc).await;
+    let mut romeo = Client::connect(&server, "romeo").await;
+    romeo.join(FRIENDS, "Romeo").await;
+    romeo.iq_ok("cfg", &ejabberd_client::configure(FRIENDS, "Friends", false)).await;
+    assert_eq!(service_name(&mut romeo, "conference.localhost").await.as_deref(), Some("Chatrooms"));
+
+    let config_path = server.log_path().with_file_name("ejabberd.yml");
+    let config = std::fs::read_to_string(&config_path).expect("the node's config");
+    let changed = config.replace(
+        "access_admin: muc_admin",
+        "access_admin: muc_admin, name: \"Verona\", max_users: 1, \
+         hosts: [\"conference.localhost\", \"chat.localhost\"]",
+    );
+    assert_ne!(config, changed, "the module's line");
+    std::fs::write(&config_path, changed).expect("the changed config");
+    let reloaded = server.rpc("ejabberd_config", "reload", "[]").await.unwrap_or_else(|e| panic!("{e}"));
+    // (what the node logs while the call runs is printed by the caller too)
+    assert!(reloaded.lines().any(|line| line == "ok"), "{reloaded}");
+
+    assert_eq!(service_name(&mut romeo, "conference.localhost").await.as_deref(), Some("Verona"));
+    // The room is full now (one occupant), for anyone but its owners and admins: mod_muc_rs
+    // refuses as Prosody's rooms do (service-unavailable, XEP-0045 7.2.9), mod_muc with
+    // resource-constraint.
+    let mut juliet = Client::connect(&server, "juliet").await;
+    let refused = String::from(&juliet.join_refused(FRIENDS, "Juliet").await);
+    let full = ["service-unavailable", "resource-constraint"];
+    assert!(full.iter().any(|condition| refused.contains(condition)), "{}: {refused}", muc.label());
+    // The service added by `hosts` serves rooms.
+    let codes = juliet.join("balcony@chat.localhost", "Juliet").await;
+    assert!(codes.contains(&"201".to_owned()), "{}: a new room on chat.localhost: {codes:?}", muc.label());
+    ejabberd_client::assert_log_clean(&server);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn reload_config_applies_changed_options_on_mod_muc_rs() {
+    reload_config_applies_changed_options(Muc::muc_rs()).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn reload_config_applies_changed_options_on_mod_muc() {
+    reload_config_applies_changed_options(Muc::Stock).await;
 }
 
 #[tokio::test(flavor = "current_thread")]

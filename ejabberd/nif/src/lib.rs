@@ -109,25 +109,59 @@ fn new_host<'a>(
     test_panic: bool,
 ) -> NifResult<Term<'a>> {
     panic_guard::install_hook();
+    let config = match host_config(options, room_options)? {
+        Ok(config) => config,
+        Err(bad) => return Ok((atoms::error(), (atoms::bad_options(), bad)).encode(env)),
+    };
+    let host = MucHost::new(&domain, config).map_err(|e| rustler::Error::Term(Box::new(e)))?;
+    let service = ResourceArc::new(Service { host: Mutex::new(host), test_panic });
+    Ok((atoms::ok(), service).encode(env))
+}
+
+/// `reconfigure(Service, Options, RoomOptions)`, as [`new_host`] takes them, after
+/// `reload_config`: `ok`, or `{error, {bad_options, [Name]}}` (the service is left as it was).
+#[rustler::nif]
+fn reconfigure<'a>(
+    env: rustler::Env<'a>,
+    service: ResourceArc<Service>,
+    options: Vec<(Term<'a>, Term<'a>)>,
+    room_options: Vec<(Term<'a>, Term<'a>)>,
+) -> NifResult<Term<'a>> {
+    let config = match host_config(options, room_options)? {
+        Ok(config) => config,
+        Err(bad) => return Ok((atoms::error(), (atoms::bad_options(), bad)).encode(env)),
+    };
+    panic_guard::run(|| {
+        let mut host = service.host.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        host.reconfigure(config);
+    })
+    .map_err(panicked)?;
+    Ok(atoms::ok().encode(env))
+}
+
+/// The core's configuration from the module's options under ejabberd's names; `Err` names
+/// the options the core does not take with their values.
+fn host_config<'a>(
+    options: Vec<(Term<'a>, Term<'a>)>,
+    room_options: Vec<(Term<'a>, Term<'a>)>,
+) -> NifResult<Result<HostConfig, Vec<String>>> {
     let named = |pairs: Vec<(Term<'a>, Term<'a>)>| -> NifResult<Vec<(String, OptionValue)>> {
         pairs.into_iter().map(|(name, value)| Ok((name.atom_to_string()?, option_value(value)))).collect()
     };
     let core = match options::core_options(named(options)?, named(room_options)?) {
         Ok(core) => core,
-        Err(unknown) => return Ok((atoms::error(), (atoms::bad_options(), unknown)).encode(env)),
+        Err(unknown) => return Ok(Err(unknown)),
     };
     // Rooms behave as on the newest Prosody this core matches.
     let (mut config, invalid) = HostConfig::from_options((13, 0), &core);
     if !invalid.is_empty() {
-        return Ok((atoms::error(), (atoms::bad_options(), invalid)).encode(env));
+        return Ok(Err(invalid));
     }
     // ejabberd's access_admin makes its users owners of every room, as in mod_muc.
     config.admins_as_room_owners = true;
     // ejabberd keeps no room vCards for the core.
     config.room_vcards = false;
-    let host = MucHost::new(&domain, config).map_err(|e| rustler::Error::Term(Box::new(e)))?;
-    let service = ResourceArc::new(Service { host: Mutex::new(host), test_panic });
-    Ok((atoms::ok(), service).encode(env))
+    Ok(Ok(config))
 }
 
 /// An option's value as the core reads it; a value of another type is reported as invalid.
