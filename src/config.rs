@@ -116,6 +116,9 @@ pub struct HostConfig {
     pub hats_compat: bool,
     /// Room vCards and avatars (Prosody 13's MUC has them, through its mod_vcard).
     pub room_vcards: bool,
+    /// Users register nicknames with the service itself (`jabber:iq:register` to its JID),
+    /// which the host answers (ejabberd's mod_muc has it; Prosody's MUC has not).
+    pub service_registration: bool,
     /// How a room's avatar hash is announced (`muc_avatar_advertise_hashes`).
     pub avatar_advertise: AvatarAdvertise,
     /// Destroyed persistent rooms answer `gone` until this many seconds have passed.
@@ -190,6 +193,7 @@ impl HostConfig {
             hats: server_version.0 >= 13,
             hats_compat: false,
             room_vcards: server_version.0 >= 13,
+            service_registration: false,
             avatar_advertise: AvatarAdvertise::Both,
             tombstones: true,
             room_cache_size: 100,

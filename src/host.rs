@@ -788,6 +788,9 @@ fn service_features(config: &HostConfig) -> Vec<&'static str> {
     if config.occupant_id {
         features.push(NS_OCCUPANT_ID);
     }
+    if config.service_registration {
+        features.push(NS_REGISTER);
+    }
     features
 }
 

@@ -165,12 +165,12 @@ own_type(Name) ->
 %% mod_muc's options this module honours itself (the access rules and the limits on new
 %% rooms' names are asked per sender).
 honoured_here() ->
-    [host, hosts, access, access_admin, access_create, access_persistent, max_room_id,
+    [host, hosts, access, access_admin, access_create, access_persistent, access_register,
+     max_room_id,
      regexp_room_id, db_type].
 
 %% Why a mod_muc option neither this module nor the core honours has no effect yet.
 not_yet(access_mam) -> "rooms have no message archive (MAM) yet";
-not_yet(access_register) -> "the service takes no nickname registrations yet (rooms do)";
 not_yet(cleanup_affiliations_on_start) -> "deleted accounts' affiliations are not cleaned up yet";
 not_yet(ram_db_type) -> "which node has a room is kept in mnesia only";
 not_yet(hibernation_timeout) ->
@@ -278,6 +278,7 @@ settings(Opts, State) ->
            access_admin => gen_mod:get_opt(access_admin, Opts),
            access_create => gen_mod:get_opt(access_create, Opts),
            access_persistent => gen_mod:get_opt(access_persistent, Opts),
+           access_register => gen_mod:get_opt(access_register, Opts),
            max_room_id => gen_mod:get_opt(max_room_id, Opts),
            new_room_opts =>
                mod_muc_rs_rooms:new_room_opts(gen_mod:get_opt(default_room_options, Opts)),
@@ -404,6 +405,16 @@ dispatch(Packet, #{server_host := ServerHost, access := Access} = State) ->
 %% message), from a MUC admin only.
 dispatch_allowed(#message{to = #jid{luser = <<>>, lresource = <<>>}} = Packet, State) ->
     announce(Packet, State);
+%% A nickname registered with the service itself, as mod_muc takes it.
+dispatch_allowed(#iq{type = Type, to = #jid{luser = <<>>, lresource = <<>>}, sub_els = [El]} = IQ,
+                 #{server_host := ServerHost, db := Db, access_register := Access} = State)
+  when Type == get; Type == set ->
+    case xmpp:get_ns(El) of
+        ?NS_REGISTER ->
+            ejabberd_router:route(mod_muc_rs_service_nicks:process(IQ, ServerHost, {Db, Access}));
+        _ ->
+            route(IQ, State)
+    end;
 dispatch_allowed(Packet, #{server_host := ServerHost} = State) ->
     case xmpp:get_to(Packet) of
         #jid{luser = <<>>} ->
@@ -487,8 +498,7 @@ route(Packet, #{services := Services, db := Db} = State) ->
     end.
 
 %% A join (or a nick change) with a nick someone else registered with the service itself
-%% (under mod_muc: mod_muc_rs takes no such registration yet, but keeps those made), which
-%% mod_muc refuses in every room of the service; the rooms' own reservations are the core's.
+%% (mod_muc_rs_service_nicks, or under mod_muc), which mod_muc refuses in every room of the service; the rooms' own reservations are the core's.
 registered_to_another(#presence{type = available, from = From,
                                 to = #jid{resource = Nick, lserver = Service}}, Db)
   when Nick /= <<>> ->

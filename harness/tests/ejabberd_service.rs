@@ -2,14 +2,14 @@
 //! it: a MUC admin's message to the service reaches every room as the room's message (and
 //! anyone else's is refused), and occupants are told they are removed (status 332) when the
 //! module stops; `reload_config` applies the module's changed options to the running
-//! service. The same stories run against both modules.
+//! service; users register nicknames with the service itself. The same stories run against both modules.
 //!
 //! Fails (no skip) when ejabberd or the module is missing: run tools/install-deps.sh and
 //! `make install-ejabberd` first.
 
 mod ejabberd_client;
 
-use ejabberd_client::{disco_info_of, Client, NS_MUC_USER};
+use ejabberd_client::{disco_info_of, has_feature, Client, NS_MUC_USER};
 use minidom::Element;
 use muc_harness::ejabberd::{ClusterNode, Ejabberd, Extras, Muc};
 
@@ -140,6 +140,80 @@ async fn reload_config_applies_changed_options(muc: Muc) {
     let codes = juliet.join("balcony@chat.localhost", "Juliet").await;
     assert!(codes.contains(&"201".to_owned()), "{}: a new room on chat.localhost: {codes:?}", muc.label());
     ejabberd_client::assert_log_clean(&server);
+}
+
+const NS_REGISTER: &str = "jabber:iq:register";
+
+/// A registration iq to the service: `query` inside `<query xmlns='jabber:iq:register'>`.
+fn register(id: &str, kind: &str, query: &str) -> String {
+    format!(
+        "<iq xmlns='jabber:client' type='{kind}' to='conference.localhost' id='{id}'>\
+         <query xmlns='{NS_REGISTER}'>{query}</query></iq>"
+    )
+}
+
+/// The form submitting `nick` as the nickname to register.
+fn nick_form(nick: &str) -> String {
+    format!(
+        "<x xmlns='jabber:x:data' type='submit'>\
+         <field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#register</value></field>\
+         <field var='muc#register_roomnick'><value>{nick}</value></field></x>"
+    )
+}
+
+/// The reply to `xml`, an iq with the id `id`.
+async fn reply_to(client: &mut Client, id: &str, xml: &str) -> Element {
+    client.send(xml).await;
+    client.expect("the iq's reply", |el| el.name() == "iq" && el.attr("id") == Some(id)).await
+}
+
+async fn nicks_register_with_the_service(muc: Muc) {
+    let server = started(&muc).await;
+    let mut romeo = Client::connect(&server, "romeo").await;
+    let info = disco_info_of(&mut romeo, "conference.localhost").await;
+    assert!(has_feature(&info, NS_REGISTER), "{}: {}", muc.label(), String::from(&info));
+
+    let form = romeo.iq_ok("get1", &register("get1", "get", "")).await;
+    let query = form.get_child("query", NS_REGISTER).expect("the registration query");
+    assert!(query.get_child("registered", NS_REGISTER).is_none(), "{}", String::from(&form));
+    assert!(
+        String::from(&form).contains("muc#register_roomnick"),
+        "{}: {}",
+        muc.label(),
+        String::from(&form)
+    );
+
+    romeo.iq_ok("set1", &register("set1", "set", &nick_form("Montague"))).await;
+    let form = romeo.iq_ok("get2", &register("get2", "get", "")).await;
+    let query = form.get_child("query", NS_REGISTER).expect("the registration query");
+    assert!(query.get_child("registered", NS_REGISTER).is_some(), "{}: {}", muc.label(), String::from(&form));
+    assert_eq!(query.get_child("nick", NS_REGISTER).map(Element::text).as_deref(), Some("Montague"));
+
+    // Someone else can neither register it nor join a room with it.
+    let mut juliet = Client::connect(&server, "juliet").await;
+    let taken =
+        String::from(&reply_to(&mut juliet, "set2", &register("set2", "set", &nick_form("Montague"))).await);
+    assert!(taken.contains("type='error'") && taken.contains("conflict"), "{}: {taken}", muc.label());
+    let refused = String::from(&juliet.join_refused(FRIENDS, "Montague").await);
+    assert!(refused.contains("conflict"), "{}: {refused}", muc.label());
+
+    // Removed, it is free again.
+    romeo.iq_ok("remove", &register("remove", "set", "<remove/>")).await;
+    juliet.iq_ok("set3", &register("set3", "set", &nick_form("Montague"))).await;
+    // A form without the nickname is refused.
+    let empty = String::from(&reply_to(&mut romeo, "set4", &register("set4", "set", "")).await);
+    assert!(empty.contains("not-acceptable"), "{}: {empty}", muc.label());
+    ejabberd_client::assert_log_clean(&server);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn nicks_register_with_the_service_on_mod_muc_rs() {
+    nicks_register_with_the_service(Muc::muc_rs()).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn nicks_register_with_the_service_on_mod_muc() {
+    nicks_register_with_the_service(Muc::Stock).await;
 }
 
 #[tokio::test(flavor = "current_thread")]

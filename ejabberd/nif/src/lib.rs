@@ -161,6 +161,8 @@ fn host_config<'a>(
     config.admins_as_room_owners = true;
     // ejabberd keeps no room vCards for the core.
     config.room_vcards = false;
+    // mod_muc_rs takes nickname registrations with the service (mod_muc_rs_service_nicks).
+    config.service_registration = true;
     Ok(Ok(config))
 }
 
