@@ -119,6 +119,10 @@ pub struct HostConfig {
     /// Users register nicknames with the service itself (`jabber:iq:register` to its JID),
     /// which the host answers (ejabberd's mod_muc has it; Prosody's MUC has not).
     pub service_registration: bool,
+    /// Rooms keep their vCard in their own record and answer `vcard-temp` themselves
+    /// (ejabberd, whose mod_muc keeps it in the room's options); else the host keeps it
+    /// (Prosody's mod_vcard) and is asked for the avatar's hash.
+    pub vcards_in_rooms: bool,
     /// How a room's avatar hash is announced (`muc_avatar_advertise_hashes`).
     pub avatar_advertise: AvatarAdvertise,
     /// Destroyed persistent rooms answer `gone` until this many seconds have passed.
@@ -194,6 +198,7 @@ impl HostConfig {
             hats_compat: false,
             room_vcards: server_version.0 >= 13,
             service_registration: false,
+            vcards_in_rooms: false,
             avatar_advertise: AvatarAdvertise::Both,
             tombstones: true,
             room_cache_size: 100,

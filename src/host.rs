@@ -187,6 +187,7 @@ impl MucHost {
         let live = rooms.get(&room_jid);
         // The room's avatar, where rooms have vCards: asked once, before anything changes.
         if ctx.config.room_vcards
+            && !ctx.config.vcards_in_rooms
             && !live.is_some_and(Room::knows_avatar_hash)
             && ctx.facts.avatar_hash(&room_jid).is_none()
         {
@@ -640,8 +641,13 @@ impl MucHost {
             // Stock answers the namespaces it serves with item-not-found; other iqs find no
             // handler at all, which Prosody answers with service-unavailable.
             let served = [NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC_ADMIN, NS_MUC_OWNER, NS_REGISTER];
+            let room_vcard =
+                |q: &Element| ctx.config.vcards_in_rooms && q.is("vCard", crate::room::vcard::NS_VCARD);
             let unserved_iq = stanza.name() == "iq"
-                && !stanza.children().next().is_some_and(|q| served.iter().any(|ns| q.is("query", *ns)));
+                && !stanza
+                    .children()
+                    .next()
+                    .is_some_and(|q| served.iter().any(|ns| q.is("query", *ns)) || room_vcard(q));
             if unserved_iq {
                 ctx.error(stanza, StanzaError::service_unavailable(), None);
             } else {
@@ -724,6 +730,9 @@ impl MucHost {
             ("set", "query", NS_MUC_OWNER) => return room.handle_owner_set(ctx, stanza, query, from),
             ("get", "query", NS_MUC_OWNER) => room.handle_owner_get(ctx, stanza, from),
             ("get" | "set", "query", NS_REGISTER) => room.handle_register(ctx, stanza, query, from),
+            ("get" | "set", "vCard", crate::room::vcard::NS_VCARD) if ctx.config.vcards_in_rooms => {
+                room.handle_vcard(ctx, stanza, query, from)
+            }
             _ => ctx.error(stanza, StanzaError::service_unavailable(), None),
         }
         OwnerOutcome::Kept

@@ -196,7 +196,8 @@ room_not_yet(allow_subscription) -> "rooms have no MucSub";
 room_not_yet(captcha_protected) -> "rooms have no CAPTCHA";
 room_not_yet(logging) -> "rooms have no logs (mod_muc_log)";
 room_not_yet(pubsub) -> "rooms have no pubsub node";
-room_not_yet(Key) when Key == vcard; Key == vcard_xupdate -> "rooms have no vCards on ejabberd yet";
+room_not_yet(Key) when Key == vcard; Key == vcard_xupdate ->
+    "new rooms do not take a vCard from the configuration yet (owners set it)";
 room_not_yet(enable_hats) -> "hats (XEP-0317) are always on";
 room_not_yet(max_users) -> "rooms have no limit of their own: the service's max_users applies";
 room_not_yet(Key) when Key == title; Key == description; Key == password;

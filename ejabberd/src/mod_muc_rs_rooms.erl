@@ -46,7 +46,7 @@
                      <<"hidden">>, <<"password">>, <<"members_only">>,
                      <<"allow_member_invites">>, <<"moderated">>, <<"changesubject">>,
                      <<"whois">>, <<"allow_pm">>, <<"presence_broadcast">>, <<"subject">>,
-                     <<"subject_from">>, <<"subject_time">>]).
+                     <<"subject_from">>, <<"subject_time">>, <<"vcard">>]).
 
 -define(AFFILIATIONS, [owner, admin, member, outcast]).
 
@@ -262,7 +262,8 @@ to_record(RoomJid, Opts, Nicks, Own) when is_list(Opts) ->
                   [{<<"subject">>, Subject} || Subject /= none],
                   [{<<"subject_from">>, <<RoomJid/binary, "/", Author/binary>>}
                    || Subject /= none, Author /= <<>>],
-                  SubjectTime]),
+                  SubjectTime,
+                  text(<<"vcard">>, vcard_xml(Get(vcard, <<>>)))]),
     Data = maps:merge(maps:without(?STOCK_KEYS, OwnData), maps:from_list(Settings)),
     Affiliations = [{jid:encode({U, S, <<>>}), affiliation(Value)}
                     || {{U, S, <<>>}, Value} <- Get(affiliations, []),
@@ -281,6 +282,10 @@ to_record(RoomJid, Opts, Nicks, Own) when is_list(Opts) ->
         #{state := State} -> #{config => Config, state => State};
         _ -> #{config => Config}
     end.
+
+%% The room's vCard as XML (mod_muc keeps it so; default_room_options may give a record).
+vcard_xml(VCard) when is_binary(VCard) -> VCard;
+vcard_xml(VCard) -> fxml:element_to_binary(xmpp:encode(VCard)).
 
 text(Key, Value) when is_binary(Value) ->
     [{Key, Value} || Value /= <<>>].
@@ -426,6 +431,19 @@ write_nicks({sql, LServer} = Db, RoomJid, Nicks) ->
         false -> sql_done(ejabberd_sql:sql_transaction(LServer, Write))
     end.
 
+%% A vCard the room changed, with its avatar's hash as mod_muc keeps it beside it.
+vcard_opts(VCard, Old) ->
+    case vcard_xml(proplists:get_value(vcard, Old, <<>>)) of
+        VCard -> [];   % as stored
+        _ when VCard == <<>> -> [{vcard, <<>>}, {vcard_xupdate, undefined}];
+        _ ->
+            Hash = case fxml_stream:parse_element(VCard) of
+                       #xmlel{} = El -> mod_vcard_xupdate:compute_hash(El);
+                       {error, _} -> undefined
+                   end,
+            [{vcard, VCard}, {vcard_xupdate, Hash}]
+    end.
+
 %% The core's record of a room (its config) as mod_muc's options: Old (the room's stored
 %% options, or a new room's) with the options the core has settings for replaced.
 to_opts(Config, Old) ->
@@ -499,5 +517,5 @@ to_opts(Config, Old) ->
            {affiliations, Affiliations}]
         %% A password no longer asked for stays, as mod_muc keeps it.
         ++ [{password, Password} || Password /= none]
-        ++ AllowPm ++ SubjectOpts,
+        ++ AllowPm ++ SubjectOpts ++ vcard_opts(Text(<<"vcard">>), Old),
     lists:foldl(fun({Key, _} = Opt, Opts) -> lists:keystore(Key, 1, Opts, Opt) end, Old, New).

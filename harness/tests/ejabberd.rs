@@ -740,6 +740,7 @@ async fn rooms_move_and_back(module_options: &str, extras: Extras) -> Ejabberd {
         ("mallory@localhost", "outcast", Some("Spam")),
     ];
     romeo.iq_ok("affs", &set_affiliations(MOVED, &affiliations)).await;
+    romeo.iq_ok("vcard", &set_vcard(MOVED, "Moved Room's card", None)).await;
     let mut juliet = Client::connect(&server, "juliet").await;
     juliet.iq_ok("reg", &register_nick(MOVED, "Jules")).await;
     // A nick registered with the service itself (kept as it is: mod_muc_rs does not act on it).
@@ -790,6 +791,7 @@ async fn rooms_move_and_back(module_options: &str, extras: Extras) -> Ejabberd {
         String::from(&form)
     );
     assert_eq!(field_value(&form, "muc#roomconfig_roomdesc").as_deref(), Some("About moving"));
+    assert_eq!(vcard_name(&mut romeo, MOVED).await.as_deref(), Some("Moved Room's card"));
     assert_eq!(
         affiliation_list(&mut romeo, MOVED, "owner").await,
         jids(&["benvolio@localhost", "romeo@localhost"])
@@ -838,6 +840,7 @@ async fn rooms_move_and_back(module_options: &str, extras: Extras) -> Ejabberd {
         .await;
     assert_eq!(subject_on_join_echo(&mut romeo).await, "Moved in");
     romeo.iq_ok("affs", &set_affiliations(MOVED, &[("mercutio@localhost", "member", None)])).await;
+    romeo.iq_ok("vcard", &set_vcard(MOVED, "Moved in card", Some("aGVsbG8="))).await;
     assert_log_clean(&server);
 
     // Back to mod_muc: the changes are seen, and nothing was lost.
@@ -850,6 +853,10 @@ async fn rooms_move_and_back(module_options: &str, extras: Extras) -> Ejabberd {
     assert_eq!(field_value(&form, "muc#roomconfig_roomsecret").as_deref(), Some("secret"), "{form_text}");
     assert_eq!(field_value(&form, "muc#roomconfig_maxusers").as_deref(), Some("30"), "{form_text}");
     assert_eq!(field_value(&form, "muc#roomconfig_whois").as_deref(), Some("anyone"), "{form_text}");
+    // The new vCard, and its avatar's hash (SHA-1 of "hello") as mod_muc keeps it beside it.
+    assert_eq!(vcard_name(&mut romeo, MOVED).await.as_deref(), Some("Moved in card"));
+    let info = String::from(&disco_info_of(&mut romeo, MOVED).await);
+    assert!(info.contains("aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"), "{info}");
     assert_eq!(
         affiliation_list(&mut romeo, MOVED, "owner").await,
         jids(&["benvolio@localhost", "romeo@localhost"])
@@ -893,6 +900,24 @@ async fn rooms_move_and_back(module_options: &str, extras: Extras) -> Ejabberd {
     assert!(String::from(&subscriptions).contains("mercutio@localhost"), "{}", String::from(&subscriptions));
     assert_log_clean(&server);
     server
+}
+
+/// A room's new vCard, named `name`, with a photo (base64) if any.
+fn set_vcard(room: &str, name: &str, photo: Option<&str>) -> String {
+    let photo = photo
+        .map(|p| format!("<PHOTO><TYPE>image/png</TYPE><BINVAL>{p}</BINVAL></PHOTO>"))
+        .unwrap_or_default();
+    format!(
+        "<iq xmlns='jabber:client' type='set' to='{room}' id='vcard'><vCard xmlns='vcard-temp'><FN>{name}</FN>{photo}</vCard></iq>"
+    )
+}
+
+/// The name on a room's vCard.
+async fn vcard_name(client: &mut Client, room: &str) -> Option<String> {
+    let got = client
+        .iq_ok("getvcard", &format!("<iq xmlns='jabber:client' type='get' to='{room}' id='getvcard'><vCard xmlns='vcard-temp'/></iq>"))
+        .await;
+    got.get_child("vCard", "vcard-temp")?.get_child("FN", "vcard-temp").map(Element::text)
 }
 
 /// Registers `nick` with a room or the service (jabber:iq:register, muc#register's form).

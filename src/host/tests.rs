@@ -810,3 +810,63 @@ fn shutting_down_tells_each_occupant_it_is_removed() {
     }
     assert!(!h.room(&room_jid()).unwrap().has_occupants());
 }
+
+/// A host whose rooms keep their own vCards (ejabberd's way).
+fn host_with_vcards_in_rooms() -> MucHost {
+    let mut config = HostConfig::for_version((13, 0));
+    config.vcards_in_rooms = true;
+    MucHost::new("conference.localhost", config).unwrap()
+}
+
+const SET_VCARD: &str = "<iq from='romeo@localhost/r1' to='room@conference.localhost' type='set' id='v1'>\
+     <vCard xmlns='vcard-temp'><FN>Verona</FN><PHOTO><TYPE>image/png</TYPE><BINVAL>aGVs\nbG8=</BINVAL></PHOTO></vCard></iq>";
+/// SHA-1 of "hello", the photo above.
+const HELLO_SHA1: &str = "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d";
+
+#[test]
+fn a_room_keeps_its_own_vcard_and_announces_its_avatar() {
+    let mut h = host_with_vcards_in_rooms();
+    let get = "<iq from='juliet@localhost/j1' to='room@conference.localhost' type='get' id='g1'><vCard xmlns='vcard-temp'/></iq>";
+    join(&mut h, ROMEO, "Romeo");
+    configure(&mut h, "");
+    join(&mut h, JULIET, "Juliet");
+    let none = send(&mut h, get);
+    assert_eq!(error_condition(to(&none, JULIET)[0]), Some("item-not-found"), "{none:?}");
+
+    let refused = send(&mut h, &SET_VCARD.replace("romeo@localhost/r1", JULIET));
+    let refusal = to(&refused, JULIET)[0];
+    assert_eq!(error_condition(refusal), Some("forbidden"), "{refused:?}");
+
+    let set = send(&mut h, SET_VCARD);
+    assert_eq!(to(&set, ROMEO)[0].attr("type"), Some("result"), "{set:?}");
+    let announced: Vec<_> = to(&set, JULIET).into_iter().map(String::from).collect();
+    assert!(announced.iter().any(|s| s.contains(HELLO_SHA1)), "{announced:?}");
+
+    let got = send(&mut h, get);
+    let vcard = to(&got, JULIET)[0].get_child("vCard", "vcard-temp").expect("the room's vCard");
+    assert_eq!(vcard.get_child("FN", "vcard-temp").map(Element::text).as_deref(), Some("Verona"));
+    let joined = join(&mut h, "mercutio@localhost/m1", "Mercutio");
+    assert!(joined.iter().any(|(_, s)| String::from(s).contains(HELLO_SHA1)), "{joined:?}");
+}
+
+#[test]
+fn a_rooms_own_vcard_is_kept_in_its_record() {
+    let mut h = host_with_vcards_in_rooms();
+    let mut store = storage();
+    send_with(&mut h, &mut store, JOIN_ROMEO);
+    send_with(
+        &mut h,
+        &mut store,
+        &config_iq("<field var='muc#roomconfig_persistentroom'><value>1</value></field>"),
+    );
+    send_with(&mut h, &mut store, SET_VCARD);
+    send_with(&mut h, &mut store, LEAVE_ROMEO);
+    // Brought back from its record by a fresh service.
+    let mut fresh = host_with_vcards_in_rooms();
+    let info = send_with(
+        &mut fresh,
+        &mut store,
+        "<iq from='juliet@localhost/j1' to='room@conference.localhost' type='get' id='i1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+    );
+    assert!(info.iter().any(|(_, s)| String::from(s).contains(HELLO_SHA1)), "{info:?}");
+}

@@ -159,8 +159,9 @@ fn host_config<'a>(
     }
     // ejabberd's access_admin makes its users owners of every room, as in mod_muc.
     config.admins_as_room_owners = true;
-    // ejabberd keeps no room vCards for the core.
-    config.room_vcards = false;
+    // Rooms keep their vCards in their own options, as mod_muc's do (mod_muc_rs_rooms).
+    config.room_vcards = true;
+    config.vcards_in_rooms = true;
     // mod_muc_rs takes nickname registrations with the service (mod_muc_rs_service_nicks).
     config.service_registration = true;
     Ok(Ok(config))
