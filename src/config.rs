@@ -101,6 +101,16 @@ pub struct HostConfig {
     /// affiliations per room (`muc_max_occupants`, `muc_max_sessions_per_occupant`,
     /// `muc_max_affiliations`). Owners and admins may still join a full room.
     pub max_occupants: usize,
+    /// How many occupants past `max_occupants` a room's owners and admins may still join
+    /// (`muc_max_occupants_admin_allowance`; ejabberd's `max_users_admin_threshold`); `None`:
+    /// no limit for them. A service admin who owns every room joins regardless.
+    pub admin_occupant_allowance: Option<usize>,
+    /// Longest room name, description and password a configuration form may set, in bytes
+    /// (`muc_max_room_name`, `muc_max_room_description`, `muc_max_room_password`;
+    /// ejabberd's `max_room_name`, `max_room_desc`, `max_password`); `None`: no limit.
+    pub max_name_length: Option<usize>,
+    pub max_description_length: Option<usize>,
+    pub max_password_length: Option<usize>,
     pub max_sessions_per_occupant: usize,
     pub max_affiliations: usize,
     pub allow_unaffiliated_register: bool,
@@ -150,6 +160,10 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec::new("component_admins_as_room_owners", OptionKind::Boolean),
     OptionSpec::new("max_history_messages", OptionKind::Integer),
     OptionSpec::positive("muc_max_occupants"),
+    OptionSpec::new("muc_max_occupants_admin_allowance", OptionKind::Integer),
+    OptionSpec::positive("muc_max_room_name"),
+    OptionSpec::positive("muc_max_room_description"),
+    OptionSpec::positive("muc_max_room_password"),
     OptionSpec::positive("muc_max_sessions_per_occupant"),
     OptionSpec::positive("muc_max_affiliations"),
     OptionSpec::new("allow_unaffiliated_register", OptionKind::Boolean),
@@ -188,6 +202,10 @@ impl HostConfig {
             // Stock keeps up to the room's configured length, unbounded; this caps it.
             max_history_messages: Some(1000),
             max_occupants: 10_000,
+            admin_occupant_allowance: None,
+            max_name_length: None,
+            max_description_length: None,
+            max_password_length: None,
             max_sessions_per_occupant: 32,
             max_affiliations: 20_000,
             allow_unaffiliated_register: false,
@@ -248,6 +266,12 @@ impl HostConfig {
             ("component_admins_as_room_owners", Bool(b)) => self.admins_as_room_owners = *b,
             ("max_history_messages", Int(n)) => self.max_history_messages = Some(clamp_u32(*n)),
             ("muc_max_occupants", Int(n)) => self.max_occupants = *n as usize,
+            ("muc_max_occupants_admin_allowance", Int(n)) => {
+                self.admin_occupant_allowance = Some((*n).max(0) as usize)
+            }
+            ("muc_max_room_name", Int(n)) => self.max_name_length = Some(*n as usize),
+            ("muc_max_room_description", Int(n)) => self.max_description_length = Some(*n as usize),
+            ("muc_max_room_password", Int(n)) => self.max_password_length = Some(*n as usize),
             ("muc_max_sessions_per_occupant", Int(n)) => self.max_sessions_per_occupant = *n as usize,
             ("muc_max_affiliations", Int(n)) => self.max_affiliations = *n as usize,
             ("allow_unaffiliated_register", Bool(b)) => self.allow_unaffiliated_register = *b,

@@ -178,13 +178,10 @@ not_yet(hibernation_timeout) ->
 not_yet(max_captcha_whitelist) -> "rooms have no CAPTCHA";
 not_yet(max_rooms_discoitems) -> "the room list is not limited or paged yet";
 not_yet(max_user_conferences) -> "rooms per user are not limited yet";
-not_yet(max_users_admin_threshold) -> "owners and admins may join a full room, without a limit";
 not_yet(max_users_presence) -> "presences are broadcast whatever the room's size";
 not_yet(preload_rooms) -> "a stored room is read when first addressed (the room list has them all)";
 not_yet(queue_type) -> "rooms keep no queues (the history lives in the core)";
 not_yet(vcard) -> "the service has no vCard yet";
-not_yet(Name) when Name == max_room_name; Name == max_room_desc; Name == max_password ->
-    "rooms' titles, descriptions and passwords are not limited yet";
 not_yet(Name) when Name == min_message_interval; Name == min_presence_interval;
                    Name == room_shaper; Name == user_message_shaper;
                    Name == user_presence_shaper ->
@@ -243,7 +240,8 @@ core_options(Opts) ->
     {Own, ModMuc, RoomKeys} = muc_rs_nif:options(),
     Options = [{Name, Value}
                || Name <- ModMuc ++ [N || {N, _} <- Own],
-                  (Value = gen_mod:get_opt(Name, Opts)) /= undefined],
+                  %% (mod_muc's `infinity`: no limit, as the core has without the option)
+                  (Value = gen_mod:get_opt(Name, Opts)) /= undefined, Value /= infinity],
     %% Every key the core honours is one of mod_muc's (else a bug between the two).
     [] = RoomKeys -- [Key || {Key, _, _} <- room_options()],
     Set = gen_mod:get_opt(default_room_options, Opts),

@@ -2,7 +2,9 @@
 //! it: a MUC admin's message to the service reaches every room as the room's message (and
 //! anyone else's is refused), and occupants are told they are removed (status 332) when the
 //! module stops; `reload_config` applies the module's changed options to the running
-//! service; users register nicknames with the service itself. The same stories run against both modules.
+//! service; users register nicknames with the service itself; the limits mod_muc sets on
+//! rooms (occupants past `max_users` for owners and admins, the lengths of names and
+//! passwords). The same stories run against both modules.
 //!
 //! Fails (no skip) when ejabberd or the module is missing: run tools/install-deps.sh and
 //! `make install-ejabberd` first.
@@ -26,8 +28,13 @@ fn is_notice_from(room: &'static str) -> impl Fn(&Element) -> bool {
 }
 
 async fn started(muc: &Muc) -> Ejabberd {
+    started_with(muc, "").await
+}
+
+/// ejabberd with `muc` and `module_options` for it, reachable by rpc.
+async fn started_with(muc: &Muc, module_options: &str) -> Ejabberd {
     let extras = Extras { cluster: ClusterNode::cluster(1).pop(), ..Extras::default() };
-    Ejabberd::start_with_extras(muc, "", extras).await.unwrap_or_else(|e| panic!("{e}"))
+    Ejabberd::start_with_extras(muc, module_options, extras).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
 async fn an_admins_message_to_the_service_reaches_every_room(muc: Muc) {
@@ -204,6 +211,53 @@ async fn nicks_register_with_the_service(muc: Muc) {
     let empty = String::from(&reply_to(&mut romeo, "set4", &register("set4", "set", "")).await);
     assert!(empty.contains("not-acceptable"), "{}: {empty}", muc.label());
     ejabberd_client::assert_log_clean(&server);
+}
+
+async fn limits_on_rooms_apply(muc: Muc) {
+    let options = "max_users: 1, max_users_admin_threshold: 1, max_room_name: 8, max_password: 4";
+    let server = started_with(&muc, options).await;
+    let mut romeo = Client::connect(&server, "romeo").await;
+    romeo.join(FRIENDS, "Romeo").await;
+    romeo.iq_ok("cfg", &ejabberd_client::configure(FRIENDS, "Friends", false)).await;
+    for (id, field, value) in [
+        ("long1", "muc#roomconfig_roomname", "Far too long"),
+        ("long2", "muc#roomconfig_roomsecret", "secret"),
+    ] {
+        let form = format!(
+            "<iq xmlns='jabber:client' type='set' to='{FRIENDS}' id='{id}'><query xmlns='http://jabber.org/protocol/muc#owner'>\
+             <x xmlns='jabber:x:data' type='submit'>\
+             <field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>\
+             <field var='{field}'><value>{value}</value></field></x></query></iq>"
+        );
+        let refused = String::from(&reply_to(&mut romeo, id, &form).await);
+        assert!(refused.contains("not-acceptable"), "{}: {refused}", muc.label());
+    }
+    let affiliations = [("benvolio@localhost", "admin"), ("mercutio@localhost", "owner")];
+    for (jid, affiliation) in affiliations {
+        let set = ejabberd_client::set_affiliation(FRIENDS, "aff", jid, affiliation, None);
+        romeo.iq_ok("aff", &set).await;
+    }
+    // Full at one occupant; an admin may still join, one past it; an owner not two past.
+    let mut juliet = Client::connect(&server, "juliet").await;
+    juliet.join_refused(FRIENDS, "Juliet").await;
+    let mut benvolio = Client::connect(&server, "benvolio").await;
+    benvolio.join(FRIENDS, "Benvolio").await;
+    let mut mercutio = Client::connect(&server, "mercutio").await;
+    mercutio.join_refused(FRIENDS, "Mercutio").await;
+    // The MUC admins own every room, and join whatever its size.
+    let mut admin = Client::connect(&server, "admin").await;
+    admin.join(FRIENDS, "Admin").await;
+    ejabberd_client::assert_log_clean(&server);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn limits_on_rooms_apply_on_mod_muc_rs() {
+    limits_on_rooms_apply(Muc::muc_rs()).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn limits_on_rooms_apply_on_mod_muc() {
+    limits_on_rooms_apply(Muc::Stock).await;
 }
 
 #[tokio::test(flavor = "current_thread")]

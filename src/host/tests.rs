@@ -870,3 +870,33 @@ fn a_rooms_own_vcard_is_kept_in_its_record() {
     );
     assert!(info.iter().any(|(_, s)| String::from(s).contains(HELLO_SHA1)), "{info:?}");
 }
+
+#[test]
+fn owners_and_admins_join_a_full_room_up_to_their_allowance_and_long_names_are_refused() {
+    let mut config = HostConfig::for_version((13, 0));
+    config.max_occupants = 1;
+    config.admin_occupant_allowance = Some(1);
+    config.max_name_length = Some(8);
+    let mut h = MucHost::new("conference.localhost", config).unwrap();
+    join(&mut h, ROMEO, "Romeo");
+    let long = configure(&mut h, "<field var='muc#roomconfig_roomname'><value>Far too long</value></field>");
+    assert_eq!(error_condition(to(&long, ROMEO)[0]), Some("not-acceptable"), "{long:?}");
+    configure(&mut h, "<field var='muc#roomconfig_roomname'><value>Friends</value></field>");
+    for (jid, affiliation) in [("benvolio@localhost", "admin"), ("mercutio@localhost", "owner")] {
+        send(
+            &mut h,
+            &format!(
+                "<iq from='{ROMEO}' to='{ROOM}' type='set' id='a'><query xmlns='http://jabber.org/protocol/muc#admin'>\
+                 <item jid='{jid}' affiliation='{affiliation}'/></query></iq>"
+            ),
+        );
+    }
+    let refused =
+        |out: &[(String, Element)], jid: &str| to(out, jid).iter().any(|s| s.attr("type") == Some("error"));
+    assert!(refused(&join(&mut h, JULIET, "Juliet"), JULIET), "full for Juliet");
+    assert!(
+        !refused(&join(&mut h, "benvolio@localhost/b", "Benvolio"), "benvolio@localhost/b"),
+        "an admin may join"
+    );
+    assert!(refused(&join(&mut h, "mercutio@localhost/m", "Mercutio"), "mercutio@localhost/m"), "no more");
+}

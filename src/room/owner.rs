@@ -3,7 +3,7 @@
 use super::settings::{ConfigEffect, Tombstone};
 use super::{Ctx, PresenceX, Room};
 use crate::affiliation::{Affiliation, Role};
-use crate::dataform::{form_type, read_submitted};
+use crate::dataform::{form_type, read_submitted, Submitted, Value};
 use crate::hooks::{Event, Hook};
 use crate::xml::{
     child_text, el, muc_user_x, reply, ElementExt, StanzaError, NS_CLIENT, NS_DATA, NS_MUC_OWNER,
@@ -112,6 +112,10 @@ impl Room {
         {
             let error =
                 StanzaError::not_acceptable().with_text("You may not change whether the room is kept");
+            return ctx.error(stanza, error, None);
+        }
+        if let Some(field) = submitted.iter().find(|f| too_long(ctx, f)) {
+            let error = StanzaError::not_acceptable().with_text(format!("{} is too long", field.var));
             return ctx.error(stanza, error, None);
         }
         // Any configuration, even an instant room's, unlocks a new room.
@@ -226,4 +230,15 @@ impl Room {
             new_jid: new_jid.map(str::to_owned),
         }));
     }
+}
+
+/// Whether a submitted name, description or password is longer than the service allows.
+fn too_long(ctx: &Ctx, field: &Submitted) -> bool {
+    let limit = match field.var {
+        "muc#roomconfig_roomname" => ctx.config.max_name_length,
+        "muc#roomconfig_roomdesc" => ctx.config.max_description_length,
+        "muc#roomconfig_roomsecret" => ctx.config.max_password_length,
+        _ => None,
+    };
+    matches!((&field.value, limit), (Some(Value::Text(text)), Some(limit)) if text.len() > limit)
 }

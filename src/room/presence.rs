@@ -568,13 +568,19 @@ impl Room {
         dest: Option<&super::Occupant>,
     ) -> Option<Refusal> {
         let dest = dest?;
-        if joining
-            && new_occupant
-            && self.occupants().count() >= ctx.config.max_occupants
-            && self.affiliation(ctx, &session.to_bare()) < Affiliation::Admin
-        {
-            // XEP-0045 §7.2.9: the room has reached its maximum number of occupants.
-            return Some(Refusal::room(StanzaError::service_unavailable()));
+        if joining && new_occupant && self.occupants().count() >= ctx.config.max_occupants {
+            let user = session.to_bare();
+            let limit = if self.affiliation(ctx, &user) < Affiliation::Admin {
+                Some(ctx.config.max_occupants)
+            } else if ctx.config.admins_as_room_owners && ctx.known_admin(&user) == Some(true) {
+                None
+            } else {
+                ctx.config.admin_occupant_allowance.map(|extra| ctx.config.max_occupants + extra)
+            };
+            if limit.is_some_and(|limit| self.occupants().count() >= limit) {
+                // XEP-0045 §7.2.9: the room has reached its maximum number of occupants.
+                return Some(Refusal::room(StanzaError::service_unavailable()));
+            }
         }
         if !new_occupant
             && dest.session(session).is_none()

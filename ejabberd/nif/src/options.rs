@@ -27,6 +27,10 @@ const MOD_MUC: &[Mapped] = &[
     same("history_size", "max_history_messages"),
     same("history_size", "muc_room_default_history_length"),
     same("max_users", "muc_max_occupants"),
+    same("max_users_admin_threshold", "muc_max_occupants_admin_allowance"),
+    same("max_room_name", "muc_max_room_name"),
+    same("max_room_desc", "muc_max_room_description"),
+    same("max_password", "muc_max_room_password"),
 ];
 
 /// `default_room_options` keys the core honours (new rooms' settings).
@@ -46,14 +50,9 @@ const ROOM_OPTIONS: &[Mapped] = &[
 
 /// Core options ejabberd does not offer by their own names: `restrict_room_creation`
 /// (`access_create` says who may create rooms); `component_admins_as_room_owners`
-/// (`access_admin`'s users own every room, as with mod_muc); `muc_vcard` and `muc_avatar_advertise_hashes` (ejabberd keeps no room
-/// vCards for the core: rooms have none there).
-const NOT_OFFERED: &[&str] = &[
-    "restrict_room_creation",
-    "component_admins_as_room_owners",
-    "muc_vcard",
-    "muc_avatar_advertise_hashes",
-];
+/// (`access_admin`'s users own every room, as with mod_muc); `muc_vcard` (rooms always
+/// have vCards there, kept in their options as mod_muc keeps them).
+const NOT_OFFERED: &[&str] = &["restrict_room_creation", "component_admins_as_room_owners", "muc_vcard"];
 
 /// How ejabberd reads an option the core takes by its own name: `bool`, `int` (with its
 /// least value) or `string`.
