@@ -37,6 +37,9 @@ pub enum Muc {
     /// from the package `make ejabberd-contrib` made in this dir (with `sources/mod_muc_rs`),
     /// configured by the package's own `conf/mod_muc_rs.yml`.
     Contrib(PathBuf),
+    /// The benchmark's floor (`tools/bench-floor/mod_bench_floor.erl`), from a dir with
+    /// `ebin/`: MUC traffic with no MUC logic, for the benchmark only.
+    Floor(PathBuf),
 }
 
 impl Muc {
@@ -50,6 +53,7 @@ impl Muc {
         match self {
             Muc::MucRs(_) | Muc::Contrib(_) => "muc_rs",
             Muc::Stock => "muc",
+            Muc::Floor(_) => "bench_floor",
         }
     }
 
@@ -57,6 +61,7 @@ impl Muc {
         match self {
             Muc::MucRs(_) | Muc::Contrib(_) => "mod_muc_rs",
             Muc::Stock => "mod_muc",
+            Muc::Floor(_) => "mod_bench_floor",
         }
     }
 }
@@ -332,7 +337,7 @@ impl Ejabberd {
                 .args(["-kernel", "inet_dist_use_interface", "{127,0,0,1}"])
                 .env("ERL_EPMD_ADDRESS", "127.0.0.1");
         }
-        if let Muc::MucRs(module_dir) = &self.muc {
+        if let Muc::MucRs(module_dir) | Muc::Floor(module_dir) = &self.muc {
             cmd.arg("-pa").arg(module_dir.join("ebin"));
         }
         cmd.arg("-mnesia")
@@ -409,6 +414,8 @@ fn config(port: u16, muc: &Muc, module_options: &str, extras: &Extras) -> String
         Muc::Contrib(_) => {
             ("allow_contrib_modules: true\ninstall_contrib_modules: [mod_muc_rs]\n", String::new())
         }
+        // (the floor takes no MUC options)
+        Muc::Floor(_) => ("", format!("  {module}: {{host: \"conference.localhost\"}}\n")),
         _ => (
             "",
             format!(

@@ -12,12 +12,15 @@ pub const STOCK: &str = "muc";
 pub const RS: &str = "muc_rs";
 pub const FLOOR_CLONE: &str = "bench_floor_clone";
 pub const FLOOR_INPLACE: &str = "bench_floor_inplace";
+/// ejabberd's floor (`tools/bench-floor/mod_bench_floor.erl`).
+pub const FLOOR: &str = "bench_floor";
 
 pub fn module_label(module: &str) -> &str {
     match module {
         STOCK => "stock",
         FLOOR_CLONE => "floor-clone",
         FLOOR_INPLACE => "floor-inplace",
+        FLOOR => "floor",
         other => other,
     }
 }
@@ -229,7 +232,7 @@ pub fn table(runs: &[Run]) -> String {
                 fmt_spread(spread(&paired(&rs, RS, STOCK, fig)))
             );
         }
-        for m in [STOCK, RS, FLOOR_CLONE, FLOOR_INPLACE] {
+        for m in [STOCK, RS, FLOOR_CLONE, FLOOR_INPLACE, FLOOR] {
             let f = failures(&rs, m);
             if f > 0 {
                 let _ = writeln!(out, "FAILED: {} run(s) of {}", f, module_label(m));
@@ -240,16 +243,21 @@ pub fn table(runs: &[Run]) -> String {
                 }
             }
         }
-        if rs.iter().any(|r| r.module.starts_with("bench_floor")) {
+        let floors: Vec<&str> = [FLOOR_CLONE, FLOOR_INPLACE, FLOOR]
+            .into_iter()
+            .filter(|f| rs.iter().any(|r| r.module == *f))
+            .collect();
+        if !floors.is_empty() {
             // CPU per unit, and for many rooms memory per room too.
             let floored = |f: &&Figure| {
                 f.name == "cpu/unit" || (scenario == Scenario::Rooms && f.name.ends_with(" B/unit"))
             };
-            for fig in FIGURES.iter().filter(floored) {
+            let measured = |f: &&Figure| [STOCK, RS].iter().any(|m| spread(&values(&rs, m, f)).is_some());
+            for fig in FIGURES.iter().filter(floored).filter(measured) {
                 let label =
                     if fig.name == "cpu/unit" { cpu_unit_label(scenario) } else { fig.name.to_owned() };
-                let _ = writeln!(out, "-- floors: Prosody {label} --");
-                for m in [STOCK, RS, FLOOR_CLONE, FLOOR_INPLACE] {
+                let _ = writeln!(out, "-- floors: {} {label} --", rs[0].setting.server);
+                for m in [STOCK, RS].into_iter().chain(floors.iter().copied()) {
                     let _ = writeln!(
                         out,
                         "{:<16} {:>28}",
@@ -257,9 +265,7 @@ pub fn table(runs: &[Run]) -> String {
                         fmt_spread(spread(&values(&rs, m, fig)))
                     );
                 }
-                for (a, b) in
-                    [(RS, FLOOR_CLONE), (RS, FLOOR_INPLACE), (STOCK, FLOOR_CLONE), (STOCK, FLOOR_INPLACE)]
-                {
+                for (a, b) in [RS, STOCK].into_iter().flat_map(|a| floors.iter().map(move |f| (a, *f))) {
                     let _ = writeln!(
                         out,
                         "{:<34} {:>24}",

@@ -187,6 +187,7 @@ impl EjabberdBench {
         let options = match muc {
             Muc::Stock => EJABBERD_STOCK_OPTIONS,
             Muc::MucRs(_) | Muc::Contrib(_) => EJABBERD_MUC_RS_OPTIONS,
+            Muc::Floor(_) => "",
         };
         let cluster: Vec<Option<ClusterNode>> = match count {
             1 => vec![None],

@@ -12,14 +12,16 @@
 //!           [--perf-dir DIR] [--lua-profile-dir DIR] [--size key=value ...]
 //! muc-bench --ejabberd [--module-dir build/ejabberd/mod_muc_rs] [--quick] [--reps N]
 //!           [--scenarios join,fanout,rooms,churn] [--out build/bench/ejabberd]
-//!           [--size key=value ...]
+//!           [--no-floors] [--size key=value ...]
 //! ```
 //! The ejabberd target (24.12, as `muc_harness::ejabberd` starts it: mnesia in a temp dir,
 //! c2s on loopback, no shaper, logs at warning) registers an account per client. Stock
 //! mod_muc gets room limits above anything a scenario reaches
 //! (`bench::server::EJABBERD_STOCK_OPTIONS`); mod_muc_rs gets what the Prosody target gives
 //! both modules: no room locking and a room cache no scenario fills, and mod_muc's
-//! `max_users` (which it honours) above anything a scenario reaches. GC settings, floors,
+//! `max_users` (which it honours) above anything a scenario reaches. Its floor is
+//! `tools/bench-floor/mod_bench_floor.erl` (compiled into the output dir): the same
+//! stanzas to the same recipients, a process per room, no MUC logic. GC settings,
 //! component modules and the profilers are the Prosody target's only.
 //! `--component-modules` enables Prosody modules on the MUC component of every module
 //! under test (`modules_enabled` in its section), e.g. `muc_mam`, which archives into the
@@ -36,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use bench::report::{self, Run, Setting, FLOOR_CLONE, FLOOR_INPLACE, RS, STOCK};
+use bench::report::{self, Run, Setting, FLOOR, FLOOR_CLONE, FLOOR_INPLACE, RS, STOCK};
 use bench::scenario::{self, Probe, Scenario, Sizes};
 use bench::server::{BenchServer, EjabberdBench, Gc};
 use muc_harness::ejabberd::Muc;
@@ -68,13 +70,14 @@ fn usage() -> &'static str {
      [--component-modules NAME[,..]] [--out DIR] [--perf-dir DIR] [--lua-profile-dir DIR] \
      [--size key=value ...]\n\
      \x20      muc-bench --ejabberd [--cluster] [--module-dir DIR] [--quick] [--reps N] \
-     [--scenarios join,fanout,rooms,churn] [--out DIR] [--size key=value ...]\n\
+     [--scenarios join,fanout,rooms,churn] [--no-floors] [--out DIR] [--size key=value ...]\n\
      --cluster: muc_rs on one ejabberd node against two clustered nodes (clients spread \
      over them), as throughput and each node's CPU; results in build/bench/ejabberd\n\
      --component-modules muc_mam: modules enabled on the MUC component of stock and muc_rs \
      alike (the floors are skipped)\n\
      --ejabberd: stock mod_muc and mod_muc_rs (from --module-dir, default \
-     build/ejabberd/mod_muc_rs) on ejabberd instead of Prosody; results in build/bench/ejabberd"
+     build/ejabberd/mod_muc_rs), and the floor (tools/bench-floor/mod_bench_floor.erl), on \
+     ejabberd instead of Prosody; results in build/bench/ejabberd"
 }
 
 fn parse_cli() -> Result<Cli, String> {
@@ -104,16 +107,8 @@ fn parse_cli() -> Result<Cli, String> {
     // Options given that only the Prosody target has.
     let mut given_prosody_only = Vec::new();
     while let Some(a) = it.next() {
-        let prosody_only = [
-            "--plugin-dir",
-            "--floor-dir",
-            "--perf-dir",
-            "--lua-profile-dir",
-            "--no-floors",
-            "--component-modules",
-            "--version",
-            "--gc",
-        ];
+        let prosody_only =
+            ["--plugin-dir", "--perf-dir", "--lua-profile-dir", "--component-modules", "--version", "--gc"];
         if prosody_only.contains(&a.as_str()) {
             given_prosody_only.push(a.clone());
         }
@@ -420,18 +415,32 @@ async fn run_ejabberd(cli: &Cli, module_dir: &Path) -> ExitCode {
         }
     };
     let setting = Setting::ejabberd(&version);
+    let out = cli.out.clone().unwrap_or_else(|| repo_root().join("build/bench/ejabberd"));
+    let floor = match cli.floors.then(|| build_floor(&cli.floor_dir, &out.join("floor"))).transpose() {
+        Ok(floor) => floor,
+        Err(e) => {
+            eprintln!("muc-bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let began = Instant::now();
     let mut runs: Vec<Run> = Vec::new();
-    let total_runs = cli.reps as usize * cli.scenarios.len() * 2;
+    let mut modules = vec![STOCK, RS];
+    if floor.is_some() {
+        modules.push(FLOOR);
+    }
+    let total_runs = cli.reps as usize * cli.scenarios.len() * modules.len();
     for rep in 0..cli.reps {
         for &scenario in &cli.scenarios {
-            let mut modules = [STOCK, RS];
-            if rep % 2 == 1 {
-                modules.reverse();
-            }
-            for module in modules {
+            // Each module goes first in turn.
+            modules.rotate_left(1);
+            for &module in &modules {
                 let started = Instant::now();
-                let muc = if module == RS { Muc::MucRs(module_dir.to_owned()) } else { Muc::Stock };
+                let muc = match (module, &floor) {
+                    (RS, _) => Muc::MucRs(module_dir.to_owned()),
+                    (FLOOR, Some(floor)) => Muc::Floor(floor.clone()),
+                    _ => Muc::Stock,
+                };
                 let result = run_one_ejabberd(&muc, scenario, &cli.sizes).await;
                 let status = run_status(scenario, &result);
                 runs.push(Run { scenario, setting: setting.clone(), rep, module: module.to_owned(), result });
@@ -449,8 +458,30 @@ async fn run_ejabberd(cli: &Cli, module_dir: &Path) -> ExitCode {
             }
         }
     }
-    let out = cli.out.clone().unwrap_or_else(|| repo_root().join("build/bench/ejabberd"));
     finish(&out, &runs, &title("", cli.reps, &setting.label()), None, began)
+}
+
+/// ejabberd's floor module compiled from `floor_dir` into `into/ebin`: the dir for
+/// [`Muc::Floor`].
+fn build_floor(floor_dir: &Path, into: &Path) -> Result<PathBuf, String> {
+    let ebin = into.join("ebin");
+    std::fs::create_dir_all(&ebin).map_err(|e| format!("cannot make {}: {e}", ebin.display()))?;
+    let ejabberd = "/usr/lib/x86_64-linux-gnu/ejabberd-24.12";
+    let output = std::process::Command::new("erlc")
+        .arg("-pa")
+        .arg(format!("{ejabberd}/ebin"))
+        .arg("-I")
+        .arg(format!("{ejabberd}/include"))
+        .arg("-o")
+        .arg(&ebin)
+        .arg(floor_dir.join("mod_bench_floor.erl"))
+        .env("ERL_LIBS", "/usr/lib/x86_64-linux-gnu")
+        .output()
+        .map_err(|e| format!("cannot run erlc: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("the floor does not compile:\n{}", String::from_utf8_lossy(&output.stdout)));
+    }
+    Ok(into.to_owned())
 }
 
 /// muc_rs on one node and on a two-node cluster, alternating, the scenarios' clients spread
