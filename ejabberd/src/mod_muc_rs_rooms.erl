@@ -10,8 +10,9 @@
 %%%   the SQL tables `muc_room`, `muc_room_subscribers` and `muc_registered` (written
 %%%   through mod_muc_sql's own store_room/5, read through its restore_room/3). Written
 %%%   back, a row keeps every option the core has no setting for (MucSub subscribers, the
-%%%   captcha whitelist, hats, the vCard, voice requests, max_users, logging, mam, ...) as
-%%%   it was: only the options the core has are replaced (to_opts/2).
+%%%   captcha whitelist, hats, the vCard, voice requests, max_users, logging, ...) as
+%%%   it was: only the options the core has are replaced (to_opts/2). mod_mam's `mam` is
+%%%   the core record's `archiving` (module data the core keeps as found).
 %%% - Beside it, `muc_rs_room` (mnesia) keeps the core's own record of the room (what
 %%%   mod_muc has no option for: the occupant-id salt, the lock, the history settings; and
 %%%   the occupants of a room put away with them), marked `stock => true`: mod_muc's row is
@@ -46,7 +47,7 @@
                      <<"hidden">>, <<"password">>, <<"members_only">>,
                      <<"allow_member_invites">>, <<"moderated">>, <<"changesubject">>,
                      <<"whois">>, <<"allow_pm">>, <<"presence_broadcast">>, <<"subject">>,
-                     <<"subject_from">>, <<"subject_time">>]).
+                     <<"subject_from">>, <<"subject_time">>, <<"archiving">>]).
 
 -define(AFFILIATIONS, [owner, admin, member, outcast]).
 
@@ -259,6 +260,8 @@ to_record(RoomJid, Opts, Nicks, Own) when is_list(Opts) ->
                       Roles -> [{<<"presence_broadcast">>,
                                  maps:from_list([{role_name(R), true} || R <- Roles])}]
                   end,
+                  %% mod_mam's switch (mod_muc_rs_hooks reads it)
+                  [{<<"archiving">>, Get(mam, false) == true}],
                   [{<<"subject">>, Subject} || Subject /= none],
                   [{<<"subject_from">>, <<RoomJid/binary, "/", Author/binary>>}
                    || Subject /= none, Author /= <<>>],
@@ -499,5 +502,6 @@ to_opts(Config, Old) ->
            {affiliations, Affiliations}]
         %% A password no longer asked for stays, as mod_muc keeps it.
         ++ [{password, Password} || Password /= none]
+        ++ [{mam, Mam} || {ok, Mam} <- [maps:find(<<"archiving">>, Data)], is_boolean(Mam)]
         ++ AllowPm ++ SubjectOpts,
     lists:foldl(fun({Key, _} = Opt, Opts) -> lists:keystore(Key, 1, Opts, Opt) end, Old, New).
