@@ -500,7 +500,14 @@ sender_jid(#xmlel{attrs = Attrs}) ->
 settle(_Service, {ok, Deliveries, [], Logs, Gone}, Ctx) ->
     carry_out(Deliveries, Logs, Gone, Ctx);
 settle(Service, {ok, [], Stores, [], Gone}, Ctx) ->
-    {ok, Deliveries, Logs} = muc_rs_nif:confirm(Service, write_rooms(Stores, Ctx)),
+    Forgotten = mod_muc_rs_hooks:forgotten(Stores, Ctx),
+    Written = write_rooms(Stores, Ctx),
+    {ok, Deliveries, Logs} = muc_rs_nif:confirm(Service, Written),
+    %% A room made temporary is forgotten as its rows go (one the core reports destroyed is
+    %% forgotten with the report).
+    Destroyed = [Room || {room_destroyed, Room} <- Deliveries],
+    [mod_muc_rs_hooks:room_destroyed({room_destroyed, Room}, Ctx)
+     || Written == ok, Room <- Forgotten, not lists:member(Room, Destroyed)],
     carry_out(Deliveries, Logs, Gone, Ctx).
 
 %% A deleted account: as mod_muc does in its live rooms, the user loses their affiliation
@@ -524,7 +531,8 @@ remove_user_from(Service, Room, User, Admins, Records, State) ->
 
 carry_out(Deliveries, Logs, Gone, Ctx) ->
     lists:foreach(fun log/1, Logs),
-    lists:foreach(fun({_, _} = Delivery) -> deliver(Delivery);
+    lists:foreach(fun({#xmlel{}, _} = Delivery) -> deliver(Delivery);
+                     ({room_destroyed, _} = Destroyed) -> mod_muc_rs_hooks:room_destroyed(Destroyed, Ctx);
                      ({disco_info, _, _, _, _} = Reply) -> mod_muc_rs_hooks:disco_info(Reply, Ctx);
                      (Broadcast) -> mod_muc_rs_hooks:broadcast_message(Broadcast, Ctx, erlang:system_time(second))
                   end, Deliveries),

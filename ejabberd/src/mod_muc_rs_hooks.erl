@@ -9,13 +9,16 @@
 %%%   (listening/1); broadcast_message/3 runs it (mod_mam archives the message and stamps
 %%%   its <stanza-id/>; a handler's `drop` stops it), then delivers it and keeps it in the
 %%%   room's history.
+%%% - remove_room: a room destroyed (by its owner, or a temporary room its last occupant
+%%%   left) or made temporary is forgotten as mod_muc forgets it (mod_mam clears its
+%%%   archive). A room put away to storage, or moved between mod_muc and mod_muc_rs, is not.
 %%% - muc_process_iq: a MAM query to a room (archive_query/3) goes to its handlers (mod_mam
 %%%   answers it from its archive, or from the room's history when the room does not
 %%%   archive), as mod_muc_room hands it over.
 -module(mod_muc_rs_hooks).
 
--export([listening/2, broadcast_message/3, disco_info/2, is_archive_query/2,
-         archive_query/3]).
+-export([listening/2, broadcast_message/3, disco_info/2, room_destroyed/2, forgotten/2,
+         is_archive_query/2, archive_query/3]).
 
 -include("logger.hrl").
 -include_lib("xmpp/include/xmpp.hrl").
@@ -95,6 +98,24 @@ add_stanza_id(Pkt, Room) ->
                      Given -> Given
                  end,
             xmpp:append_subtags(Pkt, [#stanza_id{by = Room, id = integer_to_binary(Id)}])
+    end.
+
+%% A room is gone: mod_muc:forget_room/3's hook, without mod_muc's tables (the core has
+%% had the room's records written already).
+room_destroyed({room_destroyed, RoomJid}, #{server_host := ServerHost}) ->
+    case has_handlers(remove_room, ServerHost) of
+        true ->
+            #jid{luser = Name, lserver = Host} = jid:decode(RoomJid),
+            ejabberd_hooks:run(remove_room, ServerHost, [ServerHost, Name, Host]);
+        false -> ok
+    end.
+
+%% The rooms of Stores that mod_muc would forget as they are written (destroyed, or made
+%% temporary), if remove_room has handlers: [RoomJid].
+forgotten(Stores, #{server_host := ServerHost, db := Db}) ->
+    case has_handlers(remove_room, ServerHost) of
+        true -> mod_muc_rs_rooms:forgotten(Db, Stores);
+        false -> []
     end.
 
 %% Whether Packet is a MAM query (any version) that mod_muc_room would hand to

@@ -25,12 +25,13 @@
 %%% Rows are written directly (mnesia) or through mod_muc_sql:store_room/5 and
 %%% mod_muc_sql:forget_room/3 (SQL; neither runs a hook), never through
 %%% mod_muc:forget_room/3 or mod_muc's destroy: those run the `remove_room` hook, on which
-%%% mod_mam deletes the room's archive. Service-wide registered nicks (muc_registered rows
+%%% mod_mam deletes the room's archive, which mod_muc_rs_hooks runs only where mod_muc
+%%% would (a room destroyed or made temporary: forgotten/2), not when a room is stored. Service-wide registered nicks (muc_registered rows
 %%% keyed by the service) are left as they are.
 -module(mod_muc_rs_rooms).
 
 -export([db/2, create_tables/3, tables/1, new_room_opts/1, read/2, read_all/2, write/3,
-         service_nick_owner/3]).
+         service_nick_owner/3, forgotten/2]).
 -export([to_record/4, to_opts/2]).
 
 -include("logger.hrl").
@@ -348,6 +349,13 @@ transaction(Write, Stores) ->
         {aborted, Reason} ->
             write_failed(Stores, Reason)
     end.
+
+%% The rooms among Stores (before they are written) whose mod_muc rows the write deletes:
+%% a room destroyed, or made temporary (mod_muc_room's maybe_forget_room), which mod_muc
+%% forgets (its remove_room hook has mod_mam clear the archive). A tombstone keeps no row.
+forgotten(Db, Stores) ->
+    [RoomJid || {RoomJid, Record} <- Stores, stock_config(Record) == none,
+                {ok, _} <- [stock_opts(Db, RoomJid)]].
 
 %% mod_muc's rows of the room: a persistent room's options and reserved nicks; none for a
 %% room gone, temporary or a tombstone (not a room mod_muc would keep).

@@ -2,14 +2,17 @@
 //! against a real ejabberd 24.12: the archive a room has under stock mod_muc (mod_mam keeps
 //! it by the room's JID, in mnesia `archive_msg` or the SQL `archive` table) is returned by
 //! a MAM query to the same room after switching to mod_muc_rs, with mod_mam's ids, and the
-//! messages sent since are added to it.
+//! messages sent since are added to it; a temporary room's archive is cleared when its last
+//! occupant leaves, as on stock (scansion's muc_ejabberd_mam_destroy.scs has the rest).
 //!
 //! Fails (no skip) when ejabberd or the module is missing: run tools/install-deps.sh and
 //! `make install-ejabberd` first.
 
 mod ejabberd_client;
 
-use ejabberd_client::{assert_log_clean, configure, Client};
+use std::time::Duration;
+
+use ejabberd_client::{assert_log_clean, configure, Client, NS_MUC_USER};
 use minidom::Element;
 use muc_harness::ejabberd::{Ejabberd, Extras, Muc};
 
@@ -45,6 +48,59 @@ async fn a_rooms_archive_under_mod_muc_is_returned_after_the_switch_on_sqlite() 
         vec![format!("{ROOM}|groupchat"), format!("{ROOM}|groupchat")],
         "both in mod_mam's SQL table, by the room's JID"
     );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_temporary_rooms_archive_is_cleared_when_it_empties_on_mod_muc_rs() {
+    temporary_archive_cleared(&Muc::muc_rs()).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_temporary_rooms_archive_is_cleared_when_it_empties_on_stock() {
+    temporary_archive_cleared(&Muc::Stock).await;
+}
+
+/// The last occupant leaves a temporary room and makes it again: its archive is empty.
+async fn temporary_archive_cleared(muc: &Muc) {
+    let extras = Extras { modules: vec!["mod_mam: {}".into()], ..Extras::default() };
+    let server =
+        Ejabberd::start_with_extras(muc, MUC_OPTIONS, extras).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut romeo = Client::connect(&server, "romeo").await;
+    romeo.join(ROOM, "Romeo").await;
+    romeo.iq_ok("cfg", &configure(ROOM, "Temporary", false)).await;
+    let id = say(&mut romeo, "Gone with the room").await;
+    assert_eq!(query(&mut romeo).await, vec![(id, "Gone with the room".to_owned())]);
+    romeo.send(&format!("<presence xmlns='jabber:client' type='unavailable' to='{ROOM}/Romeo'/>")).await;
+    let me = format!("{ROOM}/Romeo");
+    romeo
+        .expect("the leave", |el| {
+            el.attr("type") == Some("unavailable") && el.attr("from") == Some(me.as_str())
+        })
+        .await;
+    // (stock's room process may still be stopping: a join it gets meanwhile is lost)
+    let mut made_again = false;
+    for _ in 0..20 {
+        romeo
+            .send(&format!(
+                "<presence xmlns='jabber:client' to='{ROOM}/Romeo'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+            ))
+            .await;
+        let own = romeo
+            .try_expect_within(Duration::from_millis(500), |el| {
+                el.name() == "presence" && el.attr("from") == Some(me.as_str())
+            })
+            .await;
+        if let Some(own) = own {
+            let codes = own.get_child("x", NS_MUC_USER).map(|x| x.children().filter_map(|c| c.attr("code")));
+            assert!(codes.is_some_and(|mut c| c.any(|c| c == "201")), "made again: {}", String::from(&own));
+            made_again = true;
+            break;
+        }
+    }
+    assert!(made_again, "the room could not be joined again");
+    romeo.iq_ok("cfg", &configure(ROOM, "Temporary", false)).await;
+    assert_eq!(query(&mut romeo).await, vec![], "the archive went with the room");
+    assert_log_clean(&server);
 }
 
 /// A persistent room gets a message under mod_muc, then one under mod_muc_rs: a MAM query

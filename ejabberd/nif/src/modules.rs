@@ -12,7 +12,7 @@ use rustler::{Encoder, Env, NifResult, ResourceArc, Term};
 
 mod atoms {
     rustler::atoms! {
-        broadcast_message, disco_info, load, undefined, none, affiliations, users, history, archiving, anonymous,
+        broadcast_message, disco_info, room_destroyed, load, undefined, none, affiliations, users, history, archiving, anonymous,
         members_only
     }
 }
@@ -60,8 +60,9 @@ pub fn archiving_of_events(host: &MucHost, outcome: &Outcome) -> Vec<Option<bool
 
 /// An event as the gen_server carries it out: `{broadcast_message, RoomJid, Xmlel, [To],
 /// Historic, Archiving}` or `{disco_info, RoomJid, Xmlel, To, Archiving}` (the reply with
-/// its form; Archiving `undefined` for the default); `None` for the events no ejabberd hook
-/// listens to (never asked for).
+/// its form; Archiving `undefined` for the default), `{room_destroyed, RoomJid}` (always
+/// reported: ejabberd's `remove_room` may have handlers); `None` for the events no ejabberd
+/// hook listens to (never asked for).
 pub fn event_term<'a>(env: Env<'a>, event: &Event, archiving: Option<bool>) -> Option<Term<'a>> {
     match event {
         Event::BroadcastMessage { room, stanza, to, historic } => {
@@ -91,6 +92,9 @@ pub fn event_term<'a>(env: Env<'a>, event: &Event, archiving: Option<bool>) -> O
                 archiving,
             );
             Some(term.encode(env))
+        }
+        Event::RoomDestroyed { room } => {
+            Some((atoms::room_destroyed(), binary(env, room.as_str())).encode(env))
         }
         _ => None,
     }
