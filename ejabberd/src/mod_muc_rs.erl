@@ -172,11 +172,10 @@ own_type(Name) ->
 %% mod_muc's options this module honours itself (the access rules and the limits on new
 %% rooms' names are asked per sender).
 honoured_here() ->
-    [host, hosts, access, access_admin, access_create, access_persistent, max_room_id,
-     regexp_room_id, db_type].
+    [host, hosts, access, access_admin, access_create, access_persistent, access_mam,
+     max_room_id, regexp_room_id, db_type].
 
 %% Why a mod_muc option neither this module nor the core honours has no effect yet.
-not_yet(access_mam) -> "rooms' forms have no archiving field yet (default_room_options' mam applies)";
 not_yet(access_register) -> "the service takes no nickname registrations yet (rooms do)";
 not_yet(cleanup_affiliations_on_start) -> "deleted accounts' affiliations are not cleaned up yet";
 not_yet(ram_db_type) -> "which node has a room is kept in mnesia only";
@@ -295,6 +294,7 @@ init([ServerHost, Opts]) ->
            access_admin => gen_mod:get_opt(access_admin, Opts),
            access_create => gen_mod:get_opt(access_create, Opts),
            access_persistent => gen_mod:get_opt(access_persistent, Opts),
+           access_mam => gen_mod:get_opt(access_mam, Opts),
            max_room_id => gen_mod:get_opt(max_room_id, Opts),
            %% The `mam` room option of rooms that have not set their own.
            default_mam => proplists:get_value(mam, gen_mod:get_opt(default_room_options, Opts), false),
@@ -572,7 +572,8 @@ sender(Packet, #{server_host := ServerHost, access_create := Create,
     MayPersist = not is_record(Packet, iq) orelse
         acl:match_rule(ServerHost, Persistent, From) == allow,
     #{admins => [{jid:encode(jid:remove_resource(From)), IsAdmin}], may_create => MayCreate,
-      may_persist => MayPersist, listening => mod_muc_rs_hooks:listening(Packet, ServerHost)}.
+      may_persist => MayPersist, listening => mod_muc_rs_hooks:listening(Packet, ServerHost),
+      archive_switch => mod_muc_rs_hooks:archive_switch(Packet, State)}.
 
 is_admin(Jid, #{server_host := ServerHost, access_admin := Admin}) ->
     acl:match_rule(ServerHost, Admin, Jid) == allow.

@@ -17,7 +17,7 @@
 %%%   archive), as mod_muc_room hands it over.
 -module(mod_muc_rs_hooks).
 
--export([listening/2, broadcast_message/3, disco_info/2, room_destroyed/2, forgotten/2,
+-export([listening/2, archive_switch/2, broadcast_message/3, disco_info/2, room_destroyed/2, forgotten/2,
          is_archive_query/2, archive_query/3]).
 
 -include("logger.hrl").
@@ -40,6 +40,18 @@ listening(#iq{type = get}, ServerHost) ->
     [disco_info || gen_mod:is_loaded(ServerHost, mod_mam)];
 listening(_Packet, _ServerHost) ->
     [].
+
+%% The archiving switch the owner's form offers, as mod_mam's get_room_config adds it
+%% where mod_mam is loaded: {Default, MayChange} (default_room_options' mam; access_mam
+%% for the sender), or none. Only an iq may read or submit the form.
+archive_switch(#iq{from = From}, #{server_host := ServerHost, access_mam := AccessMam,
+                                   default_mam := Default}) ->
+    case gen_mod:is_loaded(ServerHost, mod_mam) of
+        true -> {Default, acl:match_rule(ServerHost, AccessMam, From) == allow};
+        false -> none
+    end;
+archive_switch(_Packet, _State) ->
+    none.
 
 %% (ejabberd_hooks keeps {{Hook, Host}, Handlers, Subscribers} in its `hooks` table)
 has_handlers(Hook, Host) ->

@@ -66,7 +66,7 @@ impl rustler::Resource for Service {}
 /// whoever else the core asked about), whether the sender may create rooms
 /// (`access_create`) and make a room persistent or not (`access_persistent`).
 #[derive(NifMap)]
-struct Sender {
+struct Sender<'a> {
     /// `[{BareJid, IsAdmin}]`.
     admins: Vec<(String, bool)>,
     may_create: bool,
@@ -74,6 +74,8 @@ struct Sender {
     /// The core's extension points at which ejabberd's hooks have handlers (`[Name]`, see
     /// [`modules::listening`]).
     listening: Vec<rustler::Atom>,
+    /// The rooms' archiving switch where mod_mam is loaded ([`modules::archive_switch`]).
+    archive_switch: Term<'a>,
 }
 
 /// The options mod_muc_rs passes to [`new_host`], as `mod_muc_rs.erl` derives its own
@@ -166,7 +168,7 @@ fn handle<'a>(
     service: ResourceArc<Service>,
     stanza: Term<'a>,
     now: i64,
-    sender: Sender,
+    sender: Sender<'a>,
     rooms: Term<'a>,
 ) -> NifResult<Term<'a>> {
     handle_stanza(env, service, stanza, now, sender, rooms, false)
@@ -179,7 +181,7 @@ fn handle_dirty<'a>(
     service: ResourceArc<Service>,
     stanza: Term<'a>,
     now: i64,
-    sender: Sender,
+    sender: Sender<'a>,
     rooms: Term<'a>,
 ) -> NifResult<Term<'a>> {
     handle_stanza(env, service, stanza, now, sender, rooms, true)
@@ -190,7 +192,7 @@ fn handle_stanza<'a>(
     service: ResourceArc<Service>,
     stanza: Term<'a>,
     now: i64,
-    sender: Sender,
+    sender: Sender<'a>,
     rooms: Term<'a>,
     on_dirty_scheduler: bool,
 ) -> NifResult<Term<'a>> {
@@ -217,6 +219,7 @@ fn handle_stanza<'a>(
     facts.sender_may_persist = Some(sender.may_persist);
     facts.public_rooms_elsewhere = public_elsewhere;
     facts.listening = modules::listening(&sender.listening);
+    facts.archive_switch = modules::archive_switch(sender.archive_switch);
     let records = rooms
         .into_iter()
         .filter_map(|(jid, record)| Some((jid.parse::<BareJid>().ok()?, read_record(record))));

@@ -17,10 +17,6 @@ mod atoms {
     }
 }
 
-/// The room data key of the room's archiving switch (mod_mam's `mam` room option), the
-/// one Prosody's mod_muc_mam keeps it under.
-pub const ARCHIVING: &str = "archiving";
-
 /// The extension points named (as `mod_muc_rs_hooks:listening/2` names them):
 /// `broadcast_message` (`muc_filter_message` has handlers) makes the core leave a message's
 /// broadcast to the host; `disco_info` (mod_mam is loaded) a room's disco#info reply.
@@ -35,14 +31,17 @@ pub fn listening(names: &[rustler::Atom]) -> Hooks {
         .collect()
 }
 
-/// A room's archiving switch: `Some` once set (by mod_muc's row, or an owner), `None`
-/// for the service's default.
+/// A room's archiving switch (mod_mam's `mam` room option): `Some` once set (by mod_muc's
+/// row, or an owner), `None` for the service's default.
 pub fn archiving(host: &MucHost, room: &BareJid) -> Option<bool> {
-    let value = host.room(room)?.settings.extra.get(&ARCHIVING.into())?;
-    match value {
-        muc_rs::data::Data::Bool(b) => Some(*b),
-        _ => None,
-    }
+    host.room(room)?.settings.archiving()
+}
+
+/// The archiving switch the owner's form offers, where mod_mam is loaded: `{Default,
+/// MayChange}` (`default_room_options`' `mam`, and `access_mam` for the sender), or `none`.
+pub fn archive_switch(term: Term) -> Option<muc_rs::ArchiveSwitch> {
+    let (default, sender_may_change): (bool, bool) = term.decode().ok()?;
+    Some(muc_rs::ArchiveSwitch { default, sender_may_change })
 }
 
 /// The archiving switch of each event's room (in the events' order), read while the
