@@ -426,8 +426,13 @@ route(Packet, #{services := Services, db := Db, server_host := ServerHost} = Sta
                                 sender(Packet, State), [], State)
             end;
         false ->
+            %% (the service's disco#info lists mod_mam's features where it is loaded)
+            State1 = case mod_muc_rs_hooks:service_features(Packet, ServerHost) of
+                         [] -> State;
+                         Features -> State#{service_features => Features}
+                     end,
             handle(fun muc_rs_nif:handle/5, {Host, Service}, xmpp:encode(Packet),
-                   sender(Packet, State), [], State);
+                   sender(Packet, State1), [], State1);
         true ->
             Err = xmpp:err_conflict(?T("That nickname is registered by another person"),
                                     xmpp:get_lang(Packet)),
@@ -529,7 +534,12 @@ remove_user_from(Service, Room, User, Admins, Records, State) ->
             settle(Service, Done, hooks_ctx(Service, undefined, State))
     end.
 
-carry_out(Deliveries, Logs, Gone, Ctx) ->
+carry_out(Deliveries0, Logs, Gone, Ctx) ->
+    Deliveries = case Ctx of
+                     #{service_features := Features} ->
+                         mod_muc_rs_hooks:add_service_features(Deliveries0, Features);
+                     _ -> Deliveries0
+                 end,
     lists:foreach(fun log/1, Logs),
     lists:foreach(fun({#xmlel{}, _} = Delivery) -> deliver(Delivery);
                      ({room_destroyed, _} = Destroyed) -> mod_muc_rs_hooks:room_destroyed(Destroyed, Ctx);

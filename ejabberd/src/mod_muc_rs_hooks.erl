@@ -17,7 +17,8 @@
 %%%   archive), as mod_muc_room hands it over.
 -module(mod_muc_rs_hooks).
 
--export([listening/2, archive_switch/2, broadcast_message/3, disco_info/2, room_destroyed/2, forgotten/2,
+-export([listening/2, archive_switch/2, service_features/2, add_service_features/2,
+         broadcast_message/3, disco_info/2, room_destroyed/2, forgotten/2,
          is_archive_query/2, archive_query/3]).
 
 -include("logger.hrl").
@@ -52,6 +53,35 @@ archive_switch(#iq{from = From}, #{server_host := ServerHost, access_mam := Acce
     end;
 archive_switch(_Packet, _State) ->
     none.
+
+%% The features mod_muc adds to the service's disco#info for other modules (mod_mam's,
+%% where it is loaded), if Packet asks for it: [Feature].
+service_features(#iq{type = get, sub_els = [#xmlel{name = <<"query">>} = Q]}, ServerHost) ->
+    case fxml:get_tag_attr_s(<<"xmlns">>, Q) == ?NS_DISCO_INFO
+        andalso fxml:get_tag_attr_s(<<"node">>, Q) == <<>>
+        andalso gen_mod:is_loaded(ServerHost, mod_mam) of
+        true -> [?NS_MAM_TMP, ?NS_MAM_0, ?NS_MAM_1, ?NS_MAM_2];
+        false -> []
+    end;
+service_features(_Packet, _ServerHost) ->
+    [].
+
+%% The core's disco#info reply of the service among Deliveries, with Features added.
+add_service_features(Deliveries, Features) ->
+    Add = fun(#xmlel{name = <<"query">>, children = Children} = Q) ->
+                  case fxml:get_tag_attr_s(<<"xmlns">>, Q) of
+                      ?NS_DISCO_INFO -> Q#xmlel{children = Children ++ [feature(F) || F <- Features]};
+                      _ -> Q
+                  end;
+             (Child) -> Child
+          end,
+    [case Delivery of
+         {#xmlel{name = <<"iq">>, children = Children} = El, To} -> {El#xmlel{children = lists:map(Add, Children)}, To};
+         Other -> Other
+     end || Delivery <- Deliveries].
+
+feature(NS) ->
+    #xmlel{name = <<"feature">>, attrs = [{<<"var">>, NS}]}.
 
 %% (ejabberd_hooks keeps {{Hook, Host}, Handlers, Subscribers} in its `hooks` table)
 has_handlers(Hook, Host) ->
@@ -163,8 +193,7 @@ archive_query(#iq{lang = Lang} = IQ, View, #{server_host := ServerHost} = Ctx) -
 disco_info({disco_info, _RoomJid, #xmlel{children = [Query | _]} = El, To, Archiving},
            #{server_host := ServerHost} = Ctx) ->
     Features = case gen_mod:is_loaded(ServerHost, mod_mam) andalso mam(Archiving, Ctx) of
-                   true -> [#xmlel{name = <<"feature">>, attrs = [{<<"var">>, NS}]}
-                            || NS <- [?NS_MAM_TMP, ?NS_MAM_0, ?NS_MAM_1, ?NS_MAM_2, ?NS_SID_0]];
+                   true -> [feature(NS) || NS <- [?NS_MAM_TMP, ?NS_MAM_0, ?NS_MAM_1, ?NS_MAM_2, ?NS_SID_0]];
                    false -> []
                end,
     %% (after the room's own features, before its form)
