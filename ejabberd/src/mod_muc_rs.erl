@@ -57,8 +57,9 @@ reload(ServerHost, _NewOpts, OldOpts) ->
                           end
                   end, gen_mod:get_opt_hosts(OldOpts)).
 
+%% As mod_muc: mod_mam, when loaded, starts first (its hooks archive the rooms).
 depends(_ServerHost, _Opts) ->
-    [].
+    [{mod_mam, soft}].
 
 %%% Options
 
@@ -470,7 +471,7 @@ archive_query(Packet, Service, Records, State) ->
     end.
 
 %% The state with what mod_muc_rs_hooks needs of the stanza at hand: its service's core
-%% and sender (mod_muc_rs_hooks:ctx()).
+%% and sender (a #jid{}, or the stanza's #xmlel{}; mod_muc_rs_hooks:ctx()).
 hooks_ctx(Service, From, State) ->
     State#{service => Service, from => From}.
 
@@ -490,13 +491,8 @@ handle(Nif, {Host, Service} = Core, El, Sender, Rooms, State) ->
         dirty ->
             handle(fun muc_rs_nif:handle_dirty/5, Core, El, Sender, Rooms, State);
         {ok, _, _, _, _} = Done ->
-            settle(Service, Done, hooks_ctx(Service, sender_jid(El), State))
-    end.
-
-sender_jid(#xmlel{attrs = Attrs}) ->
-    case lists:keyfind(<<"from">>, 1, Attrs) of
-        {_, From} -> jid:decode(From);
-        false -> undefined
+            %% (the sender, for the hooks, read from the stanza only if they need it)
+            settle(Service, Done, hooks_ctx(Service, El, State))
     end.
 
 %% What the core did: its stores written before anything is routed (a failed write is

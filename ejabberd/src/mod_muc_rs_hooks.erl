@@ -27,9 +27,10 @@
 
 %% What a room needs of the gen_server's state here: its ServerHost, the core (Service),
 %% access_admin and access_mam, the default of the `mam` room option, and the sender of
-%% the stanza at hand (undefined outside one).
+%% the stanza at hand (its JID, or the stanza as an #xmlel{}; undefined outside one).
 -type ctx() :: #{server_host := binary(), service := term(), access_admin := atom(),
-                 default_mam := boolean(), from := jid() | undefined}.
+                 access_mam := atom(), default_mam := boolean(),
+                 from := jid() | fxml:xmlel() | undefined}.
 -export_type([ctx/0]).
 
 %% The core's extension points at which ejabberd's hooks have handlers, for the stanza
@@ -106,6 +107,11 @@ broadcast_message({broadcast_message, RoomJid, El, Recipients, Historic, Archivi
                 State = room_state(Room, Archiving, #{}, Ctx),
                 Sender = case Ctx of
                              #{from := #jid{} = From} -> From;
+                             #{from := #xmlel{} = Stanza} ->
+                                 case fxml:get_tag_attr(<<"from">>, Stanza) of
+                                     {value, From} -> jid:decode(From);
+                                     false -> xmpp:get_from(Pkt)
+                                 end;
                              _ -> xmpp:get_from(Pkt)
                          end,
                 In = xmpp:set_from_to(Pkt, Sender, Room),
