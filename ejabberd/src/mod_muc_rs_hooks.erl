@@ -6,9 +6,12 @@
 %%%
 %%% - muc_filter_message: the core leaves an occupant's message's broadcast to the
 %%%   gen_server ({broadcast_message, ...} among its deliveries) when the hook has handlers
-%%%   (listening/1); broadcast_message/3 runs it (mod_mam archives the message and stamps
-%%%   its <stanza-id/>; a handler's `drop` stops it), then delivers it and keeps it in the
-%%%   room's history.
+%%%   (listening/2); broadcast_message/3 runs it (mod_mam archives the message and gives
+%%%   its id; a handler's `drop` stops it), stamps the room's <stanza-id/>, delivers it and
+%%%   has the core keep it in the room's history.
+%%% - disco#info: where mod_mam is loaded, the core leaves a room's reply to the gen_server
+%%%   (disco_info/2 adds the MAM features if the room archives), and the service's gets
+%%%   them too (service_features/2), as mod_muc_room and mod_muc list them.
 %%% - remove_room: a room destroyed (by its owner, or a temporary room its last occupant
 %%%   left) or made temporary is forgotten as mod_muc forgets it (mod_mam clears its
 %%%   archive). A room put away to storage, or moved between mod_muc and mod_muc_rs, is not.
@@ -21,7 +24,6 @@
          broadcast_message/3, disco_info/2, room_destroyed/2, forgotten/2,
          is_archive_query/2, archive_query/3]).
 
--include("logger.hrl").
 -include_lib("xmpp/include/xmpp.hrl").
 -include("mod_muc_room.hrl").
 
