@@ -31,4 +31,4 @@ pub use config::{HostConfig, OptionKind, OptionSpec, OptionValue};
 pub use hooks::{Event, Hook};
 pub use host::{Confirmed, MucHost};
 pub use outcome::{Delivery, LogLevel, Outcome};
-pub use protocol::{Facts, Question, Store, StoreReason, StoredRoom};
+pub use protocol::{ArchiveSwitch, Facts, Question, Store, StoreReason, StoredRoom};

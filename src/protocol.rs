@@ -30,6 +30,16 @@ pub struct StoredRoom {
     pub state: Option<Data>,
 }
 
+/// A room's archiving switch as the host offers it ([`Facts::archive_switch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchiveSwitch {
+    /// A room's switch until an owner sets it (ejabberd's `default_room_options: mam`).
+    pub default: bool,
+    /// Whether the stanza's sender may set it (ejabberd's `access_mam`): a form that sets
+    /// it from one who may not is refused (`not-acceptable`), as ejabberd's mod_muc does.
+    pub sender_may_change: bool,
+}
+
 /// What the core asks its host before it changes anything.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Question {
@@ -70,6 +80,11 @@ pub struct Facts {
     /// has no persistence field, and a form it submits with one is refused
     /// (`not-acceptable`), as ejabberd's mod_muc does; `None`: any owner may.
     pub sender_may_persist: Option<bool>,
+    /// The host archives rooms that have their archiving switch on (ejabberd's mod_mam and
+    /// its `mam` room option): the owner's form offers the switch, and only to a sender the
+    /// host's rule lets change it; `None`: no such switch (an archive module that has its
+    /// own form field, or none).
+    pub archive_switch: Option<ArchiveSwitch>,
     /// Public rooms live elsewhere in the service (on a cluster's other nodes), as (JID,
     /// name), listed with the stored ones in the service's room list.
     pub public_rooms_elsewhere: Vec<(String, Option<String>)>,

@@ -28,7 +28,7 @@
 
 -export([start/2, stop/1, reload/3, depends/2, mod_options/1, mod_opt_type/1, mod_doc/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2, code_change/3]).
--export([local_public_rooms/1, remove_user/2]).
+-export([local_public_rooms/1, remove_user/2, recipient/1]).
 
 -include("logger.hrl").
 -include("translate.hrl").
@@ -50,8 +50,9 @@ stop(ServerHost) ->
 reload(ServerHost, NewOpts, _OldOpts) ->
     gen_server:call(gen_mod:get_module_proc(ServerHost, ?MODULE), {reload, NewOpts}, 60000).
 
+%% As mod_muc: mod_mam, when loaded, starts first (its hooks archive the rooms).
 depends(_ServerHost, _Opts) ->
-    [].
+    [{mod_mam, soft}].
 
 %%% Options
 
@@ -165,12 +166,10 @@ own_type(Name) ->
 %% mod_muc's options this module honours itself (the access rules and the limits on new
 %% rooms' names are asked per sender).
 honoured_here() ->
-    [host, hosts, access, access_admin, access_create, access_persistent, access_register,
-     max_room_id,
-     regexp_room_id, db_type].
+    [host, hosts, access, access_admin, access_create, access_persistent, access_mam,
+     access_register, max_room_id, regexp_room_id, db_type].
 
 %% Why a mod_muc option neither this module nor the core honours has no effect yet.
-not_yet(access_mam) -> "rooms have no message archive (MAM) yet";
 not_yet(cleanup_affiliations_on_start) -> "deleted accounts' affiliations are not cleaned up yet";
 not_yet(ram_db_type) -> "which node has a room is kept in mnesia only";
 not_yet(hibernation_timeout) ->
@@ -188,7 +187,6 @@ not_yet(Name) when Name == min_message_interval; Name == min_presence_interval;
     "there are no rate limits yet".
 
 %% Why a default_room_options key the core does not honour has no effect yet.
-room_not_yet(mam) -> "rooms have no message archive (MAM) yet";
 room_not_yet(allow_subscription) -> "rooms have no MucSub";
 room_not_yet(captcha_protected) -> "rooms have no CAPTCHA";
 room_not_yet(logging) -> "rooms have no logs (mod_muc_log)";
@@ -227,7 +225,8 @@ warn_unhonoured(Host, Opts) ->
               Default = case lists:keyfind(Key, 1, room_options()) of
                             {_, _, D} -> D
                         end,
-              case Value /= Default andalso not lists:member(Key, RoomKeys) of
+              %% (mam: mod_muc_rs_hooks, for mod_mam)
+              case Value /= Default andalso not lists:member(Key, [mam | RoomKeys]) of
                   true -> ?WARNING_MSG("mod_muc_rs: option default_room_options: ~ts has no "
                                        "effect yet: ~ts", [Key, room_not_yet(Key)]);
                   false -> ok
@@ -277,8 +276,13 @@ settings(Opts, State) ->
            access_admin => gen_mod:get_opt(access_admin, Opts),
            access_create => gen_mod:get_opt(access_create, Opts),
            access_persistent => gen_mod:get_opt(access_persistent, Opts),
+           access_mam => gen_mod:get_opt(access_mam, Opts),
            access_register => gen_mod:get_opt(access_register, Opts),
            max_room_id => gen_mod:get_opt(max_room_id, Opts),
+           %% The `mam` room option of rooms that have not set their own.
+           default_mam => proplists:get_value(mam, gen_mod:get_opt(default_room_options, Opts), false),
+           %% What a room made here is written to mod_muc's table with, besides the
+           %% settings the core has: mod_muc's options for a new room.
            new_room_opts =>
                mod_muc_rs_rooms:new_room_opts(gen_mod:get_opt(default_room_options, Opts)),
            regexp_room_id => gen_mod:get_opt(regexp_room_id, Opts)}.
@@ -288,7 +292,7 @@ settings(Opts, State) ->
 serve(Hosts, Opts, #{services := Services} = State) ->
     {Options, RoomOptions} = core_options(Opts),
     Kept = maps:filter(fun(Host, Service) ->
-                               lists:member(Host, Hosts) orelse stop_serving(Host, Service)
+                               lists:member(Host, Hosts) orelse stop_serving(Host, Service, State)
                        end, Services),
     Served = maps:map(fun(Host, Service) ->
                               case muc_rs_nif:reconfigure(Service, Options, RoomOptions) of
@@ -317,11 +321,11 @@ start_serving(Host, Options, RoomOptions, Opts, #{server_host := ServerHost}) ->
 
 %% As mod_muc's rooms do when they stop, each occupant is told it is removed (332). Returns
 %% false (the host is no longer served).
-stop_serving(Host, Service) ->
+stop_serving(Host, Service, State) ->
     ejabberd_router:unregister_route(Host),
     persistent_term:erase({?MODULE, Host}),
     try muc_rs_nif:shut_down(Service) of
-        {ok, Deliveries, Logs} -> carry_out(Deliveries, Logs, [])
+        {ok, Deliveries, Logs} -> carry_out(Deliveries, Logs, [], hooks_ctx(Service, undefined, State))
     catch Class:Reason:Stack ->
             ?ERROR_MSG("muc_rs could not tell ~ts's occupants it stops: ~p:~p~n~p",
                        [Host, Class, Reason, Stack])
@@ -365,16 +369,16 @@ handle_cast({announce, Host, Text}, #{services := Services} = State) ->
     case maps:find(Host, Services) of
         {ok, Service} ->
             {ok, Deliveries, Logs} = muc_rs_nif:announce(Service, Text),
-            carry_out(Deliveries, Logs, []);
+            carry_out(Deliveries, Logs, [], hooks_ctx(Service, undefined, State));
         error -> ok
     end,
     {noreply, State};
 handle_cast(_Msg, State) ->
     {noreply, State}.
 
-terminate(_Reason, #{server_host := ServerHost, services := Services}) ->
+terminate(_Reason, #{server_host := ServerHost, services := Services} = State) ->
     ejabberd_hooks:delete(remove_user, ServerHost, ?MODULE, remove_user, 50),
-    maps:foreach(fun stop_serving/2, Services).
+    maps:foreach(fun(Host, Service) -> stop_serving(Host, Service, State) end, Services).
 
 code_change(_OldVsn, State, _Extra) ->
     {ok, State}.
@@ -484,12 +488,24 @@ take(Room) ->
     mnesia:write(#muc_rs_room_node{name_host = Room, node = node()}),
     node().
 
-route(Packet, #{services := Services, db := Db} = State) ->
-    Host = (xmpp:get_to(Packet))#jid.lserver,
+route(Packet, #{services := Services, db := Db, server_host := ServerHost} = State) ->
+    #jid{lserver = Host, luser = Name} = xmpp:get_to(Packet),
+    Service = maps:get(Host, Services),
     case registered_to_another(Packet, Db) of
+        false when Name /= <<>> ->
+            case mod_muc_rs_hooks:is_archive_query(Packet, ServerHost) of
+                true -> archive_query(Packet, Service, [], State);
+                false -> handle(fun muc_rs_nif:handle/5, {Host, Service}, xmpp:encode(Packet),
+                                sender(Packet, State), [], State)
+            end;
         false ->
-            handle(fun muc_rs_nif:handle/5, {Host, maps:get(Host, Services)}, xmpp:encode(Packet),
-                   sender(Packet, State), [], State);
+            %% (the service's disco#info lists mod_mam's features where it is loaded)
+            State1 = case mod_muc_rs_hooks:service_features(Packet, ServerHost) of
+                         [] -> State;
+                         Features -> State#{service_features => Features}
+                     end,
+            handle(fun muc_rs_nif:handle/5, {Host, Service}, xmpp:encode(Packet),
+                   sender(Packet, State1), [], State1);
         true ->
             Err = xmpp:err_conflict(?T("That nickname is registered by another person"),
                                     xmpp:get_lang(Packet)),
@@ -508,6 +524,28 @@ registered_to_another(#presence{type = available, from = From,
 registered_to_another(_Packet, _Db) ->
     false.
 
+%% A MAM query to a room goes to ejabberd's muc_process_iq hook with the room as the core
+%% has it (brought back from storage first); to the core if there is no such room.
+archive_query(Packet, Service, Records, State) ->
+    #jid{lserver = Host} = To = xmpp:get_to(Packet),
+    RoomJid = jid:encode(jid:remove_resource(To)),
+    case muc_rs_nif:room_view(Service, RoomJid, erlang:system_time(second), Records) of
+        {load, Jid} ->
+            archive_query(Packet, Service, [{Jid, read_room(Jid, State)} | Records], State);
+        {View, Done} ->
+            settle(Service, Done, hooks_ctx(Service, undefined, State)),
+            case View of
+                none -> handle(fun muc_rs_nif:handle/5, {Host, Service}, xmpp:encode(Packet),
+                               sender(Packet, State), Records, State);
+                _ -> mod_muc_rs_hooks:archive_query(Packet, View, hooks_ctx(Service, xmpp:get_from(Packet), State))
+            end
+    end.
+
+%% The state with what mod_muc_rs_hooks needs of the stanza at hand: its service's core
+%% and sender (a #jid{}, or the stanza's #xmlel{}; mod_muc_rs_hooks:ctx()).
+hooks_ctx(Service, From, State) ->
+    State#{service => Service, from => From}.
+
 %% The core may first ask for stored records (read them and hand the stanza back), or to be
 %% called on a dirty scheduler (a big room).
 handle(Nif, {Host, Service} = Core, El, Sender, Rooms, State) ->
@@ -524,16 +562,25 @@ handle(Nif, {Host, Service} = Core, El, Sender, Rooms, State) ->
         dirty ->
             handle(fun muc_rs_nif:handle_dirty/5, Core, El, Sender, Rooms, State);
         {ok, _, _, _, _} = Done ->
-            settle(Service, Done, State)
+            %% (the sender, for the hooks, read from the stanza only if they need it)
+            settle(Service, Done, hooks_ctx(Service, El, State))
     end.
 
 %% What the core did: its stores written before anything is routed (a failed write is
 %% undone by the core, which then hands the error reply instead), then carried out.
-settle(_Service, {ok, Deliveries, [], Logs, Gone}, _State) ->
-    carry_out(Deliveries, Logs, Gone);
-settle(Service, {ok, [], Stores, [], Gone}, State) ->
-    {ok, Deliveries, Logs} = muc_rs_nif:confirm(Service, write_rooms(Stores, State)),
-    carry_out(Deliveries, Logs, Gone).
+%% Ctx: what ejabberd's hooks need for the broadcasts left to them (hooks_ctx/3).
+settle(_Service, {ok, Deliveries, [], Logs, Gone}, Ctx) ->
+    carry_out(Deliveries, Logs, Gone, Ctx);
+settle(Service, {ok, [], Stores, [], Gone}, Ctx) ->
+    Forgotten = mod_muc_rs_hooks:forgotten(Stores, Ctx),
+    Written = write_rooms(Stores, Ctx),
+    {ok, Deliveries, Logs} = muc_rs_nif:confirm(Service, Written),
+    %% A room made temporary is forgotten as its rows go (one the core reports destroyed is
+    %% forgotten with the report).
+    Destroyed = [Room || {room_destroyed, Room} <- Deliveries],
+    [mod_muc_rs_hooks:room_destroyed({room_destroyed, Room}, Ctx)
+     || Written == ok, Room <- Forgotten, not lists:member(Room, Destroyed)],
+    carry_out(Deliveries, Logs, Gone, Ctx).
 
 %% A deleted account: as mod_muc does in its live rooms, the user loses their affiliation
 %% and leaves ("User removed"), on every node of the cluster (each has its own rooms).
@@ -551,12 +598,21 @@ remove_user_from(Service, Room, User, Admins, Records, State) ->
             Answers = [{Jid, is_admin(jid:decode(Jid), State)} || Jid <- Users],
             remove_user_from(Service, Room, User, Answers ++ Admins, Records, State);
         Done ->
-            settle(Service, Done, State)
+            settle(Service, Done, hooks_ctx(Service, undefined, State))
     end.
 
-carry_out(Deliveries, Logs, Gone) ->
+carry_out(Deliveries0, Logs, Gone, Ctx) ->
+    Deliveries = case Ctx of
+                     #{service_features := Features} ->
+                         mod_muc_rs_hooks:add_service_features(Deliveries0, Features);
+                     _ -> Deliveries0
+                 end,
     lists:foreach(fun log/1, Logs),
-    lists:foreach(fun deliver/1, Deliveries),
+    lists:foreach(fun({#xmlel{}, _} = Delivery) -> deliver(Delivery);
+                     ({room_destroyed, _} = Destroyed) -> mod_muc_rs_hooks:room_destroyed(Destroyed, Ctx);
+                     ({disco_info, _, _, _, _} = Reply) -> mod_muc_rs_hooks:disco_info(Reply, Ctx);
+                     (Broadcast) -> mod_muc_rs_hooks:broadcast_message(Broadcast, Ctx, erlang:system_time(second))
+                  end, Deliveries),
     %% A room no longer live here is no node's until a stanza brings it back.
     lists:foreach(fun(Room) -> mnesia:dirty_delete(muc_rs_room_node, Room) end, Gone).
 
@@ -593,7 +649,8 @@ sender(Packet, #{server_host := ServerHost, access_create := Create,
     MayPersist = not is_record(Packet, iq) orelse
         acl:match_rule(ServerHost, Persistent, From) == allow,
     #{admins => [{jid:encode(jid:remove_resource(From)), IsAdmin}], may_create => MayCreate,
-      may_persist => MayPersist}.
+      may_persist => MayPersist, listening => mod_muc_rs_hooks:listening(Packet, ServerHost),
+      archive_switch => mod_muc_rs_hooks:archive_switch(Packet, State)}.
 
 is_admin(Jid, #{server_host := ServerHost, access_admin := Admin}) ->
     acl:match_rule(ServerHost, Admin, Jid) == allow.

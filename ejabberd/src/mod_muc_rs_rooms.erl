@@ -10,8 +10,9 @@
 %%%   the SQL tables `muc_room`, `muc_room_subscribers` and `muc_registered` (written
 %%%   through mod_muc_sql's own store_room/5, read through its restore_room/3). Written
 %%%   back, a row keeps every option the core has no setting for (MucSub subscribers, the
-%%%   captcha whitelist, hats, the vCard, voice requests, max_users, logging, mam, ...) as
-%%%   it was: only the options the core has are replaced (to_opts/2).
+%%%   captcha whitelist, hats, the vCard, voice requests, max_users, logging, ...) as
+%%%   it was: only the options the core has are replaced (to_opts/2). mod_mam's `mam` is
+%%%   the core record's `archiving` (module data the core keeps as found).
 %%% - Beside it, `muc_rs_room` (mnesia) keeps the core's own record of the room (what
 %%%   mod_muc has no option for: the occupant-id salt, the lock, the history settings; and
 %%%   the occupants of a room put away with them), marked `stock => true`: mod_muc's row is
@@ -24,12 +25,13 @@
 %%% Rows are written directly (mnesia) or through mod_muc_sql:store_room/5 and
 %%% mod_muc_sql:forget_room/3 (SQL; neither runs a hook), never through
 %%% mod_muc:forget_room/3 or mod_muc's destroy: those run the `remove_room` hook, on which
-%%% mod_mam deletes the room's archive. Service-wide registered nicks (muc_registered rows
+%%% mod_mam deletes the room's archive, which mod_muc_rs_hooks runs only where mod_muc
+%%% would (a room destroyed or made temporary: forgotten/2), not when a room is stored. Service-wide registered nicks (muc_registered rows
 %%% keyed by the service) are left as they are.
 -module(mod_muc_rs_rooms).
 
 -export([db/2, create_tables/3, tables/1, new_room_opts/1, read/2, read_all/2, write/3,
-         service_nick_owner/3]).
+         service_nick_owner/3, forgotten/2]).
 -export([to_record/4, to_opts/2]).
 
 -include("logger.hrl").
@@ -46,7 +48,7 @@
                      <<"hidden">>, <<"password">>, <<"members_only">>,
                      <<"allow_member_invites">>, <<"moderated">>, <<"changesubject">>,
                      <<"whois">>, <<"allow_pm">>, <<"presence_broadcast">>, <<"subject">>,
-                     <<"subject_from">>, <<"subject_time">>, <<"vcard">>]).
+                     <<"subject_from">>, <<"subject_time">>, <<"vcard">>, <<"archiving">>]).
 
 -define(AFFILIATIONS, [owner, admin, member, outcast]).
 
@@ -259,6 +261,8 @@ to_record(RoomJid, Opts, Nicks, Own) when is_list(Opts) ->
                       Roles -> [{<<"presence_broadcast">>,
                                  maps:from_list([{role_name(R), true} || R <- Roles])}]
                   end,
+                  %% mod_mam's switch (mod_muc_rs_hooks reads it)
+                  [{<<"archiving">>, Get(mam, false) == true}],
                   [{<<"subject">>, Subject} || Subject /= none],
                   [{<<"subject_from">>, <<RoomJid/binary, "/", Author/binary>>}
                    || Subject /= none, Author /= <<>>],
@@ -350,6 +354,13 @@ transaction(Write, Stores) ->
         {aborted, Reason} ->
             write_failed(Stores, Reason)
     end.
+
+%% The rooms among Stores (before they are written) whose mod_muc rows the write deletes:
+%% a room destroyed, or made temporary (mod_muc_room's maybe_forget_room), which mod_muc
+%% forgets (its remove_room hook has mod_mam clear the archive). A tombstone keeps no row.
+forgotten(Db, Stores) ->
+    [RoomJid || {RoomJid, Record} <- Stores, stock_config(Record) == none,
+                {ok, _} <- [stock_opts(Db, RoomJid)]].
 
 %% mod_muc's rows of the room: a persistent room's options and reserved nicks; none for a
 %% room gone, temporary or a tombstone (not a room mod_muc would keep).
@@ -517,5 +528,6 @@ to_opts(Config, Old) ->
            {affiliations, Affiliations}]
         %% A password no longer asked for stays, as mod_muc keeps it.
         ++ [{password, Password} || Password /= none]
+        ++ [{mam, Mam} || {ok, Mam} <- [maps:find(<<"archiving">>, Data)], is_boolean(Mam)]
         ++ AllowPm ++ SubjectOpts ++ vcard_opts(Text(<<"vcard">>), Old),
     lists:foldl(fun({Key, _} = Opt, Opts) -> lists:keystore(Key, 1, Opts, Opt) end, Old, New).

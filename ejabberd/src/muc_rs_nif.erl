@@ -2,7 +2,7 @@
 %%% The functions below are replaced when the library loads.
 -module(muc_rs_nif).
 -export([options/0, new_host/4, handle/5, handle_dirty/5, confirm/2, public_rooms/1,
-         forget_service_admins/1, rooms_of_user/3, remove_user/5,
+         forget_service_admins/1, rooms_of_user/3, remove_user/5, add_history/4, room_view/4,
          announce/2, shut_down/1, reconfigure/3]).
 -on_load(init/0).
 
@@ -27,7 +27,7 @@ new_host(_Host, _Options, _RoomOptions, _TestPanic) ->
 
 %% One stanza (the #xmlel{} of xmpp:encode/1) with the clock (seconds), what the access rules say of its
 %% sender (#{admins => [{BareJid, IsAdmin}] (the sender's, and those asked for), may_create
-%% => boolean(), may_persist => boolean()}) and the stored records read so far ([{RoomJid,
+%% => boolean(), may_persist => boolean(), listening => [Hook]}) and the stored records read so far ([{RoomJid,
 %% Record | none | {error, Reason}}], Reason a binary: a record that could not be read, which
 %% the core answers with an error reply; or {all, [{RoomJid, Record}], PublicElsewhere} with every stored room
 %% and the public rooms live on the cluster's other nodes, [{RoomJid, Name | nil}]):
@@ -37,7 +37,9 @@ new_host(_Host, _Options, _RoomOptions, _TestPanic) ->
 %% dirty (call handle_dirty/5 with the same arguments), or
 %% {ok, [{Xmlel, [To]}], [{RoomJid, Record | none}], [{Level, Line}], Gone}: each stanza
 %% as an #xmlel{} with its recipients ({User, Server, Resource} when already prepared, else
-%% the JID as a binary); Gone is [RoomJid] if the stanza's room is not live after it. When
+%% the JID as a binary), and among them the broadcasts left to ejabberd's hooks
+%% ({broadcast_message, RoomJid, Xmlel, [To], Historic, Archiving}: Sender's `listening`
+%% names the hooks with handlers, see mod_muc_rs_hooks); Gone is [RoomJid] if the stanza's room is not live after it. When
 %% there are records to write, the stanzas and log lines are held back until confirm/2.
 handle(_Service, _Xmlel, _Now, _Sender, _Rooms) ->
     erlang:nif_error(not_loaded).
@@ -86,4 +88,17 @@ shut_down(_Service) ->
 %% The module's options changed (reload_config): Options and RoomOptions as new_host/4 takes
 %% them. ok, or {error, {bad_options, [Name]}} (the service keeps its options).
 reconfigure(_Service, _Options, _RoomOptions) ->
+    erlang:nif_error(not_loaded).
+
+%% The room RoomJid keeps Xmlel (a message its broadcast left to ejabberd's hooks, as they
+%% left it) in its history, stamped Now (seconds): true, or false if it is not live.
+add_history(_Service, _RoomJid, _Xmlel, _Now) ->
+    erlang:nif_error(not_loaded).
+
+%% The room RoomJid as ejabberd's MUC hooks read it, brought back from storage if need be
+%% (Records: [{RoomJid, Record | none}] read so far): {load, RoomJid}, or {View, Done},
+%% View none (no such room) or #{archiving => boolean() | undefined, anonymous, members_only,
+%% affiliations => [{BareJid, Aff}], users => [{FullJid, Nick, Role}], history => [{Nick,
+%% Xmlel, Time}]} (binaries), Done as handle/5 answers ({ok, ...}: rooms put away for it).
+room_view(_Service, _RoomJid, _Now, _Records) ->
     erlang:nif_error(not_loaded).

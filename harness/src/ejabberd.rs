@@ -79,6 +79,8 @@ pub struct Extras {
     pub cluster: Option<ClusterNode>,
     /// Top-level lines for the harness's `ejabberd.yml` (e.g. a SQL server's `sql_*`).
     pub global: Option<String>,
+    /// Lines of `modules:` besides the MUC's and the harness's own (e.g. `mod_mam: {}`).
+    pub modules: Vec<String>,
     /// A whole `ejabberd.yml` instead of the harness's own, with [`C2S_PORT`] where the
     /// clients' port goes: its modules, the MUC module's options included, are its own.
     pub config: Option<String>,
@@ -406,6 +408,7 @@ pub fn log_problems(log: &str) -> Vec<String> {
 fn config(port: u16, muc: &Muc, module_options: &str, extras: &Extras) -> String {
     let loglevel = extras.loglevel.as_deref().unwrap_or("info");
     let global = extras.global.as_deref().map(|lines| format!("{lines}\n")).unwrap_or_default();
+    let modules: String = extras.modules.iter().map(|line| format!("  {line}\n")).collect();
     let module = muc.module_name();
     let module_options =
         if module_options.is_empty() { String::new() } else { format!(", {module_options}") };
@@ -444,25 +447,29 @@ shaper_rules: {{max_user_sessions: 10}}
   mod_disco: {{}}
   mod_ping: {{}}
   mod_roster: {{}}
-{module_line}"#
+{modules}{module_line}"#
     )
 }
 
 /// New rooms as Prosody makes them, where ejabberd's mod_muc defaults differ (its rooms are
 /// public and let anyone change the subject): the scripts are written against Prosody's
 /// defaults, and both ejabberd modules take mod_muc's `default_room_options`.
-const PROSODY_ROOM_DEFAULTS: &str = "default_room_options: {public: false, allow_change_subj: false}";
+const PROSODY_ROOM_DEFAULTS: &str = "public: false, allow_change_subj: false";
 
 /// A script's Prosody component options as options of `muc`'s ejabberd module (YAML
 /// flow-mapping entries), or why they have no meaning there. Access rules replace
 /// `restrict_room_creation`; muc_rs's module takes its own options by their Prosody names;
 /// Prosody modules (`modules_enabled`) and stock-only options do not translate. New rooms
-/// get Prosody's defaults ([`PROSODY_ROOM_DEFAULTS`]).
+/// get Prosody's defaults ([`PROSODY_ROOM_DEFAULTS`]) and `room_options` (keys of
+/// `default_room_options`, as `mam: true`).
 pub fn module_options_for(
     muc: &Muc,
     component_config_lines: &[String],
+    room_options: &[String],
 ) -> std::result::Result<String, String> {
-    let mut options = vec![PROSODY_ROOM_DEFAULTS.to_owned()];
+    let room_options = std::iter::once(PROSODY_ROOM_DEFAULTS).chain(room_options.iter().map(String::as_str));
+    let mut options =
+        vec![format!("default_room_options: {{{}}}", room_options.collect::<Vec<_>>().join(", "))];
     for line in component_config_lines {
         let (name, value) = line
             .split_once('=')

@@ -163,8 +163,14 @@ async fn run_session(
 pub async fn run_on_ejabberd(script: &Script, muc: &crate::ejabberd::Muc, opts: &RunOptions) -> Outcome {
     let started = Instant::now();
     let mut outcome = Outcome::passed();
-    let started_server = match crate::ejabberd::module_options_for(muc, &script.component_config_lines()) {
-        Ok(options) => crate::ejabberd::Ejabberd::start_with(muc, &options).await,
+    let options = crate::ejabberd::module_options_for(
+        muc,
+        &script.component_config_lines(),
+        &script.ejabberd_room_options(),
+    );
+    let extras = crate::ejabberd::Extras { modules: script.ejabberd_modules(), ..Default::default() };
+    let started_server = match options {
+        Ok(options) => crate::ejabberd::Ejabberd::start_with_extras(muc, &options, extras).await,
         Err(why) => Err(crate::err!("{why}")),
     };
     let mut server = match started_server {

@@ -20,6 +20,15 @@ pub const TAG_NOT_ON_EJABBERD: &str = "not-on-ejabberd:";
 /// `## needs-server: why`: the script checks what the server around the MUC does (say,
 /// mod_disco's answer for the service); the in-process tier, which has no server, skips it.
 pub const TAG_NEEDS_SERVER: &str = "needs-server:";
+/// `## ejabberd-only: why`: the script checks what ejabberd's own modules do around the
+/// MUC (say, mod_mam's archive); the Prosody and in-process runs skip it.
+pub const TAG_EJABBERD_ONLY: &str = "ejabberd-only:";
+/// `## ejabberd-module: mod_mam: {}`: a module (a line of `modules:` in ejabberd.yml) the
+/// ejabberd runs load besides the MUC.
+pub const TAG_EJABBERD_MODULE: &str = "ejabberd-module:";
+/// `## ejabberd-room-option: mam: true`: a key of the MUC module's `default_room_options`
+/// on ejabberd, besides those that give new rooms Prosody's defaults.
+pub const TAG_EJABBERD_ROOM_OPTION: &str = "ejabberd-room-option:";
 
 #[derive(Debug, Clone)]
 pub struct Script {
@@ -91,6 +100,21 @@ impl Script {
     /// Why the script needs a real server (see [`TAG_NEEDS_SERVER`]), if it says so.
     pub fn needs_server(&self) -> Option<String> {
         self.tagged(TAG_NEEDS_SERVER).into_iter().next()
+    }
+
+    /// Why the script runs on ejabberd only (see [`TAG_EJABBERD_ONLY`]), if it says so.
+    pub fn ejabberd_only(&self) -> Option<String> {
+        self.tagged(TAG_EJABBERD_ONLY).into_iter().next()
+    }
+
+    /// ejabberd modules to load besides the MUC (see [`TAG_EJABBERD_MODULE`]).
+    pub fn ejabberd_modules(&self) -> Vec<String> {
+        self.tagged(TAG_EJABBERD_MODULE)
+    }
+
+    /// Keys of `default_room_options` on ejabberd (see [`TAG_EJABBERD_ROOM_OPTION`]).
+    pub fn ejabberd_room_options(&self) -> Vec<String> {
+        self.tagged(TAG_EJABBERD_ROOM_OPTION)
     }
 
     /// Component config lines asked for by `## component-config: ...` header tags.

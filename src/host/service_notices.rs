@@ -17,7 +17,8 @@ const SHUTDOWN_REASON: &str = "You are being removed from the room because of a 
 impl MucHost {
     /// `text` as a groupchat message from every live room to its occupants, kept in each
     /// room's history (ejabberd's `broadcast_service_message`). Whether the sender may is
-    /// the host's to decide (ejabberd: `access_admin`).
+    /// the host's to decide (ejabberd: `access_admin`). As with mod_muc, no module sees it
+    /// on its way (it is not archived).
     pub fn announce(&mut self, text: &str, facts: &Facts) -> Outcome {
         self.settle_unconfirmed();
         let mut out = Outcome::default();
@@ -27,7 +28,8 @@ impl MucHost {
                 .with("type", "groupchat")
                 .with("from", room.jid.as_str())
                 .child(el("body", NS_CLIENT).text(text));
-            room.broadcast_message(&mut ctx, message);
+            room.add_history(ctx.config.max_history_messages, ctx.now(), &message);
+            room.broadcast(&mut ctx, message, Role::None);
         }
         out
     }

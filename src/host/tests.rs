@@ -900,3 +900,37 @@ fn owners_and_admins_join_a_full_room_up_to_their_allowance_and_long_names_are_r
     );
     assert!(refused(&join(&mut h, "mercutio@localhost/m", "Mercutio"), "mercutio@localhost/m"), "no more");
 }
+
+#[test]
+fn the_hosts_archiving_switch_is_in_the_form_and_only_those_the_host_lets_set_it() {
+    let mut store = storage();
+    let mut h = host();
+    send_with(&mut h, &mut store, JOIN_ROMEO);
+    let facts = |may: bool| {
+        let mut facts = Facts::new(1_000_000, 7);
+        facts.archive_switch = Some(crate::ArchiveSwitch { default: true, sender_may_change: may });
+        facts
+    };
+    let get = parse(&format!("<iq xmlns='jabber:client' from='{ROMEO}' to='{ROOM}' type='get' id='form'><query xmlns='http://jabber.org/protocol/muc#owner'/></iq>"));
+    let form = String::from(&store.handle_with(&mut h, get.clone(), facts(true)).deliveries[0].stanza);
+    assert!(
+        form.contains("<field label='Enable message archiving' type='boolean' var='mam'><value>1</value>"),
+        "{form}"
+    );
+    let without =
+        String::from(&store.handle_with(&mut h, get, Facts::new(1_000_000, 7)).deliveries[0].stanza);
+    assert!(!without.contains("var='mam'"), "no switch where the host has none: {without}");
+
+    let set = config_iq("<field var='mam'><value>0</value></field>");
+    let set = parse(&set.replacen("<iq ", "<iq xmlns='jabber:client' ", 1));
+    let out = store.handle_with(&mut h, set.clone(), facts(false));
+    assert_eq!(error_condition(&out.deliveries[0].stanza), Some("not-acceptable"));
+    assert_eq!(h.room(&room_jid()).unwrap().settings.archiving(), None, "as it was");
+
+    store.handle_with(&mut h, set, facts(true));
+    assert_eq!(
+        h.room(&room_jid()).unwrap().settings.archiving(),
+        Some(false),
+        "an owner the rule allows may"
+    );
+}

@@ -14,6 +14,9 @@ use minidom::Element;
 
 /// The configuration field the host's `sender_may_persist` rule governs.
 const PERSISTENT_FIELD: &str = "muc#roomconfig_persistentroom";
+/// The archiving switch's field, as ejabberd's mod_mam adds it to the form
+/// ([`crate::ArchiveSwitch`]).
+const ARCHIVE_FIELD: &str = "mam";
 
 /// What a muc#owner request did to the room's existence.
 #[derive(Debug, PartialEq, Eq)]
@@ -35,8 +38,7 @@ impl Room {
         if !self.only_owners(ctx, stanza, actor) {
             return;
         }
-        let mut form =
-            self.settings.form(self.jid_str(), ctx.config.server_version.0, ctx.config.max_history_messages);
+        let mut form = self.config_form(ctx);
         if ctx.facts.sender_may_persist == Some(false) {
             form.fields.retain(|f| f.var != Some(PERSISTENT_FIELD));
         }
@@ -101,17 +103,18 @@ impl Room {
                 let error = StanzaError::bad_request().with_text("Form is not of type room configuration");
                 return ctx.error(stanza, error, None);
             }
-            let layout = self.settings.form(
-                self.jid_str(),
-                ctx.config.server_version.0,
-                ctx.config.max_history_messages,
-            );
-            read_submitted(&layout, form)
+            read_submitted(&self.config_form(ctx), form)
         };
         if ctx.facts.sender_may_persist == Some(false) && submitted.iter().any(|f| f.var == PERSISTENT_FIELD)
         {
             let error =
                 StanzaError::not_acceptable().with_text("You may not change whether the room is kept");
+            return ctx.error(stanza, error, None);
+        }
+        let archiving = submitted.iter().find(|f| f.var == ARCHIVE_FIELD);
+        if archiving.is_some() && ctx.facts.archive_switch.is_some_and(|s| !s.sender_may_change) {
+            let error =
+                StanzaError::not_acceptable().with_text("You may not change whether the room is archived");
             return ctx.error(stanza, error, None);
         }
         if let Some(field) = submitted.iter().find(|f| too_long(ctx, f)) {
@@ -122,6 +125,9 @@ impl Room {
         self.will_change_record(ctx);
         self.settings.locked_until = None;
         let (codes, effects) = self.settings.apply(&submitted);
+        if let Some(field) = archiving {
+            self.settings.set_archiving(matches!(field.value, Some(crate::dataform::Value::Bool(true))));
+        }
         self.carry_out_effects(ctx, effects);
         let listening = ctx.listens(Hook::Config);
         if listening {
@@ -134,6 +140,20 @@ impl Room {
         } else {
             self.config_notice(ctx, &codes);
         }
+    }
+
+    /// The room's form, with the host's archiving switch after the room's own fields.
+    fn config_form(&self, ctx: &Ctx) -> crate::dataform::Form {
+        let (version, max_history) = (ctx.config.server_version.0, ctx.config.max_history_messages);
+        let mut form = self.settings.form(self.jid_str(), version, max_history);
+        if let Some(switch) = ctx.facts.archive_switch {
+            let on = self.settings.archiving().unwrap_or(switch.default);
+            let field = crate::dataform::Field::new(ARCHIVE_FIELD, crate::dataform::FieldType::Boolean)
+                .label("Enable message archiving")
+                .value(crate::dataform::Value::Bool(on));
+            form.fields.push(field);
+        }
+        form
     }
 
     fn carry_out_effects(&mut self, ctx: &mut Ctx, effects: Vec<ConfigEffect>) {

@@ -112,7 +112,25 @@ pub enum ConfigEffect {
     PresenceBroadcastChanged(Vec<Role>),
 }
 
+/// The room data key of the archiving switch: Prosody's mod_muc_mam keeps it there, and
+/// the core keeps it there for hosts that give the switch to the core
+/// ([`crate::ArchiveSwitch`]).
+pub const ARCHIVING: &str = "archiving";
+
 impl RoomSettings {
+    /// The archiving switch, if set.
+    pub fn archiving(&self) -> Option<bool> {
+        match self.extra.get(&ARCHIVING.into()) {
+            Some(crate::data::Data::Bool(b)) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// Sets the archiving switch; whether it changed.
+    pub fn set_archiving(&mut self, on: bool) -> bool {
+        self.extra.insert(ARCHIVING.into(), crate::data::Data::Bool(on)) != Some(crate::data::Data::Bool(on))
+    }
+
     pub fn with_defaults(defaults: &RoomDefaults, language: Option<&str>) -> Self {
         let mut s = RoomSettings {
             hidden: !defaults.public,

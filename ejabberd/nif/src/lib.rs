@@ -37,6 +37,7 @@ use muc_rs::{panic_guard, Facts, HostConfig, MucHost, Outcome, Question, StoredR
 use rustler::{Binary, Decoder, Encoder, NifMap, NifResult, ResourceArc, Term};
 use std::sync::Mutex;
 
+mod modules;
 mod options;
 mod xmlel;
 
@@ -52,7 +53,7 @@ mod atoms {
 /// One MUC service's core, owned by its gen_server (std's Mutex: rustler requires the
 /// resource to be unwind-safe; only that one process calls in, so it is never contended).
 pub struct Service {
-    host: Mutex<MucHost>,
+    pub(crate) host: Mutex<MucHost>,
     /// Stanzas carrying `<panic xmlns=TEST_NS/>` make the core's call panic (`test_panic`
     /// in the module's options; see [`panic_guard::TEST_NS`]).
     test_panic: bool,
@@ -65,11 +66,16 @@ impl rustler::Resource for Service {}
 /// whoever else the core asked about), whether the sender may create rooms
 /// (`access_create`) and make a room persistent or not (`access_persistent`).
 #[derive(NifMap)]
-struct Sender {
+struct Sender<'a> {
     /// `[{BareJid, IsAdmin}]`.
     admins: Vec<(String, bool)>,
     may_create: bool,
     may_persist: bool,
+    /// The core's extension points at which ejabberd's hooks have handlers (`[Name]`, see
+    /// [`modules::listening`]).
+    listening: Vec<rustler::Atom>,
+    /// The rooms' archiving switch where mod_mam is loaded ([`modules::archive_switch`]).
+    archive_switch: Term<'a>,
 }
 
 /// The options mod_muc_rs passes to [`new_host`], as `mod_muc_rs.erl` derives its own
@@ -199,7 +205,7 @@ fn handle<'a>(
     service: ResourceArc<Service>,
     stanza: Term<'a>,
     now: i64,
-    sender: Sender,
+    sender: Sender<'a>,
     rooms: Term<'a>,
 ) -> NifResult<Term<'a>> {
     handle_stanza(env, service, stanza, now, sender, rooms, false)
@@ -212,7 +218,7 @@ fn handle_dirty<'a>(
     service: ResourceArc<Service>,
     stanza: Term<'a>,
     now: i64,
-    sender: Sender,
+    sender: Sender<'a>,
     rooms: Term<'a>,
 ) -> NifResult<Term<'a>> {
     handle_stanza(env, service, stanza, now, sender, rooms, true)
@@ -223,7 +229,7 @@ fn handle_stanza<'a>(
     service: ResourceArc<Service>,
     stanza: Term<'a>,
     now: i64,
-    sender: Sender,
+    sender: Sender<'a>,
     rooms: Term<'a>,
     on_dirty_scheduler: bool,
 ) -> NifResult<Term<'a>> {
@@ -249,6 +255,8 @@ fn handle_stanza<'a>(
     // access_persistent, for the sender: it may configure a room only as it says.
     facts.sender_may_persist = Some(sender.may_persist);
     facts.public_rooms_elsewhere = public_elsewhere;
+    facts.listening = modules::listening(&sender.listening);
+    facts.archive_switch = modules::archive_switch(sender.archive_switch);
     let records = rooms
         .into_iter()
         .filter_map(|(jid, record)| Some((jid.parse::<BareJid>().ok()?, read_record(record))));
@@ -287,15 +295,16 @@ fn handle_stanza<'a>(
             return Err(Ask::Core(Box::new(question)));
         }
         let gone = room.filter(|room| host.room(room).is_none());
-        Ok((outcome, gone))
+        let archiving = modules::archiving_of_events(&host, &outcome);
+        Ok((outcome, gone, archiving))
     })
     .map_err(panicked)?;
-    let (outcome, gone) = match step {
+    let (outcome, gone, archiving) = match step {
         Err(Ask::Core(question)) => return question_term(env, *question),
         Err(Ask::DirtyScheduler) => return Ok(atoms::dirty().encode(env)),
         Ok(done) => done,
     };
-    Ok(done_term(env, &outcome, gone.as_slice()))
+    Ok(done_term(env, &outcome, gone.as_slice(), &archiving))
 }
 
 /// The core's question as the gen_server answers it: `{load, RoomJid}`, `load_all`,
@@ -317,14 +326,20 @@ fn question_term(env: rustler::Env<'_>, question: Question) -> NifResult<Term<'_
 }
 
 /// `{ok, Deliveries, Stores, Logs, Gone}`: an outcome (its deliveries held back if it has
-/// stores) and the rooms no longer live.
-fn done_term<'a>(env: rustler::Env<'a>, outcome: &Outcome, gone: &[BareJid]) -> Term<'a> {
+/// stores) and the rooms no longer live; `archiving`: each event's room's switch
+/// ([`modules::archiving_of_events`]).
+pub(crate) fn done_term<'a>(
+    env: rustler::Env<'a>,
+    outcome: &Outcome,
+    gone: &[BareJid],
+    archiving: &[Option<bool>],
+) -> Term<'a> {
     let stores: Vec<(Term, Term)> = outcome
         .stores
         .iter()
         .map(|store| (binary(env, store.room.as_str()), record_to_term(env, store.record.as_ref())))
         .collect();
-    let (deliveries, logs) = outcome_terms(env, outcome);
+    let (deliveries, logs) = outcome_terms(env, outcome, archiving);
     let gone: Vec<&str> = gone.iter().map(|room| room.as_str()).collect();
     (atoms::ok(), deliveries, stores, logs, gone).encode(env)
 }
@@ -385,7 +400,7 @@ fn remove_user<'a>(
     .map_err(panicked)?;
     match outcome.ask {
         Some(question) => question_term(env, question),
-        None => Ok(done_term(env, &outcome, &[])),
+        None => Ok(done_term(env, &outcome, &[], &[])),
     }
 }
 
@@ -409,32 +424,47 @@ fn confirm<'a>(
         let (_, reason): (rustler::Atom, Binary) = written.decode()?;
         Err(String::from_utf8_lossy(reason.as_slice()).into_owned())
     };
-    let outcome = panic_guard::run(|| {
+    let (outcome, archiving) = panic_guard::run(|| {
         let mut host = service.host.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        host.confirm(written).outcome
+        let outcome = host.confirm(written).outcome;
+        let archiving = modules::archiving_of_events(&host, &outcome);
+        (outcome, archiving)
     })
     .map_err(panicked)?;
-    let (deliveries, logs) = outcome_terms(env, &outcome);
+    let (deliveries, logs) = outcome_terms(env, &outcome, &archiving);
     Ok((atoms::ok(), deliveries, logs).encode(env))
 }
 
 /// A panic in the core, as the Erlang error the gen_server logs.
-fn panicked(message: String) -> rustler::Error {
+pub(crate) fn panicked(message: String) -> rustler::Error {
     rustler::Error::RaiseTerm(Box::new((atoms::muc_rs_panic(), message)))
 }
 
-type Deliveries<'a> = Vec<(Term<'a>, Vec<Term<'a>>)>;
-
-/// An outcome's deliveries (each stanza with its recipients) and log lines as terms.
+/// An outcome's deliveries (each stanza with its recipients, `{Xmlel, [To]}`, and in their
+/// place among them the steps left to ejabberd's hooks, see [`modules::event_term`]) and
+/// log lines as terms.
 fn outcome_terms<'a, 'o>(
     env: rustler::Env<'a>,
     outcome: &'o Outcome,
-) -> (Deliveries<'a>, Vec<(rustler::Atom, &'o str)>) {
-    let deliveries = outcome
-        .deliveries
-        .iter()
-        .map(|d| (xmlel::stanza(env, &d.stanza), d.to.iter().map(|to| xmlel::recipient(env, to)).collect()))
-        .collect();
+    archiving: &[Option<bool>],
+) -> (Vec<Term<'a>>, Vec<(rustler::Atom, &'o str)>) {
+    let delivery = |d: &muc_rs::Delivery| {
+        let to: Vec<Term> = d.to.iter().map(|to| xmlel::recipient(env, to)).collect();
+        (xmlel::stanza(env, &d.stanza), to).encode(env)
+    };
+    let deliveries = if outcome.events.is_empty() {
+        outcome.deliveries.iter().map(delivery).collect()
+    } else {
+        let mut terms = Vec::with_capacity(outcome.deliveries.len() + outcome.events.len());
+        let mut sent = 0;
+        for (i, (before, event)) in outcome.events.iter().enumerate() {
+            terms.extend(outcome.deliveries[sent..*before].iter().map(delivery));
+            sent = *before;
+            terms.extend(modules::event_term(env, event, archiving.get(i).copied().flatten()));
+        }
+        terms.extend(outcome.deliveries[sent..].iter().map(delivery));
+        terms
+    };
     let logs = outcome
         .log
         .iter()
@@ -471,12 +501,14 @@ fn to_all_rooms<'a>(
     step: impl FnOnce(&mut MucHost, &Facts) -> Outcome,
 ) -> NifResult<Term<'a>> {
     let facts = Facts::new(now(), muc_rs::id::fresh_entropy());
-    let outcome = panic_guard::run(|| {
+    let (outcome, archiving) = panic_guard::run(|| {
         let mut host = service.host.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        step(&mut host, &facts)
+        let outcome = step(&mut host, &facts);
+        let archiving = modules::archiving_of_events(&host, &outcome);
+        (outcome, archiving)
     })
     .map_err(panicked)?;
-    let (deliveries, logs) = outcome_terms(env, &outcome);
+    let (deliveries, logs) = outcome_terms(env, &outcome, &archiving);
     Ok((atoms::ok(), deliveries, logs).encode(env))
 }
 
@@ -523,7 +555,7 @@ fn record_to_term<'a>(env: rustler::Env<'a>, record: Option<&StoredRoom>) -> Ter
 /// A room's records as the gen_server read them: `none` (no such room), `{error, Reason}`
 /// (a record it could not read, which the core answers with an error: the room is neither
 /// served nor made anew over its stored record), or the record.
-fn read_record(term: Term) -> Result<Option<StoredRoom>, String> {
+pub(crate) fn read_record(term: Term) -> Result<Option<StoredRoom>, String> {
     if term.decode::<rustler::Atom>().is_ok_and(|a| a == atoms::none()) {
         return Ok(None);
     }

@@ -240,7 +240,12 @@ fn ejabberd_skip_reason(script: &Result<Script, String>, muc: &Muc) -> Option<St
     if !script.runs_on(Version::V13) {
         return Some("script is for Prosody 0.12 only".to_owned());
     }
-    muc_harness::ejabberd::module_options_for(muc, &script.component_config_lines()).err()
+    muc_harness::ejabberd::module_options_for(
+        muc,
+        &script.component_config_lines(),
+        &script.ejabberd_room_options(),
+    )
+    .err()
 }
 
 /// Why a script is not run in process on `version`, if it is not.
@@ -253,6 +258,9 @@ fn core_skip_reason(script: &Result<Script, String>, version: Version) -> Option
 /// Why a script is not run on `version`, if it is not.
 fn skip_reason(script: &Result<Script, String>, version: Version) -> Option<String> {
     let script = script.as_ref().ok()?;
+    if let Some(why) = script.ejabberd_only() {
+        return Some(format!("ejabberd only: {why}"));
+    }
     if script.runs_on(version) {
         return None;
     }
