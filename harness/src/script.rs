@@ -20,6 +20,10 @@ pub const TAG_NOT_ON_EJABBERD: &str = "not-on-ejabberd:";
 /// `## needs-server: why`: the script checks what the server around the MUC does (say,
 /// mod_disco's answer for the service); the in-process tier, which has no server, skips it.
 pub const TAG_NEEDS_SERVER: &str = "needs-server:";
+/// `## expects-log-error: text`: the script makes a module fail on purpose; the log's
+/// error entries (with their tracebacks) that contain `text` are expected, and there must
+/// be at least one.
+pub const TAG_EXPECTS_LOG_ERROR: &str = "expects-log-error:";
 
 #[derive(Debug, Clone)]
 pub struct Script {
@@ -91,6 +95,11 @@ impl Script {
     /// Why the script needs a real server (see [`TAG_NEEDS_SERVER`]), if it says so.
     pub fn needs_server(&self) -> Option<String> {
         self.tagged(TAG_NEEDS_SERVER).into_iter().next()
+    }
+
+    /// The log errors the script causes on purpose (see [`TAG_EXPECTS_LOG_ERROR`]).
+    pub fn expected_log_errors(&self) -> Vec<String> {
+        self.tagged(TAG_EXPECTS_LOG_ERROR)
     }
 
     /// Component config lines asked for by `## component-config: ...` header tags.
