@@ -10,7 +10,7 @@
 
 local jid_util = require "util.jid";
 
-return function (host, call)
+return function (host, call, handle)
 	local api = {};
 	local rooms = {}; -- room JID -> room object
 
@@ -225,6 +225,15 @@ return function (host, call)
 		call("broadcast_message", self.jid, stanza);
 		return true;
 	end
+	-- A presence handed back by a module (a join it held in muc-occupant-pre-join, replayed
+	-- from a handler or a timer): handled as if it had just arrived from `origin`, the same
+	-- stanza table, so that its own Lua fields reach the handlers. The core tells a first
+	-- presence (one that makes the room) from a normal one itself; unlike stock's, a first
+	-- presence into a room a module made empty with create_room is a normal join.
+	function room_mt:handle_normal_presence(origin, stanza)
+		return handle({ origin = origin, stanza = stanza });
+	end
+	room_mt.handle_first_presence = room_mt.handle_normal_presence;
 	function room_mt:route_stanza(stanza)
 		module:send(stanza);
 	end
