@@ -234,6 +234,23 @@ return function (host, call, handle)
 		return handle({ origin = origin, stanza = stanza });
 	end
 	room_mt.handle_first_presence = room_mt.handle_normal_presence;
+	-- Stock's copy-then-save: the room keeps a copy of the occupant, or, with no role or
+	-- no live session, drops it without telling anyone (the module does, later); the
+	-- copy, or nil, is returned, so that the occupant given may be changed further.
+	function room_mt:save_occupant(occupant)
+		if not call("save_occupant", self.jid, occupant) then return nil; end
+		local copy, sessions = {}, {};
+		for key, value in pairs(occupant) do copy[key] = value; end
+		for real_jid, presence in pairs(occupant.sessions or {}) do sessions[real_jid] = presence; end
+		copy.sessions = sessions;
+		return setmetatable(copy, occupant_mt);
+	end
+	-- An occupant's presence announced as the room announces it (also after it left).
+	function room_mt:publicise_occupant_status(occupant, x, nick, actor, reason, prev_role, force_unavailable,
+			recipient)
+		call("publicise", self.jid, occupant, x, nick, actor, reason, prev_role, force_unavailable,
+			recipient and recipient.nick);
+	end
 	function room_mt:route_stanza(stanza)
 		module:send(stanza);
 	end

@@ -215,10 +215,13 @@ return function (host, rooms, storage, avatar_hash)
 		});
 	end
 
+	local left_by_core = setmetatable({}, { __mode = "k" }); -- the room's own muc-occupant-left events
 	function fire.occupant_left(room_jid, nick, bare_jid)
 		local room = rooms.get(room_jid);
 		local occupant = rooms.new_occupant(room, bare_jid, nick);
-		module:fire_event("muc-occupant-left", { room = room; nick = nick; occupant = occupant });
+		local event = { room = room; nick = nick; occupant = occupant };
+		left_by_core[event] = true;
+		module:fire_event("muc-occupant-left", event);
 	end
 
 	function fire.affiliation_changed(room_jid, actor, jid, affiliation, previous, reason, in_room)
@@ -541,6 +544,13 @@ return function (host, rooms, storage, avatar_hash)
 	local function call(...)
 		return call_values(host:call(...));
 	end
+
+	-- A module that held a leave back fires muc-occupant-left itself once it lets it go:
+	-- the room is told, and goes if it is empty and temporary (stock's mod_muc, at -1).
+	hook_own("muc-occupant-left", function (event)
+		if left_by_core[event] or type(event.room) ~= "table" or event.room.jid == nil then return; end
+		call("occupant_left", event.room.jid);
+	end, -1);
 
 	return { listens = listens, handle = handle, call = call, uninstall = uninstall };
 end

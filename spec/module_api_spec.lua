@@ -189,6 +189,32 @@ describe("the mod_muc API", function ()
 		assert.is_true(stored.moderated);
 	end);
 
+	it("save_occupant keeps a copy, or drops an occupant without a role, telling nobody", function ()
+		local host = load_component();
+		join(romeo, "romeo");
+		join(juliet, "juliet");
+		local room = host.modules.muc.get_room_from_jid(room_jid);
+		local occupant = room:get_occupant_by_nick(room_jid.."/juliet");
+		occupant.role = "visitor";
+		local copy = room:save_occupant(occupant);
+		assert.are_not.equal(occupant, copy);
+		assert.equal("visitor", copy.role);
+		assert.equal(juliet, next(copy.sessions));
+		copy.role = "moderator"; -- a change to the copy is not the room's
+		assert.equal("visitor", room:get_role(room_jid.."/juliet"));
+		P.sent = {};
+		occupant.role = nil;
+		assert.is_nil(room:save_occupant(occupant));
+		assert.is_nil(room:get_occupant_jid(juliet));
+		assert.same({}, P.sent);
+		room:publicise_occupant_status(occupant, st.stanza("x", { xmlns = "http://jabber.org/protocol/muc#user" }),
+			nil, nil, nil, "visitor");
+		local told = received(romeo, "presence")[1];
+		assert.equal("unavailable", told.attr.type);
+		assert.equal("none", told:get_child("x", "http://jabber.org/protocol/muc#user"):get_child("item").attr.role);
+		assert.equal("unavailable", received(juliet, "presence")[1].attr.type);
+	end);
+
 	it("keeps modules' keys in room._data with the room", function ()
 		local host = load_component();
 		join(romeo, "romeo");

@@ -786,6 +786,8 @@ fn service_features(config: &HostConfig) -> Vec<&'static str> {
 mod account_removal;
 mod api;
 mod commit;
+mod module_occupants;
+pub use module_occupants::Publicise;
 #[cfg(test)]
 mod hook_tests;
 #[cfg(test)]

@@ -171,6 +171,7 @@ impl<'a> Actor<'a> {
 
 /// The `<x/>` payloads of an occupant's presence: what everyone sees, and optionally
 /// what the occupant's own sessions see instead (before status 110 is added).
+#[derive(Debug, Clone)]
 pub struct PresenceX {
     pub base: Element,
     pub own: Option<Element>,
