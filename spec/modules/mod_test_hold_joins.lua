@@ -3,8 +3,9 @@
 -- for the focus) and its join rate limit (joins replayed by a timer) do.
 --  - A room is locked once made (muc-room-created): muc-occupant-pre-join (priority 8)
 --    holds every join to a locked room but the nick focus's, queued on the room object,
---    and answers nothing; when focus has joined (muc-occupant-joined), the room is
---    unlocked and the held joins are handed back, in order, from that handler.
+--    and answers nothing; when focus asks to join, the room is unlocked and the held joins
+--    are handed back, in order, from focus's own muc-occupant-pre-join (before focus is
+--    in), as the meeting-id lock does.
 --  - A join as Later is held the same way and handed back by a timer 0.2 s on.
 --  - A held stanza is marked with a Lua field (held_once) that lets its replay through:
 --    a replay without the field would be held again, and again.
@@ -27,7 +28,16 @@ module:hook("muc-occupant-pre-join", function (event)
 		end);
 		return true;
 	end
-	if room.test_locked and nick ~= "focus" then
+	if room.test_locked and nick == "focus" then
+		room.test_locked = nil;
+		local held = room.test_held or {};
+		room.test_held = nil;
+		for _, join in ipairs(held) do
+			room:handle_normal_presence(join.origin, join.stanza);
+		end
+		return;
+	end
+	if room.test_locked then
 		stanza.held_once = true;
 		room.test_held = room.test_held or {};
 		table.insert(room.test_held, { origin = event.origin, stanza = stanza });
@@ -35,13 +45,3 @@ module:hook("muc-occupant-pre-join", function (event)
 	end
 end, 8);
 
-module:hook("muc-occupant-joined", function (event)
-	local room = event.room;
-	if not room.test_locked or jid_resource(event.occupant.nick) ~= "focus" then return; end
-	room.test_locked = nil;
-	local held = room.test_held or {};
-	room.test_held = nil;
-	for _, join in ipairs(held) do
-		room:handle_normal_presence(join.origin, join.stanza);
-	end
-end, 8);
