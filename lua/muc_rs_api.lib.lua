@@ -251,6 +251,22 @@ return function (host, call, handle)
 		call("publicise", self.jid, occupant, x, nick, actor, reason, prev_role, force_unavailable,
 			recipient and recipient.nick);
 	end
+	-- To each of the occupant's sessions.
+	function room_mt:route_to_occupant(occupant, stanza)
+		local to = stanza.attr.to;
+		for real_jid in pairs(occupant.sessions or {}) do
+			stanza.attr.to = real_jid;
+			self:route_stanza(stanza);
+		end
+		stanza.attr.to = to;
+	end
+	-- Adds to `x` the items describing the occupant, as the room makes them.
+	function room_mt:build_item_list(occupant, x, is_anonymous, nick, actor_nick, actor_jid, reason)
+		local items = host:room("build_item_list", self.jid, occupant, is_anonymous, nick, actor_nick, actor_jid,
+			reason) or {};
+		for _, item in ipairs(items) do x:add_child(item); end
+		return x;
+	end
 	function room_mt:route_stanza(stanza)
 		module:send(stanza);
 	end

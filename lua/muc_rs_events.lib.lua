@@ -88,6 +88,7 @@ return function (host, rooms, storage, avatar_hash)
 
 	local fire = {};
 	local jid_resource = require "util.jid".resource;
+	local stanza_presence = require "util.stanza".presence;
 
 	function fire.broadcast_message(room_jid, stanza, historic)
 		local event = { room = rooms.get(room_jid), stanza = stanza, muc_rs_historic = historic };
@@ -173,10 +174,22 @@ return function (host, rooms, storage, avatar_hash)
 	end
 
 	local left_by_core = setmetatable({}, { __mode = "k" }); -- the room's own muc-occupant-left events
-	function fire.occupant_left(room_jid, nick, bare_jid)
+	-- As stock's: the occupant that left (no role, its JID the session others last saw),
+	-- with the origin and stanza of the leave where the session's own presence made it
+	-- (not a kick, nor a bounce).
+	function fire.occupant_left(room_jid, nick, bare_jid, real_jid)
 		local room = rooms.get(room_jid);
 		local occupant = rooms.new_occupant(room, bare_jid, nick);
+		occupant.role, occupant.jid = nil, real_jid;
 		local event = { room = room; nick = nick; occupant = occupant };
+		local handling = current();
+		local stanza = handling and handling.stanza;
+		if stanza and stanza.name == "presence" and stanza.attr.type ~= "error" and stanza.attr.from == real_jid then
+			event.origin, event.stanza = handling.origin, stanza;
+		end
+		if real_jid then -- the session, with its last word
+			occupant.sessions = { [real_jid] = stanza_presence({ from = nick; to = real_jid; type = "unavailable" }) };
+		end
 		left_by_core[event] = true;
 		module:fire_event("muc-occupant-left", event);
 	end
@@ -257,6 +270,8 @@ return function (host, rooms, storage, avatar_hash)
 	end
 
 	function fire.room_destroyed(room_jid)
+		local room = rooms[room_jid]; -- modules' timers look (stock sets it in destroy)
+		if room ~= nil then room.destroying = true; end
 		if listens("muc-room-destroyed") then
 			module:fire_event("muc-room-destroyed", { room = rooms.get(room_jid) });
 		end

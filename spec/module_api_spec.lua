@@ -127,8 +127,10 @@ describe("the mod_muc API", function ()
 		room.mark = "old";
 		assert.equal(0, #room._history);
 		assert.is_nil(room._data.archiving);
+		assert.is_nil(room.destroying);
 		P.fire(H.domain, "presence/full", st.presence({ from = romeo, to = room_jid.."/romeo", type = "unavailable" }));
 		assert.is_nil(muc.get_room_from_jid(room_jid), "a temporary room goes with its last occupant");
+		assert.is_true(room.destroying, "modules' timers holding the old object see it is gone");
 		join(romeo, "romeo");
 		local again = muc.get_room_from_jid(room_jid);
 		assert.is_nil(again.mark, "a new room, a new object");

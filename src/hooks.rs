@@ -197,8 +197,9 @@ pub enum Event {
     OccupantJoined { room: BareJid, nick: FullJid, jid: FullJid },
     /// A session joined (or re-joined) the occupant `nick`.
     OccupantSessionNew { room: BareJid, nick: FullJid, jid: FullJid },
-    /// The occupant `nick`, of the user `jid`, is no longer in the room.
-    OccupantLeft { room: BareJid, nick: FullJid, jid: BareJid },
+    /// The occupant `nick`, of the user `jid`, is no longer in the room; `real_jid` is its
+    /// primary session's (stock's `occupant.jid`).
+    OccupantLeft { room: BareJid, nick: FullJid, jid: BareJid, real_jid: Option<FullJid> },
     /// `jid`'s affiliation changed from `previous` (by `actor`, or the room itself).
     AffiliationChanged {
         room: BareJid,

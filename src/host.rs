@@ -801,8 +801,8 @@ fn report_departures(room: &mut Room, ctx: &mut Ctx) -> bool {
     }
     let departed = std::mem::take(&mut room.departed);
     if ctx.listens(Hook::OccupantLifecycle) {
-        for (nick, jid) in departed {
-            ctx.out.fire(Event::OccupantLeft { room: room.jid.clone(), nick, jid });
+        for (nick, jid, real_jid) in departed {
+            ctx.out.fire(Event::OccupantLeft { room: room.jid.clone(), nick, jid, real_jid });
         }
     }
     true

@@ -15,7 +15,7 @@
 //! | `config_form` | actor, reply (form last), the form's fields | the reply to send |
 //! | `get_history` | to, maxchars, maxstanzas, since, `{ stanza, … }` | the stanzas to send |
 //! | `occupant_joined`, `occupant_session_new` | nick, real JID | — |
-//! | `occupant_left` | nick, bare JID | — |
+//! | `occupant_left` | nick, bare JID, the primary session's real JID | — |
 //! | `affiliation_changed` | actor, JID, affiliation, previous, reason, in room | — |
 //! | `invite` | the invitation | the invitation to send, or nil if a handler sent it |
 //! | `decline` | the declined invitation | the same, or nil if a handler sent it |
@@ -161,8 +161,12 @@ impl LuaHost {
             Event::OccupantSessionNew { room, nick, jid } => nothing(
                 ("occupant_session_new", room.as_str(), nick.as_str(), jid.as_str()).into_lua_multi(lua)?,
             ),
-            Event::OccupantLeft { room, nick, jid } => {
-                nothing(("occupant_left", room.as_str(), nick.as_str(), jid.as_str()).into_lua_multi(lua)?)
+            Event::OccupantLeft { room, nick, jid, real_jid } => {
+                let real_jid = real_jid.as_ref().map(|j| j.as_str());
+                nothing(
+                    ("occupant_left", room.as_str(), nick.as_str(), jid.as_str(), real_jid)
+                        .into_lua_multi(lua)?,
+                )
             }
             Event::AffiliationChanged { room, actor, jid, affiliation, previous, reason, in_room } => {
                 let name = |a: &Affiliation| (*a != Affiliation::None).then(|| a.as_str());

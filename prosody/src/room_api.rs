@@ -23,6 +23,7 @@
 //! | `history_length` | — | messages in the room's own history |
 //! | `add_history` | stanza | — |
 //! | `may_set_vcard` | JID | whether it may replace the room's vCard |
+//! | `build_item_list` | occupant, anonymous?, nick?, actor's nick?, actor's JID?, reason? | the items describing the occupant |
 
 use super::convert;
 use super::host::LuaHost;
@@ -181,6 +182,26 @@ impl LuaHost {
                 None => Value::Boolean(false),
             },
             "occupants_version" => Value::Integer(room.occupants_version as i64),
+            "build_item_list" => {
+                let Value::Table(occupant) = arg(0) else { return nil() };
+                let occupant = self.occupant_from_table(&occupant)?;
+                let anonymous = arg(1).as_boolean().unwrap_or(false);
+                let (nick, actor_nick, actor_jid, reason) = (text(2), text(3), text(4), text(5));
+                let items = room.item_list(
+                    &ctx,
+                    &occupant,
+                    anonymous,
+                    nick.as_deref(),
+                    actor_nick.as_deref(),
+                    actor_jid.as_deref(),
+                    reason.as_deref(),
+                );
+                let list = lua.create_table_with_capacity(items.len(), 0)?;
+                for item in &items {
+                    list.raw_push(self.build_plain(lua, item)?)?;
+                }
+                Value::Table(list)
+            }
             "sessions" => {
                 let nick = text(0).and_then(|j| j.parse::<FullJid>().ok());
                 match nick.and_then(|n| room.occupant_by_nick(n.resource().as_str())) {
