@@ -422,8 +422,7 @@ impl Room {
         } else {
             if let Some(gone) = self.occupants.remove(occupant.nick_str()) {
                 self.note_admin_presence(&gone, false);
-                let real_jid = gone.primary().cloned();
-                self.departed.push((gone.nick, gone.bare_jid, real_jid));
+                self.departed.push(gone.into_departure());
             }
             None
         }
