@@ -191,6 +191,29 @@ describe("the mod_muc API", function ()
 		assert.is_true(stored.moderated);
 	end);
 
+	it("handle_normal_presence takes back a join a handler held, the same stanza with its fields", function ()
+		local host = load_component();
+		join(romeo, "romeo");
+		local held, seen;
+		host.events.add_handler("muc-occupant-pre-join", function (event)
+			if event.stanza.replayed then
+				seen = event.stanza;
+				return;
+			end
+			held = event;
+			return true;
+		end, 8);
+		join(juliet, "juliet");
+		local room = host.modules.muc.get_room_from_jid(room_jid);
+		assert.is_nil(room:get_occupant_jid(juliet), "held");
+		held.stanza.replayed = true;
+		P.sent = {};
+		assert.is_true(room:handle_normal_presence(held.origin, held.stanza)); -- outside any stanza
+		assert.equal(held.stanza, seen);
+		assert.equal(room_jid.."/juliet", room:get_occupant_jid(juliet));
+		assert.equal(1, #received(romeo, "presence"));
+	end);
+
 	it("save_occupant keeps a copy, or drops an occupant without a role, telling nobody", function ()
 		local host = load_component();
 		join(romeo, "romeo");
