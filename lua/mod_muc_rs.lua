@@ -73,7 +73,8 @@ local host = muc_rs.new_host(module.host, opts, {
 
 -- The mod_muc API: `module:depends("muc")` and `prosody.hosts[host].modules.muc` find
 -- muc_rs's, so no module loads stock mod_muc beside it (muc_rs_api.lib.lua).
-local api, rooms = module:require("muc_rs_api")(host, function (...) return events.call(...); end);
+local api, rooms = module:require("muc_rs_api")(host, function (...) return events.call(...); end,
+	function (event) return events.handle(event); end);
 events = module:require("muc_rs_events")(host, rooms, storage, room_avatar_hash);
 if host:room_vcards() then avatar_hash = module:require("muc_rs_vcard")(host, events.call); end
 local handle = events.handle;

@@ -10,7 +10,7 @@
 
 local jid_util = require "util.jid";
 
-return function (host, call)
+return function (host, call, handle)
 	local api = {};
 	local rooms = {}; -- room JID -> room object
 
@@ -224,6 +224,48 @@ return function (host, call)
 	function room_mt:broadcast_message(stanza)
 		call("broadcast_message", self.jid, stanza);
 		return true;
+	end
+	-- A presence handed back by a module (a join it held in muc-occupant-pre-join, replayed
+	-- from a handler or a timer): handled as if it had just arrived from `origin`, the same
+	-- stanza table, so that its own Lua fields reach the handlers. The core tells a first
+	-- presence (one that makes the room) from a normal one itself; unlike stock's, a first
+	-- presence into a room a module made empty with create_room is a normal join.
+	function room_mt:handle_normal_presence(origin, stanza)
+		return handle({ origin = origin, stanza = stanza });
+	end
+	room_mt.handle_first_presence = room_mt.handle_normal_presence;
+	-- Stock's copy-then-save: the room keeps a copy of the occupant, or, with no role or
+	-- no live session, drops it without telling anyone (the module does, later); the
+	-- copy, or nil, is returned, so that the occupant given may be changed further.
+	function room_mt:save_occupant(occupant)
+		if not call("save_occupant", self.jid, occupant) then return nil; end
+		local copy, sessions = {}, {};
+		for key, value in pairs(occupant) do copy[key] = value; end
+		for real_jid, presence in pairs(occupant.sessions or {}) do sessions[real_jid] = presence; end
+		copy.sessions = sessions;
+		return setmetatable(copy, occupant_mt);
+	end
+	-- An occupant's presence announced as the room announces it (also after it left).
+	function room_mt:publicise_occupant_status(occupant, x, nick, actor, reason, prev_role, force_unavailable,
+			recipient)
+		call("publicise", self.jid, occupant, x, nick, actor, reason, prev_role, force_unavailable,
+			recipient and recipient.nick);
+	end
+	-- To each of the occupant's sessions.
+	function room_mt:route_to_occupant(occupant, stanza)
+		local to = stanza.attr.to;
+		for real_jid in pairs(occupant.sessions or {}) do
+			stanza.attr.to = real_jid;
+			self:route_stanza(stanza);
+		end
+		stanza.attr.to = to;
+	end
+	-- Adds to `x` the items describing the occupant, as the room makes them.
+	function room_mt:build_item_list(occupant, x, is_anonymous, nick, actor_nick, actor_jid, reason)
+		local items = host:room("build_item_list", self.jid, occupant, is_anonymous, nick, actor_nick, actor_jid,
+			reason) or {};
+		for _, item in ipairs(items) do x:add_child(item); end
+		return x;
 	end
 	function room_mt:route_stanza(stanza)
 		module:send(stanza);

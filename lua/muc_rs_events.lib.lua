@@ -88,6 +88,7 @@ return function (host, rooms, storage, avatar_hash)
 
 	local fire = {};
 	local jid_resource = require "util.jid".resource;
+	local stanza_presence = require "util.stanza".presence;
 
 	function fire.broadcast_message(room_jid, stanza, historic)
 		local event = { room = rooms.get(room_jid), stanza = stanza, muc_rs_historic = historic };
@@ -134,53 +135,10 @@ return function (host, rooms, storage, avatar_hash)
 		end);
 	end
 
-	-- The fields modules add to the configuration form (muc_mam's archiving switch).
-	local function module_fields(room, actor)
-		local form = dataforms.new({});
-		module:fire_event("muc-config-form", { room = room; actor = actor; form = form });
-		return form;
-	end
-
 	function fire.config_form(room_jid, actor, reply, core_fields)
 		return with_form(reply, core_fields, "form", function (form)
 			module:fire_event("muc-config-form", { room = rooms.get(room_jid); actor = actor; form = form });
 		end);
-	end
-
-	-- Status codes the modules' fields gave, until the room's notice goes out.
-	local pending_codes = {};
-
-	function fire.config_submitted(room_jid, actor, submitted)
-		local room = rooms.get(room_jid);
-		local fields, present = {}, {}; -- an instant room's empty form, as stock reads it
-		if submitted.tags[1] then
-			local _;
-			fields, _, present = module_fields(room, actor):data(submitted);
-		end
-		local event = stanza_fields {
-			room = room; actor = actor; fields = fields; status_codes = {};
-		};
-		module:fire_event("muc-config-submitted", event);
-		for name in pairs(present) do
-			event.field, event.value = name, fields[name];
-			module:fire_event("muc-config-submitted/"..name, event);
-		end
-		event.field, event.value = nil, nil;
-		-- Handlers keep what they changed in room._data: store it before the owner hears back.
-		local saved, err = room:save(true);
-		if not saved then module:log("error", "Could not store %s: %s", room_jid, err); end
-		pending_codes[room_jid] = event.status_codes;
-	end
-
-	-- The room's codes and the modules': the room sends its notice with them.
-	function fire.config_notice(room_jid, codes)
-		local all, seen = {}, {};
-		for _, code in ipairs(codes) do all[#all + 1], seen[tostring(code)] = code, true; end
-		for code in pairs(pending_codes[room_jid] or {}) do
-			if not seen[code] and tonumber(code) then all[#all + 1] = tonumber(code); end
-		end
-		pending_codes[room_jid] = nil;
-		return all;
 	end
 
 	function fire.get_history(room_jid, to, maxchars, maxstanzas, since, default)
@@ -215,10 +173,25 @@ return function (host, rooms, storage, avatar_hash)
 		});
 	end
 
-	function fire.occupant_left(room_jid, nick, bare_jid)
+	local left_by_core = setmetatable({}, { __mode = "k" }); -- the room's own muc-occupant-left events
+	-- As stock's: the occupant that left (no role, its JID the session others last saw),
+	-- with the origin and stanza of the leave where the session's own presence made it
+	-- (not a kick, nor a bounce).
+	function fire.occupant_left(room_jid, nick, bare_jid, real_jid)
 		local room = rooms.get(room_jid);
 		local occupant = rooms.new_occupant(room, bare_jid, nick);
-		module:fire_event("muc-occupant-left", { room = room; nick = nick; occupant = occupant });
+		occupant.role, occupant.jid = nil, real_jid;
+		local event = { room = room; nick = nick; occupant = occupant };
+		local handling = current();
+		local stanza = handling and handling.stanza;
+		if stanza and stanza.name == "presence" and stanza.attr.type ~= "error" and stanza.attr.from == real_jid then
+			event.origin, event.stanza = handling.origin, stanza;
+		end
+		if real_jid then -- the session, with its last word
+			occupant.sessions = { [real_jid] = stanza_presence({ from = nick; to = real_jid; type = "unavailable" }) };
+		end
+		left_by_core[event] = true;
+		module:fire_event("muc-occupant-left", event);
 	end
 
 	function fire.affiliation_changed(room_jid, actor, jid, affiliation, previous, reason, in_room)
@@ -297,6 +270,8 @@ return function (host, rooms, storage, avatar_hash)
 	end
 
 	function fire.room_destroyed(room_jid)
+		local room = rooms[room_jid]; -- modules' timers look (stock sets it in destroy)
+		if room ~= nil then room.destroying = true; end
 		if listens("muc-room-destroyed") then
 			module:fire_event("muc-room-destroyed", { room = rooms.get(room_jid) });
 		end
@@ -395,6 +370,72 @@ return function (host, rooms, storage, avatar_hash)
 		payload.affiliation_data = { reserved_nickname = question.nick };
 		module:fire_event("muc-registration-submitted", payload);
 		return payload.affiliation_data;
+	end
+
+	-- A submitted configuration, before the room takes it: the whole form read with the
+	-- modules' fields, muc-config-submitted, then the event of each field submitted, as
+	-- stock fires them. Of the room's own fields, those whose event reaches the room's step
+	-- (priority 0, where stock's own handlers are) go back with the value they have then;
+	-- a field whose event a handler stopped is left out.
+	local taking; -- the values the room's steps took, for the form being answered
+	for _, name in ipairs(host:config_field_events()) do
+		hook_own(name, function (event)
+			if taking and taking.event == event then taking.values[event.field] = { event.value }; end
+		end, 0);
+	end
+	function ask.config_submitted(question, payload)
+		local room, stanza = payload.room, payload.stanza;
+		local form = stanza.tags[1] and stanza.tags[1]:get_child("x", "jabber:x:data");
+		local layout = {};
+		for i, field in ipairs(question.fields) do
+			layout[i] = { name = field.name, type = field.type };
+		end
+		layout = dataforms.new(layout);
+		module:fire_event("muc-config-form", { room = room; actor = question.actor; form = layout });
+		local fields, present = {}, {}; -- an instant room's empty form, as stock reads it
+		if form and form.tags[1] then
+			local _;
+			fields, _, present = layout:data(form);
+		end
+		local event = {
+			room = room; origin = payload.origin; stanza = stanza;
+			fields = fields; status_codes = {}; actor = question.actor;
+		};
+		function event.update_option(name, field, allowed)
+			local new = fields[field];
+			if new == nil then return; end
+			if allowed and not allowed[new] then return; end
+			if new == room["get_"..name](room) then return; end
+			event.status_codes["104"] = true;
+			room["set_"..name](room, new);
+			return true;
+		end
+		local outer = taking;
+		taking = { event = event, values = {} };
+		module:fire_event("muc-config-submitted", event);
+		for name in pairs(present) do
+			event.field, event.value = name, fields[name];
+			module:fire_event("muc-config-submitted/"..name, event);
+		end
+		event.field, event.value = nil, nil;
+		local values = taking.values;
+		taking = outer;
+		local answer = { fields = {}, codes = {} };
+		for _, field in ipairs(question.fields) do
+			local took = values[field.name];
+			if took then
+				local rendered = dataforms.new({ { name = field.name, type = field.type } })
+					:form({ [field.name] = took[1] }, "submit");
+				local texts = {};
+				for value in rendered.tags[1]:childtags("value") do texts[#texts + 1] = value:get_text(); end
+				answer.fields[#answer.fields + 1] = { field.name, texts };
+			end
+		end
+		for code in pairs(event.status_codes) do
+			if tonumber(code) then answer.codes[#answer.codes + 1] = tonumber(code); end
+		end
+		table.sort(answer.codes);
+		return answer;
 	end
 
 	local function answer(question, handling)
@@ -541,6 +582,13 @@ return function (host, rooms, storage, avatar_hash)
 	local function call(...)
 		return call_values(host:call(...));
 	end
+
+	-- A module that held a leave back fires muc-occupant-left itself once it lets it go:
+	-- the room is told, and goes if it is empty and temporary (stock's mod_muc, at -1).
+	hook_own("muc-occupant-left", function (event)
+		if left_by_core[event] or type(event.room) ~= "table" or event.room.jid == nil then return; end
+		call("occupant_left", event.room.jid);
+	end, -1);
 
 	return { listens = listens, handle = handle, call = call, uninstall = uninstall };
 end

@@ -127,8 +127,10 @@ describe("the mod_muc API", function ()
 		room.mark = "old";
 		assert.equal(0, #room._history);
 		assert.is_nil(room._data.archiving);
+		assert.is_nil(room.destroying);
 		P.fire(H.domain, "presence/full", st.presence({ from = romeo, to = room_jid.."/romeo", type = "unavailable" }));
 		assert.is_nil(muc.get_room_from_jid(room_jid), "a temporary room goes with its last occupant");
+		assert.is_true(room.destroying, "modules' timers holding the old object see it is gone");
 		join(romeo, "romeo");
 		local again = muc.get_room_from_jid(room_jid);
 		assert.is_nil(again.mark, "a new room, a new object");
@@ -187,6 +189,55 @@ describe("the mod_muc API", function ()
 		local stored = P.stores[H.domain.."/config"]["room"]._data;
 		assert.equal("Verona", stored.name);
 		assert.is_true(stored.moderated);
+	end);
+
+	it("handle_normal_presence takes back a join a handler held, the same stanza with its fields", function ()
+		local host = load_component();
+		join(romeo, "romeo");
+		local held, seen;
+		host.events.add_handler("muc-occupant-pre-join", function (event)
+			if event.stanza.replayed then
+				seen = event.stanza;
+				return;
+			end
+			held = event;
+			return true;
+		end, 8);
+		join(juliet, "juliet");
+		local room = host.modules.muc.get_room_from_jid(room_jid);
+		assert.is_nil(room:get_occupant_jid(juliet), "held");
+		held.stanza.replayed = true;
+		P.sent = {};
+		assert.is_true(room:handle_normal_presence(held.origin, held.stanza)); -- outside any stanza
+		assert.equal(held.stanza, seen);
+		assert.equal(room_jid.."/juliet", room:get_occupant_jid(juliet));
+		assert.equal(1, #received(romeo, "presence"));
+	end);
+
+	it("save_occupant keeps a copy, or drops an occupant without a role, telling nobody", function ()
+		local host = load_component();
+		join(romeo, "romeo");
+		join(juliet, "juliet");
+		local room = host.modules.muc.get_room_from_jid(room_jid);
+		local occupant = room:get_occupant_by_nick(room_jid.."/juliet");
+		occupant.role = "visitor";
+		local copy = room:save_occupant(occupant);
+		assert.are_not.equal(occupant, copy);
+		assert.equal("visitor", copy.role);
+		assert.equal(juliet, next(copy.sessions));
+		copy.role = "moderator"; -- a change to the copy is not the room's
+		assert.equal("visitor", room:get_role(room_jid.."/juliet"));
+		P.sent = {};
+		occupant.role = nil;
+		assert.is_nil(room:save_occupant(occupant));
+		assert.is_nil(room:get_occupant_jid(juliet));
+		assert.same({}, P.sent);
+		room:publicise_occupant_status(occupant, st.stanza("x", { xmlns = "http://jabber.org/protocol/muc#user" }),
+			nil, nil, nil, "visitor");
+		local told = received(romeo, "presence")[1];
+		assert.equal("unavailable", told.attr.type);
+		assert.equal("none", told:get_child("x", "http://jabber.org/protocol/muc#user"):get_child("item").attr.role);
+		assert.equal("unavailable", received(juliet, "presence")[1].attr.type);
 	end);
 
 	it("keeps modules' keys in room._data with the room", function ()

@@ -65,8 +65,9 @@ pub enum Hook {
     /// `muc-registration-submitted` and the `muc-registration-field` items: modules add
     /// fields to the registration form and keep what is submitted in the affiliation data.
     Registration,
-    /// `muc-config-form`, `muc-config-submitted` (and `muc-config-submitted/<field>` for
-    /// the fields modules add).
+    /// `muc-config-form`, `muc-config-submitted` and `muc-config-submitted/<field>` for
+    /// every field, the room's own included: modules may add fields, and refuse or change
+    /// the room's before the room takes them.
     Config,
 }
 
@@ -128,7 +129,7 @@ impl Hook {
                 &["muc-occupant-joined", "muc-occupant-session-new", "muc-occupant-left"]
             }
             Hook::RoomLifecycle => &["muc-room-created"],
-            Hook::Config => &["muc-config-form", "muc-config-submitted"],
+            Hook::Config => CONFIG_EVENTS,
             Hook::RoomPreCreate => &["muc-room-pre-create"],
             Hook::OccupantPreJoin => &["muc-occupant-pre-join"],
             Hook::OccupantPreChange => &["muc-occupant-pre-change"],
@@ -143,6 +144,29 @@ impl Hook {
         }
     }
 }
+
+/// The configuration events: with a handler of the event of any of the room's own fields
+/// (a module refusing `muc#roomconfig_moderatedroom`), the room asks.
+const CONFIG_EVENTS: &[&str] = &[
+    "muc-config-form",
+    "muc-config-submitted",
+    "muc-config-submitted/muc#roomconfig_roomname",
+    "muc-config-submitted/muc#roomconfig_roomdesc",
+    "muc-config-submitted/muc#roomconfig_lang",
+    "muc-config-submitted/muc#roomconfig_persistentroom",
+    "muc-config-submitted/muc#roomconfig_publicroom",
+    "muc-config-submitted/muc#roomconfig_roomsecret",
+    "muc-config-submitted/muc#roomconfig_membersonly",
+    "muc-config-submitted/{http://prosody.im/protocol/muc}roomconfig_allowmemberinvites",
+    "muc-config-submitted/muc#roomconfig_changesubject",
+    "muc-config-submitted/muc#roomconfig_moderatedroom",
+    "muc-config-submitted/muc#roomconfig_whois",
+    "muc-config-submitted/muc#roomconfig_historylength",
+    "muc-config-submitted/muc#roomconfig_defaulthistorymessages",
+    "muc-config-submitted/muc#roomconfig_presencebroadcast",
+    "muc-config-submitted/muc#roomconfig_allowpm",
+    "muc-config-submitted/{xmpp:prosody.im}muc#allow_modpm",
+];
 
 /// A step the core left to the host, with what the host needs to carry it out.
 #[derive(Debug, Clone, PartialEq)]
@@ -169,20 +193,13 @@ pub enum Event {
     /// The owner's configuration form: the reply, to whose query the host adds `form`,
     /// rendered. Handlers add fields; the host then sends it to `to`.
     ConfigForm { room: BareJid, actor: FullJid, reply: Element, form: Form, to: Jid },
-    /// An owner submitted `form`, and the room has taken its own fields: the host fires the
-    /// events of the fields modules added and stores the room again if they changed it,
-    /// before the owner hears back.
-    ConfigSubmitted { room: BareJid, actor: FullJid, form: Element },
-    /// Where the room tells its occupants that its configuration changed, with `codes`:
-    /// the host adds the codes the modules gave and has the room send it
-    /// ([`crate::MucHost::config_notice`]) unless there are none.
-    ConfigNotice { room: BareJid, codes: Vec<u16> },
     /// A user's first session entered the room as `nick`.
     OccupantJoined { room: BareJid, nick: FullJid, jid: FullJid },
     /// A session joined (or re-joined) the occupant `nick`.
     OccupantSessionNew { room: BareJid, nick: FullJid, jid: FullJid },
-    /// The occupant `nick`, of the user `jid`, is no longer in the room.
-    OccupantLeft { room: BareJid, nick: FullJid, jid: BareJid },
+    /// The occupant `nick`, of the user `jid`, is no longer in the room; `real_jid` is its
+    /// primary session's (stock's `occupant.jid`).
+    OccupantLeft { room: BareJid, nick: FullJid, jid: BareJid, real_jid: Option<FullJid> },
     /// `jid`'s affiliation changed from `previous` (by `actor`, or the room itself).
     AffiliationChanged {
         room: BareJid,
@@ -265,6 +282,10 @@ pub enum Question {
     /// `user` registers `nick`; the modules may add to the affiliation data it is kept in
     /// (the answer's `data`).
     RegistrationSubmitted { room: BareJid, user: BareJid, nick: String },
+    /// `actor` submitted the configuration form (the stanza's), whose fields of the room's
+    /// own are those of `layout`: the modules see every field, and may refuse or change the
+    /// room's (the answer's `fields`) and add status codes to the notice.
+    ConfigSubmitted { room: BareJid, actor: FullJid, layout: Form },
 }
 
 impl Question {
@@ -278,7 +299,8 @@ impl Question {
             | Question::PreInvite { room, .. }
             | Question::PrivateMessage { room, .. }
             | Question::PreDecline { room, .. }
-            | Question::RegistrationSubmitted { room, .. } => room,
+            | Question::RegistrationSubmitted { room, .. }
+            | Question::ConfigSubmitted { room, .. } => room,
         }
     }
 
@@ -293,6 +315,7 @@ impl Question {
             Question::PreInvite { .. } => Hook::Invite,
             Question::PreDecline { .. } => Hook::Decline,
             Question::RegistrationSubmitted { .. } => Hook::Registration,
+            Question::ConfigSubmitted { .. } => Hook::Config,
         }
     }
 }
@@ -306,4 +329,8 @@ pub enum Answer {
     Allowed { nick: Option<String>, role: Option<Option<Role>> },
     /// Go on, keeping this with a registration (the affiliation data the handlers left).
     Registered { data: Table },
+    /// Take these of the room's own fields, as the handlers left them (each with the text
+    /// of its values, as a form carries them; a field a handler refused is not there), and
+    /// add these codes to the notice.
+    Configured { fields: Vec<(String, Vec<String>)>, codes: Vec<u16> },
 }

@@ -806,6 +806,8 @@ fn service_features(config: &HostConfig) -> Vec<&'static str> {
 mod account_removal;
 mod api;
 mod commit;
+mod module_occupants;
+pub use module_occupants::Publicise;
 #[cfg(test)]
 mod hook_tests;
 mod service_notices;
@@ -820,8 +822,8 @@ fn report_departures(room: &mut Room, ctx: &mut Ctx) -> bool {
     }
     let departed = std::mem::take(&mut room.departed);
     if ctx.listens(Hook::OccupantLifecycle) {
-        for (nick, jid) in departed {
-            ctx.out.fire(Event::OccupantLeft { room: room.jid.clone(), nick, jid });
+        for (nick, jid, real_jid) in departed {
+            ctx.out.fire(Event::OccupantLeft { room: room.jid.clone(), nick, jid, real_jid });
         }
     }
     true

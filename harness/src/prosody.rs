@@ -487,6 +487,35 @@ pub fn log_problems(log: &str) -> Vec<String> {
         .collect()
 }
 
+/// [`log_problems`] less the entries (a line and the traceback lines under it) that contain
+/// one of `expected`; and each of `expected` that no entry contains.
+pub fn unexpected_log_problems(log: &str, expected: &[String]) -> Vec<String> {
+    let mut kept = String::new();
+    let mut seen = vec![false; expected.len()];
+    let mut skipping = false;
+    for line in log.lines() {
+        // Continuation lines (a traceback's) start with white space; entries with a date.
+        if !line.starts_with(char::is_whitespace) && !line.starts_with("stack traceback") {
+            let hit = expected.iter().position(|text| line.contains(text.as_str()));
+            if let Some(i) = hit {
+                seen[i] = true;
+            }
+            skipping = hit.is_some();
+        }
+        if !skipping {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    let mut problems = log_problems(&kept);
+    for (text, seen) in expected.iter().zip(seen) {
+        if !seen {
+            problems.push(format!("no log entry contains the expected error {text:?}"));
+        }
+    }
+    problems
+}
+
 /// Checks the version Prosody announced at startup.
 pub fn check_version(log: &str, version: Version) -> Result<()> {
     let marker = "Hello and welcome to Prosody version ";
@@ -522,6 +551,19 @@ mod tests {
         assert!(p[0].contains("muc_rs"));
         assert!(check_version(log, Version::V0_12).is_ok());
         assert!(check_version(log, Version::V13).is_err());
+    }
+
+    #[test]
+    fn expected_log_errors_are_left_out_with_their_tracebacks() {
+        let log = "Nov 24 01:29:07 c2s1\terror\tTraceback[c2s]: mod_x.lua:8: boom\n\
+            \tstack traceback:\n\
+            \t[C]: in function 'error'\n\
+            Nov 24 01:29:07 conference.localhost:muc_rs\terror\tbad room\n";
+        let p = unexpected_log_problems(log, &["boom".to_owned()]);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("bad room"));
+        let p = unexpected_log_problems(log, &["bang".to_owned()]);
+        assert!(p.iter().any(|l| l.contains("\"bang\"")), "{p:?}");
     }
 
     #[test]

@@ -114,7 +114,7 @@ pub async fn run(script: &Script, install: &Install, server: &ServerConfig, opts
         outcome.verdict = Verdict::Error;
         let _ = writeln!(report, "{e}");
     }
-    let problems = prosody::log_problems(&log);
+    let problems = prosody::unexpected_log_problems(&log, &script.expected_log_errors());
     if !problems.is_empty() {
         if outcome.verdict == Verdict::Pass {
             outcome.verdict = Verdict::Fail;

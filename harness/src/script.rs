@@ -29,6 +29,10 @@ pub const TAG_EJABBERD_MODULE: &str = "ejabberd-module:";
 /// `## ejabberd-room-option: mam: true`: a key of the MUC module's `default_room_options`
 /// on ejabberd, besides those that give new rooms Prosody's defaults.
 pub const TAG_EJABBERD_ROOM_OPTION: &str = "ejabberd-room-option:";
+/// `## expects-log-error: text`: the script makes a module fail on purpose; the log's
+/// error entries (with their tracebacks) that contain `text` are expected, and there must
+/// be at least one.
+pub const TAG_EXPECTS_LOG_ERROR: &str = "expects-log-error:";
 
 #[derive(Debug, Clone)]
 pub struct Script {
@@ -115,6 +119,11 @@ impl Script {
     /// Keys of `default_room_options` on ejabberd (see [`TAG_EJABBERD_ROOM_OPTION`]).
     pub fn ejabberd_room_options(&self) -> Vec<String> {
         self.tagged(TAG_EJABBERD_ROOM_OPTION)
+    }
+
+    /// The log errors the script causes on purpose (see [`TAG_EXPECTS_LOG_ERROR`]).
+    pub fn expected_log_errors(&self) -> Vec<String> {
+        self.tagged(TAG_EXPECTS_LOG_ERROR)
     }
 
     /// Component config lines asked for by `## component-config: ...` header tags.

@@ -14,6 +14,9 @@
 //! | `avatar_updated` | room, the hash of its new avatar or nil | — (the room announces it) |
 //! | `admin_destroy` | room | true, or nil and why |
 //! | `admin_set_affiliation` | room, JID, affiliation, reason? | true, or nil and why |
+//! | `save_occupant` | room, occupant | whether it stays in the room (stock's copy is made by the shim) |
+//! | `publicise` | room, occupant, x, nick?, actor?, reason?, prev_role?, force_unavailable?, recipient's nick? | — (stock's `publicise_occupant_status`) |
+//! | `occupant_left` | room | — (a module fired `muc-occupant-left`: an empty temporary room goes) |
 //! | `room_jids` | — | every room's JID, live or stored |
 //! | `save_all` | — | — (every live room stored with its occupants) |
 //!
@@ -34,14 +37,17 @@ use super::convert;
 use super::host::LuaHost;
 use super::room_api::change;
 use super::storage::data_from_lua;
-use jid::BareJid;
+use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 use mlua::{AnyUserData, IntoLuaMulti, Lua, MultiValue, Result as LuaResult, Table, UserData, Value};
+use muc_rs::affiliation::Role;
 use muc_rs::data::Data;
-use muc_rs::host::MucHost;
+use muc_rs::host::{MucHost, Publicise};
+use muc_rs::occupant::Occupant;
 use muc_rs::outcome::Outcome;
 use muc_rs::protocol::{Facts, Question};
 use muc_rs::room::settings::Tombstone;
+use muc_rs::room::PresenceX;
 
 /// A call driven by the shim's loop: what to run again with the shim's answers, and the
 /// value the core gave while its stores are written.
@@ -72,6 +78,9 @@ enum Op {
         affiliation: String,
         reason: Option<String>,
     },
+    SaveOccupant(BareJid, Box<Occupant>),
+    Publicise(BareJid, Box<Occupant>, Box<Publicise>),
+    OccupantLeft(BareJid),
     RoomJids,
     SaveAll,
 }
@@ -83,6 +92,7 @@ enum CallValue {
     Done(Result<(), String>),
     Changed(Result<bool, String>),
     Jids(Vec<String>),
+    Flag(Option<bool>),
     Nothing,
 }
 
@@ -131,6 +141,16 @@ impl Op {
                         Op::Broadcast(room, element)
                     }
                     "avatar_updated" => Op::AvatarUpdated(room, text(1)),
+                    "save_occupant" | "publicise" => {
+                        let Value::Table(occupant) = arg(1) else { return Ok(None) };
+                        let occupant = Box::new(host.occupant_from_table(&occupant)?);
+                        if method == "save_occupant" {
+                            Op::SaveOccupant(room, occupant)
+                        } else {
+                            Op::Publicise(room, occupant, Box::new(publicise_args(host, args)?))
+                        }
+                    }
+                    "occupant_left" => Op::OccupantLeft(room),
                     "set_affiliation" | "set_role" | "set_option" | "set_subject" => {
                         let method = match method {
                             "set_affiliation" => "set_affiliation",
@@ -158,8 +178,14 @@ impl Op {
             | Op::Change(..)
             | Op::Save(_)
             | Op::AdminDestroy(_)
-            | Op::AdminSetAffiliation { .. } => true,
-            Op::Broadcast(..) | Op::AvatarUpdated(..) | Op::RoomJids | Op::SaveAll => false,
+            | Op::AdminSetAffiliation { .. }
+            | Op::OccupantLeft(_) => true,
+            Op::Broadcast(..)
+            | Op::AvatarUpdated(..)
+            | Op::SaveOccupant(..)
+            | Op::Publicise(..)
+            | Op::RoomJids
+            | Op::SaveAll => false,
         }
     }
 
@@ -210,6 +236,17 @@ impl Op {
             Op::AvatarUpdated(room, _) => {
                 (CallValue::Nothing, host.avatar_updated(room, facts).unwrap_or_default())
             }
+            Op::SaveOccupant(room, occupant) => {
+                (CallValue::Flag(host.save_module_occupant(room, (**occupant).clone())), Outcome::default())
+            }
+            Op::Publicise(room, occupant, how) => {
+                let outcome = host.publicise_module_occupant(room, occupant, how, facts);
+                (CallValue::Nothing, outcome.unwrap_or_default())
+            }
+            Op::OccupantLeft(room) => match host.module_occupant_left(room, facts) {
+                Some(result) => done(result),
+                None => (CallValue::Nothing, Outcome::default()),
+            },
             Op::AdminDestroy(room) => done(host.admin_destroy(room, facts)),
             Op::AdminSetAffiliation { room, jid, affiliation, reason } => {
                 done(host.admin_set_affiliation(room, jid, affiliation, reason.as_deref(), facts))
@@ -254,6 +291,7 @@ impl Op {
                 None => (Value::Nil, "cancel", why).into_lua_multi(lua),
             },
             CallValue::Jids(jids) => jids.into_lua_multi(lua),
+            CallValue::Flag(flag) => flag.into_lua_multi(lua),
             CallValue::Nothing => Ok(MultiValue::new()),
         }
     }
@@ -375,6 +413,37 @@ impl LuaHost {
             }
         }
     }
+}
+
+/// `publicise`'s arguments after the occupant, as stock's `publicise_occupant_status`
+/// takes them: the `<x/>` (a stanza, or stock's `{ base = …, self = … }`), the nick the
+/// items name, the actor's real JID, the reason, the previous role, whether to announce
+/// it as unavailable, and the one recipient's in-room JID.
+fn publicise_args(host: &LuaHost, args: &MultiValue) -> LuaResult<Publicise> {
+    let arg = |i: usize| args.get(i).cloned().unwrap_or(Value::Nil);
+    let text = |i: usize| arg(i).as_string().map(|s| s.to_string_lossy());
+    let element = |t: &Table| {
+        convert::element_from_table(&host.keys, t)
+            .map_err(|why| mlua::Error::runtime(format!("publicise_occupant_status: malformed <x/>: {why}")))
+    };
+    let x = match arg(2) {
+        Value::Table(x) if x.raw_get::<Value>("name")?.is_nil() => {
+            let base = x.raw_get::<Option<Table>>("base")?.map(|t| element(&t)).transpose()?;
+            let own = x.raw_get::<Option<Table>>("self")?.map(|t| element(&t)).transpose()?;
+            base.map(|base| PresenceX { base, own })
+        }
+        Value::Table(x) => Some(PresenceX { base: element(&x)?, own: None }),
+        _ => None,
+    };
+    Ok(Publicise {
+        x,
+        nick: text(3),
+        actor: text(4).and_then(|j| j.parse::<Jid>().ok()),
+        reason: text(5),
+        prev_role: text(6).and_then(|r| Role::parse(&r)).filter(|r| *r != Role::None),
+        force_unavailable: arg(7).as_boolean().unwrap_or(false),
+        recipient: text(8).and_then(|j| j.parse::<FullJid>().ok()).map(|j| j.resource().to_string()),
+    })
 }
 
 /// Values as `table.pack` makes them.

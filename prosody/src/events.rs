@@ -13,11 +13,9 @@
 //! | `broadcast_message` | stanza, historic | the stanza to deliver, or nil if a handler did |
 //! | `disco_info` | reply (form last), the form's fields `{ {name, type}, … }` | the reply to send |
 //! | `config_form` | actor, reply (form last), the form's fields | the reply to send |
-//! | `config_submitted` | actor, the submitted form | — |
-//! | `config_notice` | `{ code, … }` | the codes with the modules' (the room then sends its notice) |
 //! | `get_history` | to, maxchars, maxstanzas, since, `{ stanza, … }` | the stanzas to send |
 //! | `occupant_joined`, `occupant_session_new` | nick, real JID | — |
-//! | `occupant_left` | nick, bare JID | — |
+//! | `occupant_left` | nick, bare JID, the primary session's real JID | — |
 //! | `affiliation_changed` | actor, JID, affiliation, previous, reason, in room | — |
 //! | `invite` | the invitation | the invitation to send, or nil if a handler sent it |
 //! | `decline` | the declined invitation | the same, or nil if a handler sent it |
@@ -148,13 +146,6 @@ impl LuaHost {
                 let fields = form_fields(lua, form)?;
                 nothing(("config_form", room.as_str(), actor.as_str(), reply, fields).into_lua_multi(lua)?)
             }
-            Event::ConfigSubmitted { room, actor, form } => {
-                let form = self.build_plain(lua, form)?;
-                nothing(("config_submitted", room.as_str(), actor.as_str(), form).into_lua_multi(lua)?)
-            }
-            Event::ConfigNotice { room, codes } => {
-                nothing(("config_notice", room.as_str(), codes.clone()).into_lua_multi(lua)?)
-            }
             Event::GetHistory { room, to, maxchars, maxstanzas, since, default } => {
                 let stanzas = lua.create_table_with_capacity(default.len(), 0)?;
                 for stanza in default {
@@ -170,8 +161,12 @@ impl LuaHost {
             Event::OccupantSessionNew { room, nick, jid } => nothing(
                 ("occupant_session_new", room.as_str(), nick.as_str(), jid.as_str()).into_lua_multi(lua)?,
             ),
-            Event::OccupantLeft { room, nick, jid } => {
-                nothing(("occupant_left", room.as_str(), nick.as_str(), jid.as_str()).into_lua_multi(lua)?)
+            Event::OccupantLeft { room, nick, jid, real_jid } => {
+                let real_jid = real_jid.as_ref().map(|j| j.as_str());
+                nothing(
+                    ("occupant_left", room.as_str(), nick.as_str(), jid.as_str(), real_jid)
+                        .into_lua_multi(lua)?,
+                )
             }
             Event::AffiliationChanged { room, actor, jid, affiliation, previous, reason, in_room } => {
                 let name = |a: &Affiliation| (*a != Affiliation::None).then(|| a.as_str());
@@ -257,15 +252,6 @@ impl LuaHost {
                         self.send_table(&stanza?, [to.as_str()])?;
                     }
                 }
-            }
-            (Event::ConfigNotice { room, .. }, _) => {
-                // The codes the room's and the modules' fields gave.
-                let codes: Vec<u16> = match table {
-                    Some(codes) => codes.sequence_values::<u16>().collect::<LuaResult<_>>()?,
-                    None => Vec::new(),
-                };
-                let facts = self.facts();
-                return Ok(self.host_mut()?.config_notice(room, &codes, &facts));
             }
             (Event::OccupantPresence { room, presence }, Kept::Presence { stanza, x, sessions }) => {
                 let text =
@@ -377,7 +363,7 @@ impl LuaHost {
 
 /// The form's fields as a layout stub `{ {name, type}, … }`, for modules that look for
 /// fields by name before adding theirs.
-fn form_fields(lua: &Lua, form: &Form) -> LuaResult<Table> {
+pub(super) fn form_fields(lua: &Lua, form: &Form) -> LuaResult<Table> {
     let fields = lua.create_table_with_capacity(form.fields.len(), 0)?;
     for field in form.fields.iter().filter(|f| f.var.is_some()) {
         let entry = lua.create_table_with_capacity(0, 2)?;

@@ -395,6 +395,11 @@ impl UserData for LuaHost {
         // The service's name for its disco identity (the `name` option or stock's default).
         methods.add_method("service_name", |_, this, ()| Ok(this.host.borrow().config().name.clone()));
         methods.add_method("service_features", |_, this, ()| Ok(this.host.borrow().service_features()));
+        // The events of the room's own configuration fields, where the room takes them.
+        methods.add_function("config_field_events", |_, _: Value| {
+            let events = muc_rs::hooks::Hook::Config.event_names();
+            Ok(events.iter().filter(|e| e.starts_with("muc-config-submitted/")).copied().collect::<Vec<_>>())
+        });
         // For specs and benchmarks: deliver `stanza` to each JID in `to` through the same
         // conversion and fan-out as the core's deliveries. Returns true, or nil and why not.
         methods.add_method("_deliver", |lua, this, (stanza, to): (Table, Vec<String>)| {

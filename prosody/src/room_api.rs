@@ -23,12 +23,13 @@
 //! | `history_length` | — | messages in the room's own history |
 //! | `add_history` | stanza | — |
 //! | `may_set_vcard` | JID | whether it may replace the room's vCard |
+//! | `build_item_list` | occupant, anonymous?, nick?, actor's nick?, actor's JID?, reason? | the items describing the occupant |
 
 use super::convert;
 use super::host::LuaHost;
 use super::storage::{data_from_lua, data_to_lua};
 use jid::{BareJid, FullJid, Jid};
-use mlua::{IntoLua, IntoLuaMulti, Lua, MultiValue, Result as LuaResult, Value};
+use mlua::{IntoLua, IntoLuaMulti, Lua, MultiValue, Result as LuaResult, Table, Value};
 use muc_rs::affiliation::{Affiliation, Role};
 use muc_rs::data::Data;
 use muc_rs::dataform::Value as FormValue;
@@ -181,6 +182,26 @@ impl LuaHost {
                 None => Value::Boolean(false),
             },
             "occupants_version" => Value::Integer(room.occupants_version as i64),
+            "build_item_list" => {
+                let Value::Table(occupant) = arg(0) else { return nil() };
+                let occupant = self.occupant_from_table(&occupant)?;
+                let anonymous = arg(1).as_boolean().unwrap_or(false);
+                let (nick, actor_nick, actor_jid, reason) = (text(2), text(3), text(4), text(5));
+                let items = room.item_list(
+                    &ctx,
+                    &occupant,
+                    anonymous,
+                    nick.as_deref(),
+                    actor_nick.as_deref(),
+                    actor_jid.as_deref(),
+                    reason.as_deref(),
+                );
+                let list = lua.create_table_with_capacity(items.len(), 0)?;
+                for item in &items {
+                    list.raw_push(self.build_plain(lua, item)?)?;
+                }
+                Value::Table(list)
+            }
             "sessions" => {
                 let nick = text(0).and_then(|j| j.parse::<FullJid>().ok());
                 match nick.and_then(|n| room.occupant_by_nick(n.resource().as_str())) {
@@ -215,6 +236,39 @@ impl LuaHost {
         t.raw_set("jid", occupant.primary().map(|j| j.as_str()))?;
         t.raw_set("role", occupant.role.map(|r| r.as_str()))?;
         Ok(Value::Table(t))
+    }
+
+    /// An occupant a module hands back (a stock occupant object, or a copy of one): its
+    /// nick, user, role, primary session and sessions with their presences.
+    pub(super) fn occupant_from_table(&self, t: &Table) -> LuaResult<Occupant> {
+        let bad = |what: &str| mlua::Error::runtime(format!("muc_rs: an occupant with {what}"));
+        let text = |key: &str| -> LuaResult<Option<String>> {
+            Ok(t.get::<Option<mlua::LuaString>>(key)?.map(|s| s.to_string_lossy()))
+        };
+        let nick: FullJid = text("nick")?.and_then(|n| n.parse().ok()).ok_or_else(|| bad("no nick"))?;
+        let bare_jid: BareJid =
+            text("bare_jid")?.and_then(|j| j.parse().ok()).ok_or_else(|| bad("no bare_jid"))?;
+        let role = match text("role")? {
+            Some(role) => Some(Role::parse(&role).ok_or_else(|| bad("an unknown role"))?),
+            None => None,
+        }
+        .filter(|role| *role != Role::None);
+        let mut occupant = Occupant::new(bare_jid, nick, role);
+        // Read through the object's metatable: a room's occupant fetches them when read.
+        if let Some(sessions) = t.get::<Option<Table>>("sessions")? {
+            for pair in sessions.pairs::<mlua::LuaString, Table>() {
+                let (jid, presence) = pair?;
+                let jid: FullJid =
+                    jid.to_str()?.parse().map_err(|_| bad("a session that is not a full JID"))?;
+                let presence = convert::element_from_table(&self.keys, &presence)
+                    .map_err(|why| bad(&format!("a malformed presence: {why}")))?;
+                occupant.set_session(&jid, presence);
+            }
+        }
+        if let Some(primary) = text("jid")?.and_then(|j| j.parse::<FullJid>().ok()) {
+            occupant.set_primary(&primary);
+        }
+        Ok(occupant)
     }
 
     /// An occupant's sessions: real JID → its last presence.

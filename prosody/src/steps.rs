@@ -107,6 +107,7 @@ pub fn hook_key(hook: Hook) -> &'static str {
         Hook::Invite => "pre_invite",
         Hook::Decline => "pre_decline",
         Hook::Registration => "registration_submitted",
+        Hook::Config => "config_submitted",
         _ => "",
     }
 }
@@ -152,6 +153,10 @@ pub fn question_table(lua: &Lua, question: &Question) -> LuaResult<Table> {
             t.raw_set("user", user.as_str())?;
             t.raw_set("nick", nick.as_str())?;
         }
+        Question::ConfigSubmitted { actor, layout, .. } => {
+            t.raw_set("actor", actor.as_str())?;
+            t.raw_set("fields", super::events::form_fields(lua, layout)?)?;
+        }
     }
     Ok(t)
 }
@@ -182,6 +187,25 @@ fn read_module_answers(answers: &Table, facts: &mut Facts) {
 pub fn answer_from_lua(hook: Hook, value: &Value) -> Option<Answer> {
     match value {
         Value::Boolean(false) => Some(Answer::Refused),
+        Value::Table(t) if hook == Hook::Config => {
+            // `{ fields = { { var, { value, … } }, … }, codes = { code, … } }`
+            let mut fields = Vec::new();
+            if let Ok(Some(list)) = t.raw_get::<Option<Table>>("fields") {
+                for entry in list.sequence_values::<Table>().flatten() {
+                    let Ok(var) = entry.raw_get::<String>(1) else { continue };
+                    let values = match entry.raw_get::<Option<Table>>(2) {
+                        Ok(Some(values)) => values.sequence_values::<String>().flatten().collect(),
+                        _ => Vec::new(),
+                    };
+                    fields.push((var, values));
+                }
+            }
+            let codes = match t.raw_get::<Option<Table>>("codes") {
+                Ok(Some(codes)) => codes.sequence_values::<u16>().flatten().collect(),
+                _ => Vec::new(),
+            };
+            Some(Answer::Configured { fields, codes })
+        }
         Value::Table(_) if hook == Hook::Registration => match super::storage::data_from_lua(value, 0) {
             Some(muc_rs::data::Data::Table(data)) => Some(Answer::Registered { data }),
             _ => Some(Answer::Allowed { nick: None, role: None }),

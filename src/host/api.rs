@@ -129,11 +129,6 @@ impl MucHost {
         self.with_room(jid, facts, |room, ctx| room.broadcast_message(ctx, stanza)).map(|((), out)| out)
     }
 
-    /// The configuration-change notice, with the status codes the modules added.
-    pub fn config_notice(&mut self, jid: &BareJid, codes: &[u16], facts: &Facts) -> Option<Outcome> {
-        self.with_room(jid, facts, |room, ctx| room.config_notice(ctx, codes)).map(|((), out)| out)
-    }
-
     /// The host stored a new vCard for the room: it announces its avatar.
     pub fn avatar_updated(&mut self, jid: &BareJid, facts: &Facts) -> Option<Outcome> {
         self.with_room(jid, facts, |room, ctx| room.announce_avatar(ctx)).map(|((), out)| out)

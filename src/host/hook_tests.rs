@@ -143,23 +143,36 @@ fn leaving_and_destroying_are_reported() {
 }
 
 #[test]
-fn config_changes_leave_the_notice_to_the_host() {
-    let env = env(&[Hook::Config]);
-    let mut host = host_with_room(&env);
-    let submit = format!(
+fn a_submitted_configuration_is_the_modules_first() {
+    let mut host = host_with_room(&env(&[]));
+    let submit: Element = format!(
         "<iq xmlns='jabber:client' from='{ROMEO}' to='{ROOM}' type='set' id='c2'><query xmlns='http://jabber.org/protocol/muc#owner'>\
          <x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>\
-         <field var='muc#roomconfig_roomname'><value>Verona</value></field></x></query></iq>"
-    );
-    let out = drive(&mut host, submit.parse().unwrap(), &env);
-    let [(0, Event::ConfigSubmitted { .. }), (1, Event::ConfigNotice { codes, .. })] = out.events.as_slice()
-    else {
-        panic!("submitted before the reply, the notice after it: {:?}", out.events);
+         <field var='muc#roomconfig_roomname'><value>Verona</value></field>\
+         <field var='muc#roomconfig_moderatedroom'><value>1</value></field></x></query></iq>"
+    )
+    .parse()
+    .unwrap();
+    // Asked first, with nothing changed.
+    let mut listening = env(&[Hook::Config]);
+    let out = drive(&mut host, submit.clone(), &listening);
+    let Some(crate::protocol::Question::Module(Question::ConfigSubmitted { layout, .. })) = &out.ask else {
+        panic!("asked the modules: {:?}", out.ask);
     };
-    assert_eq!(codes, &[104]);
-    assert_eq!(out.deliveries.len(), 1, "only the reply");
-    let notice = host.config_notice(&room_jid(), &[104, 170], &Facts::new(1_000_000, 7)).unwrap();
-    assert_eq!(notice.deliveries.len(), 1);
+    assert!(layout.fields.iter().any(|f| f.var == Some("muc#roomconfig_moderatedroom")));
+    assert!(host.room(&room_jid()).unwrap().settings.name.is_none());
+    // Their answer is what the room takes: a changed name, a refused field left out, and
+    // their codes in the notice.
+    let fields = vec![("muc#roomconfig_roomname".to_owned(), vec!["Mantua".to_owned()])];
+    listening.answers.push((Hook::Config, Answer::Configured { fields, codes: vec![104, 170] }));
+    let out = drive(&mut host, submit, &listening);
+    let settings = &host.room(&room_jid()).unwrap().settings;
+    assert_eq!(settings.name.as_deref(), Some("Mantua"));
+    assert!(!settings.moderated);
+    assert_eq!(out.deliveries.len(), 2, "the reply, then the notice");
+    let notice = &out.deliveries[1].stanza;
+    let codes: Vec<_> = notice.children().flat_map(|x| x.children()).filter_map(|c| c.attr("code")).collect();
+    assert_eq!(codes, ["104", "170"]);
 }
 
 #[test]

@@ -171,6 +171,7 @@ impl<'a> Actor<'a> {
 
 /// The `<x/>` payloads of an occupant's presence: what everyone sees, and optionally
 /// what the occupant's own sessions see instead (before status 110 is added).
+#[derive(Debug, Clone)]
 pub struct PresenceX {
     pub base: Element,
     pub own: Option<Element>,
@@ -203,10 +204,10 @@ pub struct Room {
     affiliations: OrderedMap<BareJid, Affiliation>,
     affiliation_data: OrderedMap<BareJid, AffiliationData>,
     pub history: VecDeque<HistoryEntry>,
-    /// Occupants (nick, user) who left since the host last looked: for its modules, and
+    /// Occupants (nick, user, the real JID others last saw) who left since the host last looked: for its modules, and
     /// an empty temporary room is destroyed then, and only then (a room whose first join
     /// failed stays, as stock).
-    pub departed: Vec<(FullJid, BareJid)>,
+    pub departed: Vec<(FullJid, BareJid, Option<FullJid>)>,
     /// Changes with every change of an occupant, so the host may keep a copy of the list
     /// until then (modules walk `room._occupants`).
     pub occupants_version: u32,
@@ -421,7 +422,7 @@ impl Room {
         } else {
             if let Some(gone) = self.occupants.remove(occupant.nick_str()) {
                 self.note_admin_presence(&gone, false);
-                self.departed.push((gone.nick, gone.bare_jid));
+                self.departed.push(gone.into_departure());
             }
             None
         }
@@ -461,6 +462,29 @@ impl Room {
             }
         }
         x
+    }
+
+    /// The items describing `occupant` (stock's `build_item_list`): one per session, with
+    /// its real JID, unless `anonymous`; the nick, actor and reason as given.
+    #[allow(clippy::too_many_arguments)]
+    pub fn item_list(
+        &self,
+        ctx: &Ctx,
+        occupant: &Occupant,
+        anonymous: bool,
+        nick: Option<&str>,
+        actor_nick: Option<&str>,
+        actor_jid: Option<&str>,
+        reason: Option<&str>,
+    ) -> Vec<Element> {
+        let affiliation = self.occupant_affiliation(ctx, occupant);
+        let item = |jid: Option<&str>| {
+            item_element(affiliation, Some(occupant.role_or_none()), jid, nick, actor_nick, actor_jid, reason)
+        };
+        if anonymous {
+            return vec![item(None)];
+        }
+        occupant.session_jids().map(|jid| item(Some(jid.as_str()))).collect()
     }
 
     /// Sends the presence of every occupant (but those `skip` rejects) to one session.

@@ -4,7 +4,7 @@ use super::settings::{ConfigEffect, Tombstone};
 use super::{Ctx, PresenceX, Room};
 use crate::affiliation::{Affiliation, Role};
 use crate::dataform::{form_type, read_submitted, Submitted, Value};
-use crate::hooks::{Event, Hook};
+use crate::hooks::{Answer, Event, Hook, Question};
 use crate::xml::{
     child_text, el, muc_user_x, reply, ElementExt, StanzaError, NS_CLIENT, NS_DATA, NS_MUC_OWNER,
     NS_MUC_ROOMCONFIG, NS_MUC_USER,
@@ -17,6 +17,19 @@ const PERSISTENT_FIELD: &str = "muc#roomconfig_persistentroom";
 /// The archiving switch's field, as ejabberd's mod_mam adds it to the form
 /// ([`crate::ArchiveSwitch`]).
 const ARCHIVE_FIELD: &str = "mam";
+
+/// A submitted form of these fields and the text of their values.
+fn form_of(fields: &[(String, Vec<String>)]) -> Element {
+    let mut x = el("x", NS_DATA).with("type", "submit");
+    for (var, values) in fields {
+        let mut field = el("field", NS_DATA).with("var", var.as_str());
+        for value in values {
+            field = field.text_child("value", NS_DATA, value.as_str());
+        }
+        x = x.child(field);
+    }
+    x
+}
 
 /// What a muc#owner request did to the room's existence.
 #[derive(Debug, PartialEq, Eq)]
@@ -96,23 +109,21 @@ impl Room {
                 return ctx.error(stanza, error, None);
             }
         }
-        let submitted = if form.children().next().is_none() {
-            Vec::new() // an instant room: accept the defaults
-        } else {
-            if form_type(form).as_deref() != Some(NS_MUC_ROOMCONFIG) {
-                let error = StanzaError::bad_request().with_text("Form is not of type room configuration");
-                return ctx.error(stanza, error, None);
-            }
-            read_submitted(&self.config_form(ctx), form)
-        };
+        let instant = form.children().next().is_none(); // an instant room: accept the defaults
+        if !instant && form_type(form).as_deref() != Some(NS_MUC_ROOMCONFIG) {
+            let error = StanzaError::bad_request().with_text("Form is not of type room configuration");
+            return ctx.error(stanza, error, None);
+        }
+        let layout = self.config_form(ctx);
+        let mut submitted = if instant { Vec::new() } else { read_submitted(&layout, form) };
         if ctx.facts.sender_may_persist == Some(false) && submitted.iter().any(|f| f.var == PERSISTENT_FIELD)
         {
             let error =
                 StanzaError::not_acceptable().with_text("You may not change whether the room is kept");
             return ctx.error(stanza, error, None);
         }
-        let archiving = submitted.iter().find(|f| f.var == ARCHIVE_FIELD);
-        if archiving.is_some() && ctx.facts.archive_switch.is_some_and(|s| !s.sender_may_change) {
+        let sets_archiving = submitted.iter().any(|f| f.var == ARCHIVE_FIELD);
+        if sets_archiving && ctx.facts.archive_switch.is_some_and(|s| !s.sender_may_change) {
             let error =
                 StanzaError::not_acceptable().with_text("You may not change whether the room is archived");
             return ctx.error(stanza, error, None);
@@ -121,25 +132,38 @@ impl Room {
             let error = StanzaError::not_acceptable().with_text(format!("{} is too long", field.var));
             return ctx.error(stanza, error, None);
         }
+        // The modules see the whole form first, and may refuse or change the room's fields.
+        let mut module_codes = Vec::new();
+        if ctx.listens(Hook::Config) {
+            let question = || Question::ConfigSubmitted {
+                room: self.jid.clone(),
+                actor: actor.clone(),
+                layout: layout.clone(),
+            };
+            match ctx.consult(Hook::Config, question) {
+                None => return,
+                Some(Answer::Configured { fields, codes }) => {
+                    submitted = if instant { Vec::new() } else { read_submitted(&layout, &form_of(&fields)) };
+                    module_codes = codes;
+                }
+                Some(_) => {}
+            }
+        }
         // Any configuration, even an instant room's, unlocks a new room.
         self.will_change_record(ctx);
         self.settings.locked_until = None;
-        let (codes, effects) = self.settings.apply(&submitted);
-        if let Some(field) = archiving {
-            self.settings.set_archiving(matches!(field.value, Some(crate::dataform::Value::Bool(true))));
+        let (mut codes, effects) = self.settings.apply(&submitted);
+        if let Some(field) = submitted.iter().find(|f| f.var == ARCHIVE_FIELD) {
+            self.settings.set_archiving(matches!(field.value, Some(Value::Bool(true))));
         }
         self.carry_out_effects(ctx, effects);
-        let listening = ctx.listens(Hook::Config);
-        if listening {
-            let (room, actor, form) = (self.jid.clone(), actor.clone(), form.clone());
-            ctx.out.fire(Event::ConfigSubmitted { room, actor, form });
+        for code in module_codes {
+            if !codes.contains(&code) {
+                codes.push(code);
+            }
         }
         ctx.send(reply(stanza), actor.clone().into());
-        if listening {
-            ctx.out.fire(Event::ConfigNotice { room: self.jid.clone(), codes });
-        } else {
-            self.config_notice(ctx, &codes);
-        }
+        self.config_notice(ctx, &codes);
     }
 
     /// The room's form, with the host's archiving switch after the room's own fields.

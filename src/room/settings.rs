@@ -393,6 +393,20 @@ fn replace<T: PartialEq>(slot: &mut T, value: T) -> bool {
 mod tests {
     use super::*;
 
+    /// The room asks its host's modules about a submitted form when they listen to the
+    /// event of any of its fields.
+    #[test]
+    fn every_field_has_its_event_among_the_config_hooks() {
+        let events = crate::hooks::Hook::Config.event_names();
+        for major in [0, 13] {
+            let form = RoomSettings::default().form("room@muc.example.org", major, None);
+            for var in form.fields.iter().filter_map(|f| f.var).filter(|v| *v != "FORM_TYPE") {
+                let name = format!("muc-config-submitted/{var}");
+                assert!(events.contains(&name.as_str()), "{name}");
+            }
+        }
+    }
+
     fn sub(var: &'static str, value: Option<Value>) -> Submitted {
         Submitted { var, value }
     }
