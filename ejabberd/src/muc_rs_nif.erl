@@ -2,7 +2,9 @@
 %%% The functions below are replaced when the library loads.
 -module(muc_rs_nif).
 -export([options/0, new_host/4, handle/5, handle_dirty/5, confirm/2, public_rooms/1,
-         forget_service_admins/1, rooms_of_user/3, remove_user/5]).
+         forget_service_admins/1, rooms_of_user/3, remove_user/5,
+         live_rooms/1, room_snapshot/2, create_room/4, configure_room/5, set_affiliation/6,
+         destroy_room/4]).
 -on_load(init/0).
 
 init() ->
@@ -70,4 +72,33 @@ rooms_of_user(_Service, _User, _Stored) ->
 %% Admins: [{BareJid, IsAdmin}] answered so far; Records: [{RoomJid, Record | none}] read so
 %% far. Answers as handle/5 does ({load, RoomJid}, {admins, Users} or {ok, ...}).
 remove_user(_Service, _Room, _User, _Admins, _Records) ->
+    erlang:nif_error(not_loaded).
+
+%%% The room commands (mod_muc_rs_admin). A change answers as remove_user/5 does, or
+%%% {error, Why} (Why a binary; nothing changed).
+
+%% The rooms live here: [{RoomJid, Public, Sessions}].
+live_rooms(_Service) ->
+    erlang:nif_error(not_loaded).
+
+%% The live room Room: {Config, [{RealJid, Nick, Role}]} (Config its record as stored), or
+%% none if it is not live here.
+room_snapshot(_Service, _Room) ->
+    erlang:nif_error(not_loaded).
+
+%% Makes the room Room from Config (its record as stored); Records as for remove_user/5.
+create_room(_Service, _Room, _Config, _Records) ->
+    erlang:nif_error(not_loaded).
+
+%% Gives the room Room the settings Data (its record's `_data`), as if its owner had
+%% submitted them: the occupants are told.
+configure_room(_Service, _Room, _Data, _Admins, _Records) ->
+    erlang:nif_error(not_loaded).
+
+%% Sets Jid's affiliation in Room (owner, admin, member, outcast or none, a binary).
+set_affiliation(_Service, _Room, _Jid, _Affiliation, _Admins, _Records) ->
+    erlang:nif_error(not_loaded).
+
+%% Destroys Room, its occupants told.
+destroy_room(_Service, _Room, _Admins, _Records) ->
     erlang:nif_error(not_loaded).

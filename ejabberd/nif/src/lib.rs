@@ -37,6 +37,7 @@ use muc_rs::{panic_guard, Facts, HostConfig, MucHost, Outcome, Question, StoredR
 use rustler::{Binary, Decoder, Encoder, NifMap, NifResult, ResourceArc, Term};
 use std::sync::Mutex;
 
+mod commands;
 mod options;
 mod xmlel;
 
@@ -52,7 +53,7 @@ mod atoms {
 /// One MUC service's core, owned by its gen_server (std's Mutex: rustler requires the
 /// resource to be unwind-safe; only that one process calls in, so it is never contended).
 pub struct Service {
-    host: Mutex<MucHost>,
+    pub(crate) host: Mutex<MucHost>,
     /// Stanzas carrying `<panic xmlns=TEST_NS/>` make the core's call panic (`test_panic`
     /// in the module's options; see [`panic_guard::TEST_NS`]).
     test_panic: bool,
@@ -263,7 +264,7 @@ fn handle_stanza<'a>(
 
 /// The core's question as the gen_server answers it: `{load, RoomJid}`, `load_all`,
 /// `{admins, [BareJid]}`.
-fn question_term(env: rustler::Env<'_>, question: Question) -> NifResult<Term<'_>> {
+pub(crate) fn question_term(env: rustler::Env<'_>, question: Question) -> NifResult<Term<'_>> {
     match question {
         Question::LoadRoom(room) => Ok((atoms::load(), room.as_str()).encode(env)),
         Question::StoredRooms => Ok(atoms::load_all().encode(env)),
@@ -281,7 +282,7 @@ fn question_term(env: rustler::Env<'_>, question: Question) -> NifResult<Term<'_
 
 /// `{ok, Deliveries, Stores, Logs, Gone}`: an outcome (its deliveries held back if it has
 /// stores) and the rooms no longer live.
-fn done_term<'a>(env: rustler::Env<'a>, outcome: &Outcome, gone: &[BareJid]) -> Term<'a> {
+pub(crate) fn done_term<'a>(env: rustler::Env<'a>, outcome: &Outcome, gone: &[BareJid]) -> Term<'a> {
     let stores: Vec<(Term, Term)> = outcome
         .stores
         .iter()
@@ -330,17 +331,7 @@ fn remove_user<'a>(
     let (Ok(room), Ok(user)) = (room.parse::<BareJid>(), user.parse::<BareJid>()) else {
         return Err(rustler::Error::BadArg);
     };
-    let mut facts = Facts::new(now(), muc_rs::id::fresh_entropy());
-    for (jid, is_admin) in admins {
-        if let Ok(jid) = jid.parse::<BareJid>() {
-            facts.supply_service_admin(jid, is_admin);
-        }
-    }
-    for (jid, record) in records {
-        if let Ok(jid) = jid.parse::<BareJid>() {
-            facts.supply_room(jid, read_record(record));
-        }
-    }
+    let facts = answered_facts(admins, records);
     let outcome = panic_guard::run(|| {
         let mut host = service.host.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         host.remove_user(&room, &user, &facts)
@@ -352,8 +343,26 @@ fn remove_user<'a>(
     }
 }
 
+/// The facts of a call outside a stanza (a deleted account, an admin command) from the
+/// answers the gen_server gave so far: `[{BareJid, IsAdmin}]` and `[{RoomJid, Record |
+/// none}]`.
+pub(crate) fn answered_facts(admins: Vec<(String, bool)>, records: Vec<(String, Term)>) -> Facts {
+    let mut facts = Facts::new(now(), muc_rs::id::fresh_entropy());
+    for (jid, is_admin) in admins {
+        if let Ok(jid) = jid.parse::<BareJid>() {
+            facts.supply_service_admin(jid, is_admin);
+        }
+    }
+    for (jid, record) in records {
+        if let Ok(jid) = jid.parse::<BareJid>() {
+            facts.supply_room(jid, read_record(record));
+        }
+    }
+    facts
+}
+
 /// Seconds since the Unix epoch.
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
@@ -382,7 +391,7 @@ fn confirm<'a>(
 }
 
 /// A panic in the core, as the Erlang error the gen_server logs.
-fn panicked(message: String) -> rustler::Error {
+pub(crate) fn panicked(message: String) -> rustler::Error {
     rustler::Error::RaiseTerm(Box::new((atoms::muc_rs_panic(), message)))
 }
 
@@ -474,7 +483,7 @@ fn record_from_term(term: Term) -> Option<StoredRoom> {
     Some(StoredRoom { config, state })
 }
 
-fn data_to_term<'a>(env: rustler::Env<'a>, data: &Data) -> Term<'a> {
+pub(crate) fn data_to_term<'a>(env: rustler::Env<'a>, data: &Data) -> Term<'a> {
     match data {
         Data::Bool(b) => b.encode(env),
         Data::Int(i) => i.encode(env),
@@ -494,7 +503,7 @@ fn data_to_term<'a>(env: rustler::Env<'a>, data: &Data) -> Term<'a> {
     }
 }
 
-fn data_from_term(term: Term) -> Option<Data> {
+pub(crate) fn data_from_term(term: Term) -> Option<Data> {
     if let Ok(b) = bool::decode(term) {
         return Some(Data::Bool(b));
     }
