@@ -569,11 +569,14 @@ live_node(Room) ->
         [] -> node()
     end.
 
-%% The rooms live here, [{RoomJid, Public, Sessions}]; a room as the commands read it,
-%% {ok, Opts, [{RealJid, Nick, Role}]} (Opts mod_muc's options, as it would store them) or
-%% none; or a change, ok or {error, Why}.
+%% The rooms live here, [{RoomJid, Public, Sessions}], or those with an occupant of the
+%% user Jid, [RoomJid]; the stored rooms, [{RoomJid, Public, 0}]; a room as the commands
+%% read it, {ok, Opts, [{RealJid, Nick, Role}], [{Time, Message}]} (Opts mod_muc's options,
+%% as it would store them) or none; or a change, ok or {error, Why}.
 run_command(live_rooms, _Host, Service, _State) ->
     muc_rs_nif:live_rooms(Service);
+run_command({user_rooms, Jid}, _Host, Service, _State) ->
+    muc_rs_nif:rooms_with_occupant(Service, Jid);
 run_command(stored_rooms, Host, _Service, State) ->
     [{Jid, maps:get(<<"hidden">>, Data, false) /= true, 0}
      || {Jid, #{config := #{<<"_data">> := Data}}} <- read_all_rooms(Host, State),
@@ -583,11 +586,11 @@ run_command({snapshot, Room}, _Host, Service, #{db := Db, new_room_opts := NewRo
                    mod_muc_rs_rooms:to_opts(Config, mod_muc_rs_rooms:stored_opts(Db, Room, NewRoomOpts))
            end,
     case muc_rs_nif:room_snapshot(Service, Room) of
-        {Config, Sessions} -> {ok, Opts(Config), Sessions};
+        {Config, Sessions, History} -> {ok, Opts(Config), Sessions, History};
         none ->
             case read_room(Room, State) of
                 #{config := #{<<"_data">> := #{<<"destroyed">> := true}}} -> none;
-                #{config := Config} -> {ok, Opts(Config), []};
+                #{config := Config} -> {ok, Opts(Config), [], []};
                 _ -> none
             end
     end;

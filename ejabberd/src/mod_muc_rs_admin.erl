@@ -17,7 +17,10 @@
          get_room_options/2, change_room_option/4,
          set_room_affiliation/4, set_room_affiliation/5,
          get_room_affiliations/2, get_room_affiliations_v3/2, get_room_affiliation/3,
-         get_room_occupants/2, get_room_occupants_number/2]).
+         get_room_occupants/2, get_room_occupants_number/2,
+         get_room_history/2, get_user_rooms/2,
+         muc_register_nick/3, muc_register_nick/4, muc_unregister_nick/2, muc_unregister_nick/3,
+         send_direct_invitation/5, create_rooms_file/1, destroy_rooms_file/1]).
 
 -include_lib("xmpp/include/xmpp.hrl").
 -include("ejabberd_commands.hrl").
@@ -94,7 +97,7 @@ create_room_with_opts(Name, Service, ServerHost, Options) ->
                 ok -> ok;
                 {error, _} -> throw({error, "Unable to start room"})
             end;
-        {ok, _, _} ->
+        {ok, _, _, _} ->
             throw({error, "Room already exists"})
     end.
 
@@ -109,7 +112,7 @@ destroy_room(Name, Service) ->
 
 get_room_options(Name, Service) ->
     case snapshot(room_jid(Name, Service)) of
-        {ok, Opts, _} -> format_config(config(Opts));
+        {ok, Opts, _, _} -> format_config(config(Opts));
         none -> []
     end.
 
@@ -120,7 +123,7 @@ change_room_option(Name, Service, OptionName, ValueText) ->
     Room = room_jid(Name, Service),
     case snapshot(Room) of
         none -> throw({error, "Room not found"});
-        {ok, Opts, _} ->
+        {ok, Opts, _, _} ->
             {Option, Value} = room_option(OptionName, ValueText),
             case Option == logging andalso not gen_mod:is_loaded(server_host_of(Room), mod_muc_log) of
                 true -> mod_muc_log_not_enabled;
@@ -215,7 +218,7 @@ get_room_affiliations_v3(Name, Service) ->
 %% [{LJid, Affiliation, Reason}].
 affiliations(Name, Service) ->
     case snapshot(room_jid(Name, Service)) of
-        {ok, Opts, _} ->
+        {ok, Opts, _, _} ->
             [case Value of
                  {Affiliation, Reason} -> {LJid, Affiliation, Reason};
                  Affiliation -> {LJid, Affiliation, <<>>}
@@ -228,7 +231,7 @@ affiliations(Name, Service) ->
 get_room_affiliation(Name, Service, Jid) ->
     Room = room_jid(Name, Service),
     case snapshot(Room) of
-        {ok, Opts, _} ->
+        {ok, Opts, _, _} ->
             User = jid:decode(Jid),
             Admin = gen_mod:get_module_opt(server_host_of(Room), mod_muc_rs, access_admin),
             case acl:match_rule(server_host_of(Room), Admin, User) of
@@ -251,23 +254,123 @@ stored_affiliation({U, S, R}, Affiliations) ->
 
 get_room_occupants(Name, Service) ->
     case snapshot(room_jid(Name, Service)) of
-        {ok, _, Sessions} -> [{Jid, Nick, binary_to_list(Role)} || {Jid, Nick, Role} <- Sessions];
+        {ok, _, Sessions, _} -> [{Jid, Nick, binary_to_list(Role)} || {Jid, Nick, Role} <- Sessions];
         none -> throw({error, room_not_found})
     end.
 
 get_room_occupants_number(Name, Service) ->
     case snapshot(room_jid(Name, Service)) of
-        {ok, _, Sessions} -> length(Sessions);
+        {ok, _, Sessions, _} -> length(Sessions);
         none -> throw({error, room_not_found})
     end.
 
+%%% History
+
+%% [{Timestamp, Message}], each message pretty-printed, as stock lists them.
+get_room_history(Name, Service) ->
+    case snapshot(room_jid(Name, Service)) of
+        {ok, _, _, History} ->
+            [{xmpp_util:encode_timestamp({Time div 1000000, Time rem 1000000, 0}),
+              ejabberd_web_admin:pretty_print_xml(fxml_stream:parse_element(Message))}
+             || {Time, Message} <- History];
+        none -> throw({error, "The room does not exist."})
+    end.
+
+%%% Users
+
+%% The rooms, on every node, where the user has an occupant.
+get_user_rooms(User, Server) ->
+    Jid = jid:encode({jid:nodeprep(User), jid:nodeprep(Server), <<>>}),
+    lists:append([lists:append(mod_muc_rs:command_everywhere(Service, {user_rooms, Jid}))
+                  || Service <- services(<<"global">>)]).
+
+muc_register_nick(Nick, User, Host, Service) ->
+    muc_register_nick(Nick, jid:encode(jid:make(User, Host)), Service).
+
+%% A nick registered with the service itself, in mod_muc's table: the service refuses it
+%% to anyone else in every room.
+muc_register_nick(Nick, UserJid, Service) ->
+    {ServerHost, From} =
+        try {ejabberd_router:host_of_route(Service), jid:decode(UserJid)}
+        catch error:{invalid_domain, _} -> throw({error, "Invalid value of 'service'"});
+              error:{unregistered_route, _} -> throw({error, "Unknown host in 'service'"});
+              error:{bad_jid, _} -> throw({error, "Invalid 'jid'"})
+        end,
+    Db = mod_muc_rs_rooms:db(ServerHost, gen_mod:get_module_opts(ServerHost, mod_muc_rs)),
+    case mod_muc_rs_rooms:set_service_nick(Db, Service, From, Nick) of
+        {atomic, ok} -> ok;
+        {atomic, false} -> throw({error, "Nick already registered"});
+        _ -> throw({error, "Database error"})
+    end.
+
+muc_unregister_nick(User, Host, Service) ->
+    muc_unregister_nick(jid:encode(jid:make(User, Host)), Service).
+
+muc_unregister_nick(UserJid, Service) ->
+    muc_register_nick(<<>>, UserJid, Service).
+
+%% XEP-0249 invitations from the room to each user not in it already (Users: JIDs, or one
+%% binary of them separated by `:`). Password and Reason: text, or `none`.
+send_direct_invitation(Name, Service, Password, Reason, Users) when is_binary(Users) ->
+    send_direct_invitation(Name, Service, Password, Reason, binary:split(Users, <<":">>, [global]));
+send_direct_invitation(Name, Service, Password, Reason, Users) ->
+    Room = case jid:make(Name, Service) of
+               error -> throw({error, "Invalid 'roomname' or 'service'"});
+               Jid -> Jid
+           end,
+    Occupants = [jid:remove_resource(jid:tolower(jid:decode(Jid)))
+                 || {Jid, _, _} <- get_room_occupants(Room#jid.luser, Room#jid.lserver)],
+    Text = fun(<<"none">>) -> <<>>; (T) -> T end,
+    Invitation = #message{sub_els = [#x_conference{jid = Room, password = Text(Password),
+                                                   reason = Text(Reason)}]},
+    [ejabberd_router:route(xmpp:set_from_to(Invitation, Room, User))
+     || User <- [jid:decode(U) || U <- Users],
+        User#jid.luser /= <<>>,
+        not lists:member(jid:remove_resource(jid:tolower(User)), Occupants)],
+    ok.
+
+%%% Rooms in a file (one room JID a line)
+
+%% Stock writes the rooms to mod_muc's table, to be served from the next start; mod_muc_rs
+%% makes them now (persistent, with the default options), and leaves a room that exists as
+%% it is.
+create_rooms_file(Filename) ->
+    lists:foreach(fun({Name, Service, ServerHost}) ->
+                          io:format("Creating room ~ts@~ts~n", [Name, Service]),
+                          try create_room_with_opts(Name, Service, ServerHost, [{<<"persistent">>, <<"true">>}])
+                          catch throw:{error, "Room already exists"} -> ok
+                          end
+                  end, rooms_in_file(Filename)).
+
+destroy_rooms_file(Filename) ->
+    lists:foreach(fun({Name, Service, ServerHost}) ->
+                          io:format("Destroying room: ~ts@~ts - vhost: ~ts~n", [Name, Service, ServerHost]),
+                          destroy_room(Name, Service)
+                  end, rooms_in_file(Filename)).
+
+%% [{Name, Service, ServerHost}], the server host being the service's name without its
+%% first label, as stock reads the file (and in its order: from the last line).
+rooms_in_file(Filename) ->
+    {ok, Text} = file:read_file(Filename),
+    lists:reverse(lists:filtermap(
+      fun(Line) ->
+              case binary:split(string:trim(Line), <<"@">>) of
+                  [Name, Service] when Name /= <<>> ->
+                      case binary:split(Service, <<".">>) of
+                          [_, ServerHost] -> {true, {Name, Service, ServerHost}};
+                          _ -> false
+                      end;
+                  _ -> false
+              end
+      end, binary:split(Text, <<"\n">>, [global]))).
+
 %%% Rooms and services, checked as stock checks them
 
-%% The room as the commands read it: {ok, Opts, Sessions} or none (also in a service
+%% The room as the commands read it: {ok, Opts, Sessions, History} or none (also in a service
 %% that is not mod_muc_rs's, as stock finds no room there).
 snapshot(Room) ->
     case mod_muc_rs:command(room_service(Room), {snapshot, Room}) of
-        {ok, _, _} = Found -> Found;
+        {ok, _, _, _} = Found -> Found;
         _ -> none
     end.
 

@@ -29,7 +29,7 @@
 -module(mod_muc_rs_rooms).
 
 -export([db/2, create_tables/3, tables/1, new_room_opts/1, read/2, read_all/2, write/3, write/4,
-         service_nick_owner/3, stored_opts/3]).
+         service_nick_owner/3, set_service_nick/4, stored_opts/3]).
 -export([to_record/4, to_opts/2]).
 
 -include("logger.hrl").
@@ -204,6 +204,14 @@ service_nick_owner({sql, LServer}, Service, Nick) ->
         {selected, [{Jid} | _]} -> us(Jid);
         _ -> none
     end.
+
+%% Registers Nick for the user From with the service Service itself (unregisters with
+%% <<>>), through mod_muc's own storage module, as mod_muc does: {atomic, ok}, {atomic,
+%% false} when someone else has it, or the storage's error.
+set_service_nick(mnesia, Service, From, Nick) ->
+    mod_muc_mnesia:set_nick(undefined, Service, From, Nick);
+set_service_nick({sql, LServer}, Service, From, Nick) ->
+    mod_muc_sql:set_nick(LServer, Service, From, Nick).
 
 nicks_spec(RoomJid) ->
     [{#muc_registered{us_host = {'$1', RoomJid}, nick = '$2'}, [], [{{'$1', '$2'}}]}].

@@ -3,7 +3,7 @@
 -module(muc_rs_nif).
 -export([options/0, new_host/4, handle/5, handle_dirty/5, confirm/2, public_rooms/1,
          forget_service_admins/1, rooms_of_user/3, remove_user/5,
-         live_rooms/1, room_snapshot/2, create_room/4, configure_room/5, set_affiliation/6,
+         live_rooms/1, rooms_with_occupant/2, room_snapshot/2, create_room/4, configure_room/5, set_affiliation/6,
          destroy_room/4]).
 -on_load(init/0).
 
@@ -81,9 +81,14 @@ remove_user(_Service, _Room, _User, _Admins, _Records) ->
 live_rooms(_Service) ->
     erlang:nif_error(not_loaded).
 
-%% The live room Room: {Config, [{RealJid, Nick, Role}]} (Config its record as stored), or
+%% The live room Room: {Config, [{RealJid, Nick, Role}], [{Time, Message}]} (Config its
+%% record as stored; its history, each message as XML text with the time in seconds), or
 %% none if it is not live here.
 room_snapshot(_Service, _Room) ->
+    erlang:nif_error(not_loaded).
+
+%% The rooms live here where User (a bare JID) has an occupant: [RoomJid].
+rooms_with_occupant(_Service, _User) ->
     erlang:nif_error(not_loaded).
 
 %% Makes the room Room from Config (its record as stored); Records as for remove_user/5.

@@ -178,6 +178,11 @@ impl Ejabberd {
         self.child.as_ref().and_then(Child::id)
     }
 
+    /// The node's own dir (its config, database and logs): for files a command reads.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.dir.path().join("ejabberd.log")
     }

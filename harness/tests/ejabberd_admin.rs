@@ -32,6 +32,8 @@ impl Transcript<'_> {
     /// `ejabberdctl args`; `unordered`: a listing whose lines are compared as a set.
     async fn ctl(&mut self, args: &[&str], unordered: bool) {
         let (status, printed) = self.server.ctl(args).await.unwrap_or_else(|e| panic!("{e}"));
+        // (a file in the server's own dir: named without it)
+        let args: Vec<&str> = args.iter().map(|a| a.rsplit('/').next().unwrap_or(a)).collect();
         let printed = if unordered {
             let mut lines: Vec<&str> = printed.lines().collect();
             lines.sort_unstable();
@@ -74,6 +76,12 @@ async fn run_commands(muc: Muc) -> Vec<Ran> {
     mercutio.join(temp, "Mercutio").await;
     mercutio.iq_ok("cfg", &ejabberd_client::configure(temp, "Temp", false)).await;
 
+    romeo.say(FRIENDS, "hello").await;
+    juliet.say(FRIENDS, "hi Romeo").await;
+    let mut benvolio = Client::connect(&server, "benvolio").await;
+    // (available: a message to the bare JID reaches the session)
+    benvolio.send("<presence xmlns='jabber:client'/>").await;
+
     let mut t = Transcript { server: &server, ran: Vec::new() };
     t.ctl(&["muc_online_rooms", SERVICE], true).await;
     t.ctl(&["muc_online_rooms", "global"], true).await;
@@ -89,6 +97,34 @@ async fn run_commands(muc: Muc) -> Vec<Ran> {
     t.ctl(&["get_room_affiliation", "friends", SERVICE, "admin@localhost"], false).await;
     t.ctl(&["get_room_options", "friends", SERVICE], false).await;
     t.ctl(&["get_room_options", "temp", SERVICE], false).await;
+
+    t.ctl(&["get_room_history", "friends", SERVICE], false).await;
+    t.ctl(&["get_room_history", "temp", SERVICE], false).await;
+    t.ctl(&["get_user_rooms", "romeo", "localhost"], true).await;
+    t.ctl(&["get_user_rooms", "mercutio", "localhost"], true).await;
+    t.ctl(&["get_user_rooms", "benvolio", "localhost"], true).await;
+
+    // Nicks registered with the service, and invitations.
+    t.ctl(&["muc_register_nick", "Tim", "romeo", "localhost", SERVICE], false).await;
+    t.ctl(&["muc_register_nick", "Tim", "juliet", "localhost", SERVICE], false).await;
+    t.ctl(&["muc_unregister_nick", "romeo", "localhost", SERVICE], false).await;
+    t.ctl(&["muc_register_nick", "Tim", "juliet", "localhost", SERVICE], false).await;
+    t.ctl(
+        &[
+            "send_direct_invitation",
+            "friends",
+            SERVICE,
+            "none",
+            "Come",
+            "benvolio@localhost,juliet@localhost",
+        ],
+        false,
+    )
+    .await;
+    let invitation = benvolio
+        .expect("the invitation", |el| el.name() == "message" && el.has_child("x", "jabber:x:conference"))
+        .await;
+    assert_eq!(invitation.attr("from"), Some(FRIENDS), "{}", muc.label());
 
     // Changes: settings the core has, one it has not (kept in mod_muc's row), affiliations.
     t.ctl(&["change_room_option", "friends", SERVICE, "title", "Old friends"], false).await;
@@ -112,6 +148,15 @@ async fn run_commands(muc: Muc) -> Vec<Ran> {
     t.ctl(&["destroy_room", "temp", SERVICE], false).await;
     t.ctl(&["muc_online_rooms", SERVICE], true).await;
 
+    // Rooms listed in a file (stock stores them for its next start: read back, not listed).
+    let file = server.dir().join("rooms.txt");
+    std::fs::write(&file, "filed1@conference.localhost\nfiled2@conference.localhost\n").unwrap();
+    let file = file.to_str().unwrap();
+    t.ctl(&["create_rooms_file", file], false).await;
+    t.ctl(&["get_room_affiliations", "filed1", SERVICE], false).await;
+    t.ctl(&["destroy_rooms_file", file], false).await;
+    t.ctl(&["get_room_options", "filed2", SERVICE], false).await;
+
     // A room that does not exist, and a service that is not one.
     for command in [
         "get_room_occupants",
@@ -123,6 +168,7 @@ async fn run_commands(muc: Muc) -> Vec<Ran> {
         t.ctl(&[command, "nosuch", SERVICE], false).await;
     }
     t.ctl(&["get_room_affiliation", "nosuch", SERVICE, "juliet@localhost"], false).await;
+    t.ctl(&["get_room_history", "nosuch", SERVICE], false).await;
     t.ctl(&["change_room_option", "nosuch", SERVICE, "title", "x"], false).await;
     t.ctl(&["set_room_affiliation", "nosuch", SERVICE, "juliet", "localhost", "member"], false).await;
     t.ctl(&["get_room_options", "friends", "nosuch.localhost"], false).await;
@@ -162,6 +208,13 @@ async fn room_commands_answer_as_mod_muc_admin_does() {
     let mut stock = run_commands(Muc::Stock).await;
     let mut ours = run_commands(Muc::muc_rs()).await;
     for ran in stock.iter_mut().chain(ours.iter_mut()) {
+        // The history: stock keeps each message as it came in, mod_muc_rs as the room sent
+        // it (from the occupant's room JID, with its occupant-id); stamped to the
+        // microsecond by stock, to the second by mod_muc_rs; and the two messages, sent at
+        // once by two clients, may arrive in either order.
+        if ran.command.starts_with("get_room_history") && ran.status == 0 {
+            ran.printed = history_summary(&ran.printed);
+        }
         // A room made by a join takes its creator's language on mod_muc_rs (as on Prosody)
         // and none on mod_muc: a difference of room creation, not of the commands.
         if ran.command.starts_with("get_room_options friends")
@@ -206,6 +259,14 @@ async fn room_commands_answer_as_mod_muc_admin_does() {
         stock.len(),
         differ.join("\n\n")
     );
+}
+
+/// How many messages a history lists, and their bodies in order of their text.
+fn history_summary(printed: &str) -> String {
+    let entries = printed.lines().filter(|l| l.starts_with(|c: char| c.is_ascii_digit())).count();
+    let mut bodies: Vec<&str> = printed.lines().map(str::trim).filter(|l| l.starts_with("<body>")).collect();
+    bodies.sort_unstable();
+    format!("{entries} messages: {}", bodies.join(" "))
 }
 
 fn indent(text: &str) -> String {

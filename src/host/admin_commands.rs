@@ -15,11 +15,12 @@ use jid::BareJid;
 /// Why a change outside a stanza found no room.
 pub const NO_SUCH_ROOM: &str = "No such room";
 
-/// A live room as the commands read it: its record (`config`, as it would be stored) and
-/// its occupants' sessions, `(real JID, nick, role)`.
+/// A live room as the commands read it: its record (`config`, as it would be stored), its
+/// occupants' sessions, `(real JID, nick, role)`, and its history, `(time, message)`.
 pub struct RoomSnapshot {
     pub config: Data,
     pub sessions: Vec<(String, String, &'static str)>,
+    pub history: Vec<(i64, String)>,
 }
 
 impl MucHost {
@@ -35,7 +36,17 @@ impl MucHost {
                     .map(move |jid| (jid.to_string(), occupant.nick_str().to_owned(), role))
             })
             .collect();
-        Some(RoomSnapshot { config: room.freeze(), sessions })
+        let history =
+            room.history.iter().map(|entry| (entry.timestamp, String::from(&entry.stanza))).collect();
+        Some(RoomSnapshot { config: room.freeze(), sessions, history })
+    }
+
+    /// The live rooms where `user` has an occupant.
+    pub fn rooms_with_occupant(&self, user: &BareJid) -> Vec<String> {
+        self.rooms()
+            .filter(|room| room.occupants().any(|o| o.bare_jid == *user))
+            .map(|room| room.jid.to_string())
+            .collect()
     }
 
     /// The live rooms (not destroyed ones' remains) as the room lists show them: `(JID,

@@ -14,8 +14,9 @@ mod atoms {
     rustler::atoms! { none, error }
 }
 
-/// The live room `Room`: `{Config, [{RealJid, Nick, Role}]}` (Config the room's record as
-/// stored: `_jid`, `_data`, affiliations), or `none` if it is not live here.
+/// The live room `Room`: `{Config, [{RealJid, Nick, Role}], [{Time, Message}]}` (Config the
+/// room's record as stored: `_jid`, `_data`, affiliations; its history, each message as XML
+/// text with the time in seconds), or `none` if it is not live here.
 #[rustler::nif]
 fn room_snapshot<'a>(
     env: rustler::Env<'a>,
@@ -29,7 +30,7 @@ fn room_snapshot<'a>(
     })
     .map_err(panicked)?;
     Ok(match snapshot {
-        Some(room) => (data_to_term(env, &room.config), room.sessions).encode(env),
+        Some(room) => (data_to_term(env, &room.config), room.sessions, room.history).encode(env),
         None => atoms::none().encode(env),
     })
 }
@@ -38,6 +39,13 @@ fn room_snapshot<'a>(
 #[rustler::nif]
 fn live_rooms(service: ResourceArc<Service>) -> NifResult<Vec<(String, bool, usize)>> {
     locked(&service, |host| host.live_rooms_summary())
+}
+
+/// The rooms live here where `User` (a bare JID) has an occupant: `[RoomJid]`.
+#[rustler::nif]
+fn rooms_with_occupant(service: ResourceArc<Service>, user: String) -> NifResult<Vec<String>> {
+    let user: BareJid = user.parse().map_err(|_| rustler::Error::BadArg)?;
+    locked(&service, |host| host.rooms_with_occupant(&user))
 }
 
 /// Makes the room `Room` from `Config` (its record as stored, from mod_muc's options).
