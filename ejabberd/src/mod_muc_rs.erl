@@ -546,7 +546,7 @@ call_command(Host, Request) ->
                {create, Room, _, _} -> room_node(Room);
                {configure, Room, _, _} -> room_node(Room);
                {set_affiliation, Room, _, _} -> room_node(Room);
-               {destroy, Room} -> room_node(Room)
+               {destroy, Room, _} -> room_node(Room)
            end,
     gen_server:call({gen_mod:get_module_proc(ServerHost, ?MODULE), Node}, {command, Host, Request}, 60000).
 
@@ -557,6 +557,13 @@ command_everywhere(Host, Request) ->
     {Replies, _Down} = gen_server:multi_call([node() | nodes()], gen_mod:get_module_proc(ServerHost, ?MODULE),
                                              {command, Host, Request}, 60000),
     [Reply || {_Node, Reply} <- Replies].
+
+%% When mod_muc last put the room away (its row's hibernation_time), in seconds, or nil.
+hibernated_at(Db, Room) ->
+    case lists:keyfind(hibernation_time, 1, mod_muc_rs_rooms:stored_opts(Db, Room, [])) of
+        {_, Microseconds} when is_integer(Microseconds) -> Microseconds div 1000000;
+        _ -> nil
+    end.
 
 %% The node a room is live on, else this one.
 live_node(Room) ->
@@ -569,16 +576,17 @@ live_node(Room) ->
         [] -> node()
     end.
 
-%% The rooms live here, [{RoomJid, Public, Sessions}], or those with an occupant of the
-%% user Jid, [RoomJid]; the stored rooms, [{RoomJid, Public, 0}]; a room as the commands
+%% The rooms live here, [{RoomJid, Public, Sessions, LastMessage}], or those with an
+%% occupant of the user Jid, [RoomJid]; the stored rooms, [{RoomJid, Public, 0,
+%% HibernatedAt}] (when mod_muc put the room away, in seconds, or nil); a room as the commands
 %% read it, {ok, Opts, [{RealJid, Nick, Role}], [{Time, Message}]} (Opts mod_muc's options,
 %% as it would store them) or none; or a change, ok or {error, Why}.
 run_command(live_rooms, _Host, Service, _State) ->
     muc_rs_nif:live_rooms(Service);
 run_command({user_rooms, Jid}, _Host, Service, _State) ->
     muc_rs_nif:rooms_with_occupant(Service, Jid);
-run_command(stored_rooms, Host, _Service, State) ->
-    [{Jid, maps:get(<<"hidden">>, Data, false) /= true, 0}
+run_command(stored_rooms, Host, _Service, #{db := Db} = State) ->
+    [{Jid, maps:get(<<"hidden">>, Data, false) /= true, 0, hibernated_at(Db, Jid)}
      || {Jid, #{config := #{<<"_data">> := Data}}} <- read_all_rooms(Host, State),
         maps:get(<<"destroyed">>, Data, false) /= true];
 run_command({snapshot, Room}, _Host, Service, #{db := Db, new_room_opts := NewRoomOpts} = State) ->
@@ -604,8 +612,8 @@ run_command({set_affiliation, Room, Jid, Affiliation}, _Host, Service, State) ->
     change(fun(Admins, Records) ->
                    muc_rs_nif:set_affiliation(Service, Room, Jid, Affiliation, Admins, Records)
            end, Service, State);
-run_command({destroy, Room}, _Host, Service, State) ->
-    change(fun(Admins, Records) -> muc_rs_nif:destroy_room(Service, Room, Admins, Records) end,
+run_command({destroy, Room, Reason}, _Host, Service, State) ->
+    change(fun(Admins, Records) -> muc_rs_nif:destroy_room(Service, Room, Reason, Admins, Records) end,
            Service, State).
 
 %% The service Host's public rooms live on the cluster's other nodes (none answers within

@@ -20,7 +20,9 @@
          get_room_occupants/2, get_room_occupants_number/2,
          get_room_history/2, get_user_rooms/2,
          muc_register_nick/3, muc_register_nick/4, muc_unregister_nick/2, muc_unregister_nick/3,
-         send_direct_invitation/5, create_rooms_file/1, destroy_rooms_file/1]).
+         send_direct_invitation/5, create_rooms_file/1, destroy_rooms_file/1,
+         rooms_unused_list/2, rooms_unused_destroy/2, rooms_empty_list/1, rooms_empty_destroy/1,
+         rooms_empty_destroy_restuple/1]).
 
 -include_lib("xmpp/include/xmpp.hrl").
 -include("ejabberd_commands.hrl").
@@ -44,23 +46,30 @@ commands() ->
 %%% Listing rooms
 
 muc_online_rooms(ServiceArg) ->
-    [Jid || {Jid, _Public, _Sessions} <- rooms(ServiceArg)].
+    [Jid || {Jid, _Public, _Sessions, _Active} <- rooms(ServiceArg)].
 
 muc_online_rooms_by_regex(ServiceArg, Regex) ->
     {ok, Pattern} = re:compile(Regex),
     [{Jid, atom_to_binary(Public), Sessions}
-     || {Jid, Public, Sessions} <- rooms(ServiceArg),
+     || {Jid, Public, Sessions, _Active} <- rooms(ServiceArg),
         re:run(room_name(Jid), Pattern, [{capture, none}]) == match].
 
 %% The rooms of the service (or of every service with `global`), live on any node of the
-%% cluster or stored: [{RoomJid, Public, Sessions}].
+%% cluster or stored: [{RoomJid, Public, Sessions, Active}], Active the time (seconds) of
+%% the last message of a live room (else now), or when mod_muc put a stored room away (else
+%% nil).
 rooms(ServiceArg) ->
     lists:flatmap(
       fun(Service) ->
               case mod_muc_rs:command(Service, stored_rooms) of
                   Stored when is_list(Stored) ->
-                      Live = lists:append(mod_muc_rs:command_everywhere(Service, live_rooms)),
-                      Live ++ [Room || {Jid, _, _} = Room <- Stored, not lists:keymember(Jid, 1, Live)];
+                      %% (a live room without messages counts as active now, as stock
+                      %% counts a room never joined since it started)
+                      Now = erlang:system_time(second),
+                      Live = [{Jid, Public, Sessions, case Active of nil -> Now; _ -> Active end}
+                              || {Jid, Public, Sessions, Active}
+                                     <- lists:append(mod_muc_rs:command_everywhere(Service, live_rooms))],
+                      Live ++ [Room || {Jid, _, _, _} = Room <- Stored, not lists:keymember(Jid, 1, Live)];
                   {error, _} -> []   % not a service of mod_muc_rs: no rooms, as with stock
               end
       end, services(ServiceArg)).
@@ -103,10 +112,56 @@ create_room_with_opts(Name, Service, ServerHost, Options) ->
 
 destroy_room(Name, Service) ->
     Room = room_jid(Name, Service),
-    case mod_muc_rs:command(room_service(Room), {destroy, Room}) of
+    case mod_muc_rs:command(room_service(Room), {destroy, Room, <<>>}) of
         ok -> ok;
         {error, _} -> throw({error, "Room doesn't exists"})
     end.
+
+%%% Unused and empty rooms
+
+rooms_unused_list(ServiceArg, Days) ->
+    rooms_report(unused, list, ServiceArg, Days).
+
+rooms_unused_destroy(ServiceArg, Days) ->
+    rooms_report(unused, destroy, ServiceArg, Days).
+
+rooms_empty_list(ServiceArg) ->
+    rooms_report(empty, list, ServiceArg, 0).
+
+rooms_empty_destroy(ServiceArg) ->
+    rooms_report(empty, destroy, ServiceArg, 0).
+
+rooms_empty_destroy_restuple(ServiceArg) ->
+    Destroyed = rooms_empty_destroy(ServiceArg),
+    {ok, <<"Destroyed rooms: ", (integer_to_binary(length(Destroyed)))/binary>>}.
+
+%% The rooms that are unused (no occupant, no message for Days days; a stored room: since
+%% mod_muc put it away, or since the node started) or empty (an archive, with mod_mam, that
+%% has no message), listed or destroyed, as stock does it.
+rooms_report(Method, Action, ServiceArg, Days) ->
+    All = rooms(ServiceArg),
+    Now = erlang:system_time(second),
+    NodeStart = Now - (erlang:monotonic_time(second) - ejabberd_config:get_node_start()),
+    Passing = [Room || {Jid, _Public, Sessions, Active} = Room <- All,
+                       passes(Method, Jid, Sessions, Active, Days, Now, NodeStart)],
+    io:format("rooms ~ts: ~p out of ~p~n", [Method, length(Passing), length(All)]),
+    Reason = iolist_to_binary(io_lib:format("Room destroyed by rooms_~s_destroy.", [Method])),
+    [mod_muc_rs:command(room_service(Jid), {destroy, Jid, Reason})
+     || Action == destroy, {Jid, _, _, _} <- Passing],
+    [Jid || {Jid, _, _, _} <- Passing].
+
+passes(unused, _Jid, Sessions, Active, Days, Now, NodeStart) ->
+    Since = case Active of
+                nil -> NodeStart;
+                Time -> Time
+            end,
+    Sessions == 0 andalso (Now - Since) div 86400 >= Days;
+passes(empty, Jid, _Sessions, _Active, _Days, _Now, _NodeStart) ->
+    ServerHost = server_host_of(Jid),
+    #jid{luser = Name, lserver = Service} = jid:decode(Jid),
+    gen_mod:is_loaded(ServerHost, mod_mam)
+        andalso lists:member({<<"mam">>, <<"true">>}, get_room_options(Name, Service))
+        andalso mod_mam:is_empty_for_room(ServerHost, Name, Service).
 
 %%% Options
 

@@ -4,7 +4,7 @@
 -export([options/0, new_host/4, handle/5, handle_dirty/5, confirm/2, public_rooms/1,
          forget_service_admins/1, rooms_of_user/3, remove_user/5,
          live_rooms/1, rooms_with_occupant/2, room_snapshot/2, create_room/4, configure_room/5, set_affiliation/6,
-         destroy_room/4]).
+         destroy_room/5]).
 -on_load(init/0).
 
 init() ->
@@ -77,7 +77,8 @@ remove_user(_Service, _Room, _User, _Admins, _Records) ->
 %%% The room commands (mod_muc_rs_admin). A change answers as remove_user/5 does, or
 %%% {error, Why} (Why a binary; nothing changed).
 
-%% The rooms live here: [{RoomJid, Public, Sessions}].
+%% The rooms live here: [{RoomJid, Public, Sessions, LastMessage}], LastMessage the time
+%% (seconds) of the last message in the room's history, or nil.
 live_rooms(_Service) ->
     erlang:nif_error(not_loaded).
 
@@ -104,6 +105,6 @@ configure_room(_Service, _Room, _Data, _Admins, _Records) ->
 set_affiliation(_Service, _Room, _Jid, _Affiliation, _Admins, _Records) ->
     erlang:nif_error(not_loaded).
 
-%% Destroys Room, its occupants told.
-destroy_room(_Service, _Room, _Admins, _Records) ->
+%% Destroys Room, its occupants told, with Reason (<<>>: none).
+destroy_room(_Service, _Room, _Reason, _Admins, _Records) ->
     erlang:nif_error(not_loaded).

@@ -144,6 +144,11 @@ async fn run_commands(muc: Muc) -> Vec<Ran> {
     t.ctl(&["create_room", "other", SERVICE, "nosuch.example"], false).await;
     t.ctl(&["get_room_options", "made", SERVICE], false).await;
     t.ctl(&["muc_online_rooms", SERVICE], true).await;
+    t.ctl(&["rooms_unused_list", SERVICE, "0"], true).await;
+    t.ctl(&["rooms_unused_list", "global", "1"], true).await;
+    t.ctl(&["rooms_empty_list", SERVICE], true).await;
+    t.ctl(&["rooms_empty_destroy", SERVICE], true).await;
+    t.ctl(&["rooms_unused_destroy", SERVICE, "0"], true).await;
     t.ctl(&["destroy_room", "made", SERVICE], false).await;
     t.ctl(&["destroy_room", "temp", SERVICE], false).await;
     t.ctl(&["muc_online_rooms", SERVICE], true).await;

@@ -50,13 +50,14 @@ impl MucHost {
     }
 
     /// The live rooms (not destroyed ones' remains) as the room lists show them: `(JID,
-    /// public, sessions)`.
-    pub fn live_rooms_summary(&self) -> Vec<(String, bool, usize)> {
+    /// public, sessions, the time of the last message in their history)`.
+    pub fn live_rooms_summary(&self) -> Vec<(String, bool, usize, Option<i64>)> {
         self.rooms()
             .filter(|room| room.settings.tombstone.is_none())
             .map(|room| {
                 let sessions = room.occupants().map(|o| o.session_jids().count()).sum();
-                (room.jid.to_string(), !room.settings.hidden, sessions)
+                let last_message = room.history.back().map(|entry| entry.timestamp);
+                (room.jid.to_string(), !room.settings.hidden, sessions, last_message)
             })
             .collect()
     }

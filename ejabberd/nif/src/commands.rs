@@ -7,6 +7,7 @@
 
 use crate::{answered_facts, data_from_term, data_to_term, done_term, panicked, question_term, Service};
 use jid::BareJid;
+use muc_rs::room::settings::Tombstone;
 use muc_rs::{panic_guard, MucHost, Outcome};
 use rustler::{Encoder, NifResult, ResourceArc, Term};
 
@@ -35,9 +36,13 @@ fn room_snapshot<'a>(
     })
 }
 
-/// The rooms live here: `[{RoomJid, Public, Sessions}]`.
+/// `{RoomJid, Public, Sessions, LastMessage}`.
+type LiveRoom = (String, bool, usize, Option<i64>);
+
+/// The rooms live here: `[{RoomJid, Public, Sessions, LastMessage}]`, LastMessage the
+/// time (seconds) of the last message in the room's history, or `nil`.
 #[rustler::nif]
-fn live_rooms(service: ResourceArc<Service>) -> NifResult<Vec<(String, bool, usize)>> {
+fn live_rooms(service: ResourceArc<Service>) -> NifResult<Vec<LiveRoom>> {
     locked(&service, |host| host.live_rooms_summary())
 }
 
@@ -99,18 +104,21 @@ fn set_affiliation<'a>(
     answer(env, changed, &[])
 }
 
-/// Destroys the room `Room`, its occupants told, as its owner could.
+/// Destroys the room `Room`, its occupants told, with `Reason` (`<<>>`: none), as its owner
+/// could.
 #[rustler::nif]
 fn destroy_room<'a>(
     env: rustler::Env<'a>,
     service: ResourceArc<Service>,
     room: String,
+    reason: String,
     admins: Vec<(String, bool)>,
     records: Vec<(String, Term<'a>)>,
 ) -> NifResult<Term<'a>> {
     let jid: BareJid = room.parse().map_err(|_| rustler::Error::BadArg)?;
     let facts = answered_facts(admins, records);
-    let destroyed = locked(&service, |host| host.admin_destroy(&room, &facts))?;
+    let why = Tombstone { reason: (!reason.is_empty()).then_some(reason), new_jid: None };
+    let destroyed = locked(&service, |host| host.destroy_room(&room, why, None, &facts))?;
     answer(env, destroyed, std::slice::from_ref(&jid))
 }
 
