@@ -277,3 +277,47 @@ fn history_summary(printed: &str) -> String {
 fn indent(text: &str) -> String {
     text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
 }
+
+/// In a cluster, a command on one node reaches a room live on another: listed, read,
+/// changed and destroyed there.
+#[tokio::test(flavor = "current_thread")]
+async fn room_commands_reach_rooms_on_other_nodes() {
+    let nodes = ClusterNode::cluster(2);
+    let start = |node: ClusterNode| async move {
+        let extras = Extras { cluster: Some(node), ..Extras::default() };
+        Ejabberd::start_with_extras(&Muc::muc_rs(), "", extras).await.unwrap_or_else(|e| panic!("{e}"))
+    };
+    let a = start(nodes[0].clone()).await;
+    let b = start(nodes[1].clone()).await;
+    // A temporary room, live on b only.
+    let mut juliet = Client::connect(&b, "juliet").await;
+    let room = "onb@conference.localhost";
+    juliet.join(room, "Juliet").await;
+    juliet.iq_ok("cfg", &ejabberd_client::configure(room, "On b", false)).await;
+
+    let ctl = |args: &'static [&'static str]| {
+        let a = &a;
+        async move {
+            let (status, printed) = a.ctl(args).await.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(status, 0, "ejabberdctl {args:?} on a: {printed}");
+            printed.trim_end().to_owned()
+        }
+    };
+    assert_eq!(ctl(&["muc_online_rooms", SERVICE]).await, room);
+    assert_eq!(ctl(&["get_room_occupants", "onb", SERVICE]).await, "juliet@localhost/res\tJuliet\tmoderator");
+    ctl(&["change_room_option", "onb", SERVICE, "title", "Renamed"]).await;
+    let options = ctl(&["get_room_options", "onb", SERVICE]).await;
+    assert!(options.lines().any(|l| l == "title\tRenamed"), "{options}");
+    // Its occupant on b heard of the change.
+    juliet
+        .expect("the configuration notice", |el| {
+            let x = el.get_child("x", ejabberd_client::NS_MUC_USER);
+            el.name() == "message" && x.is_some_and(|x| x.children().any(|s| s.attr("code") == Some("104")))
+        })
+        .await;
+    ctl(&["destroy_room", "onb", SERVICE]).await;
+    assert_eq!(ctl(&["muc_online_rooms", SERVICE]).await, "");
+    for server in [&a, &b] {
+        ejabberd_client::assert_log_clean(server);
+    }
+}
