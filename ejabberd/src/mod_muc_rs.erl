@@ -39,17 +39,20 @@
 
 %%% gen_mod
 
-%% The room commands of mod_muc_admin come with the module (mod_muc_rs_admin): they act
-%% on its rooms, and mod_muc_admin cannot load without mod_muc.
+%% The room commands of mod_muc_admin and its web admin pages come with the module
+%% (mod_muc_rs_admin, mod_muc_rs_webadmin): they act on its rooms, and mod_muc_admin cannot
+%% load without mod_muc.
 start(ServerHost, Opts) ->
     case gen_mod:start_child(?MODULE, ServerHost, Opts) of
         {ok, _} = Started ->
             mod_muc_rs_admin:register_commands(),
+            mod_muc_rs_webadmin:add_hooks(ServerHost),
             Started;
         Error -> Error
     end.
 
 stop(ServerHost) ->
+    mod_muc_rs_webadmin:remove_hooks(ServerHost),
     case gen_mod:is_loaded_elsewhere(ServerHost, ?MODULE) of
         false -> mod_muc_rs_admin:unregister_commands();
         true -> ok

@@ -79,8 +79,9 @@ pub struct Extras {
     pub config: Option<String>,
     /// More lines for the harness's `modules:` (e.g. `  mod_muc_admin: {}`).
     pub modules: Option<String>,
-    /// ejabberd's HTTP API (`mod_http_api` at `/api`, open to loopback) on a port of its
-    /// own: [`Ejabberd::api`].
+    /// ejabberd's HTTP API (`mod_http_api` at `/api`, open to loopback) and web admin
+    /// (`/admin`, for `admin@localhost`) on a port of their own: [`Ejabberd::api`],
+    /// [`Ejabberd::web_admin`].
     pub http_api: bool,
 }
 
@@ -255,21 +256,40 @@ impl Ejabberd {
     /// A POST of `body` (JSON) to the HTTP API's `/api/<command>` ([`Extras::http_api`]):
     /// the status code and the body of the answer.
     pub async fn api(&self, command: &str, body: &str) -> Result<(u16, String)> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        if !self.extras.http_api {
-            return Err(err!("no HTTP API on this node (Extras::http_api)"));
-        }
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.http_port)).await?;
         let request = format!(
             "POST /api/{command} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
              Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
+        self.http(&request).await
+    }
+
+    /// A page of the web admin (`/admin/<path>`, on the HTTP API's port), as the account
+    /// `admin@localhost`: the status code and the page.
+    pub async fn web_admin(&self, path: &str) -> Result<(u16, String)> {
+        use base64::Engine;
+        let credentials =
+            base64::engine::general_purpose::STANDARD.encode(format!("admin@localhost:{PASSWORD}"));
+        let request = format!(
+            "GET /admin/{path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic {credentials}\r\n\
+             Connection: close\r\n\r\n"
+        );
+        self.http(&request).await
+    }
+
+    /// One request to the node's HTTP listener ([`Extras::http_api`]): the status code and
+    /// the body of the answer.
+    async fn http(&self, request: &str) -> Result<(u16, String)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        if !self.extras.http_api {
+            return Err(err!("no HTTP listener on this node (Extras::http_api)"));
+        }
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.http_port)).await?;
         stream.write_all(request.as_bytes()).await?;
         let mut answer = Vec::new();
         tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
             .await
-            .map_err(|_| err!("the HTTP API did not answer {command}"))??;
+            .map_err(|_| err!("no HTTP answer to {request}"))??;
         let answer = String::from_utf8_lossy(&answer);
         let (head, body) = answer.split_once("\r\n\r\n").ok_or_else(|| err!("not HTTP: {answer}"))?;
         let status = head
@@ -477,10 +497,12 @@ fn config(port: u16, http_port: u16, muc: &Muc, module_options: &str, extras: &E
     if extras.http_api {
         http = format!(
             "  - {{port: {http_port}, ip: \"127.0.0.1\", module: ejabberd_http, \
-             request_handlers: {{/api: mod_http_api}}}}\n"
+             request_handlers: {{/api: mod_http_api, /admin: ejabberd_web_admin}}}}\n"
         );
         global.push_str("api_permissions:\n  loopback:\n    who: {ip: 127.0.0.1/8}\n    what: \"*\"\n");
     }
+    // (who may use the web admin)
+    let configure = if extras.http_api { "  configure: {allow: admin}\n" } else { "" };
     let module = muc.module_name();
     let module_options =
         if module_options.is_empty() { String::new() } else { format!(", {module_options}") };
@@ -512,7 +534,7 @@ acl:
 access_rules:
   c2s: {{allow: all}}
   muc_admin: {{allow: admin}}
-shaper_rules: {{max_user_sessions: 10}}
+{configure}shaper_rules: {{max_user_sessions: 10}}
 {global}{contrib}modules:
   mod_disco: {{}}
   mod_ping: {{}}

@@ -98,6 +98,19 @@ async fn run_commands(muc: Muc) -> Vec<Ran> {
     t.ctl(&["get_room_options", "friends", SERVICE], false).await;
     t.ctl(&["get_room_options", "temp", SERVICE], false).await;
 
+    // The web admin's MUC pages list the rooms, from the same commands.
+    for page in ["muc/", "server/localhost/user/romeo/muc-rooms/"] {
+        let (status, html) = server.web_admin(page).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(status, 200, "{}: /admin/{page}: {html}", muc.label());
+        assert!(html.contains(FRIENDS), "{}: /admin/{page} lists no {FRIENDS}: {html}", muc.label());
+    }
+    if muc != Muc::Stock {
+        let (status, html) =
+            server.web_admin("server/localhost/muc/").await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(status, 200, "{html}");
+        assert!(html.contains(FRIENDS) && html.contains("get_room_options"), "{html}");
+    }
+
     t.ctl(&["get_room_history", "friends", SERVICE], false).await;
     t.ctl(&["get_room_history", "temp", SERVICE], false).await;
     t.ctl(&["get_user_rooms", "romeo", "localhost"], true).await;
