@@ -187,7 +187,9 @@ change_room_option(Name, Service, OptionName, ValueText) ->
     end.
 
 change_option(Room, Opts, Option, Value) ->
-    true = lists:member(Option, record_info(fields, config)),
+    %% (the rest are create_room_with_opts' only)
+    lists:member(Option, record_info(fields, config))
+        orelse throw({error, <<"Unknown option '", (atom_to_binary(Option))/binary, "'">>}),
     New = lists:keystore(Option, 1, Opts, {Option, Value}),
     Data = fun(O) -> maps:get(<<"_data">>, maps:get(config, mod_muc_rs_rooms:to_record(Room, O, [], none))) end,
     Persistent = proplists:get_value(persistent, New, false),
@@ -200,21 +202,35 @@ change_option(Room, Opts, Option, Value) ->
         {error, Why} -> throw({error, Why})
     end.
 
-%% A command's option and value as mod_muc keeps them, as stock reads them.
+%% A command's option and value as mod_muc keeps them, as stock reads them; an option a
+%% room has no such setting for, or a value of the wrong type, is refused (stock crashes).
 room_option(Name, Text) ->
     Option = misc:binary_to_atom(Name),
-    Value = case Option of
-                _ when Option == title; Option == description; Option == password;
-                       Option == subject; Option == subject_author; Option == vcard;
-                       Option == lang; Option == pubsub -> Text;
-                _ when Option == max_users; Option == voice_request_min_interval ->
-                    binary_to_integer(Text);
-                presence_broadcast -> misc:expr_to_term(Text);
-                vcard_xupdate when Text /= <<"undefined">>, Text /= <<"external">> -> Text;
-                affiliations -> [affiliation_entry(Entry) || Entry <- str:tokens(Text, <<",">>)];
-                _ -> misc:binary_to_atom(Text)
+    Settable = [affiliations, subject, subject_author | record_info(fields, config)],
+    lists:member(Option, Settable) orelse throw({error, <<"Unknown option '", Name/binary, "'">>}),
+    Value = try option_value(Option, Text)
+            catch error:_ -> throw({error, <<"Invalid value of '", Name/binary, "'">>})
             end,
+    Default = proplists:get_value(Option, lists:zip(record_info(fields, config), tl(tuple_to_list(#config{})))),
+    is_boolean(Default) andalso not is_boolean(Value)
+        andalso throw({error, <<"Invalid value of '", Name/binary, "'">>}),
     {Option, Value}.
+
+option_value(Option, Text) ->
+    case Option of
+        _ when Option == title; Option == description; Option == password;
+               Option == subject; Option == subject_author; Option == vcard;
+               Option == lang; Option == pubsub -> Text;
+        _ when Option == max_users; Option == voice_request_min_interval ->
+            binary_to_integer(Text);
+        presence_broadcast ->
+            Roles = misc:expr_to_term(Text),
+            [] = Roles -- [moderator, participant, visitor],
+            Roles;
+        vcard_xupdate when Text /= <<"undefined">>, Text /= <<"external">> -> Text;
+        affiliations -> [affiliation_entry(Entry) || Entry <- str:tokens(Text, <<",">>)];
+        _ -> misc:binary_to_atom(Text)
+    end.
 
 %% `Type:JID`, as in create_room_with_opts' `affiliations`.
 affiliation_entry(Entry) ->

@@ -26,6 +26,9 @@ struct Ran {
 struct Transcript<'a> {
     server: &'a Ejabberd,
     ran: Vec<Ran>,
+    /// What the commands given bad input printed (stock crashes on some, with its own
+    /// stack: only their status is compared).
+    refused: Vec<String>,
 }
 
 impl Transcript<'_> {
@@ -42,6 +45,13 @@ impl Transcript<'_> {
             printed.trim_end().to_owned()
         };
         self.ran.push(Ran { command: args.join(" "), status, printed });
+    }
+
+    /// `ejabberdctl args` with bad input.
+    async fn ctl_refused(&mut self, args: &[&str]) {
+        let (status, printed) = self.server.ctl(args).await.unwrap_or_else(|e| panic!("{e}"));
+        self.refused.push(format!("{}: {printed}", args.join(" ")));
+        self.ran.push(Ran { command: args.join(" "), status, printed: String::new() });
     }
 
     /// A POST to the HTTP API.
@@ -82,7 +92,7 @@ async fn run_commands(muc: Muc) -> Vec<Ran> {
     // (available: a message to the bare JID reaches the session)
     benvolio.send("<presence xmlns='jabber:client'/>").await;
 
-    let mut t = Transcript { server: &server, ran: Vec::new() };
+    let mut t = Transcript { server: &server, ran: Vec::new(), refused: Vec::new() };
     t.ctl(&["muc_online_rooms", SERVICE], true).await;
     t.ctl(&["muc_online_rooms", "global"], true).await;
     t.ctl(&["muc_online_rooms_by_regex", SERVICE, "^fr"], true).await;
@@ -145,6 +155,9 @@ async fn run_commands(muc: Muc) -> Vec<Ran> {
     t.ctl(&["change_room_option", "friends", SERVICE, "anonymous", "false"], false).await;
     t.ctl(&["change_room_option", "friends", SERVICE, "max_users", "50"], false).await;
     t.ctl(&["get_room_options", "friends", SERVICE], false).await;
+    t.ctl_refused(&["change_room_option", "friends", SERVICE, "nosuchoption", "true"]).await;
+    t.ctl_refused(&["change_room_option", "friends", SERVICE, "max_users", "many"]).await;
+    t.ctl_refused(&["change_room_option", "friends", SERVICE, "subject", "News"]).await;
     t.ctl(&["set_room_affiliation", "friends", SERVICE, "benvolio", "localhost", "admin"], false).await;
     t.ctl(&["set_room_affiliation", "friends", SERVICE, "mallory", "localhost", "none"], false).await;
     t.ctl(&["set_room_affiliation", "friends", SERVICE, "mallory", "localhost", "king"], false).await;
@@ -205,6 +218,10 @@ async fn run_commands(muc: Muc) -> Vec<Ran> {
     t.api("get_room_affiliations", &format!(r#"{{"room": "nosuch", "service": "{SERVICE}"}}"#)).await;
     t.api("muc_online_rooms", &format!(r#"{{"service": "{SERVICE}"}}"#)).await;
     ejabberd_client::assert_log_clean(&server);
+    if muc != Muc::Stock {
+        let crashed: Vec<&String> = t.refused.iter().filter(|p| p.contains("exception")).collect();
+        assert!(crashed.is_empty(), "bad input crashed the command: {crashed:#?}");
+    }
     t.ran
 }
 
