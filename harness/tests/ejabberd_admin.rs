@@ -61,12 +61,29 @@ impl Transcript<'_> {
     }
 }
 
-/// Rooms made over XMPP, then every command of the first group, on `muc`.
-async fn run_commands(muc: Muc) -> Vec<Ran> {
+/// Where the rooms are kept.
+#[derive(Clone, Copy)]
+enum Db {
+    Mnesia,
+    /// SQLite, in the node's dir.
+    Sqlite,
+}
+
+/// Rooms made over XMPP, then the commands, on `muc` keeping its rooms in `db`.
+async fn run_commands(muc: Muc, db: Db) -> Vec<Ran> {
     let modules = (muc == Muc::Stock).then(|| "  mod_muc_admin: {}".to_owned());
-    let extras =
-        Extras { cluster: ClusterNode::cluster(1).pop(), modules, http_api: true, ..Extras::default() };
-    let server = Ejabberd::start_with_extras(&muc, "", extras).await.unwrap_or_else(|e| panic!("{e}"));
+    let (options, global) = match db {
+        Db::Mnesia => ("", None),
+        Db::Sqlite => ("db_type: sql", Some("sql_type: sqlite\nsql_database: \"rooms.sqlite\"".to_owned())),
+    };
+    let extras = Extras {
+        cluster: ClusterNode::cluster(1).pop(),
+        modules,
+        http_api: true,
+        global,
+        ..Extras::default()
+    };
+    let server = Ejabberd::start_with_extras(&muc, options, extras).await.unwrap_or_else(|e| panic!("{e}"));
 
     // A persistent room with an owner, a member (with a reason), an outcast, and two
     // occupants; a temporary room with one.
@@ -217,6 +234,18 @@ async fn run_commands(muc: Muc) -> Vec<Ran> {
     t.api("get_room_affiliations", &format!(r#"{{"room": "api", "service": "{SERVICE}"}}"#)).await;
     t.api("get_room_affiliations", &format!(r#"{{"room": "nosuch", "service": "{SERVICE}"}}"#)).await;
     t.api("muc_online_rooms", &format!(r#"{{"service": "{SERVICE}"}}"#)).await;
+    if let Db::Sqlite = db {
+        // The rooms and the service's registered nick are in mod_muc's SQL tables.
+        let database = server.dir().join("rooms.sqlite");
+        let query = |sql: &str| {
+            let out =
+                std::process::Command::new("sqlite3").arg(&database).arg(sql).output().expect("sqlite3");
+            String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_owned).collect::<Vec<_>>()
+        };
+        assert_eq!(query("select name from muc_room order by name"), ["api", "friends"], "{}", muc.label());
+        let nicks = query("select nick from muc_registered where host = 'conference.localhost'");
+        assert_eq!(nicks, ["Tim"], "{}", muc.label());
+    }
     ejabberd_client::assert_log_clean(&server);
     if muc != Muc::Stock {
         let crashed: Vec<&String> = t.refused.iter().filter(|p| p.contains("exception")).collect();
@@ -240,8 +269,18 @@ fn sorted_json_list(printed: &str) -> String {
 
 #[tokio::test(flavor = "current_thread")]
 async fn room_commands_answer_as_mod_muc_admin_does() {
-    let mut stock = run_commands(Muc::Stock).await;
-    let mut ours = run_commands(Muc::muc_rs()).await;
+    compare(Db::Mnesia).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn room_commands_answer_as_mod_muc_admin_does_on_sqlite() {
+    compare(Db::Sqlite).await;
+}
+
+/// The same commands on the same rooms, kept in `db`, on mod_muc and on mod_muc_rs.
+async fn compare(db: Db) {
+    let mut stock = run_commands(Muc::Stock, db).await;
+    let mut ours = run_commands(Muc::muc_rs(), db).await;
     for ran in stock.iter_mut().chain(ours.iter_mut()) {
         // The history: stock keeps each message as it came in, mod_muc_rs as the room sent
         // it (from the occupant's room JID, with its occupant-id); stamped to the
