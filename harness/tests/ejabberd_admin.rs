@@ -10,6 +10,7 @@ mod ejabberd_client;
 
 use ejabberd_client::Client;
 use muc_harness::ejabberd::{ClusterNode, Ejabberd, Extras, Muc};
+use muc_harness::postgres::Postgres;
 
 const SERVICE: &str = "conference.localhost";
 const FRIENDS: &str = "friends@conference.localhost";
@@ -67,6 +68,8 @@ enum Db {
     Mnesia,
     /// SQLite, in the node's dir.
     Sqlite,
+    /// A database of its own on the PostgreSQL server on this port.
+    Postgres(u16),
 }
 
 /// Rooms made over XMPP, then the commands, on `muc` keeping its rooms in `db`.
@@ -75,6 +78,15 @@ async fn run_commands(muc: Muc, db: Db) -> Vec<Ran> {
     let (options, global) = match db {
         Db::Mnesia => ("", None),
         Db::Sqlite => ("db_type: sql", Some("sql_type: sqlite\nsql_database: \"rooms.sqlite\"".to_owned())),
+        Db::Postgres(port) => {
+            let global = format!(
+                "sql_type: pgsql\nsql_server: \"127.0.0.1\"\nsql_port: {port}\nsql_database: \"{}\"\n\
+                 sql_username: \"{}\"\nsql_password: \"\"",
+                muc.label(),
+                muc_harness::postgres::USER
+            );
+            ("db_type: sql", Some(global))
+        }
     };
     let extras = Extras {
         cluster: ClusterNode::cluster(1).pop(),
@@ -275,6 +287,21 @@ async fn room_commands_answer_as_mod_muc_admin_does() {
 #[tokio::test(flavor = "current_thread")]
 async fn room_commands_answer_as_mod_muc_admin_does_on_sqlite() {
     compare(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn room_commands_answer_as_mod_muc_admin_does_on_postgresql() {
+    let mut pg = Postgres::start().await.expect("PostgreSQL: run tools/install-deps.sh");
+    // (a database for each module, named by its label; mod_muc makes its tables)
+    for muc in [Muc::Stock, Muc::muc_rs()] {
+        pg.create_database(muc.label()).await.expect("create database");
+    }
+    compare(Db::Postgres(pg.port())).await;
+    for muc in [Muc::Stock, Muc::muc_rs()] {
+        let rooms = pg.query(muc.label(), "select name from muc_room order by name").await.expect("psql");
+        assert_eq!(rooms.split_whitespace().collect::<Vec<_>>(), ["api", "friends"], "{}", muc.label());
+    }
+    pg.stop().await;
 }
 
 /// The same commands on the same rooms, kept in `db`, on mod_muc and on mod_muc_rs.
