@@ -405,46 +405,23 @@ impl MucHost {
         reason: Option<&str>,
         facts: &Facts,
     ) -> Result<Outcome, String> {
-        self.settle_unconfirmed();
         let room_jid: BareJid = room_jid.parse().map_err(|e| format!("{room_jid}: {e}"))?;
         let jid: BareJid = jid.parse::<Jid>().map_err(|e| format!("{jid}: {e}"))?.to_bare();
-        let mut out = Outcome::default();
-        let mut ctx = Ctx::new(&self.config, facts, &mut out, &self.domain);
-        let was_live = self.rooms.contains(&room_jid);
-        let found = Self::bring_back_into(&mut self.rooms, &mut ctx, &room_jid);
-        if ctx.out.ask.is_some() {
-            return Ok(out);
-        }
-        if !found.unwrap_or(false) {
-            return Err("No such room".into());
-        }
-        // As stock words it: the error type and condition set_affiliation gives.
-        let affiliation =
-            crate::affiliation::Affiliation::parse(affiliation).ok_or("modify:not-acceptable")?;
-        let room = self.rooms.get_mut(&room_jid).ok_or("No such room")?;
-        if let Some(question) =
-            crate::room::service_admins::unknown_for_change(&ctx, room, std::slice::from_ref(&jid))
-        {
-            ctx.out.ask(question);
-            let undo = std::mem::take(&mut ctx.undo);
-            return Ok(self.hold(out, undo, (!was_live).then_some(room_jid), None));
-        }
-        room.learn_service_admins(ctx.facts);
-        // A refusal changes nothing; a change keeps its own undo copy (will_change_record).
-        room.set_affiliation(
-            &mut ctx,
-            crate::room::Actor::Room,
-            &jid,
-            affiliation,
-            reason,
-            crate::room::DataChange::Keep,
-        )
-        .map_err(|e| format!("{}:{}", e.kind.as_str(), e.condition))?;
-        report_departures(room, &mut ctx);
-        room.needs_save = false;
-        ctx.out.stores.push(Store { room: room_jid, record: room_record(room), why: StoreReason::Change });
-        let undo = std::mem::take(&mut ctx.undo);
-        Ok(self.hold(out, undo, None, None))
+        self.admin_change(&room_jid, std::slice::from_ref(&jid), facts, |room, ctx| {
+            // As stock words it: the error type and condition set_affiliation gives.
+            let affiliation =
+                crate::affiliation::Affiliation::parse(affiliation).ok_or("modify:not-acceptable")?;
+            room.set_affiliation(
+                ctx,
+                crate::room::Actor::Room,
+                &jid,
+                affiliation,
+                reason,
+                crate::room::DataChange::Keep,
+            )
+            .map(|_| ())
+            .map_err(|e| format!("{}:{}", e.kind.as_str(), e.condition))
+        })
     }
 
     /// The host's admins may have changed (its configuration was reloaded, a role was
@@ -804,6 +781,7 @@ fn service_features(config: &HostConfig) -> Vec<&'static str> {
 }
 
 mod account_removal;
+mod admin_commands;
 mod api;
 mod commit;
 mod module_occupants;

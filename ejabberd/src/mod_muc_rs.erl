@@ -28,7 +28,7 @@
 
 -export([start/2, stop/1, reload/3, depends/2, mod_options/1, mod_opt_type/1, mod_doc/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2, code_change/3]).
--export([local_public_rooms/1, remove_user/2, recipient/1]).
+-export([local_public_rooms/1, remove_user/2, recipient/1, command/2, command_everywhere/2]).
 
 -include("logger.hrl").
 -include("translate.hrl").
@@ -39,10 +39,24 @@
 
 %%% gen_mod
 
+%% The room commands of mod_muc_admin and its web admin pages come with the module
+%% (mod_muc_rs_admin, mod_muc_rs_webadmin): they act on its rooms, and mod_muc_admin cannot
+%% load without mod_muc.
 start(ServerHost, Opts) ->
-    gen_mod:start_child(?MODULE, ServerHost, Opts).
+    case gen_mod:start_child(?MODULE, ServerHost, Opts) of
+        {ok, _} = Started ->
+            mod_muc_rs_admin:register_commands(),
+            mod_muc_rs_webadmin:add_hooks(ServerHost),
+            Started;
+        Error -> Error
+    end.
 
 stop(ServerHost) ->
+    mod_muc_rs_webadmin:remove_hooks(ServerHost),
+    case gen_mod:is_loaded_elsewhere(ServerHost, ?MODULE) of
+        false -> mod_muc_rs_admin:unregister_commands();
+        true -> ok
+    end,
     gen_mod:stop_child(?MODULE, ServerHost).
 
 %% ejabberd calls this when the module's options changed (ejabberdctl reload_config): the
@@ -351,13 +365,28 @@ handle_call({reload, Opts}, _From, #{server_host := ServerHost, db := Db} = Stat
                           [ServerHost])
     end,
     {reply, ok, serve(gen_mod:get_opt_hosts(Opts), Opts, settings(Opts, State))};
+%% A room command (mod_muc_rs_admin) for the service Host.
+handle_call({command, Host, Request}, _From, #{services := Services} = State) ->
+    Reply = case maps:find(Host, Services) of
+                {ok, Service} ->
+                    try run_command(Request, Host, Service, State)
+                    catch Class:Reason:Stack ->
+                            ?ERROR_MSG("muc_rs failed on the command ~p: ~p:~p~n~p",
+                                       [Request, Class, Reason, Stack]),
+                            {error, <<"Internal error">>}
+                    end;
+                error -> {error, <<"Unknown service">>}
+            end,
+    {reply, Reply, State};
 handle_call(_Request, _From, State) ->
     {reply, {error, badarg}, State}.
 
 handle_cast({remove_user, User}, #{services := Services} = State) ->
     maps:foreach(
       fun(Host, Service) ->
-              [try remove_user_from(Service, Room, User, [], [], State)
+              [try change(fun(Admins, Records) ->
+                                  muc_rs_nif:remove_user(Service, Room, User, Admins, Records)
+                          end, Service, State)
                catch Class:Reason:Stack ->
                        ?ERROR_MSG("muc_rs could not remove ~ts from ~ts: ~p:~p~n~p",
                                   [User, Room, Class, Reason, Stack])
@@ -568,9 +597,11 @@ handle(Nif, {Host, Service} = Core, El, Sender, Rooms, State) ->
 
 %% What the core did: its stores written before anything is routed (a failed write is
 %% undone by the core, which then hands the error reply instead), then carried out.
-%% Ctx: what ejabberd's hooks need for the broadcasts left to them (hooks_ctx/3).
+%% Ctx: what ejabberd's hooks need for the broadcasts left to them (hooks_ctx/3). ok, or the
+%% failed write's {error, Reason}.
 settle(_Service, {ok, Deliveries, [], Logs, Gone}, Ctx) ->
-    carry_out(Deliveries, Logs, Gone, Ctx);
+    carry_out(Deliveries, Logs, Gone, Ctx),
+    ok;
 settle(Service, {ok, [], Stores, [], Gone}, Ctx) ->
     Forgotten = mod_muc_rs_hooks:forgotten(Stores, Ctx),
     Written = write_rooms(Stores, Ctx),
@@ -580,7 +611,8 @@ settle(Service, {ok, [], Stores, [], Gone}, Ctx) ->
     Destroyed = [Room || {room_destroyed, Room} <- Deliveries],
     [mod_muc_rs_hooks:room_destroyed({room_destroyed, Room}, Ctx)
      || Written == ok, Room <- Forgotten, not lists:member(Room, Destroyed)],
-    carry_out(Deliveries, Logs, Gone, Ctx).
+    carry_out(Deliveries, Logs, Gone, Ctx),
+    Written.
 
 %% A deleted account: as mod_muc does in its live rooms, the user loses their affiliation
 %% and leaves ("User removed"), on every node of the cluster (each has its own rooms).
@@ -589,14 +621,21 @@ remove_user(User, Server) ->
     Removed = {remove_user, jid:encode(jid:make(User, Server))},
     lists:foreach(fun(Node) -> gen_server:cast({Proc, Node}, Removed) end, [node() | nodes()]).
 
-remove_user_from(Service, Room, User, Admins, Records, State) ->
-    case muc_rs_nif:remove_user(Service, Room, User, Admins, Records) of
+%% A change outside a stanza (a deleted account, an admin command): Call(Admins, Records)
+%% asks the core, called again with the answers to its questions until it is done; then
+%% settled. ok, or {error, Why} (nothing changed).
+change(Call, Service, State) ->
+    change(Call, Service, [], [], State).
+
+change(Call, Service, Admins, Records, State) ->
+    case Call(Admins, Records) of
         {load, RoomJid} ->
-            Read = [{RoomJid, read_room(RoomJid, State)} | Records],
-            remove_user_from(Service, Room, User, Admins, Read, State);
+            change(Call, Service, Admins, [{RoomJid, read_room(RoomJid, State)} | Records], State);
         {admins, Users} ->
             Answers = [{Jid, is_admin(jid:decode(Jid), State)} || Jid <- Users],
-            remove_user_from(Service, Room, User, Answers ++ Admins, Records, State);
+            change(Call, Service, Answers ++ Admins, Records, State);
+        {error, Why} ->
+            {error, Why};
         Done ->
             settle(Service, Done, hooks_ctx(Service, undefined, State))
     end.
@@ -614,7 +653,97 @@ carry_out(Deliveries0, Logs, Gone, Ctx) ->
                      (Broadcast) -> mod_muc_rs_hooks:broadcast_message(Broadcast, Ctx, erlang:system_time(second))
                   end, Deliveries),
     %% A room no longer live here is no node's until a stanza brings it back.
-    lists:foreach(fun(Room) -> mnesia:dirty_delete(muc_rs_room_node, Room) end, Gone).
+    lists:foreach(fun(Room) -> mnesia:dirty_delete(muc_rs_room_node, Room) end, Gone),
+    ok.
+
+%%% Room commands (mod_muc_rs_admin)
+
+%% Request on the service Host, run by the gen_server of the node its room lives on (a
+%% change claims the room for this node if none has it; a read does not); {error,
+%% <<"Unknown service">>} if Host is not a service of mod_muc_rs.
+command(Host, Request) ->
+    case persistent_term:get({?MODULE, Host}, none) of
+        none -> {error, <<"Unknown service">>};
+        _ -> call_command(Host, Request)
+    end.
+
+call_command(Host, Request) ->
+    ServerHost = ejabberd_router:host_of_route(Host),
+    Node = case Request of
+               stored_rooms -> node();
+               {snapshot, Room} -> live_node(Room);
+               {create, Room, _, _} -> room_node(Room);
+               {configure, Room, _, _} -> room_node(Room);
+               {set_affiliation, Room, _, _} -> room_node(Room);
+               {destroy, Room, _} -> room_node(Room)
+           end,
+    gen_server:call({gen_mod:get_module_proc(ServerHost, ?MODULE), Node}, {command, Host, Request}, 60000).
+
+%% Request on the service Host, run on every node of the cluster: [Reply].
+command_everywhere(Host, Request) ->
+    ServerHost = ejabberd_router:host_of_route(Host),
+    persistent_term:get({?MODULE, Host}, none) /= none orelse throw({error, <<"Unknown service">>}),
+    {Replies, _Down} = gen_server:multi_call([node() | nodes()], gen_mod:get_module_proc(ServerHost, ?MODULE),
+                                             {command, Host, Request}, 60000),
+    [Reply || {_Node, Reply} <- Replies].
+
+%% When mod_muc last put the room away (its row's hibernation_time), in seconds, or nil.
+hibernated_at(Db, Room) ->
+    case lists:keyfind(hibernation_time, 1, mod_muc_rs_rooms:stored_opts(Db, Room, [])) of
+        {_, Microseconds} when is_integer(Microseconds) -> Microseconds div 1000000;
+        _ -> nil
+    end.
+
+%% The node a room is live on, else this one.
+live_node(Room) ->
+    case mnesia:dirty_read(muc_rs_room_node, Room) of
+        [#muc_rs_room_node{node = Node}] ->
+            case Node == node() orelse is_up(Node) of
+                true -> Node;
+                false -> node()
+            end;
+        [] -> node()
+    end.
+
+%% The rooms live here, [{RoomJid, Public, Sessions, LastMessage}], or those with an
+%% occupant of the user Jid, [RoomJid]; the stored rooms, [{RoomJid, Public, 0,
+%% HibernatedAt}] (when mod_muc put the room away, in seconds, or nil); a room as the commands
+%% read it, {ok, Opts, [{RealJid, Nick, Role}], [{Time, Message}]} (Opts mod_muc's options,
+%% as it would store them) or none; or a change, ok or {error, Why}.
+run_command(live_rooms, _Host, Service, _State) ->
+    muc_rs_nif:live_rooms(Service);
+run_command({user_rooms, Jid}, _Host, Service, _State) ->
+    muc_rs_nif:rooms_with_occupant(Service, Jid);
+run_command(stored_rooms, Host, _Service, #{db := Db} = State) ->
+    [{Jid, maps:get(<<"hidden">>, Data, false) /= true, 0, hibernated_at(Db, Jid)}
+     || {Jid, #{config := #{<<"_data">> := Data}}} <- read_all_rooms(Host, State),
+        maps:get(<<"destroyed">>, Data, false) /= true];
+run_command({snapshot, Room}, _Host, Service, #{db := Db, new_room_opts := NewRoomOpts} = State) ->
+    Opts = fun(Config) ->
+                   mod_muc_rs_rooms:to_opts(Config, mod_muc_rs_rooms:stored_opts(Db, Room, NewRoomOpts))
+           end,
+    case muc_rs_nif:room_snapshot(Service, Room) of
+        {Config, Sessions, History} -> {ok, Opts(Config), Sessions, History};
+        none ->
+            case read_room(Room, State) of
+                #{config := #{<<"_data">> := #{<<"destroyed">> := true}}} -> none;
+                #{config := Config} -> {ok, Opts(Config), [], []};
+                _ -> none
+            end
+    end;
+run_command({create, Room, Config, Opts}, _Host, Service, State) ->
+    change(fun(_Admins, Records) -> muc_rs_nif:create_room(Service, Room, Config, Records) end,
+           Service, State#{new_room_opts := Opts});
+run_command({configure, Room, Data, Overrides}, _Host, Service, State) ->
+    change(fun(Admins, Records) -> muc_rs_nif:configure_room(Service, Room, Data, Admins, Records) end,
+           Service, State#{overrides => Overrides});
+run_command({set_affiliation, Room, Jid, Affiliation}, _Host, Service, State) ->
+    change(fun(Admins, Records) ->
+                   muc_rs_nif:set_affiliation(Service, Room, Jid, Affiliation, Admins, Records)
+           end, Service, State);
+run_command({destroy, Room, Reason}, _Host, Service, State) ->
+    change(fun(Admins, Records) -> muc_rs_nif:destroy_room(Service, Room, Reason, Admins, Records) end,
+           Service, State).
 
 %% The service Host's public rooms live on the cluster's other nodes (none answers within
 %% a second: left out, as a node that is going down would be).
@@ -664,8 +793,10 @@ read_room(RoomJid, #{db := Db}) ->
     mod_muc_rs_rooms:read(Db, RoomJid).
 
 %% Every record of the stanza, on disk before anything is sent: ok, or {error, Reason}.
-write_rooms(Stores, #{db := Db, new_room_opts := NewRoomOpts}) ->
-    mod_muc_rs_rooms:write(Db, Stores, NewRoomOpts).
+%% (overrides: the options of mod_muc's row an admin command changed, which the core has
+%% no setting for.)
+write_rooms(Stores, #{db := Db, new_room_opts := NewRoomOpts} = State) ->
+    mod_muc_rs_rooms:write(Db, Stores, NewRoomOpts, maps:get(overrides, State, [])).
 
 deliver({El, Recipients}) ->
     Packet = xmpp:decode(El, ?NS_CLIENT, [ignore_els]),

@@ -30,8 +30,8 @@
 %%% keyed by the service) are left as they are.
 -module(mod_muc_rs_rooms).
 
--export([db/2, create_tables/3, tables/1, new_room_opts/1, read/2, read_all/2, write/3,
-         service_nick_owner/3, forgotten/2]).
+-export([db/2, create_tables/3, tables/1, new_room_opts/1, read/2, read_all/2, write/3, write/4,
+         service_nick_owner/3, set_service_nick/4, stored_opts/3, forgotten/2]).
 -export([to_record/4, to_opts/2]).
 
 -include("logger.hrl").
@@ -207,6 +207,14 @@ service_nick_owner({sql, LServer}, Service, Nick) ->
         _ -> none
     end.
 
+%% Registers Nick for the user From with the service Service itself (unregisters with
+%% <<>>), through mod_muc's own storage module, as mod_muc does: {atomic, ok}, {atomic,
+%% false} when someone else has it, or the storage's error.
+set_service_nick(mnesia, Service, From, Nick) ->
+    mod_muc_mnesia:set_nick(undefined, Service, From, Nick);
+set_service_nick({sql, LServer}, Service, From, Nick) ->
+    mod_muc_sql:set_nick(LServer, Service, From, Nick).
+
 nicks_spec(RoomJid) ->
     [{#muc_registered{us_host = {'$1', RoomJid}, nick = '$2'}, [], [{{'$1', '$2'}}]}].
 
@@ -324,15 +332,22 @@ subject_text([#text{} | _] = Texts) ->
 %% is sent: ok, or {error, Reason}. On mnesia in one transaction (nothing written if it
 %% fails); on SQL each room's rows in mod_muc_sql's transactions, then muc_rs's own table.
 %% NewRoomOpts are the options a room mod_muc has no row for yet is written with.
-write(mnesia, Stores, NewRoomOpts) ->
+write(Db, Stores, NewRoomOpts) ->
+    write(Db, Stores, NewRoomOpts, []).
+
+%% write/3, with Overrides ([{Option, Value}]: mod_muc options an admin command set that the
+%% core has no setting for) replacing those of the rooms' rows.
+write(mnesia, Stores, NewRoomOpts, Overrides) ->
     Write = fun() ->
-        lists:foreach(fun(Store) -> write_stock(mnesia, Store, NewRoomOpts), write_own(Store) end,
-                      Stores)
+        lists:foreach(fun(Store) ->
+                              write_stock(mnesia, Store, NewRoomOpts, Overrides),
+                              write_own(Store)
+                      end, Stores)
     end,
     transaction(Write, Stores);
-write({sql, _} = Db, Stores, NewRoomOpts) ->
+write({sql, _} = Db, Stores, NewRoomOpts, Overrides) ->
     try
-        lists:foreach(fun(Store) -> write_stock(Db, Store, NewRoomOpts) end, Stores),
+        lists:foreach(fun(Store) -> write_stock(Db, Store, NewRoomOpts, Overrides) end, Stores),
         transaction(fun() -> lists:foreach(fun write_own/1, Stores) end, Stores)
     catch
         throw:{sql, Why} -> write_failed(Stores, Why);
@@ -364,15 +379,13 @@ forgotten(Db, Stores) ->
 
 %% mod_muc's rows of the room: a persistent room's options and reserved nicks; none for a
 %% room gone, temporary or a tombstone (not a room mod_muc would keep).
-write_stock(Db, {RoomJid, Record}, NewRoomOpts) ->
+write_stock(Db, {RoomJid, Record}, NewRoomOpts, Overrides) ->
     case stock_config(Record) of
         {ok, Config} ->
-            Old = case stock_opts(Db, RoomJid) of
-                      {ok, Opts} -> Opts;
-                      none -> NewRoomOpts;
-                      {error, Why} -> throw({sql, Why})
-                  end,
-            store_opts(Db, RoomJid, to_opts(Config, Old)),
+            Old = stored_opts(Db, RoomJid, NewRoomOpts),
+            Overridden = lists:foldl(fun({Key, _} = Opt, Opts) -> lists:keystore(Key, 1, Opts, Opt) end,
+                                     Old, Overrides),
+            store_opts(Db, RoomJid, to_opts(Config, Overridden)),
             AffiliationData = maps:get(<<"_affiliation_data">>, Config, #{}),
             write_nicks(Db, RoomJid, [{us(Jid), Nick}
                                       || {Jid, #{<<"reserved_nickname">> := Nick}}
@@ -380,6 +393,15 @@ write_stock(Db, {RoomJid, Record}, NewRoomOpts) ->
         none ->
             forget(Db, RoomJid),
             write_nicks(Db, RoomJid, [])
+    end.
+
+%% mod_muc's options of the room as stored, or NewRoomOpts if mod_muc has no row for it
+%% (a temporary room, or one not written yet).
+stored_opts(Db, RoomJid, NewRoomOpts) ->
+    case stock_opts(Db, RoomJid) of
+        {ok, Opts} -> Opts;
+        none -> NewRoomOpts;
+        {error, Why} -> throw({sql, Why})
     end.
 
 %% muc_rs's own record of the room: marked as standing beside mod_muc's row, or alone.

@@ -3,7 +3,9 @@
 -module(muc_rs_nif).
 -export([options/0, new_host/4, handle/5, handle_dirty/5, confirm/2, public_rooms/1,
          forget_service_admins/1, rooms_of_user/3, remove_user/5, add_history/4, room_view/4,
-         announce/2, shut_down/1, reconfigure/3]).
+         announce/2, shut_down/1, reconfigure/3,
+         live_rooms/1, rooms_with_occupant/2, room_snapshot/2, create_room/4, configure_room/5,
+         set_affiliation/6, destroy_room/5]).
 -on_load(init/0).
 
 init() ->
@@ -101,4 +103,39 @@ add_history(_Service, _RoomJid, _Xmlel, _Now) ->
 %% affiliations => [{BareJid, Aff}], users => [{FullJid, Nick, Role}], history => [{Nick,
 %% Xmlel, Time}]} (binaries), Done as handle/5 answers ({ok, ...}: rooms put away for it).
 room_view(_Service, _RoomJid, _Now, _Records) ->
+    erlang:nif_error(not_loaded).
+
+%%% The room commands (mod_muc_rs_admin). A change answers as remove_user/5 does, or
+%%% {error, Why} (Why a binary; nothing changed).
+
+%% The rooms live here: [{RoomJid, Public, Sessions, LastMessage}], LastMessage the time
+%% (seconds) of the last message in the room's history, or nil.
+live_rooms(_Service) ->
+    erlang:nif_error(not_loaded).
+
+%% The live room Room: {Config, [{RealJid, Nick, Role}], [{Time, Message}]} (Config its
+%% record as stored; its history, each message as XML text with the time in seconds), or
+%% none if it is not live here.
+room_snapshot(_Service, _Room) ->
+    erlang:nif_error(not_loaded).
+
+%% The rooms live here where User (a bare JID) has an occupant: [RoomJid].
+rooms_with_occupant(_Service, _User) ->
+    erlang:nif_error(not_loaded).
+
+%% Makes the room Room from Config (its record as stored); Records as for remove_user/5.
+create_room(_Service, _Room, _Config, _Records) ->
+    erlang:nif_error(not_loaded).
+
+%% Gives the room Room the settings Data (its record's `_data`), as if its owner had
+%% submitted them: the occupants are told.
+configure_room(_Service, _Room, _Data, _Admins, _Records) ->
+    erlang:nif_error(not_loaded).
+
+%% Sets Jid's affiliation in Room (owner, admin, member, outcast or none, a binary).
+set_affiliation(_Service, _Room, _Jid, _Affiliation, _Admins, _Records) ->
+    erlang:nif_error(not_loaded).
+
+%% Destroys Room, its occupants told, with Reason (<<>>: none).
+destroy_room(_Service, _Room, _Reason, _Admins, _Records) ->
     erlang:nif_error(not_loaded).

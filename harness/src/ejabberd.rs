@@ -84,6 +84,10 @@ pub struct Extras {
     /// A whole `ejabberd.yml` instead of the harness's own, with [`C2S_PORT`] where the
     /// clients' port goes: its modules, the MUC module's options included, are its own.
     pub config: Option<String>,
+    /// ejabberd's HTTP API (`mod_http_api` at `/api`, open to loopback) and web admin
+    /// (`/admin`, for `admin@localhost`) on a port of their own: [`Ejabberd::api`],
+    /// [`Ejabberd::web_admin`].
+    pub http_api: bool,
 }
 
 /// Where a whole config ([`Extras::config`]) has the port of the listener clients use.
@@ -125,6 +129,8 @@ pub struct Ejabberd {
     module_options: String,
     dir: tempfile::TempDir,
     port: u16,
+    /// The HTTP API's port ([`Extras::http_api`]).
+    http_port: u16,
     child: Option<Child>,
 }
 
@@ -162,6 +168,7 @@ impl Ejabberd {
             module_options: module_options.to_owned(),
             dir,
             port: 0,
+            http_port: 0,
             child: None,
         };
         server.launch().await?;
@@ -175,6 +182,11 @@ impl Ejabberd {
     /// The OS process id of the node (for the benchmark's CPU and memory readings).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().and_then(Child::id)
+    }
+
+    /// The node's own dir (its config, database and logs): for files a command reads.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -207,23 +219,12 @@ impl Ejabberd {
     /// call comes from a hidden node on loopback, so the node's `nodes()` (the cluster
     /// mod_muc_rs sees) does not change.
     pub async fn rpc(&self, module: &str, function: &str, args: &str) -> Result<String> {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static CALLS: AtomicU32 = AtomicU32::new(0);
-        let node = self.extras.cluster.as_ref().ok_or_else(|| err!("rpc to a node without distribution"))?;
-        let helper =
-            format!("muc_rpc{}_{}@127.0.0.1", std::process::id(), CALLS.fetch_add(1, Ordering::Relaxed));
+        let (node, mut erl) = self.hidden_node("rpc")?;
         let eval = format!(
             "R = rpc:call('{}', {module}, {function}, {args}, 10000), io:format(\"~0p~n\", [R]), halt().",
             node.name
         );
-        let output = Command::new("erl")
-            .args(["-noinput", "-hidden", "-name", &helper, "-setcookie", &node.cookie])
-            .args(["-kernel", "inet_dist_use_interface", "{127,0,0,1}"])
-            .args(["-eval", &eval])
-            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output();
+        let output = erl.args(["-eval", &eval]).output();
         let output = tokio::time::timeout(Duration::from_secs(30), output)
             .await
             .map_err(|_| err!("rpc {module}:{function}{args} did not finish"))??;
@@ -236,6 +237,91 @@ impl Ejabberd {
             ));
         }
         Ok(printed)
+    }
+
+    /// `ejabberdctl ARGS...` on the node, which must be a [`ClusterNode`]: the exit status
+    /// and what it printed (stdout, then stderr). As ejabberdctl runs it: a hidden node
+    /// that starts `ejabberd_ctl` with the node's name and the arguments.
+    pub async fn ctl(&self, args: &[&str]) -> Result<(i32, String)> {
+        let (node, mut erl) = self.hidden_node("ejabberdctl")?;
+        let output = erl
+            .args(["-eval", &format!("net_kernel:connect_node('{}')", node.name)])
+            .args(["-s", "ejabberd_ctl", "-extra", &node.name])
+            .args(args)
+            .env("ERL_LIBS", "/usr/lib/x86_64-linux-gnu")
+            .output();
+        let output = tokio::time::timeout(Duration::from_secs(60), output)
+            .await
+            .map_err(|_| err!("ejabberdctl {args:?} did not finish"))??;
+        let printed =
+            format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        Ok((output.status.code().unwrap_or(-1), printed))
+    }
+
+    /// A POST of `body` (JSON) to the HTTP API's `/api/<command>` ([`Extras::http_api`]):
+    /// the status code and the body of the answer.
+    pub async fn api(&self, command: &str, body: &str) -> Result<(u16, String)> {
+        let request = format!(
+            "POST /api/{command} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        self.http(&request).await
+    }
+
+    /// A page of the web admin (`/admin/<path>`, on the HTTP API's port), as the account
+    /// `admin@localhost`: the status code and the page.
+    pub async fn web_admin(&self, path: &str) -> Result<(u16, String)> {
+        use base64::Engine;
+        let credentials =
+            base64::engine::general_purpose::STANDARD.encode(format!("admin@localhost:{PASSWORD}"));
+        let request = format!(
+            "GET /admin/{path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic {credentials}\r\n\
+             Connection: close\r\n\r\n"
+        );
+        self.http(&request).await
+    }
+
+    /// One request to the node's HTTP listener ([`Extras::http_api`]): the status code and
+    /// the body of the answer.
+    async fn http(&self, request: &str) -> Result<(u16, String)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        if !self.extras.http_api {
+            return Err(err!("no HTTP listener on this node (Extras::http_api)"));
+        }
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.http_port)).await?;
+        stream.write_all(request.as_bytes()).await?;
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
+            .await
+            .map_err(|_| err!("no HTTP answer to {request}"))??;
+        let answer = String::from_utf8_lossy(&answer);
+        let (head, body) = answer.split_once("\r\n\r\n").ok_or_else(|| err!("not HTTP: {answer}"))?;
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| err!("no status in {head}"))?;
+        Ok((status, body.to_owned()))
+    }
+
+    /// A hidden Erlang node on loopback, with the node's cookie, to run `erl` for `what`
+    /// (`rpc`, `ejabberdctl`): the node ([`Extras::cluster`], the only kind with Erlang
+    /// distribution) and the command, without its `-eval` or `-s`.
+    fn hidden_node(&self, what: &str) -> Result<(&ClusterNode, Command)> {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static CALLS: AtomicU32 = AtomicU32::new(0);
+        let node =
+            self.extras.cluster.as_ref().ok_or_else(|| err!("{what} to a node without distribution"))?;
+        let helper =
+            format!("muc_rpc{}_{}@127.0.0.1", std::process::id(), CALLS.fetch_add(1, Ordering::Relaxed));
+        let mut erl = Command::new("erl");
+        erl.args(["-noinput", "-hidden", "-name", &helper, "-setcookie", &node.cookie])
+            .args(["-kernel", "inet_dist_use_interface", "{127,0,0,1}"])
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        Ok((node, erl))
     }
 
     /// `kill -9`: what mnesia had not written is gone.
@@ -289,6 +375,9 @@ impl Ejabberd {
         let mut last = None;
         for _ in 0..5 {
             self.port = crate::prosody::free_port()?;
+            if self.extras.http_api {
+                self.http_port = crate::prosody::free_port()?;
+            }
             match self.launch_on_port().await {
                 Ok(()) => return Ok(()),
                 Err(e) => {
@@ -308,7 +397,7 @@ impl Ejabberd {
         let dir = self.dir.path();
         let config = match &self.extras.config {
             Some(config) => config.replace(C2S_PORT, &self.port.to_string()),
-            None => config(self.port, &self.muc, &self.module_options, &self.extras),
+            None => config(self.port, self.http_port, &self.muc, &self.module_options, &self.extras),
         };
         std::fs::write(dir.join("ejabberd.yml"), config)?;
         let console_path = dir.join("console.log");
@@ -405,10 +494,20 @@ pub fn log_problems(log: &str) -> Vec<String> {
         .collect()
 }
 
-fn config(port: u16, muc: &Muc, module_options: &str, extras: &Extras) -> String {
+fn config(port: u16, http_port: u16, muc: &Muc, module_options: &str, extras: &Extras) -> String {
     let loglevel = extras.loglevel.as_deref().unwrap_or("info");
-    let global = extras.global.as_deref().map(|lines| format!("{lines}\n")).unwrap_or_default();
+    let mut global = extras.global.as_deref().map(|lines| format!("{lines}\n")).unwrap_or_default();
     let modules: String = extras.modules.iter().map(|line| format!("  {line}\n")).collect();
+    let mut http = String::new();
+    if extras.http_api {
+        http = format!(
+            "  - {{port: {http_port}, ip: \"127.0.0.1\", module: ejabberd_http, \
+             request_handlers: {{/api: mod_http_api, /admin: ejabberd_web_admin}}}}\n"
+        );
+        global.push_str("api_permissions:\n  loopback:\n    who: {ip: 127.0.0.1/8}\n    what: \"*\"\n");
+    }
+    // (who may use the web admin)
+    let configure = if extras.http_api { "  configure: {allow: admin}\n" } else { "" };
     let module = muc.module_name();
     let module_options =
         if module_options.is_empty() { String::new() } else { format!(", {module_options}") };
@@ -435,14 +534,14 @@ certfiles: []
 listen:
   - {{port: {port}, ip: "127.0.0.1", module: ejabberd_c2s, max_stanza_size: 262144, shaper: none,
      access: c2s, starttls_required: false}}
-auth_method: internal
+{http}auth_method: internal
 auth_password_format: plain
 acl:
   admin: {{user: ["admin@localhost"]}}
 access_rules:
   c2s: {{allow: all}}
   muc_admin: {{allow: admin}}
-shaper_rules: {{max_user_sessions: 10}}
+{configure}shaper_rules: {{max_user_sessions: 10}}
 {global}{contrib}modules:
   mod_disco: {{}}
   mod_ping: {{}}

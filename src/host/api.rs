@@ -38,6 +38,21 @@ impl MucHost {
         config: Option<&crate::data::Table>,
         facts: &Facts,
     ) -> (Result<(), &'static str>, Outcome) {
+        let defaults = |ctx: &Ctx| RoomSettings::with_defaults(&ctx.config.defaults, None);
+        // A config given is the room's data as it stands; without one, the defaults.
+        let settings = |ctx: &Ctx| config.map_or_else(|| defaults(ctx), RoomSettings::from_data);
+        self.create_with(jid, facts, |ctx| Room::new(jid.clone(), settings(ctx)), false)
+    }
+
+    /// A room made without a join, by `make`; stored at once if `store` and it is
+    /// persistent. `Err` if it exists (live or stored) or is not a room of this service.
+    pub(super) fn create_with(
+        &mut self,
+        jid: &BareJid,
+        facts: &Facts,
+        make: impl FnOnce(&Ctx) -> Room,
+        store: bool,
+    ) -> (Result<(), &'static str>, Outcome) {
         if jid.node().is_none() || jid.domain() != self.domain.domain() {
             return (Err("jid-malformed"), Outcome::default());
         }
@@ -56,13 +71,11 @@ impl MucHost {
         if Self::make_room_for_one(&mut self.rooms, &mut ctx).is_err() {
             return (Err("resource-constraint"), out);
         }
-        // A config given is the room's data as it stands; without one, the defaults.
-        let settings = match config {
-            Some(data) => RoomSettings::from_data(data),
-            None => RoomSettings::with_defaults(&ctx.config.defaults, None),
-        };
-        let mut room = Room::new(jid.clone(), settings);
+        let mut room = make(&ctx);
         room.ensure_salt(&mut ctx);
+        if let Some(record) = room_record(&room).filter(|_| store) {
+            ctx.out.stores.push(Store { room: jid.clone(), record: Some(record), why: StoreReason::Change });
+        }
         self.rooms.insert(room);
         if ctx.listens(Hook::RoomLifecycle) {
             ctx.out.fire(Event::RoomCreated { room: jid.clone() });

@@ -2,6 +2,8 @@
 //! join, configuration, affiliation and registration rules it rests on.
 
 use super::*;
+use crate::affiliation::Affiliation;
+use crate::data::{Data, Key};
 use crate::memory_host::MemoryHost;
 use crate::protocol::ReadRooms;
 use crate::xml::{error_condition, NS_CLIENT, NS_MUC_USER};
@@ -933,4 +935,64 @@ fn the_hosts_archiving_switch_is_in_the_form_and_only_those_the_host_lets_set_it
         Some(false),
         "an owner the rule allows may"
     );
+}
+
+/// The settings of Romeo's room with `name` and members-only, as an admin command gives
+/// them (the record's `_data`).
+fn settings_named(h: &MucHost, name: &str) -> Data {
+    let config = h.room_snapshot(&room_jid()).expect("live").config;
+    let mut data =
+        config.table().and_then(|t| t.get(&Key::from("_data"))).and_then(Data::table).unwrap().clone();
+    data.insert(Key::from("name"), Data::Str(name.into()));
+    data.insert(Key::from("members_only"), Data::Bool(true));
+    Data::Table(data)
+}
+
+#[test]
+fn an_admin_commands_settings_are_stored_then_announced_and_undone_if_the_write_fails() {
+    let mut store = storage();
+    let mut h = persistent_room_of_romeo(&mut store);
+    let facts = store.facts();
+    let data = settings_named(&h, "Renamed");
+    let out = store.drive(&mut h, facts, |h, facts| h.admin_configure(&room_jid(), &data, facts).unwrap());
+    let notice = out.deliveries.iter().find(|d| d.stanza.name() == "message").expect("a notice");
+    assert!(codes(&notice.stanza).contains(&"104".to_owned()), "{}", String::from(&notice.stanza));
+    let settings = &h.room(&room_jid()).unwrap().settings;
+    assert!(settings.name.as_deref() == Some("Renamed") && settings.members_only);
+    assert!(format!("{:?}", store.rooms[&room_jid()].config).contains("Renamed"), "stored");
+
+    store.fail_writes = true;
+    let facts = store.facts();
+    let data = settings_named(&h, "Lost");
+    let out = store.drive(&mut h, facts, |h, facts| h.admin_configure(&room_jid(), &data, facts).unwrap());
+    assert!(out.deliveries.is_empty(), "no one hears of a change not written");
+    assert_eq!(h.room(&room_jid()).unwrap().settings.name.as_deref(), Some("Renamed"), "undone");
+    let missing: BareJid = "nosuch@conference.localhost".parse().unwrap();
+    let facts = store.facts();
+    let mut asked = facts.clone();
+    assert!(h.admin_configure(&missing, &data, &facts).is_ok_and(|out| out.ask.is_some()), "asks for it");
+    asked.supply_room(missing.clone(), Ok(None));
+    assert_eq!(h.admin_configure(&missing, &data, &asked).err().as_deref(), Some("No such room"));
+}
+
+#[test]
+fn an_admin_commands_room_is_made_from_its_record_and_stored_with_its_affiliations() {
+    let mut store = storage();
+    let mut h = persistent_room_of_romeo(&mut store);
+    let record = h.room_snapshot(&room_jid()).unwrap().config;
+    let made: BareJid = "made@conference.localhost".parse().unwrap();
+    let facts = store.facts();
+    let out = store.drive(&mut h, facts.clone(), |h, facts| {
+        let (created, out) = h.admin_create_room(&made, &record, facts);
+        created.unwrap();
+        out
+    });
+    assert!(out.deliveries.is_empty());
+    let room = h.room(&made).expect("live");
+    assert_eq!(room.stored_affiliation(&"romeo@localhost".parse().unwrap()), Affiliation::Owner);
+    assert!(store.rooms.contains_key(&made), "a persistent room is stored at once");
+    assert_eq!(h.admin_create_room(&made, &record, &facts).0, Err("room-exists"));
+    let summary = h.live_rooms_summary();
+    assert!(summary.iter().any(|(jid, _, sessions, _)| jid == ROOM && *sessions == 1), "{summary:?}");
+    assert_eq!(h.rooms_with_occupant(&"romeo@localhost".parse().unwrap()), vec![ROOM.to_owned()]);
 }

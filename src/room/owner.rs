@@ -206,6 +206,30 @@ impl Room {
         changed
     }
 
+    /// Takes `new`'s configurable settings as if an owner had submitted them in the form
+    /// (an admin command's change): the effects carried out and the change announced. The
+    /// history settings stay (a command has none to give). Returns whether anything changed.
+    pub fn apply_settings(&mut self, ctx: &mut Ctx, new: &super::settings::RoomSettings) -> bool {
+        const KEPT: [&str; 2] = ["muc#roomconfig_historylength", "muc#roomconfig_defaulthistorymessages"];
+        let layout = new.form(self.jid_str(), ctx.config.server_version.0, ctx.config.max_history_messages);
+        let submitted: Vec<crate::dataform::Submitted> = layout
+            .fields
+            .into_iter()
+            .filter_map(|field| {
+                // An empty text is submitted as none, as read_submitted reads it.
+                let value =
+                    field.value.filter(|v| !matches!(v, crate::dataform::Value::Text(t) if t.is_empty()));
+                Some(crate::dataform::Submitted { var: field.var?, value })
+            })
+            .filter(|field| !KEPT.contains(&field.var))
+            .collect();
+        self.will_change_record(ctx);
+        let (codes, effects) = self.settings.apply(&submitted);
+        self.carry_out_effects(ctx, effects);
+        self.config_notice(ctx, &codes);
+        !codes.is_empty()
+    }
+
     /// Tells the occupants that the configuration changed (unless nothing is to be told).
     pub fn config_notice(&mut self, ctx: &mut Ctx, codes: &[u16]) {
         if codes.is_empty() {

@@ -37,6 +37,7 @@ use muc_rs::{panic_guard, Facts, HostConfig, MucHost, Outcome, Question, StoredR
 use rustler::{Binary, Decoder, Encoder, NifMap, NifResult, ResourceArc, Term};
 use std::sync::Mutex;
 
+mod commands;
 mod modules;
 mod options;
 mod xmlel;
@@ -309,7 +310,7 @@ fn handle_stanza<'a>(
 
 /// The core's question as the gen_server answers it: `{load, RoomJid}`, `load_all`,
 /// `{admins, [BareJid]}`.
-fn question_term(env: rustler::Env<'_>, question: Question) -> NifResult<Term<'_>> {
+pub(crate) fn question_term(env: rustler::Env<'_>, question: Question) -> NifResult<Term<'_>> {
     match question {
         Question::LoadRoom(room) => Ok((atoms::load(), room.as_str()).encode(env)),
         Question::StoredRooms => Ok(atoms::load_all().encode(env)),
@@ -382,17 +383,7 @@ fn remove_user<'a>(
     let (Ok(room), Ok(user)) = (room.parse::<BareJid>(), user.parse::<BareJid>()) else {
         return Err(rustler::Error::BadArg);
     };
-    let mut facts = Facts::new(now(), muc_rs::id::fresh_entropy());
-    for (jid, is_admin) in admins {
-        if let Ok(jid) = jid.parse::<BareJid>() {
-            facts.supply_service_admin(jid, is_admin);
-        }
-    }
-    for (jid, record) in records {
-        if let Ok(jid) = jid.parse::<BareJid>() {
-            facts.supply_room(jid, read_record(record));
-        }
-    }
+    let facts = answered_facts(admins, records);
     let outcome = panic_guard::run(|| {
         let mut host = service.host.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         host.remove_user(&room, &user, &facts)
@@ -404,8 +395,26 @@ fn remove_user<'a>(
     }
 }
 
+/// The facts of a call outside a stanza (a deleted account, an admin command) from the
+/// answers the gen_server gave so far: `[{BareJid, IsAdmin}]` and `[{RoomJid, Record |
+/// none}]`.
+pub(crate) fn answered_facts(admins: Vec<(String, bool)>, records: Vec<(String, Term)>) -> Facts {
+    let mut facts = Facts::new(now(), muc_rs::id::fresh_entropy());
+    for (jid, is_admin) in admins {
+        if let Ok(jid) = jid.parse::<BareJid>() {
+            facts.supply_service_admin(jid, is_admin);
+        }
+    }
+    for (jid, record) in records {
+        if let Ok(jid) = jid.parse::<BareJid>() {
+            facts.supply_room(jid, read_record(record));
+        }
+    }
+    facts
+}
+
 /// Seconds since the Unix epoch.
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
@@ -573,7 +582,7 @@ fn record_from_term(term: Term) -> Option<StoredRoom> {
     Some(StoredRoom { config, state })
 }
 
-fn data_to_term<'a>(env: rustler::Env<'a>, data: &Data) -> Term<'a> {
+pub(crate) fn data_to_term<'a>(env: rustler::Env<'a>, data: &Data) -> Term<'a> {
     match data {
         Data::Bool(b) => b.encode(env),
         Data::Int(i) => i.encode(env),
@@ -593,7 +602,7 @@ fn data_to_term<'a>(env: rustler::Env<'a>, data: &Data) -> Term<'a> {
     }
 }
 
-fn data_from_term(term: Term) -> Option<Data> {
+pub(crate) fn data_from_term(term: Term) -> Option<Data> {
     if let Ok(b) = bool::decode(term) {
         return Some(Data::Bool(b));
     }
