@@ -28,7 +28,8 @@
 
 -export([start/2, stop/1, reload/3, depends/2, mod_options/1, mod_opt_type/1, mod_doc/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2, code_change/3]).
--export([local_public_rooms/1, remove_user/2, recipient/1, command/2, command_everywhere/2]).
+-export([local_public_rooms/1, remove_user/2, recipient/1, command/2, command_everywhere/2,
+         announce_to_rooms/3]).
 
 -include("logger.hrl").
 -include("translate.hrl").
@@ -464,16 +465,19 @@ announce(#message{type = error}, _State) ->
 announce(#message{from = From, to = #jid{lserver = Host}, body = Body, lang = Lang} = Packet,
          #{server_host := ServerHost} = State) ->
     case is_admin(From, State) of
-        true ->
-            Proc = gen_mod:get_module_proc(ServerHost, ?MODULE),
-            Text = xmpp:get_text(Body),
-            lists:foreach(fun(Node) -> gen_server:cast({Proc, Node}, {announce, Host, Text}) end,
-                          [node() | nodes()]);
+        true -> announce_to_rooms(ServerHost, Host, xmpp:get_text(Body));
         false ->
             Err = xmpp:err_forbidden(?T("Only service administrators are allowed to send "
                                         "service messages"), Lang),
             ejabberd_router:route_error(Packet, Err)
     end.
+
+%% Text as every room's message, in the service Host of ServerHost, on every node (each has
+%% its own rooms).
+announce_to_rooms(ServerHost, Host, Text) ->
+    Proc = gen_mod:get_module_proc(ServerHost, ?MODULE),
+    lists:foreach(fun(Node) -> gen_server:cast({Proc, Node}, {announce, Host, Text}) end,
+                  [node() | nodes()]).
 
 %% The node a room lives on: the one in the table while it is up, else this one, claimed.
 room_node(Room) ->

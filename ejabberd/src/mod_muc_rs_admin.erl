@@ -12,6 +12,7 @@
 -module(mod_muc_rs_admin).
 
 -export([register_commands/0, unregister_commands/0]).
+-export([stop_kindly/2, evacuate_kindly/2]).
 -export([muc_online_rooms/1, muc_online_rooms_by_regex/2,
          create_room/3, create_room_with_opts/4, destroy_room/2,
          get_room_options/2, change_room_option/4,
@@ -31,10 +32,12 @@
 %%% Registration
 
 register_commands() ->
-    ejabberd_commands:register_commands(?MODULE, commands()).
+    ejabberd_commands:register_commands(?MODULE, commands() ++ kindly_commands()).
 
+%% (ejabberd's own stop_kindly and evacuate_kindly back as they were)
 unregister_commands() ->
-    ejabberd_commands:unregister_commands(commands()).
+    ejabberd_commands:unregister_commands(commands() ++ kindly_commands()),
+    ejabberd_commands:register_commands(ejabberd_admin_kindly()).
 
 %% Stock's definitions of the commands this module has.
 commands() ->
@@ -42,6 +45,35 @@ commands() ->
      || #ejabberd_commands{function = Function, args = Args} = Command
             <- mod_muc_admin:get_commands_spec(),
         erlang:function_exported(?MODULE, Function, length(Args))].
+
+%% ejabberd's stop_kindly and evacuate_kindly send their notice to mod_muc's rooms only
+%% (ejabberd_admin finds the MUC services by mod_muc's name): while mod_muc_rs runs they are
+%% ejabberd's own commands, same definitions, that first send it to mod_muc_rs's rooms.
+kindly_commands() ->
+    [Command#ejabberd_commands{module = ?MODULE} || Command <- ejabberd_admin_kindly()].
+
+ejabberd_admin_kindly() ->
+    [Command || #ejabberd_commands{name = Name, module = ejabberd_admin} = Command
+                    <- ejabberd_admin:get_commands_spec(),
+                lists:member(Name, [stop_kindly, evacuate_kindly])].
+
+stop_kindly(Delay, Announcement) ->
+    tell_rooms_kindly(Delay, Announcement),
+    ejabberd_admin:stop_kindly(Delay, Announcement).
+
+evacuate_kindly(Delay, Announcement) ->
+    tell_rooms_kindly(Delay, Announcement),
+    ejabberd_admin:evacuate_kindly(Delay, Announcement).
+
+%% The notice ejabberd_admin sends to mod_muc's rooms, to every room of every mod_muc_rs
+%% service.
+tell_rooms_kindly(Delay, Announcement) ->
+    Subject = str:format("Server stop in ~p seconds!", [Delay]),
+    Text = str:format("~s~n~s", [Subject, unicode:characters_to_binary(Announcement)]),
+    [mod_muc_rs:announce_to_rooms(ServerHost, Host, Text)
+     || ServerHost <- ejabberd_option:hosts(), gen_mod:is_loaded(ServerHost, mod_muc_rs),
+        Host <- gen_mod:get_module_opt_hosts(ServerHost, mod_muc_rs)],
+    ok.
 
 %%% Listing rooms
 

@@ -4,7 +4,7 @@
 //! module stops; `reload_config` applies the module's changed options to the running
 //! service; users register nicknames with the service itself; the limits mod_muc sets on
 //! rooms (occupants past `max_users` for owners and admins, the lengths of names and
-//! passwords). The same stories run against both modules.
+//! passwords); `ejabberdctl stop_kindly`'s notice reaches the rooms. The same stories run against both modules.
 //!
 //! Fails (no skip) when ejabberd or the module is missing: run tools/install-deps.sh and
 //! `make install-ejabberd` first.
@@ -248,6 +248,33 @@ async fn limits_on_rooms_apply(muc: Muc) {
     let mut admin = Client::connect(&server, "admin").await;
     admin.join(FRIENDS, "Admin").await;
     ejabberd_client::assert_log_clean(&server);
+}
+
+async fn stop_kindly_tells_the_rooms(muc: Muc) {
+    let server = started(&muc).await;
+    let mut romeo = Client::connect(&server, "romeo").await;
+    romeo.join(FRIENDS, "Romeo").await;
+    romeo.iq_ok("cfg", &ejabberd_client::configure(FRIENDS, "Friends", false)).await;
+    // (the node stops a second later: what ejabberdctl prints then is not looked at)
+    let stopping = server.ctl(&["stop_kindly", "1", "Back soon"]);
+    let notice = romeo.expect("the notice", |el| {
+        el.name() == "message"
+            && el.attr("from") == Some(FRIENDS)
+            && body(el).is_some_and(|b| b.contains("Back soon"))
+    });
+    let (_, notice) = tokio::join!(stopping, notice);
+    assert_eq!(body(&notice).as_deref(), Some("Server stop in 1 seconds!\nBack soon"), "{}", muc.label());
+    assert_eq!(notice.attr("type"), Some("groupchat"), "{}", muc.label());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn stop_kindly_tells_the_rooms_on_mod_muc_rs() {
+    stop_kindly_tells_the_rooms(Muc::muc_rs()).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn stop_kindly_tells_the_rooms_on_mod_muc() {
+    stop_kindly_tells_the_rooms(Muc::Stock).await;
 }
 
 #[tokio::test(flavor = "current_thread")]
