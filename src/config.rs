@@ -98,11 +98,11 @@ pub struct HostConfig {
     pub admins_as_room_owners: bool,
     pub max_history_messages: Option<u32>,
     /// Safety limits stock does not have: occupants per room, sessions per occupant,
-    /// affiliations per room (`muc_max_occupants`, `muc_max_sessions_per_occupant`,
+    /// affiliations per room (`muc_rs_max_occupants`, `muc_max_sessions_per_occupant`,
     /// `muc_max_affiliations`). Owners and admins may still join a full room.
     pub max_occupants: usize,
     /// How many occupants past `max_occupants` a room's owners and admins may still join
-    /// (`muc_max_occupants_admin_allowance`; ejabberd's `max_users_admin_threshold`); `None`:
+    /// (`muc_rs_max_occupants_admin_allowance`; ejabberd's `max_users_admin_threshold`); `None`:
     /// no limit for them. A service admin who owns every room joins regardless.
     pub admin_occupant_allowance: Option<usize>,
     /// Longest room name, description and password a configuration form may set, in bytes
@@ -159,8 +159,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec::new("restrict_room_creation", OptionKind::Any),
     OptionSpec::new("component_admins_as_room_owners", OptionKind::Boolean),
     OptionSpec::new("max_history_messages", OptionKind::Integer),
-    OptionSpec::positive("muc_max_occupants"),
-    OptionSpec::new("muc_max_occupants_admin_allowance", OptionKind::Integer),
+    OptionSpec::positive("muc_rs_max_occupants"),
+    OptionSpec::new("muc_rs_max_occupants_admin_allowance", OptionKind::Integer),
     OptionSpec::positive("muc_max_room_name"),
     OptionSpec::positive("muc_max_room_description"),
     OptionSpec::positive("muc_max_room_password"),
@@ -265,8 +265,8 @@ impl HostConfig {
             }
             ("component_admins_as_room_owners", Bool(b)) => self.admins_as_room_owners = *b,
             ("max_history_messages", Int(n)) => self.max_history_messages = Some(clamp_u32(*n)),
-            ("muc_max_occupants", Int(n)) => self.max_occupants = *n as usize,
-            ("muc_max_occupants_admin_allowance", Int(n)) => {
+            ("muc_rs_max_occupants", Int(n)) => self.max_occupants = *n as usize,
+            ("muc_rs_max_occupants_admin_allowance", Int(n)) => {
                 self.admin_occupant_allowance = Some((*n).max(0) as usize)
             }
             ("muc_max_room_name", Int(n)) => self.max_name_length = Some(*n as usize),
@@ -353,11 +353,11 @@ mod tests {
     #[test]
     fn integers_below_an_options_least_value_are_refused() {
         let mut opts = HashMap::new();
-        opts.insert("muc_max_occupants".to_owned(), OptionValue::Int(0));
+        opts.insert("muc_rs_max_occupants".to_owned(), OptionValue::Int(0));
         opts.insert("muc_max_rooms".to_owned(), OptionValue::Int(0));
         opts.insert("muc_room_lock_timeout".to_owned(), OptionValue::Int(-1));
         let (config, invalid) = HostConfig::from_options((13, 0), &opts);
-        assert_eq!(invalid, vec!["muc_max_occupants".to_owned(), "muc_room_lock_timeout".to_owned()]);
+        assert_eq!(invalid, vec!["muc_room_lock_timeout".to_owned(), "muc_rs_max_occupants".to_owned()]);
         assert_eq!(config.max_rooms, Some(0));
     }
 

@@ -26,8 +26,8 @@ const MOD_MUC: &[Mapped] = &[
     // mod_muc keeps this many messages per room, and rooms cannot ask for more.
     same("history_size", "max_history_messages"),
     same("history_size", "muc_room_default_history_length"),
-    same("max_users", "muc_max_occupants"),
-    same("max_users_admin_threshold", "muc_max_occupants_admin_allowance"),
+    same("max_users", "muc_rs_max_occupants"),
+    same("max_users_admin_threshold", "muc_rs_max_occupants_admin_allowance"),
     same("max_room_name", "muc_max_room_name"),
     same("max_room_desc", "muc_max_room_description"),
     same("max_password", "muc_max_room_password"),
