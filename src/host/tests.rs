@@ -307,12 +307,7 @@ fn host_of_one_live_room() -> MucHost {
 fn send_with(host: &mut MucHost, storage: &mut MemoryHost, xml: &str) -> Vec<(String, Element)> {
     let name_end = xml.find(' ').expect("stanzas have attributes");
     let stanza = parse(&format!("{} xmlns='jabber:client'{}", &xml[..name_end], &xml[name_end..]));
-    storage
-        .handle(host, stanza)
-        .deliveries
-        .into_iter()
-        .flat_map(|d| d.to.into_iter().map(move |to| (to.to_string(), d.stanza.clone())))
-        .collect()
+    delivered(storage.handle(host, stanza))
 }
 
 fn config_iq(fields: &str) -> String {

@@ -123,7 +123,7 @@ fn destroy_room<'a>(
 }
 
 /// Runs `f` on the service's core, a panic raised as the Erlang error the gen_server logs.
-fn locked<T>(service: &Service, f: impl FnOnce(&mut MucHost) -> T) -> NifResult<T> {
+pub(crate) fn locked<T>(service: &Service, f: impl FnOnce(&mut MucHost) -> T) -> NifResult<T> {
     panic_guard::run(|| {
         // (a poisoned lock: see handle_stanza)
         let mut host = service.host.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -134,7 +134,7 @@ fn locked<T>(service: &Service, f: impl FnOnce(&mut MucHost) -> T) -> NifResult<
 
 /// A change's answer: its question, `{error, Why}`, or the outcome to settle (`gone`: the
 /// rooms no longer live once it is done).
-fn answer<'a>(
+pub(crate) fn answer<'a>(
     env: rustler::Env<'a>,
     changed: Result<Outcome, String>,
     gone: &[BareJid],

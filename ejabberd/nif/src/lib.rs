@@ -384,15 +384,8 @@ fn remove_user<'a>(
         return Err(rustler::Error::BadArg);
     };
     let facts = answered_facts(admins, records);
-    let outcome = panic_guard::run(|| {
-        let mut host = service.host.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        host.remove_user(&room, &user, &facts)
-    })
-    .map_err(panicked)?;
-    match outcome.ask {
-        Some(question) => question_term(env, question),
-        None => Ok(done_term(env, &outcome, &[], &[])),
-    }
+    let outcome = commands::locked(&service, |host| host.remove_user(&room, &user, &facts))?;
+    commands::answer(env, Ok(outcome), &[])
 }
 
 /// The facts of a call outside a stanza (a deleted account, an admin command) from the
@@ -510,13 +503,11 @@ fn to_all_rooms<'a>(
     step: impl FnOnce(&mut MucHost, &Facts) -> Outcome,
 ) -> NifResult<Term<'a>> {
     let facts = Facts::new(now(), muc_rs::id::fresh_entropy());
-    let (outcome, archiving) = panic_guard::run(|| {
-        let mut host = service.host.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let outcome = step(&mut host, &facts);
-        let archiving = modules::archiving_of_events(&host, &outcome);
+    let (outcome, archiving) = commands::locked(service, |host| {
+        let outcome = step(host, &facts);
+        let archiving = modules::archiving_of_events(host, &outcome);
         (outcome, archiving)
-    })
-    .map_err(panicked)?;
+    })?;
     let (deliveries, logs) = outcome_terms(env, &outcome, &archiving);
     Ok((atoms::ok(), deliveries, logs).encode(env))
 }
