@@ -369,6 +369,12 @@ impl Room {
     }
 }
 
+/// Whether the room reads `key` of `room._data` itself (a setting, the subject, …); other
+/// keys are the modules' own, kept as they are.
+pub fn is_settings_key(key: &str) -> bool {
+    SETTINGS_KEYS.contains(&key)
+}
+
 /// `room._data` as modules see it: stock's keys and the ones modules added, read and
 /// changed one key at a time.
 impl RoomSettings {
