@@ -127,22 +127,46 @@ return function (host, call, handle)
 
 	-- room._history: stock's array of { stanza =, timestamp = } entries, made from the
 	-- room's history when read (or set by a module), given back to the room as the module
-	-- left it before the core runs again (unless it is as it was read: entries, their
-	-- stanzas and times), and read anew after that.
+	-- left it before the core runs again, and read anew after that. An entry's stanza is
+	-- fetched when first read, so that a module that only counts the entries (muc_mam)
+	-- costs no stanza; the history goes back to the room only if a module read a stanza
+	-- (and may have changed it in place) or changed the array or its entries.
 	function room_mt:__newindex(key, value)
 		if key == "_history" then pending_history[self] = false; end
 		rawset(self, key, value);
 	end
+	local turn = 0; -- counts the hand-overs: an entry read after its turn has no stanza to fetch
+	local entry_origin = setmetatable({}, { __mode = "k" }); -- entry -> { room JID, index, turn, timestamp }
+	local entry_mt = {
+		__index = function (entry, key)
+			local origin = key == "stanza" and entry_origin[entry];
+			if not origin or origin[3] ~= turn then return nil; end
+			local stanza = host:room("history_stanza", origin[1], origin[2]);
+			rawset(entry, "stanza", stanza);
+			return stanza;
+		end;
+	};
+	local function history_of(room)
+		local history = {};
+		for i, timestamp in ipairs(host:room("history_times", room.jid) or {}) do
+			local entry = setmetatable({ timestamp = timestamp }, entry_mt);
+			entry_origin[entry] = { room.jid, i, turn, timestamp };
+			history[i] = entry;
+		end
+		return history;
+	end
 	local function as_read(history)
 		local was = {};
-		for i, entry in ipairs(history) do was[i] = { entry, entry.stanza, entry.timestamp }; end
+		for i, entry in ipairs(history) do was[i] = entry; end
 		return was;
 	end
 	local function unchanged(history, was)
 		if not was or type(history) ~= "table" or #history ~= #was then return false; end
 		for i, entry in ipairs(was) do
 			local now = history[i];
-			if now ~= entry[1] or now.stanza ~= entry[2] or now.timestamp ~= entry[3] then return false; end
+			if now ~= entry or rawget(now, "stanza") ~= nil or now.timestamp ~= entry_origin[now][4] then
+				return false;
+			end
 		end
 		return true;
 	end
@@ -186,11 +210,16 @@ return function (host, call, handle)
 				if unchanged(history, was) then
 					rawset(room, "_history", nil);
 				else
+					history = type(history) == "table" and history or {};
+					for _, entry in ipairs(history) do
+						if type(entry) == "table" then local _ = entry.stanza; end -- fetched while it is there
+					end
 					-- set_history takes the history as its first argument, in the key's place.
-					local _, _, busy = push("set_history", room.jid, type(history) == "table" and history or {});
+					local _, _, busy = push("set_history", room.jid, history);
 					if busy then pending_history[room] = was; else rawset(room, "_history", nil); end
 				end
 			end
+			turn = turn + 1;
 		end
 	end
 
@@ -215,7 +244,7 @@ return function (host, call, handle)
 			rawset(self, key, proxy);
 			return proxy;
 		elseif key == "_history" then
-			local history = host:room("history", self.jid) or {};
+			local history = history_of(self);
 			rawset(self, key, history);
 			pending_history[self] = as_read(history);
 			return history;

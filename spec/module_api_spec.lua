@@ -290,7 +290,7 @@ describe("room._history", function ()
 		return host, host.modules.muc.get_room_from_jid(room_jid);
 	end
 
-	it("gives stock's entries, which a module may edit and remove for the next joiner", function ()
+	it("gives stock's entries, which a module may replace, change in place and remove for the next joiner", function ()
 		local _, room = room_where_romeo_said("one", "two", "three");
 		local history = room._history;
 		assert.equal(3, #history);
@@ -300,12 +300,13 @@ describe("room._history", function ()
 		edited:remove_children("body");
 		edited:text_tag("body", "deux");
 		history[2].stanza = edited;
+		history[3].stanza:get_child("body")[1] = "trois"; -- changed in place
 		table.remove(history, 1);
 		P.sent = {};
 		join(juliet, "juliet");
 		local bodies = {};
 		for _, message in ipairs(received(juliet, "message")) do bodies[#bodies + 1] = message:get_child_text("body"); end
-		assert.same({ "deux", "three" }, bodies);
+		assert.same({ "deux", "trois" }, bodies);
 		assert.equal(2, #room._history);
 	end);
 

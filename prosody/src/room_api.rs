@@ -22,7 +22,8 @@
 //! | `set_data` | key, value | whether the key is one the room reads itself (subject, …) |
 //! | `data_table` | — | all of `_data` |
 //! | `history_length` | — | messages in the room's own history |
-//! | `history` | — | stock's `room._history`: `{ {stanza =, timestamp =}, … }`, oldest first |
+//! | `history_times` | — | when each entry of the history was kept, oldest first |
+//! | `history_stanza` | index (from 1) | that entry's stanza |
 //! | `set_history` | `{ {stanza =, timestamp =}, … }` | — (the room's history becomes these) |
 //! | `history_for` | to, maxchars?, maxstanzas?, since? | the stanzas stock's `muc-get-history` step gives |
 //! | `add_history` | stanza | — |
@@ -225,15 +226,22 @@ impl LuaHost {
             },
             "data_table" => data_to_lua(lua, &muc_rs::data::Data::Table(room.settings.to_data()))?,
             "history_length" => Value::Integer(room.history.len() as i64),
-            "history" => {
+            "history_times" => {
                 let list = lua.create_table_with_capacity(room.history.len(), 0)?;
                 for entry in &room.history {
-                    let item = lua.create_table_with_capacity(0, 2)?;
-                    item.raw_set("stanza", self.build_plain(lua, &entry.stanza)?)?;
-                    item.raw_set("timestamp", entry.timestamp)?;
-                    list.raw_push(item)?;
+                    list.raw_push(entry.timestamp)?;
                 }
                 Value::Table(list)
+            }
+            "history_stanza" => {
+                let index = match arg(0) {
+                    Value::Integer(i) if i >= 1 => i as usize - 1,
+                    _ => return nil(),
+                };
+                match room.history.get(index) {
+                    Some(entry) => Value::Table(self.build_plain(lua, &entry.stanza)?),
+                    None => Value::Nil,
+                }
             }
             "may_set_vcard" => match text(0).and_then(|j| j.parse::<Jid>().ok()) {
                 Some(user) => Value::Boolean(room.may_set_vcard(&ctx, &user.to_bare())),
