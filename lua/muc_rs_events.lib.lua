@@ -203,11 +203,15 @@ return function (host, rooms, storage, avatar_hash)
 		});
 	end
 
+	-- The room's own invitation events, whose steps the core took already.
+	local invite_by_core = setmetatable({}, { __mode = "k" });
+
 	-- An invitation or a decline the room passes on: nil if a handler sent it.
 	local function pass_on(event_name, room_jid, stanza)
 		local handling = current();
 		local event = stanza_fields { room = rooms.get(room_jid) };
 		event.stanza, event.incoming = stanza, handling and handling.stanza;
+		invite_by_core[event] = true;
 		if module:fire_event(event_name, event) then return nil; end
 		return event.stanza;
 	end
@@ -348,6 +352,7 @@ return function (host, rooms, storage, avatar_hash)
 	end
 
 	function ask.pre_invite(_, payload)
+		invite_by_core[payload] = true;
 		if module:fire_event("muc-pre-invite", payload) then return false; end
 		return {};
 	end
@@ -589,6 +594,31 @@ return function (host, rooms, storage, avatar_hash)
 		if left_by_core[event] or type(event.room) ~= "table" or event.room.jid == nil then return; end
 		call("occupant_left", event.room.jid);
 	end, -1);
+
+	-- A module that handles invitations itself (Jitsi Meet's lobby) fires muc-pre-invite
+	-- and muc-invite on its own: the room's steps of those events, which stock's handlers
+	-- take, run here at stock's priorities, on the event's room and stanza.
+	local function fired_by_module(event)
+		return not invite_by_core[event] and type(event.room) == "table" and event.room.jid ~= nil
+			and type(event.stanza) == "table";
+	end
+	hook_own("muc-pre-invite", function (event)
+		if fired_by_module(event) and call("pre_invite", event.room.jid, event.stanza) then return true; end
+	end, 0);
+	local function invite_steps(whois)
+		return function (event)
+			if not fired_by_module(event) then return; end
+			local invite = call("invite", event.room.jid, event.stanza, whois);
+			if invite then -- the event's stanza, changed in place as stock's handlers do
+				local stanza = event.stanza;
+				for i = #stanza, 1, -1 do stanza[i] = nil; end
+				for i, child in ipairs(invite) do stanza[i] = child; end
+				stanza.attr, stanza.tags = invite.attr, invite.tags;
+			end
+		end
+	end
+	hook_own("muc-invite", invite_steps("whois"), 50);
+	hook_own("muc-invite", invite_steps(nil), 0);
 
 	return { listens = listens, handle = handle, call = call, uninstall = uninstall };
 end

@@ -9,7 +9,7 @@ use crate::presence_plan::OccupantPresence;
 use crate::protocol::{Facts, Store, StoreReason};
 use crate::room::settings::RoomSettings;
 use crate::room::{Ctx, Room, Undo};
-use jid::BareJid;
+use jid::{BareJid, Jid};
 use minidom::Element;
 
 impl MucHost {
@@ -140,6 +140,52 @@ impl MucHost {
     /// A module's `room:broadcast_message(stanza)`: the same steps as the room's own.
     pub fn broadcast_message(&mut self, jid: &BareJid, stanza: Element, facts: &Facts) -> Option<Outcome> {
         self.with_room(jid, facts, |room, ctx| room.broadcast_message(ctx, stanza)).map(|((), out)| out)
+    }
+
+    /// A module fired `muc-pre-invite` itself (Jitsi Meet's lobby handles invitations
+    /// on its own): the room's own steps of that event on the invitation `stanza` it
+    /// got. Whether they refused it (the inviter's error is in the outcome); `None` if the
+    /// room is not live.
+    pub fn module_pre_invite(
+        &mut self,
+        jid: &BareJid,
+        stanza: &Element,
+        facts: &Facts,
+    ) -> Option<(bool, Outcome)> {
+        self.with_room(jid, facts, |room, ctx| {
+            let from = stanza.attr("from").and_then(|f| f.parse::<Jid>().ok());
+            let Some((error, by)) = from.and_then(|from| room.invite_refusal(ctx, &from)) else {
+                return false;
+            };
+            ctx.error(stanza, error, by);
+            true
+        })
+    }
+
+    /// A module fired `muc-invite` itself: the room's own steps of that event on the
+    /// invitation `invite` (to the invitee): at priority 50 (`whois`) the inviter named by
+    /// its nick where the room hides real JIDs, else the rest, membership granted included
+    /// (stored before anyone hears of it). The invitation as the steps leave it.
+    pub fn module_invite(
+        &mut self,
+        jid: &BareJid,
+        mut invite: Element,
+        whois: bool,
+        facts: &Facts,
+    ) -> Result<(Element, Outcome), String> {
+        if whois {
+            let (invite, out) = self
+                .with_room(jid, facts, |room, ctx| {
+                    room.name_inviter(ctx, &mut invite);
+                    invite
+                })
+                .ok_or("No such room")?;
+            return Ok((invite, out));
+        }
+        self.change_room(jid, facts, |room, ctx| {
+            room.complete_invite(ctx, &mut invite);
+            Ok(invite)
+        })
     }
 
     /// The host stored a new vCard for the room: it announces its avatar.

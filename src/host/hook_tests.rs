@@ -2,8 +2,10 @@
 //! listener it leaves the step, in order, to the host, and does not do it twice.
 
 use super::*;
+use crate::affiliation::Affiliation;
 use crate::hooks::{Answer, Event, Hook, Question};
 use crate::memory_host::MemoryHost;
+use crate::xml::NS_CLIENT;
 
 const ROOM: &str = "room@conference.localhost";
 const ROMEO: &str = "romeo@localhost/r1";
@@ -393,4 +395,79 @@ fn a_registration_keeps_what_the_modules_add() {
     assert_eq!(room.registered_nick(&romeo), Some("Romeo"));
     let kept = room.affiliation_data(&romeo).unwrap();
     assert_eq!(kept.extra.get(&"motto".into()).and_then(crate::data::Data::str), Some("Wherefore"));
+}
+
+/// A module that handles invitations itself (Jitsi Meet's lobby) fires muc-pre-invite
+/// and muc-invite on its own: the room's steps of those events, asked for by the host.
+#[test]
+fn an_invitation_a_module_sends_takes_the_rooms_steps() {
+    let env = env(&[]);
+    let mut host = host_with_room(&env);
+    let config = format!(
+        "<iq xmlns='jabber:client' from='{ROMEO}' to='{ROOM}' type='set' id='c2'><query xmlns='http://jabber.org/protocol/muc#owner'>\
+         <x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>\
+         <field var='muc#roomconfig_membersonly'><value>1</value></field>\
+         <field var='muc#roomconfig_roomsecret'><value>cauldron</value></field></x></query></iq>"
+    );
+    drive(&mut host, config.parse().unwrap(), &env);
+    let mut facts = Facts::new(1_000_000, 7);
+    for user in ["romeo@localhost", "juliet@localhost", "mercutio@localhost"] {
+        facts.supply_service_admin(user.parse().unwrap(), false);
+    }
+    let muc_user = "http://jabber.org/protocol/muc#user";
+    let incoming = |from: &str| -> Element {
+        format!("<message xmlns='jabber:client' from='{from}' to='{ROOM}' id='i'><x xmlns='{muc_user}'><invite to='juliet@localhost'/></x></message>")
+            .parse()
+            .unwrap()
+    };
+
+    // A non-member may not invite to a members-only room: answered forbidden.
+    let (refused, out) =
+        host.module_pre_invite(&room_jid(), &incoming("mercutio@localhost/m"), &facts).unwrap();
+    assert!(refused);
+    let [error] = &out.deliveries[..] else { panic!("one error: {:?}", out.deliveries) };
+    assert_eq!(error.stanza.attr("type"), Some("error"));
+    assert!(error
+        .stanza
+        .get_child("error", NS_CLIENT)
+        .unwrap()
+        .has_child("forbidden", crate::xml::NS_STANZAS));
+    let (refused, out) = host.module_pre_invite(&room_jid(), &incoming(ROMEO), &facts).unwrap();
+    assert!(!refused && out.deliveries.is_empty(), "the owner may");
+
+    let invite: Element = format!(
+        "<message xmlns='jabber:client' from='{ROOM}' to='juliet@localhost' id='i'><x xmlns='{muc_user}'>\
+         <invite from='{ROMEO}'><reason>Be my guest</reason></invite></x></message>"
+    )
+    .parse()
+    .unwrap();
+    // At 50: the semi-anonymous room names the inviter by its nick.
+    let (invite, _) = host.module_invite(&room_jid(), invite, true, &facts).unwrap();
+    let item = |invite: &Element| {
+        invite
+            .get_child("x", muc_user)
+            .unwrap()
+            .get_child("invite", muc_user)
+            .unwrap()
+            .attr("from")
+            .map(str::to_owned)
+    };
+    assert_eq!(item(&invite).as_deref(), Some("room@conference.localhost/romeo"));
+    let juliet: BareJid = "juliet@localhost".parse().unwrap();
+    assert_eq!(host.room(&room_jid()).unwrap().stored_affiliation(&juliet), Affiliation::None);
+
+    // At 0: the password, jabber:x:conference, a body, and membership, stored first.
+    let (invite, out) = host.module_invite(&room_jid(), invite, false, &facts).unwrap();
+    let x = invite.get_child("x", muc_user).unwrap();
+    assert_eq!(x.get_child("password", muc_user).map(Element::text).as_deref(), Some("cauldron"));
+    assert_eq!(invite.get_child("x", "jabber:x:conference").and_then(|c| c.attr("jid")), Some(ROOM),);
+    assert_eq!(
+        invite.get_child("body", NS_CLIENT).map(Element::text).as_deref(),
+        Some(
+            "room@conference.localhost/romeo invited you to the room room@conference.localhost (Be my guest)"
+        )
+    );
+    assert!(!out.stores.is_empty(), "the new member is stored before anyone hears of it");
+    host.confirm(Ok(()));
+    assert_eq!(host.room(&room_jid()).unwrap().stored_affiliation(&juliet), Affiliation::Member);
 }
