@@ -357,6 +357,26 @@ return function (host, rooms, storage, avatar_hash)
 		return {};
 	end
 
+	-- Stock's muc-pre-set-affiliation, before an affiliation changes: a handler refuses
+	-- with event.allowed = false (and event.error), or gives the data to keep where none
+	-- was given.
+	function ask.pre_set_affiliation(question, payload)
+		local event = {
+			room = payload.room; actor = question.actor; jid = question.jid;
+			affiliation = question.affiliation; reason = question.reason;
+			previous_affiliation = question.previous_affiliation;
+			data = question.data; previous_data = payload.room:get_affiliation_data(question.jid);
+		};
+		module:fire_event("muc-pre-set-affiliation", event);
+		if event.allowed == false then
+			local err = event.error or { type = "cancel"; condition = "not-allowed" };
+			return { refused = { err.type, err.condition } };
+		end
+		if question.data then return { data = question.data }; end
+		if question.affiliation ~= "none" then return { data = event.data }; end
+		return {};
+	end
+
 	function ask.pre_decline(_, payload)
 		if module:fire_event("muc-pre-decline", payload) then return false; end
 		return {};
@@ -473,14 +493,19 @@ return function (host, rooms, storage, avatar_hash)
 			if answers.stored_rooms ~= nil then return false; end
 			answers.stored_rooms = storage.read_stored_rooms();
 		else
-			if answers[step.hook] ~= nil then return false; end
+			local kept, key = answers, step.hook;
+			if key == "pre_set_affiliation" then -- one answer per user (a muc#admin set changes several)
+				answers[key] = answers[key] or {};
+				kept, key = answers[key], step.jid;
+			end
+			if kept[key] ~= nil then return false; end
 			-- pcall lets handlers wait (Lua 5.4); a failing one is logged and refuses.
 			local ok, verdict = pcall(answer, step, stanza_event);
 			if not ok then
 				module:log("error", "a module's muc-* handler failed on %s: %s", step.hook, verdict);
 				verdict = false;
 			end
-			answers[step.hook] = verdict;
+			kept[key] = verdict;
 		end
 		return true;
 	end

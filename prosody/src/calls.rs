@@ -243,7 +243,7 @@ impl Op {
                         .map_err(|(kind, condition)| format!("{kind}\u{1}{condition}"))
                 });
                 match changed {
-                    Ok((value, outcome)) => (CallValue::Changed(Ok(value)), outcome),
+                    Ok((value, outcome)) => (CallValue::Changed(Ok(value.unwrap_or_default())), outcome),
                     Err(why) => (CallValue::Changed(Err(why)), Outcome::default()),
                 }
             }
@@ -272,7 +272,8 @@ impl Op {
             },
             Op::Invite(room, invite, whois) => {
                 match host.module_invite(room, invite.clone(), *whois, facts) {
-                    Ok((invite, outcome)) => (CallValue::Stanza(invite), outcome),
+                    Ok((Some(invite), outcome)) => (CallValue::Stanza(invite), outcome),
+                    Ok((None, outcome)) => (CallValue::Nothing, outcome), // asked first
                     Err(why) => (CallValue::Done(Err(why)), Outcome::default()),
                 }
             }

@@ -33,7 +33,7 @@ use minidom::Element;
 use mlua::{IntoLuaMulti, Lua, MultiValue, Result as LuaResult, Table, Value};
 use muc_rs::affiliation::Affiliation;
 use muc_rs::dataform::Form;
-use muc_rs::hooks::Event;
+use muc_rs::hooks::{AffiliationChange, Event};
 use muc_rs::outcome::Outcome;
 use muc_rs::presence_plan::{OccupantPresence, OwnPresences};
 
@@ -168,7 +168,8 @@ impl LuaHost {
                         .into_lua_multi(lua)?,
                 )
             }
-            Event::AffiliationChanged { room, actor, jid, affiliation, previous, reason, in_room } => {
+            Event::AffiliationChanged { change, in_room } => {
+                let AffiliationChange { room, actor, jid, affiliation, previous, reason } = change;
                 let name = |a: &Affiliation| (*a != Affiliation::None).then(|| a.as_str());
                 let actor = actor.as_ref().map(|a| a.as_str());
                 let (affiliation, previous) = (name(affiliation), name(previous));

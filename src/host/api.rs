@@ -111,16 +111,21 @@ impl MucHost {
 
     /// A change a module makes to a live room (an affiliation, a role, a setting): stored
     /// before anyone hears of it, and undone if storing fails (the outcome holds the store
-    /// until [`MucHost::confirm`]).
+    /// until [`MucHost::confirm`]). No value if the core stopped to ask the host's
+    /// modules first (the outcome's question): the room is as it was.
     pub fn change_room<T>(
         &mut self,
         jid: &BareJid,
         facts: &Facts,
         f: impl FnOnce(&mut Room, &mut Ctx) -> Result<T, String>,
-    ) -> Result<(T, Outcome), String> {
+    ) -> Result<(Option<T>, Outcome), String> {
         self.settle_unconfirmed();
         let before = self.room(jid).ok_or("No such room")?.clone();
         let (result, mut out) = self.with_room(jid, facts, f).ok_or("No such room")?;
+        if out.ask.is_some() {
+            let undo = Undo { changed: Some(Box::new(before)), evicted: Vec::new() };
+            return Ok((None, self.hold(out, undo, None, None)));
+        }
         let value = match result {
             Ok(value) => value,
             Err(why) => {
@@ -134,7 +139,7 @@ impl MucHost {
             out.stores.push(Store { room: jid.clone(), record: room_record(room), why: StoreReason::Change });
         }
         let undo = Undo { changed: Some(Box::new(before)), evicted: Vec::new() };
-        Ok((value, self.hold(out, undo, None, None)))
+        Ok((Some(value), self.hold(out, undo, None, None)))
     }
 
     /// A module's `room:broadcast_message(stanza)`: the same steps as the room's own.
@@ -172,7 +177,7 @@ impl MucHost {
         mut invite: Element,
         whois: bool,
         facts: &Facts,
-    ) -> Result<(Element, Outcome), String> {
+    ) -> Result<(Option<Element>, Outcome), String> {
         if whois {
             let (invite, out) = self
                 .with_room(jid, facts, |room, ctx| {
@@ -180,7 +185,7 @@ impl MucHost {
                     invite
                 })
                 .ok_or("No such room")?;
-            return Ok((invite, out));
+            return Ok((Some(invite), out));
         }
         self.change_room(jid, facts, |room, ctx| {
             room.complete_invite(ctx, &mut invite);

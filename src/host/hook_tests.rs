@@ -442,7 +442,7 @@ fn an_invitation_a_module_sends_takes_the_rooms_steps() {
     .parse()
     .unwrap();
     // At 50: the semi-anonymous room names the inviter by its nick.
-    let (invite, _) = host.module_invite(&room_jid(), invite, true, &facts).unwrap();
+    let invite = host.module_invite(&room_jid(), invite, true, &facts).unwrap().0.unwrap();
     let item = |invite: &Element| {
         invite
             .get_child("x", muc_user)
@@ -458,6 +458,7 @@ fn an_invitation_a_module_sends_takes_the_rooms_steps() {
 
     // At 0: the password, jabber:x:conference, a body, and membership, stored first.
     let (invite, out) = host.module_invite(&room_jid(), invite, false, &facts).unwrap();
+    let invite = invite.unwrap();
     let x = invite.get_child("x", muc_user).unwrap();
     assert_eq!(x.get_child("password", muc_user).map(Element::text).as_deref(), Some("cauldron"));
     assert_eq!(invite.get_child("x", "jabber:x:conference").and_then(|c| c.attr("jid")), Some(ROOM),);
@@ -470,4 +471,64 @@ fn an_invitation_a_module_sends_takes_the_rooms_steps() {
     assert!(!out.stores.is_empty(), "the new member is stored before anyone hears of it");
     host.confirm(Ok(()));
     assert_eq!(host.room(&room_jid()).unwrap().stored_affiliation(&juliet), Affiliation::Member);
+}
+
+/// muc-pre-set-affiliation: each change is asked about before the room changes, one
+/// answer per user (a muc#admin set of several items asks for each); a refusal is the
+/// error the modules named, and their data is kept.
+#[test]
+fn an_affiliation_change_waits_for_the_modules() {
+    let admin_set = format!(
+        "<iq xmlns='jabber:client' from='{ROMEO}' to='{ROOM}' type='set' id='a'><query xmlns='http://jabber.org/protocol/muc#admin'>\
+         <item affiliation='member' jid='juliet@localhost'/><item affiliation='member' jid='tybalt@localhost'/></query></iq>"
+    );
+    let mut env = env(&[]);
+    let mut host = host_with_room(&env);
+    env.hooks.push(Hook::PreSetAffiliation);
+    let juliet: BareJid = "juliet@localhost".parse().unwrap();
+    let tybalt: BareJid = "tybalt@localhost".parse().unwrap();
+    let member = |host: &MucHost, user: &BareJid| host.room(&room_jid()).unwrap().stored_affiliation(user);
+
+    let out = drive(&mut host, admin_set.parse().unwrap(), &env);
+    assert!(matches!(out.module_question(), Some(Question::PreSetAffiliation { change, .. })
+            if change.jid == juliet && change.affiliation == Affiliation::Member && change.previous == Affiliation::None));
+    assert!(out.deliveries.is_empty());
+    assert_eq!(member(&host, &juliet), Affiliation::None, "nothing changed before the answer");
+
+    let mut noted = crate::data::Table::new();
+    noted.insert("noted_by".into(), crate::data::Data::Str("romeo@localhost".into()));
+    env.answers.push((
+        Hook::PreSetAffiliation,
+        Answer::Affiliation { jid: juliet.clone(), refused: None, data: Some(noted) },
+    ));
+    let out = drive(&mut host, admin_set.parse().unwrap(), &env);
+    assert!(
+        matches!(out.module_question(), Some(Question::PreSetAffiliation { change, .. }) if change.jid == tybalt)
+    );
+    assert_eq!(
+        member(&host, &juliet),
+        Affiliation::None,
+        "the first item is undone while the second is asked"
+    );
+
+    let refused = Some(("auth".to_owned(), "forbidden".to_owned()));
+    env.answers
+        .push((Hook::PreSetAffiliation, Answer::Affiliation { jid: tybalt.clone(), refused, data: None }));
+    let out = drive(&mut host, admin_set.parse().unwrap(), &env);
+    let [error] = &out.deliveries[..] else { panic!("one error: {:?}", out.deliveries) };
+    let error = error.stanza.get_child("error", NS_CLIENT).unwrap();
+    assert_eq!(error.attr("type"), Some("auth"));
+    assert!(error.has_child("forbidden", crate::xml::NS_STANZAS));
+    assert_eq!(member(&host, &juliet), Affiliation::None, "all or nothing");
+
+    env.answers.pop();
+    env.answers.push((
+        Hook::PreSetAffiliation,
+        Answer::Affiliation { jid: tybalt.clone(), refused: None, data: None },
+    ));
+    let out = drive(&mut host, admin_set.parse().unwrap(), &env);
+    assert!(out.ask.is_none());
+    assert_eq!((member(&host, &juliet), member(&host, &tybalt)), (Affiliation::Member, Affiliation::Member));
+    let data = host.room(&room_jid()).unwrap().affiliation_data(&juliet).unwrap().to_data();
+    assert_eq!(data.get(&"noted_by".into()), Some(&crate::data::Data::Str("romeo@localhost".into())));
 }
