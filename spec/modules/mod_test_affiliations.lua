@@ -9,7 +9,10 @@
 --    bare JID, or "room") and the change ("<previous_affiliation>-><affiliation>").
 -- What is noted is shown by
 --   <iq type='get' to='room@…'><noted xmlns='urn:xmpp:muc-rs:test:affiliations' jid='…'/></iq>
--- answered with <noted by='…' change='…'/> (no attributes if nothing was noted).
+-- answered with <noted by='…' change='…'/> (no attributes if nothing was noted), and
+--   <iq type='set' to='room@…'><promote xmlns='urn:xmpp:muc-rs:test:affiliations' jid='…'/></iq>
+-- makes the user a member with the room's own authority (room:set_affiliation(true, …)),
+-- answered with result or the error set_affiliation gave.
 local st = require "util.stanza";
 local jid_bare = require "util.jid".bare;
 local mod_muc = module:depends "muc";
@@ -40,5 +43,13 @@ module:hook("iq-get/bare/"..xmlns_test..":noted", function (event)
 	local room = mod_muc.get_room_from_jid(stanza.attr.to);
 	local data = room and room:get_affiliation_data(stanza.tags[1].attr.jid) or {};
 	event.origin.send(st.reply(stanza):tag("noted", { xmlns = xmlns_test; by = data.noted_by; change = data.noted_change }));
+	return true;
+end);
+
+module:hook("iq-set/bare/"..xmlns_test..":promote", function (event)
+	local stanza = event.stanza;
+	local room = mod_muc.get_room_from_jid(stanza.attr.to);
+	local ok, err_type, err_condition = room:set_affiliation(true, stanza.tags[1].attr.jid, "member");
+	event.origin.send(ok and st.reply(stanza) or st.error_reply(stanza, err_type, err_condition));
 	return true;
 end);

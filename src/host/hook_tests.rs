@@ -532,3 +532,28 @@ fn an_affiliation_change_waits_for_the_modules() {
     let data = host.room(&room_jid()).unwrap().affiliation_data(&juliet).unwrap().to_data();
     assert_eq!(data.get(&"noted_by".into()), Some(&crate::data::Data::Str("romeo@localhost".into())));
 }
+
+/// An admin command's affiliation change asks the modules too, and their refusal is the
+/// command's answer.
+#[test]
+fn an_admin_commands_affiliation_change_waits_for_the_modules() {
+    let mut env = env(&[]);
+    let mut host = host_with_room(&env);
+    env.hooks.push(Hook::PreSetAffiliation);
+    let juliet: BareJid = "juliet@localhost".parse().unwrap();
+    let mut facts = Facts::new(1_000_000, 7);
+    facts.listening = env.hooks.iter().copied().collect();
+    facts.supply_service_admin(juliet.clone(), false);
+    let out = host.admin_set_affiliation(ROOM, "juliet@localhost", "member", None, &facts).unwrap();
+    assert!(
+        matches!(out.module_question(), Some(Question::PreSetAffiliation { change, .. }) if change.jid == juliet)
+    );
+    let refused = Some(("cancel".to_owned(), "not-allowed".to_owned()));
+    facts.supply_answer(
+        Hook::PreSetAffiliation,
+        Answer::Affiliation { jid: juliet.clone(), refused, data: None },
+    );
+    let refusal = host.admin_set_affiliation(ROOM, "juliet@localhost", "member", None, &facts);
+    assert_eq!(refusal.err().as_deref(), Some("cancel:not-allowed"));
+    assert_eq!(host.room(&room_jid()).unwrap().stored_affiliation(&juliet), Affiliation::None);
+}
