@@ -115,7 +115,8 @@ pub fn hook_key(hook: Hook) -> &'static str {
 
 /// A question as the shim reads it: `{ hook, room, … }` with the question's fields
 /// (`nick`, `bare_jid`, `role`, `orig_nick`, `to`, `invitee`, `is_first_session`,
-/// `is_last_session`).
+/// `is_last_session`; for an affiliation change stock's `actor`, `jid`, `affiliation`,
+/// `previous_affiliation`, `reason`, `data`, answered in `answers.pre_set_affiliation[jid]`).
 pub fn question_table(lua: &Lua, question: &Question) -> LuaResult<Table> {
     let t = lua.create_table_with_capacity(0, 8)?;
     t.raw_set("hook", hook_key(question.hook()))?;
