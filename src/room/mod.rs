@@ -596,9 +596,8 @@ impl Room {
             }
         }
 
-        let room_jid = self.jid.clone();
-        let change = || AffiliationChange {
-            room: room_jid.clone(),
+        let change = |room: &BareJid| AffiliationChange {
+            room: room.clone(),
             actor: actor.jid().cloned(),
             jid: jid.clone(),
             affiliation,
@@ -615,7 +614,7 @@ impl Room {
                         DataChange::Set(d) => Some(d.to_data()),
                         _ => None,
                     };
-                    let question = Question::PreSetAffiliation { change: change(), data: given };
+                    let question = Question::PreSetAffiliation { change: change(&self.jid), data: given };
                     ctx.out.ask(crate::protocol::Question::Module(question));
                     return Err(StanzaError::internal_server_error()); // never sent: asked first
                 }
@@ -704,7 +703,8 @@ impl Room {
             }
         }
         if ctx.listens(Hook::AffiliationChanged) {
-            ctx.out.fire(Event::AffiliationChanged { change: change(), in_room: !updated.is_empty() });
+            ctx.out
+                .fire(Event::AffiliationChanged { change: change(&self.jid), in_room: !updated.is_empty() });
         }
         Ok(())
     }
