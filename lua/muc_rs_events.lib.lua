@@ -197,7 +197,7 @@ return function (host, rooms, storage, avatar_hash)
 	function fire.affiliation_changed(room_jid, actor, jid, affiliation, previous, reason, in_room)
 		local room = rooms.get(room_jid);
 		module:fire_event("muc-set-affiliation", {
-			room = room; actor = actor or true; jid = jid; affiliation = affiliation;
+			room = room; actor = actor; jid = jid; affiliation = affiliation;
 			previous_affiliation = previous; reason = reason; in_room = in_room;
 			data = room:get_affiliation_data(jid);
 		});
