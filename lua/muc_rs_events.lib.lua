@@ -203,17 +203,21 @@ return function (host, rooms, storage, avatar_hash)
 	function fire.affiliation_changed(room_jid, actor, jid, affiliation, previous, reason, in_room)
 		local room = rooms.get(room_jid);
 		module:fire_event("muc-set-affiliation", {
-			room = room; actor = actor or true; jid = jid; affiliation = affiliation;
+			room = room; actor = actor; jid = jid; affiliation = affiliation;
 			previous_affiliation = previous; reason = reason; in_room = in_room;
 			data = room:get_affiliation_data(jid);
 		});
 	end
+
+	-- The room's own invitation events, whose steps the core took already.
+	local invite_by_core = setmetatable({}, { __mode = "k" });
 
 	-- An invitation or a decline the room passes on: nil if a handler sent it.
 	local function pass_on(event_name, room_jid, stanza)
 		local handling = current();
 		local event = stanza_fields { room = rooms.get(room_jid) };
 		event.stanza, event.incoming = stanza, handling and handling.stanza;
+		invite_by_core[event] = true;
 		if module:fire_event(event_name, event) then return nil; end
 		return event.stanza;
 	end
@@ -358,7 +362,28 @@ return function (host, rooms, storage, avatar_hash)
 	end
 
 	function ask.pre_invite(_, payload)
+		invite_by_core[payload] = true;
 		if module:fire_event("muc-pre-invite", payload) then return false; end
+		return {};
+	end
+
+	-- Stock's muc-pre-set-affiliation, before an affiliation changes: a handler refuses
+	-- with event.allowed = false (and event.error), or gives the data to keep where none
+	-- was given.
+	function ask.pre_set_affiliation(question, payload)
+		local event = {
+			room = payload.room; actor = question.actor; jid = question.jid;
+			affiliation = question.affiliation; reason = question.reason;
+			previous_affiliation = question.previous_affiliation;
+			data = question.data; previous_data = payload.room:get_affiliation_data(question.jid);
+		};
+		module:fire_event("muc-pre-set-affiliation", event);
+		if event.allowed == false then
+			local err = event.error or { type = "cancel"; condition = "not-allowed" };
+			return { refused = { err.type, err.condition } };
+		end
+		if question.data then return { data = question.data }; end
+		if question.affiliation ~= "none" then return { data = event.data }; end
 		return {};
 	end
 
@@ -478,14 +503,19 @@ return function (host, rooms, storage, avatar_hash)
 			if answers.stored_rooms ~= nil then return false; end
 			answers.stored_rooms = storage.read_stored_rooms();
 		else
-			if answers[step.hook] ~= nil then return false; end
+			local kept, key = answers, step.hook;
+			if key == "pre_set_affiliation" then -- one answer per user (a muc#admin set changes several)
+				answers[key] = answers[key] or {};
+				kept, key = answers[key], step.jid;
+			end
+			if kept[key] ~= nil then return false; end
 			-- pcall lets handlers wait (Lua 5.4); a failing one is logged and refuses.
 			local ok, verdict = pcall(answer, step, stanza_event);
 			if not ok then
 				module:log("error", "a module's muc-* handler failed on %s: %s", step.hook, verdict);
 				verdict = false;
 			end
-			answers[step.hook] = verdict;
+			kept[key] = verdict;
 		end
 		return true;
 	end
@@ -604,6 +634,31 @@ return function (host, rooms, storage, avatar_hash)
 		if left_by_core[event] or type(event.room) ~= "table" or event.room.jid == nil then return; end
 		call("occupant_left", event.room.jid);
 	end, -1);
+
+	-- A module that handles invitations itself (Jitsi Meet's lobby) fires muc-pre-invite
+	-- and muc-invite on its own: the room's steps of those events, which stock's handlers
+	-- take, run here at stock's priorities, on the event's room and stanza.
+	local function fired_by_module(event)
+		return not invite_by_core[event] and type(event.room) == "table" and event.room.jid ~= nil
+			and type(event.stanza) == "table";
+	end
+	hook_own("muc-pre-invite", function (event)
+		if fired_by_module(event) and call("pre_invite", event.room.jid, event.stanza) then return true; end
+	end, 0);
+	local function invite_steps(whois)
+		return function (event)
+			if not fired_by_module(event) then return; end
+			local invite = call("invite", event.room.jid, event.stanza, whois);
+			if invite then -- the event's stanza, changed in place as stock's handlers do
+				local stanza = event.stanza;
+				for i = #stanza, 1, -1 do stanza[i] = nil; end
+				for i, child in ipairs(invite) do stanza[i] = child; end
+				stanza.attr, stanza.tags = invite.attr, invite.tags;
+			end
+		end
+	end
+	hook_own("muc-invite", invite_steps("whois"), 50);
+	hook_own("muc-invite", invite_steps(nil), 0);
 
 	return { listens = listens, handle = handle, call = call, uninstall = uninstall };
 end

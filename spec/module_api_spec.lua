@@ -436,7 +436,7 @@ describe("muc-* events", function ()
 			:tag("item", { jid = "juliet@localhost", affiliation = "member", nick = "Jules" }):up());
 		assert.equal("juliet@localhost", seen.jid);
 		assert.equal("member", seen.affiliation);
-		assert.is_nil(seen.previous_affiliation);
+		assert.equal("none", seen.previous_affiliation);
 		assert.equal(romeo, seen.actor);
 		assert.is_true(seen.in_room);
 		assert.equal("Jules", seen.data.reserved_nickname);

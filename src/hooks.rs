@@ -53,6 +53,9 @@ pub enum Hook {
     PrivateMessage,
     /// `muc-set-affiliation`: an affiliation changed.
     AffiliationChanged,
+    /// `muc-pre-set-affiliation`: modules may refuse an affiliation change, or give the
+    /// data kept with it.
+    PreSetAffiliation,
     /// `muc-pre-invite`, `muc-invite`: modules may refuse a mediated invitation, change it,
     /// or send it themselves.
     Invite,
@@ -93,11 +96,11 @@ impl FromIterator<Hook> for Hooks {
     }
 }
 
-const _: () = assert!((Hook::Config as u32) < 32, "a hook beyond the Hooks bitset");
+const _: () = assert!((Hook::PreSetAffiliation as u32) < 32, "a hook beyond the Hooks bitset");
 
 impl Hook {
     /// Every extension point.
-    pub const ALL: [Hook; 17] = [
+    pub const ALL: [Hook; 18] = [
         Hook::BroadcastMessage,
         Hook::DiscoInfo,
         Hook::GetHistory,
@@ -110,6 +113,7 @@ impl Hook {
         Hook::OccupantGroupchat,
         Hook::PrivateMessage,
         Hook::AffiliationChanged,
+        Hook::PreSetAffiliation,
         Hook::Invite,
         Hook::OccupantPresence,
         Hook::Decline,
@@ -137,6 +141,7 @@ impl Hook {
             Hook::OccupantGroupchat => &["muc-occupant-groupchat"],
             Hook::PrivateMessage => &["muc-private-message"],
             Hook::AffiliationChanged => &["muc-set-affiliation"],
+            Hook::PreSetAffiliation => &["muc-pre-set-affiliation"],
             Hook::Invite => &["muc-pre-invite", "muc-invite"],
             Hook::OccupantPresence => &["muc-build-occupant-presence", "muc-broadcast-presence"],
             Hook::Decline => &["muc-pre-decline", "muc-decline"],
@@ -200,16 +205,8 @@ pub enum Event {
     /// The occupant `nick`, of the user `jid`, is no longer in the room; `real_jid` is its
     /// primary session's (stock's `occupant.jid`).
     OccupantLeft { room: BareJid, nick: FullJid, jid: BareJid, real_jid: Option<FullJid> },
-    /// `jid`'s affiliation changed from `previous` (by `actor`, or the room itself).
-    AffiliationChanged {
-        room: BareJid,
-        actor: Option<Jid>,
-        jid: BareJid,
-        affiliation: Affiliation,
-        previous: Affiliation,
-        reason: Option<String>,
-        in_room: bool,
-    },
+    /// An affiliation changed (`in_room`: the user has occupants in the room).
+    AffiliationChanged { change: AffiliationChange, in_room: bool },
     /// The invitation the room sends to `to` (the host delivers it unless a handler did).
     Invite { room: BareJid, stanza: Element, to: Jid },
     /// An occupant's presence, planned: the host fires `muc-build-occupant-presence` on its
@@ -286,6 +283,20 @@ pub enum Question {
     /// own are those of `layout`: the modules see every field, and may refuse or change the
     /// room's (the answer's `fields`) and add status codes to the notice.
     ConfigSubmitted { room: BareJid, actor: FullJid, layout: Form },
+    /// An affiliation would change, with `data` to keep (if any was given).
+    PreSetAffiliation { change: AffiliationChange, data: Option<Table> },
+}
+
+/// `jid`'s affiliation, changed (or to change) from `previous` to `affiliation`, by
+/// `actor` (`None`: the room itself).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AffiliationChange {
+    pub room: BareJid,
+    pub actor: Option<Jid>,
+    pub jid: BareJid,
+    pub affiliation: Affiliation,
+    pub previous: Affiliation,
+    pub reason: Option<String>,
 }
 
 impl Question {
@@ -301,6 +312,7 @@ impl Question {
             | Question::PreDecline { room, .. }
             | Question::RegistrationSubmitted { room, .. }
             | Question::ConfigSubmitted { room, .. } => room,
+            Question::PreSetAffiliation { change, .. } => &change.room,
         }
     }
 
@@ -316,6 +328,7 @@ impl Question {
             Question::PreDecline { .. } => Hook::Decline,
             Question::RegistrationSubmitted { .. } => Hook::Registration,
             Question::ConfigSubmitted { .. } => Hook::Config,
+            Question::PreSetAffiliation { .. } => Hook::PreSetAffiliation,
         }
     }
 }
@@ -333,4 +346,7 @@ pub enum Answer {
     /// of its values, as a form carries them; a field a handler refused is not there), and
     /// add these codes to the notice.
     Configured { fields: Vec<(String, Vec<String>)>, codes: Vec<u16> },
+    /// The affiliation change of `jid`: refused with this error (type, condition), or
+    /// allowed, keeping `data` (the data given, as the handlers left it, or theirs).
+    Affiliation { jid: BareJid, refused: Option<(String, String)>, data: Option<Table> },
 }

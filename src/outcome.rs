@@ -63,18 +63,20 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn send(&mut self, stanza: Element, to: Jid) {
-        self.deliveries.push(Delivery::new(stanza, vec![to]));
+        self.send_many(stanza, vec![to]);
     }
 
+    /// Once the core stopped to ask, nothing more goes out (a step that asked returns an
+    /// error its caller would answer with).
     pub fn send_many(&mut self, stanza: Element, to: Vec<Jid>) {
-        if !to.is_empty() {
+        if !to.is_empty() && self.ask.is_none() {
             self.deliveries.push(Delivery::new(stanza, to));
         }
     }
 
     /// Like `send_many`, for a stanza that will likely be sent again unchanged.
     pub fn send_repeatable(&mut self, stanza: Element, to: Vec<Jid>) {
-        if !to.is_empty() {
+        if !to.is_empty() && self.ask.is_none() {
             self.deliveries.push(Delivery { stanza, to, repeatable: true });
         }
     }
@@ -96,6 +98,9 @@ impl Outcome {
 
     /// Leaves a step to the host, after the deliveries queued so far.
     pub fn fire(&mut self, event: Event) {
+        if self.ask.is_some() {
+            return;
+        }
         self.events.push((self.deliveries.len(), event));
     }
 

@@ -128,7 +128,14 @@ impl Facts {
 
     /// Answers [`Question::Module`]: what the modules said at `hook`.
     pub fn supply_answer(&mut self, hook: Hook, answer: Answer) {
-        self.answers.retain(|(h, _)| *h != hook);
+        // One answer per hook, but one per user for affiliation changes (a muc#admin set
+        // changes several).
+        let user = |a: &Answer| match a {
+            Answer::Affiliation { jid, .. } => Some(jid.clone()),
+            _ => None,
+        };
+        let replaced = user(&answer);
+        self.answers.retain(|(h, a)| *h != hook || user(a) != replaced);
         self.answers.push((hook, answer));
     }
 
@@ -166,6 +173,14 @@ impl Facts {
     }
 
     /// What the modules said at `hook`: `None` if not asked yet.
+    /// The modules' answer on changing `jid`'s affiliation.
+    pub(crate) fn affiliation_answer(&self, jid: &BareJid) -> Option<&Answer> {
+        self.answers.iter().find_map(|(_, a)| match a {
+            Answer::Affiliation { jid: j, .. } if j == jid => Some(a),
+            _ => None,
+        })
+    }
+
     pub(crate) fn answer(&self, hook: Hook) -> Option<&Answer> {
         self.answers.iter().find(|(h, _)| *h == hook).map(|(_, answer)| answer)
     }

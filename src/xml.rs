@@ -158,6 +158,43 @@ impl StanzaError {
     pub fn new(kind: ErrorType, condition: &'static str) -> Self {
         StanzaError { kind, condition, text: None, condition_text: None }
     }
+
+    /// The error a host's module names by type and condition (RFC 6120 §8.3.3; another
+    /// condition is undefined-condition, another type cancel).
+    pub fn named(kind: &str, condition: &str) -> Self {
+        const CONDITIONS: [&str; 22] = [
+            "bad-request",
+            "conflict",
+            "feature-not-implemented",
+            "forbidden",
+            "gone",
+            "internal-server-error",
+            "item-not-found",
+            "jid-malformed",
+            "not-acceptable",
+            "not-allowed",
+            "not-authorized",
+            "policy-violation",
+            "recipient-unavailable",
+            "redirect",
+            "registration-required",
+            "remote-server-not-found",
+            "remote-server-timeout",
+            "resource-constraint",
+            "service-unavailable",
+            "subscription-required",
+            "undefined-condition",
+            "unexpected-request",
+        ];
+        let kind = match kind {
+            "auth" => ErrorType::Auth,
+            "modify" => ErrorType::Modify,
+            "wait" => ErrorType::Wait,
+            _ => ErrorType::Cancel,
+        };
+        let condition = CONDITIONS.into_iter().find(|c| *c == condition).unwrap_or("undefined-condition");
+        Self::new(kind, condition)
+    }
     /// The same condition, as a `cancel` error (stock's type for some conditions).
     pub fn with_kind_cancel(mut self) -> Self {
         self.kind = ErrorType::Cancel;

@@ -17,6 +17,8 @@
 //! | `save_occupant` | room, occupant | whether it stays in the room (stock's copy is made by the shim) |
 //! | `publicise` | room, occupant, x, nick?, actor?, reason?, prev_role?, force_unavailable?, recipient's nick? | — (stock's `publicise_occupant_status`) |
 //! | `occupant_left` | room | — (a module fired `muc-occupant-left`: an empty temporary room goes) |
+//! | `pre_invite` | room, the invitation a module got | whether the room's `muc-pre-invite` steps refused it (the inviter is answered) |
+//! | `invite` | room, the invitation a module sends, `"whois"`? | it after the room's `muc-invite` steps (at 50 with `"whois"`, else at 0), or nil and why |
 //! | `room_jids` | — | every room's JID, live or stored |
 //! | `save_all` | — | — (every live room stored with its occupants) |
 //!
@@ -81,6 +83,10 @@ enum Op {
     SaveOccupant(BareJid, Box<Occupant>),
     Publicise(BareJid, Box<Occupant>, Box<Publicise>),
     OccupantLeft(BareJid),
+    /// A module fired `muc-pre-invite` on this invitation.
+    PreInvite(BareJid, Element),
+    /// A module fired `muc-invite` on this invitation: the steps at 50 (`true`) or at 0.
+    Invite(BareJid, Element, bool),
     RoomJids,
     SaveAll,
 }
@@ -93,6 +99,7 @@ enum CallValue {
     Changed(Result<bool, String>),
     Jids(Vec<String>),
     Flag(Option<bool>),
+    Stanza(Element),
     Nothing,
 }
 
@@ -151,6 +158,16 @@ impl Op {
                         }
                     }
                     "occupant_left" => Op::OccupantLeft(room),
+                    "pre_invite" | "invite" => {
+                        let Value::Table(stanza) = arg(1) else { return Ok(None) };
+                        let element = convert::element_from_table(&host.keys, &stanza).map_err(|why| {
+                            mlua::Error::runtime(format!("muc-invite: malformed stanza: {why}"))
+                        })?;
+                        match method {
+                            "pre_invite" => Op::PreInvite(room, element),
+                            _ => Op::Invite(room, element, text(2).as_deref() == Some("whois")),
+                        }
+                    }
                     "set_affiliation" | "set_role" | "set_option" | "set_subject" => {
                         let method = match method {
                             "set_affiliation" => "set_affiliation",
@@ -180,10 +197,12 @@ impl Op {
             | Op::AdminDestroy(_)
             | Op::AdminSetAffiliation { .. }
             | Op::OccupantLeft(_) => true,
+            Op::Invite(_, _, whois) => !whois,
             Op::Broadcast(..)
             | Op::AvatarUpdated(..)
             | Op::SaveOccupant(..)
             | Op::Publicise(..)
+            | Op::PreInvite(..)
             | Op::RoomJids
             | Op::SaveAll => false,
         }
@@ -224,7 +243,7 @@ impl Op {
                         .map_err(|(kind, condition)| format!("{kind}\u{1}{condition}"))
                 });
                 match changed {
-                    Ok((value, outcome)) => (CallValue::Changed(Ok(value)), outcome),
+                    Ok((value, outcome)) => (CallValue::Changed(Ok(value.unwrap_or_default())), outcome),
                     Err(why) => (CallValue::Changed(Err(why)), Outcome::default()),
                 }
             }
@@ -247,6 +266,17 @@ impl Op {
                 Some(result) => done(result),
                 None => (CallValue::Nothing, Outcome::default()),
             },
+            Op::PreInvite(room, stanza) => match host.module_pre_invite(room, stanza, facts) {
+                Some((refused, outcome)) => (CallValue::Flag(Some(refused)), outcome),
+                None => (CallValue::Flag(None), Outcome::default()),
+            },
+            Op::Invite(room, invite, whois) => {
+                match host.module_invite(room, invite.clone(), *whois, facts) {
+                    Ok((Some(invite), outcome)) => (CallValue::Stanza(invite), outcome),
+                    Ok((None, outcome)) => (CallValue::Nothing, outcome), // asked first
+                    Err(why) => (CallValue::Done(Err(why)), Outcome::default()),
+                }
+            }
             Op::AdminDestroy(room) => done(host.admin_destroy(room, facts)),
             Op::AdminSetAffiliation { room, jid, affiliation, reason } => {
                 done(host.admin_set_affiliation(room, jid, affiliation, reason.as_deref(), facts))
@@ -265,8 +295,10 @@ impl Op {
 
     /// The call's values, as stock's API returns them; `undone`: its write failed and the
     /// core put the room back.
-    fn values(&self, lua: &Lua, value: CallValue, undone: bool) -> LuaResult<MultiValue> {
+    fn values(&self, host: &LuaHost, lua: &Lua, value: CallValue, undone: bool) -> LuaResult<MultiValue> {
         match value {
+            CallValue::Stanza(_) if undone => (Value::Nil, "could not store the change").into_lua_multi(lua),
+            CallValue::Stanza(stanza) => host.build_plain(lua, &stanza)?.into_lua_multi(lua),
             CallValue::Found(found) => (!undone && found == Ok(true)).into_lua_multi(lua),
             CallValue::Created(Ok(())) if undone => (Value::Nil, "resource-constraint").into_lua_multi(lua),
             CallValue::Created(Ok(())) => true.into_lua_multi(lua),
@@ -303,12 +335,26 @@ impl LuaHost {
         let Some(op) = Op::parse(self, method, &args)? else { return Ok(MultiValue::new()) };
         let named = match &op {
             Op::Change(..) => self.named_users(args.iter().skip(1)),
+            // The inviter and the invitee (the invitation's sender and addressee).
+            Op::PreInvite(_, stanza) | Op::Invite(_, stanza, _) => {
+                let invite = stanza
+                    .get_child("x", muc_rs::xml::NS_MUC_USER)
+                    .and_then(|x| x.get_child("invite", muc_rs::xml::NS_MUC_USER));
+                let jids = [
+                    stanza.attr("from"),
+                    stanza.attr("to"),
+                    invite.and_then(|i| i.attr("from")),
+                    invite.and_then(|i| i.attr("to")),
+                ];
+                self.named_jids(jids.into_iter().flatten())
+            }
             _ => Vec::new(),
         };
         let mut call = Call { op, named, held: None };
         match self.advance(lua, &mut call, None)? {
-            // Nothing left to the shim: the values at once.
-            Next::Done { values, carry: None } => Ok(values),
+            // Nothing left to the shim: the values at once (but a stanza, which the shim
+            // would take for a step: in `result`).
+            Next::Done { values, carry: None } if !matches!(call.op, Op::Invite(..)) => Ok(values),
             next => {
                 let call = lua.create_userdata(call)?;
                 self.next_table(lua, next, &call)?.into_lua_multi(lua)
@@ -359,7 +405,7 @@ impl LuaHost {
         if waits {
             let step = lua.create_table()?;
             step.raw_set("wait_turn", true)?;
-            step.raw_set("result", packed(lua, call.op.values(lua, call.op.refused(), false)?)?)?;
+            step.raw_set("result", packed(lua, call.op.values(self, lua, call.op.refused(), false)?)?)?;
             return Ok(Next::Step(step));
         }
         let (value, outcome) = loop {
@@ -391,7 +437,7 @@ impl LuaHost {
         undone: bool,
         outcome: Outcome,
     ) -> LuaResult<Next> {
-        let values = op.values(lua, value, undone)?;
+        let values = op.values(self, lua, value, undone)?;
         let carry = self.hand_over(lua, outcome)?;
         Ok(Next::Done { values, carry })
     }

@@ -31,9 +31,8 @@ use super::lua_error::summary;
 use jid::BareJid;
 use minidom::Element;
 use mlua::{IntoLuaMulti, Lua, MultiValue, Result as LuaResult, Table, Value};
-use muc_rs::affiliation::Affiliation;
 use muc_rs::dataform::Form;
-use muc_rs::hooks::Event;
+use muc_rs::hooks::{AffiliationChange, Event};
 use muc_rs::outcome::Outcome;
 use muc_rs::presence_plan::{OccupantPresence, OwnPresences};
 
@@ -168,10 +167,11 @@ impl LuaHost {
                         .into_lua_multi(lua)?,
                 )
             }
-            Event::AffiliationChanged { room, actor, jid, affiliation, previous, reason, in_room } => {
-                let name = |a: &Affiliation| (*a != Affiliation::None).then(|| a.as_str());
+            Event::AffiliationChanged { change, in_room } => {
+                let AffiliationChange { room, actor, jid, affiliation, previous, reason } = change;
+                // As stock's: "none" for no affiliation, no actor for the room's own.
                 let actor = actor.as_ref().map(|a| a.as_str());
-                let (affiliation, previous) = (name(affiliation), name(previous));
+                let (affiliation, previous) = (affiliation.as_str(), previous.as_str());
                 let args = ("affiliation_changed", room.as_str(), actor, jid.as_str(), affiliation, previous);
                 let mut args = args.into_lua_multi(lua)?;
                 args.extend((reason.as_deref(), *in_room).into_lua_multi(lua)?);

@@ -283,11 +283,18 @@ impl LuaHost {
     /// The users a call names (an actor, a JID it reads or changes), where their being
     /// service admins may change their affiliation: the core is told before it runs.
     pub(super) fn named_users<'a>(&self, args: impl IntoIterator<Item = &'a Value>) -> Vec<BareJid> {
+        let texts: Vec<String> =
+            args.into_iter().filter_map(|arg| Some(arg.as_string()?.to_str().ok()?.to_owned())).collect();
+        self.named_jids(texts.iter().map(String::as_str))
+    }
+
+    /// The users among `jids` whose service admin status the core must be told.
+    pub(super) fn named_jids<'a>(&self, jids: impl IntoIterator<Item = &'a str>) -> Vec<BareJid> {
         if !self.host.try_borrow().is_ok_and(|host| host.config().admins_as_room_owners) {
             return Vec::new();
         }
-        args.into_iter()
-            .filter_map(|arg| arg.as_string()?.to_str().ok()?.parse::<Jid>().ok())
+        jids.into_iter()
+            .filter_map(|jid| jid.parse::<Jid>().ok())
             .filter(|user| user.node().is_some())
             .map(|user| user.to_bare())
             .collect()

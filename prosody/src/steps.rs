@@ -8,7 +8,7 @@ use jid::{BareJid, FullJid};
 use mlua::{Lua, Result as LuaResult, Table, Value};
 use muc_rs::affiliation::Role;
 use muc_rs::data::Data;
-use muc_rs::hooks::{Answer, Hook, Question};
+use muc_rs::hooks::{AffiliationChange, Answer, Hook, Question};
 use muc_rs::outcome::Outcome;
 use muc_rs::protocol::{Facts, Question as Step, StoredRoom};
 
@@ -108,13 +108,15 @@ pub fn hook_key(hook: Hook) -> &'static str {
         Hook::Decline => "pre_decline",
         Hook::Registration => "registration_submitted",
         Hook::Config => "config_submitted",
+        Hook::PreSetAffiliation => "pre_set_affiliation",
         _ => "",
     }
 }
 
 /// A question as the shim reads it: `{ hook, room, … }` with the question's fields
 /// (`nick`, `bare_jid`, `role`, `orig_nick`, `to`, `invitee`, `is_first_session`,
-/// `is_last_session`).
+/// `is_last_session`; for an affiliation change stock's `actor`, `jid`, `affiliation`,
+/// `previous_affiliation`, `reason`, `data`, answered in `answers.pre_set_affiliation[jid]`).
 pub fn question_table(lua: &Lua, question: &Question) -> LuaResult<Table> {
     let t = lua.create_table_with_capacity(0, 8)?;
     t.raw_set("hook", hook_key(question.hook()))?;
@@ -157,6 +159,20 @@ pub fn question_table(lua: &Lua, question: &Question) -> LuaResult<Table> {
             t.raw_set("actor", actor.as_str())?;
             t.raw_set("fields", super::events::form_fields(lua, layout)?)?;
         }
+        Question::PreSetAffiliation { change, data } => {
+            let AffiliationChange { actor, jid, affiliation, previous, reason, .. } = change;
+            t.raw_set("actor", actor.as_ref().map(|a| a.as_str()))?;
+            t.raw_set("jid", jid.as_str())?;
+            t.raw_set("affiliation", affiliation.as_str())?;
+            t.raw_set("previous_affiliation", previous.as_str())?;
+            t.raw_set("reason", reason.as_deref())?;
+            if let Some(data) = data {
+                t.raw_set(
+                    "data",
+                    super::storage::data_to_lua(lua, &muc_rs::data::Data::Table(data.clone()))?,
+                )?;
+            }
+        }
     }
     Ok(t)
 }
@@ -167,7 +183,32 @@ pub fn question_table(lua: &Lua, question: &Question) -> LuaResult<Table> {
 /// the rooms' avatar hashes (`answers.avatar_hashes[jid]`, a string or false).
 fn read_module_answers(answers: &Table, facts: &mut Facts) {
     // The points the core asks the modules about have a key (see `hook_key`).
-    for hook in Hook::ALL.into_iter().filter(|hook| !hook_key(*hook).is_empty()) {
+    // One answer per user for affiliation changes: `{ [jid] = verdict }`, each false
+    // (refused), `{ refused = { type, condition } }` or `{ data = data? }`.
+    if let Ok(Value::Table(users)) = answers.raw_get::<Value>(hook_key(Hook::PreSetAffiliation)) {
+        for (jid, verdict) in users.pairs::<String, Value>().flatten() {
+            let Ok(jid) = jid.parse::<BareJid>() else { continue };
+            let field = |name: &str| match &verdict {
+                Value::Table(t) => t.raw_get::<Value>(name).unwrap_or(Value::Nil),
+                _ => Value::Nil,
+            };
+            let refused = match (&verdict, field("refused")) {
+                (Value::Boolean(false), _) => Some(("cancel".to_owned(), "not-allowed".to_owned())),
+                (_, Value::Table(e)) => Some((
+                    e.raw_get::<Option<String>>(1).ok().flatten().unwrap_or_else(|| "cancel".into()),
+                    e.raw_get::<Option<String>>(2).ok().flatten().unwrap_or_else(|| "not-allowed".into()),
+                )),
+                _ => None,
+            };
+            let data = match super::storage::data_from_lua(&field("data"), 0) {
+                Some(muc_rs::data::Data::Table(data)) => Some(data),
+                _ => None,
+            };
+            facts.supply_answer(Hook::PreSetAffiliation, Answer::Affiliation { jid, refused, data });
+        }
+    }
+    let per_question = |hook: &Hook| !hook_key(*hook).is_empty() && *hook != Hook::PreSetAffiliation;
+    for hook in Hook::ALL.into_iter().filter(per_question) {
         if let Ok(value) = answers.raw_get::<Value>(hook_key(hook)) {
             if let Some(answer) = answer_from_lua(hook, &value) {
                 facts.supply_answer(hook, answer);

@@ -124,7 +124,14 @@ impl MucHost {
         }
         room.learn_service_admins(ctx.facts);
         // A refusal changes nothing; a change keeps its own undo copy (will_change_record).
-        f(room, &mut ctx)?;
+        let done = f(room, &mut ctx);
+        if ctx.out.ask.is_some() {
+            // The host's modules first (muc-pre-set-affiliation): as it was until then.
+            let undo = std::mem::take(&mut ctx.undo);
+            return Ok(self.hold(out, undo, (!was_live).then(|| room_jid.clone()), None));
+        }
+        done?;
+        let room = self.rooms.get_mut(room_jid).ok_or(NO_SUCH_ROOM)?;
         report_departures(room, &mut ctx);
         if room.needs_save {
             room.needs_save = false;

@@ -9,7 +9,7 @@ use crate::presence_plan::OccupantPresence;
 use crate::protocol::{Facts, Store, StoreReason};
 use crate::room::settings::RoomSettings;
 use crate::room::{Ctx, Room, Undo};
-use jid::BareJid;
+use jid::{BareJid, Jid};
 use minidom::Element;
 
 impl MucHost {
@@ -111,16 +111,21 @@ impl MucHost {
 
     /// A change a module makes to a live room (an affiliation, a role, a setting): stored
     /// before anyone hears of it, and undone if storing fails (the outcome holds the store
-    /// until [`MucHost::confirm`]).
+    /// until [`MucHost::confirm`]). No value if the core stopped to ask the host's
+    /// modules first (the outcome's question): the room is as it was.
     pub fn change_room<T>(
         &mut self,
         jid: &BareJid,
         facts: &Facts,
         f: impl FnOnce(&mut Room, &mut Ctx) -> Result<T, String>,
-    ) -> Result<(T, Outcome), String> {
+    ) -> Result<(Option<T>, Outcome), String> {
         self.settle_unconfirmed();
         let before = self.room(jid).ok_or("No such room")?.clone();
         let (result, mut out) = self.with_room(jid, facts, f).ok_or("No such room")?;
+        if out.ask.is_some() {
+            let undo = Undo { changed: Some(Box::new(before)), evicted: Vec::new() };
+            return Ok((None, self.hold(out, undo, None, None)));
+        }
         let value = match result {
             Ok(value) => value,
             Err(why) => {
@@ -134,12 +139,58 @@ impl MucHost {
             out.stores.push(Store { room: jid.clone(), record: room_record(room), why: StoreReason::Change });
         }
         let undo = Undo { changed: Some(Box::new(before)), evicted: Vec::new() };
-        Ok((value, self.hold(out, undo, None, None)))
+        Ok((Some(value), self.hold(out, undo, None, None)))
     }
 
     /// A module's `room:broadcast_message(stanza)`: the same steps as the room's own.
     pub fn broadcast_message(&mut self, jid: &BareJid, stanza: Element, facts: &Facts) -> Option<Outcome> {
         self.with_room(jid, facts, |room, ctx| room.broadcast_message(ctx, stanza)).map(|((), out)| out)
+    }
+
+    /// A module fired `muc-pre-invite` itself (Jitsi Meet's lobby handles invitations
+    /// on its own): the room's own steps of that event on the invitation `stanza` it
+    /// got. Whether they refused it (the inviter's error is in the outcome); `None` if the
+    /// room is not live.
+    pub fn module_pre_invite(
+        &mut self,
+        jid: &BareJid,
+        stanza: &Element,
+        facts: &Facts,
+    ) -> Option<(bool, Outcome)> {
+        self.with_room(jid, facts, |room, ctx| {
+            let from = stanza.attr("from").and_then(|f| f.parse::<Jid>().ok());
+            let Some((error, by)) = from.and_then(|from| room.invite_refusal(ctx, &from)) else {
+                return false;
+            };
+            ctx.error(stanza, error, by);
+            true
+        })
+    }
+
+    /// A module fired `muc-invite` itself: the room's own steps of that event on the
+    /// invitation `invite` (to the invitee): at priority 50 (`whois`) the inviter named by
+    /// its nick where the room hides real JIDs, else the rest, membership granted included
+    /// (stored before anyone hears of it). The invitation as the steps leave it.
+    pub fn module_invite(
+        &mut self,
+        jid: &BareJid,
+        mut invite: Element,
+        whois: bool,
+        facts: &Facts,
+    ) -> Result<(Option<Element>, Outcome), String> {
+        if whois {
+            let (invite, out) = self
+                .with_room(jid, facts, |room, ctx| {
+                    room.name_inviter(ctx, &mut invite);
+                    invite
+                })
+                .ok_or("No such room")?;
+            return Ok((Some(invite), out));
+        }
+        self.change_room(jid, facts, |room, ctx| {
+            room.complete_invite(ctx, &mut invite);
+            Ok(invite)
+        })
     }
 
     /// The host stored a new vCard for the room: it announces its avatar.

@@ -53,6 +53,13 @@ impl MucHost {
             for room in undo.evicted {
                 self.rooms.insert(room);
             }
+            // A room changed before a later step of the same call asked (a muc#admin
+            // set's second item): as it was, for the run with the answer.
+            if let Some(before) = undo.changed {
+                if self.rooms.contains(&before.jid) {
+                    self.rooms.insert(*before);
+                }
+            }
             return outcome;
         }
         if outcome.stores.is_empty() {

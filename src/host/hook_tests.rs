@@ -2,8 +2,10 @@
 //! listener it leaves the step, in order, to the host, and does not do it twice.
 
 use super::*;
+use crate::affiliation::Affiliation;
 use crate::hooks::{Answer, Event, Hook, Question};
 use crate::memory_host::MemoryHost;
+use crate::xml::NS_CLIENT;
 
 const ROOM: &str = "room@conference.localhost";
 const ROMEO: &str = "romeo@localhost/r1";
@@ -393,4 +395,165 @@ fn a_registration_keeps_what_the_modules_add() {
     assert_eq!(room.registered_nick(&romeo), Some("Romeo"));
     let kept = room.affiliation_data(&romeo).unwrap();
     assert_eq!(kept.extra.get(&"motto".into()).and_then(crate::data::Data::str), Some("Wherefore"));
+}
+
+/// A module that handles invitations itself (Jitsi Meet's lobby) fires muc-pre-invite
+/// and muc-invite on its own: the room's steps of those events, asked for by the host.
+#[test]
+fn an_invitation_a_module_sends_takes_the_rooms_steps() {
+    let env = env(&[]);
+    let mut host = host_with_room(&env);
+    let config = format!(
+        "<iq xmlns='jabber:client' from='{ROMEO}' to='{ROOM}' type='set' id='c2'><query xmlns='http://jabber.org/protocol/muc#owner'>\
+         <x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>\
+         <field var='muc#roomconfig_membersonly'><value>1</value></field>\
+         <field var='muc#roomconfig_roomsecret'><value>cauldron</value></field></x></query></iq>"
+    );
+    drive(&mut host, config.parse().unwrap(), &env);
+    let mut facts = Facts::new(1_000_000, 7);
+    for user in ["romeo@localhost", "juliet@localhost", "mercutio@localhost"] {
+        facts.supply_service_admin(user.parse().unwrap(), false);
+    }
+    let muc_user = "http://jabber.org/protocol/muc#user";
+    let incoming = |from: &str| -> Element {
+        format!("<message xmlns='jabber:client' from='{from}' to='{ROOM}' id='i'><x xmlns='{muc_user}'><invite to='juliet@localhost'/></x></message>")
+            .parse()
+            .unwrap()
+    };
+
+    // A non-member may not invite to a members-only room: answered forbidden.
+    let (refused, out) =
+        host.module_pre_invite(&room_jid(), &incoming("mercutio@localhost/m"), &facts).unwrap();
+    assert!(refused);
+    let [error] = &out.deliveries[..] else { panic!("one error: {:?}", out.deliveries) };
+    assert_eq!(error.stanza.attr("type"), Some("error"));
+    assert!(error
+        .stanza
+        .get_child("error", NS_CLIENT)
+        .unwrap()
+        .has_child("forbidden", crate::xml::NS_STANZAS));
+    let (refused, out) = host.module_pre_invite(&room_jid(), &incoming(ROMEO), &facts).unwrap();
+    assert!(!refused && out.deliveries.is_empty(), "the owner may");
+
+    let invite: Element = format!(
+        "<message xmlns='jabber:client' from='{ROOM}' to='juliet@localhost' id='i'><x xmlns='{muc_user}'>\
+         <invite from='{ROMEO}'><reason>Be my guest</reason></invite></x></message>"
+    )
+    .parse()
+    .unwrap();
+    // At 50: the semi-anonymous room names the inviter by its nick.
+    let invite = host.module_invite(&room_jid(), invite, true, &facts).unwrap().0.unwrap();
+    let item = |invite: &Element| {
+        invite
+            .get_child("x", muc_user)
+            .unwrap()
+            .get_child("invite", muc_user)
+            .unwrap()
+            .attr("from")
+            .map(str::to_owned)
+    };
+    assert_eq!(item(&invite).as_deref(), Some("room@conference.localhost/romeo"));
+    let juliet: BareJid = "juliet@localhost".parse().unwrap();
+    assert_eq!(host.room(&room_jid()).unwrap().stored_affiliation(&juliet), Affiliation::None);
+
+    // At 0: the password, jabber:x:conference, a body, and membership, stored first.
+    let (invite, out) = host.module_invite(&room_jid(), invite, false, &facts).unwrap();
+    let invite = invite.unwrap();
+    let x = invite.get_child("x", muc_user).unwrap();
+    assert_eq!(x.get_child("password", muc_user).map(Element::text).as_deref(), Some("cauldron"));
+    assert_eq!(invite.get_child("x", "jabber:x:conference").and_then(|c| c.attr("jid")), Some(ROOM),);
+    assert_eq!(
+        invite.get_child("body", NS_CLIENT).map(Element::text).as_deref(),
+        Some(
+            "room@conference.localhost/romeo invited you to the room room@conference.localhost (Be my guest)"
+        )
+    );
+    assert!(!out.stores.is_empty(), "the new member is stored before anyone hears of it");
+    host.confirm(Ok(()));
+    assert_eq!(host.room(&room_jid()).unwrap().stored_affiliation(&juliet), Affiliation::Member);
+}
+
+/// muc-pre-set-affiliation: each change is asked about before the room changes, one
+/// answer per user (a muc#admin set of several items asks for each); a refusal is the
+/// error the modules named, and their data is kept.
+#[test]
+fn an_affiliation_change_waits_for_the_modules() {
+    let admin_set = format!(
+        "<iq xmlns='jabber:client' from='{ROMEO}' to='{ROOM}' type='set' id='a'><query xmlns='http://jabber.org/protocol/muc#admin'>\
+         <item affiliation='member' jid='juliet@localhost'/><item affiliation='member' jid='tybalt@localhost'/></query></iq>"
+    );
+    let mut env = env(&[]);
+    let mut host = host_with_room(&env);
+    env.hooks.push(Hook::PreSetAffiliation);
+    let juliet: BareJid = "juliet@localhost".parse().unwrap();
+    let tybalt: BareJid = "tybalt@localhost".parse().unwrap();
+    let member = |host: &MucHost, user: &BareJid| host.room(&room_jid()).unwrap().stored_affiliation(user);
+
+    let out = drive(&mut host, admin_set.parse().unwrap(), &env);
+    assert!(matches!(out.module_question(), Some(Question::PreSetAffiliation { change, .. })
+            if change.jid == juliet && change.affiliation == Affiliation::Member && change.previous == Affiliation::None));
+    assert!(out.deliveries.is_empty());
+    assert_eq!(member(&host, &juliet), Affiliation::None, "nothing changed before the answer");
+
+    let mut noted = crate::data::Table::new();
+    noted.insert("noted_by".into(), crate::data::Data::Str("romeo@localhost".into()));
+    env.answers.push((
+        Hook::PreSetAffiliation,
+        Answer::Affiliation { jid: juliet.clone(), refused: None, data: Some(noted) },
+    ));
+    let out = drive(&mut host, admin_set.parse().unwrap(), &env);
+    assert!(
+        matches!(out.module_question(), Some(Question::PreSetAffiliation { change, .. }) if change.jid == tybalt)
+    );
+    assert_eq!(
+        member(&host, &juliet),
+        Affiliation::None,
+        "the first item is undone while the second is asked"
+    );
+
+    let refused = Some(("auth".to_owned(), "forbidden".to_owned()));
+    env.answers
+        .push((Hook::PreSetAffiliation, Answer::Affiliation { jid: tybalt.clone(), refused, data: None }));
+    let out = drive(&mut host, admin_set.parse().unwrap(), &env);
+    let [error] = &out.deliveries[..] else { panic!("one error: {:?}", out.deliveries) };
+    let error = error.stanza.get_child("error", NS_CLIENT).unwrap();
+    assert_eq!(error.attr("type"), Some("auth"));
+    assert!(error.has_child("forbidden", crate::xml::NS_STANZAS));
+    assert_eq!(member(&host, &juliet), Affiliation::None, "all or nothing");
+
+    env.answers.pop();
+    env.answers.push((
+        Hook::PreSetAffiliation,
+        Answer::Affiliation { jid: tybalt.clone(), refused: None, data: None },
+    ));
+    let out = drive(&mut host, admin_set.parse().unwrap(), &env);
+    assert!(out.ask.is_none());
+    assert_eq!((member(&host, &juliet), member(&host, &tybalt)), (Affiliation::Member, Affiliation::Member));
+    let data = host.room(&room_jid()).unwrap().affiliation_data(&juliet).unwrap().to_data();
+    assert_eq!(data.get(&"noted_by".into()), Some(&crate::data::Data::Str("romeo@localhost".into())));
+}
+
+/// An admin command's affiliation change asks the modules too, and their refusal is the
+/// command's answer.
+#[test]
+fn an_admin_commands_affiliation_change_waits_for_the_modules() {
+    let mut env = env(&[]);
+    let mut host = host_with_room(&env);
+    env.hooks.push(Hook::PreSetAffiliation);
+    let juliet: BareJid = "juliet@localhost".parse().unwrap();
+    let mut facts = Facts::new(1_000_000, 7);
+    facts.listening = env.hooks.iter().copied().collect();
+    facts.supply_service_admin(juliet.clone(), false);
+    let out = host.admin_set_affiliation(ROOM, "juliet@localhost", "member", None, &facts).unwrap();
+    assert!(
+        matches!(out.module_question(), Some(Question::PreSetAffiliation { change, .. }) if change.jid == juliet)
+    );
+    let refused = Some(("cancel".to_owned(), "not-allowed".to_owned()));
+    facts.supply_answer(
+        Hook::PreSetAffiliation,
+        Answer::Affiliation { jid: juliet.clone(), refused, data: None },
+    );
+    let refusal = host.admin_set_affiliation(ROOM, "juliet@localhost", "member", None, &facts);
+    assert_eq!(refusal.err().as_deref(), Some("cancel:not-allowed"));
+    assert_eq!(host.room(&room_jid()).unwrap().stored_affiliation(&juliet), Affiliation::None);
 }

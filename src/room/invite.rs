@@ -19,52 +19,89 @@ impl Room {
         let Some(invitee) = payload.attr("to").and_then(|t| t.parse::<Jid>().ok()) else {
             return ctx.error(stanza, StanzaError::jid_malformed().with_kind_cancel(), None);
         };
-        let bare = from.to_bare();
-        let affiliation = self.affiliation(ctx, &bare);
-        let role =
-            self.occupant_by_real_jid(from).map(|o| o.role).unwrap_or_else(|| self.default_role(affiliation));
-        if role.is_none_or(|r| r <= Role::Visitor) {
-            return ctx.error(stanza, StanzaError::forbidden(), None);
-        }
-        if self.settings.members_only {
-            let required =
-                if self.settings.allow_member_invites { Affiliation::Member } else { Affiliation::Admin };
-            if affiliation < required {
-                return ctx.error(stanza, StanzaError::forbidden(), Some(self.jid_str()));
-            }
+        if let Some((error, by)) = self.invite_refusal(ctx, &Jid::from(from.clone())) {
+            return ctx.error(stanza, error, by);
         }
         let question = || Question::PreInvite { room: self.jid.clone(), invitee: invitee.clone() };
         if ctx.consult(Hook::Invite, question).is_none() {
             return; // refused by a module (which answered), or asked first
         }
-        let reason = child_text(payload, "reason", NS_MUC_USER);
-        // Semi-anonymous rooms name the inviter by nick to invitees who will not be moderators.
-        let mut inviter = from.to_string();
-        if self.settings.whois == Whois::Moderators
-            && self.default_role(self.affiliation(ctx, &invitee.to_bare())) != Some(Role::Moderator)
-        {
-            if let Some(nick) = self.nick_of(from).and_then(|n| self.nick_jid(n)) {
-                inviter = nick.to_string();
+        // The invitation as stock's muc.lib builds it, then its muc-invite steps.
+        let reason = child_text(payload, "reason", NS_MUC_USER).unwrap_or_default();
+        let mut invite =
+            filter_muc_payloads(stanza).with("from", self.jid.as_str()).with("to", invitee.as_str());
+        invite.append_child(
+            el("x", NS_MUC_USER).child(
+                el("invite", NS_MUC_USER)
+                    .with("from", from.as_str())
+                    .child(el("reason", NS_MUC_USER).text(reason)),
+            ),
+        );
+        self.name_inviter(ctx, &mut invite);
+        self.complete_invite(ctx, &mut invite);
+        if ctx.listens(Hook::Invite) {
+            return ctx.out.fire(Event::Invite { room: self.jid.clone(), stanza: invite, to: invitee });
+        }
+        invite.unset("to");
+        ctx.send(invite, invitee);
+    }
+
+    /// Stock's `muc-pre-invite` steps: whether `from` may invite (a visitor or more; in a
+    /// members-only room an admin, or a member where members may invite), or the error it
+    /// gets and who says so.
+    pub fn invite_refusal(&self, ctx: &Ctx, from: &Jid) -> Option<(StanzaError, Option<&str>)> {
+        let affiliation = self.affiliation(ctx, &from.to_bare());
+        let occupant = from.try_as_full().ok().and_then(|full| self.occupant_by_real_jid(full));
+        let role = occupant.map(|o| o.role).unwrap_or_else(|| self.default_role(affiliation));
+        if role.is_none_or(|r| r <= Role::Visitor) {
+            return Some((StanzaError::forbidden(), None));
+        }
+        if self.settings.members_only {
+            let required =
+                if self.settings.allow_member_invites { Affiliation::Member } else { Affiliation::Admin };
+            if affiliation < required {
+                return Some((StanzaError::forbidden(), Some(self.jid_str())));
             }
         }
-        let mut x = el("x", NS_MUC_USER).child(
-            el("invite", NS_MUC_USER)
-                .with("from", inviter.clone())
-                .child(el("reason", NS_MUC_USER).text(reason.clone().unwrap_or_default())),
-        );
-        if let Some(password) = &self.settings.password {
-            x.append_child(el("password", NS_MUC_USER).text(password.clone()));
+        None
+    }
+
+    /// Stock's `muc-invite` step at 50 (whois): a semi-anonymous room names the inviter
+    /// by its nick to an invitee who will not be a moderator.
+    pub fn name_inviter(&self, ctx: &Ctx, invite: &mut Element) {
+        if self.settings.whois != Whois::Moderators {
+            return;
         }
-        let mut invite = filter_muc_payloads(stanza).with("from", self.jid.as_str());
-        invite.unset("to");
-        invite.append_child(x);
-        let reason = reason.unwrap_or_default();
+        let Some(invitee) = invite.attr("to").and_then(|t| t.parse::<Jid>().ok()) else { return };
+        if self.default_role(self.affiliation(ctx, &invitee.to_bare())) == Some(Role::Moderator) {
+            return;
+        }
+        let Some(item) = invite_item(invite) else { return };
+        let inviter = item.attr("from").and_then(|f| f.parse::<FullJid>().ok());
+        if let Some(nick) = inviter.and_then(|j| self.nick_of(&j).and_then(|n| self.nick_jid(n))) {
+            item.set("from", nick.to_string());
+        }
+    }
+
+    /// Stock's other `muc-invite` steps on an invitation to its `to`: the room's
+    /// password, `jabber:x:conference` and a body for clients without invitations, and,
+    /// in a members-only room, membership for an invitee without an affiliation.
+    pub fn complete_invite(&mut self, ctx: &mut Ctx, invite: &mut Element) {
+        let Some(item) = invite_item(invite) else { return };
+        let inviter = item.attr("from").unwrap_or_default().to_owned();
+        let reason = child_text(item, "reason", NS_MUC_USER).unwrap_or_default();
+        if let Some(password) = &self.settings.password {
+            if let Some(x) = invite.get_child_mut("x", NS_MUC_USER) {
+                x.append_child(el("password", NS_MUC_USER).text(password.clone()));
+            }
+        }
         invite.append_child(el("x", NS_CONFERENCE).with("jid", self.jid.as_str()).text(reason.clone()));
         if !invite.has_child("body", NS_CLIENT) {
             let why = if reason.is_empty() { String::new() } else { format!(" ({reason})") };
             let body = format!("{inviter} invited you to the room {}{why}", self.jid);
             invite.append_child(el("body", NS_CLIENT).text(body));
         }
+        let Some(invitee) = invite.attr("to").and_then(|t| t.parse::<Jid>().ok()) else { return };
         if self.settings.members_only && self.affiliation(ctx, &invitee.to_bare()) <= Affiliation::None {
             // Invited into a members-only room: the invitee becomes a member.
             let why = format!("Invited by {inviter}");
@@ -77,11 +114,6 @@ impl Room {
                 DataChange::Keep,
             );
         }
-        if ctx.listens(Hook::Invite) {
-            let stanza = invite.with("to", invitee.as_str());
-            return ctx.out.fire(Event::Invite { room: self.jid.clone(), stanza, to: invitee });
-        }
-        ctx.send(invite, invitee);
     }
 
     /// `<message><x xmlns='…muc#user'><decline to='…'/></x></message>` to the room.
@@ -187,6 +219,11 @@ fn voice_request_form(jid: Option<&str>, nick: Option<&str>) -> Form {
                 .value(Value::Bool(false)),
         ],
     }
+}
+
+/// The `<invite/>` of an invitation's first muc#user `<x/>`, as stock's handlers find it.
+fn invite_item(invite: &mut Element) -> Option<&mut Element> {
+    invite.get_child_mut("x", NS_MUC_USER)?.get_child_mut("invite", NS_MUC_USER)
 }
 
 /// The FORM_TYPE of voice requests.

@@ -23,7 +23,7 @@ pub mod vcard;
 
 use crate::affiliation::{Affiliation, Role};
 use crate::config::HostConfig;
-use crate::hooks::{Answer, Event, Hook, Question};
+use crate::hooks::{AffiliationChange, Answer, Event, Hook, Question};
 use crate::occupant::Occupant;
 use crate::ordered_map::OrderedMap;
 use crate::outcome::{LogLevel, Outcome};
@@ -596,6 +596,38 @@ impl Room {
             }
         }
 
+        let change = |room: &BareJid| AffiliationChange {
+            room: room.clone(),
+            actor: actor.jid().cloned(),
+            jid: jid.clone(),
+            affiliation,
+            previous: target,
+            reason: reason.map(str::to_owned),
+        };
+        let mut data = data;
+        if ctx.listens(Hook::PreSetAffiliation) {
+            // Stock's muc-pre-set-affiliation: a handler may refuse (event.allowed = false,
+            // event.error), or give the data when none was.
+            match ctx.facts.affiliation_answer(jid) {
+                None => {
+                    let given = match &data {
+                        DataChange::Set(d) => Some(d.to_data()),
+                        _ => None,
+                    };
+                    let question = Question::PreSetAffiliation { change: change(&self.jid), data: given };
+                    ctx.out.ask(crate::protocol::Question::Module(question));
+                    return Err(StanzaError::internal_server_error()); // never sent: asked first
+                }
+                Some(Answer::Affiliation { refused: Some((kind, condition)), .. }) => {
+                    return Err(StanzaError::named(kind, condition));
+                }
+                Some(Answer::Affiliation { data: Some(kept), .. }) => {
+                    data = DataChange::Set(AffiliationData::from_data(kept));
+                }
+                Some(_) => {}
+            }
+        }
+
         self.will_change_record(ctx);
         if affiliation == Affiliation::None {
             self.affiliations.remove(jid);
@@ -671,15 +703,8 @@ impl Room {
             }
         }
         if ctx.listens(Hook::AffiliationChanged) {
-            ctx.out.fire(Event::AffiliationChanged {
-                room: self.jid.clone(),
-                actor: actor.jid().cloned(),
-                jid: jid.clone(),
-                affiliation,
-                previous: target,
-                reason: reason.map(str::to_owned),
-                in_room: !updated.is_empty(),
-            });
+            ctx.out
+                .fire(Event::AffiliationChanged { change: change(&self.jid), in_room: !updated.is_empty() });
         }
         Ok(())
     }

@@ -54,15 +54,19 @@ impl Room {
             ctx.error(stanza, error, Some(ctx.host.as_str()));
             return false;
         }
-        self.set_affiliation(
+        let made_owner = self.set_affiliation(
             ctx,
             super::Actor::Room,
             &bare,
             Affiliation::Owner,
             None,
             super::DataChange::Keep,
-        )
-        .expect("the room may always make its creator owner");
+        );
+        // Only a module may refuse it (muc-pre-set-affiliation): the room goes on without
+        // an owner, as stock's.
+        if made_owner.is_err() && ctx.out.ask.is_some() {
+            return true; // asked: the host keeps the room until the answer
+        }
 
         // Modules may configure the new room, or refuse it (and answer the creator).
         let question = || Question::PreCreate { room: self.jid.clone() };
