@@ -528,8 +528,12 @@ route(Packet, #{services := Services, db := Db, server_host := ServerHost} = Sta
         false when Name /= <<>> ->
             case mod_muc_rs_hooks:is_archive_query(Packet, ServerHost) of
                 true -> archive_query(Packet, Service, [], State);
-                false -> handle(fun muc_rs_nif:handle/5, {Host, Service}, xmpp:encode(Packet),
-                                sender(Packet, State), [], State)
+                false ->
+                    case filter_presence(Packet, Service, [], State) of
+                        drop -> ok;
+                        Packet1 -> handle(fun muc_rs_nif:handle/5, {Host, Service}, xmpp:encode(Packet1),
+                                          sender(Packet1, State), [], State)
+                    end
             end;
         false ->
             %% (the service's disco#info lists mod_mam's features where it is loaded)
@@ -574,6 +578,24 @@ archive_query(Packet, Service, Records, State) ->
             end
     end.
 
+%% A presence to a room, through muc_filter_presence's handlers if it has some (with the
+%% room brought back from storage first): the presence as they left it, or drop.
+filter_presence(#presence{to = To} = Packet, Service, Records, #{server_host := ServerHost} = State) ->
+    case mod_muc_rs_hooks:has_handlers(muc_filter_presence, ServerHost) of
+        false -> Packet;
+        true ->
+            RoomJid = jid:encode(jid:remove_resource(To)),
+            case muc_rs_nif:room_view(Service, RoomJid, erlang:system_time(second), Records) of
+                {load, Jid} ->
+                    filter_presence(Packet, Service, [{Jid, read_room(Jid, State)} | Records], State);
+                {View, Done} ->
+                    settle(Service, Done, hooks_ctx(Service, undefined, State)),
+                    mod_muc_rs_hooks:filter_presence(Packet, View, hooks_ctx(Service, xmpp:get_from(Packet), State))
+            end
+    end;
+filter_presence(Packet, _Service, _Records, _State) ->
+    Packet.
+
 %% The state with what mod_muc_rs_hooks needs of the stanza at hand: its service's core
 %% and sender (a #jid{}, or the stanza's #xmlel{}; mod_muc_rs_hooks:ctx()).
 hooks_ctx(Service, From, State) ->
@@ -594,6 +616,10 @@ handle(Nif, {Host, Service} = Core, El, Sender, Rooms, State) ->
             handle(Nif, Core, El, Sender, Every, State);
         dirty ->
             handle(fun muc_rs_nif:handle_dirty/5, Core, El, Sender, Rooms, State);
+        {check_create_room, RoomJid} ->
+            IsAdmin = is_admin(jid:decode(fxml:get_tag_attr_s(<<"from">>, El)), State),
+            Sender1 = mod_muc_rs_hooks:check_create_room(RoomJid, IsAdmin, Sender, maps:get(server_host, State)),
+            handle(Nif, Core, El, Sender1, Rooms, State);
         {ok, _, _, _, _} = Done ->
             %% (the sender, for the hooks, read from the stanza only if they need it)
             settle(Service, Done, hooks_ctx(Service, El, State))
@@ -606,14 +632,15 @@ handle(Nif, {Host, Service} = Core, El, Sender, Rooms, State) ->
 settle(_Service, {ok, Deliveries, [], Logs, Gone}, Ctx) ->
     carry_out(Deliveries, Logs, Gone, Ctx),
     ok;
-settle(Service, {ok, [], Stores, [], Gone}, Ctx) ->
-    Forgotten = mod_muc_rs_hooks:forgotten(Stores, Ctx),
+settle(Service, {ok, [], Stores, [], Gone}, Ctx0) ->
+    Forgotten = mod_muc_rs_hooks:forgotten(Stores, Ctx0),
+    Ctx = Ctx0#{persistent_gone => mod_muc_rs_hooks:persistent_gone(Stores, Ctx0)},
     Written = write_rooms(Stores, Ctx),
     {ok, Deliveries, Logs} = muc_rs_nif:confirm(Service, Written),
     %% A room made temporary is forgotten as its rows go (one the core reports destroyed is
     %% forgotten with the report).
     Destroyed = [Room || {room_destroyed, Room} <- Deliveries],
-    [mod_muc_rs_hooks:room_destroyed({room_destroyed, Room}, Ctx)
+    [mod_muc_rs_hooks:forget(Room, Ctx)
      || Written == ok, Room <- Forgotten, not lists:member(Room, Destroyed)],
     carry_out(Deliveries, Logs, Gone, Ctx),
     Written.
@@ -654,6 +681,10 @@ carry_out(Deliveries0, Logs, Gone, Ctx) ->
     lists:foreach(fun({#xmlel{}, _} = Delivery) -> deliver(Delivery);
                      ({room_destroyed, _} = Destroyed) -> mod_muc_rs_hooks:room_destroyed(Destroyed, Ctx);
                      ({disco_info, _, _, _, _} = Reply) -> mod_muc_rs_hooks:disco_info(Reply, Ctx);
+                     ({invite, _, _, _} = Invite) -> mod_muc_rs_hooks:invite(Invite, Ctx);
+                     ({Hook, _, _} = Event) when Hook == join_room; Hook == leave_room ->
+                         mod_muc_rs_hooks:lifecycle(Event, Ctx);
+                     ({room_created, _} = Event) -> mod_muc_rs_hooks:lifecycle(Event, Ctx);
                      (Broadcast) -> mod_muc_rs_hooks:broadcast_message(Broadcast, Ctx, erlang:system_time(second))
                   end, Deliveries),
     %% A room no longer live here is no node's until a stanza brings it back.

@@ -88,6 +88,9 @@ pub struct Extras {
     /// (`/admin`, for `admin@localhost`) on a port of their own: [`Ejabberd::api`],
     /// [`Ejabberd::web_admin`].
     pub http_api: bool,
+    /// Dirs of compiled Erlang modules besides the MUC module's (test modules of our own,
+    /// listed in `modules`).
+    pub code_paths: Vec<PathBuf>,
 }
 
 /// Where a whole config ([`Extras::config`]) has the port of the listener clients use.
@@ -430,6 +433,9 @@ impl Ejabberd {
         }
         if let Muc::MucRs(module_dir) | Muc::Floor(module_dir) = &self.muc {
             cmd.arg("-pa").arg(module_dir.join("ebin"));
+        }
+        for dir in &self.extras.code_paths {
+            cmd.arg("-pa").arg(dir);
         }
         cmd.arg("-mnesia")
             .arg("dir")
