@@ -668,7 +668,8 @@ change(Call, Service, Admins, Records, State) ->
         {error, Why} ->
             {error, Why};
         Done ->
-            settle(Service, Done, hooks_ctx(Service, undefined, State))
+            %% (a room made by a command is made as mod_muc:create_room/4 makes it)
+            settle(Service, Done, (hooks_ctx(Service, undefined, State))#{by_command => true})
     end.
 
 carry_out(Deliveries0, Logs, Gone, Ctx) ->

@@ -200,16 +200,20 @@ persistent_gone(Stores, #{server_host := ServerHost, db := Db}) ->
         false -> []
     end.
 
-%% A session joined (join_room), an occupant left (leave_room), a join made a room
-%% (start_room), as mod_muc_room runs them: [ServerHost, Room, Host | JID].
-lifecycle(Event, #{server_host := ServerHost}) ->
-    {Hook, RoomJid, Args} = case Event of
-                                {join_room, Room, Jid} -> {join_room, Room, [jid:decode(Jid)]};
-                                {leave_room, Room, Jid} -> {leave_room, Room, [jid:decode(Jid)]};
-                                {room_created, Room} -> {start_room, Room, []}
-                            end,
+%% A session joined (join_room), an occupant left (leave_room), a room was made
+%% (start_room; and create_room after it for a room a command made, as mod_muc makes it),
+%% as mod_muc_room and mod_muc run them: [ServerHost, Room, Host | JID].
+lifecycle(Event, #{server_host := ServerHost} = Ctx) ->
+    {Hooks, RoomJid, Args} =
+        case Event of
+            {join_room, Room, Jid} -> {[join_room], Room, [jid:decode(Jid)]};
+            {leave_room, Room, Jid} -> {[leave_room], Room, [jid:decode(Jid)]};
+            {room_created, Room} ->
+                {[start_room | [create_room || maps:get(by_command, Ctx, false)]], Room, []}
+        end,
     #jid{luser = Name, lserver = Host} = jid:decode(RoomJid),
-    ejabberd_hooks:run(Hook, ServerHost, [ServerHost, Name, Host | Args]).
+    [ejabberd_hooks:run(Hook, ServerHost, [ServerHost, Name, Host | Args]) || Hook <- Hooks],
+    ok.
 
 %% The invitation the room sends to To, through muc_invite's handlers (with the room's
 %% JID and #config{}, the inviter, the invitee, the reason and the inviter's stanza, as

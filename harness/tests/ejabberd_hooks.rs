@@ -41,15 +41,37 @@ fn hooked(el: &Element, by: &str) -> Option<String> {
     el.children().find(|c| c.is("hooked", NS_HOOKED) && c.attr("by") == Some(by)).map(Element::text)
 }
 
+/// ejabberd on `muc` with the test module (and the room commands: mod_muc_admin's for
+/// stock, mod_muc_rs's own).
+async fn start(muc: &Muc) -> (Ejabberd, tempfile::TempDir) {
+    let (dir, ebin) = test_module();
+    let mut modules = vec!["mod_test_muc_hooks: {}".to_owned()];
+    if *muc == Muc::Stock {
+        modules.push("mod_muc_admin: {}".into());
+    }
+    let extras = Extras { modules, code_paths: vec![ebin], http_api: true, ..Extras::default() };
+    let server = Ejabberd::start_with_extras(muc, "", extras).await.unwrap_or_else(|e| panic!("{e}"));
+    (server, dir)
+}
+
+/// The lines of the test module's log once it has `last` (stock runs room_destroyed as the
+/// room's process ends, after the reply).
+async fn heard(server: &Ejabberd, last: &str) -> Vec<String> {
+    let log = server.dir().join("muc_hooks.log");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains(last) || std::time::Instant::now() > deadline {
+            assert_log_clean(server);
+            return text.lines().map(str::to_owned).collect();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The session, on `muc`: the lifecycle hooks it heard, in order.
 async fn session(muc: &Muc) -> Vec<String> {
-    let (_dir, ebin) = test_module();
-    let extras = Extras {
-        modules: vec!["mod_test_muc_hooks: {}".into()],
-        code_paths: vec![ebin],
-        ..Extras::default()
-    };
-    let server = Ejabberd::start_with_extras(muc, "", extras).await.unwrap_or_else(|e| panic!("{e}"));
+    let (server, _dir) = start(muc).await;
     let mut romeo = Client::connect(&server, "romeo").await;
     let mut juliet = Client::connect(&server, "juliet").await;
     let mut mercutio = Client::connect(&server, "mercutio").await;
@@ -119,17 +141,52 @@ async fn session(muc: &Muc) -> Vec<String> {
             ),
         )
         .await;
-    // (stock runs room_destroyed as the room's process ends, after the reply)
-    let log = server.dir().join("muc_hooks.log");
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.contains("room_destroyed") || std::time::Instant::now() > deadline {
-            assert_log_clean(&server);
-            return text.lines().map(str::to_owned).collect();
+    heard(&server, "room_destroyed").await
+}
+
+/// A persistent room made and destroyed by the room commands (HTTP API), with Romeo in it
+/// between: the lifecycle hooks heard, in order.
+async fn commands(muc: &Muc) -> Vec<String> {
+    let (server, _dir) = start(muc).await;
+    let api = |command: &'static str, body: &'static str| {
+        let server = &server;
+        async move {
+            let (status, answer) = server.api(command, body).await.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!((status, answer.trim()), (200, "0"), "{command}");
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    };
+    api(
+        "create_room_with_opts",
+        r#"{"room": "made", "service": "conference.localhost", "host": "localhost",
+            "options": [{"name": "persistent", "value": "true"}]}"#,
+    )
+    .await;
+    let mut romeo = Client::connect(&server, "romeo").await;
+    romeo.join("made@conference.localhost", "Romeo").await;
+    api("destroy_room", r#"{"room": "made", "service": "conference.localhost"}"#).await;
+    heard(&server, "room_destroyed").await
+}
+
+fn made() -> Vec<String> {
+    [
+        "start_room made conference.localhost",
+        "create_room made conference.localhost",
+        "join_room made conference.localhost romeo@localhost/res",
+        "leave_room made conference.localhost romeo@localhost/res",
+        "room_destroyed made conference.localhost true",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn muc_hooks_of_room_commands_run_on_stock() {
+    assert_eq!(commands(&Muc::Stock).await, made());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn muc_hooks_of_room_commands_run_on_mod_muc_rs() {
+    assert_eq!(commands(&Muc::muc_rs()).await, made());
 }
 
 fn expected() -> Vec<String> {

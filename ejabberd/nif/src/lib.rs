@@ -399,9 +399,12 @@ fn remove_user<'a>(
 
 /// The facts of a call outside a stanza (a deleted account, an admin command) from the
 /// answers the gen_server gave so far: `[{BareJid, IsAdmin}]` and `[{RoomJid, Record |
-/// none}]`.
+/// none}]`. Occupants leaving and rooms made are reported (for ejabberd's `leave_room`,
+/// `start_room` and `create_room`: rare steps, whose hooks the gen_server runs only if
+/// they have handlers).
 pub(crate) fn answered_facts(admins: Vec<(String, bool)>, records: Vec<(String, Term)>) -> Facts {
     let mut facts = Facts::new(now(), muc_rs::id::fresh_entropy());
+    facts.listening = [muc_rs::Hook::OccupantLifecycle, muc_rs::Hook::RoomLifecycle].into_iter().collect();
     for (jid, is_admin) in admins {
         if let Ok(jid) = jid.parse::<BareJid>() {
             facts.supply_service_admin(jid, is_admin);
