@@ -503,13 +503,7 @@ pub fn log_problems(log: &str) -> Vec<String> {
 fn config(port: u16, http_port: u16, muc: &Muc, module_options: &str, extras: &Extras) -> String {
     let loglevel = extras.loglevel.as_deref().unwrap_or("info");
     let mut global = extras.global.as_deref().map(|lines| format!("{lines}\n")).unwrap_or_default();
-    // (what mod_muc_rs replaces is left out of its config, as its README says to)
-    let replaced = |line: &String| {
-        matches!(muc, Muc::MucRs(_) | Muc::Contrib(_))
-            && REPLACED_BY_MOD_MUC_RS.iter().any(|module| line.starts_with(&format!("{module}:")))
-    };
-    let modules: String =
-        extras.modules.iter().filter(|line| !replaced(line)).map(|line| format!("  {line}\n")).collect();
+    let modules: String = extras.modules.iter().map(|line| format!("  {line}\n")).collect();
     let mut http = String::new();
     if extras.http_api {
         http = format!(
@@ -566,6 +560,16 @@ access_rules:
 /// with them and without mod_muc) and whose work mod_muc_rs does itself: its room commands
 /// (mod_muc_admin's) and occupant ids (mod_muc_occupantid's, the core's `muc_occupant_id`).
 pub const REPLACED_BY_MOD_MUC_RS: &[&str] = &["mod_muc_admin", "mod_muc_occupantid"];
+
+/// A script's lines of `modules:` for `muc`: for mod_muc_rs without those it replaces, as
+/// its README tells users to leave them out.
+pub fn modules_for(muc: &Muc, lines: Vec<String>) -> Vec<String> {
+    let replaced = |line: &String| {
+        matches!(muc, Muc::MucRs(_) | Muc::Contrib(_))
+            && REPLACED_BY_MOD_MUC_RS.iter().any(|module| line.starts_with(&format!("{module}:")))
+    };
+    lines.into_iter().filter(|line| !replaced(line)).collect()
+}
 
 /// New rooms as Prosody makes them, where ejabberd's mod_muc defaults differ (its rooms are
 /// public and let anyone change the subject): the scripts are written against Prosody's

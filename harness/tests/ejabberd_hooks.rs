@@ -212,3 +212,16 @@ async fn muc_hooks_run_on_stock() {
 async fn muc_hooks_run_on_mod_muc_rs() {
     assert_eq!(session(&Muc::muc_rs()).await, expected());
 }
+
+/// mod_muc_occupantid cannot run beside mod_muc_rs, so the two never both add occupant
+/// ids: ejabberd refuses to start with it and without mod_muc (its hard dependency), saying
+/// so; mod_muc_rs gives the ids itself (muc_ejabberd_occupant_id.scs).
+#[tokio::test(flavor = "current_thread")]
+async fn mod_muc_occupantid_beside_mod_muc_rs_is_refused_by_ejabberd() {
+    let extras = Extras { modules: vec!["mod_muc_occupantid: {}".into()], ..Extras::default() };
+    let Err(why) = Ejabberd::start_with_extras(&Muc::muc_rs(), "", extras).await else {
+        panic!("ejabberd started with mod_muc_occupantid beside mod_muc_rs");
+    };
+    let why = why.to_string();
+    assert!(why.contains("module mod_muc_occupantid depends on module mod_muc"), "{why}");
+}
