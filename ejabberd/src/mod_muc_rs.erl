@@ -527,9 +527,9 @@ route(Packet, #{services := Services, db := Db, server_host := ServerHost} = Sta
     case registered_to_another(Packet, Db) of
         false when Name /= <<>> ->
             case mod_muc_rs_hooks:is_archive_query(Packet, ServerHost) of
-                true -> archive_query(Packet, Service, [], State);
+                true -> archive_query(Packet, Service, State);
                 false ->
-                    case filter_presence(Packet, Service, [], State) of
+                    case filter_presence(Packet, Service, State) of
                         drop -> ok;
                         Packet1 -> handle(fun muc_rs_nif:handle/5, {Host, Service}, xmpp:encode(Packet1),
                                           sender(Packet1, State), [], State)
@@ -563,38 +563,36 @@ registered_to_another(_Packet, _Db) ->
 
 %% A MAM query to a room goes to ejabberd's muc_process_iq hook with the room as the core
 %% has it (brought back from storage first); to the core if there is no such room.
-archive_query(Packet, Service, Records, State) ->
+archive_query(Packet, Service, State) ->
     #jid{lserver = Host} = To = xmpp:get_to(Packet),
-    RoomJid = jid:encode(jid:remove_resource(To)),
-    case muc_rs_nif:room_view(Service, RoomJid, erlang:system_time(second), Records) of
-        {load, Jid} ->
-            archive_query(Packet, Service, [{Jid, read_room(Jid, State)} | Records], State);
-        {View, Done} ->
-            settle(Service, Done, hooks_ctx(Service, undefined, State)),
-            case View of
-                none -> handle(fun muc_rs_nif:handle/5, {Host, Service}, xmpp:encode(Packet),
-                               sender(Packet, State), Records, State);
-                _ -> mod_muc_rs_hooks:archive_query(Packet, View, hooks_ctx(Service, xmpp:get_from(Packet), State))
-            end
+    case view_room(Service, jid:encode(jid:remove_resource(To)), [], State) of
+        {none, Records} -> handle(fun muc_rs_nif:handle/5, {Host, Service}, xmpp:encode(Packet),
+                                  sender(Packet, State), Records, State);
+        {View, _} -> mod_muc_rs_hooks:archive_query(Packet, View, hooks_ctx(Service, xmpp:get_from(Packet), State))
     end.
 
 %% A presence to a room, through muc_filter_presence's handlers if it has some (with the
 %% room brought back from storage first): the presence as they left it, or drop.
-filter_presence(#presence{to = To} = Packet, Service, Records, #{server_host := ServerHost} = State) ->
+filter_presence(#presence{to = To} = Packet, Service, #{server_host := ServerHost} = State) ->
     case mod_muc_rs_hooks:has_handlers(muc_filter_presence, ServerHost) of
         false -> Packet;
         true ->
-            RoomJid = jid:encode(jid:remove_resource(To)),
-            case muc_rs_nif:room_view(Service, RoomJid, erlang:system_time(second), Records) of
-                {load, Jid} ->
-                    filter_presence(Packet, Service, [{Jid, read_room(Jid, State)} | Records], State);
-                {View, Done} ->
-                    settle(Service, Done, hooks_ctx(Service, undefined, State)),
-                    mod_muc_rs_hooks:filter_presence(Packet, View, hooks_ctx(Service, xmpp:get_from(Packet), State))
-            end
+            {View, _} = view_room(Service, jid:encode(jid:remove_resource(To)), [], State),
+            mod_muc_rs_hooks:filter_presence(Packet, View, hooks_ctx(Service, xmpp:get_from(Packet), State))
     end;
-filter_presence(Packet, _Service, _Records, _State) ->
+filter_presence(Packet, _Service, _State) ->
     Packet.
+
+%% The room RoomJid as the core has it (muc_rs_nif:room_view/4), brought back from storage
+%% first: {View, Records}, Records those read on the way (View none: no such room).
+view_room(Service, RoomJid, Records, State) ->
+    case muc_rs_nif:room_view(Service, RoomJid, erlang:system_time(second), Records) of
+        {load, Jid} ->
+            view_room(Service, RoomJid, [{Jid, read_room(Jid, State)} | Records], State);
+        {View, Done} ->
+            settle(Service, Done, hooks_ctx(Service, undefined, State)),
+            {View, Records}
+    end.
 
 %% The state with what mod_muc_rs_hooks needs of the stanza at hand: its service's core
 %% and sender (a #jid{}, or the stanza's #xmlel{}; mod_muc_rs_hooks:ctx()).

@@ -21,10 +21,11 @@
 %%% - muc_filter_presence: a presence to a room goes to its handlers before the core sees
 %%%   it (filter_presence/3), as mod_muc_room runs it: a handler may change it, or drop it.
 %%% - check_create_room: a join that would make a room (not a MUC admin's) asks its
-%%%   handlers first (check_create_room/3); refused, it is refused as access_create refuses.
-%%% - join_room, leave_room, start_room (a room made by a join), room_destroyed and
-%%%   muc_invite (the invitation the room sends, as the handlers leave it): the core reports
-%%%   them among its deliveries (lifecycle/2, invite/2).
+%%%   handlers first (check_create_room/4); refused, it is refused as access_create refuses.
+%%% - join_room, leave_room, start_room (and create_room for a room a command made),
+%%%   room_destroyed and muc_invite (the invitation the room sends, as the handlers leave
+%%%   it): the core reports them among its deliveries (lifecycle/2, room_destroyed/2,
+%%%   invite/2).
 -module(mod_muc_rs_hooks).
 
 -export([listening/2, archive_switch/2, service_features/2, add_service_features/2,
