@@ -590,9 +590,26 @@ view_room(Service, RoomJid, Records, State) ->
         {load, Jid} ->
             view_room(Service, RoomJid, [{Jid, read_room(Jid, State)} | Records], State);
         {View, Done} ->
+            started(Records, Done, State),
             settle(Service, Done, hooks_ctx(Service, undefined, State)),
             {View, Records}
     end.
+
+%% The stored rooms of Records the core brought back into memory (those it asked for and
+%% did not put away again, by Done's Gone), as mod_muc_room starts a stored room:
+%% start_room, if it has handlers. (Every stored room read for a room list, {all, ...},
+%% stays stored.)
+started(Records, {ok, _, _, _, Gone}, #{server_host := ServerHost}) when is_list(Records) ->
+    case mod_muc_rs_hooks:has_handlers(start_room, ServerHost) of
+        true ->
+            [mod_muc_rs_hooks:lifecycle({room_created, Jid}, #{server_host => ServerHost})
+             || {Jid, #{config := #{<<"_data">> := Data}}} <- Records,
+                maps:get(<<"destroyed">>, Data, false) /= true, not lists:member(Jid, Gone)],
+            ok;
+        false -> ok
+    end;
+started(_Records, _Done, _State) ->
+    ok.
 
 %% The state with what mod_muc_rs_hooks needs of the stanza at hand: its service's core
 %% and sender (a #jid{}, or the stanza's #xmlel{}; mod_muc_rs_hooks:ctx()).
@@ -619,6 +636,7 @@ handle(Nif, {Host, Service} = Core, El, Sender, Rooms, State) ->
             Sender1 = mod_muc_rs_hooks:check_create_room(RoomJid, IsAdmin, Sender, maps:get(server_host, State)),
             handle(Nif, Core, El, Sender1, Rooms, State);
         {ok, _, _, _, _} = Done ->
+            started(Rooms, Done, State),
             %% (the sender, for the hooks, read from the stanza only if they need it)
             settle(Service, Done, hooks_ctx(Service, El, State))
     end.
@@ -666,6 +684,7 @@ change(Call, Service, Admins, Records, State) ->
         {error, Why} ->
             {error, Why};
         Done ->
+            started(Records, Done, State),
             %% (a room made by a command is made as mod_muc:create_room/4 makes it)
             settle(Service, Done, (hooks_ctx(Service, undefined, State))#{by_command => true})
     end.

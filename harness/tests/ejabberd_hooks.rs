@@ -57,11 +57,16 @@ async fn start(muc: &Muc) -> (Ejabberd, tempfile::TempDir) {
 /// The lines of the test module's log once it has `last` (stock runs room_destroyed as the
 /// room's process ends, after the reply).
 async fn heard(server: &Ejabberd, last: &str) -> Vec<String> {
+    heard_until(server, |text| text.contains(last)).await
+}
+
+/// The lines of the test module's log once `done` says they are all there.
+async fn heard_until(server: &Ejabberd, done: impl Fn(&str) -> bool) -> Vec<String> {
     let log = server.dir().join("muc_hooks.log");
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.contains(last) || std::time::Instant::now() > deadline {
+        if done(&text) || std::time::Instant::now() > deadline {
             assert_log_clean(server);
             return text.lines().map(str::to_owned).collect();
         }
@@ -167,50 +172,78 @@ async fn commands(muc: &Muc) -> Vec<String> {
     heard(&server, "room_destroyed").await
 }
 
-fn made() -> Vec<String> {
-    [
-        "start_room made conference.localhost",
-        "create_room made conference.localhost",
-        "join_room made conference.localhost romeo@localhost/res",
-        "leave_room made conference.localhost romeo@localhost/res",
-        "room_destroyed made conference.localhost true",
-    ]
-    .map(str::to_owned)
-    .to_vec()
-}
+const MADE: &[&str] = &[
+    "start_room made conference.localhost",
+    "create_room made conference.localhost",
+    "join_room made conference.localhost romeo@localhost/res",
+    "leave_room made conference.localhost romeo@localhost/res",
+    "room_destroyed made conference.localhost true",
+];
 
 #[tokio::test(flavor = "current_thread")]
 async fn muc_hooks_of_room_commands_run_on_stock() {
-    assert_eq!(commands(&Muc::Stock).await, made());
+    assert_eq!(commands(&Muc::Stock).await, MADE);
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn muc_hooks_of_room_commands_run_on_mod_muc_rs() {
-    assert_eq!(commands(&Muc::muc_rs()).await, made());
+    assert_eq!(commands(&Muc::muc_rs()).await, MADE);
 }
 
-fn expected() -> Vec<String> {
-    [
-        "check_create_room refused",
-        "start_room hooks conference.localhost",
-        "join_room hooks conference.localhost romeo@localhost/res",
-        "join_room hooks conference.localhost juliet@localhost/res",
-        "leave_room hooks conference.localhost juliet@localhost/res",
-        "leave_room hooks conference.localhost romeo@localhost/res",
-        "room_destroyed hooks conference.localhost false",
-    ]
-    .map(str::to_owned)
-    .to_vec()
-}
+const SESSION: &[&str] = &[
+    "check_create_room refused",
+    "start_room hooks conference.localhost",
+    "join_room hooks conference.localhost romeo@localhost/res",
+    "join_room hooks conference.localhost juliet@localhost/res",
+    "leave_room hooks conference.localhost juliet@localhost/res",
+    "leave_room hooks conference.localhost romeo@localhost/res",
+    "room_destroyed hooks conference.localhost false",
+];
 
 #[tokio::test(flavor = "current_thread")]
 async fn muc_hooks_run_on_stock() {
-    assert_eq!(session(&Muc::Stock).await, expected());
+    assert_eq!(session(&Muc::Stock).await, SESSION);
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn muc_hooks_run_on_mod_muc_rs() {
-    assert_eq!(session(&Muc::muc_rs()).await, expected());
+    assert_eq!(session(&Muc::muc_rs()).await, SESSION);
+}
+
+/// A persistent room Romeo made and left, then joins again after a restart: the lifecycle
+/// hooks heard, in order (stock starts its stored rooms at start, mod_muc_rs when it brings
+/// one back into memory: before the join either way).
+async fn restarted(muc: &Muc) -> Vec<String> {
+    const KEPT: &str = "kept@conference.localhost";
+    let (mut server, _dir) = start(muc).await;
+    let mut romeo = Client::connect(&server, "romeo").await;
+    romeo.join(KEPT, "Romeo").await;
+    romeo.iq_ok("cfg", &configure(KEPT, "Kept", true)).await;
+    romeo.send(&format!("<presence xmlns='jabber:client' type='unavailable' to='{KEPT}/Romeo'/>")).await;
+    romeo.expect("the leave", |el| el.name() == "presence" && el.attr("type") == Some("unavailable")).await;
+    drop(romeo);
+    server.switch_to(muc, "").await.unwrap_or_else(|e| panic!("{e}"));
+    let mut romeo = Client::connect(&server, "romeo").await;
+    romeo.join(KEPT, "Romeo").await;
+    heard_until(&server, |text| text.matches("join_room").count() == 2).await
+}
+
+const KEPT_ROOM: &[&str] = &[
+    "start_room kept conference.localhost",
+    "join_room kept conference.localhost romeo@localhost/res",
+    "leave_room kept conference.localhost romeo@localhost/res",
+    "start_room kept conference.localhost",
+    "join_room kept conference.localhost romeo@localhost/res",
+];
+
+#[tokio::test(flavor = "current_thread")]
+async fn muc_hooks_of_a_stored_room_run_on_stock() {
+    assert_eq!(restarted(&Muc::Stock).await, KEPT_ROOM);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn muc_hooks_of_a_stored_room_run_on_mod_muc_rs() {
+    assert_eq!(restarted(&Muc::muc_rs()).await, KEPT_ROOM);
 }
 
 /// mod_muc_occupantid cannot run beside mod_muc_rs, so the two never both add occupant
