@@ -527,9 +527,13 @@ route(Packet, #{services := Services, db := Db, server_host := ServerHost} = Sta
     case registered_to_another(Packet, Db) of
         false when Name /= <<>> ->
             case mod_muc_rs_hooks:is_archive_query(Packet, ServerHost) of
-                true -> archive_query(Packet, Service, [], State);
-                false -> handle(fun muc_rs_nif:handle/5, {Host, Service}, xmpp:encode(Packet),
-                                sender(Packet, State), [], State)
+                true -> archive_query(Packet, Service, State);
+                false ->
+                    case filter_presence(Packet, Service, State) of
+                        drop -> ok;
+                        Packet1 -> handle(fun muc_rs_nif:handle/5, {Host, Service}, xmpp:encode(Packet1),
+                                          sender(Packet1, State), [], State)
+                    end
             end;
         false ->
             %% (the service's disco#info lists mod_mam's features where it is loaded)
@@ -559,20 +563,53 @@ registered_to_another(_Packet, _Db) ->
 
 %% A MAM query to a room goes to ejabberd's muc_process_iq hook with the room as the core
 %% has it (brought back from storage first); to the core if there is no such room.
-archive_query(Packet, Service, Records, State) ->
+archive_query(Packet, Service, State) ->
     #jid{lserver = Host} = To = xmpp:get_to(Packet),
-    RoomJid = jid:encode(jid:remove_resource(To)),
+    case view_room(Service, jid:encode(jid:remove_resource(To)), [], State) of
+        {none, Records} -> handle(fun muc_rs_nif:handle/5, {Host, Service}, xmpp:encode(Packet),
+                                  sender(Packet, State), Records, State);
+        {View, _} -> mod_muc_rs_hooks:archive_query(Packet, View, hooks_ctx(Service, xmpp:get_from(Packet), State))
+    end.
+
+%% A presence to a room, through muc_filter_presence's handlers if it has some (with the
+%% room brought back from storage first): the presence as they left it, or drop.
+filter_presence(#presence{to = To} = Packet, Service, #{server_host := ServerHost} = State) ->
+    case mod_muc_rs_hooks:has_handlers(muc_filter_presence, ServerHost) of
+        false -> Packet;
+        true ->
+            {View, _} = view_room(Service, jid:encode(jid:remove_resource(To)), [], State),
+            mod_muc_rs_hooks:filter_presence(Packet, View, hooks_ctx(Service, xmpp:get_from(Packet), State))
+    end;
+filter_presence(Packet, _Service, _State) ->
+    Packet.
+
+%% The room RoomJid as the core has it (muc_rs_nif:room_view/4), brought back from storage
+%% first: {View, Records}, Records those read on the way (View none: no such room).
+view_room(Service, RoomJid, Records, State) ->
     case muc_rs_nif:room_view(Service, RoomJid, erlang:system_time(second), Records) of
         {load, Jid} ->
-            archive_query(Packet, Service, [{Jid, read_room(Jid, State)} | Records], State);
+            view_room(Service, RoomJid, [{Jid, read_room(Jid, State)} | Records], State);
         {View, Done} ->
+            started(Records, Done, State),
             settle(Service, Done, hooks_ctx(Service, undefined, State)),
-            case View of
-                none -> handle(fun muc_rs_nif:handle/5, {Host, Service}, xmpp:encode(Packet),
-                               sender(Packet, State), Records, State);
-                _ -> mod_muc_rs_hooks:archive_query(Packet, View, hooks_ctx(Service, xmpp:get_from(Packet), State))
-            end
+            {View, Records}
     end.
+
+%% The stored rooms of Records the core brought back into memory (those it asked for and
+%% did not put away again, by Done's Gone), as mod_muc_room starts a stored room:
+%% start_room, if it has handlers. (Every stored room read for a room list, {all, ...},
+%% stays stored.)
+started(Records, {ok, _, _, _, Gone}, #{server_host := ServerHost}) when is_list(Records) ->
+    case mod_muc_rs_hooks:has_handlers(start_room, ServerHost) of
+        true ->
+            [mod_muc_rs_hooks:lifecycle({room_created, Jid}, #{server_host => ServerHost})
+             || {Jid, #{config := #{<<"_data">> := Data}}} <- Records,
+                maps:get(<<"destroyed">>, Data, false) /= true, not lists:member(Jid, Gone)],
+            ok;
+        false -> ok
+    end;
+started(_Records, _Done, _State) ->
+    ok.
 
 %% The state with what mod_muc_rs_hooks needs of the stanza at hand: its service's core
 %% and sender (a #jid{}, or the stanza's #xmlel{}; mod_muc_rs_hooks:ctx()).
@@ -594,7 +631,12 @@ handle(Nif, {Host, Service} = Core, El, Sender, Rooms, State) ->
             handle(Nif, Core, El, Sender, Every, State);
         dirty ->
             handle(fun muc_rs_nif:handle_dirty/5, Core, El, Sender, Rooms, State);
+        {check_create_room, RoomJid} ->
+            IsAdmin = is_admin(jid:decode(fxml:get_tag_attr_s(<<"from">>, El)), State),
+            Sender1 = mod_muc_rs_hooks:check_create_room(RoomJid, IsAdmin, Sender, maps:get(server_host, State)),
+            handle(Nif, Core, El, Sender1, Rooms, State);
         {ok, _, _, _, _} = Done ->
+            started(Rooms, Done, State),
             %% (the sender, for the hooks, read from the stanza only if they need it)
             settle(Service, Done, hooks_ctx(Service, El, State))
     end.
@@ -606,14 +648,15 @@ handle(Nif, {Host, Service} = Core, El, Sender, Rooms, State) ->
 settle(_Service, {ok, Deliveries, [], Logs, Gone}, Ctx) ->
     carry_out(Deliveries, Logs, Gone, Ctx),
     ok;
-settle(Service, {ok, [], Stores, [], Gone}, Ctx) ->
-    Forgotten = mod_muc_rs_hooks:forgotten(Stores, Ctx),
+settle(Service, {ok, [], Stores, [], Gone}, Ctx0) ->
+    Forgotten = mod_muc_rs_hooks:forgotten(Stores, Ctx0),
+    Ctx = Ctx0#{persistent_gone => mod_muc_rs_hooks:persistent_gone(Stores, Ctx0)},
     Written = write_rooms(Stores, Ctx),
     {ok, Deliveries, Logs} = muc_rs_nif:confirm(Service, Written),
     %% A room made temporary is forgotten as its rows go (one the core reports destroyed is
     %% forgotten with the report).
     Destroyed = [Room || {room_destroyed, Room} <- Deliveries],
-    [mod_muc_rs_hooks:room_destroyed({room_destroyed, Room}, Ctx)
+    [mod_muc_rs_hooks:forget(Room, Ctx)
      || Written == ok, Room <- Forgotten, not lists:member(Room, Destroyed)],
     carry_out(Deliveries, Logs, Gone, Ctx),
     Written.
@@ -641,7 +684,9 @@ change(Call, Service, Admins, Records, State) ->
         {error, Why} ->
             {error, Why};
         Done ->
-            settle(Service, Done, hooks_ctx(Service, undefined, State))
+            started(Records, Done, State),
+            %% (a room made by a command is made as mod_muc:create_room/4 makes it)
+            settle(Service, Done, (hooks_ctx(Service, undefined, State))#{by_command => true})
     end.
 
 carry_out(Deliveries0, Logs, Gone, Ctx) ->
@@ -654,6 +699,10 @@ carry_out(Deliveries0, Logs, Gone, Ctx) ->
     lists:foreach(fun({#xmlel{}, _} = Delivery) -> deliver(Delivery);
                      ({room_destroyed, _} = Destroyed) -> mod_muc_rs_hooks:room_destroyed(Destroyed, Ctx);
                      ({disco_info, _, _, _, _} = Reply) -> mod_muc_rs_hooks:disco_info(Reply, Ctx);
+                     ({invite, _, _, _} = Invite) -> mod_muc_rs_hooks:invite(Invite, Ctx);
+                     ({Hook, _, _} = Event) when Hook == join_room; Hook == leave_room ->
+                         mod_muc_rs_hooks:lifecycle(Event, Ctx);
+                     ({room_created, _} = Event) -> mod_muc_rs_hooks:lifecycle(Event, Ctx);
                      (Broadcast) -> mod_muc_rs_hooks:broadcast_message(Broadcast, Ctx, erlang:system_time(second))
                   end, Deliveries),
     %% A room no longer live here is no node's until a stanza brings it back.

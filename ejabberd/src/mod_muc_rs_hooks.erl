@@ -18,11 +18,20 @@
 %%% - muc_process_iq: a MAM query to a room (archive_query/3) goes to its handlers (mod_mam
 %%%   answers it from its archive, or from the room's history when the room does not
 %%%   archive), as mod_muc_room hands it over.
+%%% - muc_filter_presence: a presence to a room goes to its handlers before the core sees
+%%%   it (filter_presence/3), as mod_muc_room runs it: a handler may change it, or drop it.
+%%% - check_create_room: a join that would make a room (not a MUC admin's) asks its
+%%%   handlers first (check_create_room/4); refused, it is refused as access_create refuses.
+%%% - join_room, leave_room, start_room (and create_room for a room a command made),
+%%%   room_destroyed and muc_invite (the invitation the room sends, as the handlers leave
+%%%   it): the core reports them among its deliveries (lifecycle/2, room_destroyed/2,
+%%%   invite/2).
 -module(mod_muc_rs_hooks).
 
 -export([listening/2, archive_switch/2, service_features/2, add_service_features/2,
-         broadcast_message/3, disco_info/2, room_destroyed/2, forgotten/2,
-         is_archive_query/2, archive_query/3]).
+         broadcast_message/3, disco_info/2, room_destroyed/2, forget/2, forgotten/2,
+         persistent_gone/2, is_archive_query/2, archive_query/3, filter_presence/3,
+         check_create_room/4, lifecycle/2, invite/2, has_handlers/2]).
 
 -include_lib("xmpp/include/xmpp.hrl").
 -include("mod_muc_room.hrl").
@@ -37,12 +46,22 @@
 
 %% The core's extension points at which ejabberd's hooks have handlers, for the stanza
 %% Packet: only a groupchat message may broadcast one, only an iq ask for disco#info (where
-%% mod_mam adds its features).
-listening(#message{type = groupchat}, ServerHost) ->
+%% mod_mam adds its features), only a presence make a room, only a message invite; any
+%% stanza may have sessions leave (a kick, a destroy, an error) and a presence join them.
+listening(Packet, ServerHost) ->
+    stanza_points(Packet, ServerHost) ++
+        [occupant_lifecycle || has_handlers(join_room, ServerHost) orelse has_handlers(leave_room, ServerHost)].
+
+stanza_points(#message{type = groupchat}, ServerHost) ->
     [broadcast_message || has_handlers(muc_filter_message, ServerHost)];
-listening(#iq{type = get}, ServerHost) ->
+stanza_points(#message{}, ServerHost) ->
+    [invite || has_handlers(muc_invite, ServerHost)];
+stanza_points(#iq{type = get}, ServerHost) ->
     [disco_info || gen_mod:is_loaded(ServerHost, mod_mam)];
-listening(_Packet, _ServerHost) ->
+stanza_points(#presence{}, ServerHost) ->
+    [room_lifecycle || has_handlers(start_room, ServerHost)] ++
+        [room_pre_create || has_handlers(check_create_room, ServerHost)];
+stanza_points(_Packet, _ServerHost) ->
     [].
 
 %% The archiving switch the owner's form offers, as mod_mam's get_room_config adds it
@@ -86,7 +105,8 @@ add_service_features(Deliveries, Features) ->
 feature(NS) ->
     #xmlel{name = <<"feature">>, attrs = [{<<"var">>, NS}]}.
 
-%% (ejabberd_hooks keeps {{Hook, Host}, Handlers, Subscribers} in its `hooks` table)
+%% Whether ejabberd's hook Hook has handlers on Host (ejabberd_hooks keeps {{Hook, Host},
+%% Handlers, Subscribers} in its `hooks` table).
 has_handlers(Hook, Host) ->
     case ets:lookup(hooks, {Hook, Host}) of
         [{_, [_ | _], _}] -> true;
@@ -150,14 +170,99 @@ add_stanza_id(Pkt, Room) ->
             xmpp:append_subtags(Pkt, [#stanza_id{by = Room, id = integer_to_binary(Id)}])
     end.
 
-%% A room is gone: mod_muc:forget_room/3's hook, without mod_muc's tables (the core has
-%% had the room's records written already).
-room_destroyed({room_destroyed, RoomJid}, #{server_host := ServerHost}) ->
+%% A room is gone: mod_muc forgets it (remove_room), then its process ends
+%% (room_destroyed, with whether it was persistent: a room whose mod_muc row goes with it,
+%% persistent_gone/2).
+room_destroyed({room_destroyed, RoomJid}, #{server_host := ServerHost} = Ctx) ->
+    forget(RoomJid, Ctx),
+    case has_handlers(room_destroyed, ServerHost) of
+        true ->
+            #jid{luser = Name, lserver = Host} = jid:decode(RoomJid),
+            Persistent = lists:member(RoomJid, maps:get(persistent_gone, Ctx, [])),
+            ejabberd_hooks:run(room_destroyed, ServerHost, [ServerHost, Name, Host, Persistent]);
+        false -> ok
+    end.
+
+%% mod_muc:forget_room/3's hook, without mod_muc's tables (the core has had the room's
+%% records written already).
+forget(RoomJid, #{server_host := ServerHost}) ->
     case has_handlers(remove_room, ServerHost) of
         true ->
             #jid{luser = Name, lserver = Host} = jid:decode(RoomJid),
             ejabberd_hooks:run(remove_room, ServerHost, [ServerHost, Name, Host]);
         false -> ok
+    end.
+
+%% The rooms of Stores whose mod_muc row goes (a persistent room destroyed), if
+%% room_destroyed has handlers: [RoomJid].
+persistent_gone(Stores, #{server_host := ServerHost, db := Db}) ->
+    case has_handlers(room_destroyed, ServerHost) of
+        true -> mod_muc_rs_rooms:forgotten(Db, Stores);
+        false -> []
+    end.
+
+%% A session joined (join_room), an occupant left (leave_room), a room was made
+%% (start_room; and create_room after it for a room a command made, as mod_muc makes it),
+%% as mod_muc_room and mod_muc run them: [ServerHost, Room, Host | JID].
+lifecycle(Event, #{server_host := ServerHost} = Ctx) ->
+    {Hooks, RoomJid, Args} =
+        case Event of
+            {join_room, Room, Jid} -> {[join_room], Room, [jid:decode(Jid)]};
+            {leave_room, Room, Jid} -> {[leave_room], Room, [jid:decode(Jid)]};
+            {room_created, Room} ->
+                {[start_room | [create_room || maps:get(by_command, Ctx, false)]], Room, []}
+        end,
+    #jid{luser = Name, lserver = Host} = jid:decode(RoomJid),
+    [ejabberd_hooks:run(Hook, ServerHost, [ServerHost, Name, Host | Args]) || Hook <- Hooks],
+    ok.
+
+%% The invitation the room sends to To, through muc_invite's handlers (with the room's
+%% JID and #config{}, the inviter, the invitee, the reason and the inviter's stanza, as
+%% mod_muc_room runs it), then routed.
+invite({invite, RoomJid, El, To}, #{server_host := ServerHost, service := Service, from := Stanza} = Ctx) ->
+    Room = jid:decode(RoomJid),
+    Invitee = mod_muc_rs:recipient(To),
+    Msg = xmpp:decode(El, ?NS_CLIENT, [ignore_els]),
+    Pkt = xmpp:decode(Stanza, ?NS_CLIENT, [ignore_els]),
+    Reason = try xmpp:get_subtag(Pkt, #muc_user{}) of
+                 #muc_user{invites = [#muc_invite{reason = R} | _]} -> R;
+                 _ -> <<>>
+             catch _:{xmpp_codec, _} -> <<>>
+             end,
+    View = case muc_rs_nif:room_view(Service, RoomJid, erlang:system_time(second), []) of
+               {#{} = V, _Done} -> V;
+               _ -> #{}
+           end,
+    #state{config = Config} = room_state(Room, maps:get(archiving, View, undefined), View, Ctx),
+    Msg2 = ejabberd_hooks:run_fold(muc_invite, ServerHost, Msg,
+                                   [Room, Config, xmpp:get_from(Pkt), Invitee, Reason, Pkt]),
+    ejabberd_router:route(Msg2).
+
+%% A presence to a room, of which View is what the core says (muc_rs_nif:room_view/4; none
+%% for a room the join would make), through muc_filter_presence's handlers when
+%% mod_muc_room would run them (a join, a presence of an occupant's session, its leave):
+%% the presence as they left it, or drop.
+filter_presence(#presence{type = Type, from = From, to = #jid{resource = Nick} = To} = Presence, View0,
+                #{server_host := ServerHost} = Ctx) when Nick /= <<>> ->
+    View = case View0 of none -> #{}; _ -> View0 end,
+    Online = lists:any(fun({Real, _, _}) -> jid:tolower(jid:decode(Real)) == jid:tolower(From) end,
+                       maps:get(users, View, [])),
+    case Type == available orelse (Online andalso (Type == unavailable orelse Type == error)) of
+        true ->
+            State = room_state(jid:remove_resource(To), maps:get(archiving, View, undefined), View, Ctx),
+            ejabberd_hooks:run_fold(muc_filter_presence, ServerHost, Presence, [State, Nick]);
+        false -> Presence
+    end;
+filter_presence(Presence, _View, _Ctx) ->
+    Presence.
+
+%% A join of From would make the room RoomJid: as mod_muc:check_create_room/4 asks its
+%% handlers (not for a MUC admin). The sender's facts to call the core again with.
+check_create_room(RoomJid, IsAdmin, Sender, ServerHost) ->
+    #jid{luser = Name, lserver = Host} = jid:decode(RoomJid),
+    case IsAdmin orelse ejabberd_hooks:run_fold(check_create_room, ServerHost, true, [ServerHost, Name, Host]) of
+        true -> Sender#{listening := lists:delete(room_pre_create, maps:get(listening, Sender))};
+        _ -> Sender#{may_create := false}
     end.
 
 %% The rooms of Stores that mod_muc would forget as they are written (destroyed, or made

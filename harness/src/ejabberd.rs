@@ -88,6 +88,9 @@ pub struct Extras {
     /// (`/admin`, for `admin@localhost`) on a port of their own: [`Ejabberd::api`],
     /// [`Ejabberd::web_admin`].
     pub http_api: bool,
+    /// Dirs of compiled Erlang modules besides the MUC module's (test modules of our own,
+    /// listed in `modules`).
+    pub code_paths: Vec<PathBuf>,
 }
 
 /// Where a whole config ([`Extras::config`]) has the port of the listener clients use.
@@ -431,6 +434,9 @@ impl Ejabberd {
         if let Muc::MucRs(module_dir) | Muc::Floor(module_dir) = &self.muc {
             cmd.arg("-pa").arg(module_dir.join("ebin"));
         }
+        for dir in &self.extras.code_paths {
+            cmd.arg("-pa").arg(dir);
+        }
         cmd.arg("-mnesia")
             .arg("dir")
             .arg(format!("\"{}\"", dir.join("db").display()))
@@ -548,6 +554,21 @@ access_rules:
   mod_roster: {{}}
 {modules}{module_line}"#
     )
+}
+
+/// ejabberd modules that declare a hard dependency on mod_muc (ejabberd refuses to start
+/// with them and without mod_muc) and whose work mod_muc_rs does itself: its room commands
+/// (mod_muc_admin's) and occupant ids (mod_muc_occupantid's, the core's `muc_occupant_id`).
+pub const REPLACED_BY_MOD_MUC_RS: &[&str] = &["mod_muc_admin", "mod_muc_occupantid"];
+
+/// A script's lines of `modules:` for `muc`: for mod_muc_rs without those it replaces, as
+/// its README tells users to leave them out.
+pub fn modules_for(muc: &Muc, lines: Vec<String>) -> Vec<String> {
+    let replaced = |line: &String| {
+        matches!(muc, Muc::MucRs(_) | Muc::Contrib(_))
+            && REPLACED_BY_MOD_MUC_RS.iter().any(|module| line.starts_with(&format!("{module}:")))
+    };
+    lines.into_iter().filter(|line| !replaced(line)).collect()
 }
 
 /// New rooms as Prosody makes them, where ejabberd's mod_muc defaults differ (its rooms are

@@ -168,7 +168,8 @@ pub async fn run_on_ejabberd(script: &Script, muc: &crate::ejabberd::Muc, opts: 
         &script.component_config_lines(),
         &script.ejabberd_room_options(),
     );
-    let extras = crate::ejabberd::Extras { modules: script.ejabberd_modules(), ..Default::default() };
+    let modules = crate::ejabberd::modules_for(muc, script.ejabberd_modules());
+    let extras = crate::ejabberd::Extras { modules, ..Default::default() };
     let started_server = match options {
         Ok(options) => crate::ejabberd::Ejabberd::start_with_extras(muc, &options, extras).await,
         Err(why) => Err(crate::err!("{why}")),

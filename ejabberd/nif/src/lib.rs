@@ -47,7 +47,7 @@ use xmlel::binary;
 mod atoms {
     rustler::atoms! {
         ok, error, load, load_all, admins, dirty, all, none, debug, info, warning, config, state, muc_rs_panic,
-        bad_options
+        bad_options, check_create_room
     }
 }
 
@@ -257,6 +257,10 @@ fn handle_stanza<'a>(
     facts.sender_may_persist = Some(sender.may_persist);
     facts.public_rooms_elsewhere = public_elsewhere;
     facts.listening = modules::listening(&sender.listening);
+    if facts.listening.contains(muc_rs::Hook::Invite) {
+        // ejabberd has no hook before an invitation is sent (muc_invite changes it after)
+        facts.supply_answer(muc_rs::Hook::Invite, muc_rs::hooks::Answer::Allowed { nick: None, role: None });
+    }
     facts.archive_switch = modules::archive_switch(sender.archive_switch);
     let records = rooms
         .into_iter()
@@ -309,7 +313,9 @@ fn handle_stanza<'a>(
 }
 
 /// The core's question as the gen_server answers it: `{load, RoomJid}`, `load_all`,
-/// `{admins, [BareJid]}`.
+/// `{admins, [BareJid]}`, `{check_create_room, RoomJid}` (a join would make the room: the
+/// gen_server runs ejabberd's `check_create_room` and calls again, without listening there
+/// if its handlers allow it, else with `may_create` false).
 pub(crate) fn question_term(env: rustler::Env<'_>, question: Question) -> NifResult<Term<'_>> {
     match question {
         Question::LoadRoom(room) => Ok((atoms::load(), room.as_str()).encode(env)),
@@ -318,8 +324,11 @@ pub(crate) fn question_term(env: rustler::Env<'_>, question: Question) -> NifRes
             let users: Vec<&str> = users.iter().map(|u| u.as_str()).collect();
             Ok((atoms::admins(), users).encode(env))
         }
-        // No module of ejabberd's is asked (none listens), and rooms have no vCards here
-        // (muc_vcard is off): a bug between the two.
+        Question::Module(muc_rs::hooks::Question::PreCreate { room }) => {
+            Ok((atoms::check_create_room(), room.as_str()).encode(env))
+        }
+        // No other module of ejabberd's is asked (none listens), and rooms have no vCards
+        // here (muc_vcard is off): a bug between the two.
         question @ (Question::Module(_) | Question::AvatarHash(_)) => {
             Err(rustler::Error::Term(Box::new(format!("unexpected question {question:?}"))))
         }
@@ -390,9 +399,12 @@ fn remove_user<'a>(
 
 /// The facts of a call outside a stanza (a deleted account, an admin command) from the
 /// answers the gen_server gave so far: `[{BareJid, IsAdmin}]` and `[{RoomJid, Record |
-/// none}]`.
+/// none}]`. Occupants leaving and rooms made are reported (for ejabberd's `leave_room`,
+/// `start_room` and `create_room`: rare steps, whose hooks the gen_server runs only if
+/// they have handlers).
 pub(crate) fn answered_facts(admins: Vec<(String, bool)>, records: Vec<(String, Term)>) -> Facts {
     let mut facts = Facts::new(now(), muc_rs::id::fresh_entropy());
+    facts.listening = [muc_rs::Hook::OccupantLifecycle, muc_rs::Hook::RoomLifecycle].into_iter().collect();
     for (jid, is_admin) in admins {
         if let Ok(jid) = jid.parse::<BareJid>() {
             facts.supply_service_admin(jid, is_admin);

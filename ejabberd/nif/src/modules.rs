@@ -13,19 +13,27 @@ use rustler::{Encoder, Env, NifResult, ResourceArc, Term};
 mod atoms {
     rustler::atoms! {
         broadcast_message, disco_info, room_destroyed, load, undefined, none, affiliations, users, history, archiving, anonymous,
-        members_only
+        members_only, occupant_lifecycle, room_lifecycle, room_pre_create, invite, join_room, leave_room, room_created
     }
 }
 
 /// The extension points named (as `mod_muc_rs_hooks:listening/2` names them):
 /// `broadcast_message` (`muc_filter_message` has handlers) makes the core leave a message's
-/// broadcast to the host; `disco_info` (mod_mam is loaded) a room's disco#info reply.
+/// broadcast to the host; `disco_info` (mod_mam is loaded) a room's disco#info reply;
+/// `occupant_lifecycle` (`join_room` or `leave_room`) reports sessions joining and
+/// occupants leaving; `room_lifecycle` (`start_room`) rooms made; `room_pre_create`
+/// (`check_create_room`) asks before a join makes a room; `invite` (`muc_invite`) leaves
+/// the invitations the room sends to the host.
 pub fn listening(names: &[rustler::Atom]) -> Hooks {
     names
         .iter()
         .filter_map(|name| match *name {
             n if n == atoms::broadcast_message() => Some(Hook::BroadcastMessage),
             n if n == atoms::disco_info() => Some(Hook::DiscoInfo),
+            n if n == atoms::occupant_lifecycle() => Some(Hook::OccupantLifecycle),
+            n if n == atoms::room_lifecycle() => Some(Hook::RoomLifecycle),
+            n if n == atoms::room_pre_create() => Some(Hook::RoomPreCreate),
+            n if n == atoms::invite() => Some(Hook::Invite),
             _ => None,
         })
         .collect()
@@ -60,8 +68,10 @@ pub fn archiving_of_events(host: &MucHost, outcome: &Outcome) -> Vec<Option<bool
 /// An event as the gen_server carries it out: `{broadcast_message, RoomJid, Xmlel, [To],
 /// Historic, Archiving}` or `{disco_info, RoomJid, Xmlel, To, Archiving}` (the reply with
 /// its form; Archiving `undefined` for the default), `{room_destroyed, RoomJid}` (always
-/// reported: ejabberd's `remove_room` may have handlers); `None` for the events no ejabberd
-/// hook listens to (never asked for).
+/// reported: ejabberd's `remove_room` may have handlers), `{join_room, RoomJid, Jid}` (a
+/// session joined), `{leave_room, RoomJid, Jid}` (an occupant left; its primary session),
+/// `{room_created, RoomJid}`, `{invite, RoomJid, Xmlel, To}`; `None` for the events no
+/// ejabberd hook listens to.
 pub fn event_term<'a>(env: Env<'a>, event: &Event, archiving: Option<bool>) -> Option<Term<'a>> {
     match event {
         Event::BroadcastMessage { room, stanza, to, historic } => {
@@ -94,6 +104,23 @@ pub fn event_term<'a>(env: Env<'a>, event: &Event, archiving: Option<bool>) -> O
         }
         Event::RoomDestroyed { room } => {
             Some((atoms::room_destroyed(), binary(env, room.as_str())).encode(env))
+        }
+        // (mod_muc_room runs join_room for each session it adds)
+        Event::OccupantSessionNew { room, jid, .. } => {
+            Some((atoms::join_room(), binary(env, room.as_str()), binary(env, jid.as_str())).encode(env))
+        }
+        Event::OccupantLeft { room, real_jid: Some(jid), .. } => {
+            Some((atoms::leave_room(), binary(env, room.as_str()), binary(env, jid.as_str())).encode(env))
+        }
+        Event::RoomCreated { room } => Some((atoms::room_created(), binary(env, room.as_str())).encode(env)),
+        Event::Invite { room, stanza, to } => {
+            let term = (
+                atoms::invite(),
+                binary(env, room.as_str()),
+                xmlel::stanza(env, stanza),
+                xmlel::recipient(env, to),
+            );
+            Some(term.encode(env))
         }
         _ => None,
     }
