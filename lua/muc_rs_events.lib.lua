@@ -509,9 +509,9 @@ return function (host, rooms, storage, avatar_hash)
 	-- (each once) and the core asked again, its stores written before host:confirm, which
 	-- sends what was held back or the error instead, an outcome with events carried out.
 	-- Returns the last step: a call's values are its `result`.
-	local function run(step, stanza_event)
+	local function run(step, stanza_event, answers)
 		if type(step) ~= "table" then return step; end -- most stanzas: done at once
-		local thread, answers = coroutine.running(), nil;
+		local thread = coroutine.running();
 		depth[thread] = (depth[thread] or 0) + 1;
 		while type(step) == "table" do
 			if step.carry_out then
@@ -564,7 +564,13 @@ return function (host, rooms, storage, avatar_hash)
 		local thread = coroutine.running();
 		local outer = handling[thread];
 		handling[thread] = stanza_event;
-		run(host:handle(stanza_event.stanza), stanza_event);
+		local patched = rooms.patched_facts(stanza_event.stanza);
+		if patched then
+			local answers = { patched = patched };
+			run(host:handle(stanza_event.stanza, answers), stanza_event, answers);
+		else
+			run(host:handle(stanza_event.stanza), stanza_event);
+		end
 		handling[thread] = outer;
 		return true;
 	end
