@@ -41,12 +41,35 @@ return function (host, rooms, storage, avatar_hash)
 		events.add_handler, events.remove_handler = add_handler, remove_handler;
 	end
 
+	-- muc-occupant-groupchat is two extension points of the core (src/hooks.rs,
+	-- GroupchatFirst): its handlers above stock's role check (priority 50), which see every
+	-- message to the room before the room's checks, and the others, after them.
+	local GROUPCHAT, GROUPCHAT_FIRST, ROLE_CHECK = "muc-occupant-groupchat", "muc-occupant-groupchat>50", 50;
+	local function groupchat_handlers(first)
+		local handlers, priorities = events.get_handlers(GROUPCHAT), events._event_map[GROUPCHAT];
+		local part = {};
+		if handlers == nil or priorities == nil then return part; end
+		for _, handler in ipairs(handlers) do
+			if (priorities[handler] > ROLE_CHECK) == first then part[#part + 1] = handler; end
+		end
+		return part;
+	end
+	-- As util.events fires them: in order, until one returns something.
+	local function fire_handlers(handlers, payload)
+		for _, handler in ipairs(handlers) do
+			local ret = handler(payload);
+			if ret ~= nil then return ret; end
+		end
+	end
+
 	-- Whether a module handles one of these events (asked once per extension point).
 	local function listens(...)
 		for i = 1, select("#", ...) do
 			local name = select(i, ...);
 			if item_lists[name] then
 				if #module:get_host_items(name) > 0 then return true; end
+			elseif name == GROUPCHAT or name == GROUPCHAT_FIRST then
+				if #groupchat_handlers(name == GROUPCHAT_FIRST) > 0 then return true; end
 			else
 				local handlers = events.get_handlers(name);
 				if handlers ~= nil and #handlers > (own[name] or 0) then return true; end
@@ -333,7 +356,20 @@ return function (host, rooms, storage, avatar_hash)
 	function ask.groupchat(question, payload)
 		payload.from = payload.stanza.attr.from;
 		payload.occupant = payload.room:get_occupant_by_nick(question.nick);
-		if module:fire_event("muc-occupant-groupchat", payload) then return false; end
+		local first = groupchat_handlers(true);
+		if #first == 0 then
+			if module:fire_event(GROUPCHAT, payload) then return false; end
+		elseif fire_handlers(groupchat_handlers(false), payload) then -- those above 50 were asked first
+			return false;
+		end
+		return {};
+	end
+
+	-- Before the room's checks: the sender may be no occupant, or a visitor.
+	function ask.groupchat_first(question, payload)
+		payload.from = payload.stanza.attr.from;
+		payload.occupant = question.nick and payload.room:get_occupant_by_nick(question.nick) or nil;
+		if fire_handlers(groupchat_handlers(true), payload) then return false; end
 		return {};
 	end
 

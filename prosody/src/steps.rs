@@ -126,6 +126,7 @@ pub fn hook_key(hook: Hook) -> &'static str {
         Hook::OccupantPreChange => "pre_change",
         Hook::OccupantPreLeave => "pre_leave",
         Hook::OccupantGroupchat => "groupchat",
+        Hook::GroupchatFirst => "groupchat_first",
         Hook::PrivateMessage => "private_message",
         Hook::Invite => "pre_invite",
         Hook::Decline => "pre_decline",
@@ -166,6 +167,7 @@ pub fn question_table(lua: &Lua, question: &Question) -> LuaResult<Table> {
             t.raw_set("is_last_session", *is_last_session)?;
         }
         Question::Groupchat { nick, .. } => t.raw_set("nick", nick.as_str())?,
+        Question::GroupchatFirst { nick, .. } => t.raw_set("nick", nick.as_ref().map(|n| n.as_str()))?,
         Question::PreInvite { invitee, .. } => t.raw_set("invitee", invitee.as_str())?,
         Question::PrivateMessage { from, to, .. } => {
             t.raw_set("nick", from.as_str())?;

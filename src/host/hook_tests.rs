@@ -215,6 +215,43 @@ fn a_message_waits_for_the_modules_verdict() {
 }
 
 #[test]
+fn handlers_above_the_role_check_see_a_non_occupants_message_first() {
+    let mut env = env(&[Hook::GroupchatFirst, Hook::OccupantGroupchat]);
+    let mut host = host_with_room(&env);
+    let stranger: Element = format!(
+        "<message xmlns='jabber:client' from='juliet@localhost/j1' to='{ROOM}' type='groupchat' id='s'><body>hi</body></message>"
+    )
+    .parse()
+    .unwrap();
+    let asked = drive(&mut host, stranger.clone(), &env);
+    assert_eq!(asked.module_question(), Some(&Question::GroupchatFirst { room: room_jid(), nick: None }));
+    assert!(asked.deliveries.is_empty());
+
+    // A module that handles it: the room says nothing.
+    env.answers = vec![(Hook::GroupchatFirst, Answer::Refused)];
+    let handled = drive(&mut host, stranger.clone(), &env);
+    assert!(handled.ask.is_none() && handled.deliveries.is_empty());
+
+    // Let through, the room's own check refuses it, before the other handlers are asked.
+    env.answers = vec![(Hook::GroupchatFirst, Answer::Allowed { nick: None, role: None })];
+    let refused = drive(&mut host, stranger, &env);
+    assert!(refused.ask.is_none());
+    assert_eq!(refused.deliveries.len(), 1);
+    assert_eq!(crate::xml::error_condition(&refused.deliveries[0].stanza), Some("not-acceptable"));
+
+    // An occupant's message: asked first with the nick, then as before.
+    env.answers.clear();
+    let asked = drive(&mut host, groupchat("hi"), &env);
+    assert_eq!(
+        asked.module_question(),
+        Some(&Question::GroupchatFirst {
+            room: room_jid(),
+            nick: Some(format!("{ROOM}/romeo").parse().unwrap())
+        })
+    );
+}
+
+#[test]
 fn a_join_waits_for_the_modules_and_takes_the_nick_they_force() {
     let mut env = env(&[Hook::OccupantPreJoin]);
     let mut host = host_with_room(&Listening { hooks: vec![], ..env.clone_base() });

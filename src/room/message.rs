@@ -14,6 +14,17 @@ const NS_HINTS: &str = "urn:xmpp:hints";
 impl Room {
     /// A groupchat message to the room.
     pub fn handle_groupchat(&mut self, ctx: &mut Ctx, stanza: &Element, real_jid: &FullJid) {
+        // Stock fires muc-occupant-groupchat before its own checks, which are handlers at
+        // 50 (role) and 20 (subject): those above see every message first.
+        if ctx.listens(Hook::GroupchatFirst) {
+            let question = || Question::GroupchatFirst {
+                room: self.jid.clone(),
+                nick: self.occupant_by_real_jid(real_jid).map(|o| o.nick.clone()),
+            };
+            if ctx.consult(Hook::GroupchatFirst, question).is_none() {
+                return; // handled by a module, or asked first
+            }
+        }
         // Only who the sender is, not its sessions: copying the occupant costs per message.
         let Some((nick, bare_jid, role)) =
             self.occupant_by_real_jid(real_jid).map(|o| (o.nick.clone(), o.bare_jid.clone(), o.role))
