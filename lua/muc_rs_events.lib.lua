@@ -44,13 +44,18 @@ return function (host, rooms, storage, avatar_hash)
 	-- muc-occupant-groupchat is two extension points of the core (src/hooks.rs,
 	-- GroupchatFirst): its handlers above stock's role check (priority 50), which see every
 	-- message to the room before the room's checks, and the others, after them.
-	local GROUPCHAT, GROUPCHAT_FIRST, ROLE_CHECK = "muc-occupant-groupchat", "muc-occupant-groupchat>50", 50;
-	local function groupchat_handlers(first)
+	-- A subject change is the room's at 20 (stock's subject step): handlers above it see it
+	-- first, those below never do.
+	local GROUPCHAT, GROUPCHAT_FIRST = "muc-occupant-groupchat", "muc-occupant-groupchat>50";
+	local ROLE_CHECK, SUBJECT_STEP = 50, 20;
+	-- The handlers with a priority in (lowest, highest], in util.events' order.
+	local function groupchat_handlers(lowest, highest)
 		local handlers, priorities = events.get_handlers(GROUPCHAT), events._event_map[GROUPCHAT];
 		local part = {};
 		if handlers == nil or priorities == nil then return part; end
 		for _, handler in ipairs(handlers) do
-			if (priorities[handler] > ROLE_CHECK) == first then part[#part + 1] = handler; end
+			local priority = priorities[handler];
+			if priority > lowest and priority <= highest then part[#part + 1] = handler; end
 		end
 		return part;
 	end
@@ -68,8 +73,10 @@ return function (host, rooms, storage, avatar_hash)
 			local name = select(i, ...);
 			if item_lists[name] then
 				if #module:get_host_items(name) > 0 then return true; end
-			elseif name == GROUPCHAT or name == GROUPCHAT_FIRST then
-				if #groupchat_handlers(name == GROUPCHAT_FIRST) > 0 then return true; end
+			elseif name == GROUPCHAT then
+				if #groupchat_handlers(-math.huge, ROLE_CHECK) > 0 then return true; end
+			elseif name == GROUPCHAT_FIRST then
+				if #groupchat_handlers(ROLE_CHECK, math.huge) > 0 then return true; end
 			else
 				local handlers = events.get_handlers(name);
 				if handlers ~= nil and #handlers > (own[name] or 0) then return true; end
@@ -356,12 +363,15 @@ return function (host, rooms, storage, avatar_hash)
 	function ask.groupchat(question, payload)
 		payload.from = payload.stanza.attr.from;
 		payload.occupant = payload.room:get_occupant_by_nick(question.nick);
-		local first = groupchat_handlers(true);
-		if #first == 0 then
-			if module:fire_event(GROUPCHAT, payload) then return false; end
-		elseif fire_handlers(groupchat_handlers(false), payload) then -- those above 50 were asked first
-			return false;
+		local refused;
+		if question.subject_change then
+			refused = fire_handlers(groupchat_handlers(SUBJECT_STEP, ROLE_CHECK), payload);
+		elseif #groupchat_handlers(ROLE_CHECK, math.huge) == 0 then
+			refused = module:fire_event(GROUPCHAT, payload);
+		else -- those above 50 were asked before the room's checks
+			refused = fire_handlers(groupchat_handlers(-math.huge, ROLE_CHECK), payload);
 		end
+		if refused then return false; end
 		return {};
 	end
 
@@ -369,7 +379,7 @@ return function (host, rooms, storage, avatar_hash)
 	function ask.groupchat_first(question, payload)
 		payload.from = payload.stanza.attr.from;
 		payload.occupant = question.nick and payload.room:get_occupant_by_nick(question.nick) or nil;
-		if fire_handlers(groupchat_handlers(true), payload) then return false; end
+		if fire_handlers(groupchat_handlers(ROLE_CHECK, math.huge), payload) then return false; end
 		return {};
 	end
 

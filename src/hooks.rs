@@ -278,8 +278,9 @@ pub enum Question {
     },
     /// A session of the occupant `nick` leaves (the occupant's last if `is_last_session`).
     PreLeave { room: BareJid, nick: FullJid, bare_jid: BareJid, role: Option<Role>, is_last_session: bool },
-    /// The occupant `nick` sends a message to the room.
-    Groupchat { room: BareJid, nick: FullJid },
+    /// The occupant `nick` sends a message to the room; a subject change is asked before the
+    /// room takes it, of the handlers above stock's subject step (priority 20) only.
+    Groupchat { room: BareJid, nick: FullJid, subject_change: bool },
     /// A groupchat message to the room, before the room's own checks ([`Hook::GroupchatFirst`]):
     /// from the occupant `nick`, or from one who is not in the room (`None`).
     GroupchatFirst { room: BareJid, nick: Option<FullJid> },

@@ -166,7 +166,10 @@ pub fn question_table(lua: &Lua, question: &Question) -> LuaResult<Table> {
             occupant(nick, bare_jid, role)?;
             t.raw_set("is_last_session", *is_last_session)?;
         }
-        Question::Groupchat { nick, .. } => t.raw_set("nick", nick.as_str())?,
+        Question::Groupchat { nick, subject_change, .. } => {
+            t.raw_set("nick", nick.as_str())?;
+            t.raw_set("subject_change", *subject_change)?;
+        }
         Question::GroupchatFirst { nick, .. } => t.raw_set("nick", nick.as_ref().map(|n| n.as_str()))?,
         Question::PreInvite { invitee, .. } => t.raw_set("invitee", invitee.as_str())?,
         Question::PrivateMessage { from, to, .. } => {

@@ -13,3 +13,13 @@ module:hook("muc-occupant-groupchat", function (event)
 		"Seen from "..who..": "..body));
 	return true;
 end, 55);
+
+-- Between stock's role check (50) and its subject step (20): a subject change is seen
+-- before the room takes it, and this one is refused.
+module:hook("muc-occupant-groupchat", function (event)
+	local subject = event.stanza:get_child_text("subject");
+	if subject == "Secret" and not event.stanza:get_child("body") then
+		event.origin.send(st.error_reply(event.stanza, "modify", "policy-violation", "No secrets"));
+		return true;
+	end
+end, 30);

@@ -196,7 +196,11 @@ fn a_message_waits_for_the_modules_verdict() {
     let asked = drive(&mut host, groupchat("hi"), &env);
     assert_eq!(
         asked.module_question(),
-        Some(&Question::Groupchat { room: room_jid(), nick: format!("{ROOM}/romeo").parse().unwrap() })
+        Some(&Question::Groupchat {
+            room: room_jid(),
+            nick: format!("{ROOM}/romeo").parse().unwrap(),
+            subject_change: false
+        })
     );
     assert!(asked.deliveries.is_empty() && asked.events.is_empty());
     assert!(host.room(&room_jid()).unwrap().history.is_empty(), "nothing done before the answer");
@@ -249,6 +253,33 @@ fn handlers_above_the_role_check_see_a_non_occupants_message_first() {
             nick: Some(format!("{ROOM}/romeo").parse().unwrap())
         })
     );
+}
+
+#[test]
+fn a_subject_change_is_asked_before_the_room_takes_it() {
+    let mut env = env(&[Hook::OccupantGroupchat]);
+    let mut host = host_with_room(&env);
+    let change: Element = format!(
+        "<message xmlns='jabber:client' from='{ROMEO}' to='{ROOM}' type='groupchat' id='s'><subject>Secret</subject></message>"
+    )
+    .parse()
+    .unwrap();
+    let asked = drive(&mut host, change.clone(), &env);
+    assert_eq!(
+        asked.module_question(),
+        Some(&Question::Groupchat {
+            room: room_jid(),
+            nick: format!("{ROOM}/romeo").parse().unwrap(),
+            subject_change: true
+        })
+    );
+    env.answers = vec![(Hook::OccupantGroupchat, Answer::Refused)];
+    let refused = drive(&mut host, change.clone(), &env);
+    assert!(refused.deliveries.is_empty());
+    assert!(host.room(&room_jid()).unwrap().settings.subject.is_none(), "the room kept its subject");
+    env.answers = vec![(Hook::OccupantGroupchat, Answer::Allowed { nick: None, role: None })];
+    drive(&mut host, change, &env);
+    assert!(host.room(&room_jid()).unwrap().settings.subject.is_some());
 }
 
 #[test]
