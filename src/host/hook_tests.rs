@@ -49,7 +49,11 @@ fn drive(host: &mut MucHost, stanza: Element, env: &Listening) -> Outcome {
 }
 
 fn groupchat(body: &str) -> Element {
-    format!("<message xmlns='jabber:client' from='{ROMEO}' to='{ROOM}' type='groupchat' id='m'><body>{body}</body></message>")
+    groupchat_from(ROMEO, &format!("<body>{body}</body>"))
+}
+
+fn groupchat_from(from: &str, payload: &str) -> Element {
+    format!("<message xmlns='jabber:client' from='{from}' to='{ROOM}' type='groupchat' id='m'>{payload}</message>")
         .parse()
         .unwrap()
 }
@@ -222,11 +226,7 @@ fn a_message_waits_for_the_modules_verdict() {
 fn handlers_above_the_role_check_see_a_non_occupants_message_first() {
     let mut env = env(&[Hook::GroupchatFirst, Hook::OccupantGroupchat]);
     let mut host = host_with_room(&env);
-    let stranger: Element = format!(
-        "<message xmlns='jabber:client' from='juliet@localhost/j1' to='{ROOM}' type='groupchat' id='s'><body>hi</body></message>"
-    )
-    .parse()
-    .unwrap();
+    let stranger = groupchat_from("juliet@localhost/j1", "<body>hi</body>");
     let asked = drive(&mut host, stranger.clone(), &env);
     assert_eq!(asked.module_question(), Some(&Question::GroupchatFirst { room: room_jid(), nick: None }));
     assert!(asked.deliveries.is_empty());
@@ -259,11 +259,7 @@ fn handlers_above_the_role_check_see_a_non_occupants_message_first() {
 fn a_subject_change_is_asked_before_the_room_takes_it() {
     let mut env = env(&[Hook::OccupantGroupchat]);
     let mut host = host_with_room(&env);
-    let change: Element = format!(
-        "<message xmlns='jabber:client' from='{ROMEO}' to='{ROOM}' type='groupchat' id='s'><subject>Secret</subject></message>"
-    )
-    .parse()
-    .unwrap();
+    let change = groupchat_from(ROMEO, "<subject>Secret</subject>");
     let asked = drive(&mut host, change.clone(), &env);
     assert_eq!(
         asked.module_question(),
