@@ -320,10 +320,11 @@ return function (host, call, handle)
 	-- get_members_only (breakout rooms): stock's every decision asks them through the room.
 	-- The core keeps its rules; before a stanza to a room, the shim tells it what the
 	-- replacements answer where that differs from the room's own answer: for the sender,
-	-- the occupants (their roles, kicks, the affiliations their presences show) and the
-	-- JIDs a muc#admin query names. Nothing is asked while nothing is replaced.
+	-- the occupants for presences and iqs (their roles, kicks, the affiliations their
+	-- presences show), and the JIDs a muc#admin query or an invitation names. Nothing is
+	-- asked while nothing is replaced.
 	local own_get_affiliation, own_get_members_only = room_mt.get_affiliation, room_mt.get_members_only;
-	local NS_ADMIN = "http://jabber.org/protocol/muc#admin";
+	local NS_ADMIN, NS_USER = "http://jabber.org/protocol/muc#admin", "http://jabber.org/protocol/muc#user";
 	function rooms.patched_facts(stanza)
 		local get_affiliation, get_members_only = rawget(room_mt, "get_affiliation"), rawget(room_mt, "get_members_only");
 		if get_affiliation == own_get_affiliation and get_members_only == own_get_members_only then return nil; end
@@ -335,13 +336,16 @@ return function (host, call, handle)
 			local affiliations, users = {}, {};
 			local sender = jid_util.bare(stanza.attr.from);
 			if sender then users[sender] = true; end
-			for _, occupant in ipairs(host:room("occupants", room_jid) or {}) do users[occupant.bare_jid] = true; end
-			local query = stanza.name == "iq" and stanza:get_child("query", NS_ADMIN);
-			if query then
-				for item in query:childtags("item") do
-					local named = item.attr.jid and jid_util.bare(item.attr.jid);
-					if named then users[named] = true; end
-				end
+			local named = nil; -- the element whose children name users
+			if stanza.name == "message" then -- only the sender speaks: occupants' presences are not sent
+				named = stanza:get_child("x", NS_USER);
+			else
+				for _, occupant in ipairs(host:room("occupants", room_jid) or {}) do users[occupant.bare_jid] = true; end
+				named = stanza.name == "iq" and stanza:get_child("query", NS_ADMIN);
+			end
+			for _, item in ipairs(named and named.tags or {}) do
+				local user = (item.attr.jid or item.attr.to) and jid_util.bare(item.attr.jid or item.attr.to);
+				if user then users[user] = true; end
 			end
 			for user in pairs(users) do
 				local ok, affiliation = pcall(get_affiliation, room, user);
