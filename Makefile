@@ -119,6 +119,7 @@ bench-quick:
 # install, a fresh node per run, the node's CPU and memory (muc-bench --ejabberd).
 #   make bench-ejabberd                        every scenario, 5 repetitions
 #   make bench-ejabberd BENCH_ARGS="--quick"   small sizes, 2 repetitions
+#   make bench-ejabberd BENCH_ARGS="--mam"     mod_mam on both sides, every room archived
 # Builds the module (install-ejabberd, into build/ejabberd) and the release harness;
 # results in build/bench/ejabberd/.
 .PHONY: bench-ejabberd

@@ -74,35 +74,180 @@ return function (host, call, handle)
 		for _, entry in ipairs(host:room("affiliations", room.jid) or {}) do map[entry[1]] = entry[2]; end
 		return map;
 	end
-	-- room._data (read and written by modules, stored with the room) and room._history
-	-- (its length) as stock's modules use them: proxies made when first read, with
-	-- metatables all rooms share (a room object costs little where modules never look).
-	local room_jid_key = {}; -- where a proxy keeps its room's JID
-	local proxy_mts = {
-		_data = {
-			__index = function (proxy, key) return host:room("data", rawget(proxy, room_jid_key), key); end;
-			__newindex = function (proxy, key, value)
-				host:room("set_data", rawget(proxy, room_jid_key), key, value);
-			end;
-			__pairs = function (proxy)
-				return next, host:room("data_table", rawget(proxy, room_jid_key)) or {}, nil;
-			end;
-		};
-		_history = {
-			__len = function (proxy) return host:room("history_length", rawget(proxy, room_jid_key)) or 0; end;
-		};
+	-- room._data and room._history as stock's modules use them: plain Lua tables, made when
+	-- first read (a room object costs nothing more where modules never look). What a
+	-- module may have changed in them since the core last ran is pushed to the core before
+	-- it runs again (rooms.flush, called by the events lib before every entry).
+	local pending_data, pending_history = {}, {}; -- proxy -> { key -> true }; room -> its history as read
+
+	-- room._data: a proxy whose table values are live, kept in the proxy (so that
+	-- `room._data.t == room._data.t` and writes at any depth are seen), each read of one
+	-- marked to be pushed. The room's own keys (subject, presence_broadcast, …) are read
+	-- anew after each push, as the room may change them itself.
+	local room_jid_key, live_key, kept_key = {}, {}, {}; -- the room's JID, live tables, the modules' keys pushed
+	local function mark(proxy, key)
+		local keys = pending_data[proxy];
+		if keys == nil then keys = {}; pending_data[proxy] = keys; end
+		keys[key] = true;
+	end
+	local data_mt = {
+		__index = function (proxy, key)
+			local live = rawget(proxy, live_key);
+			local value = live[key];
+			if value == nil then
+				value = host:room("data", rawget(proxy, room_jid_key), key);
+				if type(value) ~= "table" then return value; end
+				live[key] = value;
+			end
+			mark(proxy, key);
+			return value;
+		end;
+		__newindex = function (proxy, key, value)
+			host:room("set_data", rawget(proxy, room_jid_key), key, value);
+			if type(value) == "table" then
+				rawget(proxy, live_key)[key] = value;
+				mark(proxy, key);
+			else
+				rawget(proxy, live_key)[key] = nil;
+				rawget(proxy, kept_key)[key] = nil;
+			end
+		end;
+		__pairs = function (proxy)
+			local all, live = host:room("data_table", rawget(proxy, room_jid_key)) or {}, rawget(proxy, live_key);
+			for key, value in pairs(all) do
+				if type(value) == "table" then
+					all[key] = live[key] or value;
+					live[key] = all[key];
+					mark(proxy, key);
+				end
+			end
+			return next, all, nil;
+		end;
 	};
+
+	-- room._history: stock's array of { stanza =, timestamp = } entries, made from the
+	-- room's history when read (or set by a module), given back to the room as the module
+	-- left it before the core runs again, and read anew after that. An entry's stanza is
+	-- fetched when first read, so that a module that only counts the entries (muc_mam)
+	-- costs no stanza; the history goes back to the room only if a module read a stanza
+	-- (and may have changed it in place) or changed the array or its entries.
+	function room_mt:__newindex(key, value)
+		if key == "_history" then pending_history[self] = false; end
+		rawset(self, key, value);
+	end
+	local turn = 0; -- counts the hand-overs: an entry read after its turn has no stanza to fetch
+	local entry_origin = setmetatable({}, { __mode = "k" }); -- entry -> { room JID, index, turn, timestamp }
+	local entry_mt = {
+		__index = function (entry, key)
+			local origin = key == "stanza" and entry_origin[entry];
+			if not origin or origin[3] ~= turn then return nil; end
+			local stanza = host:room("history_stanza", origin[1], origin[2]);
+			rawset(entry, "stanza", stanza);
+			return stanza;
+		end;
+	};
+	local function history_of(room)
+		local history = {};
+		for i, timestamp in ipairs(host:room("history_times", room.jid) or {}) do
+			local entry = setmetatable({ timestamp = timestamp }, entry_mt);
+			entry_origin[entry] = { room.jid, i, turn, timestamp };
+			history[i] = entry;
+		end
+		return history;
+	end
+	local function as_read(history)
+		local was = {};
+		for i, entry in ipairs(history) do was[i] = entry; end
+		return was;
+	end
+	local function unchanged(history, was)
+		if not was or type(history) ~= "table" or #history ~= #was then return false; end
+		for i, entry in ipairs(was) do
+			local now = history[i];
+			if now ~= entry or rawget(now, "stanza") ~= nil or now.timestamp ~= entry_origin[now][4] then
+				return false;
+			end
+		end
+		return true;
+	end
+
+	-- A push the core cannot take now (it is busy: a module's code running inside a
+	-- delivery) waits for the next flush; one it refuses (a malformed stanza) is logged.
+	local function push(method, room_jid, key, value)
+		local ok, own = pcall(host.room, host, method, room_jid, key, value);
+		if ok then return true, own; end
+		local busy = tostring(own):find("busy", 1, true) ~= nil;
+		module:log(busy and "debug" or "error", "could not hand %s of %s to the room: %s",
+			method == "set_history" and "the history" or tostring(key), room_jid, own);
+		return false, nil, busy;
+	end
+	function rooms.flush()
+		if next(pending_data) ~= nil then
+			local pushing = pending_data;
+			pending_data = {};
+			for proxy, keys in pairs(pushing) do
+				local room_jid, live, kept = rawget(proxy, room_jid_key), rawget(proxy, live_key), rawget(proxy, kept_key);
+				for key in pairs(keys) do
+					local value = live[key];
+					if value ~= nil then
+						local ok, own, busy = push("set_data", room_jid, key, value);
+						if busy then
+							mark(proxy, key);
+						elseif not ok or own then
+							live[key] = nil;
+						else
+							kept[key] = true;
+						end
+					end
+				end
+			end
+		end
+		if next(pending_history) ~= nil then
+			local pushing = pending_history;
+			pending_history = {};
+			for room, was in pairs(pushing) do
+				local history = rawget(room, "_history");
+				if unchanged(history, was) then
+					rawset(room, "_history", nil);
+				else
+					history = type(history) == "table" and history or {};
+					for _, entry in ipairs(history) do
+						if type(entry) == "table" then local _ = entry.stanza; end -- fetched while it is there
+					end
+					-- set_history takes the history as its first argument, in the key's place.
+					local _, _, busy = push("set_history", room.jid, history);
+					if busy then pending_history[room] = was; else rawset(room, "_history", nil); end
+				end
+			end
+			turn = turn + 1;
+		end
+	end
+
+	-- A room's record about to be stored: the modules' live tables as they are now (a
+	-- module may have kept one and changed it since it last read it).
+	function rooms.stored(room_jid, record)
+		local room = rooms[room_jid];
+		local proxy = room and rawget(room, "_data");
+		local data = proxy and type(record) == "table" and record._data;
+		if type(data) ~= "table" then return; end
+		local live = rawget(proxy, live_key);
+		for key in pairs(rawget(proxy, kept_key)) do data[key] = live[key]; end
+	end
 
 	function room_mt:__index(key)
 		local method = room_mt[key];
 		if method ~= nil then return method; end
 		local mirror = mirrors[key];
 		if mirror then return mirror(self); end
-		local proxy_mt = proxy_mts[key];
-		if proxy_mt then
-			local proxy = setmetatable({ [room_jid_key] = self.jid }, proxy_mt);
+		if key == "_data" then
+			local proxy = setmetatable({ [room_jid_key] = self.jid, [live_key] = {}, [kept_key] = {} }, data_mt);
 			rawset(self, key, proxy);
 			return proxy;
+		elseif key == "_history" then
+			local history = history_of(self);
+			rawset(self, key, history);
+			pending_history[self] = as_read(history);
+			return history;
 		end
 	end
 
@@ -134,6 +279,7 @@ return function (host, call, handle)
 		"historylength", "defaulthistorymessages", "presence_broadcast", "allow_pm", "allow_modpm", "salt",
 	} do
 		room_mt["get_"..name] = function (self)
+			rooms.flush(); -- a module may have just changed a table of _data in place
 			return host:room("setting", self.jid, name);
 		end
 	end

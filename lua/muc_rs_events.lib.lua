@@ -96,10 +96,16 @@ return function (host, rooms, storage, avatar_hash)
 		return event.muc_rs_historic;
 	end, -1);
 	hook_own("muc-add-history", function (event)
+		rooms.flush();
 		host:room("add_history", event.room.jid, event.stanza);
 	end, -1);
 	hook_own("muc-get-history", function (event)
 		local default, i = event.muc_rs_default, 0;
+		if default == nil then -- fired by a module (Jitsi's visitors): the room's history
+			rooms.flush();
+			default = host:room("history_for", event.room.jid, event.to, event.maxchars, event.maxstanzas,
+				event.since) or {};
+		end
 		function event.next_stanza()
 			i = i + 1;
 			return default[i];
@@ -316,10 +322,14 @@ return function (host, rooms, storage, avatar_hash)
 	-- coroutine, where their handlers may wait (util.async): the binding sends the
 	-- deliveries up to each event and hands it over; what the handlers leave, or the error
 	-- of one that failed, goes back to finish it (send the stanza as they left it, …).
+	local function event_done(carrying, ...)
+		rooms.flush(); -- what the handlers changed in room._data and room._history
+		host:event_done(carrying, ...);
+	end
 	local function carry_out(carrying)
 		local function fire_next(kind, ...)
 			if kind == nil then return false; end
-			host:event_done(carrying, pcall(fire[kind], ...));
+			event_done(carrying, pcall(fire[kind], ...));
 			return true;
 		end
 		while fire_next(host:next_event(carrying)) do end
@@ -564,6 +574,7 @@ return function (host, rooms, storage, avatar_hash)
 				carry_out(step.carry_out);
 				break;
 			elseif step.stores then
+				for _, store in ipairs(step.stores) do rooms.stored(store[1], store[2]); end
 				writing = true;
 				local err = storage.write(step.stores);
 				writing = false;
@@ -573,6 +584,7 @@ return function (host, rooms, storage, avatar_hash)
 					module:log("error", "a call that may store came while a write waits, where it cannot wait");
 					break;
 				end
+				rooms.flush();
 				step = host:resume(step.call, answers);
 			elseif step.result then
 				break;
@@ -584,6 +596,7 @@ return function (host, rooms, storage, avatar_hash)
 						step.call and "call" or "stanza");
 					break;
 				end
+				rooms.flush();
 				if step.call then
 					step = host:resume(step.call, answers);
 				else
@@ -610,6 +623,7 @@ return function (host, rooms, storage, avatar_hash)
 		local thread = coroutine.running();
 		local outer = handling[thread];
 		handling[thread] = stanza_event;
+		rooms.flush();
 		local patched = rooms.patched_facts(stanza_event.stanza);
 		if patched then
 			local answers = { patched = patched };
@@ -632,6 +646,7 @@ return function (host, rooms, storage, avatar_hash)
 		if result then return unpack(result, 1, result.n); end
 	end
 	local function call(...)
+		rooms.flush();
 		return call_values(host:call(...));
 	end
 

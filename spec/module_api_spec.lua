@@ -252,6 +252,82 @@ describe("the mod_muc API", function ()
 		for k in pairs(room._data) do keys[k] = true; end
 		assert.is_true(keys.archiving and keys.name);
 	end);
+
+	it("keeps room._data's tables live at every depth, and stores what modules wrote into them", function ()
+		local host = load_component();
+		join(romeo, "romeo");
+		local room = host.modules.muc.get_room_from_jid(room_jid);
+		room:set_persistent(true);
+		room._data.rooms = { by_jid = {} };
+		room._data.rooms.by_jid["a@"..H.domain] = "Alpha";
+		room._data.rooms.count = 1;
+		assert.equal(room._data.rooms, room._data.rooms);
+		assert.equal("Alpha", room._data.rooms.by_jid["a@"..H.domain]);
+		local kept = room._data.rooms; -- kept by a module, and changed after the core ran
+		say(romeo, "hello");
+		kept.by_jid["b@"..H.domain] = "Beta";
+		assert.equal(kept, room._data.rooms);
+		for key, value in pairs(room._data) do
+			if key == "rooms" then assert.equal(kept, value); end
+		end
+		assert.is_true(room:save());
+		local stored = P.stores[H.domain.."/config"]["room"]._data.rooms;
+		assert.same({ ["a@"..H.domain] = "Alpha", ["b@"..H.domain] = "Beta" }, stored.by_jid);
+		assert.equal(1, stored.count);
+		-- The room's own keys: a table changed in place is what the room reads.
+		room:set_presence_broadcast({ moderator = true });
+		room._data.presence_broadcast.participant = true;
+		assert.same({ moderator = true, participant = true }, room:get_presence_broadcast());
+	end);
+end);
+
+describe("room._history", function ()
+	-- A room where Romeo said each of `...`, and its object.
+	local function room_where_romeo_said(...)
+		local host = load_component();
+		join(romeo, "romeo");
+		for i = 1, select("#", ...) do say(romeo, (select(i, ...))); end
+		return host, host.modules.muc.get_room_from_jid(room_jid);
+	end
+
+	it("gives stock's entries, which a module may replace, change in place and remove for the next joiner", function ()
+		local _, room = room_where_romeo_said("one", "two", "three");
+		local history = room._history;
+		assert.equal(3, #history);
+		assert.equal("two", history[2].stanza:get_child_text("body"));
+		assert.is_number(history[2].timestamp);
+		local edited = st.clone(history[2].stanza);
+		edited:remove_children("body");
+		edited:text_tag("body", "deux");
+		history[2].stanza = edited;
+		history[3].stanza:get_child("body")[1] = "trois"; -- changed in place
+		table.remove(history, 1);
+		P.sent = {};
+		join(juliet, "juliet");
+		local bodies = {};
+		for _, message in ipairs(received(juliet, "message")) do bodies[#bodies + 1] = message:get_child_text("body"); end
+		assert.same({ "deux", "trois" }, bodies);
+		assert.equal(2, #room._history);
+	end);
+
+	it("is left as it was by a module that only reads it", function ()
+		local _, room = room_where_romeo_said("one");
+		assert.equal(1, #room._history);
+		say(romeo, "two");
+		assert.equal(2, #room._history, "read anew after the room kept another message");
+	end);
+
+	it("is replayed by a muc-get-history a module fires itself", function ()
+		local host, room = room_where_romeo_said("one", "two", "three");
+		local event = { room = room, to = juliet, maxstanzas = 2, next_stanza = function () end };
+		host.events.fire_event("muc-get-history", event);
+		local replayed = {};
+		for message in event.next_stanza, event do
+			replayed[#replayed + 1] = message:get_child_text("body");
+			assert.equal(juliet, message.attr.to);
+		end
+		assert.same({ "two", "three" }, replayed);
+	end);
 end);
 
 describe("muc-* events", function ()

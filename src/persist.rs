@@ -369,6 +369,12 @@ impl Room {
     }
 }
 
+/// Whether the room reads `key` of `room._data` itself (a setting, the subject, …); other
+/// keys are the modules' own, kept as they are.
+pub fn is_settings_key(key: &str) -> bool {
+    SETTINGS_KEYS.contains(&key)
+}
+
 /// `room._data` as modules see it: stock's keys and the ones modules added, read and
 /// changed one key at a time.
 impl RoomSettings {
@@ -467,5 +473,20 @@ mod tests {
         let Data::Table(mut again) = again else { panic!() };
         let Some(Data::Table(d)) = again.get_mut(&Key::from("_data")) else { panic!() };
         assert_eq!(d.remove(&Key::from("archiving")), Some(Data::Bool(true)));
+    }
+
+    #[test]
+    fn modules_nested_tables_round_trip_through_the_record() {
+        // As stock stores `room._data.breakout_rooms[jid] = subject`, and as muc_rs reads it.
+        let mut rooms = Table::new();
+        rooms.insert(Key::from("b1@breakout.localhost"), Data::Str("Group 1".into()));
+        let mut nested = Table::new();
+        nested.insert(Key::from("by_jid"), Data::Table(rooms));
+        nested.insert(Key::Int(1), Data::Int(7));
+        let mut room = Room::new("room@muc.localhost".parse().unwrap(), RoomSettings::default());
+        room.settings.set_data("breakout_rooms", Some(Data::Table(nested.clone())));
+        assert!(!is_settings_key("breakout_rooms") && is_settings_key("presence_broadcast"));
+        let again = Room::restore(&room.freeze(), None).unwrap();
+        assert_eq!(again.settings.data("breakout_rooms"), Some(Data::Table(nested)));
     }
 }

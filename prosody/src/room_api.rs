@@ -18,9 +18,14 @@
 //! | `sessions` | occupant JID | real JID → presence |
 //! | `get_occupant_id` | bare JID | the XEP-0421 id |
 //! | `setting` | stock getter name (`members_only`, `whois`, …) | its value |
-//! | `data`, `set_data` | key (, value) | a `_data` value |
+//! | `data` | key | a `_data` value |
+//! | `set_data` | key, value | whether the key is one the room reads itself (subject, …) |
 //! | `data_table` | — | all of `_data` |
 //! | `history_length` | — | messages in the room's own history |
+//! | `history_times` | — | when each entry of the history was kept, oldest first |
+//! | `history_stanza` | index (from 1) | that entry's stanza |
+//! | `set_history` | `{ {stanza =, timestamp =}, … }` | — (the room's history becomes these) |
+//! | `history_for` | to, maxchars?, maxstanzas?, since? | the stanzas stock's `muc-get-history` step gives |
 //! | `add_history` | stanza | — |
 //! | `may_set_vcard` | JID | whether it may replace the room's vCard |
 //! | `build_item_list` | occupant, anonymous?, nick?, actor's nick?, actor's JID?, reason? | the items describing the occupant |
@@ -67,12 +72,56 @@ impl LuaHost {
                     text(0).ok_or_else(|| mlua::Error::runtime("set_data: the key must be a string"))?;
                 let value = data_from_lua(&arg(1), 0);
                 let mut host = self.host_mut()?;
-                let Some(((), _)) =
-                    host.with_room(&jid, &facts, |room, _| room.settings.set_data(&key, value))
+                let Some((own, _)) = host.with_room(&jid, &facts, |room, _| {
+                    room.settings.set_data(&key, value);
+                    muc_rs::persist::is_settings_key(&key)
+                }) else {
+                    return nil();
+                };
+                return own.into_lua_multi(lua);
+            }
+            "set_history" => {
+                let Value::Table(list) = arg(0) else { return nil() };
+                let mut entries = Vec::new();
+                for entry in list.sequence_values::<Value>() {
+                    let Value::Table(entry) = entry? else { continue };
+                    // Entries a module left without a stanza are not history.
+                    let Ok(Value::Table(stanza)) = entry.raw_get::<Value>("stanza") else { continue };
+                    let element = convert::element_from_table(&self.keys, &stanza).map_err(|why| {
+                        mlua::Error::runtime(format!("set_history: malformed stanza: {why}"))
+                    })?;
+                    let timestamp = match entry.raw_get::<Value>("timestamp")? {
+                        Value::Integer(n) => n,
+                        Value::Number(f) => f as i64,
+                        _ => facts.now,
+                    };
+                    entries.push((element, timestamp));
+                }
+                let mut host = self.host_mut()?;
+                host.with_room(&jid, &facts, |room, _| room.replace_history(entries));
+                return nil();
+            }
+            "history_for" => {
+                let to = text(0).unwrap_or_default();
+                let number = |v: Value| match v {
+                    Value::Integer(n) => Some(n as f64),
+                    Value::Number(f) => Some(f),
+                    _ => None,
+                };
+                let (maxchars, maxstanzas) = (number(arg(1)), number(arg(2)));
+                let since = number(arg(3)).map(|s| s as i64);
+                let mut host = self.host_mut()?;
+                let Some((stanzas, _)) = host
+                    .with_room(&jid, &facts, |room, _| room.history_for(&to, maxchars, maxstanzas, since))
                 else {
                     return nil();
                 };
-                return nil();
+                drop(host);
+                let list = lua.create_table_with_capacity(stanzas.len(), 0)?;
+                for stanza in &stanzas {
+                    list.raw_push(self.build_plain(lua, stanza)?)?;
+                }
+                return list.into_lua_multi(lua);
             }
             _ => {}
         }
@@ -177,6 +226,23 @@ impl LuaHost {
             },
             "data_table" => data_to_lua(lua, &muc_rs::data::Data::Table(room.settings.to_data()))?,
             "history_length" => Value::Integer(room.history.len() as i64),
+            "history_times" => {
+                let list = lua.create_table_with_capacity(room.history.len(), 0)?;
+                for entry in &room.history {
+                    list.raw_push(entry.timestamp)?;
+                }
+                Value::Table(list)
+            }
+            "history_stanza" => {
+                let index = match arg(0) {
+                    Value::Integer(i) if i >= 1 => i as usize - 1,
+                    _ => return nil(),
+                };
+                match room.history.get(index) {
+                    Some(entry) => Value::Table(self.build_plain(lua, &entry.stanza)?),
+                    None => Value::Nil,
+                }
+            }
             "may_set_vcard" => match text(0).and_then(|j| j.parse::<Jid>().ok()) {
                 Some(user) => Value::Boolean(room.may_set_vcard(&ctx, &user.to_bare())),
                 None => Value::Boolean(false),

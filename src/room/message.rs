@@ -136,8 +136,30 @@ impl Room {
             maxstanzas = Some(self.settings.default_history_messages() as f64);
         }
         let requested = (maxchars, maxstanzas, since);
+        let start = self.history_start(to.as_str().len(), maxchars, maxstanzas, since);
+        if ctx.listens(Hook::GetHistory) {
+            // An archive may serve more than the room keeps.
+            let default = self.history.iter().skip(start).map(|e| e.stanza.clone()).collect();
+            let (maxchars, maxstanzas, since) = requested;
+            let (room, to) = (self.jid.clone(), to.clone());
+            return ctx.out.fire(Event::GetHistory { room, to, maxchars, maxstanzas, since, default });
+        }
+        for entry in self.history.iter().skip(start) {
+            ctx.send(entry.stanza.clone(), to.clone().into());
+        }
+    }
+
+    /// Where the history a request asks for starts: stock's count from the newest entry
+    /// back, within `maxchars` (each entry counted as sent to a JID of `to_len`), `since`
+    /// and `maxstanzas` (all of it if none).
+    fn history_start(
+        &mut self,
+        to_len: usize,
+        maxchars: Option<f64>,
+        maxstanzas: Option<f64>,
+        since: Option<i64>,
+    ) -> usize {
         let maxstanzas = maxstanzas.unwrap_or(self.history.len() as f64);
-        let to_len = to.as_str().len();
         let mut n = 0usize;
         let mut charcount = 0usize;
         for entry in self.history.iter_mut().rev() {
@@ -156,17 +178,37 @@ impl Room {
             }
             n += 1;
         }
-        let start = self.history.len() - n;
-        if ctx.listens(Hook::GetHistory) {
-            // An archive may serve more than the room keeps.
-            let default = self.history.iter().skip(start).map(|e| e.stanza.clone()).collect();
-            let (maxchars, maxstanzas, since) = requested;
-            let (room, to) = (self.jid.clone(), to.clone());
-            return ctx.out.fire(Event::GetHistory { room, to, maxchars, maxstanzas, since, default });
-        }
-        for entry in self.history.iter().skip(start) {
-            ctx.send(entry.stanza.clone(), to.clone().into());
-        }
+        self.history.len() - n
+    }
+
+    /// The room's own `muc-get-history` step for a module that fires the event itself
+    /// (stock's handler in history.lib.lua): the entries the request selects, oldest first,
+    /// addressed to `to`.
+    pub fn history_for(
+        &mut self,
+        to: &str,
+        maxchars: Option<f64>,
+        maxstanzas: Option<f64>,
+        since: Option<i64>,
+    ) -> Vec<Element> {
+        let start = self.history_start(to.len(), maxchars, maxstanzas, since);
+        self.history
+            .iter()
+            .skip(start)
+            .map(|entry| match to {
+                "" => entry.stanza.clone(),
+                to => entry.stanza.clone().with("to", to),
+            })
+            .collect()
+    }
+
+    /// The history as a module left it (stock's `room._history`, edited in place): its
+    /// entries, each a stanza and when it was kept; as on stock, the next message trims it.
+    pub fn replace_history(&mut self, entries: Vec<(Element, i64)>) {
+        self.history = entries
+            .into_iter()
+            .map(|(stanza, timestamp)| HistoryEntry { stanza, timestamp, chars: None })
+            .collect();
     }
 
     /// Sends the current subject (empty if none) to one session.
@@ -411,5 +453,40 @@ mod tests {
         assert!(!is_historic(
             &el("message", NS_CLIENT).child(el("active", "http://jabber.org/protocol/chatstates"))
         ));
+    }
+
+    fn said(text: &str) -> Element {
+        el("message", NS_CLIENT).with("type", "groupchat").child(el("body", NS_CLIENT).text(text))
+    }
+
+    fn bodies(stanzas: &[Element]) -> Vec<String> {
+        stanzas.iter().map(|s| s.get_child("body", NS_CLIENT).map(|b| b.text()).unwrap_or_default()).collect()
+    }
+
+    #[test]
+    fn history_asked_for_by_a_module_is_selected_as_for_a_join() {
+        let mut room = Room::new("room@muc.localhost".parse().unwrap(), Default::default());
+        for (at, text) in [(100, "one"), (200, "two"), (300, "three")] {
+            room.add_history(None, at, &said(text));
+        }
+        let to = "juliet@localhost/balcony";
+        let last_two = room.history_for(to, None, Some(2.0), None);
+        assert_eq!(bodies(&last_two), ["two", "three"]);
+        assert!(last_two.iter().all(|s| s.attr("to") == Some(to)));
+        assert_eq!(bodies(&room.history_for(to, None, None, Some(200))), ["two", "three"]);
+        assert_eq!(bodies(&room.history_for(to, None, None, None)), ["one", "two", "three"]);
+        assert!(room.history_for(to, Some(10.0), None, None).is_empty());
+        assert!(room.history_for("", None, Some(1.0), None)[0].attr("to").is_none());
+    }
+
+    #[test]
+    fn history_a_module_left_is_kept_until_the_next_message_trims_it() {
+        let mut room = Room::new("room@muc.localhost".parse().unwrap(), Default::default());
+        let many: Vec<_> = (0..25).map(|i| (said(&i.to_string()), i)).collect();
+        room.replace_history(many);
+        assert_eq!(room.history.len(), 25, "as on stock, a module's entries stay as it left them");
+        room.add_history(None, 100, &said("last"));
+        assert_eq!(room.history.len(), 20);
+        assert_eq!(room.history.back().map(|e| e.timestamp), Some(100));
     }
 }

@@ -178,17 +178,32 @@ pub struct EjabberdBench {
 }
 
 impl EjabberdBench {
-    pub async fn start(muc: &Muc, accounts: u32) -> Result<EjabberdBench> {
-        Self::start_cluster(muc, accounts, 1).await
+    /// One node; with `mam`, mod_mam archives every room (as ejabberd's default config has
+    /// it).
+    pub async fn start(muc: &Muc, accounts: u32, mam: bool) -> Result<EjabberdBench> {
+        Self::start_nodes(muc, accounts, 1, mam).await
     }
 
     /// `count` nodes; from two on, clustered (the first registers the accounts).
     pub async fn start_cluster(muc: &Muc, accounts: u32, count: usize) -> Result<EjabberdBench> {
-        let options = match muc {
+        Self::start_nodes(muc, accounts, count, false).await
+    }
+
+    async fn start_nodes(muc: &Muc, accounts: u32, count: usize, mam: bool) -> Result<EjabberdBench> {
+        let mut options = match muc {
             Muc::Stock => EJABBERD_STOCK_OPTIONS,
             Muc::MucRs(_) | Muc::Contrib(_) => EJABBERD_MUC_RS_OPTIONS,
             Muc::Floor(_) => "",
-        };
+        }
+        .to_owned();
+        if mam {
+            options = match muc {
+                Muc::Stock => {
+                    options.replace("default_room_options: {", "default_room_options: {mam: true, ")
+                }
+                _ => format!("{options}, default_room_options: {{mam: true}}"),
+            };
+        }
         let cluster: Vec<Option<ClusterNode>> = match count {
             1 => vec![None],
             n => ClusterNode::cluster(n).into_iter().map(Some).collect(),
@@ -199,9 +214,10 @@ impl EjabberdBench {
                 accounts: (0..accounts).map(|i| format!("u{i}")).collect(),
                 loglevel: Some("warning".into()),
                 cluster: node,
+                modules: if mam { vec!["mod_mam: {}".to_owned()] } else { Vec::new() },
                 ..Extras::default()
             };
-            let ejabberd = Ejabberd::start_with_extras(muc, options, extras).await?;
+            let ejabberd = Ejabberd::start_with_extras(muc, &options, extras).await?;
             let pid = ejabberd.pid().ok_or_else(|| err!("no pid for ejabberd"))? as i32;
             // erl execs the emulator, so the child is the node itself (all its schedulers
             // and dirty schedulers, where the NIF runs, are threads of it).

@@ -49,6 +49,8 @@ struct Cli {
     ejabberd: Option<PathBuf>,
     /// With the ejabberd target: muc_rs on one node against a two-node cluster.
     cluster: bool,
+    /// With the ejabberd target: mod_mam on both nodes, every room archived.
+    mam: bool,
     plugin_dir: PathBuf,
     floor_dir: PathBuf,
     out: Option<PathBuf>,
@@ -70,7 +72,9 @@ fn usage() -> &'static str {
      [--component-modules NAME[,..]] [--out DIR] [--perf-dir DIR] [--lua-profile-dir DIR] \
      [--size key=value ...]\n\
      \x20      muc-bench --ejabberd [--cluster] [--module-dir DIR] [--quick] [--reps N] \
-     [--scenarios join,fanout,rooms,churn] [--no-floors] [--out DIR] [--size key=value ...]\n\
+     [--scenarios join,fanout,rooms,churn] [--no-floors] [--mam] [--out DIR] [--size key=value ...]\n\
+     --mam: with --ejabberd, mod_mam on stock and mod_muc_rs alike, every room archived \
+     (default_room_options mam: true; the floor is skipped)\n\
      --cluster: muc_rs on one ejabberd node against two clustered nodes (clients spread \
      over them), as throughput and each node's CPU; results in build/bench/ejabberd\n\
      --component-modules muc_mam: modules enabled on the MUC component of stock and muc_rs \
@@ -87,6 +91,7 @@ fn parse_cli() -> Result<Cli, String> {
     args.retain(|a| a != "--quick");
     let mut cli = Cli {
         cluster: false,
+        mam: false,
         ejabberd: None,
         plugin_dir: root.join("build/bench/plugin"),
         floor_dir: root.join("tools/bench-floor"),
@@ -116,6 +121,7 @@ fn parse_cli() -> Result<Cli, String> {
         match a.as_str() {
             "--ejabberd" => ejabberd = true,
             "--cluster" => cli.cluster = true,
+            "--mam" => cli.mam = true,
             "--module-dir" => module_dir = Some(muc_harness::absolute_path(val()?)),
             "--plugin-dir" => cli.plugin_dir = muc_harness::absolute_path(val()?),
             "--floor-dir" => cli.floor_dir = muc_harness::absolute_path(val()?),
@@ -155,7 +161,12 @@ fn parse_cli() -> Result<Cli, String> {
         }
         (false, Some(_)) => return Err("--module-dir: only with --ejabberd".into()),
         (false, None) if cli.cluster => return Err("--cluster: only with --ejabberd".into()),
+        (false, None) if cli.mam => return Err("--mam: only with --ejabberd".into()),
         (false, None) => {}
+    }
+    if cli.mam && cli.floors {
+        eprintln!("muc-bench: --mam: no floor (it archives nothing)");
+        cli.floors = false;
     }
     if !cli.component_modules.is_empty() && cli.floors {
         eprintln!("muc-bench: --component-modules: no floors (they do no MUC logic for modules to act on)");
@@ -441,7 +452,7 @@ async fn run_ejabberd(cli: &Cli, module_dir: &Path) -> ExitCode {
                     (FLOOR, Some(floor)) => Muc::Floor(floor.clone()),
                     _ => Muc::Stock,
                 };
-                let result = run_one_ejabberd(&muc, scenario, &cli.sizes).await;
+                let result = run_one_ejabberd(&muc, scenario, &cli.sizes, cli.mam).await;
                 let status = run_status(scenario, &result);
                 runs.push(Run { scenario, setting: setting.clone(), rep, module: module.to_owned(), result });
                 eprintln!(
@@ -458,7 +469,8 @@ async fn run_ejabberd(cli: &Cli, module_dir: &Path) -> ExitCode {
             }
         }
     }
-    finish(&out, &runs, &title("", cli.reps, &setting.label()), None, began)
+    let with = if cli.mam { " (mod_mam on both, every room archived)" } else { "" };
+    finish(&out, &runs, &title(with, cli.reps, &setting.label()), None, began)
 }
 
 /// ejabberd's floor module compiled from `floor_dir` into `into/ebin`: the dir for
@@ -576,15 +588,16 @@ async fn run_one_ejabberd(
     muc: &Muc,
     scenario: Scenario,
     sizes: &Sizes,
+    mam: bool,
 ) -> Result<scenario::Measured, String> {
-    let server = EjabberdBench::start(muc, scenario.clients(sizes)).await.map_err(|e| e.to_string())?;
+    let server = EjabberdBench::start(muc, scenario.clients(sizes), mam).await.map_err(|e| e.to_string())?;
     let result = scenario::run(scenario, &server.target(), sizes, None).await;
     let problems = server.stop().await;
     let m = result.map_err(|e| e.to_string())?;
     if !problems.is_empty() {
         return Err(format!("errors in ejabberd's log:\n{problems}"));
     }
-    Ok(m)
+    check_stanza_ids(scenario, mam, m)
 }
 
 /// The progress line's figures of one run, or its failure.
@@ -636,8 +649,9 @@ fn finish(out: &Path, runs: &[Run], title: &str, note: Option<String>, began: In
     }
 }
 
-/// With muc_mam on the component, every delivery of a fan-out message carries the
-/// stanza-id it stamps on what it archives: without it, the module did no work.
+/// With an archive (muc_mam on the Prosody component, mod_mam on ejabberd), every delivery
+/// of a fan-out message carries the stanza-id it stamps on what it archives: without it,
+/// the archive did no work.
 fn check_stanza_ids(
     scenario: Scenario,
     archived: bool,
@@ -645,7 +659,7 @@ fn check_stanza_ids(
 ) -> Result<scenario::Measured, String> {
     if archived && scenario == Scenario::Fanout && m.stanza_ids != m.units {
         return Err(format!(
-            "NOT ARCHIVED: {} of {} deliveries carried muc_mam's stanza-id",
+            "NOT ARCHIVED: {} of {} deliveries carried the archive's stanza-id",
             m.stanza_ids, m.units
         ));
     }
