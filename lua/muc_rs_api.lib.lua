@@ -462,6 +462,57 @@ return function (host, call, handle)
 		if live_only then return api.live_rooms(); end
 		return api.all_rooms();
 	end
+	-- Modules may replace room_mt.get_affiliation (Jitsi's lobby, breakout rooms) or
+	-- get_members_only (breakout rooms): stock's every decision asks them through the room.
+	-- The core keeps its rules; before a stanza to a room, the shim tells it what the
+	-- replacements answer where that differs from the room's own answer: for the sender,
+	-- the occupants for presences and iqs (their roles, kicks, the affiliations their
+	-- presences show), and the JIDs a muc#admin query or an invitation names. Nothing is
+	-- asked while nothing is replaced.
+	local own_get_affiliation, own_get_members_only = room_mt.get_affiliation, room_mt.get_members_only;
+	local NS_ADMIN, NS_USER = "http://jabber.org/protocol/muc#admin", "http://jabber.org/protocol/muc#user";
+	function rooms.patched_facts(stanza)
+		local get_affiliation, get_members_only = rawget(room_mt, "get_affiliation"), rawget(room_mt, "get_members_only");
+		if get_affiliation == own_get_affiliation and get_members_only == own_get_members_only then return nil; end
+		local room_jid = jid_util.bare(stanza.attr.to);
+		if room_jid == nil or jid_util.node(room_jid) == nil then return nil; end
+		local room = rooms[room_jid] or setmetatable({ jid = room_jid }, room_mt);
+		local patched = { room = room_jid };
+		if get_affiliation ~= own_get_affiliation then
+			local affiliations, users = {}, {};
+			local sender = jid_util.bare(stanza.attr.from);
+			if sender then users[sender] = true; end
+			local named = nil; -- the element whose children name users
+			if stanza.name == "message" then -- only the sender speaks: occupants' presences are not sent
+				named = stanza:get_child("x", NS_USER);
+			else
+				for _, occupant in ipairs(host:room("occupants", room_jid) or {}) do users[occupant.bare_jid] = true; end
+				named = stanza.name == "iq" and stanza:get_child("query", NS_ADMIN);
+			end
+			for _, item in ipairs(named and named.tags or {}) do
+				local user = (item.attr.jid or item.attr.to) and jid_util.bare(item.attr.jid or item.attr.to);
+				if user then users[user] = true; end
+			end
+			for user in pairs(users) do
+				local ok, affiliation = pcall(get_affiliation, room, user);
+				if not ok then
+					module:log("error", "a module's get_affiliation failed for %s in %s: %s", user, room_jid, affiliation);
+				elseif (affiliation or "none") ~= (own_get_affiliation(room, user) or "none") then
+					affiliations[user] = affiliation or "none";
+				end
+			end
+			patched.affiliations = affiliations;
+		end
+		if get_members_only ~= own_get_members_only then
+			local ok, members_only = pcall(get_members_only, room);
+			if not ok then
+				module:log("error", "a module's get_members_only failed in %s: %s", room_jid, members_only);
+			elseif not members_only ~= not own_get_members_only(room) then
+				patched.members_only = not not members_only;
+			end
+		end
+		return patched;
+	end
 	api.room_mt = room_mt;
 	-- No `rooms` field: modules take it for the 0.10 API (mod_muc_limits, mod_muc_log).
 

@@ -41,12 +41,42 @@ return function (host, rooms, storage, avatar_hash)
 		events.add_handler, events.remove_handler = add_handler, remove_handler;
 	end
 
+	-- muc-occupant-groupchat is two extension points of the core (src/hooks.rs,
+	-- GroupchatFirst): its handlers above stock's role check (priority 50), which see every
+	-- message to the room before the room's checks, and the others, after them.
+	-- A subject change is the room's at 20 (stock's subject step): handlers above it see it
+	-- first, those below never do.
+	local GROUPCHAT, GROUPCHAT_FIRST = "muc-occupant-groupchat", "muc-occupant-groupchat>50";
+	local ROLE_CHECK, SUBJECT_STEP = 50, 20;
+	-- The handlers with a priority in (lowest, highest], in util.events' order.
+	local function groupchat_handlers(lowest, highest)
+		local handlers, priorities = events.get_handlers(GROUPCHAT), events._event_map[GROUPCHAT];
+		local part = {};
+		if handlers == nil or priorities == nil then return part; end
+		for _, handler in ipairs(handlers) do
+			local priority = priorities[handler];
+			if priority > lowest and priority <= highest then part[#part + 1] = handler; end
+		end
+		return part;
+	end
+	-- As util.events fires them: in order, until one returns something.
+	local function fire_handlers(handlers, payload)
+		for _, handler in ipairs(handlers) do
+			local ret = handler(payload);
+			if ret ~= nil then return ret; end
+		end
+	end
+
 	-- Whether a module handles one of these events (asked once per extension point).
 	local function listens(...)
 		for i = 1, select("#", ...) do
 			local name = select(i, ...);
 			if item_lists[name] then
 				if #module:get_host_items(name) > 0 then return true; end
+			elseif name == GROUPCHAT then
+				if #groupchat_handlers(-math.huge, ROLE_CHECK) > 0 then return true; end
+			elseif name == GROUPCHAT_FIRST then
+				if #groupchat_handlers(ROLE_CHECK, math.huge) > 0 then return true; end
 			else
 				local handlers = events.get_handlers(name);
 				if handlers ~= nil and #handlers > (own[name] or 0) then return true; end
@@ -347,7 +377,23 @@ return function (host, rooms, storage, avatar_hash)
 	function ask.groupchat(question, payload)
 		payload.from = payload.stanza.attr.from;
 		payload.occupant = payload.room:get_occupant_by_nick(question.nick);
-		if module:fire_event("muc-occupant-groupchat", payload) then return false; end
+		local refused;
+		if question.subject_change then
+			refused = fire_handlers(groupchat_handlers(SUBJECT_STEP, ROLE_CHECK), payload);
+		elseif #groupchat_handlers(ROLE_CHECK, math.huge) == 0 then
+			refused = module:fire_event(GROUPCHAT, payload);
+		else -- those above 50 were asked before the room's checks
+			refused = fire_handlers(groupchat_handlers(-math.huge, ROLE_CHECK), payload);
+		end
+		if refused then return false; end
+		return {};
+	end
+
+	-- Before the room's checks: the sender may be no occupant, or a visitor.
+	function ask.groupchat_first(question, payload)
+		payload.from = payload.stanza.attr.from;
+		payload.occupant = question.nick and payload.room:get_occupant_by_nick(question.nick) or nil;
+		if fire_handlers(groupchat_handlers(ROLE_CHECK, math.huge), payload) then return false; end
 		return {};
 	end
 
@@ -549,9 +595,9 @@ return function (host, rooms, storage, avatar_hash)
 	-- (each once) and the core asked again, its stores written before host:confirm, which
 	-- sends what was held back or the error instead, an outcome with events carried out.
 	-- Returns the last step: a call's values are its `result`.
-	local function run(step, stanza_event)
+	local function run(step, stanza_event, answers)
 		if type(step) ~= "table" then return step; end -- most stanzas: done at once
-		local thread, answers = coroutine.running(), nil;
+		local thread = coroutine.running();
 		depth[thread] = (depth[thread] or 0) + 1;
 		while type(step) == "table" do
 			if step.carry_out then
@@ -608,7 +654,13 @@ return function (host, rooms, storage, avatar_hash)
 		local outer = handling[thread];
 		handling[thread] = stanza_event;
 		rooms.flush();
-		run(host:handle(stanza_event.stanza), stanza_event);
+		local patched = rooms.patched_facts(stanza_event.stanza);
+		if patched then
+			local answers = { patched = patched };
+			run(host:handle(stanza_event.stanza, answers), stanza_event, answers);
+		else
+			run(host:handle(stanza_event.stanza), stanza_event);
+		end
 		handling[thread] = outer;
 		return true;
 	end

@@ -49,6 +49,10 @@ pub enum Hook {
     OccupantPreLeave,
     /// `muc-occupant-groupchat`: modules may refuse or change an occupant's message.
     OccupantGroupchat,
+    /// The handlers of `muc-occupant-groupchat` above stock's role check (priority 50):
+    /// on stock they see every groupchat message to the room first, from non-occupants and
+    /// visitors too, and may handle it themselves (Jitsi's visitors, at 55).
+    GroupchatFirst,
     /// `muc-private-message`: modules may refuse a private message (blocking it with `false`).
     PrivateMessage,
     /// `muc-set-affiliation`: an affiliation changed.
@@ -111,6 +115,7 @@ impl Hook {
         Hook::OccupantPreChange,
         Hook::OccupantPreLeave,
         Hook::OccupantGroupchat,
+        Hook::GroupchatFirst,
         Hook::PrivateMessage,
         Hook::AffiliationChanged,
         Hook::PreSetAffiliation,
@@ -139,6 +144,8 @@ impl Hook {
             Hook::OccupantPreChange => &["muc-occupant-pre-change"],
             Hook::OccupantPreLeave => &["muc-occupant-pre-leave"],
             Hook::OccupantGroupchat => &["muc-occupant-groupchat"],
+            // Not an event of its own: the host counts the handlers above 50 of the one above.
+            Hook::GroupchatFirst => &["muc-occupant-groupchat>50"],
             Hook::PrivateMessage => &["muc-private-message"],
             Hook::AffiliationChanged => &["muc-set-affiliation"],
             Hook::PreSetAffiliation => &["muc-pre-set-affiliation"],
@@ -268,8 +275,12 @@ pub enum Question {
     },
     /// A session of the occupant `nick` leaves (the occupant's last if `is_last_session`).
     PreLeave { room: BareJid, nick: FullJid, bare_jid: BareJid, role: Option<Role>, is_last_session: bool },
-    /// The occupant `nick` sends a message to the room.
-    Groupchat { room: BareJid, nick: FullJid },
+    /// The occupant `nick` sends a message to the room; a subject change is asked before the
+    /// room takes it, of the handlers above stock's subject step (priority 20) only.
+    Groupchat { room: BareJid, nick: FullJid, subject_change: bool },
+    /// A groupchat message to the room, before the room's own checks ([`Hook::GroupchatFirst`]):
+    /// from the occupant `nick`, or from one who is not in the room (`None`).
+    GroupchatFirst { room: BareJid, nick: Option<FullJid> },
     /// `from` invites `invitee` to the room.
     PreInvite { room: BareJid, invitee: Jid },
     /// The occupant `from` sends a private message to the occupant `to`.
@@ -307,6 +318,7 @@ impl Question {
             | Question::PreChange { room, .. }
             | Question::PreLeave { room, .. }
             | Question::Groupchat { room, .. }
+            | Question::GroupchatFirst { room, .. }
             | Question::PreInvite { room, .. }
             | Question::PrivateMessage { room, .. }
             | Question::PreDecline { room, .. }
@@ -323,6 +335,7 @@ impl Question {
             Question::PreChange { .. } => Hook::OccupantPreChange,
             Question::PreLeave { .. } => Hook::OccupantPreLeave,
             Question::Groupchat { .. } => Hook::OccupantGroupchat,
+            Question::GroupchatFirst { .. } => Hook::GroupchatFirst,
             Question::PrivateMessage { .. } => Hook::PrivateMessage,
             Question::PreInvite { .. } => Hook::Invite,
             Question::PreDecline { .. } => Hook::Decline,

@@ -18,6 +18,7 @@
 //!                confirm(Err) -> the rooms are as before; carry out the error reply
 //! ```
 
+use crate::affiliation::Affiliation;
 use crate::data::Data;
 use crate::hooks::{self, Answer, Hook, Hooks};
 use jid::BareJid;
@@ -93,6 +94,8 @@ pub struct Facts {
     avatar_hashes: Vec<(BareJid, Option<String>)>,
     service_admins: Vec<(BareJid, bool)>,
     answers: Vec<(Hook, Answer)>,
+    patched_affiliations: Vec<(BareJid, BareJid, Affiliation)>,
+    patched_members_only: Vec<(BareJid, bool)>,
 }
 
 impl Facts {
@@ -139,6 +142,22 @@ impl Facts {
         self.answers.push((hook, answer));
     }
 
+    /// A user's affiliation in `room` as the host's modules decide it, where they replace
+    /// the room's own answer (Prosody's `room_mt.get_affiliation` patched by a module: on
+    /// stock every decision asks that method). The core uses it in place of the room's for
+    /// this call: a join's role, who may kick, configure, or enter a members-only room.
+    pub fn supply_patched_affiliation(&mut self, room: BareJid, user: BareJid, affiliation: Affiliation) {
+        self.patched_affiliations.retain(|(r, u, _)| *r != room || *u != user);
+        self.patched_affiliations.push((room, user, affiliation));
+    }
+
+    /// Whether `room` is members-only as the host's modules decide it, where they replace
+    /// the room's own answer (Prosody's `room_mt.get_members_only`), for this call.
+    pub fn supply_patched_members_only(&mut self, room: BareJid, members_only: bool) {
+        self.patched_members_only.retain(|(r, _)| *r != room);
+        self.patched_members_only.push((room, members_only));
+    }
+
     /// Answers `question` with what `storage` reads, for a host that can read its storage
     /// synchronously between two calls into the core. Returns false for a question that is
     /// not about storage.
@@ -183,6 +202,19 @@ impl Facts {
 
     pub(crate) fn answer(&self, hook: Hook) -> Option<&Answer> {
         self.answers.iter().find(|(h, _)| *h == hook).map(|(_, answer)| answer)
+    }
+
+    /// `user`'s affiliation in `room` as the modules replace it: `None` where they do not.
+    pub(crate) fn patched_affiliation(&self, room: &BareJid, user: &BareJid) -> Option<Affiliation> {
+        if self.patched_affiliations.is_empty() {
+            return None;
+        }
+        self.patched_affiliations.iter().find(|(r, u, _)| r == room && u == user).map(|(_, _, a)| *a)
+    }
+
+    /// Whether `room` is members-only as the modules replace it: `None` where they do not.
+    pub(crate) fn patched_members_only(&self, room: &BareJid) -> Option<bool> {
+        self.patched_members_only.iter().find(|(r, _)| r == room).map(|(_, m)| *m)
     }
 
     /// Every stored room: `None` if not asked yet.

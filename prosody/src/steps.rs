@@ -6,7 +6,7 @@
 use super::storage::{data_from_lua, data_to_lua};
 use jid::{BareJid, FullJid};
 use mlua::{Lua, Result as LuaResult, Table, Value};
-use muc_rs::affiliation::Role;
+use muc_rs::affiliation::{Affiliation, Role};
 use muc_rs::data::Data;
 use muc_rs::hooks::{AffiliationChange, Answer, Hook, Question};
 use muc_rs::outcome::Outcome;
@@ -16,6 +16,29 @@ use muc_rs::protocol::{Facts, Question as Step, StoredRoom};
 pub fn read_answers(answers: &Table, facts: &mut Facts) {
     read_storage_answers(answers, facts);
     read_module_answers(answers, facts);
+    read_patched(answers, facts);
+}
+
+/// What modules that replace the room's `get_affiliation` or `get_members_only` answer,
+/// where that differs from the room's own (the shim asks them before the stanza:
+/// `answers.patched = { room = jid, affiliations = { [bare jid] = affiliation },
+/// members_only = bool? }`).
+fn read_patched(answers: &Table, facts: &mut Facts) {
+    let Ok(Value::Table(patched)) = answers.raw_get::<Value>("patched") else { return };
+    let Some(room) = patched.raw_get::<String>("room").ok().and_then(|r| r.parse::<BareJid>().ok()) else {
+        return;
+    };
+    if let Ok(Some(affiliations)) = patched.raw_get::<Option<Table>>("affiliations") {
+        for (user, affiliation) in affiliations.pairs::<String, String>().flatten() {
+            if let (Ok(user), Some(affiliation)) = (user.parse::<BareJid>(), Affiliation::parse(&affiliation))
+            {
+                facts.supply_patched_affiliation(room.clone(), user, affiliation);
+            }
+        }
+    }
+    if let Ok(Some(members_only)) = patched.raw_get::<Option<bool>>("members_only") {
+        facts.supply_patched_members_only(room, members_only);
+    }
 }
 
 /// What `host:handle` leaves to the shim, as a table: a question for the modules
@@ -103,6 +126,7 @@ pub fn hook_key(hook: Hook) -> &'static str {
         Hook::OccupantPreChange => "pre_change",
         Hook::OccupantPreLeave => "pre_leave",
         Hook::OccupantGroupchat => "groupchat",
+        Hook::GroupchatFirst => "groupchat_first",
         Hook::PrivateMessage => "private_message",
         Hook::Invite => "pre_invite",
         Hook::Decline => "pre_decline",
@@ -144,7 +168,11 @@ pub fn question_table(lua: &Lua, question: &Question) -> LuaResult<Table> {
             occupant(nick, bare_jid, role)?;
             t.raw_set("is_last_session", *is_last_session)?;
         }
-        Question::Groupchat { nick, .. } => t.raw_set("nick", nick.as_str())?,
+        Question::Groupchat { nick, subject_change, .. } => {
+            t.raw_set("nick", nick.as_str())?;
+            t.raw_set("subject_change", *subject_change)?;
+        }
+        Question::GroupchatFirst { nick, .. } => t.raw_set("nick", nick.as_ref().map(|n| n.as_str()))?,
         Question::PreInvite { invitee, .. } => t.raw_set("invitee", invitee.as_str())?,
         Question::PrivateMessage { from, to, .. } => {
             t.raw_set("nick", from.as_str())?;

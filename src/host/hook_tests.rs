@@ -51,7 +51,11 @@ fn drive(host: &mut MucHost, stanza: Element, env: &Listening) -> Outcome {
 }
 
 fn groupchat(body: &str) -> Element {
-    format!("<message xmlns='jabber:client' from='{ROMEO}' to='{ROOM}' type='groupchat' id='m'><body>{body}</body></message>")
+    groupchat_from(ROMEO, &format!("<body>{body}</body>"))
+}
+
+fn groupchat_from(from: &str, payload: &str) -> Element {
+    format!("<message xmlns='jabber:client' from='{from}' to='{ROOM}' type='groupchat' id='m'>{payload}</message>")
         .parse()
         .unwrap()
 }
@@ -198,7 +202,11 @@ fn a_message_waits_for_the_modules_verdict() {
     let asked = drive(&mut host, groupchat("hi"), &env);
     assert_eq!(
         asked.module_question(),
-        Some(&Question::Groupchat { room: room_jid(), nick: format!("{ROOM}/romeo").parse().unwrap() })
+        Some(&Question::Groupchat {
+            room: room_jid(),
+            nick: format!("{ROOM}/romeo").parse().unwrap(),
+            subject_change: false
+        })
     );
     assert!(asked.deliveries.is_empty() && asked.events.is_empty());
     assert!(host.room(&room_jid()).unwrap().history.is_empty(), "nothing done before the answer");
@@ -214,6 +222,62 @@ fn a_message_waits_for_the_modules_verdict() {
         allowed.deliveries[0].stanza.get_child("body", crate::xml::NS_CLIENT).unwrap().text(),
         "changed by a module"
     );
+}
+
+#[test]
+fn handlers_above_the_role_check_see_a_non_occupants_message_first() {
+    let mut env = env(&[Hook::GroupchatFirst, Hook::OccupantGroupchat]);
+    let mut host = host_with_room(&env);
+    let stranger = groupchat_from("juliet@localhost/j1", "<body>hi</body>");
+    let asked = drive(&mut host, stranger.clone(), &env);
+    assert_eq!(asked.module_question(), Some(&Question::GroupchatFirst { room: room_jid(), nick: None }));
+    assert!(asked.deliveries.is_empty());
+
+    // A module that handles it: the room says nothing.
+    env.answers = vec![(Hook::GroupchatFirst, Answer::Refused)];
+    let handled = drive(&mut host, stranger.clone(), &env);
+    assert!(handled.ask.is_none() && handled.deliveries.is_empty());
+
+    // Let through, the room's own check refuses it, before the other handlers are asked.
+    env.answers = vec![(Hook::GroupchatFirst, Answer::Allowed { nick: None, role: None })];
+    let refused = drive(&mut host, stranger, &env);
+    assert!(refused.ask.is_none());
+    assert_eq!(refused.deliveries.len(), 1);
+    assert_eq!(crate::xml::error_condition(&refused.deliveries[0].stanza), Some("not-acceptable"));
+
+    // An occupant's message: asked first with the nick, then as before.
+    env.answers.clear();
+    let asked = drive(&mut host, groupchat("hi"), &env);
+    assert_eq!(
+        asked.module_question(),
+        Some(&Question::GroupchatFirst {
+            room: room_jid(),
+            nick: Some(format!("{ROOM}/romeo").parse().unwrap())
+        })
+    );
+}
+
+#[test]
+fn a_subject_change_is_asked_before_the_room_takes_it() {
+    let mut env = env(&[Hook::OccupantGroupchat]);
+    let mut host = host_with_room(&env);
+    let change = groupchat_from(ROMEO, "<subject>Secret</subject>");
+    let asked = drive(&mut host, change.clone(), &env);
+    assert_eq!(
+        asked.module_question(),
+        Some(&Question::Groupchat {
+            room: room_jid(),
+            nick: format!("{ROOM}/romeo").parse().unwrap(),
+            subject_change: true
+        })
+    );
+    env.answers = vec![(Hook::OccupantGroupchat, Answer::Refused)];
+    let refused = drive(&mut host, change.clone(), &env);
+    assert!(refused.deliveries.is_empty());
+    assert!(host.room(&room_jid()).unwrap().settings.subject.is_none(), "the room kept its subject");
+    env.answers = vec![(Hook::OccupantGroupchat, Answer::Allowed { nick: None, role: None })];
+    drive(&mut host, change, &env);
+    assert!(host.room(&room_jid()).unwrap().settings.subject.is_some());
 }
 
 #[test]

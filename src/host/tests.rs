@@ -991,3 +991,75 @@ fn an_admin_commands_room_is_made_from_its_record_and_stored_with_its_affiliatio
     assert!(summary.iter().any(|(jid, _, sessions, _)| jid == ROOM && *sessions == 1), "{summary:?}");
     assert_eq!(h.rooms_with_occupant(&"romeo@localhost".parse().unwrap()), vec![ROOM.to_owned()]);
 }
+
+/// Sends `xml` with a module's replacement of the room's affiliation rule or members-only
+/// answer (Prosody's patched `room_mt`) in the facts.
+fn send_patched(host: &mut MucHost, patch: impl FnOnce(&mut Facts), xml: &str) -> Vec<(String, Element)> {
+    let mut store = storage();
+    let name_end = xml.find(' ').expect("stanzas have attributes");
+    let stanza = parse(&format!("{} xmlns='jabber:client'{}", &xml[..name_end], &xml[name_end..]));
+    let mut facts = store.facts();
+    patch(&mut facts);
+    delivered(store.handle_with(host, stanza, facts))
+}
+
+fn juliet_owner(facts: &mut Facts) {
+    facts.supply_patched_affiliation(room_jid(), "juliet@localhost".parse().unwrap(), Affiliation::Owner);
+}
+
+#[test]
+fn a_patched_affiliation_decides_the_role_kicks_and_configuration() {
+    let mut h = host();
+    send(&mut h, JOIN_ROMEO);
+    send(&mut h, &config_iq(""));
+    join(&mut h, "nurse@localhost/n1", "Nurse");
+    let join_juliet = format!(
+        "<presence from='{JULIET}' to='{ROOM}/Juliet'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+    );
+    let out = send_patched(&mut h, juliet_owner, &join_juliet);
+    let own = to(&out, JULIET).into_iter().find(|s| s.attr("from") == Some(&*format!("{ROOM}/Juliet")));
+    let own = String::from(own.expect("Juliet's own presence"));
+    assert!(own.contains("affiliation='owner'") && own.contains("role='moderator'"), "{own}");
+    // The patch answers for this call only: nothing is stored.
+    assert_eq!(
+        h.room(&room_jid()).unwrap().stored_affiliation(&"juliet@localhost".parse().unwrap()),
+        Affiliation::None
+    );
+
+    let kick = format!(
+        "<iq from='{JULIET}' to='{ROOM}' type='set' id='k'><query xmlns='http://jabber.org/protocol/muc#admin'>\
+         <item nick='Nurse' role='none'/></query></iq>"
+    );
+    let form = format!("<iq from='{JULIET}' to='{ROOM}' type='get' id='f'><query xmlns='http://jabber.org/protocol/muc#owner'/></iq>");
+    // Without the patch, Juliet may not configure (her role stays: she may still kick).
+    let out = send(&mut h, &form);
+    assert_eq!(error_condition(to(&out, JULIET)[0]), Some("forbidden"));
+    let out = send_patched(&mut h, juliet_owner, &form);
+    assert_eq!(to(&out, JULIET)[0].attr("type"), Some("result"));
+    let out = send_patched(&mut h, juliet_owner, &kick);
+    assert_eq!(to(&out, JULIET).iter().find(|s| s.name() == "iq").unwrap().attr("type"), Some("result"));
+    assert!(codes(to(&out, "nurse@localhost/n1")[0]).contains(&"307".to_owned()), "Nurse is kicked");
+}
+
+#[test]
+fn a_patched_members_only_lets_members_see_the_member_list_where_jids_are_public() {
+    let mut h = host();
+    send(&mut h, JOIN_ROMEO);
+    send(&mut h, &config_iq("<field var='muc#roomconfig_whois'><value>anyone</value></field>"));
+    send(
+        &mut h,
+        &format!(
+            "<iq from='{ROMEO}' to='{ROOM}' type='set' id='m'><query xmlns='http://jabber.org/protocol/muc#admin'>\
+             <item jid='juliet@localhost' affiliation='member'/></query></iq>"
+        ),
+    );
+    let list = format!(
+        "<iq from='{JULIET}' to='{ROOM}' type='get' id='l'><query xmlns='http://jabber.org/protocol/muc#admin'>\
+         <item affiliation='member'/></query></iq>"
+    );
+    let out = send(&mut h, &list);
+    assert_eq!(error_condition(to(&out, JULIET)[0]), Some("forbidden"));
+    let out = send_patched(&mut h, |f| f.supply_patched_members_only(room_jid(), true), &list);
+    let reply = String::from(to(&out, JULIET)[0]);
+    assert!(reply.contains("type='result'") && reply.contains("jid='juliet@localhost'"), "{reply}");
+}

@@ -119,7 +119,9 @@ impl Room {
         match (wanted_affiliation, item.attr("role"), wanted_role, item.attr("affiliation")) {
             (Some(wanted), None, _, _) => {
                 let may = (actor_affiliation >= Affiliation::Admin && actor_affiliation >= wanted)
-                    || (self.settings.members_only
+                    // Stock asks the room's method here (a module may replace it); its
+                    // members-only admission and invitations read the setting itself.
+                    || (ctx.facts.patched_members_only(&self.jid).unwrap_or(self.settings.members_only)
                         && self.settings.whois == super::settings::Whois::Anyone
                         && actor_affiliation >= Affiliation::Member);
                 if !may {

@@ -14,6 +14,17 @@ const NS_HINTS: &str = "urn:xmpp:hints";
 impl Room {
     /// A groupchat message to the room.
     pub fn handle_groupchat(&mut self, ctx: &mut Ctx, stanza: &Element, real_jid: &FullJid) {
+        // Stock fires muc-occupant-groupchat before its own checks, which are handlers at
+        // 50 (role) and 20 (subject): those above see every message first.
+        if ctx.listens(Hook::GroupchatFirst) {
+            let question = || Question::GroupchatFirst {
+                room: self.jid.clone(),
+                nick: self.occupant_by_real_jid(real_jid).map(|o| o.nick.clone()),
+            };
+            if ctx.consult(Hook::GroupchatFirst, question).is_none() {
+                return; // handled by a module, or asked first
+            }
+        }
         // Only who the sender is, not its sessions: copying the occupant costs per message.
         let Some((nick, bare_jid, role)) =
             self.occupant_by_real_jid(real_jid).map(|o| (o.nick.clone(), o.bare_jid.clone(), o.role))
@@ -34,25 +45,25 @@ impl Room {
         if message.attr("id").is_none() {
             message.set("id", ctx.stanza_id());
         }
-        if let Some(subject) = message.get_child("subject", NS_CLIENT) {
-            let is_subject_change =
-                !message.has_child("body", NS_CLIENT) && !message.has_child("thread", NS_CLIENT);
-            if is_subject_change {
-                let allowed = role == Some(Role::Moderator)
-                    || (role == Some(Role::Participant) && self.settings.change_subject);
-                if !allowed {
-                    let error =
-                        StanzaError::forbidden().with_text("You are not allowed to change the subject");
-                    return ctx.error(stanza, error, None);
-                }
-                let text = subject.text();
-                self.set_subject(ctx, nick.as_str(), &text);
-                return;
-            }
-        }
-        let question = || Question::Groupchat { room: self.jid.clone(), nick: nick.clone() };
+        let subject = message
+            .get_child("subject", NS_CLIENT)
+            .filter(|_| !message.has_child("body", NS_CLIENT) && !message.has_child("thread", NS_CLIENT));
+        // Stock's subject step is a handler at 20: those above it see a subject change first.
+        let subject_change = subject.is_some();
+        let question = || Question::Groupchat { room: self.jid.clone(), nick: nick.clone(), subject_change };
         if ctx.consult(Hook::OccupantGroupchat, question).is_none() {
             return; // refused by a module (which answered), or asked first
+        }
+        if let Some(subject) = subject {
+            let allowed = role == Some(Role::Moderator)
+                || (role == Some(Role::Participant) && self.settings.change_subject);
+            if !allowed {
+                let error = StanzaError::forbidden().with_text("You are not allowed to change the subject");
+                return ctx.error(stanza, error, None);
+            }
+            let text = subject.text();
+            self.set_subject(ctx, nick.as_str(), &text);
+            return;
         }
         // Delays claiming to come from the room are the room's own to add.
         let room_jid = self.jid.to_string();

@@ -327,7 +327,11 @@ impl Room {
     }
 
     /// The effective affiliation: service admins own every room where the host says so.
+    /// A module's replacement of the room's rule, where the host gives one, comes first.
     pub fn affiliation(&self, ctx: &Ctx, jid: &BareJid) -> Affiliation {
+        if let Some(patched) = ctx.facts.patched_affiliation(&self.jid, jid) {
+            return patched;
+        }
         if ctx.config.admins_as_room_owners && self.is_service_admin(ctx, jid) {
             return Affiliation::Owner;
         }
@@ -336,6 +340,9 @@ impl Room {
 
     /// An occupant's effective affiliation (their admin status as learnt when they joined).
     pub fn occupant_affiliation(&self, ctx: &Ctx, occupant: &Occupant) -> Affiliation {
+        if let Some(patched) = ctx.facts.patched_affiliation(&self.jid, &occupant.bare_jid) {
+            return patched;
+        }
         if ctx.config.admins_as_room_owners && self.is_admin_occupant(ctx, occupant) {
             return Affiliation::Owner;
         }
