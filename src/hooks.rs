@@ -100,11 +100,11 @@ impl FromIterator<Hook> for Hooks {
     }
 }
 
-const _: () = assert!((Hook::PreSetAffiliation as u32) < 32, "a hook beyond the Hooks bitset");
+const _: () = assert!(Hook::ALL.len() <= 32, "a hook beyond the Hooks bitset");
 
 impl Hook {
     /// Every extension point.
-    pub const ALL: [Hook; 18] = [
+    pub const ALL: [Hook; 19] = [
         Hook::BroadcastMessage,
         Hook::DiscoInfo,
         Hook::GetHistory,
