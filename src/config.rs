@@ -68,6 +68,8 @@ pub struct RoomDefaults {
     pub change_subject: bool,
     pub history_length: u32,
     pub language: Option<String>,
+    /// MucSub subscriptions allowed in new rooms (ejabberd's `allow_subscription`).
+    pub allow_subscription: bool,
 }
 
 impl Default for RoomDefaults {
@@ -82,6 +84,7 @@ impl Default for RoomDefaults {
             change_subject: false,
             history_length: 20,
             language: None,
+            allow_subscription: false,
         }
     }
 }
@@ -135,6 +138,10 @@ pub struct HostConfig {
     pub vcards_in_rooms: bool,
     /// How a room's avatar hash is announced (`muc_avatar_advertise_hashes`).
     pub avatar_advertise: AvatarAdvertise,
+    /// MucSub (`urn:xmpp:mucsub:0`, ejabberd's; beyond stock Prosody): rooms answer
+    /// subscriptions and their form has ejabberd's `allow_subscription` field
+    /// (`muc_mucsub`; the ejabberd host turns it on).
+    pub mucsub: bool,
     /// Destroyed persistent rooms answer `gone` until this many seconds have passed.
     pub tombstones: bool,
     /// Live rooms kept in memory (`muc_room_cache_size`); idle ones are stored away.
@@ -174,6 +181,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec::new("muc_vcard", OptionKind::Boolean),
     OptionSpec::new("muc_avatar_advertise_hashes", OptionKind::String),
     OptionSpec::new("muc_tombstones", OptionKind::Boolean),
+    OptionSpec::new("muc_mucsub", OptionKind::Boolean),
+    OptionSpec::new("muc_room_default_allow_subscription", OptionKind::Boolean),
     OptionSpec::positive("muc_room_cache_size"),
     OptionSpec::new("muc_max_rooms", OptionKind::Integer),
     OptionSpec::new("muc_tombstone_expiry", OptionKind::Period),
@@ -219,6 +228,7 @@ impl HostConfig {
             vcards_in_rooms: false,
             avatar_advertise: AvatarAdvertise::Both,
             tombstones: true,
+            mucsub: false,
             room_cache_size: 100,
             max_rooms: None,
             tombstone_expiry: 31 * 86_400,
@@ -282,6 +292,8 @@ impl HostConfig {
             ("muc_vcard", Bool(b)) => self.room_vcards = *b && self.server_version.0 >= 13,
             ("muc_avatar_advertise_hashes", Str(s)) => self.avatar_advertise = AvatarAdvertise::parse(s),
             ("muc_tombstones", Bool(b)) => self.tombstones = *b,
+            ("muc_mucsub", Bool(b)) => self.mucsub = *b,
+            ("muc_room_default_allow_subscription", Bool(b)) => d.allow_subscription = *b,
             ("muc_room_cache_size", Int(n)) => self.room_cache_size = *n as usize,
             ("muc_max_rooms", Int(n)) => self.max_rooms = Some(*n as usize),
             ("muc_tombstone_expiry", Int(n)) => self.tombstone_expiry = *n,

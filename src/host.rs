@@ -707,6 +707,9 @@ impl MucHost {
             ("set", "query", NS_MUC_OWNER) => return room.handle_owner_set(ctx, stanza, query, from),
             ("get", "query", NS_MUC_OWNER) => room.handle_owner_get(ctx, stanza, from),
             ("get" | "set", "query", NS_REGISTER) => room.handle_register(ctx, stanza, query, from),
+            (_, _, crate::room::mucsub::NS_MUCSUB) if ctx.config.mucsub => {
+                room.handle_mucsub(ctx, stanza, query, from)
+            }
             ("get" | "set", "vCard", crate::room::vcard::NS_VCARD) if ctx.config.vcards_in_rooms => {
                 room.handle_vcard(ctx, stanza, query, from)
             }
@@ -788,6 +791,8 @@ mod module_occupants;
 pub use module_occupants::Publicise;
 #[cfg(test)]
 mod hook_tests;
+#[cfg(test)]
+mod mucsub_tests;
 mod service_notices;
 #[cfg(test)]
 mod tests;

@@ -62,6 +62,8 @@ const SETTINGS_KEYS: &[&str] = &[
     "destroyed",
     "reason",
     "newjid",
+    "allow_subscription",
+    "mucsub_subscribers",
 ];
 
 fn settings_to_data(s: &RoomSettings) -> Table {
@@ -109,7 +111,57 @@ fn settings_to_data(s: &RoomSettings) -> Table {
         put_opt(&mut t, "reason", tomb.reason.as_deref());
         put_opt(&mut t, "newjid", tomb.new_jid.as_deref());
     }
+    if let Some(mucsub) = &s.mucsub {
+        mucsub_to_data(&mut t, mucsub);
+    }
     t
+}
+
+/// MucSub in `_data`, under keys stock Prosody keeps but never reads: `allow_subscription`
+/// and `mucsub_subscribers`, a list of `{jid=, nick=, nodes={...}}`.
+fn mucsub_to_data(t: &mut Table, mucsub: &crate::room::mucsub::MucSub) {
+    put_flag(t, "allow_subscription", mucsub.allow);
+    if mucsub.subscribers.is_empty() {
+        return;
+    }
+    let list = mucsub
+        .subscribers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut entry = Table::new();
+            put(&mut entry, "jid", Data::Str(s.jid.to_string()));
+            put(&mut entry, "nick", Data::Str(s.nick.clone()));
+            let nodes = s
+                .nodes
+                .iter()
+                .enumerate()
+                .map(|(j, n)| (Key::Int(j as i64 + 1), Data::Str(n.clone())))
+                .collect();
+            put(&mut entry, "nodes", Data::Table(nodes));
+            (Key::Int(i as i64 + 1), Data::Table(entry))
+        })
+        .collect();
+    put(t, "mucsub_subscribers", Data::Table(list));
+}
+
+fn mucsub_from_data(t: &Table) -> Option<Box<crate::room::mucsub::MucSub>> {
+    use crate::room::mucsub::{MucSub, Subscriber};
+    let allow = get(t, "allow_subscription").is_some_and(Data::truthy);
+    let list = get(t, "mucsub_subscribers").and_then(Data::table);
+    let mut subscribers = Vec::new();
+    for entry in list.into_iter().flat_map(|l| l.values()).filter_map(Data::table) {
+        let Some(jid) = get(entry, "jid").and_then(Data::str).and_then(|j| j.parse::<BareJid>().ok()) else {
+            continue;
+        };
+        let nick = get(entry, "nick").and_then(Data::str).unwrap_or_default().to_owned();
+        let nodes = get(entry, "nodes")
+            .and_then(Data::table)
+            .map(|n| n.values().filter_map(Data::str).map(str::to_owned).collect())
+            .unwrap_or_default();
+        subscribers.push(Subscriber { jid, nick, nodes });
+    }
+    (allow || !subscribers.is_empty()).then(|| Box::new(MucSub { allow, subscribers }))
 }
 
 fn settings_from_data(t: &Table) -> RoomSettings {
@@ -161,6 +213,7 @@ fn settings_from_data(t: &Table) -> RoomSettings {
         occupant_id_salt: text("occupant_id_salt").unwrap_or_default().into(),
         tombstone: flag("destroyed")
             .then(|| Box::new(Tombstone { reason: text("reason"), new_jid: text("newjid") })),
+        mucsub: mucsub_from_data(t),
         extra: t
             .iter()
             .filter(|(k, _)| !matches!(k, Key::Str(s) if SETTINGS_KEYS.contains(&s.as_str())))

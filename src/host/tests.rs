@@ -310,7 +310,7 @@ fn send_with(host: &mut MucHost, storage: &mut MemoryHost, xml: &str) -> Vec<(St
     delivered(storage.handle(host, stanza))
 }
 
-fn config_iq(fields: &str) -> String {
+pub(super) fn config_iq(fields: &str) -> String {
     format!(
         "<iq from='{ROMEO}' to='{ROOM}' type='set' id='cfg'><query xmlns='http://jabber.org/protocol/muc#owner'>\
          <x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>\

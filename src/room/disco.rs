@@ -68,6 +68,9 @@ impl Room {
         q.append_child(feature("http://jabber.org/protocol/muc#request"));
         q.append_child(feature(if s.persistent { "muc_persistent" } else { "muc_temporary" }));
         q.append_child(feature(NS_REGISTER));
+        if self.allows_subscription() {
+            q.append_child(feature(super::mucsub::NS_MUCSUB));
+        }
         if occupant_ids {
             q.append_child(feature(crate::xml::NS_OCCUPANT_ID));
         }

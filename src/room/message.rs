@@ -91,6 +91,9 @@ impl Room {
     /// Broadcasts a message from the room to everyone, keeping it in history if it is one
     /// worth keeping.
     pub fn broadcast_message(&mut self, ctx: &mut Ctx, message: Element) {
+        if self.settings.mucsub.is_some() {
+            self.send_to_subscribers(ctx, &message);
+        }
         if ctx.listens(Hook::BroadcastMessage) {
             // The host's modules may change it, archive it, or deliver it themselves.
             let historic = is_historic(&message);

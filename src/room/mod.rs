@@ -12,6 +12,7 @@ pub mod hats;
 pub mod invite;
 pub mod iq;
 pub mod message;
+pub mod mucsub;
 pub mod occupant_presence;
 pub mod occupants;
 pub mod owner;

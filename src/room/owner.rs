@@ -156,6 +156,13 @@ impl Room {
         if let Some(field) = submitted.iter().find(|f| f.var == ARCHIVE_FIELD) {
             self.settings.set_archiving(matches!(field.value, Some(Value::Bool(true))));
         }
+        if let Some(field) = submitted.iter().find(|f| f.var == crate::room::mucsub::ALLOW_FIELD) {
+            if self.set_allow_subscription(matches!(field.value, Some(Value::Bool(true))))
+                && !codes.contains(&104)
+            {
+                codes.push(104);
+            }
+        }
         self.carry_out_effects(ctx, effects);
         for code in module_codes {
             if !codes.contains(&code) {
@@ -175,6 +182,15 @@ impl Room {
             let field = crate::dataform::Field::new(ARCHIVE_FIELD, crate::dataform::FieldType::Boolean)
                 .label("Enable message archiving")
                 .value(crate::dataform::Value::Bool(on));
+            form.fields.push(field);
+        }
+        if ctx.config.mucsub {
+            let field = crate::dataform::Field::new(
+                crate::room::mucsub::ALLOW_FIELD,
+                crate::dataform::FieldType::Boolean,
+            )
+            .label("Allow subscription")
+            .value(crate::dataform::Value::Bool(self.allows_subscription()));
             form.fields.push(field);
         }
         form

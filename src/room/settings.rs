@@ -55,6 +55,9 @@ pub struct RoomSettings {
     pub occupant_id_salt: Box<str>,
     /// Set on the stored remains of a destroyed persistent room (stock's tombstones).
     pub tombstone: Option<Box<Tombstone>>,
+    /// MucSub, where the host has it (ejabberd's `allow_subscription` and subscribers);
+    /// boxed and absent for the rooms that never allowed it.
+    pub mucsub: Option<Box<crate::room::mucsub::MucSub>>,
     /// Keys other modules keep in the room's data, preserved as found.
     pub extra: crate::data::Table,
 }
@@ -98,6 +101,7 @@ impl Default for RoomSettings {
             // Given when the room is made (Room::ensure_salt): a default reads no randomness.
             occupant_id_salt: Box::default(),
             tombstone: None,
+            mucsub: None,
             extra: Default::default(),
         }
     }
@@ -141,6 +145,9 @@ impl RoomSettings {
             whois: if defaults.public_jids { Whois::Anyone } else { Whois::Moderators },
             change_subject: defaults.change_subject,
             language: language.or(defaults.language.as_deref()).map(Box::from),
+            mucsub: defaults
+                .allow_subscription
+                .then(|| Box::new(crate::room::mucsub::MucSub { allow: true, subscribers: Vec::new() })),
             ..RoomSettings::default()
         };
         s.set_history_length(Some(defaults.history_length as i64));
