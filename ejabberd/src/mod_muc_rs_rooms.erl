@@ -48,7 +48,8 @@
                      <<"hidden">>, <<"password">>, <<"members_only">>,
                      <<"allow_member_invites">>, <<"moderated">>, <<"changesubject">>,
                      <<"whois">>, <<"allow_pm">>, <<"presence_broadcast">>, <<"subject">>,
-                     <<"subject_from">>, <<"subject_time">>, <<"vcard">>, <<"archiving">>]).
+                     <<"subject_from">>, <<"subject_time">>, <<"vcard">>, <<"archiving">>,
+                     <<"allow_subscription">>, <<"mucsub_subscribers">>]).
 
 -define(AFFILIATIONS, [owner, admin, member, outcast]).
 
@@ -275,7 +276,9 @@ to_record(RoomJid, Opts, Nicks, Own) when is_list(Opts) ->
                   [{<<"subject_from">>, <<RoomJid/binary, "/", Author/binary>>}
                    || Subject /= none, Author /= <<>>],
                   SubjectTime,
-                  text(<<"vcard">>, vcard_xml(Get(vcard, <<>>)))]),
+                  text(<<"vcard">>, vcard_xml(Get(vcard, <<>>))),
+                  flag(<<"allow_subscription">>, Get(allow_subscription, false)),
+                  subscribers_data(Get(subscribers, []))]),
     Data = maps:merge(maps:without(?STOCK_KEYS, OwnData), maps:from_list(Settings)),
     Affiliations = [{jid:encode({U, S, <<>>}), affiliation(Value)}
                     || {{U, S, <<>>}, Value} <- Get(affiliations, []),
@@ -294,6 +297,22 @@ to_record(RoomJid, Opts, Nicks, Own) when is_list(Opts) ->
         #{state := State} -> #{config => Config, state => State};
         _ -> #{config => Config}
     end.
+
+%% MucSub's subscribers as mod_muc keeps them ([{JID, Nick, Nodes}]) as the core's list
+%% (`mucsub_subscribers`: #{1 => #{<<"jid">>, <<"nick">>, <<"nodes">> => #{1 => Node}}}).
+subscribers_data([]) -> [];
+subscribers_data(Subs) ->
+    [{<<"mucsub_subscribers">>,
+      numbered([#{<<"jid">> => jid:encode(jid:remove_resource(J)), <<"nick">> => Nick,
+                  <<"nodes">> => numbered(Nodes)} || {#jid{} = J, Nick, Nodes} <- Subs])}].
+
+%% The core's subscribers back as mod_muc's option.
+subscribers_opt(Data) ->
+    Subs = maps:get(<<"mucsub_subscribers">>, Data, #{}),
+    [{jid:decode(J), Nick, [N || {_, N} <- lists:sort(maps:to_list(maps:get(<<"nodes">>, S, #{})))]}
+     || {_, #{<<"jid">> := J, <<"nick">> := Nick} = S} <- lists:sort(maps:to_list(Subs))].
+
+numbered(List) -> maps:from_list(lists:zip(lists:seq(1, length(List)), List)).
 
 %% The room's vCard as XML (mod_muc keeps it so; default_room_options may give a record).
 vcard_xml(VCard) when is_binary(VCard) -> VCard;
@@ -547,7 +566,9 @@ to_opts(Config, Old) ->
            {anonymous, maps:get(<<"whois">>, Data, <<"moderators">>) /= <<"anyone">>},
            {password_protected, Password /= none},
            {presence_broadcast, Broadcast},
-           {affiliations, Affiliations}]
+           {affiliations, Affiliations},
+           {allow_subscription, Flag(<<"allow_subscription">>)},
+           {subscribers, subscribers_opt(Data)}]
         %% A password no longer asked for stays, as mod_muc keeps it.
         ++ [{password, Password} || Password /= none]
         ++ [{mam, Mam} || {ok, Mam} <- [maps:find(<<"archiving">>, Data)], is_boolean(Mam)]

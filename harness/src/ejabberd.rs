@@ -601,6 +601,8 @@ pub fn module_options_for(
             // Both modules make access_admin's users (always set: muc_admin) owners of
             // every room.
             ("component_admins_as_room_owners", "true") => continue,
+            // Both modules have MucSub, always on (rooms allow it by their options).
+            ("muc_mucsub", "true") => continue,
             (
                 "muc_room_lock_timeout"
                 | "muc_max_rooms"

@@ -29,6 +29,11 @@ pub const TAG_EJABBERD_MODULE: &str = "ejabberd-module:";
 /// `## ejabberd-room-option: mam: true`: a key of the MUC module's `default_room_options`
 /// on ejabberd, besides those that give new rooms Prosody's defaults.
 pub const TAG_EJABBERD_ROOM_OPTION: &str = "ejabberd-room-option:";
+/// `## beyond-stock: why`: the script tests a feature stock Prosody's MUC does not have
+/// (say, ejabberd's MucSub): on Prosody it runs on muc_rs only, the stock run skipped with
+/// the reason shown; ejabberd runs it on stock mod_muc and on mod_muc_rs as any script, the
+/// stock run proving it describes real behaviour.
+pub const TAG_BEYOND_STOCK: &str = "beyond-stock:";
 /// `## expects-log-error: text`: the script makes a module fail on purpose; the log's
 /// error entries (with their tracebacks) that contain `text` are expected, and there must
 /// be at least one.
@@ -109,6 +114,11 @@ impl Script {
     /// Why the script runs on ejabberd only (see [`TAG_EJABBERD_ONLY`]), if it says so.
     pub fn ejabberd_only(&self) -> Option<String> {
         self.tagged(TAG_EJABBERD_ONLY).into_iter().next()
+    }
+
+    /// Why the script tests beyond stock Prosody (see [`TAG_BEYOND_STOCK`]), if it says so.
+    pub fn beyond_stock(&self) -> Option<String> {
+        self.tagged(TAG_BEYOND_STOCK).into_iter().next()
     }
 
     /// ejabberd modules to load besides the MUC (see [`TAG_EJABBERD_MODULE`]).
@@ -440,6 +450,14 @@ Romeo disconnects
         assert_eq!(s.description, vec!["more description"]);
         assert_eq!(s.config_lines(), vec!["muc_room_locking = false"]);
         assert_eq!(s.component_config_lines(), vec!["restrict_room_creation = true"]);
+    }
+
+    #[test]
+    fn beyond_stock_tag_gives_its_reason() {
+        assert_eq!(sample().beyond_stock(), None);
+        let s = Script::parse(Path::new("x.scs"), "# t\n## beyond-stock: ejabberd's MucSub\n").unwrap();
+        assert_eq!(s.beyond_stock().as_deref(), Some("ejabberd's MucSub"));
+        assert_eq!(s.versions(), Version::ALL.to_vec(), "still on every version, for muc_rs");
     }
 
     #[test]

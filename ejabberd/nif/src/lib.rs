@@ -171,6 +171,8 @@ fn host_config<'a>(
     config.vcards_in_rooms = true;
     // mod_muc_rs takes nickname registrations with the service (mod_muc_rs_service_nicks).
     config.service_registration = true;
+    // MucSub is mod_muc's (rooms still refuse it unless allow_subscription is set).
+    config.mucsub = true;
     Ok(Ok(config))
 }
 

@@ -46,13 +46,16 @@ const ROOM_OPTIONS: &[Mapped] = &[
     // An anonymous room shows real JIDs to moderators only.
     Mapped { ejabberd: "anonymous", core: "muc_room_default_public_jids", negate: true },
     same("lang", "muc_room_default_language"),
+    same("allow_subscription", "muc_room_default_allow_subscription"),
 ];
 
 /// Core options ejabberd does not offer by their own names: `restrict_room_creation`
 /// (`access_create` says who may create rooms); `component_admins_as_room_owners`
 /// (`access_admin`'s users own every room, as with mod_muc); `muc_vcard` (rooms always
-/// have vCards there, kept in their options as mod_muc keeps them).
-const NOT_OFFERED: &[&str] = &["restrict_room_creation", "component_admins_as_room_owners", "muc_vcard"];
+/// have vCards there, kept in their options as mod_muc keeps them); `muc_mucsub` (MucSub
+/// is always there, as in mod_muc).
+const NOT_OFFERED: &[&str] =
+    &["restrict_room_creation", "component_admins_as_room_owners", "muc_vcard", "muc_mucsub"];
 
 /// How ejabberd reads an option the core takes by its own name: `bool`, `int` (with its
 /// least value) or `string`.

@@ -268,6 +268,12 @@ fn skip_reason(script: &Result<Script, String>, version: Version) -> Option<Stri
     Some(format!("script is for {} only", labels.join(" and ")))
 }
 
+/// Why a script is not run on Prosody's stock `module`: it tests a feature beyond stock.
+fn beyond_stock_skip(script: &Result<Script, String>, module: &str) -> Option<String> {
+    let why = script.as_ref().ok()?.beyond_stock()?;
+    (module == "muc").then(|| format!("beyond stock Prosody: {why}"))
+}
+
 struct Shared {
     installs: Vec<(Version, Result<Install, String>)>,
     server: ServerConfig,
@@ -482,7 +488,7 @@ async fn main() -> ExitCode {
                     module: module.clone(),
                     ejabberd: None,
                     in_process: false,
-                    skip: skip_reason(&script, version),
+                    skip: skip_reason(&script, version).or_else(|| beyond_stock_skip(&script, module)),
                     expect_fail,
                 });
             }
