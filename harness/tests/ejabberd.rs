@@ -49,6 +49,49 @@ async fn a_persistent_room_survives_kill_9_right_after_its_owner_heard_back() {
     assert_log_clean(&server);
 }
 
+/// A MucSub subscription to `room`'s messages as `nick`.
+fn subscribe_iq(room: &str, nick: &str) -> String {
+    format!(
+        "<iq xmlns='jabber:client' type='set' to='{room}' id='sub'><subscribe xmlns='urn:xmpp:mucsub:0' nick='{nick}'>\
+         <event node='urn:xmpp:mucsub:nodes:messages'/></subscribe></iq>"
+    )
+}
+
+/// The next room event MucSub wraps for a subscriber who is not joined.
+async fn expect_wrapped(client: &mut Client) -> Element {
+    client
+        .expect("a wrapped room event", |el| {
+            el.name() == "message"
+                && el.get_child("event", "http://jabber.org/protocol/pubsub#event").is_some()
+        })
+        .await
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_mucsub_subscription_survives_a_restart_with_its_room() {
+    let mut server = Ejabberd::start(&default_module_dir()).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut romeo = Client::connect(&server, "romeo").await;
+    romeo.join(ROOM, "Romeo").await;
+    let allowed = [("muc#roomconfig_persistentroom", "1"), ("muc#roomconfig_allow_subscription", "1")];
+    romeo.iq_ok("cfg", &submit(ROOM, "cfg", &allowed)).await;
+    let mut juliet = Client::connect(&server, "juliet").await;
+    juliet.iq_ok("sub", &subscribe_iq(ROOM, "Juliet")).await;
+    server.crash_restart().await.unwrap_or_else(|e| panic!("{e}"));
+
+    let mut juliet = Client::connect(&server, "juliet").await;
+    juliet.send("<presence xmlns='jabber:client'/>").await;
+    let mut romeo = Client::connect(&server, "romeo").await;
+    romeo.join(ROOM, "Romeo").await;
+    romeo
+        .send(&format!(
+            "<message xmlns='jabber:client' to='{ROOM}' type='groupchat'><body>Still there?</body></message>"
+        ))
+        .await;
+    let wrapped = expect_wrapped(&mut juliet).await;
+    assert!(String::from(&wrapped).contains("Still there?"), "{}", String::from(&wrapped));
+    assert_log_clean(&server);
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn a_temporary_room_leaves_nothing_behind() {
     let mut server = Ejabberd::start(&default_module_dir()).await.unwrap_or_else(|e| panic!("{e}"));
@@ -741,7 +784,7 @@ async fn rooms_move_and_back(module_options: &str, extras: Extras) -> Ejabberd {
     juliet.iq_ok("reg", &register_nick(MOVED, "Jules")).await;
     // A nick registered with the service itself (kept as it is: mod_muc_rs does not act on it).
     romeo.iq_ok("reg", &register_nick("conference.localhost", "Montague")).await;
-    // And a public room with a MucSub subscriber (which mod_muc_rs does not act on).
+    // And a public room with a MucSub subscriber.
     assert!(juliet.join(OPEN, "Juliet").await.contains(&"201".to_owned()), "a new room");
     let open_settings = [
         ("muc#roomconfig_roomname", "Open Room"),
@@ -750,15 +793,7 @@ async fn rooms_move_and_back(module_options: &str, extras: Extras) -> Ejabberd {
     ];
     juliet.iq_ok("cfg", &submit(OPEN, "cfg", &open_settings)).await;
     let mut mercutio = Client::connect(&server, "mercutio").await;
-    mercutio
-        .iq_ok(
-            "sub",
-            &format!(
-                "<iq xmlns='jabber:client' type='set' to='{OPEN}' id='sub'><subscribe xmlns='urn:xmpp:mucsub:0' nick='Merc'>\
-                 <event node='urn:xmpp:mucsub:nodes:messages'/></subscribe></iq>"
-            ),
-        )
-        .await;
+    mercutio.iq_ok("sub", &subscribe_iq(OPEN, "Merc")).await;
     assert_log_clean(&server);
 
     // Switched to mod_muc_rs: every setting is there.
@@ -818,6 +853,17 @@ async fn rooms_move_and_back(module_options: &str, extras: Extras) -> Ejabberd {
     assert!(String::from(&taken).contains("conflict"), "{}", String::from(&taken));
     let joined = join_with(&mut romeo, OPEN, "Montague", None).await;
     assert_ne!(joined.attr("type"), Some("error"), "{}", String::from(&joined));
+    // Mercutio's subscription from mod_muc: the room's messages reach him, wrapped, while
+    // he is not joined; Benvolio's, made here, goes back to mod_muc with the room.
+    let mut mercutio = Client::connect(&server, "mercutio").await;
+    mercutio.send("<presence xmlns='jabber:client'/>").await;
+    benvolio.iq_ok("sub", &subscribe_iq(OPEN, "Ben")).await;
+    romeo
+        .send(&format!("<message xmlns='jabber:client' to='{OPEN}' type='groupchat'><body>For subscribers</body></message>"))
+        .await;
+    let wrapped = expect_wrapped(&mut mercutio).await;
+    let text = String::from(&wrapped);
+    assert!(text.contains("urn:xmpp:mucsub:nodes:messages") && text.contains("For subscribers"), "{text}");
     // The password, the subject, the outcast.
     let refused = join_with(&mut juliet, MOVED, "Juliet", None).await;
     assert!(String::from(&refused).contains("not-authorized"), "{}", String::from(&refused));
@@ -893,7 +939,9 @@ async fn rooms_move_and_back(module_options: &str, extras: Extras) -> Ejabberd {
             &format!("<iq xmlns='jabber:client' type='get' to='{OPEN}' id='subs'><subscriptions xmlns='urn:xmpp:mucsub:0'/></iq>"),
         )
         .await;
-    assert!(String::from(&subscriptions).contains("mercutio@localhost"), "{}", String::from(&subscriptions));
+    let subscriptions = String::from(&subscriptions);
+    assert!(subscriptions.contains("mercutio@localhost"), "{subscriptions}");
+    assert!(subscriptions.contains("benvolio@localhost"), "made under mod_muc_rs: {subscriptions}");
     assert_log_clean(&server);
     server
 }
