@@ -586,6 +586,56 @@ async fn restart_keeps_rooms() {
     }
 }
 
+/// MucSub (beyond stock: muc_rs with `muc_mucsub`): a subscription kept in the room's record
+/// survives a restart, and the room's messages reach the subscriber, not joined, wrapped.
+#[tokio::test]
+async fn restart_keeps_mucsub_subscriptions() {
+    for version in Version::ALL {
+        let context = format!("muc_rs with MucSub on {}", version.label());
+        let install = Install::discover(version).expect("Prosody missing: run tools/install-deps.sh");
+        let mut server = config(Module::Rs, &Storage::internal());
+        server.component_extra.push("muc_mucsub = true".into());
+        let mut p = Prosody::start(&install, server).await.expect("start Prosody");
+        let mut owner = Client::connect(&p, OWNER).await;
+        owner.join_ok("garden", OWNER_NICK, None).await;
+        owner.configure("garden", &[("persistentroom", "1"), ("allow_subscription", "1")]).await;
+        let mut juliet = Client::connect(&p, JULIET.0).await;
+        let subscribe = format!(
+            "<iq type='set' id='{{id}}' to='{}'><subscribe xmlns='urn:xmpp:mucsub:0' nick='{}'>\
+             <event node='urn:xmpp:mucsub:nodes:messages'/></subscribe></iq>",
+            room_jid("garden"),
+            JULIET.1
+        );
+        juliet.iq_ok("subscribe", &subscribe).await;
+        p.restart().await.expect("restart");
+        drop((owner, juliet));
+
+        let mut juliet = Client::connect(&p, JULIET.0).await;
+        juliet.send("<presence/>").await;
+        let mut owner = Client::connect(&p, OWNER).await;
+        owner.join_ok("garden", OWNER_NICK, None).await;
+        owner
+            .send(&format!(
+                "<message type='groupchat' to='{}'><body>Still subscribed?</body></message>",
+                room_jid("garden")
+            ))
+            .await;
+        let wrapped = juliet
+            .expect("the wrapped message", |el| {
+                el.name() == "message"
+                    && el.get_child("event", "http://jabber.org/protocol/pubsub#event").is_some()
+            })
+            .await;
+        let text = xml::to_string(&wrapped);
+        assert!(
+            text.contains("urn:xmpp:mucsub:nodes:messages") && text.contains("Still subscribed?"),
+            "{context}: {text}"
+        );
+        check_log(&p, &context);
+        p.stop(Duration::from_secs(5)).await;
+    }
+}
+
 #[tokio::test]
 async fn kill_9_keeps_what_was_acknowledged() {
     for version in Version::ALL {
