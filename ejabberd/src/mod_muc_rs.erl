@@ -654,6 +654,7 @@ carry_out(Deliveries0, Logs, Gone, Ctx) ->
     lists:foreach(fun({#xmlel{}, _} = Delivery) -> deliver(Delivery);
                      ({room_destroyed, _} = Destroyed) -> mod_muc_rs_hooks:room_destroyed(Destroyed, Ctx);
                      ({disco_info, _, _, _, _} = Reply) -> mod_muc_rs_hooks:disco_info(Reply, Ctx);
+                     ({remove_archived, _, _, _} = Moderated) -> mod_muc_rs_hooks:remove_archived(Moderated, Ctx);
                      (Broadcast) -> mod_muc_rs_hooks:broadcast_message(Broadcast, Ctx, erlang:system_time(second))
                   end, Deliveries),
     %% A room no longer live here is no node's until a stanza brings it back.

@@ -12,7 +12,7 @@ use rustler::{Encoder, Env, NifResult, ResourceArc, Term};
 
 mod atoms {
     rustler::atoms! {
-        broadcast_message, disco_info, room_destroyed, load, undefined, none, affiliations, users, history, archiving, anonymous,
+        broadcast_message, disco_info, room_destroyed, remove_archived, load, undefined, none, affiliations, users, history, archiving, anonymous,
         members_only
     }
 }
@@ -51,7 +51,9 @@ pub fn archiving_of_events(host: &MucHost, outcome: &Outcome) -> Vec<Option<bool
         .events
         .iter()
         .map(|(_, event)| match event {
-            Event::BroadcastMessage { room, .. } | Event::DiscoInfo { room, .. } => archiving(host, room),
+            Event::BroadcastMessage { room, .. }
+            | Event::DiscoInfo { room, .. }
+            | Event::RemoveArchived { room, .. } => archiving(host, room),
             _ => None,
         })
         .collect()
@@ -60,8 +62,9 @@ pub fn archiving_of_events(host: &MucHost, outcome: &Outcome) -> Vec<Option<bool
 /// An event as the gen_server carries it out: `{broadcast_message, RoomJid, Xmlel, [To],
 /// Historic, Archiving}` or `{disco_info, RoomJid, Xmlel, To, Archiving}` (the reply with
 /// its form; Archiving `undefined` for the default), `{room_destroyed, RoomJid}` (always
-/// reported: ejabberd's `remove_room` may have handlers); `None` for the events no ejabberd
-/// hook listens to (never asked for).
+/// reported: ejabberd's `remove_room` may have handlers), `{remove_archived, RoomJid,
+/// StanzaId, Archiving}` (a moderated or retracted message, for mod_mam); `None`
+/// for the events no ejabberd hook listens to (never asked for).
 pub fn event_term<'a>(env: Env<'a>, event: &Event, archiving: Option<bool>) -> Option<Term<'a>> {
     match event {
         Event::BroadcastMessage { room, stanza, to, historic } => {
@@ -94,6 +97,10 @@ pub fn event_term<'a>(env: Env<'a>, event: &Event, archiving: Option<bool>) -> O
         }
         Event::RoomDestroyed { room } => {
             Some((atoms::room_destroyed(), binary(env, room.as_str())).encode(env))
+        }
+        Event::RemoveArchived { room, stanza_id } => {
+            let archiving = archiving.map_or(atoms::undefined().encode(env), |b| b.encode(env));
+            Some((atoms::remove_archived(), binary(env, room.as_str()), *stanza_id, archiving).encode(env))
         }
         _ => None,
     }
