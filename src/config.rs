@@ -136,6 +136,9 @@ pub struct HostConfig {
     /// (ejabberd, whose mod_muc keeps it in the room's options); else the host keeps it
     /// (Prosody's mod_vcard) and is asked for the avatar's hash.
     pub vcards_in_rooms: bool,
+    /// Message moderation (XEP-0425) as ejabberd's MUC has it (`room::moderation`); on
+    /// Prosody it is the community module mod_muc_moderation's, so off.
+    pub message_moderation: bool,
     /// How a room's avatar hash is announced (`muc_avatar_advertise_hashes`).
     pub avatar_advertise: AvatarAdvertise,
     /// MucSub (`urn:xmpp:mucsub:0`, ejabberd's; beyond stock Prosody): rooms answer
@@ -226,6 +229,7 @@ impl HostConfig {
             room_vcards: server_version.0 >= 13,
             service_registration: false,
             vcards_in_rooms: false,
+            message_moderation: false,
             avatar_advertise: AvatarAdvertise::Both,
             tombstones: true,
             mucsub: false,

@@ -254,6 +254,11 @@ pub enum Event {
     /// A live room was put away to storage to make room for another (always reported:
     /// the host may keep things for live rooms).
     RoomEvicted { room: BareJid },
+    /// A moderator (XEP-0425), or its sender (XEP-0424), removed the message of the room's
+    /// stanza-id `stanza_id` (a number, as ejabberd's are): if the room archives, the host
+    /// removes it from the archive (ejabberd's mod_mam `remove_message_from_archive`).
+    /// Fired only where rooms take moderation ([`crate::HostConfig::message_moderation`]).
+    RemoveArchived { room: BareJid, stanza_id: i64 },
 }
 
 /// A step the core will not take before the host's modules have had their say.

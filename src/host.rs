@@ -713,7 +713,10 @@ impl MucHost {
             ("get" | "set", "vCard", crate::room::vcard::NS_VCARD) if ctx.config.vcards_in_rooms => {
                 room.handle_vcard(ctx, stanza, query, from)
             }
-            _ => ctx.error(stanza, StanzaError::service_unavailable(), None),
+            _ => match crate::room::moderation::request(query).filter(|_| ctx.config.message_moderation) {
+                Some((id, reason)) => room.handle_moderate(ctx, stanza, from, id, reason),
+                None => ctx.error(stanza, StanzaError::service_unavailable(), None),
+            },
         }
         OwnerOutcome::Kept
     }
@@ -791,6 +794,9 @@ mod module_occupants;
 pub use module_occupants::Publicise;
 #[cfg(test)]
 mod hook_tests;
+
+#[cfg(test)]
+mod moderation_tests;
 #[cfg(test)]
 mod mucsub_tests;
 mod service_notices;

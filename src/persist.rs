@@ -375,7 +375,7 @@ impl Room {
             (get(state, "_last_message"), get(state, "_last_message_at").and_then(Data::int))
         {
             if let Some(stanza) = element_from_data(msg, NS_CLIENT) {
-                self.history.push_back(HistoryEntry { stanza, timestamp: at, chars: None });
+                self.history.push_back(HistoryEntry { stanza, timestamp: at, chars: None, sender: None });
             }
         }
         let mut occupants: BTreeMap<String, Occupant> = BTreeMap::new();

@@ -86,6 +86,11 @@ pub struct Facts {
     /// host's rule lets change it; `None`: no such switch (an archive module that has its
     /// own form field, or none).
     pub archive_switch: Option<ArchiveSwitch>,
+    /// The room's own stanza-id (XEP-0359) for an occupant's groupchat message, when the
+    /// host's rooms stamp one and no module takes the broadcast over (ejabberd's
+    /// mod_muc_room stamps one with or without an archive: its clock in microseconds);
+    /// `None`: the room stamps none.
+    pub room_stanza_id: Option<i64>,
     /// Public rooms live elsewhere in the service (on a cluster's other nodes), as (JID,
     /// name), listed with the stored ones in the service's room list.
     pub public_rooms_elsewhere: Vec<(String, Option<String>)>,

@@ -703,6 +703,7 @@ carry_out(Deliveries0, Logs, Gone, Ctx) ->
                      ({Hook, _, _} = Event) when Hook == join_room; Hook == leave_room ->
                          mod_muc_rs_hooks:lifecycle(Event, Ctx);
                      ({room_created, _} = Event) -> mod_muc_rs_hooks:lifecycle(Event, Ctx);
+                     ({remove_archived, _, _, _} = Moderated) -> mod_muc_rs_hooks:remove_archived(Moderated, Ctx);
                      (Broadcast) -> mod_muc_rs_hooks:broadcast_message(Broadcast, Ctx, erlang:system_time(second))
                   end, Deliveries),
     %% A room no longer live here is no node's until a stanza brings it back.

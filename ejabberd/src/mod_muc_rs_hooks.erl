@@ -15,6 +15,10 @@
 %%% - remove_room: a room destroyed (by its owner, or a temporary room its last occupant
 %%%   left) or made temporary is forgotten as mod_muc forgets it (mod_mam clears its
 %%%   archive). A room put away to storage, or moved between mod_muc and mod_muc_rs, is not.
+%%% - remove_archived: a moderator (XEP-0425) or its sender (XEP-0424) removed a message
+%%%   of a room that archives: mod_mam removes it from the archive
+%%%   (remove_message_from_archive/3), as mod_muc_room's process_iq_moderate and
+%%%   check_message_for_retractions have it do.
 %%% - muc_process_iq: a MAM query to a room (archive_query/3) goes to its handlers (mod_mam
 %%%   answers it from its archive, or from the room's history when the room does not
 %%%   archive), as mod_muc_room hands it over.
@@ -29,7 +33,7 @@
 -module(mod_muc_rs_hooks).
 
 -export([listening/2, archive_switch/2, service_features/2, add_service_features/2,
-         broadcast_message/3, disco_info/2, room_destroyed/2, forget/2, forgotten/2,
+         broadcast_message/3, disco_info/2, room_destroyed/2, remove_archived/2, forget/2, forgotten/2,
          persistent_gone/2, is_archive_query/2, archive_query/3, filter_presence/3,
          check_create_room/4, lifecycle/2, invite/2, has_handlers/2]).
 
@@ -263,6 +267,16 @@ check_create_room(RoomJid, IsAdmin, Sender, ServerHost) ->
     case IsAdmin orelse ejabberd_hooks:run_fold(check_create_room, ServerHost, true, [ServerHost, Name, Host]) of
         true -> Sender#{listening := lists:delete(room_pre_create, maps:get(listening, Sender))};
         _ -> Sender#{may_create := false}
+    end.
+
+%% A moderated or retracted message: if the room archives, mod_mam removes it from the
+%% room's archive by its id, as mod_muc_room has it do.
+remove_archived({remove_archived, RoomJid, StanzaId, Archiving}, #{server_host := ServerHost} = Ctx) ->
+    case gen_mod:is_loaded(ServerHost, mod_mam) andalso mam(Archiving, Ctx) of
+        true ->
+            #jid{luser = Name, lserver = Host} = jid:decode(RoomJid),
+            mod_mam:remove_message_from_archive({Name, Host}, ServerHost, StanzaId);
+        false -> ok
     end.
 
 %% The rooms of Stores that mod_muc would forget as they are written (destroyed, or made

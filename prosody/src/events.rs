@@ -199,6 +199,11 @@ impl LuaHost {
             Event::RoomCreated { room } => nothing(("room_created", room.as_str()).into_lua_multi(lua)?),
             Event::RoomDestroyed { room } => nothing(("room_destroyed", room.as_str()).into_lua_multi(lua)?),
             Event::RoomEvicted { room } => nothing(("room_evicted", room.as_str()).into_lua_multi(lua)?),
+            // Moderation is off on Prosody (mod_muc_moderation's, with mod_muc_mam's archive):
+            // logged and skipped, should it ever come.
+            Event::RemoveArchived { .. } => {
+                Err(mlua::Error::RuntimeError("no archive to remove a moderated message from".into()))
+            }
         }
     }
 

@@ -217,9 +217,9 @@ impl MucHost {
 
     /// The room's own `muc-add-history` step: keeps `stanza` as its handlers left it.
     pub fn add_history(&mut self, jid: &BareJid, stanza: &Element, now: i64) -> bool {
-        let max = self.config.max_history_messages;
+        let (max, keep_sender) = (self.config.max_history_messages, self.config.message_moderation);
         let Some(room) = self.room_mut(jid) else { return false };
-        room.add_history(max, now, stanza);
+        room.add_history_with(max, now, stanza, keep_sender);
         true
     }
 

@@ -27,6 +27,11 @@ impl Room {
             Some(_) => {}
             None => {
                 let mut form = self.room_info(&mut q, ctx.config.occupant_id);
+                if ctx.config.message_moderation {
+                    for var in super::moderation::FEATURES {
+                        q.append_child(el("feature", NS_DISCO_INFO).with("var", var));
+                    }
+                }
                 self.vcard_info(ctx, &mut q, &mut form);
                 if ctx.listens(Hook::DiscoInfo) {
                     // Modules add features after the room's, and fields to its form.

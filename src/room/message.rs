@@ -10,6 +10,8 @@ use jid::{FullJid, Jid};
 use minidom::Element;
 
 const NS_HINTS: &str = "urn:xmpp:hints";
+const SID: &str = "stanza-id";
+pub const NS_SID: &str = "urn:xmpp:sid:0";
 
 impl Room {
     /// A groupchat message to the room.
@@ -82,7 +84,14 @@ impl Room {
         for node in kept {
             message.append_node(node);
         }
+        if ctx.config.message_moderation {
+            self.retract_own(ctx, &message, &bare_jid);
+        }
         self.stamp_occupant_id(ctx, &mut message, &bare_jid);
+        if let Some(id) = ctx.facts.room_stanza_id.filter(|_| !ctx.listens(Hook::BroadcastMessage)) {
+            // (last, as ejabberd appends it)
+            message.append_child(el(SID, NS_SID).with("by", self.jid.as_str()).with("id", id.to_string()));
+        }
         message.set("from", nick.as_str());
         message.unset("to");
         self.broadcast_message(ctx, message);
@@ -91,24 +100,42 @@ impl Room {
     /// Broadcasts a message from the room to everyone, keeping it in history if it is one
     /// worth keeping.
     pub fn broadcast_message(&mut self, ctx: &mut Ctx, message: Element) {
+        let historic = is_historic(&message);
+        self.broadcast_kept(ctx, message, historic);
+    }
+
+    /// Broadcasts a message from the room to everyone, keeping it in history if `historic`.
+    pub fn broadcast_kept(&mut self, ctx: &mut Ctx, message: Element, historic: bool) {
         if self.settings.mucsub.is_some() {
             self.send_to_subscribers(ctx, &message);
         }
         if ctx.listens(Hook::BroadcastMessage) {
             // The host's modules may change it, archive it, or deliver it themselves.
-            let historic = is_historic(&message);
             let to = self.recipients(Role::None);
             let room = self.jid.clone();
             return ctx.out.fire(Event::BroadcastMessage { room, stanza: message, to, historic });
         }
-        if is_historic(&message) {
-            self.add_history(ctx.config.max_history_messages, ctx.now(), &message);
+        if historic {
+            let keep_sender = ctx.config.message_moderation;
+            self.add_history_with(ctx.config.max_history_messages, ctx.now(), &message, keep_sender);
         }
         self.broadcast(ctx, message, Role::None);
     }
 
     /// Keeps a copy of `message` in the room's history, stamped with `now`.
     pub fn add_history(&mut self, max_history_messages: Option<u32>, now: i64, message: &Element) {
+        self.add_history_with(max_history_messages, now, message, false);
+    }
+
+    /// [`Room::add_history`], keeping who sent it (the occupant of its nick: it has just
+    /// been broadcast) if `keep_sender`.
+    pub fn add_history_with(
+        &mut self,
+        max_history_messages: Option<u32>,
+        now: i64,
+        message: &Element,
+        keep_sender: bool,
+    ) {
         let length = self.settings.history_length(max_history_messages) as usize;
         if length == 0 {
             self.history.clear();
@@ -117,7 +144,12 @@ impl Room {
         let mut stanza = message.clone();
         stanza
             .append_child(el("delay", NS_DELAY).with("from", self.jid.as_str()).with("stamp", datetime(now)));
-        self.history.push_back(HistoryEntry { stanza, timestamp: now, chars: None });
+        let sender = keep_sender
+            .then(|| message.attr("from").and_then(|f| f.parse::<FullJid>().ok()))
+            .flatten()
+            .and_then(|nick| self.occupant_by_nick(nick.resource().as_str()))
+            .map(|o| Box::new(o.bare_jid.clone()));
+        self.history.push_back(HistoryEntry { stanza, timestamp: now, chars: None, sender });
         while self.history.len() > length {
             self.history.pop_front();
         }
@@ -207,10 +239,12 @@ impl Room {
 
     /// The history as a module left it (stock's `room._history`, edited in place): its
     /// entries, each a stanza and when it was kept; as on stock, the next message trims it.
+    /// (Only Prosody's modules edit it, where occupants' retractions are a module's, so no
+    /// sender is kept.)
     pub fn replace_history(&mut self, entries: Vec<(Element, i64)>) {
         self.history = entries
             .into_iter()
-            .map(|(stanza, timestamp)| HistoryEntry { stanza, timestamp, chars: None })
+            .map(|(stanza, timestamp)| HistoryEntry { stanza, timestamp, chars: None, sender: None })
             .collect();
     }
 

@@ -12,6 +12,7 @@ pub mod hats;
 pub mod invite;
 pub mod iq;
 pub mod message;
+pub mod moderation;
 pub mod mucsub;
 pub mod occupant_presence;
 pub mod occupants;
@@ -191,6 +192,9 @@ pub struct HistoryEntry {
     pub timestamp: i64,
     /// Serialized length, computed on demand for `maxchars`.
     pub chars: Option<usize>,
+    /// Who sent it, where occupants may retract their messages from the history (ejabberd:
+    /// stock finds one by its sender and origin-id); else `None`.
+    pub sender: Option<Box<BareJid>>,
 }
 
 /// Rooms from this many occupants mark the presences of occupant lists as repeatable.

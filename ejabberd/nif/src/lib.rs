@@ -171,6 +171,8 @@ fn host_config<'a>(
     config.vcards_in_rooms = true;
     // mod_muc_rs takes nickname registrations with the service (mod_muc_rs_service_nicks).
     config.service_registration = true;
+    // Moderation (XEP-0425) as mod_muc_room has it, the archive being mod_mam's.
+    config.message_moderation = true;
     // MucSub is mod_muc's (rooms still refuse it unless allow_subscription is set).
     config.mucsub = true;
     Ok(Ok(config))
@@ -264,6 +266,11 @@ fn handle_stanza<'a>(
         facts.supply_answer(muc_rs::Hook::Invite, muc_rs::hooks::Answer::Allowed { nick: None, role: None });
     }
     facts.archive_switch = modules::archive_switch(sender.archive_switch);
+    // mod_muc_room stamps its own stanza-id on every occupant's message; where
+    // muc_filter_message has handlers, mod_muc_rs_hooks stamps it (mod_mam's id).
+    if !facts.listening.contains(muc_rs::hooks::Hook::BroadcastMessage) && is_groupchat(&stanza) {
+        facts.room_stanza_id = Some(now_micros());
+    }
     let records = rooms
         .into_iter()
         .filter_map(|(jid, record)| Some((jid.parse::<BareJid>().ok()?, read_record(record))));
@@ -418,6 +425,15 @@ pub(crate) fn answered_facts(admins: Vec<(String, bool)>, records: Vec<(String, 
         }
     }
     facts
+}
+
+/// Microseconds since the Unix epoch (mod_muc_room's stanza-ids).
+fn now_micros() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+}
+
+fn is_groupchat(stanza: &minidom::Element) -> bool {
+    stanza.name() == "message" && stanza.attr("type") == Some("groupchat")
 }
 
 /// Seconds since the Unix epoch.

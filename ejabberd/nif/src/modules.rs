@@ -12,7 +12,7 @@ use rustler::{Encoder, Env, NifResult, ResourceArc, Term};
 
 mod atoms {
     rustler::atoms! {
-        broadcast_message, disco_info, room_destroyed, load, undefined, none, affiliations, users, history, archiving, anonymous,
+        broadcast_message, disco_info, room_destroyed, remove_archived, load, undefined, none, affiliations, users, history, archiving, anonymous,
         members_only, occupant_lifecycle, room_lifecycle, room_pre_create, invite, join_room, leave_room, room_created
     }
 }
@@ -59,7 +59,9 @@ pub fn archiving_of_events(host: &MucHost, outcome: &Outcome) -> Vec<Option<bool
         .events
         .iter()
         .map(|(_, event)| match event {
-            Event::BroadcastMessage { room, .. } | Event::DiscoInfo { room, .. } => archiving(host, room),
+            Event::BroadcastMessage { room, .. }
+            | Event::DiscoInfo { room, .. }
+            | Event::RemoveArchived { room, .. } => archiving(host, room),
             _ => None,
         })
         .collect()
@@ -70,8 +72,9 @@ pub fn archiving_of_events(host: &MucHost, outcome: &Outcome) -> Vec<Option<bool
 /// its form; Archiving `undefined` for the default), `{room_destroyed, RoomJid}` (always
 /// reported: ejabberd's `remove_room` may have handlers), `{join_room, RoomJid, Jid}` (a
 /// session joined), `{leave_room, RoomJid, Jid}` (an occupant left; its primary session),
-/// `{room_created, RoomJid}`, `{invite, RoomJid, Xmlel, To}`; `None` for the events no
-/// ejabberd hook listens to.
+/// `{room_created, RoomJid}`, `{invite, RoomJid, Xmlel, To}`, `{remove_archived, RoomJid,
+/// StanzaId, Archiving}` (a moderated or retracted message, for mod_mam); `None` for the
+/// events no ejabberd hook listens to.
 pub fn event_term<'a>(env: Env<'a>, event: &Event, archiving: Option<bool>) -> Option<Term<'a>> {
     match event {
         Event::BroadcastMessage { room, stanza, to, historic } => {
@@ -121,6 +124,10 @@ pub fn event_term<'a>(env: Env<'a>, event: &Event, archiving: Option<bool>) -> O
                 xmlel::recipient(env, to),
             );
             Some(term.encode(env))
+        }
+        Event::RemoveArchived { room, stanza_id } => {
+            let archiving = archiving.map_or(atoms::undefined().encode(env), |b| b.encode(env));
+            Some((atoms::remove_archived(), binary(env, room.as_str()), *stanza_id, archiving).encode(env))
         }
         _ => None,
     }
