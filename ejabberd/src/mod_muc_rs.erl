@@ -202,7 +202,6 @@ not_yet(Name) when Name == min_message_interval; Name == min_presence_interval;
     "there are no rate limits yet".
 
 %% Why a default_room_options key the core does not honour has no effect yet.
-room_not_yet(allow_subscription) -> "rooms have no MucSub";
 room_not_yet(captcha_protected) -> "rooms have no CAPTCHA";
 room_not_yet(logging) -> "rooms have no logs (mod_muc_log)";
 room_not_yet(pubsub) -> "rooms have no pubsub node";

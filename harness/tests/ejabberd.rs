@@ -1088,7 +1088,10 @@ fn mod_mucs_room_options_map_to_the_cores_record_and_back_unchanged() {
                      <<"presence_broadcast">> => #{<<"moderator">> => true},
                      <<"subject">> => <<"Subj">>, <<"subject_from">> => <<"r@conference.localhost/Romeo">>,
                      <<"vcard">> => <<"<vCard xmlns='vcard-temp'/>">>,
-                     <<"archiving">> => true},
+                     <<"archiving">> => true, <<"allow_subscription">> => true,
+                     <<"mucsub_subscribers">> =>
+                         #{1 => #{<<"jid">> => <<"m@localhost">>, <<"nick">> => <<"M">>,
+                                  <<"nodes">> => #{1 => <<"urn:xmpp:mucsub:nodes:messages">>}}}},
         Expected = D,
         #{<<"romeo@localhost">> := <<"owner">>, <<"mallory@localhost">> := <<"outcast">>} = C,
         #{<<"mallory@localhost">> := #{<<"reason">> := <<"Spam">>},
