@@ -264,3 +264,32 @@ fn subscriptions_stay_with_a_persistent_room_across_a_restart() {
     let out = send(&mut h, &mut store, &groupchat("gone"));
     assert!(to(&out, JULIET_BARE).is_empty());
 }
+
+#[test]
+fn a_moderator_subscribes_and_unsubscribes_someone_else() {
+    let mut store = MemoryHost::at(1_000_000);
+    let mut h = host(true);
+    room_of_romeo(&mut h, &mut store, ALLOW);
+    let for_nurse = |from: &str, what: &str| {
+        let nick = if what == "subscribe" { " nick='Nurse'" } else { "" };
+        format!(
+            "<iq from='{from}' to='{ROOM}' type='set' id='x'><{what} xmlns='{NS_MUCSUB}' jid='nurse@localhost'{nick}>\
+             <event node='urn:xmpp:mucsub:nodes:messages'/></{what}></iq>"
+        )
+    };
+    let out = send(&mut h, &mut store, &for_nurse(JULIET, "subscribe"));
+    let answer = reply_to(&out, JULIET);
+    assert_eq!(error_condition(answer), Some("forbidden"));
+    assert_eq!(error_text(answer).as_deref(), Some("Moderator privileges required"));
+
+    let out = send(&mut h, &mut store, &for_nurse(ROMEO, "subscribe"));
+    assert_eq!(reply_to(&out, ROMEO).attr("type"), Some("result"));
+    let out = send(&mut h, &mut store, &groupchat("for the nurse"));
+    assert_eq!(to(&out, "nurse@localhost").len(), 1, "subscribed by the owner");
+    assert!(to(&out, "romeo@localhost").is_empty(), "not the owner");
+
+    let out = send(&mut h, &mut store, &for_nurse(ROMEO, "unsubscribe"));
+    assert_eq!(reply_to(&out, ROMEO).attr("type"), Some("result"));
+    let out = send(&mut h, &mut store, &groupchat("no more"));
+    assert!(to(&out, "nurse@localhost").is_empty());
+}

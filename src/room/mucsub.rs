@@ -88,11 +88,20 @@ impl Room {
 
     /// `<subscribe/>`, `<unsubscribe/>` and `<subscriptions/>` to the room.
     pub fn handle_mucsub(&mut self, ctx: &mut Ctx, stanza: &Element, query: &Element, from: &FullJid) {
-        let result = match (stanza.attr("type"), query.name()) {
-            (Some("set"), "subscribe") => self.subscribe(ctx, query, from),
-            (Some("set"), "unsubscribe") => Ok(self.unsubscribe(ctx, &from.to_bare())),
-            (Some("get"), "subscriptions") => self.subscriptions(ctx, from),
-            (Some("get"), _) => {
+        // A moderator may (un)subscribe someone else, named by `jid`.
+        let user = match query.attr("jid").filter(|_| stanza.attr("type") == Some("set")) {
+            None => Ok(from.to_bare()),
+            Some(_) if !self.is_mucsub_moderator(ctx, from) => {
+                Err(StanzaError::forbidden().with_text("Moderator privileges required"))
+            }
+            Some(jid) => jid.parse::<Jid>().map(|j| j.to_bare()).map_err(|_| StanzaError::jid_malformed()),
+        };
+        let result = match (stanza.attr("type"), query.name(), user) {
+            (_, _, Err(e)) => Err(e),
+            (Some("set"), "subscribe", Ok(user)) => self.subscribe(ctx, query, user),
+            (Some("set"), "unsubscribe", Ok(user)) => Ok(self.unsubscribe(ctx, &user)),
+            (Some("get"), "subscriptions", _) => self.subscriptions(ctx, from),
+            (Some("get"), _, _) => {
                 Err(StanzaError::bad_request().with_text("Value 'get' of 'type' attribute is not allowed"))
             }
             _ => Err(StanzaError::service_unavailable()),
@@ -114,12 +123,11 @@ impl Room {
         &mut self,
         ctx: &mut Ctx,
         query: &Element,
-        from: &FullJid,
+        user: BareJid,
     ) -> Result<Option<Element>, StanzaError> {
         if !self.allows_subscription() {
             return Err(StanzaError::not_allowed().with_text("Subscriptions are not allowed"));
         }
-        let user = from.to_bare();
         let nick = query.attr("nick").unwrap_or("").to_owned();
         let nodes = requested_nodes(query);
         let current = self.settings.mucsub.as_ref().and_then(|m| m.subscriber(&user)).map(|s| s.nick.clone());
@@ -175,6 +183,12 @@ impl Room {
         Ok(Some(events(el("subscribe", NS_MUCSUB).with("nick", nick), &nodes)))
     }
 
+    /// Stock's moderator for MucSub: a moderator's session, or an owner or admin.
+    fn is_mucsub_moderator(&self, ctx: &Ctx, from: &FullJid) -> bool {
+        self.occupant_by_real_jid(from).is_some_and(|o| o.role == Some(Role::Moderator))
+            || matches!(self.affiliation(ctx, &from.to_bare()), Affiliation::Owner | Affiliation::Admin)
+    }
+
     /// Whether `nick` is someone else's: another user's occupant or subscription.
     fn nick_taken(&self, user: &BareJid, nick: &str) -> bool {
         self.occupant_by_nick(nick).is_some_and(|o| &o.bare_jid != user)
@@ -201,8 +215,7 @@ impl Room {
     /// moderators or in a non-anonymous room.
     fn subscriptions(&self, ctx: &Ctx, from: &FullJid) -> Result<Option<Element>, StanzaError> {
         let user = from.to_bare();
-        let is_moderator = self.occupant_by_real_jid(from).is_some_and(|o| o.role == Some(Role::Moderator))
-            || matches!(self.affiliation(ctx, &user), Affiliation::Owner | Affiliation::Admin);
+        let is_moderator = self.is_mucsub_moderator(ctx, from);
         let mucsub = self.settings.mucsub.as_deref();
         let is_subscriber = mucsub.is_some_and(|m| m.subscriber(&user).is_some());
         if !is_moderator && !is_subscriber {
