@@ -178,6 +178,8 @@ const CONFIG_EVENTS: &[&str] = &[
     "muc-config-submitted/muc#roomconfig_presencebroadcast",
     "muc-config-submitted/muc#roomconfig_allowpm",
     "muc-config-submitted/{xmpp:prosody.im}muc#allow_modpm",
+    // MucSub's switch, where the host offers it: one of the room's own fields too.
+    "muc-config-submitted/muc#roomconfig_allow_subscription",
 ];
 
 /// A step the core left to the host, with what the host needs to carry it out.
